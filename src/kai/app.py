@@ -1,0 +1,117 @@
+"""The FastAPI application: middleware, error handlers and one router per domain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from kai import __version__
+from kai.config import Settings
+from kai.jobs.endpoints import router as jobs_router
+from kai.kit.errors import Problem, install_error_handlers, problem_responses
+from kai.kit.middleware import RequestContextMiddleware
+from kai.ops.endpoints import router as ops_router
+from kai.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = (
+    "KAI recognises materials from photographs and matches them to an organization's catalog. "
+    "Errors are RFC 9457 problem details (`application/problem+json`); every response carries "
+    "an `X-Request-ID` header (sent by the client or generated)."
+)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    database_url: str | None = None,
+    run_worker: bool = False,
+) -> FastAPI:
+    """Build the app around `runtime`, or around a runtime of its own made from `database_url`."""
+    if runtime is None and database_url is None:
+        raise ValueError("create_app needs a runtime or a database URL")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        active = runtime or Runtime.create(settings, database_url or "")
+        app.state.runtime = active
+        worker = _start_worker(active) if run_worker else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            if owned:
+                await active.close()
+
+    app = FastAPI(
+        title="KAI",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+    )
+
+    # Any API route may meet a too-large body or a request that fails validation.
+    api = APIRouter(prefix=API_PREFIX, responses=problem_responses(413, 422))
+    api.include_router(jobs_router)
+    app.include_router(api)
+    app.include_router(ops_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _start_worker(runtime: Runtime) -> asyncio.Task[None]:
+    from kai.jobs.worker import run_worker
+
+    async def run() -> None:
+        try:
+            await run_worker(
+                runtime,
+                runtime.database_url,
+                concurrency=runtime.settings.jobs.concurrency,
+                name="in-process",
+                install_signal_handlers=False,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker.crashed")
+
+    return asyncio.create_task(run(), name="kai-worker")
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema()
+        app.openapi_schema = schema
+    return app.openapi_schema

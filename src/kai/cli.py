@@ -1,0 +1,216 @@
+"""The `kai` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kai.config import Settings, get_settings
+
+app = typer.Typer(
+    help="KAI: material recognition for organizations' catalogs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+embedded_app = typer.Typer(
+    help="Run the bundled PostgreSQL on its own (for CI and local server-profile trials).",
+    no_args_is_help=True,
+)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+db_app.add_typer(embedded_app, name="embedded")
+app.add_typer(config_app, name="config")
+app.add_typer(admin_app, name="admin")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    from kai.kit.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@contextlib.contextmanager
+def _database(settings: Settings, *, migrate: bool) -> Iterator[str]:
+    """The database URL for this command; the embedded server is held while it runs."""
+    from kai.migrations import runner
+    from kai.runtime import attach_database
+
+    url, embedded = attach_database(settings)
+    try:
+        if migrate:
+            runner.upgrade(url)
+        yield url
+    finally:
+        if embedded is not None:
+            embedded.release()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [default: KAI_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [default: KAI_PORT].")] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not run background jobs in this process.")
+    ] = False,
+) -> None:
+    """Run the API server (with an in-process worker unless --no-worker)."""
+    import uvicorn
+
+    from kai.app import create_app
+
+    settings = _settings()
+    # The embedded database is migrated on start; a configured one by `kai db upgrade`.
+    with _database(settings, migrate=settings.embedded_database) as url:
+        application = create_app(settings, database_url=url, run_worker=not no_worker)
+        config = uvicorn.Config(
+            application,
+            host=host or settings.host,
+            port=port if port is not None else settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            server_header=False,
+        )
+        uvicorn.Server(config).run()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs at a time [default: KAI_JOBS__CONCURRENCY].")
+    ] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Only take jobs from this queue (repeatable).")
+    ] = None,
+) -> None:
+    """Run background jobs until interrupted; scale out by running more of these."""
+    from kai.jobs.worker import run_worker
+    from kai.runtime import Runtime
+
+    settings = _settings()
+
+    async def main(url: str) -> None:
+        runtime = Runtime.create(settings, url)
+        try:
+            await run_worker(
+                runtime,
+                url,
+                concurrency=concurrency or settings.jobs.concurrency,
+                queues=queue or None,
+                name=f"worker-{os.getpid()}",
+            )
+        finally:
+            await runtime.close()
+
+    with _database(settings, migrate=settings.embedded_database) as url:
+        asyncio.run(main(url))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION."""
+    from kai.migrations import runner
+
+    with _database(_settings(), migrate=False) as url:
+        runner.upgrade(url, revision)
+        typer.echo(f"database at {', '.join(runner.status(url).current) or 'base'}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base.")]) -> None:
+    """Revert migrations down to REVISION."""
+    from kai.migrations import runner
+
+    with _database(_settings(), migrate=False) as url:
+        runner.downgrade(url, revision)
+        typer.echo(f"database at {', '.join(runner.status(url).current) or 'base'}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the applied and the latest migration."""
+    from kai.migrations import runner
+
+    with _database(_settings(), migrate=False) as url:
+        state = runner.status(url)
+    typer.echo(f"current: {', '.join(state.current) or 'base'}")
+    typer.echo(f"head:    {state.head}")
+    typer.echo("up to date" if state.up_to_date else "pending migrations: run `kai db upgrade`")
+    if not state.up_to_date:
+        raise typer.Exit(1)
+
+
+@embedded_app.command("start")
+def embedded_start(
+    directory: Annotated[Path, typer.Argument(help="Folder for the cluster.")],
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 54329,
+) -> None:
+    """Start a cluster of the bundled PostgreSQL listening on 127.0.0.1; print its URL."""
+    from kai.kit.pgembed import EmbeddedPostgres
+
+    server = EmbeddedPostgres(directory, tcp_host="127.0.0.1", tcp_port=port)
+    url = server.acquire()
+    # Held by no process: it runs until `kai db embedded stop`.
+    (server.holders_dir / str(os.getpid())).unlink()
+    typer.echo(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+@embedded_app.command("stop")
+def embedded_stop(directory: Annotated[Path, typer.Argument(help="Folder of the cluster.")]) -> None:
+    """Stop a cluster started with `kai db embedded start`."""
+    from kai.kit.pgembed import EmbeddedPostgres
+
+    EmbeddedPostgres(directory).stop()
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    typer.echo(json.dumps(get_settings().masked(), indent=2))
+
+
+@admin_app.command("check")
+def admin_check() -> None:
+    """Check that the database, storage and job queue answer; exit 1 if one does not."""
+    from kai.migrations import runner
+    from kai.runtime import Runtime
+
+    settings = _settings()
+
+    async def check(url: str) -> list[str]:
+        from kai.ops.endpoints import CHECKS, run_check
+
+        runtime = Runtime.create(settings, url)
+        try:
+            results = [await run_check(probe, runtime) for probe in CHECKS.values()]
+        finally:
+            await runtime.close()
+        return [f"{name}: {result}" for name, result in zip(CHECKS, results, strict=True)]
+
+    with _database(settings, migrate=False) as url:
+        lines = asyncio.run(check(url))
+        try:
+            migrations = "up to date" if runner.status(url).up_to_date else "pending"
+        except Exception as exc:
+            migrations = f"unknown ({type(exc).__name__})"
+        lines.append(f"migrations: {migrations}")
+    typer.echo("\n".join(lines))
+    if any(not line.endswith(("ok", "up to date")) for line in lines):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

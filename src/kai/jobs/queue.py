@@ -1,0 +1,216 @@
+"""Background jobs on procrastinate, tracked in the `jobs` table.
+
+A job is enqueued inside the caller's transaction (the `jobs` row and procrastinate's queue
+row commit or roll back together). A worker runs each attempt in its own transaction: the
+task's writes and the job's `succeeded` mark commit together, so a worker killed mid-job
+leaves nothing half-done and the retried attempt starts from a clean state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from procrastinate import App, JobContext, PsycopgConnector, RetryDecision
+from procrastinate.exceptions import JobAborted
+from procrastinate.retry import BaseRetryStrategy
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kai.config import JobSettings
+from kai.jobs.models import Job, JobStatus
+from kai.jobs.repository import JobRepository
+from kai.kit.metrics import JOB_DURATION, JOBS
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_ATTEMPTS = 5
+
+# Tasks register on this app at import time; workers run a copy bound to a real connector
+# (`job_app.with_connector(...)`). Deferring never uses this connector's pool: it always
+# passes the caller's own database connection.
+job_app = App(connector=PsycopgConnector())
+
+
+class JobRuntime(Protocol):
+    """What a running job may use; the worker passes it in procrastinate's context."""
+
+    @property
+    def session_factory(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def job_settings(self) -> JobSettings: ...
+
+
+class PermanentJobError(Exception):
+    """Raised by a task when retrying cannot help (bad input, missing object)."""
+
+
+class _RetryLater(Exception):
+    def __init__(self, delay_seconds: float, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.delay_seconds = delay_seconds
+
+
+class _TrackedRetry(BaseRetryStrategy):  # type: ignore[misc]
+    """Retries exactly when the tracking wrapper asked for it, after the delay it chose."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+        if isinstance(exception, _RetryLater):
+            return RetryDecision(
+                retry_at=datetime.now(UTC) + timedelta(seconds=exception.delay_seconds)
+            )
+        return None
+
+
+def backoff_seconds(attempt: int, settings: JobSettings) -> float:
+    """Delay before the attempt after `attempt` (1-based): base * 2**(attempt-1), capped."""
+    return float(min(settings.retry_base_seconds * 2 ** (attempt - 1), settings.retry_max_seconds))
+
+
+@dataclass
+class JobRun:
+    """One attempt of a job, as the task function sees it."""
+
+    job_id: uuid.UUID
+    kind: str
+    attempt: int
+    params: dict[str, Any]
+    # Writes made here commit together with the job's success, or not at all.
+    session: AsyncSession
+    _session_factory: async_sessionmaker[AsyncSession] = field(repr=False)
+    _context: JobContext = field(repr=False)
+
+    async def report_progress(self, done: int, total: int | None = None) -> None:
+        """Publish progress at once, outside the attempt's transaction."""
+        async with self._session_factory.begin() as progress_session:
+            await JobRepository(progress_session).set_progress(self.job_id, done, total)
+
+    def should_abort(self) -> bool:
+        """True once the job was cancelled; long tasks check it between units of work."""
+        return bool(self._context.should_abort())
+
+
+JobFunction = Callable[[JobRun], Awaitable[dict[str, Any] | None]]
+
+
+class TrackedTask:
+    """A task whose every job is visible in the `jobs` table. Create with `job_task`."""
+
+    def __init__(self, kind: str, function: JobFunction, queue: str, max_attempts: int) -> None:
+        self.kind = kind
+        self.function = function
+        self.queue = queue
+        self.max_attempts = max_attempts
+        self.procrastinate_task = job_app.task(
+            name=kind, queue=queue, pass_context=True, retry=_TrackedRetry()
+        )(self._run)
+
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        *,
+        params: dict[str, Any] | None = None,
+        organization_id: uuid.UUID | None = None,
+        max_attempts: int | None = None,
+    ) -> Job:
+        """Record a job and queue it in `session`'s transaction; it runs once that commits."""
+        job = await JobRepository(session).add(
+            Job(
+                kind=self.kind,
+                organization_id=organization_id,
+                params=params or {},
+                max_attempts=max_attempts or self.max_attempts,
+                status=JobStatus.QUEUED,
+            )
+        )
+        connection = await (await session.connection()).get_raw_connection()
+        queue_job_id = await self.procrastinate_task.configure(
+            connection=connection.driver_connection
+        ).defer_async(job_id=str(job.id))
+        job.queue_job_id = queue_job_id
+        await session.flush()
+        return job
+
+    async def _run(self, context: JobContext, job_id: str) -> dict[str, Any] | None:
+        runtime: JobRuntime = context.additional_context["runtime"]
+        factory = runtime.session_factory
+        tracked_id = uuid.UUID(job_id)
+        bound = log.bind(job_id=job_id, kind=self.kind)
+
+        async with factory.begin() as session:
+            job = await JobRepository(session).start_attempt(tracked_id)
+            if job is None:
+                bound.info("job.skipped", reason="already finished or cancelled")
+                await _finish_cancelling(factory, tracked_id)
+                return None
+            attempt, max_attempts, params = job.attempts, job.max_attempts, dict(job.params)
+
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            async with factory() as session:
+                run = JobRun(tracked_id, self.kind, attempt, params, session, factory, context)
+                result = await self.function(run)
+                await JobRepository(session).set_status(
+                    tracked_id, JobStatus.SUCCEEDED, result=result, error=None
+                )
+                await session.commit()
+            outcome = "succeeded"
+            bound.info("job.succeeded", attempt=attempt)
+            return result
+        except (JobAborted, asyncio.CancelledError):
+            outcome = "cancelled"
+            await asyncio.shield(_record(factory, tracked_id, JobStatus.CANCELLED, None))
+            bound.info("job.cancelled", attempt=attempt)
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            final = attempt >= max_attempts or isinstance(exc, PermanentJobError)
+            if final:
+                await _record(factory, tracked_id, JobStatus.FAILED, error)
+                bound.error("job.failed", attempt=attempt, error=error)
+                raise
+            outcome = "retried"
+            delay = backoff_seconds(attempt, runtime.job_settings)
+            await _record(factory, tracked_id, JobStatus.RETRYING, error)
+            bound.warning("job.retrying", attempt=attempt, error=error, retry_in_seconds=delay)
+            raise _RetryLater(delay, exc) from exc
+        finally:
+            JOBS.labels(self.kind, outcome).inc()
+            JOB_DURATION.labels(self.kind).observe(time.perf_counter() - started)
+
+
+async def _record(
+    factory: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    status: JobStatus,
+    error: str | None,
+) -> None:
+    async with factory.begin() as session:
+        await JobRepository(session).set_status(job_id, status, error=error)
+
+
+async def _finish_cancelling(factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+    async with factory.begin() as session:
+        repository = JobRepository(session)
+        job = await repository.get(job_id, for_update=True)
+        if job is not None and job.status == JobStatus.CANCELLING:
+            await repository.set_status(job_id, JobStatus.CANCELLED)
+
+
+def job_task(
+    kind: str, *, queue: str = DEFAULT_QUEUE, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> Callable[[JobFunction], TrackedTask]:
+    """Register `function` as the task run for jobs of `kind` (a dotted name)."""
+
+    def register(function: JobFunction) -> TrackedTask:
+        return TrackedTask(kind, function, queue, max_attempts)
+
+    return register

@@ -1,0 +1,90 @@
+"""Running a worker: procrastinate's, plus recovery of jobs whose worker died."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+from collections.abc import Iterable
+
+import structlog
+from procrastinate import App, PsycopgConnector
+
+from kai.jobs.queue import JobRuntime, job_app
+from kai.kit.db import libpq_url
+
+log = structlog.get_logger(__name__)
+
+# Modules whose tasks every worker must know. Domains add theirs here.
+TASK_MODULES = ("kai.jobs.tasks",)
+
+
+def load_task_modules(extra: Iterable[str] = ()) -> None:
+    for module in (*TASK_MODULES, *extra):
+        importlib.import_module(module)
+
+
+def worker_app(database_url: str, *, pool_size: int) -> App:
+    connector = PsycopgConnector(
+        conninfo=libpq_url(database_url),
+        min_size=1,
+        max_size=pool_size,
+        kwargs={"application_name": "kai-worker"},
+    )
+    return job_app.with_connector(connector)
+
+
+async def recover_stalled_jobs(app: App, *, silent_for_seconds: float) -> int:
+    """Hand running jobs whose worker stopped sending heartbeats back to the queue."""
+    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=silent_for_seconds)
+    for job in stalled:
+        await app.job_manager.retry_job(job)
+        log.warning("job.recovered", queue_job_id=job.id, task=job.task_name)
+    return len(list(stalled))
+
+
+async def _recover_forever(app: App, *, silent_for_seconds: float, every_seconds: float) -> None:
+    while True:
+        try:
+            await recover_stalled_jobs(app, silent_for_seconds=silent_for_seconds)
+        except Exception:
+            log.exception("job.recovery_failed")
+        await asyncio.sleep(every_seconds)
+
+
+async def run_worker(
+    runtime: JobRuntime,
+    database_url: str,
+    *,
+    concurrency: int,
+    queues: list[str] | None = None,
+    name: str | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run jobs until cancelled or signalled; in-flight jobs finish or are handed back."""
+    settings = runtime.job_settings
+    load_task_modules(settings.import_paths)
+    app = worker_app(database_url, pool_size=concurrency + 2)
+    async with app.open_async():
+        recovery = asyncio.create_task(
+            _recover_forever(
+                app,
+                silent_for_seconds=settings.stalled_after_seconds,
+                every_seconds=settings.stalled_check_seconds,
+            )
+        )
+        try:
+            await app.run_worker_async(
+                queues=queues,
+                name=name,
+                concurrency=concurrency,
+                additional_context={"runtime": runtime},
+                install_signal_handlers=install_signal_handlers,
+                update_heartbeat_interval=settings.heartbeat_seconds,
+                stalled_worker_timeout=settings.stalled_after_seconds,
+                abort_job_polling_interval=1.0,
+            )
+        finally:
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery

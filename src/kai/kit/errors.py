@@ -1,0 +1,187 @@
+"""One error hierarchy, rendered as RFC 9457 problem details (`application/problem+json`)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from kai.kit.json import dumps
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://kai.dev/problems/"
+
+log = structlog.get_logger(__name__)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(description="A URI naming the class of error; stable across releases.")
+    title: str = Field(description="A short summary of the class of error.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(default=None, description="What went wrong in this occurrence.")
+    instance: str | None = Field(default=None, description="The request path.")
+    request_id: str | None = Field(default=None, description="Quote this when reporting it.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Field-level problems, for validation errors."
+    )
+
+
+class KaiError(Exception):
+    """Base of every error a client may see. Subclasses set status, type and title."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(KaiError):
+    status, type, title = 400, "bad-request", "Bad request"
+
+
+class MalformedJSON(KaiError):
+    status, type, title = 400, "malformed-json", "The request body is not valid JSON"
+
+
+class NotFound(KaiError):
+    status, type, title = 404, "not-found", "Not found"
+
+
+class Conflict(KaiError):
+    status, type, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(KaiError):
+    status, type, title = 413, "payload-too-large", "The request body is too large"
+
+
+class ServiceUnavailable(KaiError):
+    status, type, title = 503, "service-unavailable", "A part the platform needs is unavailable"
+
+
+_HTTP_TYPES = {
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"type": TYPE_BASE + type_, "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id:
+            body["request_id"] = request_id
+    if errors is not None:
+        body["errors"] = errors
+    return Response(
+        dumps(body), status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+
+
+async def _kai_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KaiError)
+    if exc.status >= 500:
+        log.error("request.failed", error_type=exc.type, detail=exc.detail)
+    return problem_response(
+        request,
+        status=exc.status,
+        type_=exc.type,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return problem_response(
+            request,
+            status=400,
+            type_=MalformedJSON.type,
+            title=MalformedJSON.title,
+            detail="; ".join(str(error["msg"]) for error in errors),
+        )
+    return problem_response(
+        request,
+        status=422,
+        type_="validation-error",
+        title="The request is not valid",
+        detail="See `errors` for each field that failed validation.",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    return problem_response(
+        request,
+        status=status,
+        type_=_HTTP_TYPES.get(status, f"http-{status}"),
+        title=phrase,
+        detail=detail,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("request.unhandled_error", exc_info=exc)
+    return problem_response(
+        request, status=500, type_=KaiError.type, title=KaiError.title, detail=None
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KaiError, _kai_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries declaring problem+json answers for `statuses`."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

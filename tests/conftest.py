@@ -1,0 +1,189 @@
+"""Shared fixtures: a real PostgreSQL database per test worker, built once by the migrations.
+
+Without `KAI_TEST_DATABASE_URL` the tests start the bundled PostgreSQL (one cluster shared by
+all test workers). With it, they use that server instead: `.ci/run` points it at a second
+cluster reached over TCP, so the server profile is exercised too. Each test worker gets its
+own database named after the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from kai.app import create_app
+from kai.config import Settings
+from kai.kit.db import create_engine, libpq_url
+from kai.kit.pgembed import EmbeddedPostgres
+from kai.kit.storage import LocalStorage
+from kai.migrations import runner
+from kai.runtime import Runtime
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Tables emptied after tests that commit (the ones a worker in another connection must see).
+COMMITTED_TABLES = ("jobs", "procrastinate_jobs", "procrastinate_periodic_defers")
+
+
+def _test_cluster() -> EmbeddedPostgres:
+    digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:10]
+    return EmbeddedPostgres(
+        Path(tempfile.gettempdir()) / f"kai-test-postgres-{digest}",
+        # Durability buys nothing in throwaway test databases.
+        server_options={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+    )
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """URL of a PostgreSQL server with pgvector on which the tests may create databases."""
+    configured = os.environ.get("KAI_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    cluster = _test_cluster()
+    url = cluster.acquire()
+    try:
+        yield url
+    finally:
+        cluster.release()
+
+
+def _with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def fresh_database(server: str, name: str) -> Iterator[str]:
+    """An empty database `name` on `server`, dropped afterwards."""
+    admin = libpq_url(_with_database(server, "postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(server, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def worker_name(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str, worker_name: str) -> Iterator[str]:
+    """This test worker's database, migrated to head."""
+    with fresh_database(server_url, f"kai_test_{worker_name}") as url:
+        runner.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, settings.database)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kai-data")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        data_dir=data_dir,
+        database_url=database_url,
+        access_log=False,
+        jobs={
+            "heartbeat_seconds": 0.5,
+            "stalled_after_seconds": 2,
+            "stalled_check_seconds": 0.5,
+            "retry_base_seconds": 0.2,
+            "retry_max_seconds": 1,
+        },
+    )
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session whose commits become savepoints of the test's outer transaction."""
+    async with AsyncSession(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as session:
+        yield session
+
+
+@pytest.fixture
+def runtime(settings: Settings, engine: AsyncEngine, connection: AsyncConnection) -> Runtime:
+    """A runtime whose every session joins the test's rolled-back transaction."""
+    return Runtime(
+        settings=settings,
+        database_url=str(settings.database_url.get_secret_value())
+        if settings.database_url
+        else "",
+        engine=engine,
+        session_factory=async_sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ),
+        storage=LocalStorage(settings.local_storage_root),
+    )
+
+
+@pytest.fixture
+async def committed_runtime(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Runtime]:
+    """A runtime that really commits (workers in other connections see its writes).
+
+    The tables it may touch are emptied afterwards.
+    """
+    assert settings.database_url is not None
+    runtime = Runtime(
+        settings=settings,
+        database_url=settings.database_url.get_secret_value(),
+        engine=engine,
+        session_factory=async_sessionmaker(engine, expire_on_commit=False),
+        storage=LocalStorage(settings.local_storage_root),
+    )
+    try:
+        yield runtime
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(f"TRUNCATE {', '.join(COMMITTED_TABLES)} RESTART IDENTITY CASCADE")
+            )
+
+
+@pytest.fixture
+async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[AsyncClient]:
+    app = create_app(settings, runtime=runtime)
+    async with AsyncClient(
+        transport=ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://kai.test",
+    ) as client:
+        yield client

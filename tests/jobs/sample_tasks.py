@@ -1,0 +1,66 @@
+"""Tasks the job tests run; workers started by the tests import this module."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+
+from kai.jobs.queue import JobRun, PermanentJobError, job_task
+
+EFFECTS_TABLE = "test_job_effects"
+
+
+async def ensure_effects_table(connection: Any) -> None:
+    await connection.execute(
+        text(
+            f"CREATE TABLE IF NOT EXISTS {EFFECTS_TABLE} "
+            "(job_id uuid PRIMARY KEY, attempt int NOT NULL, note text)"
+        )
+    )
+
+
+async def _record_effect(run: JobRun, note: str) -> None:
+    # Idempotent by construction: one effect row per job, whatever the attempt.
+    await run.session.execute(
+        text(
+            f"INSERT INTO {EFFECTS_TABLE} (job_id, attempt, note) VALUES (:job, :attempt, :note) "
+            "ON CONFLICT (job_id) DO NOTHING"
+        ),
+        {"job": run.job_id, "attempt": run.attempt, "note": note},
+    )
+
+
+@job_task("tests.record", max_attempts=3)
+async def record(run: JobRun) -> dict[str, Any]:
+    await _record_effect(run, str(run.params.get("note", "")))
+    return {"recorded": True, "attempt": run.attempt}
+
+
+@job_task("tests.flaky", max_attempts=4)
+async def flaky(run: JobRun) -> dict[str, Any]:
+    """Fails until attempt `succeed_on`."""
+    if run.attempt < int(run.params["succeed_on"]):
+        raise RuntimeError(f"transient failure on attempt {run.attempt}")
+    await _record_effect(run, "flaky")
+    return {"attempt": run.attempt}
+
+
+@job_task("tests.broken", max_attempts=5)
+async def broken(run: JobRun) -> dict[str, Any]:
+    if run.params.get("permanent"):
+        raise PermanentJobError("the input can never work")
+    raise ValueError("always fails")
+
+
+@job_task("tests.slow", max_attempts=3)
+async def slow(run: JobRun) -> dict[str, Any]:
+    """Writes its effect, reports progress, then works for `seconds` before committing."""
+    await _record_effect(run, "slow")
+    steps = int(run.params.get("steps", 10))
+    for step in range(steps):
+        await run.report_progress(step, steps)
+        await asyncio.sleep(float(run.params.get("seconds", 1)) / steps)
+    await run.report_progress(steps, steps)
+    return {"steps": steps}

@@ -1,0 +1,122 @@
+"""The jobs API: what a user polling a job sees."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.jobs.models import JobStatus
+from kai.jobs.repository import JobRepository
+from tests.jobs import sample_tasks
+
+pytestmark = pytest.mark.database
+
+
+async def test_a_queued_job_reads_back_with_its_progress_and_timestamps(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    job = await sample_tasks.record.enqueue(session, params={"note": "x"})
+    await session.commit()
+
+    response = await client.get(f"/api/v1/jobs/{job.id}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == str(job.id)
+    assert body["kind"] == "tests.record"
+    assert body["status"] == "queued"
+    assert body["progress"] == {"done": 0, "total": None}
+    assert body["attempts"] == 0
+    assert body["max_attempts"] == 3
+    assert body["result"] is None and body["error"] is None
+    assert body["started_at"] is None and body["finished_at"] is None
+    assert body["created_at"]
+
+
+async def test_an_unknown_job_is_a_404_problem(client: AsyncClient) -> None:
+    response = await client.get(f"/api/v1/jobs/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.json()["type"].endswith("/job-not-found")
+
+
+async def test_a_job_id_that_is_not_a_uuid_is_a_422_problem(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/jobs/not-a-uuid")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["loc"] == ["path", "job_id"]
+
+
+async def test_cancelling_a_queued_job_over_http(client: AsyncClient, session: AsyncSession) -> None:
+    job = await sample_tasks.record.enqueue(session, params={})
+    await session.commit()
+
+    response = await client.post(f"/api/v1/jobs/{job.id}/cancel")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    again = await client.post(f"/api/v1/jobs/{job.id}/cancel")
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("/job-finished")
+
+
+async def test_listing_jobs_pages_through_all_of_them_newest_first(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    created = [
+        (await sample_tasks.record.enqueue(session, params={"n": n})).id for n in range(7)
+    ]
+    await session.commit()
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/api/v1/jobs", params=params)
+        assert response.status_code == 200
+        page = response.json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert pages == 3
+    assert seen == [str(job_id) for job_id in reversed(created)]
+
+
+async def test_listing_filters_by_status_and_kind(client: AsyncClient, session: AsyncSession) -> None:
+    kept = await sample_tasks.record.enqueue(session, params={})
+    other = await sample_tasks.flaky.enqueue(session, params={"succeed_on": 1})
+    await JobRepository(session).set_status(other.id, JobStatus.FAILED, error="boom")
+    await session.commit()
+
+    queued = (await client.get("/api/v1/jobs", params={"status": "queued"})).json()
+    failed_flaky = (
+        await client.get("/api/v1/jobs", params={"status": "failed", "kind": "tests.flaky"})
+    ).json()
+
+    assert [item["id"] for item in queued["items"]] == [str(kept.id)]
+    assert [item["id"] for item in failed_flaky["items"]] == [str(other.id)]
+    assert failed_flaky["items"][0]["error"] == "boom"
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"cursor": "not-a-cursor"}, 400),
+        ({"cursor": "WzEsMiwzXQ"}, 400),  # valid base64 JSON, wrong shape
+        ({"limit": 0}, 422),
+        ({"limit": 10_000}, 422),
+        ({"status": "sleeping"}, 422),
+    ],
+)
+async def test_bad_listing_parameters_are_problems(
+    client: AsyncClient, params: dict[str, object], status: int
+) -> None:
+    response = await client.get("/api/v1/jobs", params=params)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,189 @@
+"""Jobs as a user of the platform sees them: queued, run, retried, cancelled, reported."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select, text
+
+from kai.config import JobSettings
+from kai.jobs import service
+from kai.jobs.models import Job, JobStatus
+from kai.jobs.queue import backoff_seconds, job_app
+from kai.kit.metrics import REGISTRY
+from kai.runtime import Runtime
+from tests.jobs import sample_tasks
+from tests.jobs.conftest import effects, enqueue, load_job, wait_for
+
+pytestmark = pytest.mark.database
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+async def test_a_job_enqueued_in_a_rolled_back_transaction_leaves_no_trace(
+    jobs_runtime: Runtime,
+) -> None:
+    async with jobs_runtime.session_factory() as session:
+        await sample_tasks.record.enqueue(session, params={"note": "never"})
+        await session.rollback()
+    async with jobs_runtime.session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Job)) == 0
+        queued = await session.scalar(text("SELECT count(*) FROM procrastinate_jobs"))
+        assert queued == 0
+
+
+async def test_a_job_enqueued_while_no_worker_runs_is_done_when_one_starts(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    job_id = await enqueue(jobs_runtime, sample_tasks.record, note="hello")
+    await asyncio.sleep(0.5)
+    waiting = await load_job(jobs_runtime, job_id)
+    assert waiting.status == JobStatus.QUEUED
+    assert waiting.started_at is None
+
+    start_worker()
+    done = await wait_for(jobs_runtime, job_id, FINISHED)
+
+    assert done.status == JobStatus.SUCCEEDED
+    assert done.result == {"recorded": True, "attempt": 1}
+    assert done.attempts == 1
+    assert done.started_at is not None and done.finished_at is not None
+    assert done.finished_at >= done.started_at
+    assert await effects(jobs_runtime, job_id) == [(1, "hello")]
+
+
+async def test_a_failing_job_is_retried_with_backoff_until_it_succeeds(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.flaky, succeed_on=3)
+
+    done = await wait_for(jobs_runtime, job_id, FINISHED)
+
+    assert done.status == JobStatus.SUCCEEDED
+    assert done.attempts == 3
+    assert done.error is None
+    assert await effects(jobs_runtime, job_id) == [(3, "flaky")]
+    # Two waits of 0.2 s and 0.4 s (base 0.2 s, doubling) separate the three attempts.
+    assert done.finished_at is not None
+    assert (done.finished_at - done.created_at).total_seconds() >= 0.6
+
+
+async def test_a_job_that_keeps_failing_stops_after_its_attempts(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.broken)
+
+    done = await wait_for(jobs_runtime, job_id, (JobStatus.FAILED,))
+
+    assert done.attempts == 5
+    assert done.error == "ValueError: always fails"
+    assert done.finished_at is not None
+
+
+async def test_a_permanent_error_is_not_retried(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.broken, permanent=True)
+
+    done = await wait_for(jobs_runtime, job_id, (JobStatus.FAILED,))
+
+    assert done.attempts == 1
+    assert done.error == "PermanentJobError: the input can never work"
+
+
+async def test_a_cancelled_queued_job_never_runs(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    job_id = await enqueue(jobs_runtime, sample_tasks.record, note="cancelled")
+    async with jobs_runtime.session_factory.begin() as session:
+        cancelled = await service.cancel_job(session, job_id=job_id)
+    assert cancelled.status == JobStatus.CANCELLED
+
+    start_worker()
+    await asyncio.sleep(1.5)
+
+    job = await load_job(jobs_runtime, job_id)
+    assert job.status == JobStatus.CANCELLED
+    assert job.attempts == 0
+    assert await effects(jobs_runtime, job_id) == []
+
+
+async def test_a_running_job_is_stopped_when_cancelled_and_its_writes_undone(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.slow, seconds=60, steps=60)
+    await wait_for(jobs_runtime, job_id, (JobStatus.RUNNING,), condition=lambda j: j.progress_done > 0)
+
+    async with jobs_runtime.session_factory.begin() as session:
+        cancelling = await service.cancel_job(session, job_id=job_id)
+    assert cancelling.status == JobStatus.CANCELLING
+
+    done = await wait_for(jobs_runtime, job_id, (JobStatus.CANCELLED,))
+    assert done.finished_at is not None
+    assert await effects(jobs_runtime, job_id) == []
+
+
+async def test_progress_is_visible_while_a_job_runs(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.slow, seconds=2, steps=10)
+
+    midway = await wait_for(
+        jobs_runtime, job_id, (JobStatus.RUNNING,), condition=lambda j: j.progress_done >= 2
+    )
+    assert midway.progress_total == 10
+    assert midway.progress_done < 10
+
+    done = await wait_for(jobs_runtime, job_id, FINISHED)
+    assert (done.status, done.progress_done, done.progress_total) == (JobStatus.SUCCEEDED, 10, 10)
+
+
+async def test_job_outcomes_and_durations_are_in_the_metrics(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    def succeeded() -> float:
+        labels = {"kind": "tests.record", "outcome": "succeeded"}
+        return REGISTRY.get_sample_value("kai_jobs_total", labels) or 0.0
+
+    before = succeeded()
+    runs_before = REGISTRY.get_sample_value("kai_job_duration_seconds_count", {"kind": "tests.record"})
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.record, note="metrics")
+    await wait_for(jobs_runtime, job_id, FINISHED)
+
+    assert succeeded() == before + 1
+    runs = REGISTRY.get_sample_value("kai_job_duration_seconds_count", {"kind": "tests.record"})
+    assert runs == (runs_before or 0) + 1
+
+
+async def test_cancelling_a_finished_job_is_a_conflict(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.record, note="done")
+    await wait_for(jobs_runtime, job_id, FINISHED)
+
+    async with jobs_runtime.session_factory.begin() as session:
+        with pytest.raises(service.JobAlreadyFinished):
+            await service.cancel_job(session, job_id=job_id)
+
+
+def test_backoff_doubles_from_the_base_and_is_capped() -> None:
+    settings = JobSettings(retry_base_seconds=2, retry_max_seconds=30)
+    assert [backoff_seconds(n, settings) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+
+
+def test_housekeeping_is_scheduled_daily() -> None:
+    import kai.jobs.tasks  # noqa: F401 - registers the periodic task
+
+    schedules = {
+        task.task.name: task.cron for task in job_app.periodic_registry.periodic_tasks.values()
+    }
+    assert schedules["jobs.prune_finished"] == "17 3 * * *"

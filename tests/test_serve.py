@@ -1,0 +1,101 @@
+"""`kai serve` on the embedded default, as a new user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from kai.kit.pgembed import EmbeddedPostgres
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAI_")}
+    env.update({"KAI_DATA_DIR": str(tmp_path / "kai-data"), "KAI_LOG_LEVEL": "warning"})
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kai", "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=(tmp_path / f"serve-{port}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    server = EmbeddedPostgres(tmp_path / "kai-data" / "postgres")
+    if server.is_running():
+        server.stop()
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "kai serve exited before it was ready"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("kai serve never became ready")
+
+
+def _postgres_processes(data_dir: Path) -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in listing.stdout.splitlines() if str(data_dir) in line]
+
+
+def test_serve_starts_embedded_stops_cleanly_on_ctrl_c_and_keeps_data(
+    serve: object, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "kai-data"
+    port = _free_port()
+    first = serve(port)  # type: ignore[operator]
+    _wait_ready(port, first)
+
+    docs = httpx.get(f"http://127.0.0.1:{port}/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
+    assert "/api/v1/jobs/{job_id}" in spec["paths"]
+
+    server = EmbeddedPostgres(data_dir / "postgres")
+    with psycopg.connect(server.url().replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute("CREATE TABLE marker (note text)")
+        connection.execute("INSERT INTO marker VALUES ('from the first run')")
+
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=30) == 0
+    assert not server.is_running()
+    assert _postgres_processes(data_dir) == []
+
+    second = serve(port)  # type: ignore[operator]
+    _wait_ready(port, second)
+    with psycopg.connect(server.url().replace("+psycopg", ""), autocommit=True) as connection:
+        assert connection.execute("SELECT note FROM marker").fetchone() == ("from the first run",)
+    second.send_signal(signal.SIGINT)
+    assert second.wait(timeout=30) == 0
+    assert _postgres_processes(data_dir) == []
