@@ -26,7 +26,7 @@ from kai.app import create_app
 from kai.config import Settings
 from kai.kit.db import create_engine, libpq_url
 from kai.kit.pgembed import EmbeddedPostgres
-from kai.kit.storage import LocalStorage
+from kai.kit.storage import create_storage
 from kai.migrations import runner
 from kai.runtime import Runtime
 
@@ -152,7 +152,7 @@ def runtime(settings: Settings, engine: AsyncEngine, connection: AsyncConnection
         session_factory=async_sessionmaker(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         ),
-        storage=LocalStorage(settings.local_storage_root),
+        storage=create_storage(settings),
     )
 
 
@@ -168,7 +168,7 @@ async def committed_runtime(settings: Settings, engine: AsyncEngine) -> AsyncIte
         database_url=settings.database_url.get_secret_value(),
         engine=engine,
         session_factory=async_sessionmaker(engine, expire_on_commit=False),
-        storage=LocalStorage(settings.local_storage_root),
+        storage=create_storage(settings),
     )
     try:
         yield runtime

@@ -10,8 +10,10 @@ import pytest
 from fastapi import APIRouter
 from httpx import ASGITransport, AsyncClient
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from kai.app import create_app
+from kai.deps import DbSession
 from kai.config import Settings
 from kai.kit.logging import configure_logging
 from kai.runtime import Runtime
@@ -38,6 +40,12 @@ async def echo(body: Echo) -> Echo:
 @probe.get("/crash")
 async def crash() -> None:
     raise RuntimeError("secret internal detail")
+
+
+@probe.post("/store")
+async def store(body: Echo, session: DbSession) -> Echo:
+    await session.execute(text("SELECT CAST(:name AS text)"), {"name": body.name})
+    return body
 
 
 @pytest.fixture
@@ -112,6 +120,24 @@ async def test_an_oversized_streamed_body_is_refused_with_413(probe_client: Asyn
     )
     assert "content-length" not in response.request.headers
     assert_problem(response, 413, "payload-too-large")
+
+
+async def test_a_nul_character_in_the_url_is_a_400_problem(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/jobs", params={"kind": "catalog\x00reindex"})
+    body = assert_problem(response, 400, "invalid-value")
+    assert "NUL" in str(body["detail"])
+
+
+async def test_a_value_the_database_cannot_hold_is_a_400_problem(
+    probe_client: AsyncClient,
+) -> None:
+    response = await probe_client.post(
+        "/api/v1/_probe/store", json={"name": "oak\u0000", "count": 1}
+    )
+    assert_problem(response, 400, "invalid-value")
+    # The request's transaction was rolled back; the next one works normally.
+    response = await probe_client.post("/api/v1/_probe/store", json={"name": "oak", "count": 1})
+    assert response.status_code == 200
 
 
 async def test_a_body_within_the_limit_is_accepted(probe_client: AsyncClient) -> None:

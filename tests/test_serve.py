@@ -31,13 +31,14 @@ def serve(tmp_path: Path) -> Iterator[object]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(port: int) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kai", "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=(tmp_path / f"serve-{port}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        with (tmp_path / f"serve-{len(started)}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kai", "serve", "--port", str(port)],
+                env=env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         started.append(process)
         return process
 
@@ -69,7 +70,7 @@ def _postgres_processes(data_dir: Path) -> list[str]:
     return [line for line in listing.stdout.splitlines() if str(data_dir) in line]
 
 
-def test_serve_starts_embedded_stops_cleanly_on_ctrl_c_and_keeps_data(
+def test_serve_starts_embedded_stops_cleanly_on_a_signal_and_keeps_data(
     serve: object, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "kai-data"
@@ -96,6 +97,8 @@ def test_serve_starts_embedded_stops_cleanly_on_ctrl_c_and_keeps_data(
     _wait_ready(port, second)
     with psycopg.connect(server.url().replace("+psycopg", ""), autocommit=True) as connection:
         assert connection.execute("SELECT note FROM marker").fetchone() == ("from the first run",)
-    second.send_signal(signal.SIGINT)
+    # A service manager stops it with SIGTERM: just as clean.
+    second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=30) == 0
+    assert not server.is_running()
     assert _postgres_processes(data_dir) == []

@@ -74,8 +74,8 @@ def create_app(
         access_log=settings.access_log,
     )
 
-    # Any API route may meet a too-large body or a request that fails validation.
-    api = APIRouter(prefix=API_PREFIX, responses=problem_responses(413, 422))
+    # Any API route may meet an unusable value, a too-large body or input failing validation.
+    api = APIRouter(prefix=API_PREFIX, responses=problem_responses(400, 413, 422))
     api.include_router(jobs_router)
     app.include_router(api)
     app.include_router(ops_router)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -84,7 +85,28 @@ def serve(
             lifespan="on",
             server_header=False,
         )
-        uvicorn.Server(config).run()
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+        # handler it found. Ours turns that into a plain return, so the embedded server is
+        # released on the way out rather than orphaned by a default SIGTERM death.
+        with contextlib.suppress(_ShutdownRequested), _shutdown_on_signals():
+            uvicorn.Server(config).run()
+
+
+class _ShutdownRequested(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _shutdown_on_signals() -> Iterator[None]:
+    def request_shutdown(signum: int, frame: object) -> None:
+        raise _ShutdownRequested(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, request_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command()

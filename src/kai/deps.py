@@ -19,7 +19,7 @@ def get_runtime(request: Request) -> Runtime:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the endpoint returns, rolled back on error."""
-    async for session in session_scope(get_runtime(request).session_factory):
+    async with session_scope(get_runtime(request).session_factory) as session:
         yield session
 
 

@@ -40,6 +40,10 @@ class Runtime:
     storage: ObjectStorage
     embedded: EmbeddedPostgres | None = field(default=None)
 
+    def __post_init__(self) -> None:
+        # A process serves one runtime; /metrics reports the newest one's pool.
+        DB_POOL.read_stats = self.pool_stats
+
     @property
     def job_settings(self) -> JobSettings:
         return self.settings.jobs
@@ -57,7 +61,6 @@ class Runtime:
             storage=create_storage(settings),
             embedded=embedded,
         )
-        DB_POOL.read_stats = runtime.pool_stats
         return runtime
 
     def pool_stats(self) -> PoolStats | None:

@@ -41,14 +41,14 @@ def spawn_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[object]
     processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kai", "worker", "--concurrency", "1"],
-            env=worker_env,
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (tmp_path / f"{name}.log").open("wb") as log:  # the child keeps its own copy
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kai", "worker", "--concurrency", "1"],
+                env=worker_env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         processes.append(process)
         return process
 

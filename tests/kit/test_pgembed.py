@@ -28,7 +28,7 @@ def test_first_holder_starts_it_last_stops_it_and_data_survives(cluster: Embedde
     assert cluster.is_running()
     with _connect(url) as connection:
         versions = connection.execute(
-            "SELECT extname FROM pg_available_extensions WHERE extname IN ('vector', 'pg_trgm')"
+            "SELECT name FROM pg_available_extensions WHERE name IN ('vector', 'pg_trgm')"
         ).fetchall()
         assert sorted(name for (name,) in versions) == ["pg_trgm", "vector"]
         connection.execute("CREATE TABLE kept (value text)")

@@ -27,7 +27,8 @@ def _objects(url: str) -> set[str]:
             UNION ALL
             SELECT 'type ' || typname FROM pg_type t
               JOIN pg_namespace n ON n.oid = t.typnamespace
-             WHERE n.nspname = 'public' AND t.typtype = 'e'
+              LEFT JOIN pg_class c ON c.oid = t.typrelid
+             WHERE n.nspname = 'public' AND (t.typtype = 'e' OR c.relkind = 'c')
             UNION ALL
             SELECT 'extension ' || extname FROM pg_extension WHERE extname <> 'plpgsql'
             """

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from kai.deps import DbSession
 from kai.jobs import service
 from kai.jobs.models import JobStatus
+from kai.jobs.queue import KIND_MAX_LENGTH, KIND_PATTERN
 from kai.jobs.schemas import JobRead
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
@@ -22,7 +23,14 @@ async def list_jobs(
     session: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
-    kind: Annotated[str | None, Query(max_length=100, description="Only jobs of this kind.")] = None,
+    kind: Annotated[
+        str | None,
+        Query(
+            max_length=KIND_MAX_LENGTH,
+            pattern=KIND_PATTERN,
+            description="Only jobs of this kind (a dotted name such as `catalog.reindex`).",
+        ),
+    ] = None,
 ) -> Page[JobRead]:
     jobs, next_cursor = await service.list_jobs(session, params=page, status=status, kind=kind)
     return Page[JobRead](items=[JobRead.from_job(job) for job in jobs], next_cursor=next_cursor)

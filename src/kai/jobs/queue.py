@@ -9,6 +9,7 @@ leaves nothing half-done and the retried attempt starts from a clean state.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,9 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_ATTEMPTS = 5
+# Job kinds are dotted lower-case names: `catalog.reindex`, `models.train`.
+KIND_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+KIND_MAX_LENGTH = 100
 
 # Tasks register on this app at import time; workers run a copy bound to a real connector
 # (`job_app.with_connector(...)`). Deferring never uses this connector's pool: it always
@@ -209,6 +213,8 @@ def job_task(
     kind: str, *, queue: str = DEFAULT_QUEUE, max_attempts: int = DEFAULT_MAX_ATTEMPTS
 ) -> Callable[[JobFunction], TrackedTask]:
     """Register `function` as the task run for jobs of `kind` (a dotted name)."""
+    if not re.fullmatch(KIND_PATTERN, kind) or len(kind) > KIND_MAX_LENGTH:
+        raise ValueError(f"job kind {kind!r} is not a dotted lower-case name")
 
     def register(function: JobFunction) -> TrackedTask:
         return TrackedTask(kind, function, queue, max_attempts)

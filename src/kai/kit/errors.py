@@ -9,8 +9,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
 from kai.kit.json import dumps
 
@@ -53,6 +55,10 @@ class BadRequest(KaiError):
 
 class MalformedJSON(KaiError):
     status, type, title = 400, "malformed-json", "The request body is not valid JSON"
+
+
+class InvalidValue(KaiError):
+    status, type, title = 400, "invalid-value", "A value in the request cannot be accepted"
 
 
 class NotFound(KaiError):
@@ -162,18 +168,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("request.unhandled_error", exc_info=exc)
+def unexpected_error_response(scope: Scope) -> Response:
+    """The 500 answer to an error nothing handled: no detail, nothing internal."""
     return problem_response(
-        request, status=500, type_=KaiError.type, title=KaiError.title, detail=None
+        Request(scope), status=500, type_=KaiError.type, title=KaiError.title, detail=None
+    )
+
+
+async def _data_error(request: Request, exc: Exception) -> Response:
+    # PostgreSQL's "data exception" class: a value the database cannot hold (a NUL character
+    # in text, a number out of range). Input the validation let through, so the client's.
+    log.warning("request.data_error", error=str(getattr(exc, "orig", exc)).splitlines()[0])
+    return problem_response(
+        request,
+        status=InvalidValue.status,
+        type_=InvalidValue.type,
+        title=InvalidValue.title,
+        detail="A value cannot be stored as given (for example, text with a NUL character).",
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(KaiError, _kai_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -9,12 +9,20 @@ from __future__ import annotations
 import re
 import time
 import uuid
+import weakref
 from typing import Any
 
 import structlog
+from fastapi.routing import iter_route_contexts
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kai.kit.errors import PayloadTooLarge, problem_response
+from kai.kit.errors import (
+    InvalidValue,
+    PayloadTooLarge,
+    problem_response,
+    unexpected_error_response,
+)
 from kai.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -22,6 +30,7 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED_ROUTE = "<unmatched>"
 
 access_log = structlog.get_logger("kai.access")
+log = structlog.get_logger(__name__)
 
 
 class RequestContextMiddleware:
@@ -40,42 +49,60 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
+        response_started = False
+        refused = False  # a 413 went out mid-body; what the app sends afterwards is dropped
+        received = 0
         header_value = request_id.encode()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, header_value)]
             await send(message)
+
+        async def app_send(message: Message) -> None:
+            if not refused:
+                await send_with_id(message)
+
+        async def limited_receive() -> Message:
+            # A body without Content-Length (chunked) is counted as it arrives. Past the limit
+            # the client gets its 413 at once and the app sees the client leave. Raising here
+            # instead would reach the app's body parser, which reports any failure as bad JSON.
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    if not response_started:
+                        await self._too_large(scope, receive, send_with_id)
+                    refused = True
+                    return {"type": "http.disconnect"}
+            return message
 
         try:
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
                 await self._too_large(scope, receive, send_with_id)
+            elif _has_nul(scope):
+                await self._nul_in_url(scope, receive, send_with_id)
             else:
-                await self.app(scope, self._limited(receive), send_with_id)
+                await self.app(scope, limited_receive, app_send)
+        except Exception as exc:
+            # The last line of defence, for whatever the app's handlers let through. Answered
+            # here rather than by Starlette's outermost error middleware so that this answer,
+            # too, carries the request id.
+            log.exception("request.unhandled_error", exc_info=exc)
+            if not response_started:
+                await unexpected_error_response(scope)(scope, receive, send_with_id)
+            status = 500
         finally:
             self._record(scope, status, time.perf_counter() - started)
 
-    def _limited(self, receive: Receive) -> Receive:
-        received = 0
-        limit = self.max_body_bytes
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes.")
-            return message
-
-        return limited_receive
-
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from starlette.requests import Request
-
         response = problem_response(
             Request(scope),
             status=PayloadTooLarge.status,
@@ -86,9 +113,19 @@ class RequestContextMiddleware:
         )
         await response(scope, receive, send)
 
+    async def _nul_in_url(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # No text KAI keeps may hold NUL (PostgreSQL refuses it); say so before any route runs.
+        response = problem_response(
+            Request(scope),
+            status=InvalidValue.status,
+            type_=InvalidValue.type,
+            title=InvalidValue.title,
+            detail="The URL contains a NUL character.",
+        )
+        await response(scope, receive, send)
+
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or UNMATCHED_ROUTE
+        template = route_template(scope)
         method = scope["method"]
         HTTP_REQUESTS.labels(method, template, str(status)).inc()
         HTTP_LATENCY.labels(method, template).observe(seconds)
@@ -104,11 +141,44 @@ class RequestContextMiddleware:
             )
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (`/api/v1/jobs/{job_id}`): metric labels stay
+    few whatever paths clients ask for."""
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED_ROUTE
+    app = scope.get("app")
+    templates = _templates(app) if app is not None else {}
+    return templates.get(id(route)) or getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
+_TEMPLATES: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
+
+
+def _templates(app: Any) -> dict[int, str]:
+    # An included router's routes keep their own short paths; FastAPI's route contexts hold
+    # each one's full path, prefixes applied.
+    templates = _TEMPLATES.get(app)
+    if templates is None:
+        templates = {
+            id(context.original_route): context.path_format
+            for context in iter_route_contexts(getattr(app, "routes", []))
+            if context.path_format
+        }
+        _TEMPLATES[app] = templates
+    return templates
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.match(value):
             return str(value.decode())
     return uuid.uuid4().hex
+
+
+def _has_nul(scope: Scope) -> bool:
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"%00" in query or b"\x00" in query
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -177,7 +177,11 @@ class EmbeddedPostgres:
             capture_output=True,
             text=True,
             timeout=timeout,
+            # Drop root's groups too: with gid 0 kept, a root-group folder's "---" group
+            # bits would deny the server the traversal its "other" bits allow.
             user=self._run_as,
+            group=self._run_as,
+            extra_groups=[] if self._run_as else None,
             start_new_session=True,  # keep the server out of our terminal's Ctrl-C
             check=False,
         )

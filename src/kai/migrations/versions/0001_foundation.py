@@ -91,10 +91,12 @@ def downgrade() -> None:
             LOOP
                 EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', item.signature);
             END LOOP;
+            -- Enums and free-standing composite types (a table's row type goes with it).
             FOR item IN SELECT t.typname FROM pg_type t
                         JOIN pg_namespace n ON n.oid = t.typnamespace
+                        LEFT JOIN pg_class c ON c.oid = t.typrelid
                         WHERE n.nspname = current_schema() AND t.typname LIKE 'procrastinate%'
-                          AND t.typtype = 'e'
+                          AND (t.typtype = 'e' OR (t.typtype = 'c' AND c.relkind = 'c'))
             LOOP
                 EXECUTE format('DROP TYPE IF EXISTS %I CASCADE', item.typname);
             END LOOP;
