@@ -145,9 +145,7 @@ def runtime(settings: Settings, engine: AsyncEngine, connection: AsyncConnection
     """A runtime whose every session joins the test's rolled-back transaction."""
     return Runtime(
         settings=settings,
-        database_url=str(settings.database_url.get_secret_value())
-        if settings.database_url
-        else "",
+        database_url=str(settings.database_url.get_secret_value()) if settings.database_url else "",
         engine=engine,
         session_factory=async_sessionmaker(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from kai.app import create_app
-from kai.deps import DbSession
 from kai.config import Settings
+from kai.deps import DbSession
 from kai.kit.logging import configure_logging
 from kai.runtime import Runtime
 
@@ -83,7 +83,9 @@ async def test_a_wrong_method_is_a_405_problem_naming_the_allowed_ones(client: A
 
 async def test_malformed_json_is_a_400_problem(probe_client: AsyncClient) -> None:
     response = await probe_client.post(
-        "/api/v1/_probe/echo", content=b'{"name": "oak",', headers={"content-type": "application/json"}
+        "/api/v1/_probe/echo",
+        content=b'{"name": "oak",',
+        headers={"content-type": "application/json"},
     )
     assert_problem(response, 400, "malformed-json")
 

@@ -79,7 +79,8 @@ def test_serve_starts_embedded_stops_cleanly_on_a_signal_and_keeps_data(
     _wait_ready(port, first)
 
     docs = httpx.get(f"http://127.0.0.1:{port}/docs")
-    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
     spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
     assert "/api/v1/jobs/{job_id}" in spec["paths"]
 

@@ -101,7 +101,9 @@ def _shutdown_on_signals() -> Iterator[None]:
     def request_shutdown(signum: int, frame: object) -> None:
         raise _ShutdownRequested(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, request_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, request_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
@@ -191,7 +193,9 @@ def embedded_start(
 
 
 @embedded_app.command("stop")
-def embedded_stop(directory: Annotated[Path, typer.Argument(help="Folder of the cluster.")]) -> None:
+def embedded_stop(
+    directory: Annotated[Path, typer.Argument(help="Folder of the cluster.")],
+) -> None:
     """Stop a cluster started with `kai db embedded start`."""
     from kai.kit.pgembed import EmbeddedPostgres
 

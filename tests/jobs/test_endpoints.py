@@ -31,8 +31,10 @@ async def test_a_queued_job_reads_back_with_its_progress_and_timestamps(
     assert body["progress"] == {"done": 0, "total": None}
     assert body["attempts"] == 0
     assert body["max_attempts"] == 3
-    assert body["result"] is None and body["error"] is None
-    assert body["started_at"] is None and body["finished_at"] is None
+    assert body["result"] is None
+    assert body["error"] is None
+    assert body["started_at"] is None
+    assert body["finished_at"] is None
     assert body["created_at"]
 
 
@@ -49,7 +51,9 @@ async def test_a_job_id_that_is_not_a_uuid_is_a_422_problem(client: AsyncClient)
     assert response.json()["errors"][0]["loc"] == ["path", "job_id"]
 
 
-async def test_cancelling_a_queued_job_over_http(client: AsyncClient, session: AsyncSession) -> None:
+async def test_cancelling_a_queued_job_over_http(
+    client: AsyncClient, session: AsyncSession
+) -> None:
     job = await sample_tasks.record.enqueue(session, params={})
     await session.commit()
 
@@ -65,9 +69,7 @@ async def test_cancelling_a_queued_job_over_http(client: AsyncClient, session: A
 async def test_listing_jobs_pages_through_all_of_them_newest_first(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    created = [
-        (await sample_tasks.record.enqueue(session, params={"n": n})).id for n in range(7)
-    ]
+    created = [(await sample_tasks.record.enqueue(session, params={"n": n})).id for n in range(7)]
     await session.commit()
 
     seen: list[str] = []
@@ -88,7 +90,9 @@ async def test_listing_jobs_pages_through_all_of_them_newest_first(
     assert seen == [str(job_id) for job_id in reversed(created)]
 
 
-async def test_listing_filters_by_status_and_kind(client: AsyncClient, session: AsyncSession) -> None:
+async def test_listing_filters_by_status_and_kind(
+    client: AsyncClient, session: AsyncSession
+) -> None:
     kept = await sample_tasks.record.enqueue(session, params={})
     other = await sample_tasks.flaky.enqueue(session, params={"succeed_on": 1})
     await JobRepository(session).set_status(other.id, JobStatus.FAILED, error="boom")

@@ -49,7 +49,8 @@ async def test_a_job_enqueued_while_no_worker_runs_is_done_when_one_starts(
     assert done.status == JobStatus.SUCCEEDED
     assert done.result == {"recorded": True, "attempt": 1}
     assert done.attempts == 1
-    assert done.started_at is not None and done.finished_at is not None
+    assert done.started_at is not None
+    assert done.finished_at is not None
     assert done.finished_at >= done.started_at
     assert await effects(jobs_runtime, job_id) == [(1, "hello")]
 
@@ -118,7 +119,9 @@ async def test_a_running_job_is_stopped_when_cancelled_and_its_writes_undone(
 ) -> None:
     start_worker()
     job_id = await enqueue(jobs_runtime, sample_tasks.slow, seconds=60, steps=60)
-    await wait_for(jobs_runtime, job_id, (JobStatus.RUNNING,), condition=lambda j: j.progress_done > 0)
+    await wait_for(
+        jobs_runtime, job_id, (JobStatus.RUNNING,), condition=lambda j: j.progress_done > 0
+    )
 
     async with jobs_runtime.session_factory.begin() as session:
         cancelling = await service.cancel_job(session, job_id=job_id)
@@ -153,7 +156,9 @@ async def test_job_outcomes_and_durations_are_in_the_metrics(
         return REGISTRY.get_sample_value("kai_jobs_total", labels) or 0.0
 
     before = succeeded()
-    runs_before = REGISTRY.get_sample_value("kai_job_duration_seconds_count", {"kind": "tests.record"})
+    runs_before = REGISTRY.get_sample_value(
+        "kai_job_duration_seconds_count", {"kind": "tests.record"}
+    )
     start_worker()
     job_id = await enqueue(jobs_runtime, sample_tasks.record, note="metrics")
     await wait_for(jobs_runtime, job_id, FINISHED)

@@ -64,7 +64,9 @@ async def test_a_job_survives_its_worker_being_killed_and_takes_effect_once(
 ) -> None:
     job_id = await enqueue(jobs_runtime, sample_tasks.slow, seconds=3, steps=30)
     first = spawn_worker("first")  # type: ignore[operator]
-    await wait_for(jobs_runtime, job_id, (JobStatus.RUNNING,), condition=lambda j: j.progress_done > 0)
+    await wait_for(
+        jobs_runtime, job_id, (JobStatus.RUNNING,), condition=lambda j: j.progress_done > 0
+    )
 
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)

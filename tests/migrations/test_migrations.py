@@ -78,5 +78,7 @@ def test_the_models_match_the_migrated_schema(database_url: str) -> None:
 def _is_procrastinate(diff: object) -> bool:
     target = diff[0] if isinstance(diff, list) else diff
     name = getattr(target[1], "name", "") if isinstance(target, tuple) else ""
-    table = getattr(getattr(target[1], "table", None), "name", "") if isinstance(target, tuple) else ""
+    table = (
+        getattr(getattr(target[1], "table", None), "name", "") if isinstance(target, tuple) else ""
+    )
     return str(name).startswith("procrastinate") or str(table).startswith("procrastinate")

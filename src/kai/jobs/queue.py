@@ -12,9 +12,9 @@ import asyncio
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -62,7 +62,7 @@ class _RetryLater(Exception):
         self.delay_seconds = delay_seconds
 
 
-class _TrackedRetry(BaseRetryStrategy):  # type: ignore[misc]
+class _TrackedRetry(BaseRetryStrategy):
     """Retries exactly when the tracking wrapper asked for it, after the delay it chose."""
 
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 from procrastinate import App, PsycopgConnector
@@ -73,10 +74,11 @@ async def run_worker(
                 every_seconds=settings.stalled_check_seconds,
             )
         )
+        # Unset options are left out, so procrastinate's own defaults apply.
+        chosen: dict[str, Any] = {"queues": queues, "name": name}
         try:
             await app.run_worker_async(
-                queues=queues,
-                name=name,
+                **{key: value for key, value in chosen.items() if value is not None},
                 concurrency=concurrency,
                 additional_context={"runtime": runtime},
                 install_signal_handlers=install_signal_handlers,

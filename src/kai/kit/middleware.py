@@ -59,7 +59,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, header_value)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER, header_value),
+                ]
             await send(message)
 
         async def app_send(message: Message) -> None:

@@ -42,11 +42,12 @@ class PageParams(BaseModel):
 
 def page_params(
     cursor: Annotated[
-        str | None, Query(
+        str | None,
+        Query(
             max_length=512,
             pattern=r"^[A-Za-z0-9_-]+$",
             description="`next_cursor` of the previous page, passed back unchanged.",
-        )
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")] = 50,
 ) -> PageParams:
@@ -91,7 +92,7 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
 
 async def paginate(
     session: AsyncSession,
-    statement: Select[tuple[T]],
+    statement: Select[T],
     *,
     order_by: Sequence[InstrumentedAttribute[Any]],
     params: PageParams,
@@ -102,7 +103,9 @@ async def paginate(
         after = decode_cursor(params.cursor, len(order_by))
         statement = statement.where(_after(order_by, after, descending))
     ordering = [column.desc() if descending else column.asc() for column in order_by]
-    rows = list((await session.scalars(statement.order_by(*ordering).limit(params.limit + 1))).all())
+    rows = list(
+        (await session.scalars(statement.order_by(*ordering).limit(params.limit + 1))).all()
+    )
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]
@@ -110,7 +113,9 @@ async def paginate(
     return rows, encode_cursor([getattr(last, column.key) for column in order_by])
 
 
-def _after(columns: Sequence[InstrumentedAttribute[Any]], values: list[Any], descending: bool) -> Any:
+def _after(
+    columns: Sequence[InstrumentedAttribute[Any]], values: list[Any], descending: bool
+) -> Any:
     """(a, b) beyond (x, y) without row-value comparison, so mixed types keep their indexes."""
     clauses = []
     for index, column in enumerate(columns):

@@ -104,9 +104,7 @@ class EmbeddedPostgres:
         if self.tcp_host and self.tcp_port:
             return f"postgresql+psycopg://{SUPERUSER}@{self.tcp_host}:{self.tcp_port}/{database}"
         socket_dir = quote(str(self.socket_dir()), safe="")
-        return (
-            f"postgresql+psycopg://{SUPERUSER}@/{database}?host={socket_dir}&port={SOCKET_PORT}"
-        )
+        return f"postgresql+psycopg://{SUPERUSER}@/{database}?host={socket_dir}&port={SOCKET_PORT}"
 
     def is_running(self) -> bool:
         pid_file = self.pgdata / "postmaster.pid"

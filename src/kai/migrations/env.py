@@ -12,9 +12,10 @@ for module in model_modules():
     __import__(module)
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
-if not url:
+configured_url = config.get_main_option("sqlalchemy.url")
+if not configured_url:
     raise RuntimeError("no database URL given to the migrations")
+url: str = configured_url
 
 
 def run_migrations_online() -> None:

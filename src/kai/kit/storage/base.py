@@ -16,16 +16,15 @@ CHUNK_SIZE = 1024 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
-# Named for what happened, like the rest of kai.kit.errors, hence the N818 waivers.
-class InvalidObjectKey(KaiError):  # noqa: N818
+class InvalidObjectKey(KaiError):
     status, type, title = 400, "invalid-object-key", "The object key is not valid"
 
 
-class ObjectNotFound(KaiError):  # noqa: N818
+class ObjectNotFound(KaiError):
     status, type, title = 404, "object-not-found", "No object is stored under this key"
 
 
-class StorageUnavailable(KaiError):  # noqa: N818
+class StorageUnavailable(KaiError):
     status, type, title = 503, "storage-unavailable", "The object storage is unavailable"
 
 
