@@ -1,0 +1,1 @@
+"""Benchmarks of the KAI service: start-up time and HTTP throughput and latency."""
