@@ -200,6 +200,6 @@ async def test_the_access_log_records_route_status_and_duration(
     access = [entry for entry in entries if entry["event"] == "request"]
     assert len(access) == 1
     assert access[0]["route"] == "/api/v1/jobs/{job_id}"
-    assert access[0]["status"] == 404
+    assert access[0]["status"] == 401  # no credential: refused before the lookup
     assert access[0]["request_id"] == "access-1"
     assert access[0]["duration_ms"] >= 0

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from kai import __version__
 from kai.config import Settings
+from kai.identity.endpoints import router as identity_router
 from kai.jobs.endpoints import router as jobs_router
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
@@ -76,6 +79,7 @@ def create_app(
 
     # Any API route may meet an unusable value, a too-large body or input failing validation.
     api = APIRouter(prefix=API_PREFIX, responses=problem_responses(400, 413, 422))
+    api.include_router(identity_router)
     api.include_router(jobs_router)
     app.include_router(api)
     app.include_router(ops_router)
@@ -111,7 +115,70 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             description=app.description,
             routes=app.routes,
         )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components["Problem"] = Problem.model_json_schema()
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+        components["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An access token from `/api/v1/auth/login`, or an API key.",
+            }
+        }
+        _declare_access(app, schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    methods: frozenset[str]
+    # ("permission", name), ("authenticated", None), ("public", None), or None when the
+    # route declares nothing about its callers (a bug the tests catch).
+    access: tuple[str, str | None] | None
+
+
+def api_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every API route with its full path and what it declares about its callers."""
+    routes = []
+    for context in iter_route_contexts(app.routes):
+        if not isinstance(context.original_route, APIRoute) or not context.path_format:
+            continue
+        routes.append(
+            RouteInfo(
+                path=context.path_format,
+                methods=frozenset(context.methods or ()),
+                access=_access(context.dependant),
+            )
+        )
+    return routes
+
+
+def _access(dependant: Any) -> tuple[str, str | None] | None:
+    pending = list(dependant.dependencies)
+    while pending:
+        current = pending.pop()
+        access = getattr(current.call, "kai_access", None)
+        if access is not None:
+            return cast(tuple[str, str | None], access)
+        pending.extend(current.dependencies)
+    return None
+
+
+def _declare_access(app: FastAPI, schema: dict[str, Any]) -> None:
+    # Each operation says whether it needs a credential, and which permission.
+    paths = schema.get("paths", {})
+    for route in api_routes(app):
+        if route.access is None:
+            continue
+        kind, permission = route.access
+        for method in route.methods:
+            operation = paths.get(route.path, {}).get(method.lower())
+            if operation is None:
+                continue
+            operation["security"] = [] if kind == "public" else [{"bearer": []}]
+            if permission is not None:
+                operation["x-kai-permission"] = permission
+                operation["description"] = (
+                    operation.get("description", "") + f"\n\nNeeds the permission `{permission}`."
+                ).strip()

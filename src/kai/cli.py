@@ -9,11 +9,14 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kai.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from kai.runtime import DatabaseUrls
 
 app = typer.Typer(
     help="KAI: material recognition for organizations' catalogs.",
@@ -42,16 +45,13 @@ def _settings() -> Settings:
 
 
 @contextlib.contextmanager
-def _database(settings: Settings, *, migrate: bool) -> Iterator[str]:
-    """The database URL for this command; the embedded server is held while it runs."""
-    from kai.migrations import runner
+def _database(settings: Settings, *, migrate: bool) -> Iterator[DatabaseUrls]:
+    """The database URLs for this command; the embedded server is held while it runs."""
     from kai.runtime import attach_database
 
-    url, embedded = attach_database(settings)
+    urls, embedded = attach_database(settings, migrate=migrate)
     try:
-        if migrate:
-            runner.upgrade(url)
-        yield url
+        yield urls
     finally:
         if embedded is not None:
             embedded.release()
@@ -72,8 +72,8 @@ def serve(
 
     settings = _settings()
     # The embedded database is migrated on start; a configured one by `kai db upgrade`.
-    with _database(settings, migrate=settings.embedded_database) as url:
-        application = create_app(settings, database_url=url, run_worker=not no_worker)
+    with _database(settings, migrate=settings.embedded_database) as urls:
+        application = create_app(settings, database_url=urls.app, run_worker=not no_worker)
         config = uvicorn.Config(
             application,
             host=host or settings.host,
@@ -139,8 +139,8 @@ def worker(
         finally:
             await runtime.close()
 
-    with _database(settings, migrate=settings.embedded_database) as url:
-        asyncio.run(main(url))
+    with _database(settings, migrate=settings.embedded_database) as urls:
+        asyncio.run(main(urls.app))
 
 
 @db_app.command("upgrade")
@@ -148,9 +148,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION."""
     from kai.migrations import runner
 
-    with _database(_settings(), migrate=False) as url:
-        runner.upgrade(url, revision)
-        typer.echo(f"database at {', '.join(runner.status(url).current) or 'base'}")
+    with _database(_settings(), migrate=False) as urls:
+        runner.upgrade(urls.owner, revision)
+        typer.echo(f"database at {', '.join(runner.status(urls.owner).current) or 'base'}")
 
 
 @db_app.command("downgrade")
@@ -158,9 +158,9 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 o
     """Revert migrations down to REVISION."""
     from kai.migrations import runner
 
-    with _database(_settings(), migrate=False) as url:
-        runner.downgrade(url, revision)
-        typer.echo(f"database at {', '.join(runner.status(url).current) or 'base'}")
+    with _database(_settings(), migrate=False) as urls:
+        runner.downgrade(urls.owner, revision)
+        typer.echo(f"database at {', '.join(runner.status(urls.owner).current) or 'base'}")
 
 
 @db_app.command("status")
@@ -168,8 +168,8 @@ def db_status() -> None:
     """Show the applied and the latest migration."""
     from kai.migrations import runner
 
-    with _database(_settings(), migrate=False) as url:
-        state = runner.status(url)
+    with _database(_settings(), migrate=False) as urls:
+        state = runner.status(urls.owner)
     typer.echo(f"current: {', '.join(state.current) or 'base'}")
     typer.echo(f"head:    {state.head}")
     typer.echo("up to date" if state.up_to_date else "pending migrations: run `kai db upgrade`")
@@ -226,10 +226,10 @@ def admin_check() -> None:
             await runtime.close()
         return [f"{name}: {result}" for name, result in zip(CHECKS, results, strict=True)]
 
-    with _database(settings, migrate=False) as url:
-        lines = asyncio.run(check(url))
+    with _database(settings, migrate=False) as urls:
+        lines = asyncio.run(check(urls.app))
         try:
-            migrations = "up to date" if runner.status(url).up_to_date else "pending"
+            migrations = "up to date" if runner.status(urls.owner).up_to_date else "pending"
         except Exception as exc:
             migrations = f"unknown ({type(exc).__name__})"
         lines.append(f"migrations: {migrations}")

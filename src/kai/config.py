@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,9 @@ class StorageSettings(BaseModel):
 
 
 class DatabaseSettings(BaseModel):
+    # Where migrations run, as the schema's owner; empty means `KAI_DATABASE_URL`. The app
+    # itself always acts as the role `kai_app` (see `kai.kit.db.APP_ROLE`).
+    migration_url: SecretStr | None = None
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -47,6 +50,93 @@ class JobSettings(BaseModel):
     keep_finished_days: int = Field(default=30, ge=1)
     # Extra modules whose tasks a worker should know (plugins, deployments' own tasks).
     import_paths: list[str] = Field(default_factory=list)
+
+
+class PasswordHashSettings(BaseModel):
+    """argon2id cost. The defaults are OWASP's minimum for argon2id; lower is refused."""
+
+    memory_kib: int = Field(default=19_456, ge=1024)
+    iterations: int = Field(default=2, ge=1)
+    parallelism: int = Field(default=1, ge=1)
+
+
+class JwtKey(BaseModel):
+    """One access-token signing key. HMAC keys carry `secret`; the others PEM keys."""
+
+    kid: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    algorithm: Literal["HS256", "HS384", "HS512", "ES256", "EdDSA", "RS256"]
+    secret: SecretStr | None = None
+    private_key: SecretStr | None = None  # PEM; absent on keys kept only to verify
+    public_key: str | None = None  # PEM
+
+
+class AuthSettings(BaseModel):
+    issuer: str = "kai"
+    audience: str = "kai-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=15)
+    # Keys, newest first: the first key with a private part (or secret) signs; all verify.
+    # Empty: one HS256 key derived from the secret key (one instance, or all sharing it).
+    jwt_keys: list[JwtKey] = Field(default_factory=list)
+    # Algorithms a token may use at all, whatever its key says.
+    jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["HS256", "HS384", "HS512", "ES256", "EdDSA", "RS256"]
+    )
+    refresh_token_days: int = Field(default=30, ge=1)
+    # The absolute session lifetime when the organization sets none.
+    session_lifetime_hours: int = Field(default=24 * 7, ge=1)
+    password_hash: PasswordHashSettings = Field(default_factory=PasswordHashSettings)
+    password_min_length: int = Field(default=8, ge=8)
+    password_max_length: int = Field(default=128, ge=64, le=1024)
+    # zxcvbn score (0-4) a new password must reach.
+    password_min_score: int = Field(default=2, ge=0, le=4)
+    # Failed logins before the account is throttled, and the lockout count (NIST: <= 100).
+    throttle_after_failures: int = Field(default=5, ge=1)
+    throttle_max_seconds: int = Field(default=900, ge=1)
+    lockout_after_failures: int = Field(default=100, ge=1, le=100)
+    email_token_hours: int = Field(default=24, ge=1)
+    password_reset_minutes: int = Field(default=30, ge=5)
+    invitation_days: int = Field(default=7, ge=1)
+    allow_signup: bool = True
+    # Where links in emails point (the web app).
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class RatePolicy(BaseModel):
+    limit: int = Field(ge=1)
+    period_seconds: float = Field(gt=0)
+    burst: int | None = Field(default=None, ge=1)
+
+
+class RateLimitSettings(BaseModel):
+    """Requests allowed per API key, per user, or per client address when anonymous."""
+
+    enabled: bool = True
+    standard: RatePolicy = Field(default_factory=lambda: RatePolicy(limit=1200, period_seconds=60))
+    # Logins, sign-ups, resets: per client address, on top of per-account login throttling.
+    auth: RatePolicy = Field(
+        default_factory=lambda: RatePolicy(limit=30, period_seconds=60, burst=10)
+    )
+    # Recognitions, training, exports.
+    expensive: RatePolicy = Field(default_factory=lambda: RatePolicy(limit=120, period_seconds=60))
+
+    def policy(self, rate_class: str) -> RatePolicy | None:
+        if not self.enabled:
+            return None
+        policy: RatePolicy = getattr(self, rate_class)
+        return policy
+
+
+class EmailSettings(BaseModel):
+    backend: Literal["outbox", "smtp"] = "outbox"
+    sender: str = "KAI <no-reply@kai.local>"
+    # Empty means `<data_dir>/outbox`.
+    outbox_dir: Path | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -69,10 +159,29 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    # Derives the default token key and encrypts stored secrets (TOTP seeds, SSO client
+    # secrets). Empty: generated once into `<data_dir>/secret_key`. Set it for several
+    # instances, and keep it: stored secrets cannot be read without it.
+    secret_key: SecretStr | None = None
+    # Rate-limit state; empty means in-process (one instance).
+    redis_url: SecretStr | None = None
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     access_log: bool = True
+
+    @model_validator(mode="after")
+    def _owasp_password_cost(self) -> Settings:
+        # Tests may hash cheaply; nothing else may go below OWASP's argon2id minimum.
+        cost = self.auth.password_hash
+        if self.environment != "test" and (
+            cost.memory_kib < 19_456 or cost.iterations < 2 or cost.parallelism < 1
+        ):
+            raise ValueError("argon2id cost below OWASP's minimum (m=19456 KiB, t=2, p=1)")
+        return self
 
     @field_validator("data_dir")
     @classmethod
@@ -86,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def local_storage_root(self) -> Path:
         return self.storage.local_root or self.data_dir / "objects"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.email.outbox_dir or self.data_dir / "outbox"
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets shown as `**********`."""

@@ -2,31 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kai.config import JobSettings, Settings
-from kai.kit.db import create_engine, create_session_factory
+from kai.kit.crypto import SecretBox, master_key
+from kai.kit.db import APP_ROLE, create_engine, create_session_factory
+from kai.kit.email import EmailSender, create_email_sender
+from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
+from kai.kit.passwords import Passwords
 from kai.kit.pgembed import EmbeddedPostgres
+from kai.kit.ratelimit import RateLimiter, create_rate_limiter
 from kai.kit.storage import ObjectStorage, create_storage
+from kai.migrations import runner
 
 
 def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
     return EmbeddedPostgres(settings.data_dir / "postgres")
 
 
-def attach_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """The database URL to use, starting the embedded server when none is configured.
+@dataclass(frozen=True)
+class DatabaseUrls:
+    # The schema's owner: runs the migrations.
+    owner: str
+    # What the application connects with; it acts as `kai_app` either way.
+    app: str
 
-    Blocking: call before the event loop starts, or in a thread.
+
+def attach_database(
+    settings: Settings, *, migrate: bool = False
+) -> tuple[DatabaseUrls, EmbeddedPostgres | None]:
+    """The database URLs to use, starting the embedded server when none is configured.
+
+    Blocking: call before the event loop starts, or in a thread. The caller releases the
+    embedded server it gets back.
     """
     if settings.database_url is not None:
-        return settings.database_url.get_secret_value(), None
+        app_url = settings.database_url.get_secret_value()
+        migration_url = settings.database.migration_url
+        owner = migration_url.get_secret_value() if migration_url else app_url
+        if migrate:
+            runner.upgrade(owner)
+        return DatabaseUrls(owner=owner, app=app_url), None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres(settings)
-    return server.acquire(), server
+    owner = server.acquire()
+    try:
+        if migrate:
+            runner.upgrade(owner)
+        # The embedded server listens on its own socket only: the app role logs in there, so
+        # the app's connections never hold a role that could bypass row-level security.
+        app_url = server.url(user=APP_ROLE) if runner.allow_app_login(owner) else owner
+    except BaseException:
+        server.release()
+        raise
+    return DatabaseUrls(owner=owner, app=app_url), server
 
 
 @dataclass
@@ -39,6 +74,8 @@ class Runtime:
     session_factory: async_sessionmaker[AsyncSession]
     storage: ObjectStorage
     embedded: EmbeddedPostgres | None = field(default=None)
+    # What "now" is for rules that depend on time (throttling, expiry); tests move it.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         # A process serves one runtime; /metrics reports the newest one's pool.
@@ -75,6 +112,39 @@ class Runtime:
             idle=pool.checkedin(),  # type: ignore[attr-defined]
         )
 
-    async def close(self) -> None:
+    @cached_property
+    def master_key(self) -> bytes:
+        configured = self.settings.secret_key
+        return master_key(
+            configured.get_secret_value() if configured else None, self.settings.data_dir
+        )
+
+    @cached_property
+    def passwords(self) -> Passwords:
+        return Passwords(self.settings.auth)
+
+    @cached_property
+    def token_keys(self) -> KeySet:
+        return KeySet.from_settings(self.settings.auth, self.master_key)
+
+    @cached_property
+    def email(self) -> EmailSender:
+        return create_email_sender(self.settings.email, self.settings.outbox_dir)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        redis_url = self.settings.redis_url
+        return create_rate_limiter(redis_url.get_secret_value() if redis_url else None)
+
+    def secret_box(self, purpose: str) -> SecretBox:
+        return SecretBox(self.master_key, purpose)
+
+    async def close_services(self) -> None:
+        """Close what the runtime opened besides the database engine."""
         await self.storage.close()
+        if "rate_limiter" in self.__dict__:
+            await self.rate_limiter.close()
+
+    async def close(self) -> None:
+        await self.close_services()
         await self.engine.dispose()

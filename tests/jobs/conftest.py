@@ -21,18 +21,19 @@ WAIT_SECONDS = 30.0
 
 
 @pytest.fixture(scope="session")
-async def effects_table(engine: AsyncEngine) -> str:
-    async with engine.begin() as connection:
+async def effects_table(owner_engine: AsyncEngine) -> str:
+    # Made by the owner, so the app role is granted it like any table of the migrations.
+    async with owner_engine.begin() as connection:
         await ensure_effects_table(connection)
     return EFFECTS_TABLE
 
 
 @pytest.fixture
 async def jobs_runtime(
-    committed_runtime: Runtime, effects_table: str, engine: AsyncEngine
+    committed_runtime: Runtime, effects_table: str, owner_engine: AsyncEngine
 ) -> AsyncIterator[Runtime]:
     yield committed_runtime
-    async with engine.begin() as connection:
+    async with owner_engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {effects_table}"))
 
 

@@ -8,17 +8,34 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.jobs.models import JobStatus
+from kai.jobs.models import Job, JobStatus
+from kai.jobs.queue import TrackedTask
 from kai.jobs.repository import JobRepository
+from kai.kit.db import act_for
+from kai.runtime import Runtime
+from tests.identity.factories import Member, member
 from tests.jobs import sample_tasks
 
 pytestmark = pytest.mark.database
 
 
+@pytest.fixture
+async def owner(runtime: Runtime, client: AsyncClient) -> Member:
+    """The owner of an organization; the client calls as them."""
+    owner = await member(runtime, client)
+    client.headers.update(owner.headers)
+    return owner
+
+
+async def enqueue(session: AsyncSession, owner: Member, task: TrackedTask, **params: object) -> Job:
+    await act_for(session, organization_id=owner.organization_id)
+    return await task.enqueue(session, params=params, organization_id=owner.organization_id)
+
+
 async def test_a_queued_job_reads_back_with_its_progress_and_timestamps(
-    client: AsyncClient, session: AsyncSession
+    client: AsyncClient, session: AsyncSession, owner: Member
 ) -> None:
-    job = await sample_tasks.record.enqueue(session, params={"note": "x"})
+    job = await enqueue(session, owner, sample_tasks.record, note="x")
     await session.commit()
 
     response = await client.get(f"/api/v1/jobs/{job.id}")
@@ -38,13 +55,15 @@ async def test_a_queued_job_reads_back_with_its_progress_and_timestamps(
     assert body["created_at"]
 
 
-async def test_an_unknown_job_is_a_404_problem(client: AsyncClient) -> None:
+async def test_an_unknown_job_is_a_404_problem(client: AsyncClient, owner: Member) -> None:
     response = await client.get(f"/api/v1/jobs/{uuid.uuid4()}")
     assert response.status_code == 404
     assert response.json()["type"].endswith("/job-not-found")
 
 
-async def test_a_job_id_that_is_not_a_uuid_is_a_422_problem(client: AsyncClient) -> None:
+async def test_a_job_id_that_is_not_a_uuid_is_a_422_problem(
+    client: AsyncClient, owner: Member
+) -> None:
     response = await client.get("/api/v1/jobs/not-a-uuid")
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -52,9 +71,9 @@ async def test_a_job_id_that_is_not_a_uuid_is_a_422_problem(client: AsyncClient)
 
 
 async def test_cancelling_a_queued_job_over_http(
-    client: AsyncClient, session: AsyncSession
+    client: AsyncClient, session: AsyncSession, owner: Member
 ) -> None:
-    job = await sample_tasks.record.enqueue(session, params={})
+    job = await enqueue(session, owner, sample_tasks.record)
     await session.commit()
 
     response = await client.post(f"/api/v1/jobs/{job.id}/cancel")
@@ -67,9 +86,9 @@ async def test_cancelling_a_queued_job_over_http(
 
 
 async def test_listing_jobs_pages_through_all_of_them_newest_first(
-    client: AsyncClient, session: AsyncSession
+    client: AsyncClient, session: AsyncSession, owner: Member
 ) -> None:
-    created = [(await sample_tasks.record.enqueue(session, params={"n": n})).id for n in range(7)]
+    created = [(await enqueue(session, owner, sample_tasks.record, n=n)).id for n in range(7)]
     await session.commit()
 
     seen: list[str] = []
@@ -91,10 +110,10 @@ async def test_listing_jobs_pages_through_all_of_them_newest_first(
 
 
 async def test_listing_filters_by_status_and_kind(
-    client: AsyncClient, session: AsyncSession
+    client: AsyncClient, session: AsyncSession, owner: Member
 ) -> None:
-    kept = await sample_tasks.record.enqueue(session, params={})
-    other = await sample_tasks.flaky.enqueue(session, params={"succeed_on": 1})
+    kept = await enqueue(session, owner, sample_tasks.record)
+    other = await enqueue(session, owner, sample_tasks.flaky, succeed_on=1)
     await JobRepository(session).set_status(other.id, JobStatus.FAILED, error="boom")
     await session.commit()
 
@@ -119,7 +138,7 @@ async def test_listing_filters_by_status_and_kind(
     ],
 )
 async def test_bad_listing_parameters_are_problems(
-    client: AsyncClient, params: dict[str, object], status: int
+    client: AsyncClient, owner: Member, params: dict[str, object], status: int
 ) -> None:
     response = await client.get("/api/v1/jobs", params=params)
     assert response.status_code == status

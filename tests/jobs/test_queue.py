@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select, text
 
 from kai.config import JobSettings
+from kai.identity.actor import Actor
 from kai.jobs import service
 from kai.jobs.models import Job, JobStatus
 from kai.jobs.queue import backoff_seconds, job_app
@@ -20,6 +22,9 @@ from tests.jobs.conftest import effects, enqueue, load_job, wait_for
 pytestmark = pytest.mark.database
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+# Platform jobs (of no organization) as maintenance code sees them.
+PLATFORM = Actor(kind="api_key", organization_id=None, permissions=frozenset())
 
 
 async def test_a_job_enqueued_in_a_rolled_back_transaction_leaves_no_trace(
@@ -102,7 +107,7 @@ async def test_a_cancelled_queued_job_never_runs(
 ) -> None:
     job_id = await enqueue(jobs_runtime, sample_tasks.record, note="cancelled")
     async with jobs_runtime.session_factory.begin() as session:
-        cancelled = await service.cancel_job(session, job_id=job_id)
+        cancelled = await service.cancel_job(session, actor=PLATFORM, job_id=job_id)
     assert cancelled.status == JobStatus.CANCELLED
 
     start_worker()
@@ -124,7 +129,7 @@ async def test_a_running_job_is_stopped_when_cancelled_and_its_writes_undone(
     )
 
     async with jobs_runtime.session_factory.begin() as session:
-        cancelling = await service.cancel_job(session, job_id=job_id)
+        cancelling = await service.cancel_job(session, actor=PLATFORM, job_id=job_id)
     assert cancelling.status == JobStatus.CANCELLING
 
     done = await wait_for(jobs_runtime, job_id, (JobStatus.CANCELLED,))
@@ -177,7 +182,7 @@ async def test_cancelling_a_finished_job_is_a_conflict(
 
     async with jobs_runtime.session_factory.begin() as session:
         with pytest.raises(service.JobAlreadyFinished):
-            await service.cancel_job(session, job_id=job_id)
+            await service.cancel_job(session, actor=PLATFORM, job_id=job_id)
 
 
 def test_backoff_doubles_from_the_base_and_is_capped() -> None:
@@ -192,3 +197,30 @@ def test_housekeeping_is_scheduled_daily() -> None:
         task.task.name: task.cron for task in job_app.periodic_registry.periodic_tasks.values()
     }
     assert schedules["jobs.prune_finished"] == "17 3 * * *"
+
+
+async def test_the_daily_housekeeping_task_runs_through_a_worker(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    # Periodic tasks are deferred through their own app by the worker's deferrer, at the
+    # scheduled minute: that app must be the open one, or the worker stops at that minute.
+    from kai.jobs.tasks import prune_finished
+
+    start_worker()
+    for _ in range(100):
+        if job_app.connector is not None and getattr(job_app.connector, "_pool", None):
+            break
+        await asyncio.sleep(0.05)
+    queue_job_id = await prune_finished.defer_async(timestamp=int(time.time()))
+
+    status = None
+    for _ in range(200):
+        async with jobs_runtime.session_factory() as session:
+            status = await session.scalar(
+                text("SELECT status::text FROM procrastinate_jobs WHERE id = :id"),
+                {"id": queue_job_id},
+            )
+        if status in {"succeeded", "failed"}:
+            break
+        await asyncio.sleep(0.05)
+    assert status == "succeeded"

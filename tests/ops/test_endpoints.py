@@ -90,7 +90,7 @@ async def test_metrics_count_requests_by_route_template_and_status(client: Async
     text = response.text
     job_route = r'route="/api/v1/jobs/\{job_id\}"'
     by_route = re.search(
-        rf'kai_http_requests_total\{{method="GET",{job_route},status="404"\}} (\S+)', text
+        rf'kai_http_requests_total\{{method="GET",{job_route},status="401"\}} (\S+)', text
     )
     assert by_route is not None
     assert float(by_route.group(1)) >= 3

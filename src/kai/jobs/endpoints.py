@@ -8,6 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from kai.deps import DbSession
+from kai.identity.actor import Actor
+from kai.identity.dependencies import AUTH_RESPONSES, require
+from kai.identity.permissions import Permission
 from kai.jobs import service
 from kai.jobs.models import JobStatus
 from kai.jobs.queue import KIND_MAX_LENGTH, KIND_PATTERN
@@ -15,11 +18,15 @@ from kai.jobs.schemas import JobRead
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
+
+JobsRead = Annotated[Actor, Depends(require(Permission.JOBS_READ))]
+JobsManage = Annotated[Actor, Depends(require(Permission.JOBS_MANAGE))]
 
 
 @router.get("", summary="List jobs, newest first", responses=problem_responses(400))
 async def list_jobs(
+    actor: JobsRead,
     session: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
@@ -32,13 +39,15 @@ async def list_jobs(
         ),
     ] = None,
 ) -> Page[JobRead]:
-    jobs, next_cursor = await service.list_jobs(session, params=page, status=status, kind=kind)
+    jobs, next_cursor = await service.list_jobs(
+        session, actor=actor, params=page, status=status, kind=kind
+    )
     return Page[JobRead](items=[JobRead.from_job(job) for job in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", summary="Get a job", responses=problem_responses(404))
-async def get_job(session: DbSession, job_id: uuid.UUID) -> JobRead:
-    return JobRead.from_job(await service.get_job(session, job_id=job_id))
+async def get_job(actor: JobsRead, session: DbSession, job_id: uuid.UUID) -> JobRead:
+    return JobRead.from_job(await service.get_job(session, actor=actor, job_id=job_id))
 
 
 @router.post(
@@ -50,5 +59,5 @@ async def get_job(session: DbSession, job_id: uuid.UUID) -> JobRead:
     ),
     responses=problem_responses(404, 409),
 )
-async def cancel_job(session: DbSession, job_id: uuid.UUID) -> JobRead:
-    return JobRead.from_job(await service.cancel_job(session, job_id=job_id))
+async def cancel_job(actor: JobsManage, session: DbSession, job_id: uuid.UUID) -> JobRead:
+    return JobRead.from_job(await service.cancel_job(session, actor=actor, job_id=job_id))

@@ -9,10 +9,11 @@ leaves nothing half-done and the retried attempt starts from a clean state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kai.config import JobSettings
 from kai.jobs.models import Job, JobStatus
 from kai.jobs.repository import JobRepository
+from kai.kit.db import act_for
 from kai.kit.metrics import JOB_DURATION, JOBS
 
 log = structlog.get_logger(__name__)
@@ -88,8 +90,10 @@ class JobRun:
     params: dict[str, Any]
     # Writes made here commit together with the job's success, or not at all.
     session: AsyncSession
-    _session_factory: async_sessionmaker[AsyncSession] = field(repr=False)
+    _session_factory: _TenantSessions = field(repr=False)
     _context: JobContext = field(repr=False)
+    # The organization the job works for (None: the platform's own work).
+    organization_id: uuid.UUID | None = None
 
     async def report_progress(self, done: int, total: int | None = None) -> None:
         """Publish progress at once, outside the attempt's transaction."""
@@ -137,14 +141,21 @@ class TrackedTask:
         connection = await (await session.connection()).get_raw_connection()
         queue_job_id = await self.procrastinate_task.configure(
             connection=connection.driver_connection
-        ).defer_async(job_id=str(job.id))
+        ).defer_async(
+            job_id=str(job.id),
+            organization_id=str(organization_id) if organization_id else None,
+        )
         job.queue_job_id = queue_job_id
         await session.flush()
         return job
 
-    async def _run(self, context: JobContext, job_id: str) -> dict[str, Any] | None:
+    async def _run(
+        self, context: JobContext, job_id: str, organization_id: str | None = None
+    ) -> dict[str, Any] | None:
         runtime: JobRuntime = context.additional_context["runtime"]
-        factory = runtime.session_factory
+        tenant = uuid.UUID(organization_id) if organization_id else None
+        # Every transaction of the job acts for the job's organization, and sees only it.
+        factory = _TenantSessions(runtime.session_factory, tenant)
         tracked_id = uuid.UUID(job_id)
         bound = log.bind(job_id=job_id, kind=self.kind)
 
@@ -152,15 +163,17 @@ class TrackedTask:
             job = await JobRepository(session).start_attempt(tracked_id)
             if job is None:
                 bound.info("job.skipped", reason="already finished or cancelled")
-                await _finish_cancelling(factory, tracked_id)
+                await _finish_cancelling(factory, tracked_id, tenant)
                 return None
             attempt, max_attempts, params = job.attempts, job.max_attempts, dict(job.params)
 
         started = time.perf_counter()
         outcome = "failed"
         try:
-            async with factory() as session:
-                run = JobRun(tracked_id, self.kind, attempt, params, session, factory, context)
+            async with factory.open() as session:
+                run = JobRun(
+                    tracked_id, self.kind, attempt, params, session, factory, context, tenant
+                )
                 result = await self.function(run)
                 await JobRepository(session).set_status(
                     tracked_id, JobStatus.SUCCEEDED, result=result, error=None
@@ -191,8 +204,31 @@ class TrackedTask:
             JOB_DURATION.labels(self.kind).observe(time.perf_counter() - started)
 
 
+class _TenantSessions:
+    """Sessions whose transactions act for one organization (None: the platform's own)."""
+
+    def __init__(
+        self, factory: async_sessionmaker[AsyncSession], organization_id: uuid.UUID | None
+    ) -> None:
+        self.factory = factory
+        self.organization_id = organization_id
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        async with self.factory.begin() as session:
+            await act_for(session, organization_id=self.organization_id)
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[AsyncSession]:
+        """A session the caller commits; scoped again after each commit."""
+        async with self.factory() as session:
+            await act_for(session, organization_id=self.organization_id)
+            yield session
+
+
 async def _record(
-    factory: async_sessionmaker[AsyncSession],
+    factory: _TenantSessions,
     job_id: uuid.UUID,
     status: JobStatus,
     error: str | None,
@@ -201,10 +237,12 @@ async def _record(
         await JobRepository(session).set_status(job_id, status, error=error)
 
 
-async def _finish_cancelling(factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+async def _finish_cancelling(
+    factory: _TenantSessions, job_id: uuid.UUID, organization_id: uuid.UUID | None
+) -> None:
     async with factory.begin() as session:
         repository = JobRepository(session)
-        job = await repository.get(job_id, for_update=True)
+        job = await repository.get(job_id, organization_id=organization_id, for_update=True)
         if job is not None and job.status == JobStatus.CANCELLING:
             await repository.set_status(job_id, JobStatus.CANCELLED)
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.jobs.models import FINISHED_STATUSES, Job, JobStatus
@@ -24,16 +24,30 @@ class JobRepository:
         await self.session.flush()
         return job
 
-    async def get(self, job_id: uuid.UUID, *, for_update: bool = False) -> Job | None:
-        statement = select(Job).where(Job.id == job_id)
+    async def get(
+        self,
+        job_id: uuid.UUID,
+        *,
+        organization_id: uuid.UUID | None = None,
+        for_update: bool = False,
+    ) -> Job | None:
+        """The job `job_id` of `organization_id` (None: a platform job)."""
+        statement = select(Job).where(
+            Job.id == job_id, Job.organization_id.is_not_distinct_from(organization_id)
+        )
         if for_update:
             statement = statement.with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
 
     async def list_page(
-        self, params: PageParams, *, status: JobStatus | None = None, kind: str | None = None
+        self,
+        params: PageParams,
+        *,
+        organization_id: uuid.UUID | None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        statement = select(Job)
+        statement = select(Job).where(Job.organization_id.is_not_distinct_from(organization_id))
         if status is not None:
             statement = statement.where(Job.status == status)
         if kind is not None:
@@ -77,11 +91,11 @@ class JobRepository:
         )
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
+        """Across every organization: through a function that may cross the tenant wall."""
         result = await self.session.execute(
-            delete(Job).where(Job.status.in_(FINISHED_STATUSES), Job.finished_at < cutoff)
+            text("SELECT kai_prune_finished_jobs(:cutoff)"), {"cutoff": cutoff}
         )
-        assert isinstance(result, CursorResult)
-        return int(result.rowcount)
+        return int(result.scalar_one())
 
 
 def retention_cutoff(now: datetime, days: int) -> datetime:

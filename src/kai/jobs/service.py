@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.identity.actor import Actor
 from kai.jobs.models import Job, JobStatus
 from kai.jobs.repository import JobRepository
 from kai.kit.errors import Conflict, NotFound
@@ -21,8 +22,8 @@ class JobAlreadyFinished(Conflict):
     type, title = "job-finished", "The job has already finished"
 
 
-async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> Job:
-    job = await JobRepository(session).get(job_id)
+async def get_job(session: AsyncSession, *, actor: Actor, job_id: uuid.UUID) -> Job:
+    job = await JobRepository(session).get(job_id, organization_id=actor.organization_id)
     if job is None:
         raise JobNotFound(f"There is no job {job_id}.")
     return job
@@ -31,17 +32,20 @@ async def get_job(session: AsyncSession, *, job_id: uuid.UUID) -> Job:
 async def list_jobs(
     session: AsyncSession,
     *,
+    actor: Actor,
     params: PageParams,
     status: JobStatus | None = None,
     kind: str | None = None,
 ) -> tuple[list[Job], str | None]:
-    return await JobRepository(session).list_page(params, status=status, kind=kind)
+    return await JobRepository(session).list_page(
+        params, organization_id=actor.organization_id, status=status, kind=kind
+    )
 
 
-async def cancel_job(session: AsyncSession, *, job_id: uuid.UUID) -> Job:
+async def cancel_job(session: AsyncSession, *, actor: Actor, job_id: uuid.UUID) -> Job:
     """Cancel a queued job at once; ask the worker running a job to stop it."""
     repository = JobRepository(session)
-    job = await repository.get(job_id, for_update=True)
+    job = await repository.get(job_id, organization_id=actor.organization_id, for_update=True)
     if job is None:
         raise JobNotFound(f"There is no job {job_id}.")
     status = JobStatus(job.status)

@@ -25,14 +25,13 @@ def load_task_modules(extra: Iterable[str] = ()) -> None:
         importlib.import_module(module)
 
 
-def worker_app(database_url: str, *, pool_size: int) -> App:
-    connector = PsycopgConnector(
+def worker_connector(database_url: str, *, pool_size: int) -> PsycopgConnector:
+    return PsycopgConnector(
         conninfo=libpq_url(database_url),
         min_size=1,
         max_size=pool_size,
         kwargs={"application_name": "kai-worker"},
     )
-    return job_app.with_connector(connector)
 
 
 async def recover_stalled_jobs(app: App, *, silent_for_seconds: float) -> int:
@@ -65,7 +64,22 @@ async def run_worker(
     """Run jobs until cancelled or signalled; in-flight jobs finish or are handed back."""
     settings = runtime.job_settings
     load_task_modules(settings.import_paths)
-    app = worker_app(database_url, pool_size=concurrency + 2)
+    # The app itself gets the connector, not a copy: tasks (periodic ones too) refer to their
+    # own app, and a copy's connector would never be open for them. One worker a process.
+    connector = worker_connector(database_url, pool_size=concurrency + 2)
+    with job_app.replace_connector(connector) as app:
+        await _run(app, runtime, concurrency, queues, name, install_signal_handlers)
+
+
+async def _run(
+    app: App,
+    runtime: JobRuntime,
+    concurrency: int,
+    queues: list[str] | None,
+    name: str | None,
+    install_signal_handlers: bool,
+) -> None:
+    settings = runtime.job_settings
     async with app.open_async():
         recovery = asyncio.create_task(
             _recover_forever(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +20,11 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kai.config import DatabaseSettings
+
+# The role the application acts as (created by the migrations): it owns nothing and cannot
+# bypass row-level security. The embedded server logs in as it; a configured login role that
+# is anything else switches to it on connecting (and must be a member of it).
+APP_ROLE = "kai_app"
 
 # Stable constraint names so that migrations can refer to them.
 NAMING_CONVENTION = {
@@ -63,7 +68,11 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + sqlalchemy_url(url)[len("postgresql+psycopg://") :]
 
 
-def create_engine(url: str, settings: DatabaseSettings, **overrides: Any) -> AsyncEngine:
+def create_engine(
+    url: str, settings: DatabaseSettings, *, as_app: bool = True, **overrides: Any
+) -> AsyncEngine:
+    """An engine whose connections act as the app role (`as_app=False`: as the login role,
+    for migrations, maintenance and tests that inspect what the app may not)."""
     options: dict[str, Any] = {
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
@@ -75,7 +84,42 @@ def create_engine(url: str, settings: DatabaseSettings, **overrides: Any) -> Asy
         },
     }
     options.update(overrides)
-    return create_async_engine(sqlalchemy_url(url), **options)
+    engine = create_async_engine(sqlalchemy_url(url), **options)
+    if as_app:
+        event.listen(engine.sync_engine, "connect", _act_as_app_role)
+    return engine
+
+
+def _act_as_app_role(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(
+            f"DO $$ BEGIN IF current_user <> '{APP_ROLE}' THEN SET ROLE {APP_ROLE}; END IF; END $$"
+        )
+    finally:
+        cursor.close()
+    # The SET is no transaction's business: keep it when the pool rolls back.
+    dbapi_connection.commit()
+
+
+async def act_for(
+    session: AsyncSession, *, organization_id: uuid.UUID | None, user_id: uuid.UUID | None = None
+) -> None:
+    """Scope the session's current transaction to one organization (and person).
+
+    Row-level security shows the application's role only that organization's rows, whatever a
+    query forgets to say. Lasts until the transaction ends.
+    """
+    await session.execute(
+        text(
+            "SELECT set_config('kai.organization_id', :organization_id, true),"
+            " set_config('kai.user_id', :user_id, true)"
+        ),
+        {
+            "organization_id": str(organization_id) if organization_id else "",
+            "user_id": str(user_id) if user_id else "",
+        },
+    )
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -99,12 +99,12 @@ class EmbeddedPostgres:
                 self._stop()
             shutil.rmtree(self.holders_dir, ignore_errors=True)
 
-    def url(self, database: str = DATABASE_NAME) -> str:
+    def url(self, database: str = DATABASE_NAME, user: str = SUPERUSER) -> str:
         """SQLAlchemy URL (psycopg driver) of `database` on this server."""
         if self.tcp_host and self.tcp_port:
-            return f"postgresql+psycopg://{SUPERUSER}@{self.tcp_host}:{self.tcp_port}/{database}"
+            return f"postgresql+psycopg://{user}@{self.tcp_host}:{self.tcp_port}/{database}"
         socket_dir = quote(str(self.socket_dir()), safe="")
-        return f"postgresql+psycopg://{SUPERUSER}@/{database}?host={socket_dir}&port={SOCKET_PORT}"
+        return f"postgresql+psycopg://{user}@/{database}?host={socket_dir}&port={SOCKET_PORT}"
 
     def is_running(self) -> bool:
         pid_file = self.pgdata / "postmaster.pid"

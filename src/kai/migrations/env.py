@@ -18,6 +18,11 @@ if not configured_url:
 url: str = configured_url
 
 
+def _include_object(obj: object, name: str | None, type_: str, *args: object) -> bool:
+    # procrastinate's tables come from its own schema file, not from our models.
+    return not (name or "").startswith("procrastinate")
+
+
 def run_migrations_online() -> None:
     engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     with engine.connect() as connection:
@@ -25,6 +30,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             compare_type=True,
+            include_object=_include_object,
             transaction_per_migration=False,
         )
         with context.begin_transaction():

@@ -9,14 +9,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
-from kai.kit.db import sqlalchemy_url
+from kai.kit.db import APP_ROLE, sqlalchemy_url
 
 MIGRATION_LOCK_ID = 7_311_042_001
 
 # Every module that defines tables; the migrations' autogenerate compares against them.
-MODEL_MODULES = ("kai.jobs.models",)
+MODEL_MODULES = ("kai.jobs.models", "kai.identity.models")
 
 
 def model_modules() -> tuple[str, ...]:
@@ -58,3 +58,18 @@ def status(database_url: str) -> MigrationStatus:
     finally:
         engine.dispose()
     return MigrationStatus(current=tuple(current), head=script.get_current_head())
+
+
+def allow_app_login(owner_url: str) -> bool:
+    """Let the app role log in (the embedded server); False until the migrations made it."""
+    engine = create_engine(sqlalchemy_url(owner_url), poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": APP_ROLE}
+            ).scalar()
+            if exists:
+                connection.execute(text(f"ALTER ROLE {APP_ROLE} LOGIN"))
+    finally:
+        engine.dispose()
+    return bool(exists)

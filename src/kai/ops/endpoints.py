@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from kai.deps import get_runtime
+from kai.identity.dependencies import public
 from kai.kit.errors import ServiceUnavailable, problem_responses
 from kai.kit.metrics import REGISTRY
 from kai.runtime import Runtime
 
-router = APIRouter(tags=["operations"])
+# Probes and scrapes come from load balancers and Prometheus: public, never rate limited.
+router = APIRouter(tags=["operations"], dependencies=[Depends(public(rate_class=None))])
 
 CHECK_TIMEOUT_SECONDS = 3.0
 _OK = b'{"status":"ok"}'

@@ -1,0 +1,58 @@
+"""Who a request acts for, and where it came from."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kai.identity.errors import PermissionDenied
+from kai.identity.permissions import UNRESTRICTED_ROLES, Permission
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, for the audit log."""
+
+    client_address: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated caller acting for one organization."""
+
+    kind: Literal["user", "api_key"]
+    # None for a person who belongs to no organization yet (they may create or join one).
+    organization_id: uuid.UUID | None
+    permissions: frozenset[Permission]
+    user_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    # The user's role in the organization (None for API keys).
+    role: str | None = None
+    session_id: uuid.UUID | None = None
+    # How the user authenticated in this session: pwd, otp, sso.
+    methods: tuple[str, ...] = ()
+    # True while the organization requires MFA and the user has not enrolled yet.
+    needs_mfa_enrolment: bool = False
+    origin: Origin = field(default_factory=Origin)
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    @property
+    def unrestricted(self) -> bool:
+        """Sees every resource of the organization, whichever teams it is shared with."""
+        return self.role in UNRESTRICTED_ROLES
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        """The organization acted for; refused when the caller acts for none yet."""
+        if self.organization_id is None:
+            raise PermissionDenied("Act for an organization first: create or join one.")
+        return self.organization_id
+
+    @property
+    def audit_id(self) -> str:
+        return str(self.user_id if self.kind == "user" else self.api_key_id)

@@ -1,0 +1,137 @@
+"""What every route declares: who may call it. One of `require(...)`, `authenticated()` or
+`public()`; a test walks the app and fails on a route that declares none.
+
+The factories return plain functions (not callable objects) so that FastAPI can read their
+annotations; each carries `kai_access` for that test and for the OpenAPI document.
+"""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request, Response
+
+from kai.deps import DbSession, RuntimeDep
+from kai.identity import audit
+from kai.identity.actor import Actor, Origin
+from kai.identity.authentication import authenticate
+from kai.identity.errors import (
+    MfaEnrolmentRequired,
+    NotAuthenticated,
+    PermissionDenied,
+    RateLimited,
+)
+from kai.identity.permissions import Permission
+from kai.kit.errors import problem_responses
+from kai.kit.ratelimit import RateLimit
+from kai.runtime import Runtime
+
+RateClass = Literal["standard", "auth", "expensive"]
+
+
+def origin_of(request: Request) -> Origin:
+    return Origin(
+        client_address=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        request_id=request.scope.get("state", {}).get("request_id"),
+    )
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise NotAuthenticated()
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or len(credential) > 4096:
+        raise NotAuthenticated("Use `Authorization: Bearer <access token or API key>`.")
+    return credential
+
+
+async def _limit(
+    runtime: Runtime, response: Response | None, rate_class: RateClass, subject: str
+) -> None:
+    policy = runtime.settings.rate_limits.policy(rate_class)
+    if policy is None:
+        return
+    limit = RateLimit(policy.limit, policy.period_seconds, policy.burst)
+    decision = await runtime.rate_limiter.hit(f"{rate_class}:{subject}", limit)
+    headers = decision.headers(rate_class, limit)
+    if not decision.allowed:
+        raise RateLimited(
+            f"The limit is {policy.limit} requests per {policy.period_seconds:g} seconds.",
+            headers=headers,
+        )
+    if response is not None:
+        response.headers.update(headers)
+
+
+async def _actor(request: Request, session: DbSession, runtime: RuntimeDep) -> Actor:
+    return await authenticate(
+        session, runtime, credential=_bearer(request), origin=origin_of(request)
+    )
+
+
+def require(permission: Permission, *, rate_class: RateClass = "standard") -> Any:
+    """The caller must hold `permission` in the organization it acts for."""
+
+    async def dependency(
+        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
+    ) -> Actor:
+        actor = await _actor(request, session, runtime)
+        await _limit(runtime, response, rate_class, f"{actor.kind}:{actor.audit_id}")
+        if actor.needs_mfa_enrolment:
+            raise MfaEnrolmentRequired()
+        if actor.organization_id is None or not actor.can(permission):
+            await audit.record_detached(
+                runtime.session_factory,
+                action="access.denied",
+                outcome="failure",
+                organization_id=actor.organization_id,
+                actor=actor,
+                details={"permission": permission.value, "path": request.url.path[:300]},
+            )
+            raise PermissionDenied(f"This needs the permission `{permission.value}`.")
+        return actor
+
+    dependency.kai_access = ("permission", permission.value)  # type: ignore[attr-defined]
+    return dependency
+
+
+def authenticated(*, rate_class: RateClass = "standard") -> Any:
+    """Any authenticated person or key, whatever its permissions (their own profile, say)."""
+
+    async def dependency(
+        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
+    ) -> Actor:
+        actor = await _actor(request, session, runtime)
+        await _limit(runtime, response, rate_class, f"{actor.kind}:{actor.audit_id}")
+        return actor
+
+    dependency.kai_access = ("authenticated", None)  # type: ignore[attr-defined]
+    return dependency
+
+
+def public(*, rate_class: RateClass | None = "standard") -> Any:
+    """No credential needed; limited per client address (not at all with `rate_class=None`:
+    health probes and metric scrapes must always get through)."""
+
+    async def dependency(request: Request, response: Response, runtime: RuntimeDep) -> None:
+        if rate_class is None:
+            return
+        address = request.client.host if request.client else "unknown"
+        await _limit(runtime, response, rate_class, f"address:{address}")
+
+    dependency.kai_access = ("public", None)  # type: ignore[attr-defined]
+    return dependency
+
+
+def user_only(actor: Actor) -> Actor:
+    if actor.kind != "user" or actor.user_id is None:
+        raise PermissionDenied("Only a person can do this, not an API key.")
+    return actor
+
+
+# The statuses these dependencies may answer, for each route's OpenAPI entry.
+AUTH_RESPONSES = problem_responses(401, 403, 429)
+PUBLIC_RESPONSES = problem_responses(429)
+
+CurrentUser = Annotated[Actor, Depends(authenticated())]

@@ -1,0 +1,18 @@
+"""Every HTTP route of identity."""
+
+from fastapi import APIRouter
+
+from kai.identity.endpoints import api_keys, audit, auth, me, organization, roles, teams
+
+router = APIRouter()
+for module_router in (
+    auth.router,
+    auth.mfa_router,
+    me.router,
+    organization.router,
+    teams.router,
+    roles.router,
+    api_keys.router,
+    audit.router,
+):
+    router.include_router(module_router)

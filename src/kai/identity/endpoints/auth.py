@@ -1,0 +1,277 @@
+"""HTTP routes of logging in, tokens, sign-up, email proofs, password resets and MFA."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from kai.deps import DbSession, RuntimeDep
+from kai.identity import accounts, mfa, sessions
+from kai.identity.actor import Actor
+from kai.identity.dependencies import (
+    AUTH_RESPONSES,
+    PUBLIC_RESPONSES,
+    authenticated,
+    origin_of,
+    public,
+    user_only,
+)
+from kai.identity.repository import OrganizationRepository
+from kai.identity.schemas import (
+    Accepted,
+    EmailRequest,
+    LoginRequest,
+    LogoutEverywhereResponse,
+    MfaReauth,
+    MfaStatus,
+    PasswordResetConfirm,
+    RecoveryCodes,
+    RefreshRequest,
+    SignupRequest,
+    SwitchOrganizationRequest,
+    TokenRequest,
+    TokenResponse,
+    TotpConfirm,
+    TotpEnrolment,
+)
+from kai.kit.errors import problem_responses
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+AuthPublic = Depends(public(rate_class="auth"))
+Person = Annotated[Actor, Depends(authenticated())]
+
+
+def _tokens(pair: sessions.TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        organization_id=pair.organization_id,
+    )
+
+
+@router.post(
+    "/login",
+    summary="Log in with email and password (and a one-time code when MFA is on)",
+    dependencies=[AuthPublic],
+    responses=problem_responses(401, 403, 429),
+)
+async def login(
+    body: LoginRequest, request: Request, session: DbSession, runtime: RuntimeDep
+) -> TokenResponse:
+    pair = await sessions.login(
+        session,
+        runtime,
+        email=body.email,
+        password=body.password,
+        totp_code=body.totp_code,
+        recovery_code=body.recovery_code,
+        origin=origin_of(request),
+    )
+    return _tokens(pair)
+
+
+@router.post(
+    "/refresh",
+    summary="Exchange a refresh token (once) for a new pair",
+    dependencies=[AuthPublic],
+    responses=problem_responses(401, 429),
+)
+async def refresh(
+    body: RefreshRequest, request: Request, session: DbSession, runtime: RuntimeDep
+) -> TokenResponse:
+    pair = await sessions.refresh(
+        session, runtime, refresh_token=body.refresh_token, origin=origin_of(request)
+    )
+    return _tokens(pair)
+
+
+@router.post(
+    "/logout",
+    summary="End this session",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=AUTH_RESPONSES,
+)
+async def logout(actor: Person, session: DbSession) -> None:
+    await sessions.logout(session, actor=user_only(actor))
+
+
+@router.post(
+    "/logout-everywhere",
+    summary="End every session of this account",
+    responses=AUTH_RESPONSES,
+)
+async def logout_everywhere(
+    actor: Person, session: DbSession, runtime: RuntimeDep
+) -> LogoutEverywhereResponse:
+    revoked = await sessions.logout_everywhere(session, runtime, actor=user_only(actor))
+    return LogoutEverywhereResponse(sessions_revoked=revoked)
+
+
+@router.post(
+    "/switch-organization",
+    summary="Act for another organization you belong to",
+    description="Answers a new access token; the session's refresh token follows the switch.",
+    responses=problem_responses(401, 403, 404, 429),
+)
+async def switch_organization(
+    body: SwitchOrganizationRequest, actor: Person, session: DbSession, runtime: RuntimeDep
+) -> TokenResponse:
+    pair = await sessions.switch_organization(
+        session, runtime, actor=user_only(actor), organization_id=body.organization_id
+    )
+    return _tokens(pair)
+
+
+@router.post(
+    "/signup",
+    summary="Create an account",
+    description=(
+        "Always answers 202: whether the address already had an account is told only to "
+        "its owner, by email. The new account logs in once its address is verified."
+    ),
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[AuthPublic],
+    responses=problem_responses(403, 422, 429, 503),
+)
+async def signup(
+    body: SignupRequest, request: Request, session: DbSession, runtime: RuntimeDep
+) -> Accepted:
+    await accounts.signup(
+        session,
+        runtime,
+        email=body.email,
+        password=body.password,
+        name=body.name,
+        organization_name=body.organization_name,
+        origin=origin_of(request),
+    )
+    return Accepted(detail="Check your inbox for a link to confirm your address.")
+
+
+@router.post(
+    "/verify-email",
+    summary="Confirm an email address with the emailed token",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[AuthPublic],
+    responses=PUBLIC_RESPONSES,
+)
+async def verify_email(
+    body: TokenRequest, request: Request, session: DbSession, runtime: RuntimeDep
+) -> None:
+    await accounts.verify_email(session, runtime, token=body.token, origin=origin_of(request))
+
+
+@router.post(
+    "/verify-email/resend",
+    summary="Send the confirmation email again",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[AuthPublic],
+    responses=problem_responses(429, 503),
+)
+async def resend_verification(
+    body: EmailRequest, session: DbSession, runtime: RuntimeDep
+) -> Accepted:
+    await accounts.resend_verification(session, runtime, email=body.email)
+    return Accepted(detail="If the address has an unconfirmed account, a new link is on its way.")
+
+
+@router.post(
+    "/password-reset",
+    summary="Ask for a password reset link",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[AuthPublic],
+    responses=problem_responses(429, 503),
+)
+async def request_password_reset(
+    body: EmailRequest, session: DbSession, runtime: RuntimeDep
+) -> Accepted:
+    await accounts.request_password_reset(session, runtime, email=body.email)
+    return Accepted(detail="If the address has an account, a reset link is on its way.")
+
+
+@router.post(
+    "/password-reset/confirm",
+    summary="Set a new password with the emailed token",
+    description="Unlocks the account and ends every session.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[AuthPublic],
+    responses=PUBLIC_RESPONSES,
+)
+async def reset_password(
+    body: PasswordResetConfirm, request: Request, session: DbSession, runtime: RuntimeDep
+) -> None:
+    await accounts.reset_password(
+        session, runtime, token=body.token, password=body.password, origin=origin_of(request)
+    )
+
+
+# --- MFA ------------------------------------------------------------------------------------
+
+mfa_router = APIRouter(prefix="/auth/mfa", tags=["auth"], responses=AUTH_RESPONSES)
+
+
+@mfa_router.get("", summary="Whether two-factor authentication is on")
+async def mfa_status(actor: Person, session: DbSession) -> MfaStatus:
+    person = user_only(actor)
+    assert person.user_id is not None
+    enabled, left = await mfa.status(session, user_id=person.user_id)
+    required = False
+    if person.organization_id is not None:
+        organization = await OrganizationRepository(session).get(person.organization_id)
+        required = bool(organization and organization.mfa_required)
+    return MfaStatus(
+        totp_enabled=enabled, recovery_codes_left=left, required_by_organization=required
+    )
+
+
+@mfa_router.post(
+    "/totp/enrol",
+    summary="Start TOTP enrolment: a new secret to add to an authenticator app",
+    responses=problem_responses(409),
+)
+async def totp_enrol(actor: Person, session: DbSession, runtime: RuntimeDep) -> TotpEnrolment:
+    enrolment = await mfa.begin_enrolment(session, runtime, actor=user_only(actor))
+    return TotpEnrolment(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
+
+
+@mfa_router.post(
+    "/totp/confirm",
+    summary="Turn TOTP on with a first code; answers single-use recovery codes",
+    responses=problem_responses(409),
+)
+async def totp_confirm(
+    body: TotpConfirm, actor: Person, session: DbSession, runtime: RuntimeDep
+) -> RecoveryCodes:
+    codes = await mfa.confirm_enrolment(session, runtime, actor=user_only(actor), code=body.code)
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@mfa_router.post(
+    "/totp/disable",
+    summary="Turn TOTP off (password and a current code required)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(409),
+)
+async def totp_disable(
+    body: MfaReauth, actor: Person, session: DbSession, runtime: RuntimeDep
+) -> None:
+    await mfa.disable(
+        session, runtime, actor=user_only(actor), password=body.password, code=body.code
+    )
+
+
+@mfa_router.post(
+    "/recovery-codes",
+    summary="Replace the recovery codes (password and a current code required)",
+    responses=problem_responses(409),
+)
+async def regenerate_recovery_codes(
+    body: MfaReauth, actor: Person, session: DbSession, runtime: RuntimeDep
+) -> RecoveryCodes:
+    codes = await mfa.regenerate_recovery_codes(
+        session, runtime, actor=user_only(actor), password=body.password, code=body.code
+    )
+    return RecoveryCodes(recovery_codes=codes)

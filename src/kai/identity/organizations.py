@@ -1,0 +1,325 @@
+"""Organizations and who belongs to them: settings, members, roles given, invitations.
+
+Nobody can give what they do not have: a role is granted, or an invitation sent, only by a
+member holding every permission of that role; only owners make or unmake owners.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.identity import audit
+from kai.identity.actor import Actor, Origin
+from kai.identity.errors import (
+    InvalidToken,
+    InvitationNotFound,
+    LastOwner,
+    MemberNotFound,
+    OrganizationNotFound,
+    PermissionDenied,
+    RoleNotFound,
+)
+from kai.identity.models import Invitation, Membership, Organization, User
+from kai.identity.permissions import BUILT_IN_ROLES, Permission, parse_permissions
+from kai.identity.repository import (
+    InvitationRepository,
+    MembershipRepository,
+    OrganizationRepository,
+    RoleRepository,
+    UserRepository,
+)
+from kai.kit.crypto import random_token, token_digest
+from kai.kit.db import act_for
+from kai.kit.email import Email
+from kai.kit.errors import Conflict
+from kai.kit.pagination import PageParams
+from kai.runtime import Runtime
+
+OWNER = "owner"
+
+
+class AlreadyMember(Conflict):
+    type, title = "already-member", "This person is already a member"
+
+
+async def get_organization(session: AsyncSession, *, actor: Actor) -> Organization:
+    organization = await OrganizationRepository(session).get(actor.tenant_id)
+    if organization is None:
+        raise OrganizationNotFound()
+    return organization
+
+
+async def update_organization(
+    session: AsyncSession, *, actor: Actor, changes: dict[str, Any]
+) -> Organization:
+    organization = await get_organization(session, actor=actor)
+    if "default_role" in changes:
+        await role_permissions(session, organization.id, changes["default_role"])
+    for name, value in changes.items():
+        setattr(organization, name, value)
+    await session.flush()
+    await session.refresh(organization)
+    await audit.record(
+        session,
+        action="organization.settings_changed",
+        organization_id=organization.id,
+        actor=actor,
+        target_type="organization",
+        target_id=str(organization.id),
+        details={"changed": sorted(changes)},
+    )
+    return organization
+
+
+async def role_permissions(
+    session: AsyncSession, organization_id: uuid.UUID, role: str
+) -> frozenset[Permission]:
+    """The permissions of a built-in or custom role; RoleNotFound if the org has no such role."""
+    built_in = BUILT_IN_ROLES.get(role)
+    if built_in is not None:
+        return built_in
+    custom = await RoleRepository(session).by_key(organization_id, role)
+    if custom is None:
+        raise RoleNotFound(f"There is no role {role!r} in this organization.")
+    return parse_permissions(custom.permissions)
+
+
+async def _check_may_grant(session: AsyncSession, actor: Actor, role: str) -> None:
+    organization_id = actor.tenant_id
+    granted = await role_permissions(session, organization_id, role)
+    if role == OWNER and actor.role != OWNER:
+        raise PermissionDenied("Only an owner can make someone an owner.")
+    if not granted <= actor.permissions:
+        missing = sorted(permission.value for permission in granted - actor.permissions)
+        raise PermissionDenied(f"You cannot grant permissions you lack: {', '.join(missing)}.")
+
+
+async def list_members(
+    session: AsyncSession, *, actor: Actor, params: PageParams
+) -> tuple[list[tuple[Membership, User]], str | None]:
+    repository = MembershipRepository(session)
+    memberships, cursor = await repository.list_page(actor.tenant_id, params)
+    users = await repository.users([membership.user_id for membership in memberships])
+    return [(m, users[m.user_id]) for m in memberships if m.user_id in users], cursor
+
+
+async def get_member(
+    session: AsyncSession, *, actor: Actor, user_id: uuid.UUID
+) -> tuple[Membership, User]:
+    membership = await MembershipRepository(session).get(actor.tenant_id, user_id)
+    user = await UserRepository(session).get(user_id) if membership else None
+    if membership is None or user is None:
+        raise MemberNotFound(f"No member {user_id} in this organization.")
+    return membership, user
+
+
+async def change_role(
+    session: AsyncSession, *, actor: Actor, user_id: uuid.UUID, role: str
+) -> tuple[Membership, User]:
+    organization_id = actor.tenant_id
+    repository = MembershipRepository(session)
+    membership = await repository.get(organization_id, user_id, for_update=True)
+    if membership is None:
+        raise MemberNotFound(f"No member {user_id} in this organization.")
+    await _check_may_grant(session, actor, role)
+    if membership.role == OWNER and role != OWNER:
+        if actor.role != OWNER:
+            raise PermissionDenied("Only an owner can change an owner's role.")
+        if await repository.count_role(organization_id, OWNER) <= 1:
+            raise LastOwner("Make someone else an owner first.")
+    previous = membership.role
+    membership.role = role
+    await session.flush()
+    await audit.record(
+        session,
+        action="member.role_changed",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="user",
+        target_id=str(user_id),
+        details={"from": previous, "to": role},
+    )
+    return await get_member(session, actor=actor, user_id=user_id)
+
+
+async def remove_member(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID) -> None:
+    """Remove a member (or leave, for oneself); the last owner cannot go."""
+    organization_id = actor.tenant_id
+    leaving = actor.user_id == user_id
+    if not leaving and not actor.can(Permission.MEMBERS_MANAGE):
+        raise PermissionDenied("This needs the permission `members:manage`.")
+    repository = MembershipRepository(session)
+    membership = await repository.get(organization_id, user_id, for_update=True)
+    if membership is None:
+        raise MemberNotFound(f"No member {user_id} in this organization.")
+    if membership.role == OWNER:
+        if not leaving and actor.role != OWNER:
+            raise PermissionDenied("Only an owner can remove an owner.")
+        if await repository.count_role(organization_id, OWNER) <= 1:
+            raise LastOwner("Transfer ownership before the last owner leaves.")
+    await repository.delete(membership)
+    await audit.record(
+        session,
+        action="member.left" if leaving else "member.removed",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="user",
+        target_id=str(user_id),
+        details={"role": membership.role},
+    )
+
+
+async def transfer_ownership(
+    session: AsyncSession, *, actor: Actor, user_id: uuid.UUID
+) -> tuple[Membership, User]:
+    """Make another member an owner and step down to admin."""
+    organization_id = actor.tenant_id
+    if actor.role != OWNER or actor.user_id is None:
+        raise PermissionDenied("Only an owner can transfer ownership.")
+    repository = MembershipRepository(session)
+    target = await repository.get(organization_id, user_id, for_update=True)
+    if target is None:
+        raise MemberNotFound(f"No member {user_id} in this organization.")
+    if user_id == actor.user_id:
+        raise Conflict("You are the owner already.")
+    mine = await repository.get(organization_id, actor.user_id, for_update=True)
+    assert mine is not None
+    target.role = OWNER
+    mine.role = "admin"
+    await session.flush()
+    await audit.record(
+        session,
+        action="organization.ownership_transferred",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="user",
+        target_id=str(user_id),
+    )
+    return await get_member(session, actor=actor, user_id=user_id)
+
+
+# --- invitations ----------------------------------------------------------------------------
+
+
+async def invite(
+    session: AsyncSession, runtime: Runtime, *, actor: Actor, email: str, role: str
+) -> Invitation:
+    organization_id = actor.tenant_id
+    await _check_may_grant(session, actor, role)
+    existing = await UserRepository(session).by_email(email)
+    if existing is not None and await MembershipRepository(session).get(
+        organization_id, existing.id
+    ):
+        raise AlreadyMember(f"{email} is already a member.")
+    organization = await get_organization(session, actor=actor)
+    token = random_token(32)
+    days = runtime.settings.auth.invitation_days
+    invitation = await InvitationRepository(session).add(
+        Invitation(
+            organization_id=organization_id,
+            email=email,
+            role=role,
+            token_digest=token_digest(token),
+            invited_by=actor.user_id,
+            expires_at=runtime.clock() + timedelta(days=days),
+        )
+    )
+    await audit.record(
+        session,
+        action="invitation.created",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="invitation",
+        target_id=str(invitation.id),
+        details={"email": email, "role": role},
+    )
+    await runtime.email.send(
+        Email(
+            to=email,
+            subject=f"You are invited to {organization.name} on KAI",
+            text=(
+                f"You are invited to join {organization.name} on KAI as {role}.\n\n"
+                f"{runtime.settings.auth.public_url}/invitations/accept?token={token}\n\n"
+                f"The invitation works once, for {days} days.\n"
+            ),
+        )
+    )
+    return invitation
+
+
+async def list_invitations(
+    session: AsyncSession, *, actor: Actor, params: PageParams
+) -> tuple[list[Invitation], str | None]:
+    return await InvitationRepository(session).pending(actor.tenant_id, params)
+
+
+async def revoke_invitation(
+    session: AsyncSession, runtime: Runtime, *, actor: Actor, invitation_id: uuid.UUID
+) -> None:
+    organization_id = actor.tenant_id
+    invitation = await InvitationRepository(session).get(organization_id, invitation_id)
+    if invitation is None or invitation.accepted_at is not None:
+        raise InvitationNotFound(f"No pending invitation {invitation_id}.")
+    if invitation.revoked_at is None:
+        invitation.revoked_at = runtime.clock()
+        await session.flush()
+        await audit.record(
+            session,
+            action="invitation.revoked",
+            organization_id=organization_id,
+            actor=actor,
+            target_type="invitation",
+            target_id=str(invitation.id),
+        )
+
+
+async def accept_invitation(
+    session: AsyncSession, runtime: Runtime, *, user: User, token: str, origin: Origin
+) -> Membership:
+    """Join the inviting organization; the invitation must be for this user's address."""
+    invitations = InvitationRepository(session)
+    digest = token_digest(token)
+    organization_id = await invitations.organization_of_token(digest)
+    if organization_id is None:
+        raise InvalidToken()
+    await act_for(session, organization_id=organization_id, user_id=user.id)
+    invitation = await invitations.by_token(organization_id, digest)
+    now = runtime.clock()
+    if (
+        invitation is None
+        or invitation.accepted_at is not None
+        or invitation.revoked_at is not None
+        or invitation.expires_at <= now
+        or invitation.email.lower() != user.email.lower()
+    ):
+        raise InvalidToken()
+    invitation.accepted_at = now
+    invitation.accepted_by = user.id
+    memberships = MembershipRepository(session)
+    membership = await memberships.get(organization_id, user.id)
+    if membership is None:
+        membership = await memberships.add(
+            Membership(organization_id=organization_id, user_id=user.id, role=invitation.role)
+        )
+    if user.email_verified_at is None:
+        # Following the emailed link proves the address.
+        await UserRepository(session).update(user.id, email_verified_at=now)
+    if user.default_organization_id is None:
+        await UserRepository(session).update(user.id, default_organization_id=organization_id)
+    await session.flush()
+    await audit.record(
+        session,
+        action="invitation.accepted",
+        organization_id=organization_id,
+        actor_type="user",
+        actor_id=str(user.id),
+        target_type="invitation",
+        target_id=str(invitation.id),
+        origin=origin,
+        details={"role": invitation.role},
+    )
+    return membership

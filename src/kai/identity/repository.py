@@ -1,0 +1,535 @@
+"""All SQL of identity. Tenant queries name the organization even though row-level security
+would hide other organizations' rows anyway: the policies are the second wall, not the first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.identity.models import (
+    ApiKey,
+    AuthSession,
+    Invitation,
+    LoginThrottle,
+    Membership,
+    Organization,
+    RecoveryCode,
+    RefreshToken,
+    Role,
+    Team,
+    TeamMember,
+    TotpCredential,
+    User,
+    UserToken,
+)
+from kai.kit.pagination import PageParams, paginate
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        statement = select(User).where(User.id == user_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def by_email(self, email: str, *, for_update: bool = False) -> User | None:
+        statement = select(User).where(func.lower(User.email) == email.lower())
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def update(self, user_id: uuid.UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(updated_at=func.now(), **values)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+class OrganizationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, organization: Organization) -> Organization:
+        self.session.add(organization)
+        await self.session.flush()
+        return organization
+
+    async def get(self, organization_id: uuid.UUID) -> Organization | None:
+        return await self.session.get(Organization, organization_id)
+
+    async def by_slug(self, slug: str) -> Organization | None:
+        statement = select(Organization).where(Organization.slug == slug)
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def slug_taken(self, slug: str) -> bool:
+        statement = select(func.count()).where(Organization.slug == slug)
+        return bool((await self.session.execute(statement)).scalar_one())
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    membership: Membership
+    user: User
+
+
+class MembershipRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, membership: Membership) -> Membership:
+        self.session.add(membership)
+        await self.session.flush()
+        return membership
+
+    async def get(
+        self, organization_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> Membership | None:
+        statement = select(Membership).where(
+            Membership.organization_id == organization_id, Membership.user_id == user_id
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def of_user(self, user_id: uuid.UUID) -> list[tuple[Membership, Organization]]:
+        statement = (
+            select(Membership, Organization)
+            .join(Organization, Organization.id == Membership.organization_id)
+            .where(Membership.user_id == user_id)
+            .order_by(Organization.name, Organization.id)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]
+
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[Membership], str | None]:
+        statement = select(Membership).where(Membership.organization_id == organization_id)
+        return await paginate(
+            self.session,
+            statement,
+            order_by=(Membership.created_at, Membership.id),
+            params=params,
+            descending=False,
+        )
+
+    async def users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, User]:
+        if not user_ids:
+            return {}
+        rows = await self.session.scalars(select(User).where(User.id.in_(user_ids)))
+        return {user.id: user for user in rows}
+
+    async def count_role(self, organization_id: uuid.UUID, role: str) -> int:
+        statement = select(func.count()).where(
+            Membership.organization_id == organization_id, Membership.role == role
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def delete(self, membership: Membership) -> None:
+        await self.session.delete(membership)
+        await self.session.execute(
+            delete(TeamMember).where(
+                TeamMember.organization_id == membership.organization_id,
+                TeamMember.user_id == membership.user_id,
+            )
+        )
+        await self.session.flush()
+
+
+@dataclass(frozen=True)
+class AccessRow:
+    """What an access token's holder may do now: one query on every authenticated request."""
+
+    role: str | None
+    custom_permissions: list[str] | None
+    session_revoked: bool
+    session_expires_at: datetime
+    session_organization_id: uuid.UUID | None
+    user_disabled: bool
+    sessions_valid_after: datetime | None
+    session_created_at: datetime
+    mfa_enrolled: bool
+    mfa_required: bool
+
+
+_ACCESS = text(
+    """
+    SELECT m.role, r.permissions AS custom_permissions, s.revoked_at IS NOT NULL AS revoked,
+           s.expires_at, s.organization_id AS session_organization_id, s.created_at,
+           u.disabled, u.sessions_valid_after,
+           EXISTS (SELECT 1 FROM totp_credentials t
+                   WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS mfa_enrolled,
+           coalesce(o.mfa_required, false) AS mfa_required
+    FROM auth_sessions s
+    JOIN users u ON u.id = s.user_id
+    LEFT JOIN organizations o ON o.id = :organization_id
+    LEFT JOIN memberships m ON m.user_id = s.user_id AND m.organization_id = :organization_id
+    LEFT JOIN roles r ON r.organization_id = m.organization_id AND r.key = m.role
+    WHERE s.id = :session_id AND s.user_id = :user_id
+    """
+)
+
+
+class SessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, auth_session: AuthSession) -> AuthSession:
+        self.session.add(auth_session)
+        await self.session.flush()
+        return auth_session
+
+    async def get(self, session_id: uuid.UUID, *, for_update: bool = False) -> AuthSession | None:
+        statement = select(AuthSession).where(AuthSession.id == session_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def access(
+        self, *, session_id: uuid.UUID, user_id: uuid.UUID, organization_id: uuid.UUID | None
+    ) -> AccessRow | None:
+        row = (
+            await self.session.execute(
+                _ACCESS,
+                {"session_id": session_id, "user_id": user_id, "organization_id": organization_id},
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return AccessRow(
+            role=row.role,
+            custom_permissions=row.custom_permissions,
+            session_revoked=row.revoked,
+            session_expires_at=row.expires_at,
+            session_organization_id=row.session_organization_id,
+            user_disabled=row.disabled,
+            sessions_valid_after=row.sessions_valid_after,
+            session_created_at=row.created_at,
+            mfa_enrolled=row.mfa_enrolled,
+            mfa_required=row.mfa_required,
+        )
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        self.session.add(token)
+        await self.session.flush()
+
+    async def refresh_token(self, digest: bytes) -> RefreshToken | None:
+        statement = (
+            select(RefreshToken).where(RefreshToken.token_digest == digest).with_for_update()
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def revoke(self, session_id: uuid.UUID, reason: str) -> None:
+        await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=func.now(), revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def active_of_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        statement = select(AuthSession.id).where(
+            AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def revoke_all(self, user_id: uuid.UUID, reason: str) -> int:
+        result = await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=func.now(), revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0))
+
+
+class RoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, role: Role) -> Role:
+        self.session.add(role)
+        await self.session.flush()
+        return role
+
+    async def get(self, organization_id: uuid.UUID, role_id: uuid.UUID) -> Role | None:
+        statement = select(Role).where(Role.organization_id == organization_id, Role.id == role_id)
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def by_key(self, organization_id: uuid.UUID, key: str) -> Role | None:
+        statement = select(Role).where(Role.organization_id == organization_id, Role.key == key)
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def all(self, organization_id: uuid.UUID) -> list[Role]:
+        statement = select(Role).where(Role.organization_id == organization_id).order_by(Role.key)
+        return list((await self.session.scalars(statement)).all())
+
+    async def delete(self, role: Role) -> None:
+        await self.session.delete(role)
+        await self.session.flush()
+
+
+class TeamRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, team: Team) -> Team:
+        self.session.add(team)
+        await self.session.flush()
+        return team
+
+    async def get(self, organization_id: uuid.UUID, team_id: uuid.UUID) -> Team | None:
+        statement = select(Team).where(Team.organization_id == organization_id, Team.id == team_id)
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[Team], str | None]:
+        statement = select(Team).where(Team.organization_id == organization_id)
+        return await paginate(
+            self.session, statement, order_by=(Team.created_at, Team.id), params=params
+        )
+
+    async def name_taken(self, organization_id: uuid.UUID, name: str) -> bool:
+        statement = select(func.count()).where(
+            Team.organization_id == organization_id, func.lower(Team.name) == name.lower()
+        )
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def member_ids(self, team_id: uuid.UUID) -> list[uuid.UUID]:
+        statement = (
+            select(TeamMember.user_id)
+            .where(TeamMember.team_id == team_id)
+            .order_by(TeamMember.created_at)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def team_ids_of(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> set[uuid.UUID]:
+        statement = select(TeamMember.team_id).where(
+            TeamMember.organization_id == organization_id, TeamMember.user_id == user_id
+        )
+        return set((await self.session.scalars(statement)).all())
+
+    async def add_member(self, member: TeamMember) -> None:
+        self.session.add(member)
+        await self.session.flush()
+
+    async def member(self, team_id: uuid.UUID, user_id: uuid.UUID) -> TeamMember | None:
+        return await self.session.get(TeamMember, (team_id, user_id))
+
+    async def delete(self, instance: Team | TeamMember) -> None:
+        await self.session.delete(instance)
+        await self.session.flush()
+
+
+class InvitationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, invitation: Invitation) -> Invitation:
+        self.session.add(invitation)
+        await self.session.flush()
+        return invitation
+
+    async def get(self, organization_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation | None:
+        statement = select(Invitation).where(
+            Invitation.organization_id == organization_id, Invitation.id == invitation_id
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def organization_of_token(self, digest: bytes) -> uuid.UUID | None:
+        result = await self.session.execute(
+            text("SELECT kai_invitation_organization(:digest)"), {"digest": digest}
+        )
+        return result.scalar_one_or_none()
+
+    async def by_token(self, organization_id: uuid.UUID, digest: bytes) -> Invitation | None:
+        statement = (
+            select(Invitation)
+            .where(Invitation.organization_id == organization_id, Invitation.token_digest == digest)
+            .with_for_update()
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def pending(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[Invitation], str | None]:
+        statement = select(Invitation).where(
+            Invitation.organization_id == organization_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        return await paginate(
+            self.session, statement, order_by=(Invitation.created_at, Invitation.id), params=params
+        )
+
+
+class UserTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, token: UserToken) -> None:
+        self.session.add(token)
+        await self.session.flush()
+
+    async def by_digest(self, digest: bytes, purpose: str) -> UserToken | None:
+        statement = (
+            select(UserToken)
+            .where(UserToken.token_digest == digest, UserToken.purpose == purpose)
+            .with_for_update()
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def void_unused(self, user_id: uuid.UUID, purpose: str) -> None:
+        await self.session.execute(
+            update(UserToken)
+            .where(
+                UserToken.user_id == user_id,
+                UserToken.purpose == purpose,
+                UserToken.used_at.is_(None),
+            )
+            .values(used_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        await self.session.flush()
+        return key
+
+    async def organization_of_prefix(self, prefix: str) -> uuid.UUID | None:
+        result = await self.session.execute(
+            text("SELECT kai_api_key_organization(:prefix)"), {"prefix": prefix}
+        )
+        return result.scalar_one_or_none()
+
+    async def by_prefix(self, organization_id: uuid.UUID, prefix: str) -> ApiKey | None:
+        statement = select(ApiKey).where(
+            ApiKey.organization_id == organization_id, ApiKey.prefix == prefix
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def get(self, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+        statement = select(ApiKey).where(
+            ApiKey.organization_id == organization_id, ApiKey.id == key_id
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[ApiKey], str | None]:
+        statement = select(ApiKey).where(ApiKey.organization_id == organization_id)
+        return await paginate(
+            self.session, statement, order_by=(ApiKey.created_at, ApiKey.id), params=params
+        )
+
+    async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .values(last_used_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class MfaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def totp(self, user_id: uuid.UUID, *, for_update: bool = False) -> TotpCredential | None:
+        statement = select(TotpCredential).where(TotpCredential.user_id == user_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def save_totp(self, credential: TotpCredential) -> None:
+        self.session.add(credential)
+        await self.session.flush()
+
+    async def delete_totp(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))
+        await self.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+
+    async def replace_recovery_codes(self, user_id: uuid.UUID, digests: list[bytes]) -> None:
+        await self.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+        self.session.add_all(RecoveryCode(user_id=user_id, code_digest=d) for d in digests)
+        await self.session.flush()
+
+    async def use_recovery_code(self, user_id: uuid.UUID, digest: bytes) -> bool:
+        result = await self.session.execute(
+            update(RecoveryCode)
+            .where(
+                RecoveryCode.user_id == user_id,
+                RecoveryCode.code_digest == digest,
+                RecoveryCode.used_at.is_(None),
+            )
+            .values(used_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def recovery_codes_left(self, user_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+
+class LoginThrottleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, email_digest: bytes) -> LoginThrottle | None:
+        # Not locked: failures are counted in transactions of their own, which a lock held
+        # by the request's transaction would block.
+        statement = select(LoginThrottle).where(LoginThrottle.email_digest == email_digest)
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def record_failure(
+        self, email_digest: bytes, at: datetime, *, lock_at_failures: int
+    ) -> LoginThrottle:
+        """Count one more consecutive failure (atomically); lock at `lock_at_failures`."""
+        statement = (
+            insert(LoginThrottle)
+            .values(email_digest=email_digest, failures=1, last_failure_at=at)
+            .on_conflict_do_update(
+                index_elements=[LoginThrottle.email_digest],
+                set_={
+                    "failures": LoginThrottle.failures + 1,
+                    "last_failure_at": at,
+                    "locked_at": func.coalesce(
+                        LoginThrottle.locked_at,
+                        case((LoginThrottle.failures + 1 >= lock_at_failures, at), else_=None),
+                    ),
+                },
+            )
+            .returning(LoginThrottle)
+        )
+        return (await self.session.scalars(statement)).one()
+
+    async def clear(self, email_digest: bytes) -> bool:
+        result = await self.session.execute(
+            delete(LoginThrottle).where(LoginThrottle.email_digest == email_digest)
+        )
+        return bool(getattr(result, "rowcount", 0))

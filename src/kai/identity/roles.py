@@ -1,0 +1,133 @@
+"""Custom roles: an organization's own named sets of permissions, beside the built-in ones."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.identity import audit
+from kai.identity.actor import Actor
+from kai.identity.errors import PermissionDenied, RoleNotFound
+from kai.identity.models import Invitation, Membership, Role
+from kai.identity.permissions import BUILT_IN_ROLES, Permission
+from kai.identity.repository import RoleRepository
+from kai.kit.errors import Conflict
+
+
+class RoleKeyTaken(Conflict):
+    type, title = "role-key-taken", "A role with this key exists"
+
+
+class RoleInUse(Conflict):
+    type, title = "role-in-use", "Members or invitations still have this role"
+
+
+def _check_grantable(actor: Actor, permissions: set[Permission]) -> None:
+    missing = permissions - actor.permissions
+    if missing:
+        names = ", ".join(sorted(permission.value for permission in missing))
+        raise PermissionDenied(f"A role cannot hold permissions you lack: {names}.")
+
+
+async def list_roles(session: AsyncSession, *, actor: Actor) -> list[Role]:
+    return await RoleRepository(session).all(actor.tenant_id)
+
+
+async def get_role(session: AsyncSession, *, actor: Actor, role_id: uuid.UUID) -> Role:
+    role = await RoleRepository(session).get(actor.tenant_id, role_id)
+    if role is None:
+        raise RoleNotFound(f"No custom role {role_id} in this organization.")
+    return role
+
+
+async def create_role(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    key: str,
+    name: str,
+    description: str,
+    permissions: set[Permission],
+) -> Role:
+    organization_id = actor.tenant_id
+    _check_grantable(actor, permissions)
+    repository = RoleRepository(session)
+    if key in BUILT_IN_ROLES or await repository.by_key(organization_id, key) is not None:
+        raise RoleKeyTaken(f"The key {key!r} is taken.")
+    role = await repository.add(
+        Role(
+            organization_id=organization_id,
+            key=key,
+            name=name,
+            description=description,
+            permissions=sorted(permission.value for permission in permissions),
+        )
+    )
+    await audit.record(
+        session,
+        action="role.created",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="role",
+        target_id=str(role.id),
+        details={"key": key, "permissions": role.permissions},
+    )
+    return role
+
+
+async def update_role(
+    session: AsyncSession, *, actor: Actor, role_id: uuid.UUID, changes: dict[str, Any]
+) -> Role:
+    role = await get_role(session, actor=actor, role_id=role_id)
+    if "permissions" in changes:
+        permissions = set(changes["permissions"])
+        _check_grantable(actor, permissions)
+        changes["permissions"] = sorted(permission.value for permission in permissions)
+    for field, value in changes.items():
+        setattr(role, field, value)
+    await session.flush()
+    await session.refresh(role)
+    await audit.record(
+        session,
+        action="role.updated",
+        organization_id=role.organization_id,
+        actor=actor,
+        target_type="role",
+        target_id=str(role.id),
+        details={"changed": sorted(changes), "permissions": role.permissions},
+    )
+    return role
+
+
+async def delete_role(session: AsyncSession, *, actor: Actor, role_id: uuid.UUID) -> None:
+    role = await get_role(session, actor=actor, role_id=role_id)
+    in_use = await session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.organization_id == role.organization_id, Membership.role == role.key)
+    )
+    pending = await session.scalar(
+        select(func.count())
+        .select_from(Invitation)
+        .where(
+            Invitation.organization_id == role.organization_id,
+            Invitation.role == role.key,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    )
+    if in_use or pending:
+        raise RoleInUse(f"{in_use} members and {pending} invitations have the role {role.key!r}.")
+    await RoleRepository(session).delete(role)
+    await audit.record(
+        session,
+        action="role.deleted",
+        organization_id=role.organization_id,
+        actor=actor,
+        target_type="role",
+        target_id=str(role_id),
+        details={"key": role.key},
+    )

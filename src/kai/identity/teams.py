@@ -1,0 +1,175 @@
+"""Teams inside an organization, and the condition resources use to share with some of them.
+
+A resource shared with chosen teams is visible to their members and to owners and admins;
+one shared with no team is visible to everyone who may read that kind of resource.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import ColumnElement, Uuid, cast, func, or_, true
+from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.identity import audit
+from kai.identity.actor import Actor
+from kai.identity.errors import MemberNotFound, TeamNotFound
+from kai.identity.models import Team, TeamMember, User
+from kai.identity.repository import MembershipRepository, TeamRepository
+from kai.kit.errors import Conflict
+from kai.kit.pagination import PageParams
+
+
+class TeamNameTaken(Conflict):
+    type, title = "team-name-taken", "A team with this name exists"
+
+
+async def teams_of(session: AsyncSession, actor: Actor) -> set[uuid.UUID]:
+    if actor.user_id is None or actor.organization_id is None:
+        return set()
+    return await TeamRepository(session).team_ids_of(actor.organization_id, actor.user_id)
+
+
+async def can_see(
+    session: AsyncSession, actor: Actor, shared_with: Collection[uuid.UUID] | None
+) -> bool:
+    """Whether `actor` may see a resource shared with the teams `shared_with` (None: all)."""
+    if not shared_with or actor.unrestricted:
+        return True
+    return bool(await teams_of(session, actor) & set(shared_with))
+
+
+def visible_clause(
+    actor: Actor, actor_teams: Collection[uuid.UUID], shared_with: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """A WHERE clause on an array-of-team-ids column: the rows `actor` may see."""
+    if actor.unrestricted:
+        return true()
+    unshared = or_(shared_with.is_(None), func.cardinality(shared_with) == 0)
+    if not actor_teams:
+        return unshared
+    teams = cast(array(sorted(actor_teams), type_=Uuid()), ARRAY(Uuid()))
+    return or_(unshared, shared_with.op("&&")(teams))
+
+
+async def create_team(session: AsyncSession, *, actor: Actor, name: str, description: str) -> Team:
+    organization_id = actor.tenant_id
+    repository = TeamRepository(session)
+    if await repository.name_taken(organization_id, name):
+        raise TeamNameTaken(f"There is a team called {name!r} already.")
+    team = await repository.add(
+        Team(organization_id=organization_id, name=name, description=description)
+    )
+    await audit.record(
+        session,
+        action="team.created",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="team",
+        target_id=str(team.id),
+        details={"name": name},
+    )
+    return team
+
+
+async def get_team(session: AsyncSession, *, actor: Actor, team_id: uuid.UUID) -> Team:
+    team = await TeamRepository(session).get(actor.tenant_id, team_id)
+    if team is None:
+        raise TeamNotFound(f"No team {team_id} in this organization.")
+    return team
+
+
+async def list_teams(
+    session: AsyncSession, *, actor: Actor, params: PageParams
+) -> tuple[list[Team], str | None]:
+    return await TeamRepository(session).list_page(actor.tenant_id, params)
+
+
+async def update_team(
+    session: AsyncSession, *, actor: Actor, team_id: uuid.UUID, changes: dict[str, Any]
+) -> Team:
+    team = await get_team(session, actor=actor, team_id=team_id)
+    name: str = changes.get("name") or team.name
+    renamed = name.lower() != team.name.lower()
+    if renamed and await TeamRepository(session).name_taken(team.organization_id, name):
+        raise TeamNameTaken(f"There is a team called {name!r} already.")
+    for field, value in changes.items():
+        setattr(team, field, value)
+    await session.flush()
+    await session.refresh(team)
+    await audit.record(
+        session,
+        action="team.updated",
+        organization_id=team.organization_id,
+        actor=actor,
+        target_type="team",
+        target_id=str(team.id),
+        details={"changed": sorted(changes)},
+    )
+    return team
+
+
+async def delete_team(session: AsyncSession, *, actor: Actor, team_id: uuid.UUID) -> None:
+    team = await get_team(session, actor=actor, team_id=team_id)
+    await TeamRepository(session).delete(team)
+    await audit.record(
+        session,
+        action="team.deleted",
+        organization_id=team.organization_id,
+        actor=actor,
+        target_type="team",
+        target_id=str(team_id),
+        details={"name": team.name},
+    )
+
+
+async def team_members(session: AsyncSession, *, actor: Actor, team_id: uuid.UUID) -> list[User]:
+    team = await get_team(session, actor=actor, team_id=team_id)
+    member_ids = await TeamRepository(session).member_ids(team.id)
+    users = await MembershipRepository(session).users(member_ids)
+    return [users[user_id] for user_id in member_ids if user_id in users]
+
+
+async def add_team_member(
+    session: AsyncSession, *, actor: Actor, team_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    team = await get_team(session, actor=actor, team_id=team_id)
+    if await MembershipRepository(session).get(team.organization_id, user_id) is None:
+        raise MemberNotFound(f"No member {user_id} in this organization.")
+    repository = TeamRepository(session)
+    if await repository.member(team.id, user_id) is None:
+        await repository.add_member(
+            TeamMember(team_id=team.id, user_id=user_id, organization_id=team.organization_id)
+        )
+        await audit.record(
+            session,
+            action="team.member_added",
+            organization_id=team.organization_id,
+            actor=actor,
+            target_type="user",
+            target_id=str(user_id),
+            details={"team_id": str(team.id)},
+        )
+
+
+async def remove_team_member(
+    session: AsyncSession, *, actor: Actor, team_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    team = await get_team(session, actor=actor, team_id=team_id)
+    repository = TeamRepository(session)
+    member = await repository.member(team.id, user_id)
+    if member is None:
+        raise MemberNotFound(f"{user_id} is not in this team.")
+    await repository.delete(member)
+    await audit.record(
+        session,
+        action="team.member_removed",
+        organization_id=team.organization_id,
+        actor=actor,
+        target_type="user",
+        target_id=str(user_id),
+        details={"team_id": str(team.id)},
+    )

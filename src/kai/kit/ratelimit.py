@@ -1,0 +1,286 @@
+"""Rate limits by GCRA: in process for a single instance, in Redis when several share a budget.
+
+GCRA (the generic cell rate algorithm) is a token bucket kept as one number per key, the
+"theoretical arrival time" (TAT): the moment the bucket would be full again. Each request
+moves it `cost` emission intervals (`period / limit`) into the future, and is refused when
+that would put it more than the bucket's capacity (`burst` intervals) ahead of now. Both
+backends run the same integer arithmetic in microseconds, so they decide alike and exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from kai.kit.errors import KaiError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+DEFAULT_PREFIX = "kai:ratelimit:"
+
+_MICROSECONDS = 1_000_000
+# Redis runs Lua on doubles, exact for integers below 2**53: in µs since 1970, until 2255.
+# Ten years of refill on top of the wall clock stays far inside that.
+_MAX_REFILL_SECONDS = 10 * 365 * 24 * 3600
+# Printable ASCII: what a quoted string in RateLimit-Policy may carry.
+_POLICY_NAME = re.compile(r"[\x20-\x7e]+")
+
+
+class RateLimiterUnavailable(KaiError):
+    status, type, title = 503, "rate-limiter-unavailable", "The rate limiter is unavailable"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`limit` requests per `period_seconds`, with bursts up to `burst` (default = limit)."""
+
+    limit: int
+    period_seconds: float
+    burst: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"a rate limit allows at least 1 request, not {self.limit}")
+        if not (math.isfinite(self.period_seconds) and self.period_seconds > 0):
+            raise ValueError(f"a rate limit's period must be positive, not {self.period_seconds}")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError(f"a rate limit's burst must be at least 1, not {self.burst}")
+        if self.period_seconds * _MICROSECONDS / self.limit < 1:
+            raise ValueError("a rate limit may allow at most one request per microsecond")
+        if self.period_seconds * self.capacity / self.limit > _MAX_REFILL_SECONDS:
+            raise ValueError("a rate limit's bucket may take at most ten years to refill")
+
+    @property
+    def capacity(self) -> int:
+        """The most requests allowed at once: `burst`, or `limit` when no burst is set."""
+        return self.limit if self.burst is None else self.burst
+
+    @property
+    def interval_us(self) -> int:
+        """Microseconds between requests at the sustained rate (GCRA's emission interval)."""
+        return round(self.period_seconds * _MICROSECONDS / self.limit)
+
+    def check_cost(self, cost: int) -> None:
+        """Raise ValueError for a cost that no amount of waiting could let through."""
+        if cost < 1:
+            raise ValueError(f"a request costs at least 1, not {cost}")
+        if cost > self.capacity:
+            raise ValueError(
+                f"a request costing {cost} can never pass a limit with a burst of {self.capacity}"
+            )
+
+
+@dataclass(frozen=True)
+class RateLimitDecision:
+    """Whether one request may pass, and what the client should be told either way."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: float
+    retry_after_seconds: float
+
+    def headers(self, policy_name: str, limit: RateLimit) -> dict[str, str]:
+        """Response headers in the style of the IETF draft "RateLimit header fields for HTTP"."""
+        if not _POLICY_NAME.fullmatch(policy_name):
+            raise ValueError(f"a policy name must be printable ASCII, not {policy_name!r}")
+        quoted = policy_name.replace("\\", "\\\\").replace('"', '\\"')
+        # The draft knows no sub-second windows; rounding up advertises a stricter policy.
+        policy = f"{limit.limit};w={math.ceil(limit.period_seconds)}"
+        if limit.capacity != limit.limit:
+            policy += f";burst={limit.capacity}"
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(math.ceil(self.reset_seconds)),
+            "RateLimit-Policy": f'{policy};policy="{quoted}"',
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_seconds)))
+        return headers
+
+
+class RateLimiter(Protocol):
+    """Counts requests per key against a RateLimit; shared by every caller of one instance."""
+
+    async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
+        """Count a request of `cost` against `key`, unless that would exceed `limit`."""
+
+    async def reset(self, key: str) -> None:
+        """Forget `key`'s usage: its next request finds a full bucket."""
+
+    async def close(self) -> None:
+        """Release connections; the limiter is unusable afterwards."""
+
+
+def _gcra(
+    stored_tat: int | None, now: int, limit: RateLimit, cost: int
+) -> tuple[int | None, RateLimitDecision]:
+    """The TAT to store (None when refused) and the decision; the Lua script mirrors this."""
+    interval, capacity = limit.interval_us, limit.capacity * limit.interval_us
+    tat = now if stored_tat is None else max(stored_tat, now)
+    new_tat = tat + cost * interval
+    retry_after = new_tat - capacity - now
+    if retry_after > 0:
+        # A refused request leaves the bucket as it was, so waiting is enough to get through.
+        remaining = max(0, (capacity - (tat - now)) // interval)
+        return None, _decision(limit, False, remaining, tat - now, retry_after)
+    remaining = (capacity - (new_tat - now)) // interval
+    return new_tat, _decision(limit, True, remaining, new_tat - now, 0)
+
+
+def _decision(
+    limit: RateLimit, allowed: bool, remaining: int, reset_us: int, retry_after_us: int
+) -> RateLimitDecision:
+    return RateLimitDecision(
+        allowed=allowed,
+        limit=limit.limit,
+        remaining=remaining,
+        reset_seconds=reset_us / _MICROSECONDS,
+        retry_after_seconds=retry_after_us / _MICROSECONDS,
+    )
+
+
+class MemoryRateLimiter:
+    """Buckets in this process: the embedded run, or one instance alone.
+
+    Safe within one event loop, as `hit` never awaits between reading and writing a bucket.
+    Buckets that are full again are dropped every `sweep_interval_seconds` (losing nothing:
+    an absent bucket is a full one); past `max_keys`, the least recently used go first.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+        sweep_interval_seconds: float = 60.0,
+    ) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1, not {max_keys}")
+        self._clock = clock
+        self._max_keys = max_keys
+        self._sweep_interval = round(sweep_interval_seconds * _MICROSECONDS)
+        self._tats: OrderedDict[str, int] = OrderedDict()
+        self._next_sweep = self._now() + self._sweep_interval
+
+    def __len__(self) -> int:
+        """How many buckets are held in memory."""
+        return len(self._tats)
+
+    def _now(self) -> int:
+        return round(self._clock() * _MICROSECONDS)
+
+    async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
+        """Count a request of `cost` against `key`, unless that would exceed `limit`."""
+        limit.check_cost(cost)
+        now = self._now()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        new_tat, decision = _gcra(self._tats.get(key), now, limit, cost)
+        if new_tat is not None:
+            self._tats[key] = new_tat
+        if key in self._tats:
+            # Refused requests count as use too: a key being hammered is the last to forget.
+            self._tats.move_to_end(key)
+            while len(self._tats) > self._max_keys:
+                self._tats.popitem(last=False)
+        return decision
+
+    def _sweep(self, now: int) -> None:
+        for key in [key for key, tat in self._tats.items() if tat <= now]:
+            del self._tats[key]
+        self._next_sweep = now + self._sweep_interval
+
+    async def reset(self, key: str) -> None:
+        """Forget `key`'s usage: its next request finds a full bucket."""
+        self._tats.pop(key, None)
+
+    async def close(self) -> None:
+        """Drop every bucket."""
+        self._tats.clear()
+
+
+# KEYS[1]: the bucket; ARGV: emission interval and capacity in µs, cost. Mirrors `_gcra`.
+# TIME is the server's clock, the one every instance shares. Numbers are written with %d:
+# Lua's own tostring keeps only 14 digits. The key lives until its bucket is full again.
+_GCRA_SCRIPT = """
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + cost * interval
+local retry_after = new_tat - capacity - now
+if retry_after > 0 then
+  local remaining = math.max(0, math.floor((capacity - (tat - now)) / interval))
+  return {0, remaining, tat - now, retry_after}
+end
+local ttl_ms = math.ceil((new_tat - now) / 1000)
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
+return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0}
+"""
+
+
+class RedisRateLimiter:
+    """Buckets in Redis, one key each under `prefix`, shared by every instance using it."""
+
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+        # Imported here: redis takes a noticeable part of a second, and `import kai` should not.
+        from redis.asyncio import Redis
+        from redis.backoff import ExponentialWithJitterBackoff
+        from redis.exceptions import RedisError
+        from redis.retry import Retry
+
+        self._prefix = prefix
+        self._errors = RedisError
+        # A request waits on its rate limit: fail within a second or two, not after redis-py's
+        # default ten retries. Options in the URL's query string still take precedence.
+        self._redis: Redis = Redis.from_url(
+            url,
+            socket_connect_timeout=1.0,
+            socket_timeout=1.0,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=2),
+        )
+        # Sent by SHA (EVALSHA); loaded into the server on first use, or after it restarts.
+        self._script: AsyncScript = self._redis.register_script(_GCRA_SCRIPT)
+
+    async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
+        """Count a request of `cost` against `key`, unless that would exceed `limit`."""
+        limit.check_cost(cost)
+        interval = limit.interval_us
+        try:
+            reply = await self._script(
+                keys=[self._prefix + key], args=[interval, limit.capacity * interval, cost]
+            )
+        except self._errors as error:
+            raise RateLimiterUnavailable(f"Redis did not answer: {error}") from error
+        allowed, remaining, reset_us, retry_after_us = (int(value) for value in reply)
+        return _decision(limit, allowed == 1, remaining, reset_us, retry_after_us)
+
+    async def reset(self, key: str) -> None:
+        """Forget `key`'s usage: its next request finds a full bucket."""
+        try:
+            await self._redis.delete(self._prefix + key)
+        except self._errors as error:
+            raise RateLimiterUnavailable(f"Redis did not answer: {error}") from error
+
+    async def close(self) -> None:
+        """Close the connections to Redis."""
+        await self._redis.aclose()
+
+
+def create_rate_limiter(redis_url: str | None, *, prefix: str = DEFAULT_PREFIX) -> RateLimiter:
+    """A Redis-backed limiter when `redis_url` is given, else one in this process."""
+    if redis_url:
+        return RedisRateLimiter(redis_url, prefix=prefix)
+    return MemoryRateLimiter()

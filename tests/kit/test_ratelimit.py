@@ -1,0 +1,504 @@
+"""Rate limits: one contract run in process (on a fake clock) and on a real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from kai.kit.ratelimit import (
+    MemoryRateLimiter,
+    RateLimit,
+    RateLimitDecision,
+    RateLimiter,
+    RateLimiterUnavailable,
+    RedisRateLimiter,
+    create_rate_limiter,
+)
+
+# Real time passes between the Redis server's TIME and the test's sleep; this absorbs it.
+SLEEP_SLACK = 0.02
+
+
+class FakeClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Backend:
+    """A limiter, and a way to let time pass for it."""
+
+    limiter: RateLimiter
+    advance: Callable[[float], Awaitable[None]]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a real Redis server; its absence fails the tests, since CI always has one."""
+    url = os.environ.get("KAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    probe = redis.Redis.from_url(url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+    try:
+        probe.ping()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"no Redis server answers at {url} ({error}): start one on 127.0.0.1:6379, "
+            "or point KAI_TEST_REDIS_URL at one",
+            pytrace=False,
+        )
+    finally:
+        probe.close()
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_admin(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client for inspecting keys behind the limiter's back."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_admin: redis.Redis) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"kai-test:{uuid4().hex}:"
+    yield prefix
+    leftovers = list(redis_admin.scan_iter(match=f"{prefix}*"))
+    if leftovers:
+        redis_admin.delete(*leftovers)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Backend]:
+    limiter: RateLimiter
+    if request.param == "memory":
+        limiter = MemoryRateLimiter(clock=clock)
+
+        async def advance(seconds: float) -> None:
+            clock.now += seconds
+
+    else:
+        # Looked up only here, so that the memory backend's tests run without Redis.
+        url = request.getfixturevalue("redis_url")
+        limiter = RedisRateLimiter(url, prefix=request.getfixturevalue("redis_prefix"))
+
+        async def advance(seconds: float) -> None:
+            await asyncio.sleep(seconds + SLEEP_SLACK)
+
+    yield Backend(limiter, advance)
+    await limiter.close()
+
+
+@pytest.fixture
+async def redis_limiter(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisRateLimiter]:
+    limiter = RedisRateLimiter(redis_url, prefix=redis_prefix)
+    yield limiter
+    await limiter.close()
+
+
+async def hits(limiter: RateLimiter, key: str, limit: RateLimit, count: int) -> list[bool]:
+    return [(await limiter.hit(key, limit)).allowed for _ in range(count)]
+
+
+# The shared contract: both backends must behave alike.
+
+
+async def test_limit_then_refused_with_retry_after(backend: Backend) -> None:
+    limit = RateLimit(5, 60)
+
+    allowed = [await backend.limiter.hit("alice", limit) for _ in range(5)]
+    refused = await backend.limiter.hit("alice", limit)
+
+    assert [decision.remaining for decision in allowed] == [4, 3, 2, 1, 0]
+    assert all(decision.allowed for decision in allowed)
+    assert not refused.allowed
+    assert refused.remaining == 0
+    # One request comes back every 60 / 5 = 12 seconds.
+    assert 11 < refused.retry_after_seconds <= 12
+    assert 59 < refused.reset_seconds <= 60
+    headers = refused.headers("api", limit)
+    assert headers["Retry-After"] == "12"
+    assert headers["RateLimit-Reset"] == "60"
+
+
+async def test_first_request_reports_full_bucket_minus_one(backend: Backend) -> None:
+    decision = await backend.limiter.hit("alice", RateLimit(100, 60))
+
+    assert decision == RateLimitDecision(
+        allowed=True, limit=100, remaining=99, reset_seconds=0.6, retry_after_seconds=0
+    )
+
+
+async def test_capacity_comes_back_over_time(backend: Backend) -> None:
+    limit = RateLimit(2, 0.4)  # one request back every 0.2 s
+    assert await hits(backend.limiter, "alice", limit, 3) == [True, True, False]
+    refused = await backend.limiter.hit("alice", limit)
+    assert 0 < refused.retry_after_seconds <= 0.2
+
+    await backend.advance(refused.retry_after_seconds)
+
+    assert await hits(backend.limiter, "alice", limit, 2) == [True, False]
+    await backend.advance(0.4)
+    assert (await backend.limiter.hit("alice", limit)).remaining == 1
+
+
+async def test_half_the_period_gives_back_half_the_requests(backend: Backend) -> None:
+    limit = RateLimit(4, 0.8)
+    assert await hits(backend.limiter, "alice", limit, 4) == [True] * 4
+
+    await backend.advance(0.4)
+
+    assert await hits(backend.limiter, "alice", limit, 3) == [True, True, False]
+
+
+async def test_refused_requests_do_not_push_the_wait_further(backend: Backend) -> None:
+    limit = RateLimit(1, 0.3)
+    await backend.limiter.hit("alice", limit)
+    first_refusal = await backend.limiter.hit("alice", limit)
+
+    assert await hits(backend.limiter, "alice", limit, 20) == [False] * 20
+    await backend.advance(first_refusal.retry_after_seconds)
+
+    assert (await backend.limiter.hit("alice", limit)).allowed
+
+
+async def test_keys_are_independent(backend: Backend) -> None:
+    limit = RateLimit(3, 60)
+    assert await hits(backend.limiter, "alice", limit, 4) == [True, True, True, False]
+
+    bob = await backend.limiter.hit("bob", limit)
+
+    assert bob.allowed
+    assert bob.remaining == 2
+
+
+async def test_burst_allows_more_at_once_than_the_rate(backend: Backend) -> None:
+    limit = RateLimit(2, 60, burst=5)
+
+    assert await hits(backend.limiter, "alice", limit, 6) == [True] * 5 + [False]
+    refused = await backend.limiter.hit("alice", limit)
+    # The sustained rate still rules: one request every 30 seconds.
+    assert 29 < refused.retry_after_seconds <= 30
+    assert refused.limit == 2
+
+
+async def test_cost_takes_several_requests_at_once(backend: Backend) -> None:
+    limit = RateLimit(10, 60)
+
+    first = await backend.limiter.hit("alice", limit, cost=4)
+    too_dear = await backend.limiter.hit("alice", limit, cost=7)
+    rest = await backend.limiter.hit("alice", limit, cost=6)
+
+    assert (first.allowed, first.remaining) == (True, 6)
+    # Refused without spending: the 6 left are still there for a request that fits.
+    assert (too_dear.allowed, too_dear.remaining) == (False, 6)
+    assert 5 < too_dear.retry_after_seconds <= 6
+    assert (rest.allowed, rest.remaining) == (True, 0)
+
+
+@pytest.mark.parametrize(("limit", "cost"), [(RateLimit(5, 60), 6), (RateLimit(5, 60, burst=8), 9)])
+async def test_cost_beyond_burst_is_an_error(backend: Backend, limit: RateLimit, cost: int) -> None:
+    with pytest.raises(ValueError, match="can never pass"):
+        await backend.limiter.hit("alice", limit, cost=cost)
+
+    # Nothing was spent by the mistake.
+    assert (await backend.limiter.hit("alice", limit)).remaining == limit.capacity - 1
+
+
+@pytest.mark.parametrize("cost", [0, -1])
+async def test_cost_below_one_is_an_error(backend: Backend, cost: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        await backend.limiter.hit("alice", RateLimit(5, 60), cost=cost)
+
+
+async def test_reset_gives_a_full_bucket(backend: Backend) -> None:
+    limit = RateLimit(3, 60)
+    await hits(backend.limiter, "alice", limit, 4)
+    await hits(backend.limiter, "bob", limit, 2)
+
+    await backend.limiter.reset("alice")
+    await backend.limiter.reset("nobody")
+
+    assert (await backend.limiter.hit("alice", limit)).remaining == 2
+    assert (await backend.limiter.hit("bob", limit)).remaining == 0
+
+
+async def test_concurrent_requests_get_exactly_the_limit(backend: Backend) -> None:
+    limit = RateLimit(10, 60)
+
+    decisions = await asyncio.gather(*(backend.limiter.hit("alice", limit) for _ in range(30)))
+
+    assert sum(decision.allowed for decision in decisions) == 10
+    assert sorted(decision.remaining for decision in decisions if decision.allowed) == list(
+        range(10)
+    )
+
+
+async def test_headers_of_a_real_refusal(backend: Backend) -> None:
+    limit = RateLimit(5, 60)
+    await hits(backend.limiter, "alice", limit, 5)
+
+    refused = await backend.limiter.hit("alice", limit)
+
+    assert refused.headers("search", limit) == {
+        "RateLimit-Limit": "5",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": "60",
+        "RateLimit-Policy": '5;w=60;policy="search"',
+        "Retry-After": "12",
+    }
+
+
+# Headers, from decisions built by hand.
+
+
+def test_headers_of_an_allowed_request() -> None:
+    decision = RateLimitDecision(
+        allowed=True, limit=100, remaining=42, reset_seconds=34.2, retry_after_seconds=0
+    )
+
+    assert decision.headers("api", RateLimit(100, 60)) == {
+        "RateLimit-Limit": "100",
+        "RateLimit-Remaining": "42",
+        "RateLimit-Reset": "35",
+        "RateLimit-Policy": '100;w=60;policy="api"',
+    }
+
+
+def test_retry_after_is_whole_seconds_and_never_zero() -> None:
+    decision = RateLimitDecision(
+        allowed=False, limit=10, remaining=0, reset_seconds=0.05, retry_after_seconds=0.01
+    )
+
+    headers = decision.headers("api", RateLimit(10, 0.5))
+
+    assert headers["Retry-After"] == "1"
+    assert headers["RateLimit-Reset"] == "1"
+    # The draft has no sub-second windows: the advertised one is rounded up, never down.
+    assert headers["RateLimit-Policy"] == '10;w=1;policy="api"'
+
+
+def test_policy_shows_burst_and_quotes_the_name() -> None:
+    decision = RateLimitDecision(
+        allowed=True, limit=2, remaining=4, reset_seconds=30, retry_after_seconds=0
+    )
+
+    policy = decision.headers('uploads "big"', RateLimit(2, 60, burst=5))["RateLimit-Policy"]
+
+    assert policy == '2;w=60;burst=5;policy="uploads \\"big\\""'
+
+
+@pytest.mark.parametrize("name", ["", "line\nbreak", "naïve"])
+def test_policy_name_that_cannot_go_in_a_header_is_refused(name: str) -> None:
+    decision = RateLimitDecision(
+        allowed=True, limit=1, remaining=0, reset_seconds=1, retry_after_seconds=0
+    )
+
+    with pytest.raises(ValueError, match="printable ASCII"):
+        decision.headers(name, RateLimit(1, 1))
+
+
+# Policies.
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"limit": 0, "period_seconds": 60}, "at least 1 request"),
+        ({"limit": -5, "period_seconds": 60}, "at least 1 request"),
+        ({"limit": 5, "period_seconds": 0}, "must be positive"),
+        ({"limit": 5, "period_seconds": -1}, "must be positive"),
+        ({"limit": 5, "period_seconds": math.inf}, "must be positive"),
+        ({"limit": 5, "period_seconds": math.nan}, "must be positive"),
+        ({"limit": 5, "period_seconds": 60, "burst": 0}, "burst must be at least 1"),
+        ({"limit": 2_000_000, "period_seconds": 1}, "one request per microsecond"),
+        ({"limit": 1, "period_seconds": 1e9}, "ten years"),
+    ],
+)
+def test_invalid_policy_is_rejected(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RateLimit(**arguments)
+
+
+def test_burst_defaults_to_the_limit() -> None:
+    assert RateLimit(7, 60).capacity == 7
+    assert RateLimit(7, 60, burst=3).capacity == 3
+
+
+# The memory backend's own: its memory stays bounded.
+
+
+async def test_memory_forgets_buckets_that_are_full_again(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock, sweep_interval_seconds=60)
+    for number in range(50):
+        await limiter.hit(f"client-{number}", RateLimit(5, 10))
+    await hits(limiter, "hourly", RateLimit(1, 3600), 1)
+    assert len(limiter) == 51
+
+    clock.now += 61
+    await limiter.hit("newcomer", RateLimit(5, 10))
+
+    # Only the bucket still refilling is kept, and it still refuses.
+    assert len(limiter) == 2
+    assert not (await limiter.hit("hourly", RateLimit(1, 3600))).allowed
+
+
+async def test_memory_holds_at_most_max_keys(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock, max_keys=100)
+    limit = RateLimit(1, 3600)
+    await hits(limiter, "busy", limit, 1)
+
+    for number in range(1000):
+        await limiter.hit(f"client-{number}", limit)
+        if number % 50 == 0:
+            # A key in constant use is the last to be forgotten.
+            assert not (await limiter.hit("busy", limit)).allowed
+
+    assert len(limiter) == 100
+
+
+def test_memory_refuses_a_useless_size() -> None:
+    with pytest.raises(ValueError, match="max_keys"):
+        MemoryRateLimiter(max_keys=0)
+
+
+# The Redis backend's own.
+
+
+async def test_two_instances_share_one_budget(redis_url: str, redis_prefix: str) -> None:
+    first = RedisRateLimiter(redis_url, prefix=redis_prefix)
+    second = RedisRateLimiter(redis_url, prefix=redis_prefix)
+    limit = RateLimit(4, 60)
+
+    allowed = [await instance.hit("alice", limit) for instance in (first, second) * 2]
+    refused = [await instance.hit("alice", limit) for instance in (first, second)]
+
+    assert [decision.remaining for decision in allowed] == [3, 2, 1, 0]
+    assert not any(decision.allowed for decision in refused)
+    await first.close()
+    await second.close()
+
+
+async def test_other_prefix_is_another_budget(redis_url: str, redis_prefix: str) -> None:
+    tenant_a = RedisRateLimiter(redis_url, prefix=f"{redis_prefix}a:")
+    tenant_b = RedisRateLimiter(redis_url, prefix=f"{redis_prefix}b:")
+    limit = RateLimit(1, 60)
+
+    assert (await tenant_a.hit("alice", limit)).allowed
+    assert (await tenant_b.hit("alice", limit)).allowed
+    await tenant_a.close()
+    await tenant_b.close()
+
+
+async def test_keys_live_until_the_bucket_is_full(
+    redis_limiter: RedisRateLimiter, redis_admin: redis.Redis, redis_prefix: str
+) -> None:
+    key = f"{redis_prefix}alice"
+    limit = RateLimit(5, 60)
+
+    await redis_limiter.hit("alice", limit)
+    assert 11_000 < redis_admin.pttl(key) <= 12_000
+    await hits(redis_limiter, "alice", limit, 4)
+    assert 59_000 < redis_admin.pttl(key) <= 60_000
+
+    # A refusal writes nothing, so it cannot keep the key alive either.
+    stored = redis_admin.get(key)
+    await hits(redis_limiter, "alice", limit, 3)
+    assert redis_admin.get(key) == stored
+
+
+async def test_idle_keys_expire(
+    redis_limiter: RedisRateLimiter, redis_admin: redis.Redis, redis_prefix: str
+) -> None:
+    await hits(redis_limiter, "alice", RateLimit(2, 0.2), 2)
+    assert redis_admin.exists(f"{redis_prefix}alice")
+
+    await asyncio.sleep(0.2 + SLEEP_SLACK)
+
+    assert not redis_admin.exists(f"{redis_prefix}alice")
+
+
+async def test_reset_deletes_the_key(
+    redis_limiter: RedisRateLimiter, redis_admin: redis.Redis, redis_prefix: str
+) -> None:
+    await redis_limiter.hit("alice", RateLimit(5, 60))
+
+    await redis_limiter.reset("alice")
+
+    assert not redis_admin.exists(f"{redis_prefix}alice")
+
+
+async def test_survives_the_server_forgetting_the_script(
+    redis_limiter: RedisRateLimiter, redis_admin: redis.Redis
+) -> None:
+    limit = RateLimit(2, 60)
+    await redis_limiter.hit("alice", limit)
+
+    # What a Redis restart or failover does to loaded scripts.
+    redis_admin.script_flush()
+
+    assert (await redis_limiter.hit("alice", limit)).remaining == 0
+
+
+@pytest.mark.parametrize("operation", ["hit", "reset"])
+async def test_unreachable_redis_is_unavailable(dead_endpoint: str, operation: str) -> None:
+    limiter = RedisRateLimiter(dead_endpoint.replace("http://", "redis://"))
+    started = time.monotonic()
+
+    with pytest.raises(RateLimiterUnavailable) as raised:
+        await perform(limiter, operation)
+
+    assert raised.value.status == 503
+    # A request waits on this: it must fail fast, not after a long series of retries.
+    assert time.monotonic() - started < 2
+    await limiter.close()
+
+
+async def perform(limiter: RateLimiter, operation: str) -> None:
+    if operation == "hit":
+        await limiter.hit("alice", RateLimit(5, 60))
+    else:
+        await limiter.reset("alice")
+
+
+# Choosing the backend.
+
+
+async def test_without_redis_url_limits_are_in_process() -> None:
+    limiter = create_rate_limiter(None)
+
+    assert isinstance(limiter, MemoryRateLimiter)
+    assert (await limiter.hit("alice", RateLimit(1, 60))).allowed
+    await limiter.close()
+
+
+async def test_with_redis_url_limits_are_in_redis(
+    redis_url: str, redis_admin: redis.Redis, redis_prefix: str
+) -> None:
+    limiter = create_rate_limiter(redis_url, prefix=redis_prefix)
+
+    assert isinstance(limiter, RedisRateLimiter)
+    assert (await limiter.hit("alice", RateLimit(1, 60))).allowed
+    assert redis_admin.exists(f"{redis_prefix}alice")
+    await limiter.close()
