@@ -96,15 +96,33 @@ async def _connection(host: str, port: int, request: bytes, deadline: float, tal
             await writer.wait_closed()
 
 
-async def run_load(url: str, connections: int, duration: float, event_loop: str) -> LoadResult:
+def build_request(url: str, method: str, headers: list[str], body: str | None) -> bytes:
+    """One HTTP/1.1 request, sent again and again on each connection."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {target or '/'} HTTP/1.1", f"Host: {parts.netloc}", "Accept: */*"]
+    lines += headers
+    payload = (body or "").encode()
+    if body is not None:
+        lines.append(f"Content-Length: {len(payload)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+async def run_load(
+    url: str,
+    connections: int,
+    duration: float,
+    event_loop: str,
+    *,
+    method: str = "GET",
+    headers: list[str] | None = None,
+    body: str | None = None,
+) -> LoadResult:
     """Drive `connections` keep-alive connections at `url` for `duration` seconds."""
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 80
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = (
-        f"GET {target or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: */*\r\n\r\n"
-    ).encode()
+    request = build_request(url, method, headers or [], body)
     tally = Tally()
     started = time.perf_counter()
     deadline = started + duration
@@ -133,14 +151,22 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--header", action="append", default=[], help="`Name: value`")
+    parser.add_argument("--body", default=None)
     args = parser.parse_args()
+    options = {"method": args.method, "headers": args.header, "body": args.body}
     try:
         import uvloop
     except ImportError:  # plain asyncio still works, only with more overhead per request
-        result = asyncio.run(run_load(args.url, args.connections, args.duration, "asyncio"))
+        result = asyncio.run(
+            run_load(args.url, args.connections, args.duration, "asyncio", **options)
+        )
     else:
         # The server runs on uvloop too; the same loop keeps the client from being the bottleneck.
-        result = uvloop.run(run_load(args.url, args.connections, args.duration, "uvloop"))
+        result = uvloop.run(
+            run_load(args.url, args.connections, args.duration, "uvloop", **options)
+        )
     print(json.dumps(asdict(result)))
 
 

@@ -34,6 +34,10 @@ READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 WARM_START_GOAL_S = 3.0
 HEALTHZ_GOAL_RPS = 3000.0
+AUTHENTICATED_READ_GOAL_RPS = 1500.0
+AUTHENTICATED_READ = "GET /api/v1/organization (authenticated read)"
+BENCH_EMAIL = "bench@quarry.example"
+BENCH_PASSWORD = "benchmark porphyry 1911"  # noqa: S105 - a throwaway account of the run
 # Lines of the server's log that point at a failure under load.
 PROBLEM_PATTERN = re.compile(r"error|exception|traceback|critical", re.IGNORECASE)
 
@@ -100,6 +104,8 @@ class ServeProcess:
                 "KAI_DATA_DIR": str(self.data_dir),
                 "KAI_LOG_LEVEL": "warning",
                 "KAI_ACCESS_LOG": "false",
+                # Measured is what one instance serves, not what the limits let through.
+                "KAI_RATE_LIMITS__ENABLED": "false",
             }
         )
         with self.log_path.open("ab") as log:
@@ -181,16 +187,39 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def get_status(port: int, path: str) -> int:
-    """Status of one GET on a fresh connection."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def get_status(port: int, path: str, request: Request | None = None) -> int:
+    """Status of one request on a fresh connection."""
+    return call(port, path, request)[0]
+
+
+def call(port: int, path: str, request: Request | None = None) -> tuple[int, bytes]:
+    """Status and body of one request on a fresh connection."""
+    request = request or Request()
+    headers = {
+        name.strip(): value.strip()
+        for name, _, value in (header.partition(":") for header in request.headers)
+    }
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("GET", path)
+        connection.request(request.method, path, body=request.body, headers=headers)
         response = connection.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.read()
     finally:
         connection.close()
+
+
+def create_account(data_dir: Path) -> None:
+    """An owner of an organization, made by `kai admin create-user` beside the running server."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KAI_")}
+    env.update({"KAI_DATA_DIR": str(data_dir), "KAI_ADMIN_PASSWORD": BENCH_PASSWORD})
+    subprocess.run(
+        [*kai_command(), "admin", "create-user", "--email", BENCH_EMAIL, "--organization", "bench"],
+        env=env,
+        cwd=data_dir.parent,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def stop_everything() -> None:
@@ -281,14 +310,51 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def drive(generator: str, url: str, connections: int, duration: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Request:
+    """What each load-run request sends besides the URL."""
+
+    method: str = "GET"
+    headers: tuple[str, ...] = ()
+    body: str | None = None
+
+
+def _wrk_script(request: Request, scratch: Path) -> Path:
+    """A wrk Lua script sending `request` (wrk takes a method and body only from scripts)."""
+    lines = [f"wrk.method = {json.dumps(request.method)}"]
+    if request.body is not None:
+        lines.append(f"wrk.body = {json.dumps(request.body)}")
+    for header in request.headers:
+        name, _, value = header.partition(":")
+        lines.append(f"wrk.headers[{json.dumps(name.strip())}] = {json.dumps(value.strip())}")
+    path = scratch / f"wrk-{uuid.uuid4().hex}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def drive(
+    generator: str,
+    url: str,
+    connections: int,
+    duration: float,
+    request: Request | None = None,
+    scratch: Path | None = None,
+) -> dict[str, Any]:
     """One load run at `url` from a separate process; the parsed summary."""
+    request = request or Request()
     if generator == "wrk":
         seconds = max(1, round(duration))
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+        if request != Request():
+            command += ["-s", str(_wrk_script(request, scratch or Path(tempfile.gettempdir())))]
     else:
         command = [sys.executable, "-m", "benchmarks.loadgen", url]
         command += ["--connections", str(connections), "--duration", str(duration)]
+        command += ["--method", request.method]
+        for header in request.headers:
+            command += ["--header", header]
+        if request.body is not None:
+            command += ["--body", request.body]
     result = subprocess.run(
         command,
         capture_output=True,
@@ -317,18 +383,44 @@ def bench_http(
     try:
         server.wait_ready()
         base = f"http://127.0.0.1:{server.port}"
+        create_account(data_dir)
+        login = Request(
+            "POST",
+            ("Content-Type: application/json",),
+            json.dumps({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}),
+        )
+        status, body = call(server.port, "/api/v1/auth/login", login)
+        if status != 200:
+            raise RuntimeError(f"the benchmark account cannot log in ({status}): {body!r}")
+        bearer = Request(headers=(f"Authorization: Bearer {json.loads(body)['access_token']}",))
+        # (name, path, request, expected status, connections)
         targets = [
-            ("/healthz", "/healthz", 200),
-            ("/api/v1/jobs?limit=1", "/api/v1/jobs?limit=1", 200),
-            ("/api/v1/jobs/{random uuid} (404)", f"/api/v1/jobs/{uuid.uuid4()}", 404),
+            ("GET /healthz", "/healthz", Request(), 200, connections),
+            (AUTHENTICATED_READ, "/api/v1/organization", bearer, 200, connections),
+            (
+                "GET /api/v1/jobs?limit=1 (authenticated list)",
+                "/api/v1/jobs?limit=1",
+                bearer,
+                200,
+                connections,
+            ),
+            (
+                "GET /api/v1/jobs/{random uuid} (authenticated, 404)",
+                f"/api/v1/jobs/{uuid.uuid4()}",
+                bearer,
+                404,
+                connections,
+            ),
+            # argon2id at OWASP's cost, in threads: a few connections saturate the cores.
+            ("POST /api/v1/auth/login", "/api/v1/auth/login", login, 200, 4),
         ]
         runs: list[HttpRun] = []
-        for name, path, expected in targets:
-            before = get_status(server.port, path)
+        for name, path, request, expected, clients in targets:
+            before = get_status(server.port, path, request)
             # Warm-up: fills the connection pool and the caches, and is not measured.
-            drive(generator, base + path, connections, min(2.0, duration))
-            summary = drive(generator, base + path, connections, duration)
-            after = get_status(server.port, path)
+            drive(generator, base + path, clients, min(2.0, duration), request, scratch)
+            summary = drive(generator, base + path, clients, duration, request, scratch)
+            after = get_status(server.port, path, request)
             known = {key: summary.pop(key) for key in list(summary) if key in _HTTP_FIELDS}
             runs.append(
                 HttpRun(
@@ -337,7 +429,7 @@ def bench_http(
                     expected_status=expected,
                     status_before=before,
                     status_after=after,
-                    extra=summary,
+                    extra={"connections": clients, **summary},
                     **known,
                 )
             )
@@ -393,7 +485,8 @@ def evaluate(startup: list[StartupRun], http: list[HttpRun]) -> list[Goal]:
     """The foundation's goals against this run's numbers."""
     warm = [run.ready_s for run in startup if run.kind == "warm"]
     cold = [run.ready_s for run in startup if run.kind == "cold"]
-    healthz = next((run for run in http if run.target == "/healthz"), None)
+    healthz = next((run for run in http if run.target == "GET /healthz"), None)
+    reads = next((run for run in http if run.target == AUTHENTICATED_READ), None)
     goals = [
         Goal(
             "warm start to ready (median)",
@@ -412,6 +505,12 @@ def evaluate(startup: list[StartupRun], http: list[HttpRun]) -> list[Goal]:
             f">= {HEALTHZ_GOAL_RPS:.0f} req/s",
             f"{healthz.requests_per_s:.0f} req/s" if healthz else "not run",
             healthz.requests_per_s >= HEALTHZ_GOAL_RPS if healthz else None,
+        ),
+        Goal(
+            "authenticated reads (JWT + permission + database read)",
+            f">= {AUTHENTICATED_READ_GOAL_RPS:.0f} req/s",
+            f"{reads.requests_per_s:.0f} req/s" if reads else "not run",
+            reads.requests_per_s >= AUTHENTICATED_READ_GOAL_RPS if reads else None,
         ),
     ]
     return goals

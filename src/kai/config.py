@@ -32,8 +32,10 @@ class DatabaseSettings(BaseModel):
     # Where migrations run, as the schema's owner; empty means `KAI_DATABASE_URL`. The app
     # itself always acts as the role `kai_app` (see `kai.kit.db.APP_ROLE`).
     migration_url: SecretStr | None = None
-    pool_size: int = Field(default=10, ge=1)
-    max_overflow: int = Field(default=10, ge=0)
+    # Enough for one process's concurrent requests without opening and closing overflow
+    # connections under load (measured: benchmarks/README.md).
+    pool_size: int = Field(default=20, ge=1)
+    max_overflow: int = Field(default=20, ge=0)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
 

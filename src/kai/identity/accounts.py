@@ -275,6 +275,10 @@ async def reset_password(
     )
     await SessionRepository(session).revoke_all(user.id, "password reset")
     await LoginThrottleRepository(session).clear(email_digest(user.email))
+    # Whoever holds the mailbox owns the account from now on: links to identity providers
+    # made before (perhaps by a provider that pre-created the account) are dropped; a member's
+    # next single sign-on links again.
+    await UserRepository(session).remove_identities(user.id)
     await act_for(session, organization_id=user.default_organization_id, user_id=user.id)
     await audit.record(
         session,

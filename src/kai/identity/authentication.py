@@ -66,7 +66,6 @@ async def _access_token(
     except (InvalidToken, ValueError) as exc:
         raise NotAuthenticated("The access token is not valid.") from exc
 
-    await act_for(session, organization_id=organization_id, user_id=user_id)
     access = await SessionRepository(session).access(
         session_id=session_id, user_id=user_id, organization_id=organization_id
     )

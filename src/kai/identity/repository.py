@@ -27,6 +27,7 @@ from kai.identity.models import (
     TeamMember,
     TotpCredential,
     User,
+    UserIdentity,
     UserToken,
 )
 from kai.kit.pagination import PageParams, paginate
@@ -52,6 +53,9 @@ class UserRepository:
         if for_update:
             statement = statement.with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
+
+    async def remove_identities(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(delete(UserIdentity).where(UserIdentity.user_id == user_id))
 
     async def update(self, user_id: uuid.UUID, **values: Any) -> None:
         await self.session.execute(
@@ -168,22 +172,8 @@ class AccessRow:
     mfa_required: bool
 
 
-_ACCESS = text(
-    """
-    SELECT m.role, r.permissions AS custom_permissions, s.revoked_at IS NOT NULL AS revoked,
-           s.expires_at, s.organization_id AS session_organization_id, s.created_at,
-           u.disabled, u.sessions_valid_after,
-           EXISTS (SELECT 1 FROM totp_credentials t
-                   WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS mfa_enrolled,
-           coalesce(o.mfa_required, false) AS mfa_required
-    FROM auth_sessions s
-    JOIN users u ON u.id = s.user_id
-    LEFT JOIN organizations o ON o.id = :organization_id
-    LEFT JOIN memberships m ON m.user_id = s.user_id AND m.organization_id = :organization_id
-    LEFT JOIN roles r ON r.organization_id = m.organization_id AND r.key = m.role
-    WHERE s.id = :session_id AND s.user_id = :user_id
-    """
-)
+# Also scopes the transaction to the caller (see the function in the migrations).
+_ACCESS = text("SELECT * FROM kai_authenticate(:session_id, :user_id, :organization_id)")
 
 
 class SessionRepository:
@@ -204,6 +194,7 @@ class SessionRepository:
     async def access(
         self, *, session_id: uuid.UUID, user_id: uuid.UUID, organization_id: uuid.UUID | None
     ) -> AccessRow | None:
+        """What the caller may do now; scopes the transaction to them as `act_for` does."""
         row = (
             await self.session.execute(
                 _ACCESS,
@@ -213,14 +204,14 @@ class SessionRepository:
         if row is None:
             return None
         return AccessRow(
-            role=row.role,
+            role=row.member_role,
             custom_permissions=row.custom_permissions,
-            session_revoked=row.revoked,
-            session_expires_at=row.expires_at,
+            session_revoked=row.session_revoked,
+            session_expires_at=row.session_expires_at,
             session_organization_id=row.session_organization_id,
-            user_disabled=row.disabled,
-            sessions_valid_after=row.sessions_valid_after,
-            session_created_at=row.created_at,
+            user_disabled=row.user_disabled,
+            sessions_valid_after=row.user_sessions_valid_after,
+            session_created_at=row.session_created_at,
             mfa_enrolled=row.mfa_enrolled,
             mfa_required=row.mfa_required,
         )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.identity import audit
 from kai.identity.actor import Actor
 from kai.identity.errors import PermissionDenied, RoleNotFound
-from kai.identity.models import Invitation, Membership, Role
+from kai.identity.models import Invitation, Membership, Role, SsoProvider
 from kai.identity.permissions import BUILT_IN_ROLES, Permission
 from kai.identity.repository import RoleRepository
 from kai.kit.errors import Conflict
@@ -119,6 +119,16 @@ async def delete_role(session: AsyncSession, *, actor: Actor, role_id: uuid.UUID
             Invitation.revoked_at.is_(None),
         )
     )
+    sso_default = await session.scalar(
+        select(func.count())
+        .select_from(SsoProvider)
+        .where(
+            SsoProvider.organization_id == role.organization_id,
+            SsoProvider.default_role == role.key,
+        )
+    )
+    if sso_default:
+        raise RoleInUse(f"Single sign-on gives newcomers the role {role.key!r}: change that first.")
     if in_use or pending:
         raise RoleInUse(f"{in_use} members and {pending} invitations have the role {role.key!r}.")
     await RoleRepository(session).delete(role)

@@ -25,6 +25,7 @@ from kai.identity.errors import (
     LoginThrottled,
     MemberNotFound,
     MfaRequired,
+    PermissionDenied,
 )
 from kai.identity.mfa import check_second_factor, has_confirmed_totp
 from kai.identity.models import AuthSession, Organization, RefreshToken, User
@@ -310,10 +311,10 @@ async def refresh(
         raise InvalidRefreshToken(
             "This refresh token was used before: every token of its session is revoked."
         )
+    if auth_session.revoked_at is None and auth_session.expires_at <= now:
+        raise InvalidRefreshToken("The session reached its maximum lifetime: log in again.")
     if auth_session.revoked_at is not None or token.expires_at <= now:
         raise InvalidRefreshToken("The session has ended: log in again.")
-    if auth_session.expires_at <= now:
-        raise InvalidRefreshToken("The session reached its maximum lifetime: log in again.")
     user = await UserRepository(session).get(auth_session.user_id)
     if (
         user is None
@@ -387,6 +388,13 @@ async def switch_organization(
     auth_session = await SessionRepository(session).get(actor.session_id, for_update=True)
     if auth_session is None:
         raise InvalidCredentials()
+    if "pwd" not in auth_session.methods:
+        # An organization's identity provider vouches for its own organization only: else an
+        # admin running that provider could act as the person in their other organizations.
+        raise PermissionDenied(
+            "A single sign-on session stays in its organization: log in with your password "
+            "to switch."
+        )
     auth_session.organization_id = organization_id
     await UserRepository(session).update(actor.user_id, default_organization_id=organization_id)
     await session.flush()

@@ -77,7 +77,10 @@ def create_engine(
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout_seconds,
-        "pool_pre_ping": True,
+        # No ping before each checkout (a round trip on every request): a connection the
+        # server dropped fails its statement, and SQLAlchemy discards the pool's stale ones.
+        "pool_pre_ping": False,
+        "pool_recycle": 1800,
         "connect_args": {
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",
             "application_name": "kai",

@@ -11,6 +11,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from kai.config import AuthSettings
 
+ZXCVBN_MAX_LENGTH = 72
+
 
 @dataclass(frozen=True)
 class PasswordCheck:
@@ -69,8 +71,12 @@ class Passwords:
         if problems:
             return problems
         # zxcvbn knows the most common passwords, names, words and keyboard patterns; it is
-        # given the user's own details too, so that "jane.doe2024" fails for Jane Doe.
-        estimate = zxcvbn.zxcvbn(password[:100], user_inputs=[i for i in user_inputs if i])
+        # given the user's own details too, so that "jane.doe2024" fails for Jane Doe. It reads
+        # at most 72 characters; a longer password is judged by its start.
+        estimate = zxcvbn.zxcvbn(
+            password[:ZXCVBN_MAX_LENGTH],
+            user_inputs=[i[:ZXCVBN_MAX_LENGTH].lower() for i in user_inputs if i],
+        )
         if estimate["score"] < self._settings.password_min_score:
             feedback = estimate.get("feedback") or {}
             warning = feedback.get("warning") or "This password is too easy to guess."

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from kai.identity.endpoints import api_keys, audit, auth, me, organization, roles, teams
+from kai.identity.endpoints import api_keys, audit, auth, me, organization, roles, sso, teams
 
 router = APIRouter()
 for module_router in (
@@ -14,5 +14,7 @@ for module_router in (
     roles.router,
     api_keys.router,
     audit.router,
+    sso.router,
+    sso.management_router,
 ):
     router.include_router(module_router)

@@ -748,6 +748,38 @@ def _tenant_walls() -> None:
         "CREATE POLICY tenant_read ON audit_events FOR SELECT "
         "USING (organization_id = kai_current_org())"
     )
+    # Every authenticated request: scope the transaction to the caller and read what the
+    # caller may do now, in one round trip. Runs as the caller (row-level security applies).
+    op.execute(
+        """
+        CREATE FUNCTION kai_authenticate(p_session_id uuid, p_user_id uuid, p_organization_id uuid)
+        RETURNS TABLE (
+            member_role text, custom_permissions text[], session_revoked boolean,
+            session_expires_at timestamptz, session_organization_id uuid,
+            session_created_at timestamptz, user_disabled boolean,
+            user_sessions_valid_after timestamptz, mfa_enrolled boolean, mfa_required boolean
+        )
+        LANGUAGE plpgsql VOLATILE
+        AS $$
+        BEGIN
+            PERFORM set_config('kai.organization_id', coalesce(p_organization_id::text, ''), true),
+                    set_config('kai.user_id', p_user_id::text, true);
+            RETURN QUERY
+            SELECT m.role::text, r.permissions::text[], s.revoked_at IS NOT NULL, s.expires_at,
+                   s.organization_id, s.created_at, u.disabled, u.sessions_valid_after,
+                   EXISTS (SELECT 1 FROM totp_credentials t
+                           WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL),
+                   coalesce(o.mfa_required, false)
+            FROM auth_sessions s
+            JOIN users u ON u.id = s.user_id
+            LEFT JOIN organizations o ON o.id = p_organization_id
+            LEFT JOIN memberships m
+                   ON m.user_id = s.user_id AND m.organization_id = p_organization_id
+            LEFT JOIN roles r ON r.organization_id = m.organization_id AND r.key = m.role
+            WHERE s.id = p_session_id AND s.user_id = p_user_id;
+        END $$
+        """
+    )
     # Lookups that must cross the wall before the organization is known, each reading one
     # value by a secret only the caller holds.
     op.execute(
@@ -826,6 +858,7 @@ def downgrade() -> None:
         "kai_api_key_organization(text)",
         "kai_invitation_organization(bytea)",
         "kai_prune_finished_jobs(timestamptz)",
+        "kai_authenticate(uuid, uuid, uuid)",
         "kai_current_org()",
         "kai_current_user()",
     ):

@@ -1,0 +1,206 @@
+"""Sign-up, proving the address, resetting and changing the password, the profile."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+
+import pytest
+from httpx import AsyncClient
+
+from kai.runtime import Runtime
+from tests.identity.factories import PASSWORD, create_user, login, member, unique_email
+
+pytestmark = pytest.mark.database
+
+STRONG = "basalt staircase lantern 7"
+
+
+def outbox_messages(runtime: Runtime, to: str) -> list[email.message.EmailMessage]:
+    messages = []
+    for path in sorted(runtime.settings.outbox_dir.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if message["To"] == to:
+            assert isinstance(message, email.message.EmailMessage)
+            messages.append(message)
+    return messages
+
+
+def latest_token(runtime: Runtime, to: str, link: str) -> str:
+    """The token of the newest emailed link of kind `link` (verify-email, reset-password...)."""
+    for message in reversed(outbox_messages(runtime, to)):
+        body = message.get_content()
+        found = re.search(rf"/{link}\?token=([A-Za-z0-9_-]+)", body)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no {link} link was sent to {to}")
+
+
+async def test_signing_up_verifying_and_logging_in(runtime: Runtime, client: AsyncClient) -> None:
+    address = unique_email("newcomer")
+    response = await client.post(
+        "/api/v1/auth/signup",
+        json={
+            "email": address,
+            "password": STRONG,
+            "name": "Nia Stone",
+            "organization_name": "Stone Works",
+        },
+    )
+    assert response.status_code == 202
+
+    refused = await client.post("/api/v1/auth/login", json={"email": address, "password": STRONG})
+    assert refused.status_code == 403  # not verified yet
+
+    token = latest_token(runtime, address, "verify-email")
+    assert (
+        await client.post("/api/v1/auth/verify-email", json={"token": token})
+    ).status_code == 204
+    again = await client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert again.status_code == 400  # single use
+    assert again.json()["type"].endswith("/invalid-token")
+
+    tokens = await login(client, address, STRONG)
+    me = (
+        await client.get(
+            "/api/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+    ).json()
+    assert me["user"]["email_verified"] is True
+    assert me["organization"]["name"] == "Stone Works"
+    assert me["organization"]["slug"] == "stone-works"
+    assert me["role"] == "owner"
+
+
+async def test_signing_up_with_a_taken_address_looks_the_same_and_tells_its_owner(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    existing = await create_user(runtime)
+    response = await client.post(
+        "/api/v1/auth/signup", json={"email": existing.email, "password": STRONG, "name": "X"}
+    )
+    assert response.status_code == 202
+    fresh = await client.post(
+        "/api/v1/auth/signup", json={"email": unique_email(), "password": STRONG, "name": "X"}
+    )
+    assert response.json() == fresh.json()
+    assert "tried to sign up" in outbox_messages(runtime, existing.email)[-1]["Subject"]
+    await login(client, existing.email)  # the account is unchanged
+
+
+@pytest.mark.parametrize("password", ["password1", "12345678", "short", "niastone1"])
+async def test_weak_passwords_are_refused_at_sign_up(client: AsyncClient, password: str) -> None:
+    response = await client.post(
+        "/api/v1/auth/signup",
+        json={"email": unique_email(), "password": password, "name": "Nia Stone"},
+    )
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/weak-password")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "not-an-address", "password": STRONG, "name": "X"},
+        {"email": unique_email(), "password": STRONG, "name": ""},
+        {"email": unique_email(), "password": STRONG},
+        {"email": unique_email(), "password": "x" * 2000, "name": "X"},
+    ],
+)
+async def test_malformed_sign_ups_are_refused(client: AsyncClient, body: dict[str, str]) -> None:
+    response = await client.post("/api/v1/auth/signup", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_password_reset_works_once_and_ends_every_session(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    unknown = await client.post("/api/v1/auth/password-reset", json={"email": unique_email()})
+    known = await client.post("/api/v1/auth/password-reset", json={"email": owner.user.email})
+    assert unknown.status_code == known.status_code == 202
+    assert unknown.json() == known.json()
+
+    token = latest_token(runtime, owner.user.email, "reset-password")
+    weak = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "password": "password1"}
+    )
+    assert weak.status_code == 422
+    done = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "password": STRONG}
+    )
+    assert done.status_code == 204
+    reused = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "password": STRONG + "!"}
+    )
+    assert reused.status_code == 400
+
+    assert (await client.get("/api/v1/me", headers=owner.headers)).status_code == 401
+    bad = await client.post(
+        "/api/v1/auth/login", json={"email": owner.user.email, "password": PASSWORD}
+    )
+    assert bad.status_code == 401
+    await login(client, owner.user.email, STRONG)
+
+
+async def test_only_the_newest_reset_link_works(runtime: Runtime, client: AsyncClient) -> None:
+    user = await create_user(runtime)
+    await client.post("/api/v1/auth/password-reset", json={"email": user.email})
+    first = latest_token(runtime, user.email, "reset-password")
+    await client.post("/api/v1/auth/password-reset", json={"email": user.email})
+    response = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": first, "password": STRONG}
+    )
+    assert response.status_code == 400
+
+
+async def test_changing_ones_password_keeps_this_session_and_ends_the_others(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    other = await login(client, owner.user.email)
+    wrong = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": "not it at all", "new_password": STRONG},
+        headers=owner.headers,
+    )
+    assert wrong.status_code == 401
+    changed = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": STRONG},
+        headers=owner.headers,
+    )
+    assert changed.status_code == 204
+    assert (await client.get("/api/v1/me", headers=owner.headers)).status_code == 200
+    gone = await client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {other['access_token']}"}
+    )
+    assert gone.status_code == 401
+
+
+async def test_the_profile_and_preferences(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    response = await client.patch(
+        "/api/v1/me",
+        json={
+            "name": "Ada Marble",
+            "locale": "it-IT",
+            "units": "imperial",
+            "notification_settings": {"weekly_summary": True, "training_finished": False},
+        },
+        headers=owner.headers,
+    )
+    assert response.status_code == 200
+    user = (await client.get("/api/v1/me", headers=owner.headers)).json()["user"]
+    assert user["name"] == "Ada Marble"
+    assert user["locale"] == "it-IT"
+    assert user["units"] == "imperial"
+    assert user["notification_settings"]["weekly_summary"] is True
+    assert user["notification_settings"]["training_finished"] is False
+    assert user["notification_settings"]["security_alerts"] is True
+
+    for bad in ({"units": "cubits"}, {"locale": "not a locale"}, {"email": "x@y.z"}):
+        refused = await client.patch("/api/v1/me", json=bad, headers=owner.headers)
+        assert refused.status_code == 422, bad

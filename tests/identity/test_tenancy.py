@@ -1,0 +1,197 @@
+"""Who may call what, and the walls between organizations.
+
+Two generic tests walk every route of the app, so new routes are covered without a word:
+each must declare who may call it, and no member of one organization may reach another
+organization's resources by id (the answer is 404, never 403, never the resource).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.app import api_routes, create_app
+from kai.config import Settings
+from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
+from kai.kit.crypto import token_digest
+from kai.kit.db import act_for
+from kai.runtime import Runtime
+from tests.identity.factories import Member, add_member, create_user, member
+from tests.jobs import sample_tasks
+
+pytestmark = pytest.mark.database
+
+# Routes anyone may call. Adding one here is a decision, reviewed as such.
+PUBLIC_ROUTES = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/signup"),
+    ("POST", "/api/v1/auth/verify-email"),
+    ("POST", "/api/v1/auth/verify-email/resend"),
+    ("POST", "/api/v1/auth/password-reset"),
+    ("POST", "/api/v1/auth/password-reset/confirm"),
+    ("GET", "/api/v1/auth/sso/{organization_slug}/login"),
+    ("POST", "/api/v1/auth/sso/{organization_slug}/login"),
+    ("GET", "/api/v1/auth/sso/{organization_slug}/callback"),
+}
+
+# Bodies valid enough to get past validation to the lookup, by route; `{}` otherwise.
+BODIES: dict[tuple[str, str], object] = {
+    ("PATCH", "/api/v1/members/{user_id}"): {"role": "member"},
+}
+
+
+def _routes() -> list[tuple[str, str, tuple[str, str | None] | None]]:
+    app = create_app(Settings(_env_file=None), database_url="postgresql://unused/kai")  # type: ignore[call-arg]
+    return [
+        (method, route.path, route.access)
+        for route in api_routes(app)
+        for method in sorted(route.methods - {"HEAD"})
+    ]
+
+
+def test_every_route_declares_who_may_call_it() -> None:
+    undeclared = [f"{m} {p}" for m, p, access in _routes() if access is None]
+    assert undeclared == [], "routes without require(...), authenticated() or public()"
+    public = {(m, p) for m, p, access in _routes() if access is not None and access[0] == "public"}
+    assert public <= PUBLIC_ROUTES, f"public routes not on the list: {public - PUBLIC_ROUTES}"
+
+
+def test_the_openapi_document_says_what_each_route_needs() -> None:
+    app = create_app(Settings(_env_file=None), database_url="postgresql://unused/kai")  # type: ignore[call-arg]
+    operation = app.openapi()["paths"]["/api/v1/members/{user_id}"]["patch"]
+    assert operation["security"] == [{"bearer": []}]
+    assert operation["x-kai-permission"] == "members:manage"
+    assert app.openapi()["paths"]["/api/v1/auth/login"]["post"]["security"] == []
+
+
+async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) -> dict[str, str]:
+    """One resource of each kind in the owner's organization, by path parameter name."""
+    organization_id = owner.organization_id
+    colleague = await create_user(runtime)
+    await add_member(runtime, owner.organization, colleague, "editor")  # type: ignore[arg-type]
+    async with runtime.session_factory.begin() as work:
+        await act_for(work, organization_id=organization_id)
+        suffix = uuid.uuid4().hex[:8]
+        team = Team(organization_id=organization_id, name=f"Showroom {suffix}")
+        role = Role(
+            organization_id=organization_id, key=f"buyer-{suffix}", name="Buyer", permissions=[]
+        )
+        key = ApiKey(
+            organization_id=organization_id,
+            name="ERP",
+            prefix=uuid.uuid4().hex[:12],
+            secret_digest=token_digest("x" * 32),
+            permissions=["materials:read"],
+        )
+        invitation = Invitation(
+            organization_id=organization_id,
+            email="guest@tiles.example",
+            role="member",
+            token_digest=token_digest(uuid.uuid4().hex),
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        work.add_all([team, role, key, invitation])
+        await work.flush()
+        work.add(TeamMember(team_id=team.id, user_id=colleague.id, organization_id=organization_id))
+        job = await sample_tasks.record.enqueue(work, organization_id=organization_id)
+        return {
+            "team_id": str(team.id),
+            "role_id": str(role.id),
+            "key_id": str(key.id),
+            "invitation_id": str(invitation.id),
+            "user_id": str(colleague.id),
+            "job_id": str(job.id),
+        }
+
+
+async def test_no_route_reaches_another_organizations_resources(
+    runtime: Runtime, client: AsyncClient, session: AsyncSession
+) -> None:
+    alice = await member(runtime, client)
+    bob = await member(runtime, client)  # owner of another organization: every permission
+    resources = await _resources_of(runtime, session, alice)
+
+    checked = 0
+    for method, path, access in _routes():
+        names = re.findall(r"{(\w+)}", path)
+        if not names or access is None or access[0] == "public":
+            continue
+        missing = [name for name in names if name not in resources]
+        assert not missing, f"{method} {path}: add a resource for {missing} to _resources_of"
+        url = path.format(**resources)
+        body = BODIES.get((method, path), {} if method in {"POST", "PUT", "PATCH"} else None)
+
+        # Another organization's owner, with every permission, gets 404 and learns nothing.
+        other = await client.request(method, url, json=body, headers=bob.headers)
+        assert other.status_code == 404, f"{method} {path} answered {other.status_code}"
+        assert other.headers["content-type"] == "application/problem+json"
+        for value in resources.values():
+            assert value not in other.json().get("detail", "") or value in url
+        # The resource exists: its own organization reaches it (so the 404 means a wall).
+        own = await client.request(method, url, json=body, headers=alice.headers)
+        assert own.status_code < 400 or own.status_code == 409, f"{method} {url}: {own.text}"
+        checked += 1
+        # Each route may have changed what it touched (deleted, revoked): start afresh.
+        resources = await _resources_of(runtime, session, alice)
+    assert checked >= 15
+
+
+async def test_row_level_security_hides_rows_a_query_forgot_to_filter(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    alice = await member(runtime, client)
+    bob = await member(runtime, client)
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=alice.organization_id)
+        session.add(Team(organization_id=alice.organization_id, name="Alice's team"))
+        await act_for(session, organization_id=bob.organization_id)
+        session.add(Team(organization_id=bob.organization_id, name="Bob's team"))
+
+    async with runtime.session_factory.begin() as session:
+        # No WHERE on the organization: the database adds it.
+        await act_for(session, organization_id=bob.organization_id)
+        names = set((await session.scalars(select(Team.name))).all())
+        assert names == {"Bob's team"}
+        assert (await session.execute(text("SELECT count(*) FROM teams"))).scalar_one() == 1
+    async with runtime.session_factory.begin() as session:
+        # Acting for nobody, the application's role sees no tenant rows at all. (Said out
+        # loud: the test's transactions nest, so the last scope would otherwise linger.)
+        await act_for(session, organization_id=None)
+        assert (await session.scalars(select(Team))).all() == []
+
+    # Nor can it write into another organization.
+    async def plant() -> None:
+        async with runtime.session_factory.begin() as session:
+            await act_for(session, organization_id=bob.organization_id)
+            session.add(Team(organization_id=alice.organization_id, name="Planted"))
+            await session.flush()
+
+    with pytest.raises(DBAPIError, match="row-level security"):
+        await plant()
+
+
+async def test_the_application_role_cannot_step_around_the_walls(
+    runtime: Runtime, session: AsyncSession
+) -> None:
+    role = await session.execute(
+        text(
+            "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+    )
+    name, superuser, bypass = role.one()
+    assert (name, superuser, bypass) == ("kai_app", False, False)
+    owners = await session.execute(
+        text("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+    )
+    assert "kai_app" not in set(owners.scalars())
