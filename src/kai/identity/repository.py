@@ -173,7 +173,12 @@ class AccessRow:
 
 
 # Also scopes the transaction to the caller (see the function in the migrations).
-_ACCESS = text("SELECT * FROM kai_authenticate(:session_id, :user_id, :organization_id)")
+# The columns come in AccessRow's order.
+_ACCESS_SQL = (
+    "SELECT member_role, custom_permissions, session_revoked, session_expires_at,"
+    " session_organization_id, user_disabled, user_sessions_valid_after, session_created_at,"
+    " mfa_enrolled, mfa_required FROM kai_authenticate(%s, %s, %s)"
+)
 
 
 class SessionRepository:
@@ -194,27 +199,19 @@ class SessionRepository:
     async def access(
         self, *, session_id: uuid.UUID, user_id: uuid.UUID, organization_id: uuid.UUID | None
     ) -> AccessRow | None:
-        """What the caller may do now; scopes the transaction to them as `act_for` does."""
-        row = (
-            await self.session.execute(
-                _ACCESS,
-                {"session_id": session_id, "user_id": user_id, "organization_id": organization_id},
-            )
-        ).one_or_none()
+        """What the caller may do now; scopes the transaction to them as `act_for` does.
+
+        Runs on the driver's connection, in the session's transaction: this query is on every
+        authenticated request, and SQLAlchemy's result handling was a good part of its cost.
+        """
+        connection = await self.session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        cursor = await driver.execute(_ACCESS_SQL, (session_id, user_id, organization_id))
+        row = await cursor.fetchone()
         if row is None:
             return None
-        return AccessRow(
-            role=row.member_role,
-            custom_permissions=row.custom_permissions,
-            session_revoked=row.session_revoked,
-            session_expires_at=row.session_expires_at,
-            session_organization_id=row.session_organization_id,
-            user_disabled=row.user_disabled,
-            sessions_valid_after=row.user_sessions_valid_after,
-            session_created_at=row.session_created_at,
-            mfa_enrolled=row.mfa_enrolled,
-            mfa_required=row.mfa_required,
-        )
+        return AccessRow(*row)
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         self.session.add(token)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from kai.kit.crypto import derive_key
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 DEFAULT_KID = "derived-1"
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class InvalidToken(Exception):
@@ -70,6 +72,9 @@ class KeySet:
         if not signers:
             raise ValueError("no signing key: at least one key needs its secret or private key")
         self._signer = signers[0]
+        # Tokens already verified, with their claims: a client sends the same token on every
+        # request for minutes, and verifying it again each time was most of the JWT's cost.
+        self._verified: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         for key in self._keys.values():
             if key.algorithm not in self._allowed:
                 raise ValueError(f"key {key.kid} uses {key.algorithm}, which is not allowed")
@@ -127,6 +132,38 @@ class KeySet:
         leeway_seconds: float = 5.0,
     ) -> dict[str, Any]:
         """The token's claims once its header, signature, type and claims all check out."""
+        required = tuple(required)
+        memo = (token, typ, audience, issuer, required)
+        known = self._verified.get(memo)
+        if known is not None:
+            if float(known["exp"]) + leeway_seconds > time.time():
+                self._verified.move_to_end(memo)
+                return dict(known)
+            del self._verified[memo]
+        claims = self._verify(
+            token,
+            typ=typ,
+            audience=audience,
+            issuer=issuer,
+            required=required,
+            leeway_seconds=leeway_seconds,
+        )
+        if "exp" in claims:
+            self._verified[memo] = claims
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return dict(claims)
+
+    def _verify(
+        self,
+        token: str,
+        *,
+        typ: str,
+        audience: str,
+        issuer: str,
+        required: Iterable[str],
+        leeway_seconds: float,
+    ) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from kai.deps import get_runtime
+from kai.deps import runtime_of
 from kai.identity.dependencies import public
 from kai.kit.errors import ServiceUnavailable, problem_responses
 from kai.kit.metrics import REGISTRY
@@ -78,7 +78,7 @@ async def run_check(check: Callable[[Runtime], Awaitable[None]], runtime: Runtim
     responses=problem_responses(503),
 )
 async def readyz(request: Request) -> Readiness:
-    runtime = get_runtime(request)
+    runtime = runtime_of(request)
     results = await asyncio.gather(*(run_check(check, runtime) for check in CHECKS.values()))
     checks = dict(zip(CHECKS, results, strict=True))
     failing = [name for name, result in checks.items() if result != "ok"]

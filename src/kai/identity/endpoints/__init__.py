@@ -4,8 +4,7 @@ from fastapi import APIRouter
 
 from kai.identity.endpoints import api_keys, audit, auth, me, organization, roles, sso, teams
 
-router = APIRouter()
-for module_router in (
+ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     auth.mfa_router,
     me.router,
@@ -16,5 +15,4 @@ for module_router in (
     audit.router,
     sso.router,
     sso.management_router,
-):
-    router.include_router(module_router)
+)
