@@ -19,7 +19,6 @@ from kai.kit.passwords import Passwords
 from kai.kit.pgembed import EmbeddedPostgres
 from kai.kit.ratelimit import RateLimiter, create_rate_limiter
 from kai.kit.storage import ObjectStorage, create_storage
-from kai.migrations import runner
 
 
 def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
@@ -42,6 +41,9 @@ def attach_database(
     Blocking: call before the event loop starts, or in a thread. The caller releases the
     embedded server it gets back.
     """
+    # Alembic is slow to import and only needed here, not by every process holding a runtime.
+    from kai.migrations import runner
+
     if settings.database_url is not None:
         app_url = settings.database_url.get_secret_value()
         migration_url = settings.database.migration_url
