@@ -699,7 +699,12 @@ def _create_app_role() -> None:
         DO $$
         BEGIN
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-                CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                BEGIN
+                    CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                    -- Roles belong to the cluster: another database's migration made it first.
+                    NULL;
+                END;
             END IF;
             -- A login role that is not a superuser must be a member to switch to it.
             IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
