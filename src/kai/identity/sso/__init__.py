@@ -1,0 +1,100 @@
+"""Single sign-on with OpenID Connect, one identity provider per organization.
+
+A login is the authorization code flow with PKCE (S256), a state that works once and a nonce
+bound into the ID token. The ID token is believed only once its signature checks out against
+the provider's published keys and its issuer, audience, lifetime and nonce match. The person it
+names is found by (issuer, subject), else by a verified address among the organization's
+members, else created; then made a member with the provider's default role.
+"""
+
+from __future__ import annotations
+
+from kai.identity.sso.client import (
+    ALLOWED_ALGORITHMS,
+    ATTEMPT_LIFETIME,
+    CLOCK_LEEWAY_SECONDS,
+    DISCOVERY_PATH,
+    HTTP_TIMEOUT,
+    KEY_TYPES,
+    LOOPBACK_HOSTS,
+    MAX_DOCUMENT_BYTES,
+    METADATA_TTL_SECONDS,
+    OAUTH_ERROR_CODE,
+    OWNER,
+    SCOPES,
+    ProviderMetadata,
+    TtlCache,
+    allow_loopback_http,
+    discover,
+    keys_cache,
+    metadata_cache,
+    verify_id_token,
+)
+from kai.identity.sso.errors import (
+    SsoAccountDisabled,
+    SsoAccountExists,
+    SsoClientSecretRequired,
+    SsoCodeInvalid,
+    SsoDefaultRoleNotAllowed,
+    SsoEmailDomainNotAllowed,
+    SsoEmailNotVerified,
+    SsoIdTokenInvalid,
+    SsoIssuerInvalid,
+    SsoLoginDenied,
+    SsoMisconfigured,
+    SsoNotConfigured,
+    SsoProviderUnavailable,
+    SsoStateInvalid,
+)
+from kai.identity.sso.repository import (
+    SsoRepository,
+)
+from kai.identity.sso.service import (
+    configure_provider,
+    delete_provider,
+    finish_login,
+    get_provider,
+    start_login,
+)
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "ATTEMPT_LIFETIME",
+    "CLOCK_LEEWAY_SECONDS",
+    "DISCOVERY_PATH",
+    "HTTP_TIMEOUT",
+    "KEY_TYPES",
+    "LOOPBACK_HOSTS",
+    "MAX_DOCUMENT_BYTES",
+    "METADATA_TTL_SECONDS",
+    "OAUTH_ERROR_CODE",
+    "OWNER",
+    "SCOPES",
+    "ProviderMetadata",
+    "SsoAccountDisabled",
+    "SsoAccountExists",
+    "SsoClientSecretRequired",
+    "SsoCodeInvalid",
+    "SsoDefaultRoleNotAllowed",
+    "SsoEmailDomainNotAllowed",
+    "SsoEmailNotVerified",
+    "SsoIdTokenInvalid",
+    "SsoIssuerInvalid",
+    "SsoLoginDenied",
+    "SsoMisconfigured",
+    "SsoNotConfigured",
+    "SsoProviderUnavailable",
+    "SsoRepository",
+    "SsoStateInvalid",
+    "TtlCache",
+    "allow_loopback_http",
+    "configure_provider",
+    "delete_provider",
+    "discover",
+    "finish_login",
+    "get_provider",
+    "keys_cache",
+    "metadata_cache",
+    "start_login",
+    "verify_id_token",
+]

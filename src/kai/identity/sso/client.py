@@ -1,0 +1,311 @@
+"""The OpenID Connect client: a provider's metadata and keys, the token endpoint, ID tokens."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+import jwt
+import orjson
+
+from kai.identity.sso.errors import (
+    SsoCodeInvalid,
+    SsoIdTokenInvalid,
+    SsoProviderUnavailable,
+)
+from kai.runtime import Runtime
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+SCOPES = "openid email profile"
+ATTEMPT_LIFETIME = timedelta(minutes=10)
+# Asymmetric only: `none` proves nothing, and an HMAC key would be the client secret, which
+# every holder of it could sign with.
+ALLOWED_ALGORITHMS = frozenset({"RS256", "PS256", "ES256", "EdDSA"})
+KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
+CLOCK_LEEWAY_SECONDS = 60
+METADATA_TTL_SECONDS = 3600.0
+HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# Discovery documents and key sets are a few KiB; a provider answering megabytes is broken.
+MAX_DOCUMENT_BYTES = 512 * 1024
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# An OAuth error code is safe to repeat to the caller; anything else the provider says is not.
+OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+OWNER = "owner"
+
+
+# --- the provider's metadata, keys and token endpoint ----------------------------------------
+
+T = TypeVar("T")
+
+
+class TtlCache(Generic[T]):
+    """Values by URL for a while, in this process only (each replica fetches its own)."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 1000) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self.entries: dict[str, tuple[float, T]] = {}
+
+    def get(self, key: str) -> T | None:
+        entry = self.entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.ttl_seconds:
+            return None
+        return entry[1]
+
+    def put(self, key: str, value: T) -> None:
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        self.entries[key] = (time.monotonic(), value)
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    """What KAI uses of a provider's discovery document."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    # The allowed algorithms the provider says it signs ID tokens with.
+    algorithms: frozenset[str]
+
+
+metadata_cache: TtlCache[ProviderMetadata] = TtlCache(METADATA_TTL_SECONDS)
+keys_cache: TtlCache[list[dict[str, Any]]] = TtlCache(METADATA_TTL_SECONDS)
+
+
+async def _request_json(method: str, url: str, **options: Any) -> tuple[int, Any]:
+    """Status and JSON body (None when not JSON) of one call; unreachable → 502."""
+    body = bytearray()
+    try:
+        async with (
+            httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as client,
+            client.stream(method, url, **options) as response,
+        ):
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise SsoProviderUnavailable(f"{url} answered more than 512 KiB.")
+            status = response.status_code
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        raise SsoProviderUnavailable(
+            f"{url} could not be reached ({type(error).__name__})."
+        ) from error
+    try:
+        return status, orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return status, None
+
+
+def _check_url(url: str, what: str, *, allow_loopback_http: bool) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = urlsplit("")
+    if parts.fragment or not parts.hostname:
+        raise SsoProviderUnavailable(f"The {what} {url!r} is not a usable URL.")
+    if parts.scheme == "https":
+        return
+    if allow_loopback_http and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return
+    raise SsoProviderUnavailable(f"The {what} {url!r} must be an https:// URL.")
+
+
+def allow_loopback_http(runtime: Runtime) -> bool:
+    """Plain http to a provider on this machine, for development and tests only."""
+    return runtime.settings.environment != "production"
+
+
+async def discover(
+    issuer: str, *, allow_loopback_http: bool, fresh: bool = False
+) -> ProviderMetadata:
+    """The provider's metadata from its discovery document, checked; cached for an hour."""
+    _check_url(issuer, "issuer", allow_loopback_http=allow_loopback_http)
+    cached = None if fresh else metadata_cache.get(issuer)
+    if cached is not None:
+        return cached
+    url = issuer.rstrip("/") + DISCOVERY_PATH
+    status, document = await _request_json("GET", url, headers={"Accept": "application/json"})
+    if status != 200 or not isinstance(document, dict):
+        raise SsoProviderUnavailable(f"{url} answered no discovery document (HTTP {status}).")
+    # OpenID Connect Discovery 1.0, section 4.3: the document speaks for this exact issuer.
+    if document.get("issuer") != issuer:
+        named = str(document.get("issuer"))[:200]
+        raise SsoProviderUnavailable(f"The discovery document names the issuer {named!r}.")
+    endpoints = {}
+    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        value = document.get(name)
+        if not isinstance(value, str):
+            raise SsoProviderUnavailable(f"The discovery document has no {name}.")
+        _check_url(value, name, allow_loopback_http=allow_loopback_http)
+        endpoints[name] = value
+    response_types = document.get("response_types_supported")
+    if isinstance(response_types, list) and "code" not in response_types:
+        raise SsoProviderUnavailable("The provider does not offer the authorization code flow.")
+    challenge_methods = document.get("code_challenge_methods_supported")
+    if isinstance(challenge_methods, list) and "S256" not in challenge_methods:
+        raise SsoProviderUnavailable("The provider does not offer PKCE with S256.")
+    advertised = document.get("id_token_signing_alg_values_supported")
+    algorithms = ALLOWED_ALGORITHMS & set(advertised if isinstance(advertised, list) else ())
+    if not algorithms:
+        raise SsoProviderUnavailable(
+            f"The provider signs ID tokens with none of {', '.join(sorted(ALLOWED_ALGORITHMS))}."
+        )
+    metadata = ProviderMetadata(
+        issuer=issuer,
+        authorization_endpoint=endpoints["authorization_endpoint"],
+        token_endpoint=endpoints["token_endpoint"],
+        jwks_uri=endpoints["jwks_uri"],
+        algorithms=frozenset(algorithms),
+    )
+    metadata_cache.put(issuer, metadata)
+    return metadata
+
+
+async def _published_keys(jwks_uri: str, *, fresh: bool) -> list[dict[str, Any]]:
+    cached = None if fresh else keys_cache.get(jwks_uri)
+    if cached is not None:
+        return cached
+    status, document = await _request_json("GET", jwks_uri, headers={"Accept": "application/json"})
+    if (
+        status != 200
+        or not isinstance(document, dict)
+        or not isinstance(document.get("keys"), list)
+    ):
+        raise SsoProviderUnavailable(f"The provider's key set {jwks_uri} could not be read.")
+    keys = [key for key in document["keys"] if isinstance(key, dict)]
+    keys_cache.put(jwks_uri, keys)
+    return keys
+
+
+def _matching_key(keys: list[dict[str, Any]], algorithm: str, kid: object) -> dict[str, Any] | None:
+    candidates = [
+        key
+        for key in keys
+        if key.get("kty") == KEY_TYPES[algorithm]
+        and key.get("use", "sig") == "sig"
+        and key.get("alg", algorithm) == algorithm
+        and (algorithm != "ES256" or key.get("crv") == "P-256")
+        and (kid is None or key.get("kid") == kid)
+    ]
+    # Without a `kid`, only a provider with a single suitable key is unambiguous.
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _seconds(value: object) -> float | None:
+    """A NumericDate claim as a number; None when absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _check_claims(claims: dict[str, Any], *, client_id: str, nonce: str, now: datetime) -> None:
+    moment = now.timestamp()
+    expires, issued = _seconds(claims.get("exp")), _seconds(claims.get("iat"))
+    if expires is None or issued is None:
+        raise SsoIdTokenInvalid("The ID token has no valid `exp` or `iat`.")
+    if expires + CLOCK_LEEWAY_SECONDS <= moment:
+        raise SsoIdTokenInvalid("The ID token has expired.")
+    if issued - CLOCK_LEEWAY_SECONDS > moment:
+        raise SsoIdTokenInvalid("The ID token was issued in the future: check the clocks.")
+    not_before = _seconds(claims.get("nbf", moment))
+    if not_before is None or not_before - CLOCK_LEEWAY_SECONDS > moment:
+        raise SsoIdTokenInvalid("The ID token is not valid yet.")
+    audience = claims["aud"]
+    audiences = [audience] if isinstance(audience, str) else list(audience)
+    party = claims.get("azp")
+    if party is not None and party != client_id:
+        raise SsoIdTokenInvalid("The ID token was issued to another client (`azp`).")
+    if len(audiences) > 1 and party is None:
+        raise SsoIdTokenInvalid("The ID token has several audiences but no `azp`.")
+    claimed_nonce = claims.get("nonce")
+    if not isinstance(claimed_nonce, str) or not hmac.compare_digest(
+        claimed_nonce.encode(), nonce.encode()
+    ):
+        raise SsoIdTokenInvalid("The ID token's nonce does not match this login attempt.")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not 0 < len(subject) <= 255:
+        raise SsoIdTokenInvalid("The ID token's `sub` is missing or too long.")
+
+
+async def verify_id_token(
+    id_token: str, *, metadata: ProviderMetadata, client_id: str, nonce: str, now: datetime
+) -> dict[str, Any]:
+    """The ID token's claims once signature, issuer, audience, lifetime and nonce check out."""
+    try:
+        header = jwt.get_unverified_header(id_token)
+    except jwt.PyJWTError as error:
+        raise SsoIdTokenInvalid("The ID token is not a well-formed JWT.") from error
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str) or algorithm not in metadata.algorithms:
+        raise SsoIdTokenInvalid(f"ID tokens signed with {str(algorithm)[:20]!r} are not accepted.")
+    kid = header.get("kid")
+    key = _matching_key(await _published_keys(metadata.jwks_uri, fresh=False), algorithm, kid)
+    if key is None:
+        # The provider may have rotated its keys since they were cached.
+        key = _matching_key(await _published_keys(metadata.jwks_uri, fresh=True), algorithm, kid)
+    if key is None:
+        raise SsoIdTokenInvalid("No key the provider publishes matches the ID token.")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            id_token,
+            key=jwt.PyJWK(key, algorithm=algorithm),
+            algorithms=[algorithm],
+            audience=client_id,
+            issuer=metadata.issuer,
+            # Times are checked against the runtime's clock below, which tests can move.
+            options={
+                "require": ["iss", "aud", "sub", "exp", "iat"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise SsoIdTokenInvalid(f"The ID token was refused: {error}.") from error
+    _check_claims(claims, client_id=client_id, nonce=nonce, now=now)
+    return claims
+
+
+async def _exchange_code(
+    metadata: ProviderMetadata,
+    *,
+    client_id: str,
+    client_secret: str,
+    code: str,
+    code_verifier: str,
+    redirect_uri: str,
+) -> str:
+    """The ID token the token endpoint gives for the code (client_secret_basic)."""
+    # RFC 6749, section 2.3.1: both halves of the Basic credential are form-encoded first.
+    credentials = httpx.BasicAuth(quote(client_id, safe=""), quote(client_secret, safe=""))
+    status, document = await _request_json(
+        "POST",
+        metadata.token_endpoint,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        },
+        auth=credentials,
+        headers={"Accept": "application/json"},
+    )
+    body = document if isinstance(document, dict) else {}
+    id_token = body.get("id_token")
+    if status == 200 and isinstance(id_token, str):
+        return id_token
+    error = body.get("error")
+    if status in (400, 401) and error == "invalid_grant":
+        raise SsoCodeInvalid("The code was used, has expired or is not this login's: log in again.")
+    reason = error if isinstance(error, str) and OAUTH_ERROR_CODE.fullmatch(error) else None
+    raise SsoProviderUnavailable(
+        f"The token endpoint answered HTTP {status}"
+        + (f" ({reason})." if reason else " without an ID token.")
+    )
