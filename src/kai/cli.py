@@ -257,6 +257,15 @@ def _run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]
         return asyncio.run(main(urls.app))
 
 
+def _admin_password(given: str | None, prompt: str) -> str:
+    """The password from the option, else KAI_ADMIN_PASSWORD, else asked for, hidden."""
+    return (
+        given
+        or os.environ.get("KAI_ADMIN_PASSWORD")
+        or typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    )
+
+
 def _fail(message: str) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(1)
@@ -280,11 +289,7 @@ def admin_create_user(
     from kai.kit.errors import KaiError
 
     settings = _settings()
-    secret = (
-        password
-        or os.environ.get("KAI_ADMIN_PASSWORD")
-        or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    )
+    secret = _admin_password(password, "Password")
     try:
         created = _run_with_runtime(
             settings,
@@ -315,11 +320,7 @@ def admin_reset_password(
     from kai.kit.errors import KaiError
 
     settings = _settings()
-    secret = (
-        password
-        or os.environ.get("KAI_ADMIN_PASSWORD")
-        or typer.prompt("New password", hide_input=True, confirmation_prompt=True)
-    )
+    secret = _admin_password(password, "New password")
     try:
         _run_with_runtime(
             settings, lambda runtime: admin.reset_password(runtime, email=email, password=secret)

@@ -7,6 +7,7 @@ reset requests are accepted alike, and what happens next arrives by email.
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -72,7 +73,7 @@ async def unique_slug(session: AsyncSession, wanted: str) -> str:
     for _ in range(20):
         if not await organizations.slug_taken(slug):
             return slug
-        slug = f"{wanted[:50]}-{random_token(16)[:6].lower().replace('_', 'x').replace('-', 'y')}"
+        slug = f"{wanted[:50]}-{secrets.token_hex(3)}"
     return f"org-{uuid.uuid4().hex[:12]}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,6 +41,13 @@ class Actor:
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    def refuse_beyond_own(self, permissions: Collection[Permission], *, what: str) -> None:
+        """Refuse handing out (`what`: "You cannot grant"...) permissions the actor lacks."""
+        missing = set(permissions) - self.permissions
+        if missing:
+            names = ", ".join(sorted(permission.value for permission in missing))
+            raise PermissionDenied(f"{what} permissions you lack: {names}.")
 
     @property
     def unrestricted(self) -> bool:

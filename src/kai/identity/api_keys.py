@@ -46,10 +46,7 @@ async def create_api_key(
     organization_id = actor.tenant_id
     if actor.kind != "user":
         raise PermissionDenied("API keys are made by people, not by other keys.")
-    missing = permissions - actor.permissions
-    if missing:
-        names = ", ".join(sorted(permission.value for permission in missing))
-        raise PermissionDenied(f"A key cannot hold permissions you lack: {names}.")
+    actor.refuse_beyond_own(permissions, what="A key cannot hold")
     if expires_at is not None and expires_at <= runtime.clock():
         raise InvalidValue("`expires_at` must be in the future.")
     prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(12))

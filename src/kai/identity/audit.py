@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from kai.identity.actor import Actor, Origin
 from kai.identity.models import AuditEvent
-from kai.kit.db import act_for
+from kai.kit.db import scoped_transaction
 from kai.kit.pagination import PageParams, paginate
 
 GENESIS_HASH = bytes(32)
@@ -82,8 +82,7 @@ async def record_detached(factory: async_sessionmaker[AsyncSession], **event: An
     Call it before the request's own transaction appends any event: that transaction holds
     the chain's head until it ends, and this one would wait for it.
     """
-    async with factory.begin() as session:
-        await act_for(session, organization_id=event.get("organization_id"))
+    async with scoped_transaction(factory, organization_id=event.get("organization_id")) as session:
         return await record(session, **event)
 
 

@@ -93,9 +93,7 @@ async def _check_may_grant(session: AsyncSession, actor: Actor, role: str) -> No
     granted = await role_permissions(session, organization_id, role)
     if role == OWNER and actor.role != OWNER:
         raise PermissionDenied("Only an owner can make someone an owner.")
-    if not granted <= actor.permissions:
-        missing = sorted(permission.value for permission in granted - actor.permissions)
-        raise PermissionDenied(f"You cannot grant permissions you lack: {', '.join(missing)}.")
+    actor.refuse_beyond_own(granted, what="You cannot grant")
 
 
 async def list_members(

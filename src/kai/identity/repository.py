@@ -23,6 +23,7 @@ from kai.identity.models import (
     RecoveryCode,
     RefreshToken,
     Role,
+    SsoProvider,
     Team,
     TeamMember,
     TotpCredential,
@@ -267,6 +268,33 @@ class RoleRepository:
     async def all(self, organization_id: uuid.UUID) -> list[Role]:
         statement = select(Role).where(Role.organization_id == organization_id).order_by(Role.key)
         return list((await self.session.scalars(statement)).all())
+
+    async def usage(self, role: Role) -> tuple[int, int, bool]:
+        """Members holding `role`, pending invitations to it, and whether SSO gives it."""
+
+        async def count(statement: Any) -> int:
+            return int((await self.session.execute(statement)).scalar_one())
+
+        scope = (role.organization_id, role.key)
+        members = await count(
+            select(func.count()).where(
+                Membership.organization_id == scope[0], Membership.role == scope[1]
+            )
+        )
+        invitations = await count(
+            select(func.count()).where(
+                Invitation.organization_id == scope[0],
+                Invitation.role == scope[1],
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+        )
+        sso = await count(
+            select(func.count()).where(
+                SsoProvider.organization_id == scope[0], SsoProvider.default_role == scope[1]
+            )
+        )
+        return members, invitations, bool(sso)
 
     async def delete(self, role: Role) -> None:
         await self.session.delete(role)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity import audit
 from kai.identity.actor import Actor
-from kai.identity.errors import PermissionDenied, RoleNotFound
-from kai.identity.models import Invitation, Membership, Role, SsoProvider
+from kai.identity.errors import RoleNotFound
+from kai.identity.models import Role
 from kai.identity.permissions import BUILT_IN_ROLES, Permission
 from kai.identity.repository import RoleRepository
 from kai.kit.errors import Conflict
@@ -23,13 +22,6 @@ class RoleKeyTaken(Conflict):
 
 class RoleInUse(Conflict):
     type, title = "role-in-use", "Members or invitations still have this role"
-
-
-def _check_grantable(actor: Actor, permissions: set[Permission]) -> None:
-    missing = permissions - actor.permissions
-    if missing:
-        names = ", ".join(sorted(permission.value for permission in missing))
-        raise PermissionDenied(f"A role cannot hold permissions you lack: {names}.")
 
 
 async def list_roles(session: AsyncSession, *, actor: Actor) -> list[Role]:
@@ -53,7 +45,7 @@ async def create_role(
     permissions: set[Permission],
 ) -> Role:
     organization_id = actor.tenant_id
-    _check_grantable(actor, permissions)
+    actor.refuse_beyond_own(permissions, what="A role cannot hold")
     repository = RoleRepository(session)
     if key in BUILT_IN_ROLES or await repository.by_key(organization_id, key) is not None:
         raise RoleKeyTaken(f"The key {key!r} is taken.")
@@ -84,7 +76,7 @@ async def update_role(
     role = await get_role(session, actor=actor, role_id=role_id)
     if "permissions" in changes:
         permissions = set(changes["permissions"])
-        _check_grantable(actor, permissions)
+        actor.refuse_beyond_own(permissions, what="A role cannot hold")
         changes["permissions"] = sorted(permission.value for permission in permissions)
     for field, value in changes.items():
         setattr(role, field, value)
@@ -104,29 +96,7 @@ async def update_role(
 
 async def delete_role(session: AsyncSession, *, actor: Actor, role_id: uuid.UUID) -> None:
     role = await get_role(session, actor=actor, role_id=role_id)
-    in_use = await session.scalar(
-        select(func.count())
-        .select_from(Membership)
-        .where(Membership.organization_id == role.organization_id, Membership.role == role.key)
-    )
-    pending = await session.scalar(
-        select(func.count())
-        .select_from(Invitation)
-        .where(
-            Invitation.organization_id == role.organization_id,
-            Invitation.role == role.key,
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
-    )
-    sso_default = await session.scalar(
-        select(func.count())
-        .select_from(SsoProvider)
-        .where(
-            SsoProvider.organization_id == role.organization_id,
-            SsoProvider.default_role == role.key,
-        )
-    )
+    in_use, pending, sso_default = await RoleRepository(session).usage(role)
     if sso_default:
         raise RoleInUse(f"Single sign-on gives newcomers the role {role.key!r}: change that first.")
     if in_use or pending:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kai.config import JobSettings
 from kai.jobs.models import Job, JobStatus
 from kai.jobs.repository import JobRepository
-from kai.kit.db import act_for
+from kai.kit.db import act_for, scoped_transaction
 from kai.kit.metrics import JOB_DURATION, JOBS
 
 log = structlog.get_logger(__name__)
@@ -215,8 +215,9 @@ class _TenantSessions:
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
-        async with self.factory.begin() as session:
-            await act_for(session, organization_id=self.organization_id)
+        async with scoped_transaction(
+            self.factory, organization_id=self.organization_id
+        ) as session:
             yield session
 
     @contextlib.asynccontextmanager

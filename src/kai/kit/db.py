@@ -105,6 +105,16 @@ def _act_as_app_role(dbapi_connection: Any, connection_record: Any) -> None:
     dbapi_connection.commit()
 
 
+@contextlib.asynccontextmanager
+async def scoped_transaction(
+    factory: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None
+) -> AsyncIterator[AsyncSession]:
+    """A transaction of its own acting for `organization_id` (see `act_for`)."""
+    async with factory.begin() as session:
+        await act_for(session, organization_id=organization_id)
+        yield session
+
+
 async def act_for(
     session: AsyncSession, *, organization_id: uuid.UUID | None, user_id: uuid.UUID | None = None
 ) -> None:

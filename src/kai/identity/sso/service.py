@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity import audit, organizations
 from kai.identity.actor import Actor, Origin
-from kai.identity.errors import PermissionDenied, RoleNotFound
+from kai.identity.errors import RoleNotFound
 from kai.identity.models import (
     Membership,
     Organization,
@@ -87,9 +87,7 @@ async def _check_default_role(session: AsyncSession, actor: Actor, role: str) ->
     if role == OWNER:
         raise SsoDefaultRoleNotAllowed("Choose a role without ownership, such as `member`.")
     granted = await organizations.role_permissions(session, actor.tenant_id, role)
-    if not granted <= actor.permissions:
-        missing = sorted(permission.value for permission in granted - actor.permissions)
-        raise PermissionDenied(f"You cannot grant permissions you lack: {', '.join(missing)}.")
+    actor.refuse_beyond_own(granted, what="You cannot grant")
 
 
 async def get_provider(session: AsyncSession, *, actor: Actor) -> SsoProvider:
