@@ -28,7 +28,9 @@ API_PREFIX = "/api/v1"
 DESCRIPTION = (
     "KAI recognises materials from photographs and matches them to an organization's catalog. "
     "Errors are RFC 9457 problem details (`application/problem+json`); every response carries "
-    "an `X-Request-ID` header (sent by the client or generated)."
+    "an `X-Request-ID` header (sent by the client or generated). Authenticate with "
+    "`Authorization: Bearer <token>`: an access token from `POST /api/v1/auth/login`, or an "
+    "API key (`kai_...`). Each operation names the permission it needs (`x-kai-permission`)."
 )
 
 
