@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from kai.kit.db import libpq_url
 from kai.kit.pgembed import EmbeddedPostgres
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -36,6 +37,8 @@ WARM_START_GOAL_S = 3.0
 HEALTHZ_GOAL_RPS = 3000.0
 AUTHENTICATED_READ_GOAL_RPS = 1500.0
 AUTHENTICATED_READ = "GET /api/v1/organization (authenticated read)"
+CEILING_RAW = "ceiling: bare ASGI + psycopg, one organization read"
+CEILING_FASTAPI = "ceiling: bare FastAPI route + psycopg, one organization read"
 BENCH_EMAIL = "bench@quarry.example"
 BENCH_PASSWORD = "benchmark porphyry 1911"  # noqa: S105 - a throwaway account of the run
 # Lines of the server's log that point at a failure under load.
@@ -443,6 +446,65 @@ def bench_http(
     return runs, server.log_problems()
 
 
+def bench_ceiling(
+    generator: str, connections: int, duration: float, scratch: Path
+) -> list[HttpRun]:
+    """The same load on `benchmarks.ceiling`'s two apps: what one process serves here at best."""
+    server = EmbeddedPostgres(scratch / "ceiling" / "postgres")
+    url = libpq_url(server.acquire())
+    runs: list[HttpRun] = []
+    try:
+        for app, name in (
+            ("raw", CEILING_RAW),
+            ("fastapi", CEILING_FASTAPI),
+        ):
+            port = free_port()
+            command = [sys.executable, "-m", "benchmarks.ceiling", "--app", app]
+            command += ["--database-url", url, "--port", str(port)]
+            process = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
+            try:
+                path = "/organization"
+                _wait_for(port, path, process)
+                drive(generator, f"http://127.0.0.1:{port}{path}", connections, 2.0)
+                summary = drive(generator, f"http://127.0.0.1:{port}{path}", connections, duration)
+                known = {key: summary.pop(key) for key in list(summary) if key in _HTTP_FIELDS}
+                status = get_status(port, path)
+                runs.append(
+                    HttpRun(
+                        target=name,
+                        url=f"http://127.0.0.1:{port}{path}",
+                        expected_status=200,
+                        status_before=status,
+                        status_after=status,
+                        extra={"connections": connections, **summary},
+                        **known,
+                    )
+                )
+                print(f"  {name}: {known['requests_per_s']:.0f} req/s", flush=True)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+    finally:
+        server.release()
+    return runs
+
+
+def _wait_for(port: int, path: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.perf_counter() + READY_TIMEOUT_S
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the ceiling app exited with {process.returncode}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if get_status(port, path) == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("the ceiling app did not answer in time")
+
+
 _HTTP_FIELDS = {
     "requests",
     "duration_s",
@@ -596,7 +658,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
-    parser.add_argument("--only", choices=["startup", "http"], help="run one benchmark only")
+    parser.add_argument(
+        "--only", choices=["startup", "http", "ceiling"], help="run one benchmark only"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="starts of each kind")
     parser.add_argument(
         "--load-generator",
@@ -614,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks, print Markdown and write JSON."""
     options = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    run_http = options.only in (None, "http")
+    run_http = options.only in (None, "http", "ceiling")
     generator = load_generator(options.load_generator) if run_http else None
     startup: list[StartupRun] = []
     http: list[HttpRun] = []
@@ -625,9 +689,13 @@ def main(argv: list[str] | None = None) -> int:
             startup = bench_startup(options.repeats, scratch)
         if generator is not None:
             print(f"http ({generator}):", flush=True)
-            http, log_problems = bench_http(
-                generator, options.connections, options.duration, scratch
-            )
+            if options.only in (None, "http"):
+                http, log_problems = bench_http(
+                    generator, options.connections, options.duration, scratch
+                )
+            if options.only in (None, "ceiling"):
+                print("ceiling:", flush=True)
+                http += bench_ceiling(generator, options.connections, options.duration, scratch)
     machine = machine_info(generator)
     goals = evaluate(startup, http)
     print()
