@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from kai import __version__
+from kai.catalog.endpoints import ROUTERS as CATALOG_ROUTERS
 from kai.config import Settings
 from kai.identity.endpoints import ROUTERS as IDENTITY_ROUTERS
 from kai.jobs.endpoints import router as jobs_router
@@ -82,7 +83,7 @@ def create_app(
     # Probes first, then one level of routers: FastAPI tries routes in order, through every
     # level of nesting, and the routing was a measurable part of each request's cost.
     app.include_router(ops_router)
-    for router in (*IDENTITY_ROUTERS, jobs_router):
+    for router in (*IDENTITY_ROUTERS, *CATALOG_ROUTERS, jobs_router):
         # Any API route may meet an unusable value, a too-large body or invalid input.
         app.include_router(router, prefix=API_PREFIX, responses=problem_responses(400, 413, 422))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

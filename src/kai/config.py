@@ -54,6 +54,14 @@ class JobSettings(BaseModel):
     import_paths: list[str] = Field(default_factory=list)
 
 
+class ImageSettings(BaseModel):
+    """What an uploaded image may be: refused beyond these, before it is decoded."""
+
+    max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Width times height: a decompression bomb is refused from its header.
+    max_pixels: int = Field(default=50_000_000, ge=1)
+
+
 class PasswordHashSettings(BaseModel):
     """argon2id cost. The defaults are OWASP's minimum for argon2id; lower is refused."""
 
@@ -164,6 +172,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
     # Derives the default token key and encrypts stored secrets (TOTP seeds, SSO client
     # secrets). Empty: generated once into `<data_dir>/secret_key`. Set it for several
     # instances, and keep it: stored secrets cannot be read without it.

@@ -7,17 +7,21 @@ organization's resources by id (the answer is 404, never 403, never the resource
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from httpx import AsyncClient
+from PIL import Image
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.app import api_routes, create_app
+from kai.catalog.models import Category, Material, MaterialImage
 from kai.config import Settings
 from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
 from kai.kit.crypto import token_digest
@@ -49,6 +53,16 @@ PUBLIC_ROUTES = {
 BODIES: dict[tuple[str, str], object] = {
     ("PATCH", "/api/v1/members/{user_id}"): {"role": "member"},
 }
+
+
+def _photo() -> dict[str, tuple[str, bytes, str]]:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), tuple(os.urandom(3))).save(out, "JPEG")
+    return {"file": ("tile.jpg", out.getvalue(), "image/jpeg")}
+
+
+# Routes that take a file rather than JSON.
+UPLOADS = {("POST", "/api/v1/materials/{material_id}/images"): _photo}
 
 
 def _routes() -> list[tuple[str, str, tuple[str, str | None] | None]]:
@@ -101,9 +115,30 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             token_digest=token_digest(uuid.uuid4().hex),
             expires_at=datetime.now(UTC) + timedelta(days=1),
         )
-        work.add_all([team, role, key, invitation])
+        category = Category(organization_id=organization_id, name=f"Stone {suffix}")
+        work.add_all([team, role, key, invitation, category])
         await work.flush()
         work.add(TeamMember(team_id=team.id, user_id=colleague.id, organization_id=organization_id))
+        material = Material(
+            organization_id=organization_id,
+            category_id=category.id,
+            name="Carrara",
+            code=f"CAR-{suffix}",
+        )
+        work.add(material)
+        await work.flush()
+        image = MaterialImage(
+            organization_id=organization_id,
+            material_id=material.id,
+            sha256=uuid.uuid4().hex * 2,
+            format="jpeg",
+            content_type="image/jpeg",
+            width=1,
+            height=1,
+            size_bytes=1,
+            original_key=f"{organization_id}/materials/images/original/{suffix}.jpg",
+        )
+        work.add(image)
         job = await sample_tasks.record.enqueue(work, organization_id=organization_id)
         return {
             "team_id": str(team.id),
@@ -112,6 +147,10 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             "invitation_id": str(invitation.id),
             "user_id": str(colleague.id),
             "job_id": str(job.id),
+            "category_id": str(category.id),
+            "material_id": str(material.id),
+            "image_id": str(image.id),
+            "variant": "thumbnail",
         }
 
 
@@ -131,15 +170,18 @@ async def test_no_route_reaches_another_organizations_resources(
         assert not missing, f"{method} {path}: add a resource for {missing} to _resources_of"
         url = path.format(**resources)
         body = BODIES.get((method, path), {} if method in {"POST", "PUT", "PATCH"} else None)
+        upload = UPLOADS.get((method, path))
+        sent = {"files": upload()} if upload else {"json": body}
 
         # Another organization's owner, with every permission, gets 404 and learns nothing.
-        other = await client.request(method, url, json=body, headers=bob.headers)
+        other = await client.request(method, url, headers=bob.headers, **sent)
         assert other.status_code == 404, f"{method} {path} answered {other.status_code}"
         assert other.headers["content-type"] == "application/problem+json"
         for value in resources.values():
             assert value not in other.json().get("detail", "") or value in url
         # The resource exists: its own organization reaches it (so the 404 means a wall).
-        own = await client.request(method, url, json=body, headers=alice.headers)
+        sent = {"files": upload()} if upload else {"json": body}
+        own = await client.request(method, url, headers=alice.headers, **sent)
         assert own.status_code < 400 or own.status_code == 409, f"{method} {url}: {own.text}"
         checked += 1
         # Each route may have changed what it touched (deleted, revoked): start afresh.

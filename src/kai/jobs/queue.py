@@ -29,6 +29,7 @@ from kai.jobs.models import Job, JobStatus
 from kai.jobs.repository import JobRepository
 from kai.kit.db import act_for, scoped_transaction
 from kai.kit.metrics import JOB_DURATION, JOBS
+from kai.kit.storage import ObjectStorage
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,9 @@ class JobRuntime(Protocol):
 
     @property
     def job_settings(self) -> JobSettings: ...
+
+    @property
+    def storage(self) -> ObjectStorage: ...
 
 
 class PermanentJobError(Exception):
@@ -99,6 +103,12 @@ class JobRun:
         """Publish progress at once, outside the attempt's transaction."""
         async with self._session_factory.begin() as progress_session:
             await JobRepository(progress_session).set_progress(self.job_id, done, total)
+
+    @property
+    def storage(self) -> ObjectStorage:
+        """The object storage, for tasks that read or write files."""
+        runtime: JobRuntime = self._context.additional_context["runtime"]
+        return runtime.storage
 
     def should_abort(self) -> bool:
         """True once the job was cancelled; long tasks check it between units of work."""

@@ -43,10 +43,18 @@ class KaiError(Exception):
     type: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal server error"
 
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = headers or {}
+        # Field-level problems (`loc`, `msg`, `type`), as validation errors carry them.
+        self.errors = errors
 
 
 class BadRequest(KaiError):
@@ -67,6 +75,16 @@ class NotFound(KaiError):
 
 class Conflict(KaiError):
     status, type, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(KaiError):
+    status, type, title = 412, "precondition-failed", "The resource has changed"
+
+
+class Unprocessable(KaiError):
+    """Input of the right shape that breaks a rule of the domain (field-level `errors`)."""
+
+    status, type, title = 422, "validation-error", "The request is not valid"
 
 
 class PayloadTooLarge(KaiError):
@@ -128,6 +146,7 @@ async def _kai_error(request: Request, exc: Exception) -> Response:
         type_=exc.type,
         title=exc.title,
         detail=exc.detail,
+        errors=exc.errors,
         headers=exc.headers,
     )
 

@@ -1,0 +1,220 @@
+"""Categories: a tree per organization, each node with property definitions its subtree
+inherits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.errors import (
+    CategoryInUse,
+    CategoryNameTaken,
+    CategoryNotFound,
+    InvalidCategoryMove,
+    PropertySchemaConflict,
+    UnknownCategory,
+)
+from kai.catalog.models import Category
+from kai.catalog.properties import PropertyDefinition, merge_definitions
+from kai.catalog.repository import CategoryRepository, MaterialRepository
+from kai.identity import audit
+from kai.identity.actor import Actor
+
+# A tree deeper than this is a mistake, not a taxonomy.
+MAX_DEPTH = 12
+
+
+@dataclass(frozen=True)
+class CategoryView:
+    category: Category
+    effective: list[PropertyDefinition]
+
+
+def definitions_of(category: Category) -> list[PropertyDefinition]:
+    return [PropertyDefinition.model_validate(item) for item in category.properties]
+
+
+def _effective(chain: Sequence[Category]) -> list[PropertyDefinition]:
+    """Root-first chain of categories: their merged definitions (descendants win)."""
+    try:
+        return merge_definitions([definitions_of(category) for category in chain])
+    except ValueError as exc:
+        raise PropertySchemaConflict(str(exc)) from exc
+
+
+async def effective_schema(
+    session: AsyncSession, organization_id: uuid.UUID, category: Category
+) -> list[PropertyDefinition]:
+    """The property definitions a material filed under `category` must follow."""
+    ancestors = await CategoryRepository(session).many(organization_id, category.path)
+    by_id = {ancestor.id: ancestor for ancestor in ancestors}
+    return _effective([*(by_id[i] for i in category.path if i in by_id), category])
+
+
+async def list_categories(session: AsyncSession, *, actor: Actor) -> list[CategoryView]:
+    categories = await CategoryRepository(session).all(actor.tenant_id)
+    by_id = {category.id: category for category in categories}
+    views = []
+    for category in categories:
+        chain = [by_id[i] for i in category.path if i in by_id] + [category]
+        views.append(CategoryView(category, _effective(chain)))
+    return views
+
+
+async def get_category(
+    session: AsyncSession, *, actor: Actor, category_id: uuid.UUID, for_update: bool = False
+) -> Category:
+    category = await CategoryRepository(session).get(
+        actor.tenant_id, category_id, for_update=for_update
+    )
+    if category is None:
+        raise CategoryNotFound(f"No category {category_id} in this organization.")
+    return category
+
+
+async def view(session: AsyncSession, *, actor: Actor, category: Category) -> CategoryView:
+    return CategoryView(category, await effective_schema(session, actor.tenant_id, category))
+
+
+async def referenced_category(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    category_id: uuid.UUID,
+    *,
+    field: str = "category_id",
+) -> Category:
+    """A category named in a request body's `field`: 422 when there is none (the body is at
+    fault, not the URL)."""
+    category = await CategoryRepository(session).get(organization_id, category_id)
+    if category is None:
+        raise UnknownCategory(
+            f"No category {category_id} in this organization.",
+            errors=[{"loc": ["body", field], "msg": "no such category", "type": "unknown"}],
+        )
+    return category
+
+
+async def create_category(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    name: str,
+    parent_id: uuid.UUID | None,
+    description: str,
+    position: int | None,
+    properties: list[PropertyDefinition],
+) -> CategoryView:
+    organization_id = actor.tenant_id
+    repository = CategoryRepository(session)
+    path: list[uuid.UUID] = []
+    chain: list[Category] = []
+    if parent_id is not None:
+        parent = await referenced_category(session, organization_id, parent_id, field="parent_id")
+        path = [*parent.path, parent.id]
+        if len(path) >= MAX_DEPTH:
+            raise InvalidCategoryMove(f"Categories nest at most {MAX_DEPTH} levels deep.")
+        by_id = {c.id: c for c in await repository.many(organization_id, parent.path)}
+        chain = [*(by_id[i] for i in parent.path if i in by_id), parent]
+    if await repository.name_taken(organization_id, parent_id, name):
+        raise CategoryNameTaken(f"There is a category called {name!r} here already.")
+    category = Category(
+        organization_id=organization_id,
+        parent_id=parent_id,
+        name=name,
+        description=description,
+        position=position
+        if position is not None
+        else await repository.next_position(organization_id, parent_id),
+        path=path,
+        properties=[definition.model_dump(exclude_defaults=True) for definition in properties],
+    )
+    effective = _effective([*chain, category])
+    category = await repository.add(category)
+    return CategoryView(category, effective)
+
+
+async def update_category(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    category_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> CategoryView:
+    """Rename, describe, reorder, move (`parent_id`, None for the top) or redefine properties."""
+    organization_id = actor.tenant_id
+    repository = CategoryRepository(session)
+    category = await get_category(session, actor=actor, category_id=category_id, for_update=True)
+    parent_id = changes.get("parent_id", category.parent_id)
+    name = changes.get("name") or category.name
+    moved = "parent_id" in changes and parent_id != category.parent_id
+    renamed = name.lower() != category.name.lower()
+    new_path = category.path
+    if moved:
+        if parent_id is None:
+            new_path = []
+        else:
+            parent = await referenced_category(
+                session, organization_id, parent_id, field="parent_id"
+            )
+            if parent.id == category.id or category.id in parent.path:
+                raise InvalidCategoryMove("A category cannot move under itself or its subtree.")
+            new_path = [*parent.path, parent.id]
+        descendants = await repository.descendants(organization_id, category.id)
+        depth_below = max((len(d.path) - len(category.path) for d in descendants), default=0)
+        if len(new_path) + depth_below >= MAX_DEPTH:
+            raise InvalidCategoryMove(f"Categories nest at most {MAX_DEPTH} levels deep.")
+    if (moved or renamed) and await repository.name_taken(
+        organization_id, parent_id, name, other_than=category.id
+    ):
+        raise CategoryNameTaken(f"There is a category called {name!r} there already.")
+
+    if "properties" in changes and changes["properties"] is not None:
+        category.properties = [
+            definition.model_dump(exclude_defaults=True) for definition in changes["properties"]
+        ]
+    for field in ("name", "description", "position"):
+        if changes.get(field) is not None:
+            setattr(category, field, changes[field])
+    if moved:
+        category.parent_id = parent_id
+        await repository.move_subtree(organization_id, category.id, new_path)
+        category.path = new_path
+    # The new shape must hold for the category and for everything inheriting from it.
+    await session.flush()
+    tree = {c.id: c for c in await repository.all(organization_id)}
+    subtree = [c for c in tree.values() if c.id == category.id or category.id in c.path]
+    for member in subtree:
+        _effective([*(tree[i] for i in member.path if i in tree), member])
+    if moved or renamed:
+        await MaterialRepository(session).reindex_categories(
+            organization_id, [member.id for member in subtree]
+        )
+    await session.refresh(category)
+    return await view(session, actor=actor, category=category)
+
+
+async def delete_category(session: AsyncSession, *, actor: Actor, category_id: uuid.UUID) -> None:
+    organization_id = actor.tenant_id
+    repository = CategoryRepository(session)
+    category = await get_category(session, actor=actor, category_id=category_id, for_update=True)
+    if await repository.has_children(organization_id, category.id):
+        raise CategoryInUse("Move or delete its subcategories first.")
+    count = await MaterialRepository(session).count_in_categories(organization_id, [category.id])
+    if count:
+        raise CategoryInUse(
+            f"{count} material(s) are filed under it (deleted ones too): move them first."
+        )
+    await repository.delete(category)
+    await audit.record(
+        session,
+        action="category.deleted",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="category",
+        target_id=str(category_id),
+        details={"name": category.name},
+    )

@@ -1,0 +1,7 @@
+"""Every HTTP route of the catalog."""
+
+from fastapi import APIRouter
+
+from kai.catalog.endpoints import categories, images, materials
+
+ROUTERS: tuple[APIRouter, ...] = (categories.router, materials.router, images.router)

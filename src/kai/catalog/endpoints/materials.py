@@ -1,0 +1,185 @@
+"""HTTP routes of materials: CRUD, versions, soft delete and restore, with ETag / If-Match."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from kai.catalog import materials
+from kai.catalog.models import Material, MaterialStatus
+from kai.catalog.schemas import (
+    MaterialCreate,
+    MaterialRead,
+    MaterialUpdate,
+    MaterialVersionRead,
+    UnitSystem,
+)
+from kai.deps import DbSession
+from kai.identity.actor import Actor
+from kai.identity.dependencies import AUTH_RESPONSES, require
+from kai.identity.permissions import Permission
+from kai.kit.errors import problem_responses
+from kai.kit.pagination import Page, PageParams, page_params
+
+router = APIRouter(prefix="/materials", tags=["materials"], responses=AUTH_RESPONSES)
+
+MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+MaterialsWrite = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE))]
+Paging = Annotated[PageParams, Depends(page_params)]
+Units = Annotated[
+    UnitSystem | None,
+    Query(description="Units of the properties; the person's preference when omitted."),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="The `ETag` (version) you last read: the change applies only to it (412 "
+        "otherwise).",
+    ),
+]
+
+
+async def _one(
+    session: DbSession,
+    actor: Actor,
+    material: Material,
+    units: UnitSystem | None,
+    response: Response,
+) -> MaterialRead:
+    system = await materials.unit_system(session, actor, units)
+    response.headers["ETag"] = materials.etag(material)
+    (read,) = await materials.present(session, actor=actor, materials=[material], units=system)
+    return read
+
+
+@router.get("", summary="Materials, newest first")
+async def list_materials(
+    actor: MaterialsRead,
+    session: DbSession,
+    page: Paging,
+    units: Units = None,
+    category_id: Annotated[
+        uuid.UUID | None, Query(description="This category and its subcategories.")
+    ] = None,
+    material_status: Annotated[MaterialStatus | None, Query(alias="status")] = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    include_deleted: bool = False,
+) -> Page[MaterialRead]:
+    rows, cursor = await materials.list_materials(
+        session,
+        actor=actor,
+        category_id=category_id,
+        status=material_status.value if material_status else None,
+        tag=tag.strip().lower() if tag else None,
+        include_deleted=include_deleted,
+        params=page,
+    )
+    system = await materials.unit_system(session, actor, units)
+    items = await materials.present(session, actor=actor, materials=rows, units=system)
+    return Page[MaterialRead](items=items, next_cursor=cursor)
+
+
+@router.post(
+    "",
+    summary="Create a material",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409),
+)
+async def create_material(
+    body: MaterialCreate,
+    actor: MaterialsWrite,
+    session: DbSession,
+    response: Response,
+    units: Units = None,
+) -> MaterialRead:
+    material = await materials.create_material(session, actor=actor, data=body)
+    response.headers["Location"] = f"/api/v1/materials/{material.id}"
+    return await _one(session, actor, material, units, response)
+
+
+@router.get("/{material_id}", summary="One material", responses=problem_responses(404))
+async def get_material(
+    material_id: uuid.UUID,
+    actor: MaterialsRead,
+    session: DbSession,
+    response: Response,
+    units: Units = None,
+    include_deleted: bool = False,
+) -> MaterialRead:
+    material = await materials.get_material(
+        session, actor=actor, material_id=material_id, include_deleted=include_deleted
+    )
+    return await _one(session, actor, material, units, response)
+
+
+@router.patch(
+    "/{material_id}",
+    summary="Change a material",
+    responses=problem_responses(404, 409, 412),
+)
+async def update_material(
+    material_id: uuid.UUID,
+    body: MaterialUpdate,
+    actor: MaterialsWrite,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+    units: Units = None,
+) -> MaterialRead:
+    changes = {field: getattr(body, field) for field in body.model_fields_set}
+    material = await materials.update_material(
+        session, actor=actor, material_id=material_id, changes=changes, if_match=if_match
+    )
+    return await _one(session, actor, material, units, response)
+
+
+@router.delete(
+    "/{material_id}",
+    summary="Delete a material (it can be restored)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 412),
+)
+async def delete_material(
+    material_id: uuid.UUID, actor: MaterialsWrite, session: DbSession, if_match: IfMatch = None
+) -> None:
+    await materials.delete_material(
+        session, actor=actor, material_id=material_id, if_match=if_match
+    )
+
+
+@router.post(
+    "/{material_id}/restore",
+    summary="Restore a deleted material",
+    responses=problem_responses(404, 409, 412),
+)
+async def restore_material(
+    material_id: uuid.UUID,
+    actor: MaterialsWrite,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+    units: Units = None,
+) -> MaterialRead:
+    material = await materials.restore_material(
+        session, actor=actor, material_id=material_id, if_match=if_match
+    )
+    return await _one(session, actor, material, units, response)
+
+
+@router.get(
+    "/{material_id}/versions",
+    summary="Every change of a material, newest first",
+    responses=problem_responses(404),
+)
+async def list_versions(
+    material_id: uuid.UUID, actor: MaterialsRead, session: DbSession, page: Paging
+) -> Page[MaterialVersionRead]:
+    rows, cursor = await materials.list_versions(
+        session, actor=actor, material_id=material_id, params=page
+    )
+    return Page[MaterialVersionRead](
+        items=[MaterialVersionRead.model_validate(row) for row in rows], next_cursor=cursor
+    )

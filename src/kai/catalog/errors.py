@@ -1,0 +1,57 @@
+"""Errors of the catalog a client may see."""
+
+from __future__ import annotations
+
+from kai.kit.errors import Conflict, NotFound, Unprocessable
+
+
+class CategoryNotFound(NotFound):
+    type, title = "category-not-found", "No such category"
+
+
+class MaterialNotFound(NotFound):
+    type, title = "material-not-found", "No such material"
+
+
+class ImageNotFound(NotFound):
+    type, title = "image-not-found", "No such image"
+
+
+class UnknownCategory(Unprocessable):
+    type, title = "unknown-category", "The category named in the request does not exist"
+
+
+class CategoryNameTaken(Conflict):
+    type, title = "category-name-taken", "A sibling category has this name"
+
+
+class CategoryInUse(Conflict):
+    type, title = "category-in-use", "The category still has subcategories or materials"
+
+
+class InvalidCategoryMove(Unprocessable):
+    type, title = "invalid-category-move", "The category cannot go there"
+
+
+class PropertySchemaConflict(Unprocessable):
+    type, title = "property-schema-conflict", "The property definitions contradict each other"
+
+
+class InvalidProperties(Unprocessable):
+    type, title = "invalid-properties", "Some property values do not fit the category's schema"
+
+
+class CodeTaken(Conflict):
+    type, title = "code-taken", "Another material has this code"
+
+
+class DuplicateImage(Conflict):
+    type, title = "duplicate-image", "This image is already in the catalog"
+
+
+class PriceWithoutCurrency(Unprocessable):
+    type, title = "price-without-currency", "A price needs a currency"
+
+
+class ImageNotReady(Conflict):
+    type, title = "image-not-ready", "The image has no derivatives yet"

@@ -1,0 +1,239 @@
+"""Images of materials: validated by content on upload, stored once per organization, with
+derivatives (processed and thumbnail, metadata stripped) made by a job."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.errors import DuplicateImage, ImageNotFound, ImageNotReady
+from kai.catalog.materials import get_material
+from kai.catalog.models import ImageStatus, MaterialImage
+from kai.catalog.repository import ImageRepository
+from kai.identity.actor import Actor
+from kai.kit import images as imaging
+from kai.kit.storage import ObjectStorage
+from kai.kit.storage.keys import ImageVariant, material_image_key
+
+log = structlog.get_logger(__name__)
+
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "heic": "heic"}
+# What clients may fetch: derivatives only. Originals keep what the camera wrote (GPS too).
+SERVED_VARIANTS: dict[str, ImageVariant] = {"processed": "processed", "thumbnail": "thumbnails"}
+
+
+def _author(actor: Actor) -> str:
+    return f"{actor.kind}:{actor.audit_id}"
+
+
+async def upload_image(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    data: bytes,
+    file_name: str,
+    primary: bool | None,
+    limits: imaging.ImageLimits,
+) -> MaterialImage:
+    """Check, store and record an image; its derivatives follow from a job.
+
+    Refused files leave nothing behind: the bytes are stored only after every check passed and
+    the row is in place, and removed again when anything after that fails.
+    """
+    from kai.catalog.tasks import make_image_derivatives
+
+    organization_id = actor.tenant_id
+    material = await get_material(session, actor=actor, material_id=material_id)
+    inspected = await asyncio.to_thread(imaging.inspect_image, data, limits)
+    repository = ImageRepository(session)
+    existing = await repository.by_sha256(organization_id, inspected.sha256)
+    if existing is not None:
+        raise DuplicateImage(
+            f"The same file is image {existing.id} of material {existing.material_id}."
+        )
+    others = await repository.of_material(organization_id, material.id)
+    make_primary = primary if primary is not None else not others
+    if make_primary:
+        await repository.clear_primary(organization_id, material.id)
+    image_id = uuid.uuid4()
+    original_key = material_image_key(
+        organization_id, "original", f"{image_id}.{EXTENSIONS[inspected.format]}"
+    )
+    image = await repository.add(
+        MaterialImage(
+            id=image_id,
+            organization_id=organization_id,
+            material_id=material.id,
+            sha256=inspected.sha256,
+            file_name=file_name[:255],
+            format=inspected.format,
+            content_type=inspected.content_type,
+            width=inspected.width,
+            height=inspected.height,
+            size_bytes=inspected.size_bytes,
+            position=max((other.position for other in others), default=-1) + 1,
+            is_primary=make_primary,
+            status=ImageStatus.PROCESSING.value,
+            original_key=original_key,
+            created_by=_author(actor),
+        )
+    )
+    await storage.put(original_key, data, content_type=inspected.content_type)
+    try:
+        await make_image_derivatives.enqueue(
+            session, params={"image_id": str(image.id)}, organization_id=organization_id
+        )
+    except BaseException:
+        await storage.delete(original_key)
+        raise
+    return image
+
+
+async def list_images(
+    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID
+) -> list[MaterialImage]:
+    material = await get_material(session, actor=actor, material_id=material_id)
+    return await ImageRepository(session).of_material(actor.tenant_id, material.id)
+
+
+async def get_image(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    image_id: uuid.UUID,
+    for_update: bool = False,
+) -> MaterialImage:
+    material = await get_material(session, actor=actor, material_id=material_id)
+    image = await ImageRepository(session).get(
+        actor.tenant_id, image_id, material_id=material.id, for_update=for_update
+    )
+    if image is None:
+        raise ImageNotFound(f"No image {image_id} of material {material_id}.")
+    return image
+
+
+async def update_image(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    image_id: uuid.UUID,
+    primary: bool | None,
+    position: int | None,
+) -> MaterialImage:
+    image = await get_image(
+        session, actor=actor, material_id=material_id, image_id=image_id, for_update=True
+    )
+    repository = ImageRepository(session)
+    if primary and not image.is_primary:
+        await repository.clear_primary(image.organization_id, image.material_id)
+        image.is_primary = True
+    elif primary is False:
+        image.is_primary = False
+    if position is not None:
+        image.position = position
+    await session.flush()
+    await session.refresh(image)
+    return image
+
+
+async def delete_image(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    image_id: uuid.UUID,
+) -> None:
+    image = await get_image(
+        session, actor=actor, material_id=material_id, image_id=image_id, for_update=True
+    )
+    repository = ImageRepository(session)
+    was_primary = image.is_primary
+    keys = [key for key in (image.original_key, image.processed_key, image.thumbnail_key) if key]
+    await repository.delete(image)
+    if was_primary:
+        remaining = await repository.of_material(image.organization_id, image.material_id)
+        if remaining:
+            remaining[0].is_primary = True
+            await session.flush()
+    # Objects go once the row is gone; a failed removal leaves bytes nobody can reach, never
+    # a row without its bytes.
+    for key in keys:
+        await storage.delete(key)
+
+
+@dataclass(frozen=True)
+class ServedImage:
+    key: str
+    content_type: str
+    etag: str
+
+
+async def served_image(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    image_id: uuid.UUID,
+    variant: str,
+) -> ServedImage:
+    image = await get_image(session, actor=actor, material_id=material_id, image_id=image_id)
+    key = image.processed_key if variant == "processed" else image.thumbnail_key
+    if image.status != ImageStatus.READY.value or key is None:
+        raise ImageNotReady(
+            "The image is still being processed."
+            if image.status == "processing"
+            else "The image could not be processed.",
+            headers={"Retry-After": "2"} if image.status == "processing" else None,
+        )
+    return ServedImage(key=key, content_type="image/webp", etag=f'"{image.sha256[:32]}-{variant}"')
+
+
+async def make_derivatives(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    organization_id: uuid.UUID,
+    image_id: uuid.UUID,
+) -> dict[str, object]:
+    """Write the processed image and the thumbnail of one image; safe to run again."""
+    repository = ImageRepository(session)
+    image = await repository.get(organization_id, image_id, for_update=True)
+    if image is None:
+        # Deleted before the job ran: nothing to do.
+        return {"skipped": "image deleted"}
+    original = await storage.read(image.original_key)
+    try:
+        processed = await asyncio.to_thread(
+            imaging.make_derivative, original, max_side=imaging.PROCESSED_SIDE
+        )
+        thumbnail = await asyncio.to_thread(
+            imaging.make_derivative, original, max_side=imaging.THUMBNAIL_SIDE
+        )
+    except (imaging.ImageRejected, imaging.ImageTooLarge) as exc:
+        image.status = ImageStatus.FAILED.value
+        image.error = str(exc)[:1000]
+        await session.flush()
+        log.warning("catalog.image_failed", image_id=str(image_id), error=image.error)
+        return {"failed": image.error}
+    processed_key = material_image_key(organization_id, "processed", f"{image.id}.webp")
+    thumbnail_key = material_image_key(organization_id, "thumbnails", f"{image.id}.webp")
+    await storage.put(processed_key, processed.data, content_type=processed.content_type)
+    await storage.put(thumbnail_key, thumbnail.data, content_type=thumbnail.content_type)
+    image.processed_key = processed_key
+    image.thumbnail_key = thumbnail_key
+    image.status = ImageStatus.READY.value
+    image.error = None
+    await session.flush()
+    return {
+        "processed": [processed.width, processed.height],
+        "thumbnail": [thumbnail.width, thumbnail.height],
+    }

@@ -1,0 +1,420 @@
+"""Materials: the products of a catalog, validated against their category's property schema,
+with every change kept as a version and optimistic concurrency on the version number."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.categories import effective_schema, referenced_category
+from kai.catalog.errors import (
+    CodeTaken,
+    InvalidProperties,
+    MaterialNotFound,
+    PriceWithoutCurrency,
+)
+from kai.catalog.models import Category, Material, MaterialStatus, MaterialVersion
+from kai.catalog.properties import (
+    PropertyDefinition,
+    PropertyError,
+    present_properties,
+    searchable_text,
+    validate_properties,
+)
+from kai.catalog.repository import CategoryRepository, MaterialFilters, MaterialRepository
+from kai.catalog.schemas import MaterialCreate, MaterialRead, UnitSystem
+from kai.identity import audit
+from kai.identity.actor import Actor
+from kai.identity.repository import UserRepository
+from kai.kit.errors import PreconditionFailed
+from kai.kit.pagination import PageParams
+
+# Fields a version records, in the order they are shown.
+TRACKED_FIELDS = (
+    "name",
+    "code",
+    "category_id",
+    "description",
+    "manufacturer",
+    "supplier",
+    "price",
+    "currency",
+    "tags",
+    "status",
+)
+
+
+def etag(material: Material) -> str:
+    return f'"{material.version}"'
+
+
+def expected_versions(if_match: str | None) -> set[int] | None:
+    """Versions an `If-Match` header allows (None: any; `*` too, the material existing)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions = set()
+    for tag in if_match.split(","):
+        value = tag.strip().removeprefix("W/").strip('"')
+        if value.isdigit():
+            versions.add(int(value))
+    return versions
+
+
+def _check_version(material: Material, if_match: str | None) -> None:
+    allowed = expected_versions(if_match)
+    if allowed is not None and material.version not in allowed:
+        raise PreconditionFailed(
+            f"The material is at version {material.version}; you sent {if_match}. "
+            "Fetch it again and reapply your change.",
+            headers={"ETag": etag(material)},
+        )
+
+
+async def unit_system(
+    session: AsyncSession, actor: Actor, requested: UnitSystem | None
+) -> UnitSystem:
+    """The units asked for, else the person's preference, else metric."""
+    if requested is not None:
+        return requested
+    if actor.user_id is not None:
+        user = await UserRepository(session).get(actor.user_id)
+        if user is not None and user.units == "imperial":
+            return "imperial"
+    return "metric"
+
+
+def _errors(problems: Sequence[PropertyError]) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["body", "properties", problem.key], "msg": problem.message, "type": problem.type}
+        for problem in problems
+    ]
+
+
+def _checked(
+    schema: Sequence[PropertyDefinition], values: Mapping[str, Any], *, partial: bool
+) -> dict[str, Any]:
+    canonical, problems = validate_properties(schema, values, partial=partial)
+    if problems:
+        raise InvalidProperties("See `errors` for each property.", errors=_errors(problems))
+    return canonical
+
+
+async def _schema(
+    session: AsyncSession, organization_id: uuid.UUID, category_id: uuid.UUID | None
+) -> list[PropertyDefinition]:
+    if category_id is None:
+        return []
+    category = await referenced_category(session, organization_id, category_id)
+    return await effective_schema(session, organization_id, category)
+
+
+def _author(actor: Actor) -> str:
+    return f"{actor.kind}:{actor.audit_id}"
+
+
+def _plain(value: Any) -> Any:
+    """A value as a version stores it (JSON)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _snapshot(material: Material) -> dict[str, Any]:
+    return {field: _plain(getattr(material, field)) for field in TRACKED_FIELDS}
+
+
+def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    changes = {}
+    for field in TRACKED_FIELDS:
+        if before.get(field) != after.get(field):
+            changes[field] = {"old": before.get(field), "new": after.get(field)}
+    old_properties = before.get("properties", {})
+    new_properties = after.get("properties", {})
+    for key in sorted(set(old_properties) | set(new_properties)):
+        if old_properties.get(key) != new_properties.get(key):
+            changes[f"properties.{key}"] = {
+                "old": old_properties.get(key),
+                "new": new_properties.get(key),
+            }
+    return changes
+
+
+async def _record(
+    session: AsyncSession, material: Material, action: str, changes: dict[str, Any], actor: Actor
+) -> None:
+    await MaterialRepository(session).add_version(
+        MaterialVersion(
+            organization_id=material.organization_id,
+            material_id=material.id,
+            version=material.version,
+            action=action,
+            changes=changes,
+            actor_type=actor.kind,
+            actor_id=actor.audit_id,
+        )
+    )
+
+
+async def _flush_unique(session: AsyncSession, material: Material, code: str) -> Material:
+    # The pre-check leaves a window to a concurrent writer: the unique index closes it.
+    try:
+        return await MaterialRepository(session).refresh(material)
+    except IntegrityError as exc:
+        if "uq_materials_org_code" in str(exc.orig):
+            raise CodeTaken(f"Another material has the code {code!r}.") from exc
+        raise
+
+
+async def create_material(session: AsyncSession, *, actor: Actor, data: MaterialCreate) -> Material:
+    organization_id = actor.tenant_id
+    schema = await _schema(session, organization_id, data.category_id)
+    properties = _checked(schema, data.properties, partial=False)
+    repository = MaterialRepository(session)
+    if await repository.code_taken(organization_id, data.code):
+        raise CodeTaken(f"Another material has the code {data.code!r}.")
+    material = Material(
+        organization_id=organization_id,
+        category_id=data.category_id,
+        name=data.name,
+        code=data.code,
+        description=data.description,
+        properties=properties,
+        properties_text=searchable_text(schema, properties),
+        manufacturer=data.manufacturer,
+        supplier=data.supplier,
+        price=data.price,
+        currency=data.currency if data.price is not None else None,
+        tags=data.tags,
+        status=data.status.value,
+        created_by=_author(actor),
+        updated_by=_author(actor),
+    )
+    session.add(material)
+    material = await _flush_unique(session, material, data.code)
+    changes = _diff({"properties": {}}, {**_snapshot(material), "properties": properties})
+    await _record(session, material, "created", changes, actor)
+    return material
+
+
+async def get_material(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    include_deleted: bool = False,
+    for_update: bool = False,
+) -> Material:
+    material = await MaterialRepository(session).get(
+        actor.tenant_id, material_id, include_deleted=include_deleted, for_update=for_update
+    )
+    if material is None:
+        raise MaterialNotFound(f"No material {material_id} in this organization.")
+    return material
+
+
+async def update_material(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    changes: dict[str, Any],
+    if_match: str | None,
+) -> Material:
+    """Apply the fields in `changes` (as sent: absent fields stay) to the current version."""
+    organization_id = actor.tenant_id
+    material = await get_material(session, actor=actor, material_id=material_id, for_update=True)
+    _check_version(material, if_match)
+    before = {**_snapshot(material), "properties": dict(material.properties)}
+
+    category_changed = "category_id" in changes and changes["category_id"] != material.category_id
+    category_id = changes["category_id"] if category_changed else material.category_id
+    schema = await _schema(session, organization_id, category_id)
+    properties = dict(material.properties)
+    if changes.get("properties") is not None:
+        sent = changes["properties"]
+        properties.update(_checked(schema, sent, partial=True))
+        for key, value in sent.items():
+            if value is None:
+                properties.pop(key, None)
+    if category_changed:
+        # Values already stored are canonical; the new category's schema must accept them all.
+        properties = _checked(schema, properties, partial=False)
+
+    code = changes.get("code") or material.code
+    if code.lower() != material.code.lower() and await MaterialRepository(session).code_taken(
+        organization_id, code, other_than=material.id
+    ):
+        raise CodeTaken(f"Another material has the code {code!r}.")
+    for field in ("name", "code", "description", "manufacturer", "supplier", "tags"):
+        if changes.get(field) is not None:
+            setattr(material, field, changes[field])
+    if changes.get("status") is not None:
+        material.status = str(changes["status"])
+    if "price" in changes:
+        material.price = changes["price"]
+        if changes["price"] is None:
+            material.currency = None
+    if changes.get("currency") is not None and material.price is not None:
+        material.currency = changes["currency"]
+    if (material.price is None) != (material.currency is None):
+        raise PriceWithoutCurrency(
+            "A price needs its currency, and a currency a price.",
+            errors=[
+                {
+                    "loc": ["body", "currency"],
+                    "msg": "give price and currency together",
+                    "type": "price_currency",
+                }
+            ],
+        )
+    material.category_id = category_id
+    material.properties = properties
+    material.properties_text = searchable_text(schema, properties)
+
+    after = {**_snapshot(material), "properties": properties}
+    diff = _diff(before, after)
+    if not diff:
+        return material
+    material.version += 1
+    material.updated_by = _author(actor)
+    material = await _flush_unique(session, material, code)
+    await _record(session, material, "updated", diff, actor)
+    return material
+
+
+async def delete_material(
+    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID, if_match: str | None
+) -> None:
+    """Soft delete: hidden from reads and search, restorable, its code free for reuse."""
+    material = await get_material(session, actor=actor, material_id=material_id, for_update=True)
+    _check_version(material, if_match)
+    material.deleted_at = datetime.now(UTC)
+    material.version += 1
+    material.updated_by = _author(actor)
+    await MaterialRepository(session).refresh(material)
+    deleted_at = material.deleted_at.isoformat() if material.deleted_at else None
+    await _record(
+        session, material, "deleted", {"deleted_at": {"old": None, "new": deleted_at}}, actor
+    )
+    await audit.record(
+        session,
+        action="material.deleted",
+        organization_id=material.organization_id,
+        actor=actor,
+        target_type="material",
+        target_id=str(material.id),
+        details={"code": material.code},
+    )
+
+
+async def restore_material(
+    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID, if_match: str | None
+) -> Material:
+    material = await get_material(
+        session, actor=actor, material_id=material_id, include_deleted=True, for_update=True
+    )
+    _check_version(material, if_match)
+    if material.deleted_at is None:
+        return material
+    if await MaterialRepository(session).code_taken(
+        material.organization_id, material.code, other_than=material.id
+    ):
+        raise CodeTaken(
+            f"Another material took the code {material.code!r} meanwhile: change one of them."
+        )
+    deleted_at = material.deleted_at.isoformat()
+    material.deleted_at = None
+    material.version += 1
+    material.updated_by = _author(actor)
+    material = await _flush_unique(session, material, material.code)
+    await _record(
+        session, material, "restored", {"deleted_at": {"old": deleted_at, "new": None}}, actor
+    )
+    await audit.record(
+        session,
+        action="material.restored",
+        organization_id=material.organization_id,
+        actor=actor,
+        target_type="material",
+        target_id=str(material.id),
+        details={"code": material.code},
+    )
+    return material
+
+
+async def list_materials(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    category_id: uuid.UUID | None,
+    status: str | None,
+    tag: str | None,
+    include_deleted: bool,
+    params: PageParams,
+) -> tuple[list[Material], str | None]:
+    organization_id = actor.tenant_id
+    category_ids = None
+    if category_id is not None:
+        category_ids = await CategoryRepository(session).subtree_ids(organization_id, category_id)
+    filters = MaterialFilters(
+        category_ids=category_ids, status=status, tag=tag, include_deleted=include_deleted
+    )
+    return await MaterialRepository(session).list_page(organization_id, filters, params)
+
+
+async def list_versions(
+    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID, params: PageParams
+) -> tuple[list[MaterialVersion], str | None]:
+    material = await get_material(
+        session, actor=actor, material_id=material_id, include_deleted=True
+    )
+    return await MaterialRepository(session).versions_page(actor.tenant_id, material.id, params)
+
+
+async def present(
+    session: AsyncSession, *, actor: Actor, materials: Sequence[Material], units: UnitSystem
+) -> list[MaterialRead]:
+    """Materials as the API shows them, properties in `units`."""
+    organization_id = actor.tenant_id
+    category_ids = {m.category_id for m in materials if m.category_id is not None}
+    schemas: dict[uuid.UUID | None, list[PropertyDefinition]] = {None: []}
+    if category_ids:
+        categories: list[Category] = await CategoryRepository(session).many(
+            organization_id, list(category_ids)
+        )
+        for category in categories:
+            schemas[category.id] = await effective_schema(session, organization_id, category)
+    return [
+        MaterialRead(
+            id=material.id,
+            category_id=material.category_id,
+            name=material.name,
+            code=material.code,
+            description=material.description,
+            properties=present_properties(
+                schemas.get(material.category_id, []), material.properties, units
+            ),
+            manufacturer=material.manufacturer,
+            supplier=material.supplier,
+            price=material.price,
+            currency=material.currency,
+            tags=list(material.tags),
+            status=MaterialStatus(material.status),
+            version=material.version,
+            units=units,
+            deleted_at=material.deleted_at,
+            created_by=material.created_by,
+            updated_by=material.updated_by,
+            created_at=material.created_at,
+            updated_at=material.updated_at,
+        )
+        for material in materials
+    ]

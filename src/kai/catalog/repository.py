@@ -1,0 +1,318 @@
+"""All SQL of the catalog. Every query names the organization; row-level security is the
+second wall."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import any_, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.models import CatalogSettings, Category, Material, MaterialImage, MaterialVersion
+from kai.kit.pagination import PageParams, paginate
+
+
+class CategoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self, organization_id: uuid.UUID) -> list[Category]:
+        """The whole tree, parents before children, siblings in order."""
+        statement = (
+            select(Category)
+            .where(Category.organization_id == organization_id)
+            .order_by(func.cardinality(Category.path), Category.position, func.lower(Category.name))
+            # Paths change by bulk updates (moves): never trust the identity map's copies.
+            .execution_options(populate_existing=True)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def get(
+        self, organization_id: uuid.UUID, category_id: uuid.UUID, *, for_update: bool = False
+    ) -> Category | None:
+        statement = select(Category).where(
+            Category.organization_id == organization_id, Category.id == category_id
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def many(
+        self, organization_id: uuid.UUID, category_ids: Sequence[uuid.UUID]
+    ) -> list[Category]:
+        statement = select(Category).where(
+            Category.organization_id == organization_id, Category.id.in_(category_ids)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def add(self, category: Category) -> Category:
+        self.session.add(category)
+        await self.session.flush()
+        await self.session.refresh(category)
+        return category
+
+    async def name_taken(
+        self,
+        organization_id: uuid.UUID,
+        parent_id: uuid.UUID | None,
+        name: str,
+        *,
+        other_than: uuid.UUID | None = None,
+    ) -> bool:
+        statement = select(func.count()).where(
+            Category.organization_id == organization_id,
+            Category.parent_id.is_(None) if parent_id is None else Category.parent_id == parent_id,
+            func.lower(Category.name) == name.lower(),
+        )
+        if other_than is not None:
+            statement = statement.where(Category.id != other_than)
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def next_position(self, organization_id: uuid.UUID, parent_id: uuid.UUID | None) -> int:
+        statement = select(func.coalesce(func.max(Category.position) + 1, 0)).where(
+            Category.organization_id == organization_id,
+            Category.parent_id.is_(None) if parent_id is None else Category.parent_id == parent_id,
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def descendants(
+        self, organization_id: uuid.UUID, category_id: uuid.UUID
+    ) -> list[Category]:
+        statement = select(Category).where(
+            Category.organization_id == organization_id, any_(Category.path) == category_id
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def subtree_ids(
+        self, organization_id: uuid.UUID, category_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        statement = select(Category.id).where(
+            Category.organization_id == organization_id,
+            or_(Category.id == category_id, any_(Category.path) == category_id),
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def move_subtree(
+        self, organization_id: uuid.UUID, category_id: uuid.UUID, new_path: list[uuid.UUID]
+    ) -> None:
+        """Give the category the ancestors `new_path`, and its descendants theirs through it."""
+        await self.session.execute(
+            update(Category)
+            .where(Category.organization_id == organization_id, Category.id == category_id)
+            .values(path=new_path)
+            .execution_options(synchronize_session=False)
+        )
+        # A descendant's path runs through the moved category: keep the part from it down.
+        await self.session.execute(
+            text(
+                "UPDATE categories"
+                " SET path = CAST(:new_path AS uuid[])"
+                "     || path[array_position(path, CAST(:moved AS uuid)):]"
+                " WHERE organization_id = :organization AND CAST(:moved AS uuid) = ANY (path)"
+            ),
+            {"new_path": new_path, "moved": category_id, "organization": organization_id},
+        )
+
+    async def has_children(self, organization_id: uuid.UUID, category_id: uuid.UUID) -> bool:
+        statement = select(func.count()).where(
+            Category.organization_id == organization_id, Category.parent_id == category_id
+        )
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def delete(self, category: Category) -> None:
+        await self.session.delete(category)
+        await self.session.flush()
+
+
+@dataclass(frozen=True)
+class MaterialFilters:
+    category_ids: Sequence[uuid.UUID] | None = None
+    status: str | None = None
+    tag: str | None = None
+    include_deleted: bool = False
+
+
+class MaterialRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(
+        self,
+        organization_id: uuid.UUID,
+        material_id: uuid.UUID,
+        *,
+        include_deleted: bool = False,
+        for_update: bool = False,
+    ) -> Material | None:
+        statement = select(Material).where(
+            Material.organization_id == organization_id, Material.id == material_id
+        )
+        if not include_deleted:
+            statement = statement.where(Material.deleted_at.is_(None))
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def add(self, material: Material) -> Material:
+        self.session.add(material)
+        await self.session.flush()
+        await self.session.refresh(material)
+        return material
+
+    async def refresh(self, material: Material) -> Material:
+        await self.session.flush()
+        await self.session.refresh(material)
+        return material
+
+    async def code_taken(
+        self, organization_id: uuid.UUID, code: str, *, other_than: uuid.UUID | None = None
+    ) -> bool:
+        statement = select(func.count()).where(
+            Material.organization_id == organization_id,
+            func.lower(Material.code) == code.lower(),
+            Material.deleted_at.is_(None),
+        )
+        if other_than is not None:
+            statement = statement.where(Material.id != other_than)
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def count_in_categories(
+        self, organization_id: uuid.UUID, category_ids: Sequence[uuid.UUID]
+    ) -> int:
+        """Materials filed under these categories, deleted ones included (they may return)."""
+        statement = select(func.count()).where(
+            Material.organization_id == organization_id, Material.category_id.in_(category_ids)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def reindex_categories(
+        self, organization_id: uuid.UUID, category_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """Rewrite these materials' full-text documents (their category names changed)."""
+        await self.session.execute(
+            update(Material)
+            .where(
+                Material.organization_id == organization_id,
+                Material.category_id.in_(category_ids),
+            )
+            .values(category_id=Material.category_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def list_page(
+        self, organization_id: uuid.UUID, filters: MaterialFilters, params: PageParams
+    ) -> tuple[list[Material], str | None]:
+        statement = select(Material).where(Material.organization_id == organization_id)
+        if not filters.include_deleted:
+            statement = statement.where(Material.deleted_at.is_(None))
+        if filters.category_ids is not None:
+            statement = statement.where(Material.category_id.in_(filters.category_ids))
+        if filters.status is not None:
+            statement = statement.where(Material.status == filters.status)
+        if filters.tag is not None:
+            statement = statement.where(any_(Material.tags) == filters.tag)
+        return await paginate(
+            self.session,
+            statement,
+            order_by=[Material.created_at, Material.id],
+            params=params,
+        )
+
+    async def add_version(self, version: MaterialVersion) -> None:
+        self.session.add(version)
+        await self.session.flush()
+
+    async def versions_page(
+        self, organization_id: uuid.UUID, material_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[MaterialVersion], str | None]:
+        statement = select(MaterialVersion).where(
+            MaterialVersion.organization_id == organization_id,
+            MaterialVersion.material_id == material_id,
+        )
+        return await paginate(
+            self.session, statement, order_by=[MaterialVersion.version], params=params
+        )
+
+
+class ImageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, image: MaterialImage) -> MaterialImage:
+        self.session.add(image)
+        await self.session.flush()
+        await self.session.refresh(image)
+        return image
+
+    async def get(
+        self,
+        organization_id: uuid.UUID,
+        image_id: uuid.UUID,
+        *,
+        material_id: uuid.UUID | None = None,
+        for_update: bool = False,
+    ) -> MaterialImage | None:
+        statement = select(MaterialImage).where(
+            MaterialImage.organization_id == organization_id, MaterialImage.id == image_id
+        )
+        if material_id is not None:
+            statement = statement.where(MaterialImage.material_id == material_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def by_sha256(self, organization_id: uuid.UUID, sha256: str) -> MaterialImage | None:
+        statement = select(MaterialImage).where(
+            MaterialImage.organization_id == organization_id, MaterialImage.sha256 == sha256
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def of_material(
+        self, organization_id: uuid.UUID, material_id: uuid.UUID
+    ) -> list[MaterialImage]:
+        statement = (
+            select(MaterialImage)
+            .where(
+                MaterialImage.organization_id == organization_id,
+                MaterialImage.material_id == material_id,
+            )
+            .order_by(MaterialImage.position, MaterialImage.created_at, MaterialImage.id)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def primary_of(
+        self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, MaterialImage]:
+        statement = select(MaterialImage).where(
+            MaterialImage.organization_id == organization_id,
+            MaterialImage.material_id.in_(material_ids),
+            MaterialImage.is_primary,
+        )
+        return {image.material_id: image for image in (await self.session.scalars(statement))}
+
+    async def clear_primary(self, organization_id: uuid.UUID, material_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(MaterialImage)
+            .where(
+                MaterialImage.organization_id == organization_id,
+                MaterialImage.material_id == material_id,
+                MaterialImage.is_primary,
+            )
+            .values(is_primary=False)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.flush()
+
+    async def delete(self, image: MaterialImage) -> None:
+        await self.session.delete(image)
+        await self.session.flush()
+
+
+class SettingsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, organization_id: uuid.UUID) -> CatalogSettings | None:
+        return await self.session.get(CatalogSettings, organization_id)

@@ -1,0 +1,188 @@
+"""API shapes of the catalog, apart from the tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
+
+from kai.catalog.models import MaterialStatus
+from kai.catalog.properties import PropertyDefinition
+
+UnitSystem = Literal["metric", "imperial"]
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+MaterialName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)
+]
+# Codes are what ERPs and price lists key on: printable, no surrounding space.
+MaterialCode = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
+Description = Annotated[str, StringConstraints(max_length=20_000)]
+CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Currency = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
+]
+Price = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999"), decimal_places=4)]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)
+]
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_unique_tags)]
+PropertyValues = Annotated[dict[str, Any], Field(max_length=200)]
+
+
+def _money(value: Decimal | None) -> str | None:
+    # Two decimals as prices are written, more only where the price has them.
+    if value is None:
+        return None
+    return f"{value:.2f}" if value == round(value, 2) else f"{value.normalize():f}"
+
+
+MoneyText = Annotated[Decimal | None, PlainSerializer(_money, return_type=str | None)]
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- categories -----------------------------------------------------------------------------
+
+
+class CategoryCreate(BaseModel):
+    name: CategoryName
+    parent_id: uuid.UUID | None = Field(default=None, description="None: a top-level category.")
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    position: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="Order among siblings; last when omitted."
+    )
+    properties: Annotated[list[PropertyDefinition], Field(max_length=100)] = Field(
+        default_factory=list,
+        description="This category's own property definitions; subcategories inherit them.",
+    )
+
+
+class CategoryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: CategoryName | None = None
+    parent_id: uuid.UUID | None = Field(
+        default=None, description="Move under this category; `null` moves it to the top."
+    )
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    position: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    properties: Annotated[list[PropertyDefinition], Field(max_length=100)] | None = Field(
+        default=None, description="Replaces this category's own definitions."
+    )
+
+
+class CategoryRead(BaseModel):
+    id: uuid.UUID
+    parent_id: uuid.UUID | None
+    name: str
+    description: str
+    position: int
+    path: list[uuid.UUID] = Field(description="Ancestors' ids, the top-level one first.")
+    properties: list[PropertyDefinition] = Field(description="Defined on this category.")
+    effective_properties: list[PropertyDefinition] = Field(
+        description="Inherited from the ancestors and defined here: what materials must follow."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- materials ------------------------------------------------------------------------------
+
+
+class MaterialCreate(BaseModel):
+    name: MaterialName
+    code: MaterialCode = Field(description="SKU: unique among the organization's materials.")
+    category_id: uuid.UUID | None = None
+    description: Description = ""
+    properties: PropertyValues = Field(
+        default_factory=dict,
+        description="Values for the category's properties; a number may be given with a unit,"
+        ' as `{"value": 12, "unit": "in"}`.',
+    )
+    manufacturer: CompanyName = ""
+    supplier: CompanyName = ""
+    price: Price | None = None
+    currency: Currency | None = Field(default=None, description="ISO 4217, with the price.")
+    tags: Tags = Field(default_factory=list)
+    status: MaterialStatus = MaterialStatus.DRAFT
+
+    @model_validator(mode="after")
+    def _price_has_currency(self) -> MaterialCreate:
+        if (self.price is None) != (self.currency is None):
+            raise ValueError("give price and currency together")
+        return self
+
+
+class MaterialUpdate(BaseModel):
+    """Only the fields sent change; in `properties`, only the keys sent (`null` removes one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: MaterialName | None = None
+    code: MaterialCode | None = None
+    category_id: uuid.UUID | None = None
+    description: Description | None = None
+    properties: PropertyValues | None = None
+    manufacturer: CompanyName | None = None
+    supplier: CompanyName | None = None
+    price: Price | None = None
+    currency: Currency | None = None
+    tags: Tags | None = None
+    status: MaterialStatus | None = None
+
+
+class MaterialRead(BaseModel):
+    id: uuid.UUID
+    category_id: uuid.UUID | None
+    name: str
+    code: str
+    description: str
+    properties: dict[str, Any]
+    manufacturer: str
+    supplier: str
+    price: MoneyText
+    currency: str | None
+    tags: list[str]
+    status: MaterialStatus
+    version: int = Field(description="Send it back as `If-Match` to change this version only.")
+    units: UnitSystem = Field(description="The unit system the properties are given in.")
+    deleted_at: datetime | None
+    created_by: str | None
+    updated_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MaterialVersionRead(ReadModel):
+    version: int
+    action: str
+    changes: dict[str, Any] = Field(description='Each changed field: {"old": ..., "new": ...}.')
+    actor_type: str
+    actor_id: str | None
+    changed_at: datetime
