@@ -22,6 +22,7 @@ from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ops.endpoints import router as ops_router
 from kai.runtime import Runtime
+from kai.search.endpoints import router as search_router
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,7 @@ def create_app(
     # Probes first, then one level of routers: FastAPI tries routes in order, through every
     # level of nesting, and the routing was a measurable part of each request's cost.
     app.include_router(ops_router)
-    for router in (*IDENTITY_ROUTERS, *CATALOG_ROUTERS, jobs_router):
+    for router in (*IDENTITY_ROUTERS, *CATALOG_ROUTERS, search_router, jobs_router):
         # Any API route may meet an unusable value, a too-large body or invalid input.
         app.include_router(router, prefix=API_PREFIX, responses=problem_responses(400, 413, 422))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

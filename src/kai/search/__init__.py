@@ -1,0 +1,1 @@
+"""Search of the catalog: full-text, facets, suggestions (semantic and hybrid follow)."""

@@ -1,0 +1,102 @@
+"""HTTP routes of search."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import StringConstraints
+
+from kai.catalog.models import MaterialStatus
+from kai.catalog.schemas import UnitSystem
+from kai.deps import DbSession
+from kai.identity.actor import Actor
+from kai.identity.dependencies import AUTH_RESPONSES, require
+from kai.identity.permissions import Permission
+from kai.kit.errors import problem_responses
+from kai.kit.pagination import MAX_PAGE_SIZE
+from kai.search import service
+from kai.search.schemas import SearchMode, SearchResults, SearchSort, Suggestions
+
+# Words typed into a search box hold no control characters (PostgreSQL refuses NUL anyway).
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
+FILTER = r"^[a-z][a-z0-9_]{0,62}(:|>=|<=|>|<)[^\x00-\x1f\x7f]+$"
+
+TagText = Annotated[str, StringConstraints(max_length=50, pattern=PLAIN_TEXT)]
+FilterText = Annotated[str, StringConstraints(max_length=200, pattern=FILTER)]
+
+router = APIRouter(prefix="/search", tags=["search"], responses=AUTH_RESPONSES)
+
+MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+
+
+@router.get(
+    "",
+    summary="Search the catalog",
+    description='`q` takes web-search syntax: `"exact phrase"`, `or`, `-excluded`. Accents and '
+    "case do not matter; words are stemmed in the catalog's language. Filters narrow the "
+    "matches and the facets count them.",
+    responses=problem_responses(400, 422),
+)
+async def search(
+    actor: MaterialsRead,
+    session: DbSession,
+    q: Annotated[str | None, Query(max_length=500, pattern=PLAIN_TEXT)] = None,
+    mode: SearchMode = "fulltext",
+    sort: SearchSort = "relevance",
+    category_id: Annotated[
+        uuid.UUID | None, Query(description="This category and its subcategories.")
+    ] = None,
+    material_status: Annotated[list[MaterialStatus] | None, Query(alias="status")] = None,
+    tag: Annotated[
+        list[TagText] | None,
+        Query(max_length=20, description="Every tag given must be present."),
+    ] = None,
+    supplier: Annotated[str | None, Query(max_length=200, pattern=PLAIN_TEXT)] = None,
+    manufacturer: Annotated[str | None, Query(max_length=200, pattern=PLAIN_TEXT)] = None,
+    price_min: Annotated[Decimal | None, Query(ge=0)] = None,
+    price_max: Annotated[Decimal | None, Query(ge=0)] = None,
+    filter: Annotated[
+        list[FilterText] | None,
+        Query(
+            max_length=20,
+            description="Property conditions: `finish:honed`, `thickness>=10`, "
+            "`thickness<=0.5in`, `frost_resistant:true` (numbers in the property's unit "
+            "unless one is given).",
+        ),
+    ] = None,
+    facets: bool = True,
+    units: UnitSystem | None = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+) -> SearchResults:
+    request = service.SearchRequest(
+        text=q,
+        mode=mode,
+        sort=sort,
+        category_id=category_id,
+        statuses=[status.value for status in material_status or []],
+        tags=[t.strip().lower() for t in tag or [] if t.strip()],
+        supplier=supplier,
+        manufacturer=manufacturer,
+        price_min=price_min,
+        price_max=price_max,
+        filters=filter or [],
+        facets=facets,
+        limit=limit,
+        cursor=cursor,
+        units=units,
+    )
+    return await service.search(session, actor=actor, request=request)
+
+
+@router.get("/suggest", summary="Completions and corrections for a search box")
+async def suggest(
+    actor: MaterialsRead,
+    session: DbSession,
+    q: Annotated[str, Query(min_length=1, max_length=100, pattern=PLAIN_TEXT)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Suggestions:
+    return await service.suggest(session, actor=actor, typed=q, limit=limit)

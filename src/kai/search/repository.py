@@ -1,0 +1,411 @@
+"""All SQL of search: PostgreSQL full-text search over the materials' weighted documents,
+filters, facet counts in one statement, and trigram suggestions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.models import CatalogSettings, Category, Material
+from kai.kit.pagination import decode_cursor, encode_cursor
+
+DEFAULT_LANGUAGE = "english"
+# Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
+MARK_START = "\x02"
+MARK_END = "\x03"
+HEADLINE_OPTIONS = (
+    f"StartSel={MARK_START}, StopSel={MARK_END}, MaxFragments=2, MaxWords=24, MinWords=8,"
+    " FragmentDelimiter= … "
+)
+BUCKETS = 5
+# How alike a word must be to what was typed to be suggested (pg_trgm word similarity): low
+# enough that "marbel" finds "marble", high enough that "oak" does not find "cloak".
+SUGGEST_SIMILARITY = 0.35
+TOP_TAGS = 20
+
+
+@dataclass(frozen=True)
+class PropertyFilter:
+    key: str
+    # "=": equals (enum, boolean, text) or contains (multi_enum); ">=", "<=", ">", "<": numbers.
+    operator: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    organization_id: uuid.UUID
+    text: str | None = None
+    category_ids: Sequence[uuid.UUID] | None = None
+    statuses: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    supplier: str | None = None
+    manufacturer: str | None = None
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    properties: Sequence[PropertyFilter] = ()
+
+
+@dataclass
+class Hit:
+    material: Material
+    score: float | None
+    name_headline: str | None
+    description_headline: str | None
+
+
+@dataclass
+class FacetRows:
+    total: int = 0
+    categories: dict[uuid.UUID, int] = field(default_factory=dict)
+    tags: list[tuple[str, int]] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    properties: dict[str, dict[str, int]] = field(default_factory=dict)
+    # key -> (minimum, maximum, {bucket number: count})
+    ranges: dict[str, tuple[float, float, dict[int, int]]] = field(default_factory=dict)
+
+
+def _number(key: str) -> ColumnElement[Any]:
+    value = Material.properties[key]
+    return case((func.jsonb_typeof(value) == "number", cast(value.astext, Float)), else_=None)
+
+
+class SearchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def language(self, organization_id: uuid.UUID) -> str:
+        statement = select(CatalogSettings.search_language).where(
+            CatalogSettings.organization_id == organization_id
+        )
+        found = (await self.session.execute(statement)).scalar_one_or_none()
+        return str(found) if found else DEFAULT_LANGUAGE
+
+    def _tsquery(self, language: str, query: str) -> ColumnElement[Any]:
+        return func.websearch_to_tsquery(cast(language, REGCONFIG), func.kai_fold(query))
+
+    def _conditions(self, query: SearchQuery, tsquery: ColumnElement[Any] | None) -> list[Any]:
+        conditions: list[Any] = [
+            Material.organization_id == query.organization_id,
+            Material.deleted_at.is_(None),
+        ]
+        if tsquery is not None:
+            conditions.append(Material.search_vector.op("@@")(tsquery))
+        if query.category_ids is not None:
+            conditions.append(Material.category_id.in_(query.category_ids))
+        if query.statuses:
+            conditions.append(Material.status.in_(query.statuses))
+        if query.tags:
+            conditions.append(Material.tags.contains(list(query.tags)))
+        if query.supplier:
+            conditions.append(func.lower(Material.supplier) == query.supplier.lower())
+        if query.manufacturer:
+            conditions.append(func.lower(Material.manufacturer) == query.manufacturer.lower())
+        if query.price_min is not None:
+            conditions.append(Material.price >= query.price_min)
+        if query.price_max is not None:
+            conditions.append(Material.price <= query.price_max)
+        for condition in query.properties:
+            if condition.operator == "=":
+                # Containment, so the GIN index on properties answers it.
+                conditions.append(
+                    Material.properties.contains(cast({condition.key: condition.value}, JSONB))
+                )
+            else:
+                number = _number(condition.key)
+                compare = {
+                    ">=": number >= condition.value,
+                    "<=": number <= condition.value,
+                    ">": number > condition.value,
+                    "<": number < condition.value,
+                }[condition.operator]
+                conditions.append(compare)
+        return conditions
+
+    async def search(
+        self,
+        query: SearchQuery,
+        *,
+        language: str,
+        sort: str,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Hit], str | None]:
+        tsquery = self._tsquery(language, query.text) if query.text else None
+        # In double precision: a `real` rank would come back rounded, and a cursor holding
+        # the rounded value would not compare equal to the row it came from.
+        rank: ColumnElement[Any] = (
+            cast(func.ts_rank(Material.search_vector, tsquery), DOUBLE_PRECISION)
+            if tsquery is not None
+            else literal(0.0)
+        )
+        keys = _sort_keys(sort if tsquery is not None or sort != "relevance" else "newest", rank)
+        columns: list[Any] = [Material, rank.label("rank")]
+        if tsquery is not None:
+            columns += [
+                func.ts_headline(
+                    cast(language, REGCONFIG), Material.name, tsquery, HEADLINE_OPTIONS
+                ).label("name_headline"),
+                func.ts_headline(
+                    cast(language, REGCONFIG), Material.description, tsquery, HEADLINE_OPTIONS
+                ).label("description_headline"),
+            ]
+        statement: Select[Any] = select(*columns).where(*self._conditions(query, tsquery))
+        if cursor:
+            values = decode_cursor(cursor, len(keys))
+            statement = statement.where(_after(keys, values))
+        statement = statement.order_by(
+            *(
+                expression.desc() if descending else expression.asc()
+                for expression, descending in keys
+            )
+        ).limit(limit + 1)
+        rows = (await self.session.execute(statement)).all()
+        hits = [
+            Hit(
+                material=row[0],
+                score=float(row.rank) if tsquery is not None else None,
+                name_headline=row.name_headline if tsquery is not None else None,
+                description_headline=row.description_headline if tsquery is not None else None,
+            )
+            for row in rows[:limit]
+        ]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor(_key_values(sort, last[0], float(last.rank), len(keys)))
+        return hits, next_cursor
+
+    async def facets(
+        self,
+        query: SearchQuery,
+        *,
+        language: str,
+        enum_keys: Sequence[str],
+        numeric_keys: Sequence[str],
+    ) -> FacetRows:
+        """Counts of the whole match set, in one statement over it."""
+        tsquery = self._tsquery(language, query.text) if query.text else None
+        numbers = [("price", cast(Material.price, Float))] + [
+            (f"properties.{key}", _number(key)) for key in numeric_keys
+        ]
+        matched = (
+            select(
+                Material.category_id,
+                Material.tags,
+                Material.status,
+                Material.properties,
+                *(expression.label(f"n{index}") for index, (_, expression) in enumerate(numbers)),
+            )
+            .where(*self._conditions(query, tsquery))
+            .cte("matched")
+            .prefix_with("MATERIALIZED")
+        )
+        parts: list[Any] = [
+            select(literal("total"), literal(None), literal(None), func.count()).select_from(
+                matched
+            ),
+        ]
+        parts.append(
+            select(
+                literal("category"),
+                func.coalesce(func.text(matched.c.category_id), ""),
+                literal(None),
+                func.count(),
+            ).group_by(matched.c.category_id)
+        )
+        parts.append(
+            select(literal("status"), matched.c.status, literal(None), func.count()).group_by(
+                matched.c.status
+            )
+        )
+        tag = func.unnest(matched.c.tags).table_valued("tag").alias("tag")
+        tag_counts = (
+            select(tag.c.tag.label("tag"), func.count().label("n"))
+            .select_from(matched.join(tag, literal(True)))
+            .group_by(tag.c.tag)
+            .order_by(func.count().desc(), tag.c.tag)
+            .limit(TOP_TAGS)
+            .subquery()
+        )
+        parts.append(select(literal("tag"), tag_counts.c.tag, literal(None), tag_counts.c.n))
+        if enum_keys:
+            entry = func.jsonb_each(matched.c.properties).table_valued("key", "value").alias("e")
+            element = (
+                func.jsonb_array_elements_text(
+                    case(
+                        (func.jsonb_typeof(entry.c.value) == "array", entry.c.value),
+                        else_=func.jsonb_build_array(entry.c.value),
+                    )
+                )
+                .table_valued("value")
+                .alias("v")
+            )
+            parts.append(
+                select(literal("property"), entry.c.key, element.c.value, func.count())
+                .select_from(matched.join(entry, literal(True)).join(element, literal(True)))
+                .where(entry.c.key.in_(list(enum_keys)))
+                .group_by(entry.c.key, element.c.value)
+            )
+        for index, (name, _) in enumerate(numbers):
+            column = matched.c[f"n{index}"]
+            low = select(func.min(column)).scalar_subquery()
+            high = select(func.max(column)).scalar_subquery()
+            parts.append(
+                select(
+                    literal("range"),
+                    literal(name),
+                    func.concat(func.text(low), "|", func.text(high)),
+                    literal(-1),
+                )
+            )
+            bucket = func.least(
+                func.width_bucket(
+                    column, low, high + func.greatest((high - low) * 1e-9, 1e-9), BUCKETS
+                ),
+                BUCKETS,
+            )
+            parts.append(
+                select(literal("bucket"), literal(name), func.text(bucket), func.count())
+                .where(column.is_not(None))
+                .group_by(bucket)
+            )
+        union = parts[0].union_all(*parts[1:])
+        rows = (await self.session.execute(union)).all()
+        return _facet_rows(rows)
+
+    async def suggest_materials(
+        self, organization_id: uuid.UUID, typed: str, limit: int
+    ) -> list[tuple[uuid.UUID, str, str, float]]:
+        """Names like what was typed (typos forgiven by trigram similarity) and code prefixes."""
+        await self.session.execute(
+            text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"),
+            {"threshold": str(SUGGEST_SIMILARITY)},
+        )
+        folded = func.kai_fold(typed)
+        score = func.word_similarity(folded, Material.name_folded)
+        starts = Material.name_folded.startswith(folded)
+        code_starts = func.lower(Material.code).startswith(typed.lower(), autoescape=True)
+        statement = (
+            select(Material.id, Material.name, Material.code, score)
+            .where(
+                Material.organization_id == organization_id,
+                Material.deleted_at.is_(None),
+                or_(folded.op("<%")(Material.name_folded), code_starts),
+            )
+            .order_by(code_starts.desc(), starts.desc(), score.desc(), Material.name)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [(row[0], row[1], row[2], float(row[3] or 0)) for row in rows]
+
+    async def suggest_categories(
+        self, organization_id: uuid.UUID, typed: str, limit: int
+    ) -> list[tuple[uuid.UUID, str, float]]:
+        score = func.word_similarity(func.kai_fold(typed), func.kai_fold(Category.name))
+        statement = (
+            select(Category.id, Category.name, score)
+            .where(Category.organization_id == organization_id, score >= SUGGEST_SIMILARITY)
+            .order_by(score.desc(), Category.name)
+            .limit(limit)
+        )
+        return [(row[0], row[1], float(row[2])) for row in (await self.session.execute(statement))]
+
+    async def suggest_tags(
+        self, organization_id: uuid.UUID, typed: str, limit: int
+    ) -> list[tuple[str, float]]:
+        tag = func.unnest(Material.tags).table_valued("tag").render_derived(name="t")
+        score = func.word_similarity(func.kai_fold(typed), func.kai_fold(tag.c.tag))
+        statement = (
+            select(tag.c.tag, func.max(score).label("score"))
+            .select_from(Material)
+            .join(tag, literal(True))
+            .where(Material.organization_id == organization_id, Material.deleted_at.is_(None))
+            .group_by(tag.c.tag)
+            .having(func.max(score) >= SUGGEST_SIMILARITY)
+            .order_by(text("score DESC"), tag.c.tag)
+            .limit(limit)
+        )
+        return [(row[0], float(row[1])) for row in (await self.session.execute(statement))]
+
+
+def _sort_keys(sort: str, rank: ColumnElement[Any]) -> list[tuple[Any, bool]]:
+    """Expressions to order by, each with whether it descends; the id makes them unique."""
+    if sort == "relevance":
+        return [(rank, True), (Material.id, True)]
+    if sort == "name":
+        return [(func.lower(Material.name), False), (Material.id, False)]
+    if sort == "price_asc":
+        return [(func.coalesce(cast(Material.price, Float), 1e15), False), (Material.id, False)]
+    if sort == "price_desc":
+        return [(func.coalesce(cast(Material.price, Float), -1.0), True), (Material.id, True)]
+    return [(Material.created_at, True), (Material.id, True)]
+
+
+def _key_values(sort: str, material: Material, rank: float, width: int) -> list[Any]:
+    if sort == "relevance" and width == 2 and rank is not None:
+        values: list[Any] = [rank, material.id]
+    elif sort == "name":
+        values = [material.name.lower(), material.id]
+    elif sort == "price_asc":
+        values = [float(material.price) if material.price is not None else 1e15, material.id]
+    elif sort == "price_desc":
+        values = [float(material.price) if material.price is not None else -1.0, material.id]
+    else:
+        values = [material.created_at, material.id]
+    return values
+
+
+def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> ColumnElement[bool]:
+    """Rows beyond the cursor's, key by key, each in its own direction."""
+    clauses = []
+    for index, (expression, descending) in enumerate(keys):
+        equal_prefix = [keys[i][0] == values[i] for i in range(index)]
+        beyond = expression < values[index] if descending else expression > values[index]
+        clauses.append(and_(*equal_prefix, beyond))
+    return or_(*clauses)
+
+
+def _facet_rows(rows: Sequence[Any]) -> FacetRows:
+    facets = FacetRows()
+    bounds: dict[str, tuple[float, float]] = {}
+    buckets: dict[str, dict[int, int]] = {}
+    for kind, key, value, count in rows:
+        if kind == "total":
+            facets.total = int(count)
+        elif kind == "category" and key:
+            facets.categories[uuid.UUID(key)] = int(count)
+        elif kind == "status":
+            facets.statuses[str(key)] = int(count)
+        elif kind == "tag":
+            facets.tags.append((str(key), int(count)))
+        elif kind == "property":
+            facets.properties.setdefault(str(key), {})[str(value)] = int(count)
+        elif kind == "range" and value and value != "|":
+            lowest, _, highest = str(value).partition("|")
+            if lowest and highest:
+                bounds[str(key)] = (float(lowest), float(highest))
+        elif kind == "bucket" and value is not None:
+            buckets.setdefault(str(key), {})[int(value)] = int(count)
+    for key, (low, high) in bounds.items():
+        facets.ranges[key] = (low, high, buckets.get(key, {}))
+    return facets

@@ -1,0 +1,90 @@
+"""API shapes of search."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from kai.catalog.schemas import MaterialRead
+
+# Semantic and hybrid ranking arrive with the materials' text embeddings.
+SearchMode = Literal["fulltext"]
+SearchSort = Literal["relevance", "name", "newest", "price_asc", "price_desc"]
+
+
+class Highlight(BaseModel):
+    """Fragments with the matched words in `<mark>`; everything else is HTML-escaped."""
+
+    name: str | None = None
+    description: str | None = None
+
+
+class SearchHit(BaseModel):
+    material: MaterialRead
+    score: float | None = Field(description="Relevance, higher is better (None when not ranked).")
+    highlight: Highlight
+
+
+class FacetCount(BaseModel):
+    value: str
+    label: str
+    count: int
+
+
+class CategoryFacet(BaseModel):
+    id: uuid.UUID
+    name: str
+    parent_id: uuid.UUID | None
+    count: int = Field(description="Matches in this category and its subcategories.")
+
+
+class RangeBucket(BaseModel):
+    minimum: float = Field(description="Inclusive.")
+    maximum: float = Field(description="Exclusive, except for the last bucket.")
+    count: int
+
+
+class RangeFacet(BaseModel):
+    key: str
+    label: str
+    unit: str | None
+    minimum: float
+    maximum: float
+    buckets: list[RangeBucket]
+
+
+class PropertyFacet(BaseModel):
+    key: str
+    label: str
+    values: list[FacetCount]
+
+
+class Facets(BaseModel):
+    categories: list[CategoryFacet]
+    tags: list[FacetCount]
+    statuses: list[FacetCount]
+    properties: list[PropertyFacet]
+    ranges: list[RangeFacet] = Field(description="Price and numeric properties, in buckets.")
+
+
+class SearchResults(BaseModel):
+    items: list[SearchHit]
+    next_cursor: str | None
+    total: int = Field(description="Materials matching the query and filters.")
+    facets: Facets | None = Field(description="Counts for the current query and filters.")
+    mode: SearchMode
+
+
+class Suggestion(BaseModel):
+    kind: Literal["material", "category", "tag"]
+    text: str
+    id: uuid.UUID | None = None
+    code: str | None = None
+    score: float
+
+
+class Suggestions(BaseModel):
+    query: str
+    suggestions: list[Suggestion]

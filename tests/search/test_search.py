@@ -1,0 +1,229 @@
+"""Finding materials as a customer or an editor would: words, filters, facets, suggestions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from kai.runtime import Runtime
+from tests.catalog.factories import TILE_PROPERTIES, create_category, create_material
+from tests.identity.factories import Member, member
+
+pytestmark = pytest.mark.database
+
+
+async def _catalog(client: AsyncClient, owner: Member) -> dict[str, Any]:
+    stone = await create_category(client, owner, "Stone", properties=TILE_PROPERTIES)
+    marble = await create_category(client, owner, "Marble", parent_id=stone["id"])
+    limestone = await create_category(client, owner, "Limestone", parent_id=stone["id"])
+    ceramics = await create_category(client, owner, "Ceramics", properties=TILE_PROPERTIES)
+    made = {
+        "carrara": await create_material(
+            client, owner, category_id=marble["id"], name="Carrara honed 60x60", code="CAR-600",
+            description="White marble with soft grey veins, honed for bathroom floors.",
+            properties={"thickness": 10, "finish": "honed", "frost_resistant": False},
+            price="89.00", currency="EUR", tags=["white", "bathroom"], status="active",
+        ),
+        "calacatta": await create_material(
+            client, owner, category_id=marble["id"], name="Calacatta polished slab",
+            code="CAL-300",
+            description="Bold veining, like Carrara but warmer. <b>Premium</b> & rare.",
+            properties={"thickness": 20, "finish": "polished"},
+            price="240.00", currency="EUR", tags=["white"], status="active",
+        ),
+        "creme": await create_material(
+            client, owner, category_id=limestone["id"], name="Crème Marfil tumbled",
+            code="CRM-100", description="Warm beige limestone tiles for terraces.",
+            properties={"thickness": 12, "finish": "tumbled", "frost_resistant": True},
+            price="45.50", currency="EUR", tags=["beige", "outdoor"],
+        ),
+        "porcelain": await create_material(
+            client, owner, category_id=ceramics["id"], name="Urban grey porcelain",
+            code="URB-900", description="Concrete-look porcelain tile, rectified edges.",
+            properties={"thickness": 9, "finish": "brushed", "frost_resistant": True},
+            price="32.00", currency="EUR", tags=["grey", "outdoor"], status="active",
+        ),
+    }  # fmt: skip
+    return {"stone": stone, "marble": marble, "limestone": limestone, "materials": made}
+
+
+async def _search(client: AsyncClient, owner: Member, query: str) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/search?{query}", headers=owner.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _codes(results: dict[str, Any]) -> list[str]:
+    return [hit["material"]["code"] for hit in results["items"]]
+
+
+async def test_words_find_materials_name_and_code_first(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    # Named Carrara beats merely mentioning it.
+    assert _codes(await _search(client, owner, "q=carrara")) == ["CAR-600", "CAL-300"]
+    # Stemmed: "tiles" finds "tile"; accents and case do not matter either way.
+    assert set(_codes(await _search(client, owner, "q=tiles"))) == {"CRM-100", "URB-900"}
+    assert _codes(await _search(client, owner, "q=creme marfil")) == ["CRM-100"]
+    assert _codes(await _search(client, owner, "q=CRÈME")) == ["CRM-100"]
+    # The code, and the category path (Stone > Limestone) and tags are searched too.
+    assert _codes(await _search(client, owner, "q=URB-900")) == ["URB-900"]
+    assert set(_codes(await _search(client, owner, "q=stone"))) == {"CAR-600", "CAL-300", "CRM-100"}
+    assert set(_codes(await _search(client, owner, "q=outdoor"))) == {"CRM-100", "URB-900"}
+
+
+async def test_web_search_syntax(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    assert _codes(await _search(client, owner, 'q="grey veins"')) == ["CAR-600"]
+    assert set(_codes(await _search(client, owner, "q=calacatta or tumbled"))) == {
+        "CAL-300", "CRM-100",
+    }  # fmt: skip
+    assert _codes(await _search(client, owner, "q=marble -polished")) == ["CAR-600"]
+    nothing = await _search(client, owner, "q=granite")
+    assert (nothing["items"], nothing["total"]) == ([], 0)
+
+
+async def test_filters_narrow_and_facets_count_the_matches(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    catalog = await _catalog(client, owner)
+    stone = catalog["stone"]["id"]
+    in_stone = await _search(client, owner, f"category_id={stone}&sort=name")
+    assert _codes(in_stone) == ["CAL-300", "CAR-600", "CRM-100"]
+    assert in_stone["total"] == 3
+    facets = in_stone["facets"]
+    categories = {facet["name"]: facet["count"] for facet in facets["categories"]}
+    assert categories == {"Stone": 3, "Marble": 2, "Limestone": 1}
+    finish = next(p for p in facets["properties"] if p["key"] == "finish")
+    assert [(v["value"], v["count"]) for v in finish["values"]] == [
+        ("polished", 1), ("honed", 1), ("tumbled", 1),
+    ]  # fmt: skip
+    assert {t["value"]: t["count"] for t in facets["tags"]} == {
+        "white": 2, "bathroom": 1, "beige": 1, "outdoor": 1,
+    }  # fmt: skip
+    price = next(r for r in facets["ranges"] if r["key"] == "price")
+    assert (price["minimum"], price["maximum"]) == (45.5, 240.0)
+    assert sum(bucket["count"] for bucket in price["buckets"]) == 3
+
+    async def codes(query: str) -> set[str]:
+        return set(_codes(await _search(client, owner, query)))
+
+    assert await codes("filter=finish:honed") == {"CAR-600"}
+    assert await codes("filter=frost_resistant:true") == {"CRM-100", "URB-900"}
+    assert await codes("filter=thickness>=12") == {"CAL-300", "CRM-100"}
+    assert await codes("filter=thickness<=0.4in") == {"CAR-600", "URB-900"}
+    assert await codes("filter=thickness>=10&filter=thickness<=12") == {"CAR-600", "CRM-100"}
+    assert await codes("price_max=50") == {"CRM-100", "URB-900"}
+    assert await codes("tag=white&tag=bathroom") == {"CAR-600"}
+    assert await codes("status=active&q=tile") == {"URB-900"}
+    assert await codes("q=marble&filter=finish:polished") == {"CAL-300"}
+
+
+async def test_bad_filters_are_refused_clearly(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    for query in (
+        "filter=colour:red",
+        "filter=finish:sandblasted",
+        "filter=thickness>=thick",
+        "filter=thickness>=2kg",
+        "filter=finish>=2",
+        "filter=nonsense",
+        "mode=semantic",
+        "cursor=not-a-cursor",
+    ):
+        response = await client.get(f"/api/v1/search?{query}", headers=owner.headers)
+        assert response.status_code in (400, 422), query
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_sorting_and_pages(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    by_price = await _search(client, owner, "sort=price_asc")
+    assert _codes(by_price) == ["URB-900", "CRM-100", "CAR-600", "CAL-300"]
+    assert _codes(await _search(client, owner, "sort=price_desc"))[0] == "CAL-300"
+
+    seen: list[str] = []
+    query = "sort=name&limit=3&facets=false"
+    while True:
+        page = await _search(client, owner, query)
+        seen += _codes(page)
+        if page["next_cursor"] is None:
+            break
+        query = f"sort=name&limit=3&facets=false&cursor={page['next_cursor']}"
+    assert seen == ["CAL-300", "CAR-600", "CRM-100", "URB-900"]
+
+    ranked = await _search(client, owner, "q=marble&limit=1")
+    rest = await _search(client, owner, f"q=marble&limit=1&cursor={ranked['next_cursor']}")
+    assert set(_codes(ranked) + _codes(rest)) == {"CAR-600", "CAL-300"}
+
+
+async def test_snippets_mark_the_matches_and_escape_the_rest(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    hit = (await _search(client, owner, "q=premium"))["items"][0]
+    description = hit["highlight"]["description"]
+    assert "<mark>Premium</mark>" in description
+    # The snippet is safe to put in a page as it is: no markup but the marks.
+    assert "&amp; rare" in description
+    assert "<b>" not in description
+    named = (await _search(client, owner, "q=carrara"))["items"][0]
+    assert named["highlight"]["name"].startswith("<mark>Carrara</mark>")
+
+
+async def test_search_sees_only_live_materials_of_ones_own_organization(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    catalog = await _catalog(client, owner)
+    other = await member(runtime, client)
+    await create_material(client, other, name="Carrara from elsewhere", code="CAR-600")
+    await client.delete(
+        f"/api/v1/materials/{catalog['materials']['calacatta']['id']}", headers=owner.headers
+    )
+    assert _codes(await _search(client, owner, "q=carrara")) == ["CAR-600"]
+    assert (await _search(client, other, "q=carrara"))["total"] == 1
+
+
+async def test_renaming_a_category_reindexes_its_materials(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    catalog = await _catalog(client, owner)
+    assert _codes(await _search(client, owner, "q=travertine")) == []
+    await client.patch(
+        f"/api/v1/categories/{catalog['limestone']['id']}",
+        json={"name": "Travertine"},
+        headers=owner.headers,
+    )
+    assert _codes(await _search(client, owner, "q=travertine")) == ["CRM-100"]
+
+
+async def test_suggestions_complete_and_forgive_typos(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+
+    async def suggested(typed: str) -> list[tuple[str, str]]:
+        response = await client.get(f"/api/v1/search/suggest?q={typed}", headers=owner.headers)
+        assert response.status_code == 200, response.text
+        return [(s["kind"], s["text"]) for s in response.json()["suggestions"]]
+
+    assert ("material", "Carrara honed 60x60") in await suggested("carr")
+    assert ("category", "Marble") in await suggested("marbel")
+    assert ("material", "Calacatta polished slab") in await suggested("calacata")
+    assert ("material", "Crème Marfil tumbled") in await suggested("creme")
+    assert ("material", "Urban grey porcelain") in await suggested("URB-9")
+    assert ("tag", "outdoor") in await suggested("outdor")
+    assert await suggested("zzzzqqq") == []
