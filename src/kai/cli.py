@@ -37,7 +37,9 @@ db_app.add_typer(embedded_app, name="embedded")
 app.add_typer(config_app, name="config")
 app.add_typer(admin_app, name="admin")
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The catalog: import and export.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(catalog_app, name="catalog")
 
 
 def _settings() -> Settings:
@@ -368,3 +370,104 @@ def audit_verify() -> None:
 
 def main() -> None:
     app()
+
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Annotated[Path, typer.Argument(help="A CSV, JSON, or zip of either with images.")],
+    organization: Annotated[str, typer.Option(help="Slug of the organization.")],
+    mode: Annotated[
+        str, typer.Option(help="all_or_nothing, or skip_invalid to import the valid rows.")
+    ] = "all_or_nothing",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only; write nothing.")] = False,
+    mapping: Annotated[
+        str | None, typer.Option(help='Columns to fields as JSON: {"Article no.": "code"}.')
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Import materials; rows update the material with the same code. Exits 1 on any problem."""
+    from kai.catalog import transfers
+    from kai.kit import images as imaging
+    from kai.kit.errors import KaiError
+
+    if mode not in ("all_or_nothing", "skip_invalid"):
+        _fail("--mode is all_or_nothing or skip_invalid")
+    try:
+        columns = json.loads(mapping) if mapping else {}
+        data = file.read_bytes()
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the input: {exc}")
+    settings = _settings()
+    limits = imaging.ImageLimits(
+        max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels
+    )
+
+    async def progress(done: int, total: int) -> None:
+        typer.echo(f"  {done}/{total} rows", err=True)
+
+    try:
+        report = _run_with_runtime(
+            settings,
+            lambda runtime: transfers.import_from_command_line(
+                runtime.session_factory,
+                runtime.storage,
+                organization_slug=organization,
+                data=data,
+                mapping=columns,
+                mode=mode,  # type: ignore[arg-type]
+                dry_run=dry_run,
+                limits=limits,
+                progress=progress,
+            ),
+        )
+    except KaiError as exc:
+        _fail(f"not imported: {exc.detail or exc.title}")
+    summary = report.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(
+            f"{summary['rows']} rows: {summary['created']} created, {summary['updated']} updated,"
+            f" {summary['unchanged']} unchanged, {summary['images']} images,"
+            f" {summary['error_count']} problems" + (" (dry run)" if dry_run else "")
+        )
+        for problem in summary["errors"][:50]:
+            column = f" {problem['column']}" if problem["column"] else ""
+            typer.echo(f"  row {problem['row']}{column}: {problem['message']}")
+    if summary["error_count"]:
+        raise typer.Exit(1)
+
+
+@catalog_app.command("export")
+def catalog_export(
+    organization: Annotated[str, typer.Option(help="Slug of the organization.")],
+    output: Annotated[
+        Path | None, typer.Option(help="File to write [default: standard output].")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+) -> None:
+    """Write every live material as CSV or JSON, in the columns an import reads back."""
+    import sys
+
+    from kai.catalog import transfers
+    from kai.kit.errors import KaiError
+
+    if fmt not in ("csv", "json"):
+        _fail("--format is csv or json")
+    target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        count = _run_with_runtime(
+            _settings(),
+            lambda runtime: transfers.export_from_command_line(
+                runtime.session_factory,
+                organization_slug=organization,
+                fmt=fmt,
+                write=target.write,
+            ),
+        )
+    except KaiError as exc:
+        _fail(f"not exported: {exc.detail or exc.title}")
+    finally:
+        if output:
+            target.close()
+    typer.echo(f"{count} materials exported", err=True)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.errors import DuplicateImage, ImageNotFound, ImageNotReady
 from kai.catalog.materials import get_material
-from kai.catalog.models import ImageStatus, MaterialImage
+from kai.catalog.models import ImageStatus, Material, MaterialImage
 from kai.catalog.repository import ImageRepository
 from kai.identity.actor import Actor
 from kai.kit import images as imaging
@@ -41,21 +41,43 @@ async def upload_image(
     primary: bool | None,
     limits: imaging.ImageLimits,
 ) -> MaterialImage:
-    """Check, store and record an image; its derivatives follow from a job.
+    """Check, store and record an image; its derivatives follow from a job."""
+    material = await get_material(session, actor=actor, material_id=material_id)
+    return await attach_image(
+        session,
+        storage,
+        actor=actor,
+        material=material,
+        data=data,
+        file_name=file_name,
+        primary=primary,
+        limits=limits,
+    )
 
-    Refused files leave nothing behind: the bytes are stored only after every check passed and
-    the row is in place, and removed again when anything after that fails.
-    """
+
+async def attach_image(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    material: Material,
+    data: bytes,
+    file_name: str,
+    primary: bool | None,
+    limits: imaging.ImageLimits,
+) -> MaterialImage:
+    """Refused files leave nothing behind: the bytes are stored only after every check passed
+    and the row is in place, and removed again when anything after that fails."""
     from kai.catalog.tasks import make_image_derivatives
 
     organization_id = actor.tenant_id
-    material = await get_material(session, actor=actor, material_id=material_id)
     inspected = await asyncio.to_thread(imaging.inspect_image, data, limits)
     repository = ImageRepository(session)
     existing = await repository.by_sha256(organization_id, inspected.sha256)
     if existing is not None:
         raise DuplicateImage(
-            f"The same file is image {existing.id} of material {existing.material_id}."
+            f"The same file is image {existing.id} of material {existing.material_id}.",
+            headers={"Location": f"/api/v1/materials/{existing.material_id}/images"},
         )
     others = await repository.of_material(organization_id, material.id)
     make_primary = primary if primary is not None else not others

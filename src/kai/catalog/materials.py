@@ -121,7 +121,8 @@ def _author(actor: Actor) -> str:
 def _plain(value: Any) -> Any:
     """A value as a version stores it (JSON)."""
     if isinstance(value, Decimal):
-        return str(value)
+        # 89.00 as sent and 89.0000 as stored are one price.
+        return f"{value.normalize():f}"
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
@@ -173,7 +174,16 @@ async def _flush_unique(session: AsyncSession, material: Material, code: str) ->
         raise
 
 
-async def create_material(session: AsyncSession, *, actor: Actor, data: MaterialCreate) -> Material:
+def validate_row_properties(
+    schema: Sequence[PropertyDefinition], values: Mapping[str, Any], *, partial: bool = False
+) -> tuple[dict[str, Any], list[PropertyError]]:
+    """Canonical values and every problem, without raising (imports report them per row)."""
+    return validate_properties(schema, values, partial=partial)
+
+
+async def create_material(
+    session: AsyncSession, *, actor: Actor, data: MaterialCreate, action: str = "created"
+) -> Material:
     organization_id = actor.tenant_id
     schema = await _schema(session, organization_id, data.category_id)
     properties = _checked(schema, data.properties, partial=False)
@@ -200,7 +210,7 @@ async def create_material(session: AsyncSession, *, actor: Actor, data: Material
     session.add(material)
     material = await _flush_unique(session, material, data.code)
     changes = _diff({"properties": {}}, {**_snapshot(material), "properties": properties})
-    await _record(session, material, "created", changes, actor)
+    await _record(session, material, action, changes, actor)
     return material
 
 
@@ -227,6 +237,7 @@ async def update_material(
     material_id: uuid.UUID,
     changes: dict[str, Any],
     if_match: str | None,
+    action: str = "updated",
 ) -> Material:
     """Apply the fields in `changes` (as sent: absent fields stay) to the current version."""
     organization_id = actor.tenant_id
@@ -286,7 +297,7 @@ async def update_material(
     material.version += 1
     material.updated_by = _author(actor)
     material = await _flush_unique(session, material, code)
-    await _record(session, material, "updated", diff, actor)
+    await _record(session, material, action, diff, actor)
     return material
 
 

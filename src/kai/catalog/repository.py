@@ -178,6 +178,22 @@ class MaterialRepository:
             statement = statement.where(Material.id != other_than)
         return bool((await self.session.execute(statement)).scalar_one())
 
+    async def live_by_codes(
+        self, organization_id: uuid.UUID, codes: Sequence[str]
+    ) -> dict[str, Material]:
+        """Live materials with these codes, by lower-cased code."""
+        found: dict[str, Material] = {}
+        lowered = sorted({code.lower() for code in codes})
+        for start in range(0, len(lowered), 5000):
+            statement = select(Material).where(
+                Material.organization_id == organization_id,
+                Material.deleted_at.is_(None),
+                func.lower(Material.code).in_(lowered[start : start + 5000]),
+            )
+            for material in await self.session.scalars(statement):
+                found[material.code.lower()] = material
+        return found
+
     async def count_in_categories(
         self, organization_id: uuid.UUID, category_ids: Sequence[uuid.UUID]
     ) -> int:

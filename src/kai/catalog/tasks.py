@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kai.catalog import images
+from kai.catalog import images, transfers
 from kai.jobs.queue import JobRun, PermanentJobError, job_task
 
 
@@ -19,4 +19,18 @@ async def make_image_derivatives(run: JobRun) -> dict[str, Any]:
         run.storage,
         organization_id=run.organization_id,
         image_id=uuid.UUID(str(run.params["image_id"])),
+    )
+
+
+@job_task("catalog.import", max_attempts=3)
+async def import_file(run: JobRun) -> dict[str, Any]:
+    """An uploaded catalog file, imported as its uploader asked."""
+    if run.organization_id is None:
+        raise PermanentJobError("an import belongs to an organization")
+    return await transfers.run_import(
+        run.session,
+        run.storage,
+        organization_id=run.organization_id,
+        params=run.params,
+        progress=run.report_progress,
     )

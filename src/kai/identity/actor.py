@@ -24,7 +24,8 @@ class Origin:
 class Actor:
     """An authenticated caller acting for one organization."""
 
-    kind: Literal["user", "api_key"]
+    # "operator": someone at the `kai` command line, trusted as the platform's own.
+    kind: Literal["user", "api_key", "operator"]
     # None for a person who belongs to no organization yet (they may create or join one).
     organization_id: uuid.UUID | None
     permissions: frozenset[Permission]
@@ -63,4 +64,6 @@ class Actor:
 
     @property
     def audit_id(self) -> str:
+        if self.kind == "operator":
+            return "cli"
         return str(self.user_id if self.kind == "user" else self.api_key_id)

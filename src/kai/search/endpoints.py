@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 
 from kai.catalog.models import MaterialStatus
 from kai.catalog.schemas import UnitSystem
-from kai.deps import DbSession
+from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
@@ -27,22 +28,12 @@ FILTER = r"^[a-z][a-z0-9_]{0,62}(:|>=|<=|>|<)[^\x00-\x1f\x7f]+$"
 TagText = Annotated[str, StringConstraints(max_length=50, pattern=PLAIN_TEXT)]
 FilterText = Annotated[str, StringConstraints(max_length=200, pattern=FILTER)]
 
-router = APIRouter(prefix="/search", tags=["search"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["search"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 
 
-@router.get(
-    "",
-    summary="Search the catalog",
-    description='`q` takes web-search syntax: `"exact phrase"`, `or`, `-excluded`. Accents and '
-    "case do not matter; words are stemmed in the catalog's language. Filters narrow the "
-    "matches and the facets count them.",
-    responses=problem_responses(400, 422),
-)
-async def search(
-    actor: MaterialsRead,
-    session: DbSession,
+async def search_request(
     q: Annotated[str | None, Query(max_length=500, pattern=PLAIN_TEXT)] = None,
     mode: SearchMode = "fulltext",
     sort: SearchSort = "relevance",
@@ -71,8 +62,8 @@ async def search(
     units: UnitSystem | None = None,
     cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
-) -> SearchResults:
-    request = service.SearchRequest(
+) -> service.SearchRequest:
+    return service.SearchRequest(
         text=q,
         mode=mode,
         sort=sort,
@@ -89,10 +80,53 @@ async def search(
         cursor=cursor,
         units=units,
     )
+
+
+Request = Annotated[service.SearchRequest, Depends(search_request)]
+
+
+@router.get(
+    "/search",
+    summary="Search the catalog",
+    description='`q` takes web-search syntax: `"exact phrase"`, `or`, `-excluded`. Accents and '
+    "case do not matter; words are stemmed in the catalog's language. Filters narrow the "
+    "matches and the facets count them.",
+    responses=problem_responses(400, 422),
+)
+async def search(actor: MaterialsRead, session: DbSession, request: Request) -> SearchResults:
     return await service.search(session, actor=actor, request=request)
 
 
-@router.get("/suggest", summary="Completions and corrections for a search box")
+@router.get(
+    "/catalog/exports",
+    summary="Download the catalog, or a search result, as CSV or JSON",
+    description="Takes the search's query and filters (without them: the whole catalog). "
+    "Values are in the properties' own units, in the columns an import reads back.",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}, "application/json": {}}, "description": "The file."},
+        **problem_responses(400, 422),
+    },
+)
+async def export(
+    actor: MaterialsRead,
+    session: DbSession,
+    runtime: RuntimeDep,
+    request: Request,
+    format: Literal["csv", "json"] = "csv",
+) -> StreamingResponse:
+    pieces = await service.export(
+        session, runtime.session_factory, actor=actor, request=request, fmt=format
+    )
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
+    return StreamingResponse(
+        pieces,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="catalog.{format}"'},
+    )
+
+
+@router.get("/search/suggest", summary="Completions and corrections for a search box")
 async def suggest(
     actor: MaterialsRead,
     session: DbSession,

@@ -6,20 +6,22 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kai.catalog import categories, materials
+from kai.catalog import categories, materials, transfers
 from kai.catalog.categories import CategoryView
+from kai.catalog.models import Material
 from kai.catalog.properties import PropertyDefinition
 from kai.catalog.repository import CategoryRepository
 from kai.catalog.schemas import UnitSystem
 from kai.catalog.units import UnitError, convert, preferred
 from kai.identity.actor import Actor
+from kai.kit.db import scoped_transaction
 from kai.kit.errors import Unprocessable
 from kai.search.repository import (
     BUCKETS,
@@ -52,6 +54,7 @@ NUMBER_WITH_UNIT = re.compile(r"^\s*(?P<number>-?\d+(?:\.\d+)?)\s*(?P<unit>[A-Za
 FACETED_TYPES = frozenset({"enum", "multi_enum", "boolean"})
 RANGED_TYPES = frozenset({"number", "integer"})
 MAX_RANGE_FACETS = 8
+EXPORT_BATCH = 1000
 
 
 class InvalidFilter(Unprocessable):
@@ -149,9 +152,18 @@ def _marked(fragment: str | None) -> str | None:
     return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
 
-async def search(session: AsyncSession, *, actor: Actor, request: SearchRequest) -> SearchResults:
+async def _query(
+    session: AsyncSession, actor: Actor, request: SearchRequest
+) -> tuple[SearchQuery, str]:
+    query, language, _, _ = await _prepared(session, actor, request)
+    return query, language
+
+
+async def _prepared(
+    session: AsyncSession, actor: Actor, request: SearchRequest
+) -> tuple[SearchQuery, str, list[CategoryView], dict[str, PropertyDefinition]]:
+    """The request as a query, the catalog's language, its categories and properties."""
     organization_id = actor.tenant_id
-    repository = SearchRepository(session)
     views = await categories.list_categories(session, actor=actor)
     definitions = _definitions(views)
     conditions = [
@@ -175,7 +187,13 @@ async def search(session: AsyncSession, *, actor: Actor, request: SearchRequest)
         price_max=request.price_max,
         properties=conditions,
     )
-    language = await repository.language(organization_id)
+    language = await SearchRepository(session).language(organization_id)
+    return query, language, views, definitions
+
+
+async def search(session: AsyncSession, *, actor: Actor, request: SearchRequest) -> SearchResults:
+    repository = SearchRepository(session)
+    query, language, views, definitions = await _prepared(session, actor, request)
     hits, next_cursor = await repository.search(
         query, language=language, sort=request.sort, limit=request.limit, cursor=request.cursor
     )
@@ -209,6 +227,46 @@ async def search(session: AsyncSession, *, actor: Actor, request: SearchRequest)
     return SearchResults(
         items=items, next_cursor=next_cursor, total=total, facets=facets, mode=request.mode
     )
+
+
+async def export(
+    session: AsyncSession,
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    actor: Actor,
+    request: SearchRequest,
+    fmt: str,
+) -> AsyncIterator[str]:
+    """Every material the request matches, as CSV or JSON pieces.
+
+    The pieces are read after the request's own transaction has ended (a response streams
+    after its endpoint returns), so they come from a transaction of their own.
+    """
+    organization_id = actor.tenant_id
+    query, language = await _query(session, actor, request)
+    sort = request.sort if query.text or request.sort != "relevance" else "name"
+    described = {"q": request.text, "category_id": request.category_id}
+    await transfers.record_export(
+        session,
+        actor=actor,
+        fmt=fmt,
+        description={**described, "filters": ",".join(request.filters)},
+    )
+
+    async def pieces() -> AsyncIterator[str]:
+        async with scoped_transaction(factory, organization_id=organization_id) as own:
+            repository = SearchRepository(own)
+
+            async def pages(cursor: str | None) -> tuple[list[Material], str | None]:
+                hits, following = await repository.search(
+                    query, language=language, sort=sort, limit=EXPORT_BATCH, cursor=cursor
+                )
+                return [hit.material for hit in hits], following
+
+            async for piece in transfers.export_pieces(own, actor=actor, fmt=fmt, pages=pages):
+                yield piece
+
+    return pieces()
 
 
 def _facets(

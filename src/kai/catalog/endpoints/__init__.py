@@ -2,6 +2,11 @@
 
 from fastapi import APIRouter
 
-from kai.catalog.endpoints import categories, images, materials
+from kai.catalog.endpoints import categories, images, materials, transfers
 
-ROUTERS: tuple[APIRouter, ...] = (categories.router, materials.router, images.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    categories.router,
+    materials.router,
+    images.router,
+    transfers.router,
+)

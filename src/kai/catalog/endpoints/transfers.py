@@ -1,0 +1,109 @@
+"""HTTP routes of catalog imports (exports are search's: any search result can be exported)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile, status
+from pydantic import BaseModel, Field
+
+from kai.catalog import transfers
+from kai.catalog.imports import ImportMode
+from kai.deps import DbSession, RuntimeDep
+from kai.identity.actor import Actor
+from kai.identity.dependencies import AUTH_RESPONSES, require
+from kai.identity.permissions import Permission
+from kai.jobs.schemas import JobRead
+from kai.kit import images as imaging
+from kai.kit.errors import InvalidValue, problem_responses
+
+router = APIRouter(prefix="/catalog", tags=["catalog transfers"], responses=AUTH_RESPONSES)
+
+MaterialsWrite = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE))]
+
+
+class RowProblem(BaseModel):
+    row: int = Field(description="As a spreadsheet numbers it: the header is row 1.")
+    column: str | None
+    message: str
+
+
+class ImportReportRead(BaseModel):
+    rows: int
+    valid: int
+    created: int
+    updated: int
+    unchanged: int
+    images: int
+    error_count: int = Field(description="Every problem; `errors` lists the first 1,000.")
+    errors: list[RowProblem]
+    dry_run: bool
+    written: bool = Field(description="Whether anything was written.")
+
+
+class ImportStarted(BaseModel):
+    job: JobRead = Field(description="Follow it at `/api/v1/jobs/{id}`; its result is the report.")
+
+
+def _mapping(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        mapping: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidValue("`mapping` must be a JSON object of column to field.") from exc
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+    ):
+        raise InvalidValue("`mapping` must be a JSON object of column to field.")
+    return mapping
+
+
+@router.post(
+    "/imports",
+    summary="Import materials from CSV, JSON, or a zip of either with images",
+    description="Columns named like fields (`code` or `sku`, `name`, `category` as a path such "
+    "as `Stone > Marble`, `price`, `currency`, `tags` separated by `;`, `status`, "
+    "`properties.<key>`, `images`) are taken as they are; `mapping` renames others "
+    '(`{"Article no.": "code", "Finish": "properties.finish", "Notes": "ignore"}`). A row '
+    "whose code is in the catalog updates that material. `dry_run` answers the report at once "
+    "and writes nothing; otherwise the import runs as a job (202).",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"model": ImportReportRead, "description": "The dry run's report."},
+               **problem_responses(400, 413, 422)},
+)  # fmt: skip
+async def import_materials(
+    actor: MaterialsWrite,
+    session: DbSession,
+    runtime: RuntimeDep,
+    response: Response,
+    file: Annotated[UploadFile, File(description="CSV (UTF-8), JSON, or zip.")],
+    mapping: Annotated[str | None, Form(max_length=20_000)] = None,
+    mode: Annotated[ImportMode, Form()] = "all_or_nothing",
+    dry_run: Annotated[bool, Form()] = False,
+) -> ImportStarted | ImportReportRead:
+    limits = imaging.ImageLimits(
+        max_bytes=runtime.settings.images.max_bytes,
+        max_pixels=runtime.settings.images.max_pixels,
+    )
+    data = await file.read()
+    columns = _mapping(mapping)
+    if dry_run:
+        report = await transfers.dry_run(
+            session, actor=actor, data=data, mapping=columns, mode=mode, limits=limits
+        )
+        response.status_code = status.HTTP_200_OK
+        return ImportReportRead.model_validate(report.summary())
+    job = await transfers.start_import(
+        session,
+        runtime.storage,
+        actor=actor,
+        data=data,
+        file_name=file.filename or "",
+        mapping=columns,
+        mode=mode,
+        limits=limits,
+    )
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return ImportStarted(job=JobRead.from_job(job))

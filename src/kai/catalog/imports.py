@@ -1,0 +1,566 @@
+"""Catalog import: CSV, JSON, or a zip of either with the images its rows name.
+
+Every row is checked before anything is written: a dry run reports what an import would do;
+`all_or_nothing` writes nothing unless every row is valid; `skip_invalid` writes the valid
+rows. Rows update the live material with the same code (SKU) rather than adding a second one,
+so importing the same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog import materials as material_service
+from kai.catalog.categories import CategoryView, list_categories
+from kai.catalog.errors import CodeTaken, InvalidProperties, PriceWithoutCurrency
+from kai.catalog.models import Material
+from kai.catalog.properties import PropertyDefinition
+from kai.catalog.repository import MaterialRepository
+from kai.catalog.schemas import MaterialCreate
+from kai.identity.actor import Actor
+from kai.kit.errors import BadRequest, PayloadTooLarge
+
+log = structlog.get_logger(__name__)
+
+ImportMode = Literal["all_or_nothing", "skip_invalid"]
+ImportFormat = Literal["csv", "json", "zip"]
+FIELDS = (
+    "name",
+    "code",
+    "category",
+    "category_id",
+    "description",
+    "manufacturer",
+    "supplier",
+    "price",
+    "currency",
+    "tags",
+    "status",
+    "images",
+)
+LIST_SEPARATOR = re.compile(r"\s*[;|]\s*")
+DIMENSIONS = re.compile(
+    r"^\s*(?P<l>\d+(?:\.\d+)?)\s*[x\u00d7*]\s*(?P<w>\d+(?:\.\d+)?)"
+    r"(?:\s*[x\u00d7*]\s*(?P<t>\d+(?:\.\d+)?))?\s*(?P<unit>[A-Za-z]+)?\s*$"
+)
+NUMBER_WITH_UNIT = re.compile(r"^\s*(?P<number>-?\d+(?:[.,]\d+)?)\s*(?P<unit>[A-Za-z%/0-9_]+)?\s*$")
+# Price lists from much of Europe write 92,50.
+DECIMAL_COMMA = re.compile(r"^\s*\d+,\d{1,4}\s*$")
+TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "no", "n", "0"})
+# A report lists this many problems; the count says how many there were in all.
+MAX_REPORTED_ERRORS = 1000
+MAX_ZIP_ENTRIES = 20_000
+MAX_UNPACKED_BYTES = 2 * 1024**3
+
+
+class InvalidImportFile(BadRequest):
+    type, title = "invalid-import-file", "The file cannot be read as a catalog"
+
+
+@dataclass
+class RowError:
+    row: int
+    column: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "message": self.message}
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    valid: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    images: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    dry_run: bool = False
+    written: bool = False
+
+    def add(self, error: RowError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "valid": self.valid,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "images": self.images,
+            "error_count": self.error_count,
+            "errors": [error.as_dict() for error in self.errors],
+            "dry_run": self.dry_run,
+            "written": self.written,
+        }
+
+
+@dataclass
+class SourceRow:
+    number: int  # as a spreadsheet counts: the header is row 1
+    values: dict[str, Any]
+
+
+@dataclass
+class CatalogFile:
+    rows: list[SourceRow]
+    images: dict[str, bytes]
+
+
+def detect_format(data: bytes) -> ImportFormat:
+    if data.startswith(b"PK\x03\x04"):
+        return "zip"
+    head = data.lstrip()[:1]
+    return "json" if head in (b"[", b"{") else "csv"
+
+
+def read_file(data: bytes, *, image_bytes_limit: int) -> CatalogFile:
+    """Rows of a CSV or JSON file, or of the one such file inside a zip with its images."""
+    if not data:
+        raise InvalidImportFile("The file is empty.")
+    kind = detect_format(data)
+    if kind == "zip":
+        return _read_zip(data, image_bytes_limit)
+    return CatalogFile(rows=_read_rows(data, kind), images={})
+
+
+def _read_rows(data: bytes, kind: Literal["csv", "json"]) -> list[SourceRow]:
+    if kind == "json":
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidImportFile(f"The JSON is not valid: {exc}.") from exc
+        items = parsed.get("materials") if isinstance(parsed, dict) else parsed
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise InvalidImportFile('JSON must be a list of objects, or {"materials": [...]}.')
+        return [SourceRow(number=index + 1, values=item) for index, item in enumerate(items)]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidImportFile("The CSV is not UTF-8 text.") from exc
+    if "\x00" in text:
+        raise InvalidImportFile("The CSV contains NUL characters: is it really text?")
+    dialect: Any
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    if not reader.fieldnames:
+        raise InvalidImportFile("The CSV has no header row.")
+    rows = []
+    try:
+        for row in reader:
+            extra = row.pop(None, None)
+            values: dict[str, Any] = {key.strip(): value for key, value in row.items() if key}
+            if extra:
+                values["\x00extra"] = extra
+            rows.append(SourceRow(number=reader.line_num, values=values))
+    except csv.Error as exc:
+        raise InvalidImportFile(
+            f"The CSV cannot be read at line {reader.line_num}: {exc}."
+        ) from exc
+    return rows
+
+
+def _read_zip(data: bytes, image_bytes_limit: int) -> CatalogFile:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise InvalidImportFile("The zip archive is damaged.") from exc
+    entries = [info for info in archive.infolist() if not info.is_dir()]
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise PayloadTooLarge(f"The zip holds more than {MAX_ZIP_ENTRIES} files.")
+    # Sizes as declared; reading stops at them too, so a lying header gains nothing.
+    if sum(info.file_size for info in entries) > MAX_UNPACKED_BYTES:
+        raise PayloadTooLarge("The zip unpacks to more than 2 GiB.")
+    tables = [
+        info
+        for info in entries
+        if info.filename.lower().endswith((".csv", ".json"))
+        and not info.filename.startswith("__MACOSX/")
+    ]
+    if len(tables) != 1:
+        raise InvalidImportFile("The zip must hold exactly one .csv or .json file of materials.")
+    table = tables[0]
+    kind: Literal["csv", "json"] = "json" if table.filename.lower().endswith(".json") else "csv"
+    rows = _read_rows(_read_entry(archive, table, MAX_UNPACKED_BYTES), kind)
+    images = {}
+    for info in entries:
+        if info is table or info.filename.startswith("__MACOSX/"):
+            continue
+        images[info.filename] = _read_entry(archive, info, image_bytes_limit + 1)
+    return CatalogFile(rows=rows, images=images)
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    try:
+        with archive.open(info) as entry:
+            return entry.read(limit)
+    except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+        raise InvalidImportFile(f"{info.filename} cannot be read from the zip: {exc}.") from exc
+
+
+# --- rows to materials ----------------------------------------------------------------------
+
+
+@dataclass
+class PlannedRow:
+    row: int
+    data: MaterialCreate
+    image_names: list[str]
+
+
+def _mapped(values: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
+    """The row under KAI's field names: `mapping` first, then columns named like fields."""
+    fields: dict[str, Any] = {}
+    for column, value in values.items():
+        target = mapping.get(column)
+        if target is None:
+            lowered = column.strip().lower()
+            if lowered in FIELDS or lowered == "properties" or lowered.startswith("properties."):
+                target = lowered
+            elif lowered == "sku":
+                target = "code"
+        if target is not None and target != "ignore":
+            fields[target] = value
+    return fields
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return [item for item in LIST_SEPARATOR.split(str(value).strip()) if item]
+
+
+def property_from_text(definition: PropertyDefinition, value: Any) -> Any:
+    """A spreadsheet cell as the property's input form; JSON values pass as they are."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    kind = definition.type
+    if kind in ("number", "integer"):
+        match = NUMBER_WITH_UNIT.fullmatch(text)
+        if match is None:
+            return text
+        number_text = match["number"].replace(",", ".")
+        number: float | int = (
+            int(number_text) if kind == "integer" and "." not in number_text else float(number_text)
+        )
+        if match["unit"]:
+            return {"value": number, "unit": match["unit"]}
+        return number
+    if kind == "boolean":
+        lowered = text.lower()
+        if lowered in TRUE_WORDS:
+            return True
+        if lowered in FALSE_WORDS:
+            return False
+        return text
+    if kind == "multi_enum":
+        return _text_list(text)
+    if kind == "dimensions":
+        match = DIMENSIONS.fullmatch(text)
+        if match is None:
+            return text
+        sides: dict[str, Any] = {"length": float(match["l"]), "width": float(match["w"])}
+        if match["t"]:
+            sides["thickness"] = float(match["t"])
+        if match["unit"]:
+            sides["unit"] = match["unit"]
+        return sides
+    return text
+
+
+class _Categories:
+    """Categories by id and by path ("Stone > Marble"), for resolving rows."""
+
+    def __init__(self, views: Sequence[CategoryView]) -> None:
+        by_id = {view.category.id: view for view in views}
+        self.by_id = by_id
+        self.by_path: dict[str, CategoryView] = {}
+        for view in views:
+            names = [by_id[i].category.name for i in view.category.path if i in by_id]
+            path = " > ".join([*names, view.category.name])
+            self.by_path[path.lower()] = view
+            # A name alone finds a category when no other has it.
+            self.by_path.setdefault(view.category.name.lower(), view)
+
+    def path_of(self, category_id: uuid.UUID | None) -> str:
+        view = self.by_id.get(category_id) if category_id else None
+        if view is None:
+            return ""
+        names = [self.by_id[i].category.name for i in view.category.path if i in self.by_id]
+        return " > ".join([*names, view.category.name])
+
+    def find(self, value: Any) -> CategoryView | None:
+        text = str(value).strip()
+        try:
+            return self.by_id.get(uuid.UUID(text))
+        except ValueError:
+            normalised = " > ".join(part.strip() for part in re.split(r"\s*[>/]\s*", text))
+            return self.by_path.get(normalised.lower())
+
+
+def plan_rows(
+    rows: Sequence[SourceRow],
+    mapping: Mapping[str, str],
+    categories: _Categories,
+    report: ImportReport,
+    existing: Mapping[str, Material],
+) -> list[PlannedRow]:
+    """Every row checked against the fields' rules and its category's schema. A row for a
+    code already in the catalog changes what it names and keeps the rest (a price list may
+    name only codes and prices)."""
+    planned: list[PlannedRow] = []
+    seen_codes: dict[str, int] = {}
+    for source in rows:
+        report.rows += 1
+        row_errors: list[RowError] = []
+        if "\x00extra" in source.values:
+            row_errors.append(RowError(source.number, None, "more cells than the header names"))
+        fields = _mapped(source.values, mapping)
+        payload: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        schema: list[PropertyDefinition] = []
+        category_value = fields.pop("category_id", None) or fields.pop("category", None)
+        fields.pop("category", None)
+        if not _blank(category_value):
+            view = categories.find(category_value)
+            if view is None:
+                row_errors.append(
+                    RowError(source.number, "category", f"no category {category_value!r}")
+                )
+            else:
+                payload["category_id"] = view.category.id
+                schema = view.effective
+        definitions = {definition.key: definition for definition in schema}
+        image_names = _text_list(fields.pop("images", "") or "")
+        for name, value in fields.items():
+            if name.startswith("properties."):
+                key = name.removeprefix("properties.")
+                if _blank(value):
+                    continue
+                definition = definitions.get(key)
+                properties[key] = property_from_text(definition, value) if definition else value
+            elif name == "tags":
+                payload["tags"] = [] if _blank(value) else _text_list(value)
+            elif name == "price" and isinstance(value, str) and DECIMAL_COMMA.fullmatch(value):
+                payload["price"] = value.strip().replace(",", ".")
+            elif not _blank(value):
+                payload[name] = value.strip() if isinstance(value, str) else value
+        if isinstance(payload.get("properties"), dict):  # JSON rows may nest them
+            properties = {**payload.pop("properties"), **properties}
+        if properties:
+            payload["properties"] = properties
+        code = str(payload.get("code", "")).strip().lower()
+        current = existing.get(code)
+        if current is not None:
+            payload.setdefault("name", current.name)
+            if "category_id" not in payload and current.category_id is not None:
+                view = categories.by_id.get(current.category_id)
+                schema = view.effective if view else []
+        data = None
+        try:
+            data = MaterialCreate.model_validate(payload)
+        except ValidationError as exc:
+            for detail in exc.errors():
+                column = ".".join(str(part) for part in detail["loc"]) or None
+                row_errors.append(RowError(source.number, column, detail["msg"]))
+        # The properties too, whatever else is wrong: the report should name every problem.
+        _, problems = material_service.validate_row_properties(
+            schema, payload.get("properties", {}), partial=current is not None
+        )
+        row_errors.extend(
+            RowError(source.number, f"properties.{problem.key}", problem.message)
+            for problem in problems
+        )
+        if data is not None:
+            first = seen_codes.get(data.code.lower())
+            if first is not None:
+                row_errors.append(
+                    RowError(source.number, "code", f"the code is on row {first} already")
+                )
+            else:
+                seen_codes[data.code.lower()] = source.number
+        if row_errors or data is None:
+            for error in row_errors:
+                report.add(error)
+            continue
+        report.valid += 1
+        planned.append(PlannedRow(row=source.number, data=data, image_names=image_names))
+    return planned
+
+
+ImageAdder = Callable[[Material, str, bytes], Any]
+
+
+async def import_catalog(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    file: CatalogFile,
+    mapping: Mapping[str, str],
+    mode: ImportMode,
+    dry_run: bool,
+    add_image: ImageAdder | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+) -> ImportReport:
+    """Check every row, then (unless `dry_run` or refused by `mode`) write them."""
+    report = ImportReport(dry_run=dry_run)
+    categories = _Categories(await list_categories(session, actor=actor))
+    codes = [
+        str(value).strip()
+        for row in file.rows
+        for column, value in _mapped(row.values, mapping).items()
+        if column == "code" and not _blank(value)
+    ]
+    existing = await MaterialRepository(session).live_by_codes(actor.tenant_id, codes)
+    planned = plan_rows(file.rows, mapping, categories, report, existing)
+    for row in planned:
+        for name in row.image_names:
+            if name not in file.images:
+                report.add(RowError(row.row, "images", f"{name!r} is not in the zip"))
+    if dry_run or (mode == "all_or_nothing" and report.error_count):
+        return report
+    broken_rows = {error.row for error in report.errors}
+    for index, row in enumerate(planned):
+        if row.row in broken_rows:
+            continue
+        try:
+            material, outcome = await _write(session, actor, row.data, existing)
+        except (InvalidProperties, CodeTaken, PriceWithoutCurrency) as exc:
+            report.add(RowError(row.row, None, exc.detail or exc.title))
+            if mode == "all_or_nothing":
+                raise
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        if add_image is not None:
+            for name in row.image_names:
+                if await add_image(material, name, file.images[name]):
+                    report.images += 1
+        if progress is not None and index % 500 == 0:
+            await progress(index, len(planned))
+    report.written = True
+    return report
+
+
+async def _write(
+    session: AsyncSession,
+    actor: Actor,
+    data: MaterialCreate,
+    existing: dict[str, Material],
+) -> tuple[Material, str]:
+    current = existing.get(data.code.lower())
+    if current is None:
+        material = await material_service.create_material(
+            session, actor=actor, data=data, action="imported"
+        )
+        existing[data.code.lower()] = material
+        return material, "created"
+    changes = data.model_dump(exclude={"code"}, exclude_unset=True)
+    before = current.version
+    material = await material_service.update_material(
+        session,
+        actor=actor,
+        material_id=current.id,
+        changes=changes,
+        if_match=None,
+        action="imported",
+    )
+    return material, "updated" if material.version != before else "unchanged"
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def export_columns(views: Sequence[CategoryView]) -> list[str]:
+    keys: dict[str, None] = {}
+    for view in views:
+        for definition in view.effective:
+            keys.setdefault(definition.key, None)
+    return [
+        "code", "name", "category", "description", "manufacturer", "supplier", "price",
+        "currency", "tags", "status", *(f"properties.{key}" for key in keys),
+    ]  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "; ".join(str(item) for item in value)
+    if isinstance(value, dict) and "length" in value:
+        sides = [value.get("length"), value.get("width"), value.get("thickness")]
+        return "x".join(f"{side:g}" for side in sides if side is not None)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    return str(value)
+
+
+def export_record(material: Material, categories: _Categories) -> dict[str, Any]:
+    """One material as an import reads it back (canonical units)."""
+    return {
+        "code": material.code,
+        "name": material.name,
+        "category": categories.path_of(material.category_id),
+        "description": material.description,
+        "manufacturer": material.manufacturer,
+        "supplier": material.supplier,
+        "price": f"{material.price:f}" if material.price is not None else None,
+        "currency": material.currency,
+        "tags": list(material.tags),
+        "status": material.status,
+        "properties": dict(material.properties),
+    }
+
+
+def csv_lines(records: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterable[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    yield buffer.getvalue()
+    for record in records:
+        buffer.seek(0)
+        buffer.truncate()
+        properties = record.get("properties", {})
+        writer.writerow(
+            [
+                _cell(properties.get(column.removeprefix("properties.")))
+                if column.startswith("properties.")
+                else _cell(record.get(column))
+                for column in columns
+            ]
+        )
+        yield buffer.getvalue()
+
+
+def categories_index(views: Sequence[CategoryView]) -> _Categories:
+    return _Categories(views)

@@ -1,0 +1,305 @@
+"""Imports and exports as users start them: upload, dry run, the import job, downloads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kai.catalog import images
+from kai.catalog.categories import list_categories
+from kai.catalog.errors import DuplicateImage
+from kai.catalog.imports import (
+    CatalogFile,
+    ImportMode,
+    ImportReport,
+    RowError,
+    categories_index,
+    csv_lines,
+    detect_format,
+    export_columns,
+    export_record,
+    import_catalog,
+    read_file,
+)
+from kai.catalog.models import Material
+from kai.catalog.repository import MaterialFilters, MaterialRepository
+from kai.identity import audit
+from kai.identity.actor import Actor
+from kai.identity.errors import OrganizationNotFound
+from kai.identity.permissions import Permission
+from kai.identity.repository import OrganizationRepository
+from kai.jobs.models import Job
+from kai.kit import images as imaging
+from kai.kit.db import act_for
+from kai.kit.json import dumps
+from kai.kit.pagination import PageParams
+from kai.kit.storage import ObjectStorage
+from kai.kit.storage.keys import user_upload_key
+
+
+def _image_adder(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    actor: Actor,
+    limits: imaging.ImageLimits,
+    report: list[RowError],
+) -> Callable[[Material, str, bytes], Awaitable[bool]]:
+    async def add(material: Material, name: str, data: bytes) -> bool:
+        try:
+            await images.attach_image(
+                session,
+                storage,
+                actor=actor,
+                material=material,
+                data=data,
+                file_name=name.rsplit("/", 1)[-1],
+                primary=None,
+                limits=limits,
+            )
+        except DuplicateImage as exc:
+            # Already this material's: importing the same zip again adds nothing.
+            if str(material.id) not in (exc.detail or ""):
+                report.append(RowError(0, "images", f"{name}: {exc.detail}"))
+            return False
+        except (imaging.ImageRejected, imaging.ImageTooLarge) as exc:
+            report.append(RowError(0, "images", f"{name}: {exc.detail or exc.title}"))
+            return False
+        return True
+
+    return add
+
+
+async def dry_run(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    data: bytes,
+    mapping: Mapping[str, str],
+    mode: ImportMode,
+    limits: imaging.ImageLimits,
+) -> ImportReport:
+    """What importing `data` would do, writing nothing."""
+    catalog = read_file(data, image_bytes_limit=limits.max_bytes)
+    return await import_catalog(
+        session, actor=actor, file=catalog, mapping=mapping, mode=mode, dry_run=True
+    )
+
+
+async def start_import(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    data: bytes,
+    file_name: str,
+    mapping: Mapping[str, str],
+    mode: ImportMode,
+    limits: imaging.ImageLimits,
+) -> Job:
+    """Keep the file and queue its import; the job's result is the report."""
+    from kai.catalog.tasks import import_file
+
+    organization_id = actor.tenant_id
+    # Refuse what cannot be read now, rather than in a job the user has to look up.
+    read_file(data, image_bytes_limit=limits.max_bytes)
+    key = user_upload_key(organization_id, f"imports/{uuid.uuid4()}.{detect_format(data)}")
+    await storage.put(key, data)
+    try:
+        job = await import_file.enqueue(
+            session,
+            organization_id=organization_id,
+            params={
+                "file_key": key,
+                "file_name": file_name[:255],
+                "mapping": dict(mapping),
+                "mode": mode,
+                "actor": {
+                    "kind": actor.kind,
+                    "user_id": str(actor.user_id) if actor.user_id else None,
+                    "api_key_id": str(actor.api_key_id) if actor.api_key_id else None,
+                },
+                "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+            },
+        )
+    except BaseException:
+        await storage.delete(key)
+        raise
+    # Timestamps the database set: loaded now, while the session may still do I/O.
+    await session.refresh(job)
+    await audit.record(
+        session,
+        action="catalog.import_started",
+        organization_id=organization_id,
+        actor=actor,
+        target_type="job",
+        target_id=str(job.id),
+        details={"file_name": file_name[:255], "mode": mode},
+    )
+    return job
+
+
+async def run_import(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    organization_id: uuid.UUID,
+    params: Mapping[str, Any],
+    progress: Callable[[int, int], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """The import job's work: read the kept file, import it, report."""
+    who = params["actor"]
+    actor = Actor(
+        kind=who["kind"],
+        organization_id=organization_id,
+        permissions=frozenset({Permission.MATERIALS_WRITE, Permission.MATERIALS_READ}),
+        user_id=uuid.UUID(who["user_id"]) if who.get("user_id") else None,
+        api_key_id=uuid.UUID(who["api_key_id"]) if who.get("api_key_id") else None,
+    )
+    limits = imaging.ImageLimits(**params["limits"])
+    catalog: CatalogFile = read_file(
+        await storage.read(params["file_key"]), image_bytes_limit=limits.max_bytes
+    )
+    image_problems: list[RowError] = []
+    report = await import_catalog(
+        session,
+        actor=actor,
+        file=catalog,
+        mapping=params.get("mapping", {}),
+        mode=params["mode"],
+        dry_run=False,
+        add_image=_image_adder(session, storage, actor, limits, image_problems),
+        progress=progress,
+    )
+    for problem in image_problems:
+        report.add(problem)
+    return report.summary()
+
+
+async def record_export(
+    session: AsyncSession, *, actor: Actor, fmt: str, description: Mapping[str, Any]
+) -> None:
+    await audit.record(
+        session,
+        action="catalog.exported",
+        organization_id=actor.tenant_id,
+        actor=actor,
+        target_type="catalog",
+        details={"format": fmt, **{k: str(v) for k, v in description.items() if v}},
+    )
+
+
+async def export_pieces(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    fmt: str,
+    pages: Callable[[str | None], Awaitable[tuple[list[Material], str | None]]],
+) -> AsyncIterator[str]:
+    """The materials `pages` yields, as CSV or JSON text in pieces (canonical units)."""
+    views = await list_categories(session, actor=actor)
+    categories = categories_index(views)
+    columns = export_columns(views)
+    cursor: str | None = None
+    first = True
+    if fmt == "json":
+        yield '{"materials": ['
+    while True:
+        rows, cursor = await pages(cursor)
+        records = [export_record(material, categories) for material in rows]
+        if fmt == "csv":
+            lines = list(csv_lines(records, columns))
+            yield "".join(lines if first else lines[1:])
+            first = False
+        else:
+            for record in records:
+                yield ("" if first else ",") + dumps(record).decode()
+                first = False
+        if cursor is None:
+            break
+    if fmt == "json":
+        yield "]}"
+
+
+async def operator_for(session: AsyncSession, organization_slug: str) -> Actor:
+    """The command line's actor in an organization, found by its slug."""
+    organization = await OrganizationRepository(session).by_slug(organization_slug)
+    if organization is None:
+        raise OrganizationNotFound(f"No organization {organization_slug!r}.")
+    return Actor(
+        kind="operator",
+        organization_id=organization.id,
+        permissions=frozenset({Permission.MATERIALS_READ, Permission.MATERIALS_WRITE}),
+    )
+
+
+async def import_from_command_line(
+    factory: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    *,
+    organization_slug: str,
+    data: bytes,
+    mapping: Mapping[str, str],
+    mode: ImportMode,
+    dry_run: bool,
+    limits: imaging.ImageLimits,
+    progress: Callable[[int, int], Awaitable[None]] | None = None,
+) -> ImportReport:
+    """`kai catalog import`: the import in this process, in one transaction."""
+    async with factory.begin() as session:
+        actor = await operator_for(session, organization_slug)
+        await act_for(session, organization_id=actor.organization_id)
+        catalog = read_file(data, image_bytes_limit=limits.max_bytes)
+        image_problems: list[RowError] = []
+        report = await import_catalog(
+            session,
+            actor=actor,
+            file=catalog,
+            mapping=mapping,
+            mode=mode,
+            dry_run=dry_run,
+            add_image=_image_adder(session, storage, actor, limits, image_problems),
+            progress=progress,
+        )
+        for problem in image_problems:
+            report.add(problem)
+        if report.written:
+            await audit.record(
+                session,
+                action="catalog.imported",
+                organization_id=actor.organization_id,
+                actor=actor,
+                target_type="catalog",
+                details={"created": report.created, "updated": report.updated},
+            )
+    return report
+
+
+async def export_from_command_line(
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    organization_slug: str,
+    fmt: str,
+    write: Callable[[str], object],
+) -> int:
+    """`kai catalog export`: every live material, written piece by piece; how many."""
+    async with factory.begin() as session:
+        actor = await operator_for(session, organization_slug)
+        await act_for(session, organization_id=actor.organization_id)
+        repository = MaterialRepository(session)
+        count = 0
+
+        async def pages(cursor: str | None) -> tuple[list[Material], str | None]:
+            nonlocal count
+            rows, following = await repository.list_page(
+                actor.tenant_id, MaterialFilters(), PageParams(cursor=cursor, limit=1000)
+            )
+            count += len(rows)
+            return rows, following
+
+        await record_export(session, actor=actor, fmt=fmt, description={"by": "command line"})
+        async for piece in export_pieces(session, actor=actor, fmt=fmt, pages=pages):
+            write(piece)
+    return count

@@ -1,0 +1,239 @@
+"""Catalog imports and exports as a catalog manager runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+import zipfile
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import select
+
+from kai.catalog import transfers
+from kai.jobs.models import Job
+from kai.kit.db import act_for
+from kai.runtime import Runtime
+from tests.catalog.factories import TILE_PROPERTIES, create_category
+from tests.catalog.test_images import photo
+from tests.identity.factories import Member, member
+
+pytestmark = pytest.mark.database
+
+HEADER = "Article no.,name,category,price,currency,Finish,properties.thickness,tags,Notes\n"
+GOOD_ROWS = (
+    "CAR-600,Carrara honed,Stone > Marble,89.00,EUR,honed,10,white; bathroom,keep dry\n"
+    "CAL-300,Calacatta polished,Stone > Marble,240,EUR,polished,0.75 in,white,\n"
+    "CRM-100,Crème Marfil,Stone,45.5,EUR,tumbled,12,beige,\n"
+)
+MAPPING = json.dumps({"Article no.": "code", "Finish": "properties.finish", "Notes": "ignore"})
+
+
+async def _stone(client: AsyncClient, owner: Member) -> None:
+    stone = await create_category(client, owner, "Stone", properties=TILE_PROPERTIES)
+    await create_category(client, owner, "Marble", parent_id=stone["id"])
+
+
+async def _import(
+    client: AsyncClient,
+    owner: Member,
+    content: bytes,
+    *,
+    name: str = "catalog.csv",
+    mode: str = "all_or_nothing",
+    dry_run: bool = False,
+    mapping: str | None = MAPPING,
+) -> Any:
+    data = {"mode": mode, "dry_run": str(dry_run).lower()}
+    if mapping:
+        data["mapping"] = mapping
+    return await client.post(
+        "/api/v1/catalog/imports",
+        files={"file": (name, content, "application/octet-stream")},
+        data=data,
+        headers=owner.headers,
+    )
+
+
+async def _run_queued_import(runtime: Runtime, owner: Member, job_id: str) -> dict[str, Any]:
+    """What the import job does, called directly."""
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        job = (await session.scalars(select(Job).where(Job.id == uuid.UUID(job_id)))).one()
+        return await transfers.run_import(
+            session, runtime.storage, organization_id=owner.organization_id, params=job.params
+        )
+
+
+async def _codes(client: AsyncClient, owner: Member) -> set[str]:
+    page = await client.get("/api/v1/materials?limit=200", headers=owner.headers)
+    return {item["code"] for item in page.json()["items"]}
+
+
+async def test_a_dry_run_reports_and_writes_nothing(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    response = await _import(client, owner, (HEADER + GOOD_ROWS).encode(), dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["rows"], report["valid"], report["error_count"]) == (3, 3, 0)
+    assert (report["dry_run"], report["written"]) == (True, False)
+    assert await _codes(client, owner) == set()
+
+
+async def test_broken_rows_in_all_or_nothing_mode_import_nothing_and_are_all_reported(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    broken = (
+        "BAD-1,No category,Wood > Oak,10,EUR,honed,10,,\n"
+        "BAD-2,Too thick,Stone,10,EUR,honed,90,,\n"
+        ",No code,Stone,10,EUR,honed,10,,\n"
+        "BAD-4,Odd finish,Stone,ten,EUR,sandblasted,10,,\n"
+        "CAR-600,Twice,Stone,10,EUR,honed,10,,\n"
+    )
+    content = (HEADER + GOOD_ROWS + broken).encode()
+    dry = (await _import(client, owner, content, dry_run=True)).json()
+    failed = {(error["row"], error["column"]) for error in dry["errors"]}
+    assert {
+        (5, "category"),
+        (6, "properties.thickness"),
+        (7, "code"),
+        (8, "price"),
+        (8, "properties.finish"),
+        (9, "code"),
+    } <= failed
+    assert dry["valid"] == 3
+
+    started = await _import(client, owner, content)
+    assert started.status_code == 202, started.text
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert report["written"] is False
+    assert report["error_count"] == dry["error_count"]
+    assert await _codes(client, owner) == set()
+
+
+async def test_skip_invalid_imports_the_good_rows(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    content = (HEADER + GOOD_ROWS + "BAD-2,Too thick,Stone,10,EUR,honed,90,,\n").encode()
+    started = await _import(client, owner, content, mode="skip_invalid")
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["error_count"], report["written"]) == (3, 1, True)
+    assert await _codes(client, owner) == {"CAR-600", "CAL-300", "CRM-100"}
+    calacatta = next(
+        item
+        for item in (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"]
+        if item["code"] == "CAL-300"
+    )
+    assert calacatta["properties"]["thickness"] == {"value": 19.05, "unit": "mm"}
+    assert calacatta["tags"] == ["white"]
+
+
+async def test_importing_the_same_file_again_changes_nothing_and_a_price_list_updates(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    content = (HEADER + GOOD_ROWS).encode()
+    first = await _run_queued_import(
+        runtime, owner, (await _import(client, owner, content)).json()["job"]["id"]
+    )
+    again = await _run_queued_import(
+        runtime, owner, (await _import(client, owner, content)).json()["job"]["id"]
+    )
+    assert (first["created"], again["created"], again["unchanged"]) == (3, 0, 3)
+
+    prices = b"sku;price;currency\nCAR-600;92,50;EUR\n"
+    report = await _import(client, owner, prices, mapping=None, dry_run=True)
+    assert report.json()["error_count"] == 0, report.text
+    updated = await _run_queued_import(
+        runtime, owner,
+        (await _import(client, owner, prices, mapping=None)).json()["job"]["id"],
+    )  # fmt: skip
+    assert (updated["updated"], updated["unchanged"], updated["error_count"]) == (1, 0, 0)
+    items = (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"]
+    carrara = next(item for item in items if item["code"] == "CAR-600")
+    # Only the price changed; what the price list did not name stayed.
+    assert (carrara["price"], carrara["name"], carrara["tags"]) == (
+        "92.50", "Carrara honed", ["white", "bathroom"],
+    )  # fmt: skip
+    assert carrara["version"] == 2
+
+
+async def test_json_and_a_zip_with_images(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    rows = [
+        {"code": "CAR-600", "name": "Carrara", "category": "Stone > Marble",
+         "properties": {"thickness": 10, "finish": "honed"}, "images": "photos/car.jpg"},
+    ]  # fmt: skip
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("materials.json", json.dumps(rows))
+        zipped.writestr("photos/car.jpg", photo(colour=(200, 200, 190)))
+    started = await _import(client, owner, archive.getvalue(), name="catalog.zip", mapping=None)
+    assert started.status_code == 202, started.text
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["images"], report["error_count"]) == (1, 1, 0), report[
+        "errors"
+    ]
+    material = (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"][0]
+    images = await client.get(f"/api/v1/materials/{material['id']}/images", headers=owner.headers)
+    assert [image["file_name"] for image in images.json()] == ["car.jpg"]
+
+    missing = io.BytesIO()
+    with zipfile.ZipFile(missing, "w") as zipped:
+        zipped.writestr("materials.json", json.dumps([{**rows[0], "images": "nowhere.jpg"}]))
+    refused = await _import(client, owner, missing.getvalue(), mapping=None, dry_run=True)
+    assert refused.json()["errors"][0]["column"] == "images"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00\x01\x02binary", b'[{"code": ', b"PK\x03\x04broken zip", b"[1, 2, 3]"],
+)
+async def test_unreadable_files_are_refused(
+    runtime: Runtime, client: AsyncClient, content: bytes
+) -> None:
+    owner = await member(runtime, client)
+    response = await _import(client, owner, content, mapping=None)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [obj async for obj in runtime.storage.list(f"{owner.organization_id}/")] == []
+
+
+async def test_an_export_reads_back_as_the_same_catalog(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    await _run_queued_import(
+        runtime,
+        owner,
+        (await _import(client, owner, (HEADER + GOOD_ROWS).encode())).json()["job"]["id"],
+    )
+    exported = await client.get("/api/v1/catalog/exports?format=csv", headers=owner.headers)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {row["code"] for row in rows} == {"CAR-600", "CAL-300", "CRM-100"}
+    carrara = next(row for row in rows if row["code"] == "CAR-600")
+    assert (carrara["category"], carrara["tags"], carrara["properties.finish"]) == (
+        "Stone > Marble", "white; bathroom", "honed",
+    )  # fmt: skip
+
+    back = await _import(client, owner, exported.content, mapping=None, dry_run=True)
+    assert back.json()["error_count"] == 0, back.text
+    report = await _run_queued_import(
+        runtime, owner,
+        (await _import(client, owner, exported.content, mapping=None)).json()["job"]["id"],
+    )  # fmt: skip
+    assert (report["unchanged"], report["updated"], report["created"]) == (3, 0, 0)
+
+    marble = await client.get("/api/v1/catalog/exports?format=json&q=marble", headers=owner.headers)
+    assert {m["code"] for m in marble.json()["materials"]} == {"CAR-600", "CAL-300"}
