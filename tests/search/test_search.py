@@ -225,5 +225,4 @@ async def test_suggestions_complete_and_forgive_typos(
     assert ("material", "Calacatta polished slab") in await suggested("calacata")
     assert ("material", "Crème Marfil tumbled") in await suggested("creme")
     assert ("material", "Urban grey porcelain") in await suggested("URB-9")
-    assert ("tag", "outdoor") in await suggested("outdor")
     assert await suggested("zzzzqqq") == []

@@ -57,11 +57,17 @@ async def effective_schema(
 
 async def list_categories(session: AsyncSession, *, actor: Actor) -> list[CategoryView]:
     categories = await CategoryRepository(session).all(actor.tenant_id)
-    by_id = {category.id: category for category in categories}
+    # Parents come first: each category's schema is its parent's, merged with its own.
+    effective: dict[uuid.UUID, list[PropertyDefinition]] = {}
     views = []
     for category in categories:
-        chain = [by_id[i] for i in category.path if i in by_id] + [category]
-        views.append(CategoryView(category, _effective(chain)))
+        inherited = effective.get(category.parent_id) if category.parent_id else []
+        try:
+            merged = merge_definitions([inherited or [], definitions_of(category)])
+        except ValueError as exc:
+            raise PropertySchemaConflict(str(exc)) from exc
+        effective[category.id] = merged
+        views.append(CategoryView(category, merged))
     return views
 
 

@@ -228,6 +228,10 @@ class PlannedRow:
     row: int
     data: MaterialCreate
     image_names: list[str]
+    # For a new material: its canonical properties and its category's schema.
+    properties: dict[str, Any] = field(default_factory=dict)
+    schema: list[PropertyDefinition] = field(default_factory=list)
+    new: bool = False
 
 
 def _mapped(values: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
@@ -391,7 +395,7 @@ def plan_rows(
                 column = ".".join(str(part) for part in detail["loc"]) or None
                 row_errors.append(RowError(source.number, column, detail["msg"]))
         # The properties too, whatever else is wrong: the report should name every problem.
-        _, problems = material_service.validate_row_properties(
+        canonical, problems = material_service.validate_row_properties(
             schema, payload.get("properties", {}), partial=current is not None
         )
         row_errors.extend(
@@ -411,7 +415,16 @@ def plan_rows(
                 report.add(error)
             continue
         report.valid += 1
-        planned.append(PlannedRow(row=source.number, data=data, image_names=image_names))
+        planned.append(
+            PlannedRow(
+                row=source.number,
+                data=data,
+                image_names=image_names,
+                properties=canonical,
+                schema=schema,
+                new=current is None,
+            )
+        )
     return planned
 
 
@@ -447,9 +460,17 @@ async def import_catalog(
     if dry_run or (mode == "all_or_nothing" and report.error_count):
         return report
     broken_rows = {error.row for error in report.errors}
-    for index, row in enumerate(planned):
-        if row.row in broken_rows:
-            continue
+    writable = [row for row in planned if row.row not in broken_rows]
+    created = await _insert_new(session, actor, [row for row in writable if row.new], progress)
+    report.created += len(created)
+    for row in writable:
+        material = created.get(row.row)
+        if material is not None and add_image is not None:
+            for name in row.image_names:
+                if await add_image(material, name, file.images[name]):
+                    report.images += 1
+    changing = [row for row in writable if not row.new]
+    for index, row in enumerate(changing):
         try:
             material, outcome = await _write(session, actor, row.data, existing)
         except (InvalidProperties, CodeTaken, PriceWithoutCurrency) as exc:
@@ -463,9 +484,36 @@ async def import_catalog(
                 if await add_image(material, name, file.images[name]):
                     report.images += 1
         if progress is not None and index % 500 == 0:
-            await progress(index, len(planned))
+            await progress(len(created) + index, len(writable))
     report.written = True
     return report
+
+
+INSERT_BATCH = 1000
+
+
+async def _insert_new(
+    session: AsyncSession,
+    actor: Actor,
+    rows: Sequence[PlannedRow],
+    progress: Callable[[int, int], Any] | None,
+) -> dict[int, Material]:
+    """New materials and their first versions, a thousand rows a statement."""
+    created: dict[int, Material] = {}
+    for start in range(0, len(rows), INSERT_BATCH):
+        batch = rows[start : start + INSERT_BATCH]
+        built = [
+            material_service.new_material(actor, row.data, row.properties, row.schema)
+            for row in batch
+        ]
+        await MaterialRepository(session).insert_many(
+            built,
+            [material_service.version_values(material, "imported", actor) for material in built],
+        )
+        created.update((row.row, material) for row, material in zip(batch, built, strict=True))
+        if progress is not None:
+            await progress(start + len(batch), len(rows))
+    return created
 
 
 async def _write(

@@ -32,6 +32,7 @@ from kai.catalog.schemas import MaterialCreate, MaterialRead, UnitSystem
 from kai.identity import audit
 from kai.identity.actor import Actor
 from kai.identity.repository import UserRepository
+from kai.kit.db import new_id
 from kai.kit.errors import PreconditionFailed
 from kai.kit.pagination import PageParams
 
@@ -190,8 +191,44 @@ async def create_material(
     repository = MaterialRepository(session)
     if await repository.code_taken(organization_id, data.code):
         raise CodeTaken(f"Another material has the code {data.code!r}.")
-    material = Material(
-        organization_id=organization_id,
+    material = new_material(actor, data, properties, schema)
+    session.add(material)
+    material = await _flush_unique(session, material, data.code)
+    await _record(session, material, action, creation_changes(material), actor)
+    return material
+
+
+def version_values(material: Material, action: str, actor: Actor) -> dict[str, Any]:
+    """The first version of a material written in bulk, as a row."""
+    return {
+        "id": new_id(),
+        "organization_id": material.organization_id,
+        "material_id": material.id,
+        "version": material.version,
+        "action": action,
+        "changes": creation_changes(material),
+        "actor_type": actor.kind,
+        "actor_id": actor.audit_id,
+    }
+
+
+def creation_changes(material: Material) -> dict[str, Any]:
+    """A new material's first version: every field from nothing."""
+    return _diff(
+        {"properties": {}}, {**_snapshot(material), "properties": dict(material.properties)}
+    )
+
+
+def new_material(
+    actor: Actor,
+    data: MaterialCreate,
+    properties: dict[str, Any],
+    schema: Sequence[PropertyDefinition],
+) -> Material:
+    """The row of a new material from checked input (`properties` canonical)."""
+    return Material(
+        id=new_id(),
+        organization_id=actor.tenant_id,
         category_id=data.category_id,
         name=data.name,
         code=data.code,
@@ -204,14 +241,10 @@ async def create_material(
         currency=data.currency if data.price is not None else None,
         tags=data.tags,
         status=data.status.value,
+        version=1,
         created_by=_author(actor),
         updated_by=_author(actor),
     )
-    session.add(material)
-    material = await _flush_unique(session, material, data.code)
-    changes = _diff({"properties": {}}, {**_snapshot(material), "properties": properties})
-    await _record(session, material, action, changes, actor)
-    return material
 
 
 async def get_material(
@@ -391,18 +424,27 @@ async def list_versions(
 
 
 async def present(
-    session: AsyncSession, *, actor: Actor, materials: Sequence[Material], units: UnitSystem
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    materials: Sequence[Material],
+    units: UnitSystem,
+    schemas: Mapping[uuid.UUID, list[PropertyDefinition]] | None = None,
 ) -> list[MaterialRead]:
-    """Materials as the API shows them, properties in `units`."""
+    """Materials as the API shows them, properties in `units` (`schemas`: each category's
+    effective definitions, when the caller has them already)."""
     organization_id = actor.tenant_id
     category_ids = {m.category_id for m in materials if m.category_id is not None}
-    schemas: dict[uuid.UUID | None, list[PropertyDefinition]] = {None: []}
+    known: dict[uuid.UUID | None, list[PropertyDefinition]] = {None: []}
+    for category_id, definitions in (schemas or {}).items():
+        known[category_id] = definitions
+    category_ids -= known.keys()
     if category_ids:
         categories: list[Category] = await CategoryRepository(session).many(
             organization_id, list(category_ids)
         )
         for category in categories:
-            schemas[category.id] = await effective_schema(session, organization_id, category)
+            known[category.id] = await effective_schema(session, organization_id, category)
     return [
         MaterialRead(
             id=material.id,
@@ -411,7 +453,7 @@ async def present(
             code=material.code,
             description=material.description,
             properties=present_properties(
-                schemas.get(material.category_id, []), material.properties, units
+                known.get(material.category_id, []), material.properties, units
             ),
             manufacturer=material.manufacturer,
             supplier=material.supplier,

@@ -6,10 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import any_, func, or_, select, text, update
+from sqlalchemy import any_, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.catalog.errors import CodeTaken
 from kai.catalog.models import CatalogSettings, Category, Material, MaterialImage, MaterialVersion
 from kai.kit.pagination import PageParams, paginate
 
@@ -165,6 +168,31 @@ class MaterialRepository:
         await self.session.flush()
         await self.session.refresh(material)
         return material
+
+    async def insert_many(
+        self, materials: Sequence[Material], versions: Sequence[dict[str, Any]]
+    ) -> None:
+        """New materials (ids set) and their versions, in two multi-row statements."""
+        if not materials:
+            return
+        columns = [
+            "id", "organization_id", "category_id", "name", "code", "description", "properties",
+            "properties_text", "manufacturer", "supplier", "price", "currency", "tags", "status",
+            "version", "created_by", "updated_by",
+        ]  # fmt: skip
+        try:
+            await self.session.execute(
+                insert(Material),
+                [
+                    {column: getattr(material, column) for column in columns}
+                    for material in materials
+                ],
+            )
+        except IntegrityError as exc:
+            if "uq_materials_org_code" in str(exc.orig):
+                raise CodeTaken("Another material took one of these codes meanwhile.") from exc
+            raise
+        await self.session.execute(insert(MaterialVersion), list(versions))
 
     async def code_taken(
         self, organization_id: uuid.UUID, code: str, *, other_than: uuid.UUID | None = None

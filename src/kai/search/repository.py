@@ -296,26 +296,29 @@ class SearchRepository:
     async def suggest_materials(
         self, organization_id: uuid.UUID, typed: str, limit: int
     ) -> list[tuple[uuid.UUID, str, str, float]]:
-        """Names like what was typed (typos forgiven by trigram similarity) and code prefixes."""
+        """The names nearest to what was typed (typos forgiven: trigram word similarity, in
+        the order of the GiST index), and codes that start with it."""
         await self.session.execute(
             text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"),
             {"threshold": str(SUGGEST_SIMILARITY)},
         )
         folded = func.kai_fold(typed)
         score = func.word_similarity(folded, Material.name_folded)
-        starts = Material.name_folded.startswith(folded)
-        code_starts = func.lower(Material.code).startswith(typed.lower(), autoescape=True)
-        statement = (
+        live = (Material.organization_id == organization_id, Material.deleted_at.is_(None))
+        by_name = (
             select(Material.id, Material.name, Material.code, score)
-            .where(
-                Material.organization_id == organization_id,
-                Material.deleted_at.is_(None),
-                or_(folded.op("<%")(Material.name_folded), code_starts),
-            )
-            .order_by(code_starts.desc(), starts.desc(), score.desc(), Material.name)
+            .where(*live, folded.op("<%")(Material.name_folded))
+            .order_by(Material.name_folded.op("<<->")(folded))
             .limit(limit)
         )
-        rows = (await self.session.execute(statement)).all()
+        by_code = (
+            select(Material.id, Material.name, Material.code, literal(1.0))
+            .where(*live, func.lower(Material.code).startswith(typed.lower(), autoescape=True))
+            .order_by(func.lower(Material.code))
+            .limit(limit)
+        )
+        rows = [*(await self.session.execute(by_code)).all()]
+        rows += (await self.session.execute(by_name)).all()
         return [(row[0], row[1], row[2], float(row[3] or 0)) for row in rows]
 
     async def suggest_categories(
@@ -329,23 +332,6 @@ class SearchRepository:
             .limit(limit)
         )
         return [(row[0], row[1], float(row[2])) for row in (await self.session.execute(statement))]
-
-    async def suggest_tags(
-        self, organization_id: uuid.UUID, typed: str, limit: int
-    ) -> list[tuple[str, float]]:
-        tag = func.unnest(Material.tags).table_valued("tag").render_derived(name="t")
-        score = func.word_similarity(func.kai_fold(typed), func.kai_fold(tag.c.tag))
-        statement = (
-            select(tag.c.tag, func.max(score).label("score"))
-            .select_from(Material)
-            .join(tag, literal(True))
-            .where(Material.organization_id == organization_id, Material.deleted_at.is_(None))
-            .group_by(tag.c.tag)
-            .having(func.max(score) >= SUGGEST_SIMILARITY)
-            .order_by(text("score DESC"), tag.c.tag)
-            .limit(limit)
-        )
-        return [(row[0], float(row[1])) for row in (await self.session.execute(statement))]
 
 
 def _sort_keys(sort: str, rank: ColumnElement[Any]) -> list[tuple[Any, bool]]:

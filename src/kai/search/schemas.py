@@ -78,7 +78,7 @@ class SearchResults(BaseModel):
 
 
 class Suggestion(BaseModel):
-    kind: Literal["material", "category", "tag"]
+    kind: Literal["material", "category"]
     text: str
     id: uuid.UUID | None = None
     code: str | None = None

@@ -199,7 +199,11 @@ async def search(session: AsyncSession, *, actor: Actor, request: SearchRequest)
     )
     units = await materials.unit_system(session, actor, request.units)
     shown = await materials.present(
-        session, actor=actor, materials=[hit.material for hit in hits], units=units
+        session,
+        actor=actor,
+        materials=[hit.material for hit in hits],
+        units=units,
+        schemas={view.category.id: view.effective for view in views},
     )
     items = [
         SearchHit(
@@ -357,11 +361,16 @@ async def suggest(session: AsyncSession, *, actor: Actor, typed: str, limit: int
         organization_id, typed, limit
     ):
         found.append(Suggestion(kind="category", text=name, id=category_id, score=score))
-    for tag, score in await repository.suggest_tags(organization_id, typed, limit):
-        found.append(Suggestion(kind="tag", text=tag, score=score))
     for material_id, name, code, score in await repository.suggest_materials(
         organization_id, typed, limit
     ):
         found.append(Suggestion(kind="material", text=name, id=material_id, code=code, score=score))
-    found.sort(key=lambda suggestion: -suggestion.score)
-    return Suggestions(query=typed, suggestions=found[:limit])
+    # Many materials share a name (sizes, finishes): each name once.
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for suggestion in sorted(found, key=lambda suggestion: -suggestion.score):
+        if suggestion.kind == "material" and (suggestion.kind, suggestion.text) in seen:
+            continue
+        seen.add((suggestion.kind, suggestion.text))
+        unique.append(suggestion)
+    return Suggestions(query=typed, suggestions=unique[:limit])
