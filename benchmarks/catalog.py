@@ -176,7 +176,7 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     from kai.identity.actor import Actor
     from kai.identity.permissions import Permission
     from kai.kit import images as imaging
-    from kai.kit.db import act_for
+    from kai.kit.db import act_for, create_engine
     from kai.runtime import Runtime, attach_database
 
     settings = Settings(_env_file=None, data_dir=data_dir, log_level="warning")  # type: ignore[call-arg]
@@ -235,9 +235,12 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             key: value for key, value in report.summary().items() if key != "errors"
         }
         print(f"  imported {report.created} materials in {results['import_seconds']} s", flush=True)
-        async with runtime.session_factory.begin() as session:
-            # What autovacuum does after a bulk load, done now so plans see the data.
-            await session.execute(text("ANALYZE"))
+        # What autovacuum does after a bulk load, done now (as the tables' owner: the app's
+        # role may not) so that plans see the data.
+        owner = create_engine(urls.owner, settings.database, as_app=False)
+        async with owner.begin() as connection:
+            await connection.execute(text("ANALYZE"))
+        await owner.dispose()
         if options.data_dir:
             (options.data_dir / "loaded").write_text(
                 json.dumps({"kind": "user", "organization_id": str(actor.organization_id),

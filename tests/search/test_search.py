@@ -193,6 +193,9 @@ async def test_search_sees_only_live_materials_of_ones_own_organization(
     )
     assert _codes(await _search(client, owner, "q=carrara")) == ["CAR-600"]
     assert (await _search(client, other, "q=carrara"))["total"] == 1
+    # Suggestions too (both searches read past row-level security, scoped by themselves).
+    theirs = await client.get("/api/v1/search/suggest?q=calacatta", headers=other.headers)
+    assert theirs.json()["suggestions"] == []
 
 
 async def test_renaming_a_category_reindexes_its_materials(

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -435,9 +435,9 @@ async def present(
     effective definitions, when the caller has them already)."""
     organization_id = actor.tenant_id
     category_ids = {m.category_id for m in materials if m.category_id is not None}
-    known: dict[uuid.UUID | None, list[PropertyDefinition]] = {None: []}
-    for category_id, definitions in (schemas or {}).items():
-        known[category_id] = definitions
+    # (Mapping is invariant in its keys: a map by category id is one by "id or None" too.)
+    known = dict(cast(Mapping[uuid.UUID | None, list[PropertyDefinition]], schemas or {}))
+    known[None] = []
     category_ids -= known.keys()
     if category_ids:
         categories: list[Category] = await CategoryRepository(session).many(

@@ -103,13 +103,11 @@ class SearchRepository:
     def _tsquery(self, language: str, query: str) -> ColumnElement[Any]:
         return func.websearch_to_tsquery(cast(language, REGCONFIG), func.kai_fold(query))
 
-    def _conditions(self, query: SearchQuery, tsquery: ColumnElement[Any] | None) -> list[Any]:
+    def _conditions(self, query: SearchQuery) -> list[Any]:
         conditions: list[Any] = [
             Material.organization_id == query.organization_id,
             Material.deleted_at.is_(None),
         ]
-        if tsquery is not None:
-            conditions.append(Material.search_vector.op("@@")(tsquery))
         if query.category_ids is not None:
             conditions.append(Material.category_id.in_(query.category_ids))
         if query.statuses:
@@ -151,12 +149,11 @@ class SearchRepository:
         cursor: str | None,
     ) -> tuple[list[Hit], str | None]:
         tsquery = self._tsquery(language, query.text) if query.text else None
+        matches = _matches(tsquery)
         # In double precision: a `real` rank would come back rounded, and a cursor holding
         # the rounded value would not compare equal to the row it came from.
         rank: ColumnElement[Any] = (
-            cast(func.ts_rank(Material.search_vector, tsquery), DOUBLE_PRECISION)
-            if tsquery is not None
-            else literal(0.0)
+            cast(matches.c.rank, DOUBLE_PRECISION) if matches is not None else literal(0.0)
         )
         keys = _sort_keys(sort if tsquery is not None or sort != "relevance" else "newest", rank)
         columns: list[Any] = [Material, rank.label("rank")]
@@ -169,7 +166,9 @@ class SearchRepository:
                     cast(language, REGCONFIG), Material.description, tsquery, HEADLINE_OPTIONS
                 ).label("description_headline"),
             ]
-        statement: Select[Any] = select(*columns).where(*self._conditions(query, tsquery))
+        statement: Select[Any] = select(*columns).where(*self._conditions(query))
+        if matches is not None:
+            statement = statement.join(matches, matches.c.id == Material.id)
         if cursor:
             values = decode_cursor(cursor, len(keys))
             statement = statement.where(_after(keys, values))
@@ -205,21 +204,20 @@ class SearchRepository:
     ) -> FacetRows:
         """Counts of the whole match set, in one statement over it."""
         tsquery = self._tsquery(language, query.text) if query.text else None
+        matches = _matches(tsquery)
         numbers = [("price", cast(Material.price, Float))] + [
             (f"properties.{key}", _number(key)) for key in numeric_keys
         ]
-        matched = (
-            select(
-                Material.category_id,
-                Material.tags,
-                Material.status,
-                Material.properties,
-                *(expression.label(f"n{index}") for index, (_, expression) in enumerate(numbers)),
-            )
-            .where(*self._conditions(query, tsquery))
-            .cte("matched")
-            .prefix_with("MATERIALIZED")
-        )
+        selected = select(
+            Material.category_id,
+            Material.tags,
+            Material.status,
+            Material.properties,
+            *(expression.label(f"n{index}") for index, (_, expression) in enumerate(numbers)),
+        ).where(*self._conditions(query))
+        if matches is not None:
+            selected = selected.join(matches, matches.c.id == Material.id)
+        matched = selected.cte("matched").prefix_with("MATERIALIZED")
         parts: list[Any] = [
             select(literal("total"), literal(None), literal(None), func.count()).select_from(
                 matched
@@ -302,14 +300,17 @@ class SearchRepository:
             text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"),
             {"threshold": str(SUGGEST_SIMILARITY)},
         )
-        folded = func.kai_fold(typed)
-        score = func.word_similarity(folded, Material.name_folded)
+        nearest = (
+            func.kai_nearest_names(func.kai_fold(typed), limit)
+            .table_valued("id", "score")
+            .render_derived(name="nearest")
+        )
         live = (Material.organization_id == organization_id, Material.deleted_at.is_(None))
         by_name = (
-            select(Material.id, Material.name, Material.code, score)
-            .where(*live, folded.op("<%")(Material.name_folded))
-            .order_by(Material.name_folded.op("<<->")(folded))
-            .limit(limit)
+            select(Material.id, Material.name, Material.code, nearest.c.score)
+            .join(nearest, nearest.c.id == Material.id)
+            .where(*live)
+            .order_by(nearest.c.score.desc())
         )
         by_code = (
             select(Material.id, Material.name, Material.code, literal(1.0))
@@ -332,6 +333,14 @@ class SearchRepository:
             .limit(limit)
         )
         return [(row[0], row[1], float(row[2])) for row in (await self.session.execute(statement))]
+
+
+def _matches(tsquery: ColumnElement[Any] | None) -> Any:
+    """The organization's materials matching `tsquery`, with their rank (see the migration's
+    kai_text_matches: the full-text index serves only past row-level security)."""
+    if tsquery is None:
+        return None
+    return func.kai_text_matches(tsquery).table_valued("id", "rank").render_derived(name="matches")
 
 
 def _sort_keys(sort: str, rank: ColumnElement[Any]) -> list[tuple[Any, bool]]:

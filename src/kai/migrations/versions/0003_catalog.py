@@ -372,6 +372,38 @@ def _create_search_trigger() -> None:
     )
 
 
+def _create_search_functions() -> None:
+    # Row-level security lets an index serve only leakproof operators, and neither full-text
+    # `@@` nor trigram `<%` is one: under the policy every search would read the whole table.
+    # These functions run as the tables' owner, past the policy, and scope by the
+    # transaction's organization themselves: a caller cannot name another organization.
+    op.execute(
+        """
+        CREATE FUNCTION kai_text_matches(query tsquery) RETURNS TABLE (id uuid, rank real)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+        AS $$
+            SELECT m.id, ts_rank(m.search_vector, query) FROM materials m
+             WHERE m.organization_id = kai_current_org() AND m.deleted_at IS NULL
+               AND m.search_vector @@ query
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE FUNCTION kai_nearest_names(typed text, how_many integer)
+        RETURNS TABLE (id uuid, score real)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+        AS $$
+            SELECT m.id, word_similarity(typed, m.name_folded) FROM materials m
+             WHERE m.organization_id = kai_current_org() AND m.deleted_at IS NULL
+               AND typed <% m.name_folded
+             ORDER BY m.name_folded <<-> typed
+             LIMIT how_many
+        $$
+        """
+    )
+
+
 def _tenant_walls() -> None:
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
@@ -386,6 +418,7 @@ def upgrade() -> None:
     _create_fold_function()
     _create_tables()
     _create_search_trigger()
+    _create_search_functions()
     _tenant_walls()
 
 
@@ -393,5 +426,7 @@ def downgrade() -> None:
     for table in ("material_images", "material_versions", "materials", "categories"):
         op.drop_table(table)
     op.drop_table("catalog_settings")
+    op.execute("DROP FUNCTION IF EXISTS kai_nearest_names(text, integer)")
+    op.execute("DROP FUNCTION IF EXISTS kai_text_matches(tsquery)")
     op.execute("DROP FUNCTION IF EXISTS kai_material_search_document()")
     op.execute("DROP FUNCTION IF EXISTS kai_fold(text)")
