@@ -114,7 +114,7 @@ class Material(TimestampedMixin, Base):
         Index("ix_materials_org_created", "organization_id", "created_at", "id"),
         Index("ix_materials_category", "organization_id", "category_id"),
         Index("ix_materials_search", "search_vector", postgresql_using="gin"),
-        # GiST, not GIN: suggestions ask for the nearest names (`<<->`), which only GiST orders.
+        # GiST, not GIN: suggestions ask for the nearest names (`<->>`), which only GiST orders.
         Index(
             "ix_materials_name_trgm",
             "name_folded",

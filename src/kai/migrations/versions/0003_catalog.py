@@ -397,7 +397,7 @@ def _create_search_functions() -> None:
             SELECT m.id, word_similarity(typed, m.name_folded) FROM materials m
              WHERE m.organization_id = kai_current_org() AND m.deleted_at IS NULL
                AND typed <% m.name_folded
-             ORDER BY m.name_folded <<-> typed
+             ORDER BY m.name_folded <->> typed
              LIMIT how_many
         $$
         """
