@@ -229,3 +229,20 @@ async def test_suggestions_complete_and_forgive_typos(
     assert ("material", "Crème Marfil tumbled") in await suggested("creme")
     assert ("material", "Urban grey porcelain") in await suggested("URB-9")
     assert await suggested("zzzzqqq") == []
+
+
+async def test_browsing_without_words_pages_through_everything(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    seen: list[str] = []
+    query = "limit=3&facets=false"
+    while True:
+        page = await _search(client, owner, query)
+        seen += _codes(page)
+        if page["next_cursor"] is None:
+            break
+        query = f"limit=3&facets=false&cursor={page['next_cursor']}"
+    # Newest first, each once.
+    assert seen == ["URB-900", "CRM-100", "CAL-300", "CAR-600"]

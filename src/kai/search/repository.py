@@ -156,7 +156,12 @@ class SearchRepository:
             cast(matches.c.rank, DOUBLE_PRECISION) if matches is not None else literal(0.0)
         )
         keys = _sort_keys(sort if tsquery is not None or sort != "relevance" else "newest", rank)
-        columns: list[Any] = [Material, rank.label("rank")]
+        # The sort keys ride along, so a page's cursor is the last row's own values.
+        columns: list[Any] = [
+            Material,
+            rank.label("rank"),
+            *(expression.label(f"key{index}") for index, (expression, _) in enumerate(keys)),
+        ]
         if tsquery is not None:
             columns += [
                 func.ts_headline(
@@ -191,7 +196,7 @@ class SearchRepository:
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = encode_cursor(_key_values(sort, last[0], float(last.rank), len(keys)))
+            next_cursor = encode_cursor([last._mapping[f"key{i}"] for i in range(len(keys))])
         return hits, next_cursor
 
     async def facets(
@@ -354,20 +359,6 @@ def _sort_keys(sort: str, rank: ColumnElement[Any]) -> list[tuple[Any, bool]]:
     if sort == "price_desc":
         return [(func.coalesce(cast(Material.price, Float), -1.0), True), (Material.id, True)]
     return [(Material.created_at, True), (Material.id, True)]
-
-
-def _key_values(sort: str, material: Material, rank: float, width: int) -> list[Any]:
-    if sort == "relevance" and width == 2 and rank is not None:
-        values: list[Any] = [rank, material.id]
-    elif sort == "name":
-        values = [material.name.lower(), material.id]
-    elif sort == "price_asc":
-        values = [float(material.price) if material.price is not None else 1e15, material.id]
-    elif sort == "price_desc":
-        values = [float(material.price) if material.price is not None else -1.0, material.id]
-    else:
-        values = [material.created_at, material.id]
-    return values
 
 
 def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> ColumnElement[bool]:
