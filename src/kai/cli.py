@@ -387,7 +387,6 @@ def catalog_import(
 ) -> None:
     """Import materials; rows update the material with the same code. Exits 1 on any problem."""
     from kai.catalog import transfers
-    from kai.kit import images as imaging
     from kai.kit.errors import KaiError
 
     if mode not in ("all_or_nothing", "skip_invalid"):
@@ -398,9 +397,6 @@ def catalog_import(
     except (OSError, ValueError) as exc:
         _fail(f"cannot read the input: {exc}")
     settings = _settings()
-    limits = imaging.ImageLimits(
-        max_bytes=settings.images.max_bytes, max_pixels=settings.images.max_pixels
-    )
 
     async def progress(done: int, total: int) -> None:
         typer.echo(f"  {done}/{total} rows", err=True)
@@ -416,7 +412,7 @@ def catalog_import(
                 mapping=columns,
                 mode=mode,  # type: ignore[arg-type]
                 dry_run=dry_run,
-                limits=limits,
+                limits=runtime.image_limits,
                 progress=progress,
             ),
         )

@@ -13,6 +13,7 @@ from kai.config import JobSettings, Settings
 from kai.kit.crypto import SecretBox, master_key
 from kai.kit.db import APP_ROLE, create_engine, create_session_factory
 from kai.kit.email import EmailSender, create_email_sender
+from kai.kit.images import ImageLimits
 from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
 from kai.kit.passwords import Passwords
@@ -119,6 +120,13 @@ class Runtime:
         configured = self.settings.secret_key
         return master_key(
             configured.get_secret_value() if configured else None, self.settings.data_dir
+        )
+
+    @cached_property
+    def image_limits(self) -> ImageLimits:
+        """What an uploaded image may be (`KAI_IMAGES__*`)."""
+        return ImageLimits(
+            max_bytes=self.settings.images.max_bytes, max_pixels=self.settings.images.max_pixels
         )
 
     @cached_property

@@ -159,23 +159,48 @@ async def run_import(
         api_key_id=uuid.UUID(who["api_key_id"]) if who.get("api_key_id") else None,
     )
     limits = imaging.ImageLimits(**params["limits"])
-    catalog: CatalogFile = read_file(
-        await storage.read(params["file_key"]), image_bytes_limit=limits.max_bytes
+    report = await _import_with_images(
+        session,
+        storage,
+        actor=actor,
+        data=await storage.read(params["file_key"]),
+        mapping=params.get("mapping", {}),
+        mode=params["mode"],
+        dry_run=False,
+        limits=limits,
+        progress=progress,
     )
+    return report.summary()
+
+
+async def _import_with_images(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    data: bytes,
+    mapping: Mapping[str, str],
+    mode: ImportMode,
+    dry_run: bool,
+    limits: imaging.ImageLimits,
+    progress: Callable[[int, int], Awaitable[None]] | None,
+) -> ImportReport:
+    """Read and import a file, its images attached and their problems in the report."""
+    catalog: CatalogFile = read_file(data, image_bytes_limit=limits.max_bytes)
     image_problems: list[RowError] = []
     report = await import_catalog(
         session,
         actor=actor,
         file=catalog,
-        mapping=params.get("mapping", {}),
-        mode=params["mode"],
-        dry_run=False,
+        mapping=mapping,
+        mode=mode,
+        dry_run=dry_run,
         add_image=_image_adder(session, storage, actor, limits, image_problems),
         progress=progress,
     )
     for problem in image_problems:
         report.add(problem)
-    return report.summary()
+    return report
 
 
 async def record_export(
@@ -251,20 +276,17 @@ async def import_from_command_line(
     async with factory.begin() as session:
         actor = await operator_for(session, organization_slug)
         await act_for(session, organization_id=actor.organization_id)
-        catalog = read_file(data, image_bytes_limit=limits.max_bytes)
-        image_problems: list[RowError] = []
-        report = await import_catalog(
+        report = await _import_with_images(
             session,
+            storage,
             actor=actor,
-            file=catalog,
+            data=data,
             mapping=mapping,
             mode=mode,
             dry_run=dry_run,
-            add_image=_image_adder(session, storage, actor, limits, image_problems),
+            limits=limits,
             progress=progress,
         )
-        for problem in image_problems:
-            report.add(problem)
         if report.written:
             await audit.record(
                 session,

@@ -18,7 +18,6 @@ from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
-from kai.kit import images as imaging
 from kai.kit.errors import problem_responses
 
 router = APIRouter(
@@ -91,10 +90,7 @@ async def upload_image(
     file: Annotated[UploadFile, File(description="The image; its content decides its type.")],
     is_primary: Annotated[bool | None, Form()] = None,
 ) -> ImageRead:
-    limits = imaging.ImageLimits(
-        max_bytes=runtime.settings.images.max_bytes,
-        max_pixels=runtime.settings.images.max_pixels,
-    )
+    limits = runtime.image_limits
     data = await file.read(limits.max_bytes + 1)
     image = await images.upload_image(
         session,

@@ -15,7 +15,6 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.jobs.schemas import JobRead
-from kai.kit import images as imaging
 from kai.kit.errors import InvalidValue, problem_responses
 
 router = APIRouter(prefix="/catalog", tags=["catalog transfers"], responses=AUTH_RESPONSES)
@@ -83,10 +82,7 @@ async def import_materials(
     mode: Annotated[ImportMode, Form()] = "all_or_nothing",
     dry_run: Annotated[bool, Form()] = False,
 ) -> ImportStarted | ImportReportRead:
-    limits = imaging.ImageLimits(
-        max_bytes=runtime.settings.images.max_bytes,
-        max_pixels=runtime.settings.images.max_pixels,
-    )
+    limits = runtime.image_limits
     data = await file.read()
     columns = _mapping(mapping)
     if dry_run:
