@@ -8,6 +8,7 @@ own database named after the worker.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from kai.app import create_app
 from kai.config import Settings
+from kai.jobs.worker import run_worker
 from kai.kit.db import create_engine, libpq_url
 from kai.kit.pgembed import EmbeddedPostgres
 from kai.kit.storage import create_storage
@@ -222,3 +224,34 @@ async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[AsyncCli
         base_url="http://kai.test",
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def committed_client(
+    settings: Settings, committed_runtime: Runtime
+) -> AsyncIterator[AsyncClient]:
+    """A client of an app whose requests really commit, for tests with a running worker."""
+    app = create_app(settings, runtime=committed_runtime)
+    async with AsyncClient(
+        transport=ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://kai.test",
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def running_worker(committed_runtime: Runtime) -> AsyncIterator[None]:
+    """A job worker in this process, as `kai serve` runs one, for the test's duration."""
+    worker = asyncio.create_task(
+        run_worker(
+            committed_runtime,
+            committed_runtime.database_url,
+            concurrency=2,
+            name="test-worker",
+            install_signal_handlers=False,
+        )
+    )
+    yield
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker

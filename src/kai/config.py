@@ -117,6 +117,21 @@ class RatePolicy(BaseModel):
     burst: int | None = Field(default=None, ge=1)
 
 
+class SearchSettings(BaseModel):
+    """How semantic and hybrid search rank the catalog."""
+
+    # Materials taken from the nearest by meaning, before filters (semantic mode returns at
+    # most this many; hybrid fuses them with every full-text match).
+    semantic_candidates: int = Field(default=100, ge=1, le=1000)
+    # Cosine similarity under which a material is not considered related to the query at all
+    # (all-MiniLM-L6-v2 puts unrelated texts around 0 to 0.15).
+    semantic_min_similarity: float = Field(default=0.2, ge=-1.0, le=1.0)
+    # Reciprocal-rank fusion: a result at rank r in one list scores 1 / (rrf_k + r).
+    rrf_k: int = Field(default=60, ge=1)
+    # Materials embedded per job before the job hands the rest to a follow-up job.
+    embed_batch: int = Field(default=500, ge=1)
+
+
 class RateLimitSettings(BaseModel):
     """Requests allowed per API key, per user, or per client address when anonymous."""
 
@@ -173,6 +188,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     # Derives the default token key and encrypts stored secrets (TOTP seeds, SSO client
     # secrets). Empty: generated once into `<data_dir>/secret_key`. Set it for several
     # instances, and keep it: stored secrets cannot be read without it.

@@ -136,7 +136,7 @@ async def test_bad_filters_are_refused_clearly(runtime: Runtime, client: AsyncCl
         "filter=thickness>=2kg",
         "filter=finish>=2",
         "filter=nonsense",
-        "mode=semantic",
+        "mode=magic",
         "cursor=not-a-cursor",
     ):
         response = await client.get(f"/api/v1/search?{query}", headers=owner.headers)

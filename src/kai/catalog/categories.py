@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.catalog import events
 from kai.catalog.errors import (
     CategoryInUse,
     CategoryNameTaken,
@@ -199,6 +200,7 @@ async def update_category(
         await MaterialRepository(session).reindex_categories(
             organization_id, [member.id for member in subtree]
         )
+        await events.materials_text_changed(session, organization_id=organization_id)
     await session.refresh(category)
     return await view(session, actor=actor, category=category)
 

@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.catalog import events
 from kai.catalog.categories import effective_schema, referenced_category
 from kai.catalog.errors import (
     CodeTaken,
@@ -152,6 +153,8 @@ def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]
 async def _record(
     session: AsyncSession, material: Material, action: str, changes: dict[str, Any], actor: Actor
 ) -> None:
+    if action != "deleted":
+        await events.materials_text_changed(session, organization_id=material.organization_id)
     await MaterialRepository(session).add_version(
         MaterialVersion(
             organization_id=material.organization_id,
@@ -198,15 +201,15 @@ async def create_material(
     return material
 
 
-def version_values(material: Material, action: str, actor: Actor) -> dict[str, Any]:
-    """The first version of a material written in bulk, as a row."""
+def version_values(values: Mapping[str, Any], action: str, actor: Actor) -> dict[str, Any]:
+    """The first version of a material written in bulk, as a row (`values`: its columns)."""
     return {
         "id": new_id(),
-        "organization_id": material.organization_id,
-        "material_id": material.id,
-        "version": material.version,
+        "organization_id": values["organization_id"],
+        "material_id": values["id"],
+        "version": values["version"],
         "action": action,
-        "changes": creation_changes(material),
+        "changes": first_version_changes(values),
         "actor_type": actor.kind,
         "actor_id": actor.audit_id,
     }
@@ -214,9 +217,15 @@ def version_values(material: Material, action: str, actor: Actor) -> dict[str, A
 
 def creation_changes(material: Material) -> dict[str, Any]:
     """A new material's first version: every field from nothing."""
-    return _diff(
-        {"properties": {}}, {**_snapshot(material), "properties": dict(material.properties)}
+    return first_version_changes(
+        {field: getattr(material, field) for field in (*TRACKED_FIELDS, "properties")}
     )
+
+
+def first_version_changes(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`creation_changes` from a new material's columns rather than its row object."""
+    snapshot = {field: _plain(values[field]) for field in TRACKED_FIELDS}
+    return _diff({"properties": {}}, {**snapshot, "properties": dict(values["properties"])})
 
 
 def new_material(
@@ -226,25 +235,35 @@ def new_material(
     schema: Sequence[PropertyDefinition],
 ) -> Material:
     """The row of a new material from checked input (`properties` canonical)."""
-    return Material(
-        id=new_id(),
-        organization_id=actor.tenant_id,
-        category_id=data.category_id,
-        name=data.name,
-        code=data.code,
-        description=data.description,
-        properties=properties,
-        properties_text=searchable_text(schema, properties),
-        manufacturer=data.manufacturer,
-        supplier=data.supplier,
-        price=data.price,
-        currency=data.currency if data.price is not None else None,
-        tags=data.tags,
-        status=data.status.value,
-        version=1,
-        created_by=_author(actor),
-        updated_by=_author(actor),
-    )
+    return Material(**new_material_values(actor, data, properties, schema))
+
+
+def new_material_values(
+    actor: Actor,
+    data: MaterialCreate,
+    properties: dict[str, Any],
+    schema: Sequence[PropertyDefinition],
+) -> dict[str, Any]:
+    """`new_material`'s columns, for writing many at once without building row objects."""
+    return {
+        "id": new_id(),
+        "organization_id": actor.tenant_id,
+        "category_id": data.category_id,
+        "name": data.name,
+        "code": data.code,
+        "description": data.description,
+        "properties": properties,
+        "properties_text": searchable_text(schema, properties),
+        "manufacturer": data.manufacturer,
+        "supplier": data.supplier,
+        "price": data.price,
+        "currency": data.currency if data.price is not None else None,
+        "tags": data.tags,
+        "status": data.status.value,
+        "version": 1,
+        "created_by": _author(actor),
+        "updated_by": _author(actor),
+    }
 
 
 async def get_material(

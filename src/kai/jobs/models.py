@@ -44,6 +44,13 @@ class Job(TimestampedMixin, Base):
         ),
         Index("ix_jobs_organization_created", "organization_id", "created_at", "id"),
         Index("ix_jobs_created", "created_at", "id"),
+        # Jobs not started yet, by kind: "is one already waiting?" before queueing another.
+        Index(
+            "ix_jobs_waiting",
+            "kind",
+            "organization_id",
+            postgresql_where=text("status IN ('queued', 'retrying')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

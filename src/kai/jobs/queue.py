@@ -24,7 +24,7 @@ from procrastinate.exceptions import JobAborted
 from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kai.config import JobSettings
+from kai.config import JobSettings, Settings
 from kai.jobs.models import Job, JobStatus
 from kai.jobs.repository import JobRepository
 from kai.kit.db import act_for, scoped_transaction
@@ -53,6 +53,9 @@ class JobRuntime(Protocol):
 
     @property
     def job_settings(self) -> JobSettings: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
     @property
     def storage(self) -> ObjectStorage: ...
@@ -110,6 +113,12 @@ class JobRun:
         runtime: JobRuntime = self._context.additional_context["runtime"]
         return runtime.storage
 
+    @property
+    def settings(self) -> Settings:
+        """The process's settings, for tasks tuned by them."""
+        runtime: JobRuntime = self._context.additional_context["runtime"]
+        return runtime.settings
+
     def should_abort(self) -> bool:
         """True once the job was cancelled; long tasks check it between units of work."""
         return bool(self._context.should_abort())
@@ -139,25 +148,14 @@ class TrackedTask:
         max_attempts: int | None = None,
     ) -> Job:
         """Record a job and queue it in `session`'s transaction; it runs once that commits."""
-        job = await JobRepository(session).add(
-            Job(
-                kind=self.kind,
-                organization_id=organization_id,
-                params=params or {},
-                max_attempts=max_attempts or self.max_attempts,
-                status=JobStatus.QUEUED,
-            )
+        return await enqueue_kind(
+            session,
+            self.kind,
+            params=params,
+            organization_id=organization_id,
+            max_attempts=max_attempts or self.max_attempts,
+            queue=self.queue,
         )
-        connection = await (await session.connection()).get_raw_connection()
-        queue_job_id = await self.procrastinate_task.configure(
-            connection=connection.driver_connection
-        ).defer_async(
-            job_id=str(job.id),
-            organization_id=str(organization_id) if organization_id else None,
-        )
-        job.queue_job_id = queue_job_id
-        await session.flush()
-        return job
 
     async def _run(
         self, context: JobContext, job_id: str, organization_id: str | None = None
@@ -212,6 +210,55 @@ class TrackedTask:
         finally:
             JOBS.labels(self.kind, outcome).inc()
             JOB_DURATION.labels(self.kind).observe(time.perf_counter() - started)
+
+
+async def enqueue_kind(
+    session: AsyncSession,
+    kind: str,
+    *,
+    params: dict[str, Any] | None = None,
+    organization_id: uuid.UUID | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    queue: str = DEFAULT_QUEUE,
+) -> Job:
+    """Queue a job by its kind alone, in `session`'s transaction.
+
+    A domain asks a later domain for work this way (the catalog asks search to embed what
+    changed) without importing it: the task is found by name in the worker that runs it.
+    """
+    job = await JobRepository(session).add(
+        Job(
+            kind=kind,
+            organization_id=organization_id,
+            params=params or {},
+            max_attempts=max_attempts,
+            status=JobStatus.QUEUED,
+        )
+    )
+    connection = await (await session.connection()).get_raw_connection()
+    queue_job_id = await job_app.configure_task(
+        name=kind, queue=queue, connection=connection.driver_connection
+    ).defer_async(
+        job_id=str(job.id), organization_id=str(organization_id) if organization_id else None
+    )
+    job.queue_job_id = queue_job_id
+    await session.flush()
+    return job
+
+
+async def enqueue_unless_waiting(
+    session: AsyncSession, kind: str, *, organization_id: uuid.UUID, max_attempts: int = 3
+) -> Job | None:
+    """Queue a job of `kind` for the organization unless one is already waiting to start.
+
+    For jobs that work through whatever is pending when they run (idempotent sweeps): a burst
+    of edits then costs one job, not one per edit.
+    """
+    if await JobRepository(session).has_waiting(kind, organization_id):
+        return None
+    return await enqueue_kind(
+        session, kind, organization_id=organization_id, max_attempts=max_attempts
+    )
 
 
 class _TenantSessions:

@@ -56,6 +56,19 @@ class JobRepository:
             self.session, statement, order_by=(Job.created_at, Job.id), params=params
         )
 
+    async def has_waiting(self, kind: str, organization_id: uuid.UUID | None) -> bool:
+        """Whether a job of `kind` for the organization is queued, or waits for a retry."""
+        statement = (
+            select(Job.id)
+            .where(
+                Job.kind == kind,
+                Job.organization_id.is_not_distinct_from(organization_id),
+                Job.status.in_((JobStatus.QUEUED, JobStatus.RETRYING)),
+            )
+            .limit(1)
+        )
+        return (await self.session.scalar(statement)) is not None
+
     async def start_attempt(self, job_id: uuid.UUID) -> Job | None:
         """Mark a runnable job running and count the attempt; None when it must not run."""
         statement = (

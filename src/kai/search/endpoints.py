@@ -35,7 +35,14 @@ MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 
 async def search_request(
     q: Annotated[str | None, Query(max_length=500, pattern=PLAIN_TEXT)] = None,
-    mode: SearchMode = "fulltext",
+    mode: Annotated[
+        SearchMode,
+        Query(
+            description="`hybrid` (default): full-text and semantic results fused by "
+            "reciprocal rank; `fulltext`: the words only; `semantic`: by meaning only (the "
+            "nearest materials, at most `KAI_SEARCH__SEMANTIC_CANDIDATES`)."
+        ),
+    ] = "hybrid",
     sort: SearchSort = "relevance",
     category_id: Annotated[
         uuid.UUID | None, Query(description="This category and its subcategories.")
@@ -93,8 +100,12 @@ Request = Annotated[service.SearchRequest, Depends(search_request)]
     "matches and the facets count them.",
     responses=problem_responses(400, 422),
 )
-async def search(actor: MaterialsRead, session: DbSession, request: Request) -> SearchResults:
-    return await service.search(session, actor=actor, request=request)
+async def search(
+    actor: MaterialsRead, session: DbSession, runtime: RuntimeDep, request: Request
+) -> SearchResults:
+    return await service.search(
+        session, actor=actor, request=request, settings=runtime.settings.search
+    )
 
 
 @router.get(
@@ -116,7 +127,12 @@ async def export(
     format: Literal["csv", "json"] = "csv",
 ) -> StreamingResponse:
     pieces = await service.export(
-        session, runtime.session_factory, actor=actor, request=request, fmt=format
+        session,
+        runtime.session_factory,
+        actor=actor,
+        request=request,
+        fmt=format,
+        settings=runtime.settings.search,
     )
     media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
     return StreamingResponse(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import CatalogSettings, Category, Material
 from kai.kit.pagination import decode_cursor, encode_cursor
+from kai.search.semantic_repository import nearest_materials
 
 DEFAULT_LANGUAGE = "english"
 # Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
@@ -52,6 +53,18 @@ class PropertyFilter:
 
 
 @dataclass(frozen=True)
+class SemanticQuery:
+    """What the query means, and how semantic and hybrid search use it."""
+
+    vector: Sequence[float]
+    # "semantic": the nearest materials by meaning; "hybrid": those fused with full-text's.
+    mode: str
+    candidates: int
+    min_similarity: float
+    rrf_k: int
+
+
+@dataclass(frozen=True)
 class SearchQuery:
     organization_id: uuid.UUID
     text: str | None = None
@@ -63,6 +76,8 @@ class SearchQuery:
     price_min: Decimal | None = None
     price_max: Decimal | None = None
     properties: Sequence[PropertyFilter] = ()
+    # Set for semantic and hybrid search of a text; None: full-text only.
+    semantic: SemanticQuery | None = None
 
 
 @dataclass
@@ -102,6 +117,58 @@ class SearchRepository:
 
     def _tsquery(self, language: str, query: str) -> ColumnElement[Any]:
         return func.websearch_to_tsquery(cast(language, REGCONFIG), func.kai_fold(query))
+
+    def _matches(self, query: SearchQuery, language: str) -> Any:
+        """The materials the words match, as a derived table (id, rank); None without words.
+
+        Full-text: every material whose document matches (the full-text index serves only
+        past row-level security: see the migration's kai_text_matches). Semantic: the nearest
+        materials by meaning, down to a minimum similarity. Hybrid: both, fused by reciprocal
+        rank: a material's rank is the sum of 1 / (k + its position) in each list it is in.
+        """
+        if not query.text:
+            return None
+        tsquery = self._tsquery(language, query.text)
+        full_text = func.kai_text_matches(tsquery).table_valued("id", "rank")
+        semantic = query.semantic
+        if semantic is None:
+            return full_text.render_derived(name="matches")
+        nearest = nearest_materials(semantic.vector, semantic.candidates, query.category_ids)
+        related = nearest.c.similarity >= semantic.min_similarity
+        if semantic.mode == "semantic":
+            return (
+                select(nearest.c.id, nearest.c.similarity.label("rank"))
+                .where(related)
+                .subquery("matches")
+            )
+        by_words = select(
+            full_text.c.id,
+            func.row_number().over(order_by=(full_text.c.rank.desc(), full_text.c.id)).label("at"),
+        ).subquery("by_words")
+        by_meaning = (
+            select(
+                nearest.c.id,
+                func.row_number()
+                .over(order_by=(nearest.c.similarity.desc(), nearest.c.id))
+                .label("at"),
+            )
+            .where(related)
+            .subquery("by_meaning")
+        )
+        k = float(semantic.rrf_k)
+        fused = func.coalesce(1.0 / (k + by_words.c.at), 0.0) + func.coalesce(
+            1.0 / (k + by_meaning.c.at), 0.0
+        )
+        return (
+            select(
+                func.coalesce(by_words.c.id, by_meaning.c.id).label("id"),
+                fused.label("rank"),
+            )
+            .select_from(
+                by_words.outerjoin(by_meaning, by_words.c.id == by_meaning.c.id, full=True)
+            )
+            .subquery("matches")
+        )
 
     def _conditions(self, query: SearchQuery) -> list[Any]:
         conditions: list[Any] = [
@@ -149,7 +216,7 @@ class SearchRepository:
         cursor: str | None,
     ) -> tuple[list[Hit], str | None]:
         tsquery = self._tsquery(language, query.text) if query.text else None
-        matches = _matches(tsquery)
+        matches = self._matches(query, language)
         # In double precision: a `real` rank would come back rounded, and a cursor holding
         # the rounded value would not compare equal to the row it came from.
         rank: ColumnElement[Any] = (
@@ -208,8 +275,7 @@ class SearchRepository:
         numeric_keys: Sequence[str],
     ) -> FacetRows:
         """Counts of the whole match set, in one statement over it."""
-        tsquery = self._tsquery(language, query.text) if query.text else None
-        matches = _matches(tsquery)
+        matches = self._matches(query, language)
         numbers = [("price", cast(Material.price, Float))] + [
             (f"properties.{key}", _number(key)) for key in numeric_keys
         ]
@@ -338,14 +404,6 @@ class SearchRepository:
             .limit(limit)
         )
         return [(row[0], row[1], float(row[2])) for row in (await self.session.execute(statement))]
-
-
-def _matches(tsquery: ColumnElement[Any] | None) -> Any:
-    """The organization's materials matching `tsquery`, with their rank (see the migration's
-    kai_text_matches: the full-text index serves only past row-level security)."""
-    if tsquery is None:
-        return None
-    return func.kai_text_matches(tsquery).table_valued("id", "rank").render_derived(name="matches")
 
 
 def _sort_keys(sort: str, rank: ColumnElement[Any]) -> list[tuple[Any, bool]]:

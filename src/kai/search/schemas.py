@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 
 from kai.catalog.schemas import MaterialRead
 
-# Semantic and hybrid ranking arrive with the materials' text embeddings.
-SearchMode = Literal["fulltext"]
+SearchMode = Literal["hybrid", "fulltext", "semantic"]
 SearchSort = Literal["relevance", "name", "newest", "price_asc", "price_desc"]
 
 

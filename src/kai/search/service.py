@@ -3,6 +3,7 @@ highlighted snippets, and typo-tolerant suggestions."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import uuid
@@ -20,9 +21,11 @@ from kai.catalog.properties import PropertyDefinition
 from kai.catalog.repository import CategoryRepository
 from kai.catalog.schemas import UnitSystem
 from kai.catalog.units import UnitError, convert, preferred
+from kai.config import SearchSettings
 from kai.identity.actor import Actor
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import Unprocessable
+from kai.search import semantic
 from kai.search.repository import (
     BUCKETS,
     MARK_END,
@@ -31,6 +34,7 @@ from kai.search.repository import (
     PropertyFilter,
     SearchQuery,
     SearchRepository,
+    SemanticQuery,
 )
 from kai.search.schemas import (
     CategoryFacet,
@@ -191,9 +195,33 @@ async def _prepared(
     return query, language, views, definitions
 
 
-async def search(session: AsyncSession, *, actor: Actor, request: SearchRequest) -> SearchResults:
+async def _with_meaning(
+    query: SearchQuery, request: SearchRequest, settings: SearchSettings
+) -> SearchQuery:
+    """The query with its embedding, for semantic and hybrid search of words."""
+    if request.mode == "fulltext" or not query.text:
+        return query
+    vector = await semantic.query_embeddings().embed(query.text)
+    meaning = SemanticQuery(
+        vector=vector,
+        mode=request.mode,
+        candidates=settings.semantic_candidates,
+        min_similarity=settings.semantic_min_similarity,
+        rrf_k=settings.rrf_k,
+    )
+    return dataclasses.replace(query, semantic=meaning)
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    request: SearchRequest,
+    settings: SearchSettings | None = None,
+) -> SearchResults:
     repository = SearchRepository(session)
     query, language, views, definitions = await _prepared(session, actor, request)
+    query = await _with_meaning(query, request, settings or SearchSettings())
     hits, next_cursor = await repository.search(
         query, language=language, sort=request.sort, limit=request.limit, cursor=request.cursor
     )
@@ -240,6 +268,7 @@ async def export(
     actor: Actor,
     request: SearchRequest,
     fmt: str,
+    settings: SearchSettings | None = None,
 ) -> AsyncIterator[str]:
     """Every material the request matches, as CSV or JSON pieces.
 
@@ -248,6 +277,7 @@ async def export(
     """
     organization_id = actor.tenant_id
     query, language = await _query(session, actor, request)
+    query = await _with_meaning(query, request, settings or SearchSettings())
     sort = request.sort if query.text or request.sort != "relevance" else "name"
     described = {"q": request.text, "category_id": request.category_id}
     await transfers.record_export(

@@ -1,0 +1,45 @@
+"""Tables of search: each material's text embedding, for semantic search."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kai.kit.db import Base
+from kai.search.embeddings import EMBEDDING_DIMENSIONS
+
+TENANT_TABLES = ("material_text_embeddings",)
+
+
+class MaterialTextEmbedding(Base):
+    """What a material's text means, as a vector, and which document it was made from.
+
+    `document_hash` is the MD5 of the material's full-text document when it was embedded:
+    whatever changes the words a material is found by (its fields, its category's names, its
+    properties) changes the document, and so marks the embedding stale.
+    """
+
+    __tablename__ = "material_text_embeddings"
+    __table_args__ = (
+        Index(
+            "ix_material_text_embeddings_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "halfvec_cosine_ops"},
+        ),
+    )
+
+    material_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("materials.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    model: Mapped[str] = mapped_column(String(100))
+    document_hash: Mapped[str] = mapped_column(String(32))
+    embedding: Mapped[list[float]] = mapped_column(HALFVEC(EMBEDDING_DIMENSIONS))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

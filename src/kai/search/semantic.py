@@ -1,0 +1,115 @@
+"""Semantic search: what each material's text means, kept current, and what a query means.
+
+A material's embedding is made from its name, category path, description, tags, property
+words and maker, by a job (`search.embed_materials`) that the catalog queues whenever it
+writes materials. The job embeds whatever is missing or stale (its document changed, or the
+model did) and hands the rest to a follow-up job, so it is idempotent and a burst of edits
+costs one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.events import EMBED_MATERIALS, materials_text_changed
+from kai.search.embeddings import TextEmbedder, default_embedder
+from kai.search.semantic_repository import MaterialText, SemanticRepository
+
+EMBED_KIND = EMBED_MATERIALS
+# Texts embedded per model call: large enough to batch well, small enough to report progress.
+CHUNK = 64
+QUERY_CACHE_SIZE = 2048
+
+Progress = Callable[[int, int | None], Awaitable[None]]
+
+
+def material_text(text: MaterialText, categories: dict[uuid.UUID, list[str]]) -> str:
+    """The words a material is embedded from, most telling first (the model reads 256 tokens)."""
+    parts = [text.name]
+    if text.category_id is not None and text.category_id in categories:
+        parts.append(" > ".join(categories[text.category_id]))
+    parts += [text.description, ", ".join(text.tags), text.properties_text, text.manufacturer]
+    return ". ".join(part.strip() for part in parts if part and part.strip())
+
+
+async def refresh_embeddings(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    embedder: TextEmbedder,
+    batch: int,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Embed up to `batch` of the organization's materials whose embedding is missing or
+    stale; queue a follow-up job when more remain."""
+    repository = SemanticRepository(session)
+    stale = await repository.stale(organization_id, embedder.name, batch)
+    if not stale:
+        return {"embedded": 0, "follow_up": False}
+    categories = await repository.category_names(organization_id)
+    done = 0
+    for start in range(0, len(stale), CHUNK):
+        chunk = stale[start : start + CHUNK]
+        texts = [material_text(text, categories) for text in chunk]
+        # The model is CPU-bound: off the event loop, so the worker keeps heart-beating.
+        vectors = await asyncio.to_thread(embedder.embed, texts)
+        await repository.save(
+            organization_id, embedder.name, list(zip(chunk, vectors.tolist(), strict=True))
+        )
+        done += len(chunk)
+        if progress is not None:
+            await progress(done, len(stale))
+    follow_up = len(stale) == batch
+    if follow_up:
+        await materials_text_changed(session, organization_id=organization_id)
+    return {"embedded": done, "follow_up": follow_up}
+
+
+class QueryEmbeddings:
+    """Embeddings of search queries, remembered: people page, refine and repeat searches, and
+    a query costs the model ~10 ms."""
+
+    def __init__(self, embedder: TextEmbedder | None = None, size: int = QUERY_CACHE_SIZE) -> None:
+        self._embedder = embedder
+        self._size = size
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> TextEmbedder:
+        if self._embedder is None:
+            self._embedder = default_embedder()
+        return self._embedder
+
+    async def embed(self, query: str) -> list[float]:
+        key = " ".join(query.lower().split())
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        vector = await asyncio.to_thread(self._embed_one, key)
+        with self._lock:
+            self._cache[key] = vector
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return vector
+
+    def _embed_one(self, text: str) -> list[float]:
+        vector: list[float] = self.embedder.embed([text])[0].tolist()
+        return vector
+
+
+_QUERIES = QueryEmbeddings()
+
+
+def query_embeddings() -> QueryEmbeddings:
+    """The process's query-embedding cache (the model is loaded on first use)."""
+    return _QUERIES
