@@ -89,7 +89,11 @@ def fresh_database(server: str, name: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def worker_name(request: pytest.FixtureRequest) -> str:
-    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
+    """This test process's name among all running on the server: the xdist worker and the
+    process id, so two test runs sharing the cluster (two checkouts, CI beside a developer)
+    never drop each other's databases."""
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
+    return f"{worker}_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,11 @@ TENANT_TABLES = ("material_text_embeddings",)
 
 
 class MaterialTextEmbedding(Base):
-    """What a material's text means, as a vector, and which document it was made from.
+    """What a material's text means, as a vector, and the hash of the text it was made from.
 
-    `document_hash` is the MD5 of the material's full-text document when it was embedded:
-    whatever changes the words a material is found by (its fields, its category's names, its
-    properties) changes the document, and so marks the embedding stale.
+    `document_hash` is the MD5 of the text embedded (name, category path, description, tags,
+    property words, maker): whatever changes that text (an edit, a category renamed) makes
+    the embedding stale, and nothing else does (a new price, another search language).
     """
 
     __tablename__ = "material_text_embeddings"

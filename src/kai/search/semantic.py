@@ -2,7 +2,7 @@
 
 A material's embedding is made from its name, category path, description, tags, property
 words and maker, by a job (`search.embed_materials`) that the catalog queues whenever it
-writes materials. The job embeds whatever is missing or stale (its document changed, or the
+writes materials. The job embeds whatever is missing or stale (its text changed, or the
 model did) and hands the rest to a follow-up job, so it is idempotent and a burst of edits
 costs one run.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.events import EMBED_MATERIALS, materials_text_changed
 from kai.search.embeddings import TextEmbedder, default_embedder
-from kai.search.semantic_repository import MaterialText, SemanticRepository
+from kai.search.semantic_repository import SemanticRepository
 
 EMBED_KIND = EMBED_MATERIALS
 # Texts embedded per model call: large enough to batch well, small enough to report progress.
@@ -28,15 +28,6 @@ CHUNK = 64
 QUERY_CACHE_SIZE = 2048
 
 Progress = Callable[[int, int | None], Awaitable[None]]
-
-
-def material_text(text: MaterialText, categories: dict[uuid.UUID, list[str]]) -> str:
-    """The words a material is embedded from, most telling first (the model reads 256 tokens)."""
-    parts = [text.name]
-    if text.category_id is not None and text.category_id in categories:
-        parts.append(" > ".join(categories[text.category_id]))
-    parts += [text.description, ", ".join(text.tags), text.properties_text, text.manufacturer]
-    return ". ".join(part.strip() for part in parts if part and part.strip())
 
 
 async def refresh_embeddings(
@@ -53,11 +44,10 @@ async def refresh_embeddings(
     stale = await repository.stale(organization_id, embedder.name, batch)
     if not stale:
         return {"embedded": 0, "follow_up": False}
-    categories = await repository.category_names(organization_id)
     done = 0
     for start in range(0, len(stale), CHUNK):
         chunk = stale[start : start + CHUNK]
-        texts = [material_text(text, categories) for text in chunk]
+        texts = [text.text for text in chunk]
         # The model is CPU-bound: off the event loop, so the worker keeps heart-beating.
         vectors = await asyncio.to_thread(embedder.embed, texts)
         await repository.save(

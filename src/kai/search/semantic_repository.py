@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import Uuid, bindparam, cast, func, null, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import Uuid, bindparam, cast, func, literal, null, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from kai.catalog.models import Category, Material
 from kai.search.embeddings import EMBEDDING_DIMENSIONS
@@ -19,87 +21,84 @@ from kai.search.models import MaterialTextEmbedding
 
 @dataclass(frozen=True)
 class MaterialText:
-    """What a material says about itself, and the hash of the document it was read from."""
+    """What a material says about itself, as it is embedded, and that text's hash."""
 
     material_id: uuid.UUID
-    name: str
-    description: str
-    category_id: uuid.UUID | None
-    tags: Sequence[str]
-    properties_text: str
-    manufacturer: str
-    document_hash: str
+    text: str
+    text_hash: str
 
 
-def _document_hash() -> Any:
-    return func.md5(func.coalesce(func.text(Material.search_vector), ""))
+def _category_paths(organization_id: uuid.UUID) -> Any:
+    """Each category's names from the root down to itself, joined by ' > '."""
+    own = aliased(Category, name="own")
+    ancestor = aliased(Category, name="ancestor")
+    # The category itself is not in its own path: it sorts last.
+    depth = func.coalesce(func.array_position(own.path, ancestor.id), 1_000_000)
+    return (
+        select(
+            own.id.label("category_id"),
+            func.string_agg(ancestor.name, aggregate_order_by(literal(" > "), depth)).label(
+                "names"
+            ),
+        )
+        .join(ancestor, or_(ancestor.id == own.id, ancestor.id == func.any(own.path)))
+        .where(own.organization_id == organization_id)
+        .group_by(own.id)
+        .cte("category_paths")
+    )
+
+
+def _stale(organization_id: uuid.UUID, model: str) -> tuple[Any, Any, list[Any]]:
+    """The embedded text of each live material, its hash, and the conditions that find those
+    whose embedding is missing, by another model, or made from another text."""
+    paths = _category_paths(organization_id)
+    # Most telling first: the model reads 256 tokens at most.
+    text = func.concat_ws(
+        ". ",
+        Material.name,
+        func.nullif(paths.c.names, ""),
+        func.nullif(Material.description, ""),
+        func.nullif(func.array_to_string(Material.tags, ", "), ""),
+        func.nullif(Material.properties_text, ""),
+        func.nullif(Material.manufacturer, ""),
+    )
+    text_hash = func.md5(text)
+    conditions = [
+        Material.organization_id == organization_id,
+        Material.deleted_at.is_(None),
+        or_(
+            MaterialTextEmbedding.material_id.is_(None),
+            MaterialTextEmbedding.model != model,
+            MaterialTextEmbedding.document_hash != text_hash,
+        ),
+    ]
+    joined = (
+        select(Material)
+        .outerjoin(paths, paths.c.category_id == Material.category_id)
+        .outerjoin(MaterialTextEmbedding, MaterialTextEmbedding.material_id == Material.id)
+    )
+    return joined, (text, text_hash), conditions
 
 
 class SemanticRepository:
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def stale(self, organization_id: uuid.UUID, model: str, limit: int) -> list[MaterialText]:
-        """Live materials with no embedding by `model`, or one made from an older document."""
-        document_hash = _document_hash()
+        """Live materials with no embedding by `model`, or one made from another text."""
+        joined, (text, text_hash), conditions = _stale(organization_id, model)
         statement = (
-            select(
-                Material.id,
-                Material.name,
-                Material.description,
-                Material.category_id,
-                Material.tags,
-                Material.properties_text,
-                Material.manufacturer,
-                document_hash,
-            )
-            .outerjoin(MaterialTextEmbedding, MaterialTextEmbedding.material_id == Material.id)
-            .where(
-                Material.organization_id == organization_id,
-                Material.deleted_at.is_(None),
-                or_(
-                    MaterialTextEmbedding.material_id.is_(None),
-                    MaterialTextEmbedding.model != model,
-                    MaterialTextEmbedding.document_hash != document_hash,
-                ),
-            )
+            joined.with_only_columns(Material.id, text, text_hash)
+            .where(*conditions)
             .order_by(Material.id)
             .limit(limit)
         )
         return [MaterialText(*row) for row in (await self.session.execute(statement)).all()]
 
     async def count_stale(self, organization_id: uuid.UUID, model: str) -> int:
-        document_hash = _document_hash()
-        statement = (
-            select(func.count())
-            .select_from(Material)
-            .outerjoin(MaterialTextEmbedding, MaterialTextEmbedding.material_id == Material.id)
-            .where(
-                Material.organization_id == organization_id,
-                Material.deleted_at.is_(None),
-                or_(
-                    MaterialTextEmbedding.material_id.is_(None),
-                    MaterialTextEmbedding.model != model,
-                    MaterialTextEmbedding.document_hash != document_hash,
-                ),
-            )
-        )
+        joined, _, conditions = _stale(organization_id, model)
+        statement = joined.with_only_columns(func.count()).where(*conditions)
         return int(await self.session.scalar(statement) or 0)
-
-    async def category_names(self, organization_id: uuid.UUID) -> dict[uuid.UUID, list[str]]:
-        """Each category's names from the root down to itself."""
-        rows = (
-            await self.session.execute(
-                select(Category.id, Category.name, Category.path).where(
-                    Category.organization_id == organization_id
-                )
-            )
-        ).all()
-        names = {row.id: row.name for row in rows}
-        return {
-            row.id: [names[ancestor] for ancestor in row.path if ancestor in names] + [row.name]
-            for row in rows
-        }
 
     async def save(
         self,
@@ -115,7 +114,7 @@ class SemanticRepository:
                     "material_id": text.material_id,
                     "organization_id": organization_id,
                     "model": model,
-                    "document_hash": text.document_hash,
+                    "document_hash": text.text_hash,
                     "embedding": list(vector),
                 }
                 for text, vector in embedded
