@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from kai.catalog import transfers
 from kai.jobs.models import Job
 from kai.kit.db import act_for
 from kai.runtime import Runtime
-from tests.catalog.factories import TILE_PROPERTIES, create_category
+from tests.catalog.factories import TILE_PROPERTIES, create_category, create_material
 from tests.catalog.test_images import photo
 from tests.identity.factories import Member, member
 
@@ -237,3 +237,69 @@ async def test_an_export_reads_back_as_the_same_catalog(
 
     marble = await client.get("/api/v1/catalog/exports?format=json&q=marble", headers=owner.headers)
     assert {m["code"] for m in marble.json()["materials"]} == {"CAR-600", "CAL-300"}
+
+
+async def _documents(runtime: Runtime, owner: Member) -> dict[str, str]:
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        rows = await session.execute(text("SELECT code, search_vector::text FROM materials"))
+        return {str(code): str(document) for code, document in rows.all()}
+
+
+async def test_imported_materials_are_found_and_versioned_like_ones_made_through_the_api(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    content = (HEADER + GOOD_ROWS).encode()
+    report = await _run_queued_import(
+        runtime, owner, (await _import(client, owner, content)).json()["job"]["id"]
+    )
+    assert report["created"] == 3
+    marble = next(
+        category
+        for category in (await client.get("/api/v1/categories", headers=owner.headers)).json()
+        if category["name"] == "Marble"
+    )
+    twin = await create_material(
+        client, owner, category_id=marble["id"], code="CAR-601", name="Carrara honed",
+        price="89.00", currency="EUR", tags=["white", "bathroom"],
+        properties={"thickness": 10, "finish": "honed"},
+    )  # fmt: skip
+
+    # The document an import wrote is the one the trigger writes for the same row.
+    imported = await _documents(runtime, owner)
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        await session.execute(text("UPDATE materials SET name = name"))
+    assert await _documents(runtime, owner) == imported
+
+    # Category names are searchable words, and stay current when a category is renamed.
+    async def found(words: str) -> set[str]:
+        response = await client.get(f"/api/v1/search?q={words}", headers=owner.headers)
+        assert response.status_code == 200, response.text
+        return {hit["material"]["code"] for hit in response.json()["items"]}
+
+    assert await found("marble") == {"CAR-600", "CAL-300", "CAR-601"}
+    assert await found("stone honed") == {"CAR-600", "CAR-601"}
+    renamed = await client.patch(
+        f"/api/v1/categories/{marble['id']}", json={"name": "Statuario"}, headers=owner.headers
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert await found("statuario") == {"CAR-600", "CAL-300", "CAR-601"}
+    assert await found("marble") == set()
+
+    # The first version records every field as one made through the API does.
+    async def first_version(material_id: str) -> dict[str, Any]:
+        url = f"/api/v1/materials/{material_id}/versions"
+        versions = (await client.get(url, headers=owner.headers)).json()["items"]
+        return dict(versions[-1])
+
+    materials = (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"]
+    carrara = next(item for item in materials if item["code"] == "CAR-600")
+    made, loaded = await first_version(twin["id"]), await first_version(carrara["id"])
+    assert (made["action"], loaded["action"]) == ("created", "imported")
+    assert loaded["actor_id"] == made["actor_id"] == str(owner.user.id)
+    assert loaded["changes"].pop("code") == {"old": None, "new": "CAR-600"}
+    assert made["changes"].pop("code") == {"old": None, "new": "CAR-601"}
+    assert loaded["changes"] == made["changes"]

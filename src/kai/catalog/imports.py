@@ -463,12 +463,14 @@ async def import_catalog(
     writable = [row for row in planned if row.row not in broken_rows]
     created = await _insert_new(session, actor, [row for row in writable if row.new], progress)
     report.created += len(created)
-    for row in writable:
-        material = created.get(row.row)
-        if material is not None and add_image is not None:
-            for name in row.image_names:
-                if await add_image(material, name, file.images[name]):
-                    report.images += 1
+    if add_image is not None:
+        repository = MaterialRepository(session)
+        for row in writable:
+            if row.row in created and row.image_names:
+                material = await repository.get(actor.tenant_id, created[row.row])
+                for name in row.image_names:
+                    if material is not None and await add_image(material, name, file.images[name]):
+                        report.images += 1
     changing = [row for row in writable if not row.new]
     for index, row in enumerate(changing):
         try:
@@ -489,7 +491,7 @@ async def import_catalog(
     return report
 
 
-INSERT_BATCH = 1000
+INSERT_BATCH = 5000
 
 
 async def _insert_new(
@@ -497,20 +499,22 @@ async def _insert_new(
     actor: Actor,
     rows: Sequence[PlannedRow],
     progress: Callable[[int, int], Any] | None,
-) -> dict[int, Material]:
-    """New materials and their first versions, a thousand rows a statement."""
-    created: dict[int, Material] = {}
+) -> dict[int, uuid.UUID]:
+    """New materials and their first versions, many rows a statement; their ids by row."""
+    created: dict[int, uuid.UUID] = {}
+    repository = MaterialRepository(session)
     for start in range(0, len(rows), INSERT_BATCH):
         batch = rows[start : start + INSERT_BATCH]
-        built = [
-            material_service.new_material(actor, row.data, row.properties, row.schema)
+        values = [
+            material_service.new_material_values(actor, row.data, row.properties, row.schema)
             for row in batch
         ]
-        await MaterialRepository(session).insert_many(
-            built,
-            [material_service.version_values(material, "imported", actor) for material in built],
+        await repository.insert_many(
+            actor.tenant_id,
+            values,
+            [material_service.version_values(columns, "imported", actor) for columns in values],
         )
-        created.update((row.row, material) for row, material in zip(batch, built, strict=True))
+        created.update((row.row, columns["id"]) for row, columns in zip(batch, values, strict=True))
         if progress is not None:
             await progress(start + len(batch), len(rows))
     return created

@@ -4,16 +4,17 @@ second wall."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import any_, func, insert, or_, select, text, update
+from sqlalchemy import any_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.errors import CodeTaken
 from kai.catalog.models import CatalogSettings, Category, Material, MaterialImage, MaterialVersion
+from kai.kit.json import dumps
 from kai.kit.pagination import PageParams, paginate
 
 
@@ -137,6 +138,49 @@ class MaterialFilters:
     include_deleted: bool = False
 
 
+# The category words once per category and the language once, not once per row as the
+# trigger would: the document itself from the function the trigger uses.
+_INSERT_MATERIALS = text(
+    """
+    WITH given AS MATERIALIZED (
+        SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS incoming (
+            id uuid, organization_id uuid, category_id uuid, name text, code text,
+            description text, properties jsonb, properties_text text, manufacturer text,
+            supplier text, price numeric, currency text, tags text[], status text,
+            version integer, created_by text, updated_by text)
+    ), words AS MATERIALIZED (
+        SELECT category_id, kai_category_words(category_id) AS words
+          FROM (SELECT DISTINCT category_id FROM given WHERE category_id IS NOT NULL) AS used
+    ), language AS MATERIALIZED (
+        SELECT kai_search_language(CAST(:organization AS uuid)) AS config
+    )
+    INSERT INTO materials (
+        id, organization_id, category_id, name, code, description, properties,
+        properties_text, manufacturer, supplier, price, currency, tags, status, version,
+        created_by, updated_by, search_vector)
+    SELECT given.id, given.organization_id, given.category_id, given.name, given.code,
+           given.description, given.properties, given.properties_text, given.manufacturer,
+           given.supplier, given.price, given.currency, given.tags, given.status,
+           given.version, given.created_by, given.updated_by,
+           kai_material_document(
+               language.config, words.words, given.name, given.code, given.description,
+               given.tags, given.properties_text, given.manufacturer, given.supplier)
+      FROM given
+     CROSS JOIN language
+      LEFT JOIN words ON words.category_id = given.category_id
+    """
+)
+_INSERT_VERSIONS = text(
+    """
+    INSERT INTO material_versions
+        (id, organization_id, material_id, version, action, changes, actor_type, actor_id)
+    SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS incoming (
+        id uuid, organization_id uuid, material_id uuid, version integer, action text,
+        changes jsonb, actor_type text, actor_id text)
+    """
+)
+
+
 class MaterialRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -170,29 +214,29 @@ class MaterialRepository:
         return material
 
     async def insert_many(
-        self, materials: Sequence[Material], versions: Sequence[dict[str, Any]]
+        self,
+        organization_id: uuid.UUID,
+        materials: Sequence[Mapping[str, Any]],
+        versions: Sequence[Mapping[str, Any]],
     ) -> None:
-        """New materials (ids set) and their versions, in two multi-row statements."""
+        """New materials (columns, ids set) and their versions, in two statements.
+
+        The rows travel as one JSON document each. Their search documents are computed here
+        with the function the trigger uses, the category words once per category rather than
+        once per row; the trigger keeps a document that comes with a new row.
+        """
         if not materials:
             return
-        columns = [
-            "id", "organization_id", "category_id", "name", "code", "description", "properties",
-            "properties_text", "manufacturer", "supplier", "price", "currency", "tags", "status",
-            "version", "created_by", "updated_by",
-        ]  # fmt: skip
         try:
             await self.session.execute(
-                insert(Material),
-                [
-                    {column: getattr(material, column) for column in columns}
-                    for material in materials
-                ],
+                _INSERT_MATERIALS,
+                {"organization": organization_id, "rows": dumps(list(materials)).decode()},
             )
         except IntegrityError as exc:
             if "uq_materials_org_code" in str(exc.orig):
                 raise CodeTaken("Another material took one of these codes meanwhile.") from exc
             raise
-        await self.session.execute(insert(MaterialVersion), list(versions))
+        await self.session.execute(_INSERT_VERSIONS, {"rows": dumps(list(versions)).decode()})
 
     async def code_taken(
         self, organization_id: uuid.UUID, code: str, *, other_than: uuid.UUID | None = None
