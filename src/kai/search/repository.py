@@ -18,9 +18,11 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +44,7 @@ BUCKETS = 5
 # enough that "marbel" finds "marble", high enough that "oak" does not find "cloak".
 SUGGEST_SIMILARITY = 0.35
 TOP_TAGS = 20
+_ARRAY: ColumnElement[Any] = literal_column("'array'")
 
 
 @dataclass(frozen=True)
@@ -274,39 +277,94 @@ class SearchRepository:
         enum_keys: Sequence[str],
         numeric_keys: Sequence[str],
     ) -> FacetRows:
-        """Counts of the whole match set, in one statement over it."""
+        """Counts of the whole match set (the rows `search` pages through), in one statement.
+
+        The match set is read once, narrowed to the columns facets need; one pass finds the
+        total and each number's bounds, and one grouped pass (grouping sets) counts
+        categories, statuses, property values and range buckets together.
+        """
         matches = self._matches(query, language)
-        numbers = [("price", cast(Material.price, Float))] + [
-            (f"properties.{key}", _number(key)) for key in numeric_keys
-        ]
+        numbers: list[tuple[str, ColumnElement[Any]]] = [("price", cast(Material.price, Float))]
+        numbers += [(f"properties.{key}", _number(key)) for key in numeric_keys]
         selected = select(
-            Material.category_id,
-            Material.tags,
-            Material.status,
-            Material.properties,
-            *(expression.label(f"n{index}") for index, (_, expression) in enumerate(numbers)),
+            Material.category_id.label("category_id"),
+            Material.status.label("status"),
+            Material.tags.label("tags"),
+            *(Material.properties[key].label(f"p{i}") for i, key in enumerate(enum_keys)),
+            *(expression.label(f"n{i}") for i, (_, expression) in enumerate(numbers)),
         ).where(*self._conditions(query))
         if matches is not None:
             selected = selected.join(matches, matches.c.id == Material.id)
         matched = selected.cte("matched").prefix_with("MATERIALIZED")
-        parts: list[Any] = [
-            select(literal("total"), literal(None), literal(None), func.count()).select_from(
-                matched
-            ),
-        ]
-        parts.append(
+        bounds = (
             select(
-                literal("category"),
-                func.coalesce(func.text(matched.c.category_id), ""),
-                literal(None),
-                func.count(),
-            ).group_by(matched.c.category_id)
-        )
-        parts.append(
-            select(literal("status"), matched.c.status, literal(None), func.count()).group_by(
-                matched.c.status
+                func.count().label("total"),
+                *(func.min(matched.c[f"n{i}"]).label(f"low{i}") for i in range(len(numbers))),
+                *(func.max(matched.c[f"n{i}"]).label(f"high{i}") for i in range(len(numbers))),
             )
+            .select_from(matched)
+            .cte("bounds")
         )
+        # Each grouping set counts one facet: (kind, key) says which.
+        facets: list[tuple[str, str, ColumnElement[Any]]] = [
+            ("category", "", func.text(matched.c.category_id)),
+            ("status", "", matched.c.status),
+        ]
+        for i, key in enumerate(enum_keys):
+            value = matched.c[f"p{i}"]
+            # A multi_enum's arrays are counted element by element below.
+            scalar = case(
+                (func.jsonb_typeof(value) != _ARRAY, value.op("#>>")(literal_column("'{}'")))
+            )
+            facets.append(("property", key, scalar))
+        for i, (name, _) in enumerate(numbers):
+            low, high = bounds.c[f"low{i}"], bounds.c[f"high{i}"]
+            # Literal constants, not bound parameters: the expression must read the same in
+            # the grouping sets as in grouping() for PostgreSQL to see it is grouped.
+            tiny: ColumnElement[Any] = literal_column("1e-9")
+            buckets: ColumnElement[Any] = literal_column(str(BUCKETS))
+            number = matched.c[f"n{i}"]
+            # least() passes over NULLs: a material without the number has no bucket.
+            bucket = case(
+                (
+                    number.is_not(None),
+                    func.least(
+                        func.width_bucket(
+                            number, low, high + func.greatest((high - low) * tiny, tiny), buckets
+                        ),
+                        buckets,
+                    ),
+                )
+            )
+            facets.append(("bucket", name, func.text(bucket)))
+        grouped = [expression.label(f"g{i}") for i, (_, _, expression) in enumerate(facets)]
+        which = case(
+            *((func.grouping(expression) == 0, i) for i, (_, _, expression) in enumerate(facets))
+        )
+        per_facet = (
+            select(which.label("facet"), func.coalesce(*grouped).label("value"), func.count())
+            .select_from(matched.join(bounds, literal(True)))
+            .group_by(func.grouping_sets(*(tuple_(expression) for _, _, expression in facets)))
+            .subquery()
+        )
+        parts: list[Any] = [
+            select(
+                literal("facet"),
+                func.text(per_facet.c.facet),
+                per_facet.c.value,
+                per_facet.c.count,
+            ),
+            select(literal("total"), literal(None), literal(None), bounds.c.total),
+        ]
+        parts += [
+            select(
+                literal("range"),
+                literal(name),
+                func.text(bounds.c[f"low{i}"]) + "|" + func.text(bounds.c[f"high{i}"]),
+                literal(-1),
+            )
+            for i, (name, _) in enumerate(numbers)
+        ]
         tag = func.unnest(matched.c.tags).table_valued("tag").alias("tag")
         tag_counts = (
             select(tag.c.tag.label("tag"), func.count().label("n"))
@@ -317,50 +375,18 @@ class SearchRepository:
             .subquery()
         )
         parts.append(select(literal("tag"), tag_counts.c.tag, literal(None), tag_counts.c.n))
-        if enum_keys:
-            entry = func.jsonb_each(matched.c.properties).table_valued("key", "value").alias("e")
-            element = (
-                func.jsonb_array_elements_text(
-                    case(
-                        (func.jsonb_typeof(entry.c.value) == "array", entry.c.value),
-                        else_=func.jsonb_build_array(entry.c.value),
-                    )
-                )
-                .table_valued("value")
-                .alias("v")
-            )
+        for i, key in enumerate(enum_keys):
+            value = matched.c[f"p{i}"]
+            element = func.jsonb_array_elements_text(value).table_valued("value").alias(f"v{i}")
             parts.append(
-                select(literal("property"), entry.c.key, element.c.value, func.count())
-                .select_from(matched.join(entry, literal(True)).join(element, literal(True)))
-                .where(entry.c.key.in_(list(enum_keys)))
-                .group_by(entry.c.key, element.c.value)
-            )
-        for index, (name, _) in enumerate(numbers):
-            column = matched.c[f"n{index}"]
-            low = select(func.min(column)).scalar_subquery()
-            high = select(func.max(column)).scalar_subquery()
-            parts.append(
-                select(
-                    literal("range"),
-                    literal(name),
-                    func.concat(func.text(low), "|", func.text(high)),
-                    literal(-1),
-                )
-            )
-            bucket = func.least(
-                func.width_bucket(
-                    column, low, high + func.greatest((high - low) * 1e-9, 1e-9), BUCKETS
-                ),
-                BUCKETS,
-            )
-            parts.append(
-                select(literal("bucket"), literal(name), func.text(bucket), func.count())
-                .where(column.is_not(None))
-                .group_by(bucket)
+                select(literal("property"), literal(key), element.c.value, func.count())
+                .select_from(matched.join(element, literal(True)))
+                .where(func.jsonb_typeof(value) == "array")
+                .group_by(element.c.value)
             )
         union = parts[0].union_all(*parts[1:])
         rows = (await self.session.execute(union)).all()
-        return _facet_rows(rows)
+        return _facet_rows(rows, [(kind, key) for kind, key, _ in facets])
 
     async def suggest_materials(
         self, organization_id: uuid.UUID, typed: str, limit: int
@@ -429,27 +455,34 @@ def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> ColumnElement[boo
     return or_(*clauses)
 
 
-def _facet_rows(rows: Sequence[Any]) -> FacetRows:
-    facets = FacetRows()
+def _facet_rows(rows: Sequence[Any], facets: Sequence[tuple[str, str]]) -> FacetRows:
+    """The facet statement's rows as counts; `facets`: what each grouping set counts."""
+    facets_found = FacetRows()
     bounds: dict[str, tuple[float, float]] = {}
     buckets: dict[str, dict[int, int]] = {}
     for kind, key, value, count in rows:
+        if kind == "facet":
+            kind, key = facets[int(key)]
+            if value is None:
+                # Materials without the value (no category, no such property): not a facet.
+                continue
+            key, value = (value, None) if kind in ("category", "status") else (key, value)
         if kind == "total":
-            facets.total = int(count)
-        elif kind == "category" and key:
-            facets.categories[uuid.UUID(key)] = int(count)
+            facets_found.total = int(count)
+        elif kind == "category":
+            facets_found.categories[uuid.UUID(key)] = int(count)
         elif kind == "status":
-            facets.statuses[str(key)] = int(count)
+            facets_found.statuses[str(key)] = int(count)
         elif kind == "tag":
-            facets.tags.append((str(key), int(count)))
-        elif kind == "property":
-            facets.properties.setdefault(str(key), {})[str(value)] = int(count)
-        elif kind == "range" and value and value != "|":
+            facets_found.tags.append((str(key), int(count)))
+        elif kind == "property" and value is not None:
+            counts = facets_found.properties.setdefault(str(key), {})
+            counts[str(value)] = counts.get(str(value), 0) + int(count)
+        elif kind == "range" and value:
             lowest, _, highest = str(value).partition("|")
-            if lowest and highest:
-                bounds[str(key)] = (float(lowest), float(highest))
-        elif kind == "bucket" and value is not None:
+            bounds[str(key)] = (float(lowest), float(highest))
+        elif kind == "bucket":
             buckets.setdefault(str(key), {})[int(value)] = int(count)
     for key, (low, high) in bounds.items():
-        facets.ranges[key] = (low, high, buckets.get(key, {}))
-    return facets
+        facets_found.ranges[key] = (low, high, buckets.get(key, {}))
+    return facets_found

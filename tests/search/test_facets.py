@@ -1,0 +1,109 @@
+"""Facet counts as a shopper reads them: every count agrees with the materials the search
+returns, whatever the words, filters and property shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from kai.runtime import Runtime
+from tests.catalog.factories import create_category, create_material
+from tests.identity.factories import Member, member
+
+pytestmark = pytest.mark.database
+
+PROPERTIES: list[dict[str, Any]] = [
+    {"key": "finish", "label": "Finish", "type": "enum", "options": ["honed", "polished"]},
+    {"key": "rooms", "label": "Rooms", "type": "multi_enum",
+     "options": ["bathroom", "kitchen", "terrace"]},
+    {"key": "outdoor", "label": "Outdoor", "type": "boolean"},
+    {"key": "thickness", "label": "Thickness", "type": "number", "unit": "mm"},
+]  # fmt: skip
+
+
+async def _facets(client: AsyncClient, owner: Member, query: str) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/search?mode=fulltext&{query}", headers=owner.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _values(results: dict[str, Any], key: str) -> dict[str, int]:
+    facet = next((p for p in results["facets"]["properties"] if p["key"] == key), None)
+    return {v["value"]: v["count"] for v in facet["values"]} if facet else {}
+
+
+async def test_facets_count_scalar_and_multi_valued_properties(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=PROPERTIES)
+    rows = [
+        ("Slate honed", {"finish": "honed", "rooms": ["bathroom", "kitchen"], "outdoor": True,
+                         "thickness": 10}),
+        ("Slate polished", {"finish": "polished", "rooms": ["kitchen"], "outdoor": False,
+                            "thickness": 20}),
+        ("Slate plain", {"rooms": ["terrace"], "thickness": 30}),
+    ]  # fmt: skip
+    for name, properties in rows:
+        await create_material(
+            client, owner, category_id=stone["id"], name=name, properties=properties
+        )
+    # One without a category: counted in the total, not under any category.
+    await create_material(client, owner, name="Slate offcut")
+
+    results = await _facets(client, owner, "q=slate")
+    assert results["total"] == 4
+    assert _values(results, "finish") == {"honed": 1, "polished": 1}
+    assert _values(results, "rooms") == {"bathroom": 1, "kitchen": 2, "terrace": 1}
+    assert _values(results, "outdoor") == {"true": 1, "false": 1}
+    assert [(c["name"], c["count"]) for c in results["facets"]["categories"]] == [("Stone", 3)]
+    thickness = next(r for r in results["facets"]["ranges"] if r["key"] == "properties.thickness")
+    assert (thickness["minimum"], thickness["maximum"]) == (10, 30)
+    assert [b["count"] for b in thickness["buckets"]] == [1, 1, 1]
+
+    # Filters narrow the counts to exactly what the search returns.
+    kitchen = await _facets(client, owner, "q=slate&filter=rooms:kitchen")
+    assert kitchen["total"] == len(kitchen["items"]) == 2
+    assert _values(kitchen, "finish") == {"honed": 1, "polished": 1}
+    assert _values(kitchen, "outdoor") == {"true": 1, "false": 1}
+    # No numbers among the matches: no range for them, and no price range at all.
+    offcut = await _facets(client, owner, "q=offcut")
+    assert offcut["total"] == 1
+    assert offcut["facets"]["ranges"] == []
+    assert offcut["facets"]["categories"] == []
+
+
+async def test_facets_follow_changes_to_the_catalog(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=PROPERTIES)
+    honed = await create_material(
+        client, owner, category_id=stone["id"], name="Basalt", properties={"finish": "honed"},
+        price="10.00", currency="EUR", status="active",
+    )  # fmt: skip
+    await create_material(
+        client, owner, category_id=stone["id"], name="Basalt", properties={"finish": "honed"},
+        price="30.00", currency="EUR", status="draft",
+    )  # fmt: skip
+    before = await _facets(client, owner, "")
+    assert _values(before, "finish") == {"honed": 2}
+    assert {s["value"]: s["count"] for s in before["facets"]["statuses"]} == {
+        "active": 1, "draft": 1,
+    }  # fmt: skip
+
+    response = await client.patch(
+        f"/api/v1/materials/{honed['id']}",
+        json={"properties": {"finish": "polished"}, "status": "discontinued"},
+        headers={**owner.headers, "If-Match": f'"{honed["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    after = await _facets(client, owner, "")
+    assert _values(after, "finish") == {"honed": 1, "polished": 1}
+    assert {s["value"]: s["count"] for s in after["facets"]["statuses"]} == {
+        "discontinued": 1, "draft": 1,
+    }  # fmt: skip
+    price = next(r for r in after["facets"]["ranges"] if r["key"] == "price")
+    assert (price["minimum"], price["maximum"]) == (10, 30)
+    assert [b["count"] for b in price["buckets"]] == [1, 1]
