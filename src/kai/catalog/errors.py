@@ -55,3 +55,7 @@ class PriceWithoutCurrency(Unprocessable):
 
 class ImageNotReady(Conflict):
     type, title = "image-not-ready", "The image has no derivatives yet"
+
+
+class UnknownLanguage(Unprocessable):
+    type, title = "unknown-language", "The server has no text-search configuration by this name"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import any_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -404,3 +405,34 @@ class SettingsRepository:
 
     async def get(self, organization_id: uuid.UUID) -> CatalogSettings | None:
         return await self.session.get(CatalogSettings, organization_id)
+
+    async def set_language(self, organization_id: uuid.UUID, language: str) -> None:
+        statement = insert(CatalogSettings).values(
+            organization_id=organization_id, search_language=language
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[CatalogSettings.organization_id],
+                set_={"search_language": statement.excluded.search_language},
+            )
+        )
+
+    async def languages(self) -> list[str]:
+        """The server's text-search configurations (`english`, `german`, `simple`...)."""
+        rows = await self.session.execute(
+            text(
+                "SELECT cfgname FROM pg_ts_config"
+                " WHERE cfgnamespace = 'pg_catalog'::regnamespace ORDER BY cfgname"
+            )
+        )
+        return [str(row[0]) for row in rows]
+
+    async def reindex_materials(self, organization_id: uuid.UUID) -> int:
+        """Rewrite every material's full-text document (the trigger reads the language)."""
+        result = await self.session.execute(
+            update(Material)
+            .where(Material.organization_id == organization_id)
+            .values(category_id=Material.category_id)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

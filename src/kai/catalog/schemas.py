@@ -186,3 +186,20 @@ class MaterialVersionRead(ReadModel):
     actor_type: str
     actor_id: str | None
     changed_at: datetime
+
+
+class CatalogSettingsRead(BaseModel):
+    search_language: str = Field(
+        description="The text-search configuration that stems the catalog's words."
+    )
+    available_languages: list[str] = Field(description="The configurations this server has.")
+    reindex_job_id: uuid.UUID | None = Field(
+        default=None,
+        description="Set when a change started rewriting every material's search document.",
+    )
+
+
+class CatalogSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    search_language: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,63}$")]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kai.catalog import images, transfers
+from kai.catalog import events, images, transfers
+from kai.catalog.repository import SettingsRepository
 from kai.jobs.queue import JobRun, PermanentJobError, job_task
 
 
@@ -34,3 +35,13 @@ async def import_file(run: JobRun) -> dict[str, Any]:
         params=run.params,
         progress=run.report_progress,
     )
+
+
+@job_task("catalog.reindex_documents", max_attempts=3)
+async def reindex_documents(run: JobRun) -> dict[str, Any]:
+    """Every material's full-text document, rewritten (the search language changed)."""
+    if run.organization_id is None:
+        raise PermanentJobError("a catalog belongs to an organization")
+    rewritten = await SettingsRepository(run.session).reindex_materials(run.organization_id)
+    await events.materials_text_changed(run.session, organization_id=run.organization_id)
+    return {"materials": rewritten}

@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from kai.catalog.endpoints import categories, images, materials, transfers
+from kai.catalog.endpoints import categories, images, materials, settings, transfers
 
 ROUTERS: tuple[APIRouter, ...] = (
     categories.router,
     materials.router,
     images.router,
     transfers.router,
+    settings.router,
 )
