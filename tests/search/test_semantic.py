@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 
+from kai.catalog import transfers
+from kai.jobs.models import Job
 from kai.kit.db import act_for
 from kai.runtime import Runtime
 from kai.search import semantic
@@ -222,3 +225,34 @@ async def test_semantic_search_without_embeddings_yet_finds_by_words_in_hybrid(
     # No job has run: hybrid is full-text alone, semantic finds nothing yet.
     assert _codes(await _search(client, owner, q="oak")) == ["OAK-200"]
     assert (await _search(client, owner, q="oak", mode="semantic"))["total"] == 0
+
+
+async def test_an_imported_catalog_is_embedded_by_one_queued_refresh(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    rows = "code,name,description\n" + "".join(
+        f"IMP-{number},Imported tile {number},Glazed wall tile number {number}.\n"
+        for number in range(30)
+    )
+    queued = await client.post(
+        "/api/v1/catalog/imports",
+        files={"file": ("catalog.csv", rows.encode(), "text/csv")},
+        data={"mode": "all_or_nothing", "dry_run": "false"},
+        headers=owner.headers,
+    )
+    assert queued.status_code == 202, queued.text
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        job = await session.get(Job, uuid.UUID(queued.json()["job"]["id"]))
+        assert job is not None
+        await transfers.run_import(
+            session, runtime.storage, organization_id=owner.organization_id, params=job.params
+        )
+    waiting = await client.get(
+        "/api/v1/jobs",
+        params={"kind": "search.embed_materials", "status": "queued"},
+        headers=owner.headers,
+    )
+    assert len(waiting.json()["items"]) == 1
+    assert (await _embed(runtime, owner))["embedded"] == 30

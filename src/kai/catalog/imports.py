@@ -23,6 +23,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.catalog import events
 from kai.catalog import materials as material_service
 from kai.catalog.categories import CategoryView, list_categories
 from kai.catalog.errors import CodeTaken, InvalidProperties, PriceWithoutCurrency
@@ -234,20 +235,36 @@ class PlannedRow:
     new: bool = False
 
 
-def _mapped(values: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    """The row under KAI's field names: `mapping` first, then columns named like fields."""
-    fields: dict[str, Any] = {}
-    for column, value in values.items():
-        target = mapping.get(column)
+class _Columns:
+    """Which field each column of the file fills: `mapping` first, then columns named like
+    fields. Worked out once per column name, not once per row."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = mapping
+        self.targets: dict[str, str | None] = {}
+
+    def target(self, column: str) -> str | None:
+        target = self.mapping.get(column)
         if target is None:
             lowered = column.strip().lower()
             if lowered in FIELDS or lowered == "properties" or lowered.startswith("properties."):
                 target = lowered
             elif lowered == "sku":
                 target = "code"
-        if target is not None and target != "ignore":
-            fields[target] = value
-    return fields
+        return None if target == "ignore" else target
+
+    def fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The row under KAI's field names."""
+        fields: dict[str, Any] = {}
+        targets = self.targets
+        for column, value in values.items():
+            if column in targets:
+                target = targets[column]
+            else:
+                target = targets[column] = self.target(column)
+            if target is not None:
+                fields[target] = value
+        return fields
 
 
 def _blank(value: Any) -> bool:
@@ -312,6 +329,8 @@ class _Categories:
             self.by_path[path.lower()] = view
             # A name alone finds a category when no other has it.
             self.by_path.setdefault(view.category.name.lower(), view)
+        self.found: dict[str, CategoryView | None] = {}
+        self.keyed: dict[uuid.UUID, dict[str, PropertyDefinition]] = {}
 
     def path_of(self, category_id: uuid.UUID | None) -> str:
         view = self.by_id.get(category_id) if category_id else None
@@ -322,11 +341,23 @@ class _Categories:
 
     def find(self, value: Any) -> CategoryView | None:
         text = str(value).strip()
+        # A file names a few hundred categories at most, on every one of its rows.
+        if text in self.found:
+            return self.found[text]
         try:
-            return self.by_id.get(uuid.UUID(text))
+            view = self.by_id.get(uuid.UUID(text))
         except ValueError:
             normalised = " > ".join(part.strip() for part in re.split(r"\s*[>/]\s*", text))
-            return self.by_path.get(normalised.lower())
+            view = self.by_path.get(normalised.lower())
+        self.found[text] = view
+        return view
+
+    def definitions(self, view: CategoryView) -> dict[str, PropertyDefinition]:
+        """The category's effective property definitions by key."""
+        category_id = view.category.id
+        if category_id not in self.keyed:
+            self.keyed[category_id] = {definition.key: definition for definition in view.effective}
+        return self.keyed[category_id]
 
 
 def plan_rows(
@@ -341,15 +372,17 @@ def plan_rows(
     name only codes and prices)."""
     planned: list[PlannedRow] = []
     seen_codes: dict[str, int] = {}
+    columns = _Columns(mapping)
     for source in rows:
         report.rows += 1
         row_errors: list[RowError] = []
         if "\x00extra" in source.values:
             row_errors.append(RowError(source.number, None, "more cells than the header names"))
-        fields = _mapped(source.values, mapping)
+        fields = columns.fields(source.values)
         payload: dict[str, Any] = {}
         properties: dict[str, Any] = {}
         schema: list[PropertyDefinition] = []
+        definitions: Mapping[str, PropertyDefinition] = {}
         category_value = fields.pop("category_id", None) or fields.pop("category", None)
         fields.pop("category", None)
         if not _blank(category_value):
@@ -361,7 +394,7 @@ def plan_rows(
             else:
                 payload["category_id"] = view.category.id
                 schema = view.effective
-        definitions = {definition.key: definition for definition in schema}
+                definitions = categories.definitions(view)
         image_names = _text_list(fields.pop("images", "") or "")
         for name, value in fields.items():
             if name.startswith("properties."):
@@ -445,11 +478,11 @@ async def import_catalog(
     """Check every row, then (unless `dry_run` or refused by `mode`) write them."""
     report = ImportReport(dry_run=dry_run)
     categories = _Categories(await list_categories(session, actor=actor))
+    columns = _Columns(mapping)
     codes = [
-        str(value).strip()
-        for row in file.rows
-        for column, value in _mapped(row.values, mapping).items()
-        if column == "code" and not _blank(value)
+        str(code).strip()
+        for code in (columns.fields(row.values).get("code") for row in file.rows)
+        if not _blank(code)
     ]
     existing = await MaterialRepository(session).live_by_codes(actor.tenant_id, codes)
     planned = plan_rows(file.rows, mapping, categories, report, existing)
@@ -488,6 +521,8 @@ async def import_catalog(
         if progress is not None and index % 500 == 0:
             await progress(len(created) + index, len(writable))
     report.written = True
+    if report.created or report.updated:
+        await events.materials_text_changed(session, organization_id=actor.tenant_id)
     return report
 
 

@@ -246,6 +246,9 @@ async def enqueue_kind(
     return job
 
 
+_ASKED = "kai.jobs.asked_in_transaction"
+
+
 async def enqueue_unless_waiting(
     session: AsyncSession, kind: str, *, organization_id: uuid.UUID, max_attempts: int = 3
 ) -> Job | None:
@@ -254,11 +257,19 @@ async def enqueue_unless_waiting(
     For jobs that work through whatever is pending when they run (idempotent sweeps): a burst
     of edits then costs one job, not one per edit.
     """
-    if await JobRepository(session).has_waiting(kind, organization_id):
+    # Asked again in the same transaction (an import updating thousands of rows), the answer
+    # stands: the job found or queued will start only after this transaction ends.
+    asked: dict[tuple[str, uuid.UUID], object] = session.info.setdefault(_ASKED, {})
+    transaction = session.get_transaction()
+    if transaction is not None and asked.get((kind, organization_id)) is transaction:
         return None
-    return await enqueue_kind(
-        session, kind, organization_id=organization_id, max_attempts=max_attempts
-    )
+    job = None
+    if not await JobRepository(session).has_waiting(kind, organization_id):
+        job = await enqueue_kind(
+            session, kind, organization_id=organization_id, max_attempts=max_attempts
+        )
+    asked[(kind, organization_id)] = session.get_transaction()
+    return job
 
 
 class _TenantSessions:
