@@ -34,6 +34,7 @@ TENANT_TABLES = (
     "catalog_settings",
     "categories",
     "materials",
+    "material_names",
     "material_versions",
     "material_images",
 )
@@ -113,6 +114,13 @@ class Material(TimestampedMixin, Base):
         ),
         Index("ix_materials_org_created", "organization_id", "created_at", "id"),
         Index("ix_materials_category", "organization_id", "category_id"),
+        # One live material of a suggested name (see MaterialName).
+        Index(
+            "ix_materials_org_name",
+            "organization_id",
+            "name_folded",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
         Index("ix_materials_search", "search_vector", postgresql_using="gin"),
         # GiST, not GIN: suggestions ask for the nearest names (`<->>`), which only GiST orders.
         Index(
@@ -161,6 +169,31 @@ class Material(TimestampedMixin, Base):
     name_folded: Mapped[str | None] = mapped_column(
         Text, Computed("kai_fold((name)::text)", persisted=True)
     )
+
+
+class MaterialName(Base):
+    """A distinct name among an organization's live materials, and how many bear it: what
+    suggestions rank (thousands of materials share a name). Kept by statement-level triggers
+    on materials (see the search-at-scale migration), never written by the application."""
+
+    __tablename__ = "material_names"
+    __table_args__ = (
+        # The organization in the index too (btree_gist), and a trigram signature long
+        # enough to prune: the nearest names come from a short index scan.
+        Index(
+            "ix_material_names_trgm",
+            "organization_id",
+            "name_folded",
+            postgresql_using="gist",
+            postgresql_ops={"name_folded": "gist_trgm_ops(siglen=256)"},
+        ),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    name_folded: Mapped[str] = mapped_column(Text, primary_key=True)
+    materials: Mapped[int]
 
 
 class MaterialVersion(Base):

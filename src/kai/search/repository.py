@@ -21,7 +21,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
@@ -41,7 +40,8 @@ HEADLINE_OPTIONS = (
 )
 BUCKETS = 5
 # How alike a word must be to what was typed to be suggested (pg_trgm word similarity): low
-# enough that "marbel" finds "marble", high enough that "oak" does not find "cloak".
+# enough that "marbel" finds "marble", high enough that "oak" does not find "cloak". Names
+# are matched in kai_nearest_names, which the search-at-scale migration sets to the same value.
 SUGGEST_SIMILARITY = 0.35
 TOP_TAGS = 20
 _ARRAY: ColumnElement[Any] = literal_column("'array'")
@@ -391,31 +391,39 @@ class SearchRepository:
     async def suggest_materials(
         self, organization_id: uuid.UUID, typed: str, limit: int
     ) -> list[tuple[uuid.UUID, str, str, float]]:
-        """The names nearest to what was typed (typos forgiven: trigram word similarity, in
-        the order of the GiST index), and codes that start with it."""
-        await self.session.execute(
-            text("SELECT set_config('pg_trgm.word_similarity_threshold', :threshold, true)"),
-            {"threshold": str(SUGGEST_SIMILARITY)},
-        )
+        """The names nearest to what was typed (typos forgiven: trigram word similarity, each
+        distinct name once, in the order of its GiST index) with one live material of each,
+        and codes that start with it."""
         nearest = (
             func.kai_nearest_names(func.kai_fold(typed), limit)
-            .table_valued("id", "score")
+            .table_valued("name_folded", "score")
             .render_derived(name="nearest")
         )
         live = (Material.organization_id == organization_id, Material.deleted_at.is_(None))
+        bearer = (
+            select(Material.id, Material.name, Material.code)
+            .where(*live, Material.name_folded == nearest.c.name_folded)
+            .order_by(Material.id)
+            .limit(1)
+            .lateral("bearer")
+        )
         by_name = (
-            select(Material.id, Material.name, Material.code, nearest.c.score)
-            .join(nearest, nearest.c.id == Material.id)
-            .where(*live)
-            .order_by(nearest.c.score.desc())
+            select(bearer.c.id, bearer.c.name, bearer.c.code, nearest.c.score)
+            .select_from(nearest.join(bearer, literal(True)))
+            .order_by(nearest.c.score.desc(), nearest.c.name_folded)
+        )
+        # Codes by their beginning, from the code index past row-level security (see the
+        # search-at-scale migration's kai_codes_starting).
+        starting = (
+            func.kai_codes_starting(typed, limit).table_valued("id").render_derived(name="codes")
         )
         by_code = (
             select(Material.id, Material.name, Material.code, literal(1.0))
-            .where(*live, func.lower(Material.code).startswith(typed.lower(), autoescape=True))
+            .join(starting, starting.c.id == Material.id)
+            .where(*live)
             .order_by(func.lower(Material.code))
-            .limit(limit)
         )
-        rows = [*(await self.session.execute(by_code)).all()]
+        rows = [*(await self.session.execute(by_code)).all()] if typed else []
         rows += (await self.session.execute(by_name)).all()
         return [(row[0], row[1], row[2], float(row[3] or 0)) for row in rows]
 

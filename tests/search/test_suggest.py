@@ -1,0 +1,71 @@
+"""Suggestions as someone typing into the search box sees them: each name once, typos
+forgiven, current after every change, and never another organization's."""
+
+from __future__ import annotations
+
+import pytest
+from httpx import AsyncClient
+
+from kai.runtime import Runtime
+from tests.catalog.factories import create_material
+from tests.identity.factories import Member, member
+
+pytestmark = pytest.mark.database
+
+
+async def _suggested(client: AsyncClient, owner: Member, typed: str) -> list[tuple[str, str]]:
+    response = await client.get(f"/api/v1/search/suggest?q={typed}", headers=owner.headers)
+    assert response.status_code == 200, response.text
+    return [(s["kind"], s["text"]) for s in response.json()["suggestions"]]
+
+
+async def test_a_shared_name_is_suggested_once_and_typos_are_forgiven(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    for _ in range(3):
+        await create_material(client, owner, name="Travertine Classico")
+    await create_material(client, owner, name="Terrazzo Veneziano", code="TV-001")
+    assert await _suggested(client, owner, "travertin") == [("material", "Travertine Classico")]
+    assert ("material", "Terrazzo Veneziano") in await _suggested(client, owner, "terazzo")
+    # Codes by their beginning, whatever the case.
+    assert ("material", "Terrazzo Veneziano") in await _suggested(client, owner, "tv-0")
+
+
+async def test_suggestions_follow_renames_and_deletions(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    first = await create_material(client, owner, name="Basalt Nero")
+    second = await create_material(client, owner, name="Basalt Nero")
+    assert await _suggested(client, owner, "basalt") == [("material", "Basalt Nero")]
+
+    # One of two deleted: the name stays, borne by the other.
+    await client.delete(f"/api/v1/materials/{first['id']}", headers=owner.headers)
+    response = await client.get("/api/v1/search/suggest?q=basalt", headers=owner.headers)
+    assert [s["id"] for s in response.json()["suggestions"]] == [second["id"]]
+
+    renamed = await client.patch(
+        f"/api/v1/materials/{second['id']}",
+        json={"name": "Granite Rosa"},
+        headers={**owner.headers, "If-Match": f'"{second["version"]}"'},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert await _suggested(client, owner, "basalt") == []
+    assert await _suggested(client, owner, "granit") == [("material", "Granite Rosa")]
+
+    # Restored, the deleted one's name comes back.
+    restored = await client.post(f"/api/v1/materials/{first['id']}/restore", headers=owner.headers)
+    assert restored.status_code == 200, restored.text
+    assert await _suggested(client, owner, "basalt") == [("material", "Basalt Nero")]
+
+
+async def test_another_organizations_names_never_appear(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    other = await member(runtime, client)
+    await create_material(client, other, name="Onyx Miele", code="ONX-1")
+    assert await _suggested(client, owner, "onyx") == []
+    assert await _suggested(client, owner, "ONX") == []
+    assert await _suggested(client, other, "onyx") == [("material", "Onyx Miele")]
