@@ -59,3 +59,7 @@ class ImageNotReady(Conflict):
 
 class UnknownLanguage(Unprocessable):
     type, title = "unknown-language", "The server has no text-search configuration by this name"
+
+
+class BulkRejected(Unprocessable):
+    type, title = "bulk-rejected", "Some materials have problems: nothing was written"

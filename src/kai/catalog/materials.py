@@ -378,6 +378,26 @@ async def delete_material(
     )
 
 
+async def delete_materials(
+    session: AsyncSession, *, actor: Actor, material_ids: Sequence[uuid.UUID]
+) -> int:
+    """Soft-delete several materials, all or none: one unknown id refuses the lot."""
+    found = await MaterialRepository(session).live_ids(actor.tenant_id, material_ids)
+    missing = [str(material_id) for material_id in material_ids if material_id not in found]
+    if missing:
+        raise MaterialNotFound(
+            f"No material {', '.join(missing[:20])} in this organization; nothing was deleted.",
+            errors=[
+                {"loc": ["body", "ids", index], "msg": "no such material", "type": "not_found"}
+                for index, material_id in enumerate(material_ids)
+                if str(material_id) in missing
+            ],
+        )
+    for material_id in dict.fromkeys(material_ids):
+        await delete_material(session, actor=actor, material_id=material_id, if_match=None)
+    return len(set(material_ids))
+
+
 async def restore_material(
     session: AsyncSession, *, actor: Actor, material_id: uuid.UUID, if_match: str | None
 ) -> Material:

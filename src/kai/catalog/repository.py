@@ -276,6 +276,17 @@ class MaterialRepository:
         )
         return int((await self.session.execute(statement)).scalar_one())
 
+    async def live_ids(
+        self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Which of these ids are live materials of the organization."""
+        statement = select(Material.id).where(
+            Material.organization_id == organization_id,
+            Material.id.in_(list(material_ids)),
+            Material.deleted_at.is_(None),
+        )
+        return set((await self.session.scalars(statement)).all())
+
     async def reindex_categories(
         self, organization_id: uuid.UUID, category_ids: Sequence[uuid.UUID]
     ) -> None:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.catalog import images
 from kai.catalog.categories import list_categories
-from kai.catalog.errors import DuplicateImage
+from kai.catalog.errors import BulkRejected, DuplicateImage
 from kai.catalog.imports import (
     CatalogFile,
     ImportMode,
     ImportReport,
     RowError,
+    SourceRow,
     categories_index,
     csv_lines,
     detect_format,
@@ -86,6 +87,40 @@ async def dry_run(
     return await import_catalog(
         session, actor=actor, file=catalog, mapping=mapping, mode=mode, dry_run=True
     )
+
+
+async def bulk_upsert(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    items: Sequence[Mapping[str, Any]],
+    mode: ImportMode,
+    dry_run: bool,
+) -> ImportReport:
+    """Materials given as records (the fields of an import's JSON), created or updated by
+    code at once. All or nothing refuses the whole batch, naming every problem."""
+    catalog = CatalogFile(
+        rows=[SourceRow(number=index + 1, values=dict(item)) for index, item in enumerate(items)],
+        images={},
+    )
+    report = await import_catalog(
+        session, actor=actor, file=catalog, mapping={}, mode=mode, dry_run=dry_run
+    )
+    if not dry_run and mode == "all_or_nothing" and report.error_count:
+        raise BulkRejected(
+            f"{len({error.row for error in report.errors})} of {len(items)} materials have "
+            "problems; nothing was written.",
+            errors=[
+                {
+                    "loc": ["body", "materials", error.row - 1]
+                    + ([error.column] if error.column else []),
+                    "msg": error.message,
+                    "type": "bulk_item",
+                }
+                for error in report.errors
+            ],
+        )
+    return report
 
 
 async def start_import(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
-from kai.catalog import materials
+from kai.catalog import materials, transfers
+from kai.catalog.endpoints.transfers import ImportReportRead
+from kai.catalog.imports import ImportMode
 from kai.catalog.models import Material, MaterialStatus
 from kai.catalog.schemas import (
     MaterialCreate,
@@ -24,6 +27,9 @@ from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
 
 router = APIRouter(prefix="/materials", tags=["materials"], responses=AUTH_RESPONSES)
+
+# Records per bulk request: one transaction, answered while the client waits.
+BULK_LIMIT = 1000
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 MaterialsWrite = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE))]
@@ -98,6 +104,63 @@ async def create_material(
     material = await materials.create_material(session, actor=actor, data=body)
     response.headers["Location"] = f"/api/v1/materials/{material.id}"
     return await _one(session, actor, material, units, response)
+
+
+class MaterialsBulk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    materials: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=BULK_LIMIT,
+        description="Records with the fields of an import (`code`, `name`, `category` as a "
+        "path such as `Stone > Marble` or `category_id`, `description`, `price`, `currency`, "
+        "`tags`, `status`, `properties` or `properties.<key>`...). A code already in the "
+        "catalog updates that material, changing only the fields given.",
+    )
+    mode: ImportMode = Field(
+        default="all_or_nothing",
+        description="`all_or_nothing`: one bad record refuses the lot (422 naming every "
+        "problem); `skip_invalid`: the good ones are written and the bad ones reported.",
+    )
+    dry_run: bool = Field(default=False, description="Check and report; write nothing.")
+
+
+class MaterialIds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=BULK_LIMIT)
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+@router.post(
+    "/bulk",
+    summary="Create or update many materials at once, by code",
+    description=f"Up to {BULK_LIMIT} records in one transaction; larger catalogs go through "
+    "`/api/v1/catalog/imports`. The report's rows count the records from 1.",
+    responses=problem_responses(409, 422),
+)
+async def bulk_upsert(
+    body: MaterialsBulk, actor: MaterialsWrite, session: DbSession
+) -> ImportReportRead:
+    report = await transfers.bulk_upsert(
+        session, actor=actor, items=body.materials, mode=body.mode, dry_run=body.dry_run
+    )
+    return ImportReportRead.model_validate(report.summary())
+
+
+@router.post(
+    "/bulk/delete",
+    summary="Delete many materials at once (they can be restored)",
+    description="All or none: an id that is not a live material of the organization refuses "
+    "the lot (404 naming it).",
+    responses=problem_responses(404, 422),
+)
+async def bulk_delete(body: MaterialIds, actor: MaterialsWrite, session: DbSession) -> Deleted:
+    count = await materials.delete_materials(session, actor=actor, material_ids=body.ids)
+    return Deleted(deleted=count)
 
 
 @router.get("/{material_id}", summary="One material", responses=problem_responses(404))
