@@ -22,6 +22,7 @@ from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ops.endpoints import router as ops_router
 from kai.runtime import Runtime
+from kai.search import semantic
 from kai.search.endpoints import router as search_router
 
 log = structlog.get_logger(__name__)
@@ -53,9 +54,17 @@ def create_app(
         active = runtime or Runtime.create(settings, database_url or "")
         app.state.runtime = active
         worker = _start_worker(active) if run_worker else None
+        # The language model loads in the background: the first search need not wait for it.
+        warming = (
+            asyncio.create_task(asyncio.to_thread(semantic.query_embeddings().warm))
+            if owned
+            else None
+        )
         try:
             yield
         finally:
+            if warming is not None:
+                await warming
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

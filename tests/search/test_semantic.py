@@ -256,3 +256,21 @@ async def test_an_imported_catalog_is_embedded_by_one_queued_refresh(
     )
     assert len(waiting.json()["items"]) == 1
     assert (await _embed(runtime, owner))["embedded"] == 30
+
+
+async def test_without_the_language_model_hybrid_uses_the_words_and_semantic_says_why(
+    runtime: Runtime, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_installed() -> semantic.TextEmbedder:
+        raise RuntimeError("The embedding model is missing: install it.")
+
+    monkeypatch.setattr(semantic, "_QUERIES", semantic.QueryEmbeddings(loader=not_installed))
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    assert _codes(await _search(client, owner, q="brass")) == ["BRS-010"]
+    response = await client.get(
+        "/api/v1/search", params={"q": "brass", "mode": "semantic"}, headers=owner.headers
+    )
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("semantic-search-unavailable")
+    assert "install" in response.json()["detail"]

@@ -16,11 +16,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.events import EMBED_MATERIALS, materials_text_changed
 from kai.search.embeddings import TextEmbedder, default_embedder
 from kai.search.semantic_repository import SemanticRepository
+
+log = structlog.get_logger(__name__)
 
 EMBED_KIND = EMBED_MATERIALS
 # Texts embedded per model call: large enough to batch well, small enough to report progress.
@@ -28,6 +31,10 @@ CHUNK = 64
 QUERY_CACHE_SIZE = 2048
 
 Progress = Callable[[int, int | None], Awaitable[None]]
+
+
+class ModelUnavailable(RuntimeError):
+    """The sentence-embedding model cannot be loaded (its package is not installed)."""
 
 
 async def refresh_embeddings(
@@ -66,8 +73,14 @@ class QueryEmbeddings:
     """Embeddings of search queries, remembered: people page, refine and repeat searches, and
     a query costs the model ~10 ms."""
 
-    def __init__(self, embedder: TextEmbedder | None = None, size: int = QUERY_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        embedder: TextEmbedder | None = None,
+        size: int = QUERY_CACHE_SIZE,
+        loader: Callable[[], TextEmbedder] = default_embedder,
+    ) -> None:
         self._embedder = embedder
+        self._loader = loader
         self._size = size
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -75,8 +88,18 @@ class QueryEmbeddings:
     @property
     def embedder(self) -> TextEmbedder:
         if self._embedder is None:
-            self._embedder = default_embedder()
+            try:
+                self._embedder = self._loader()
+            except RuntimeError as exc:
+                raise ModelUnavailable(str(exc)) from exc
         return self._embedder
+
+    def warm(self) -> None:
+        """Load the model now (blocking), so the first search does not wait for it."""
+        try:
+            self.embed_now("warm up")
+        except ModelUnavailable as exc:
+            log.warning("search.model_unavailable", error=str(exc))
 
     async def embed(self, query: str) -> list[float]:
         key = " ".join(query.lower().split())
@@ -91,6 +114,9 @@ class QueryEmbeddings:
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return vector
+
+    def embed_now(self, text: str) -> list[float]:
+        return self._embed_one(text)
 
     def _embed_one(self, text: str) -> list[float]:
         vector: list[float] = self.embedder.embed([text])[0].tolist()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.catalog import categories, materials, transfers
@@ -24,7 +25,7 @@ from kai.catalog.units import UnitError, convert, preferred
 from kai.config import SearchSettings
 from kai.identity.actor import Actor
 from kai.kit.db import scoped_transaction
-from kai.kit.errors import Unprocessable
+from kai.kit.errors import ServiceUnavailable, Unprocessable
 from kai.search import semantic
 from kai.search.repository import (
     BUCKETS,
@@ -52,6 +53,8 @@ from kai.search.schemas import (
     Suggestions,
 )
 
+log = structlog.get_logger(__name__)
+
 # `finish:honed`, `thickness>=10`, `thickness<0.5in`, `frost_resistant:true`.
 FILTER_PATTERN = re.compile(r"^(?P<key>[a-z][a-z0-9_]{0,62})(?P<op>:|>=|<=|>|<)(?P<value>.+)$")
 NUMBER_WITH_UNIT = re.compile(r"^\s*(?P<number>-?\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z%/0-9_]*)\s*$")
@@ -63,6 +66,10 @@ EXPORT_BATCH = 1000
 
 class InvalidFilter(Unprocessable):
     type, title = "invalid-filter", "A search filter cannot be applied"
+
+
+class SemanticSearchUnavailable(ServiceUnavailable):
+    type, title = "semantic-search-unavailable", "The language model is not installed"
 
 
 @dataclass(frozen=True)
@@ -201,7 +208,14 @@ async def _with_meaning(
     """The query with its embedding, for semantic and hybrid search of words."""
     if request.mode == "fulltext" or not query.text:
         return query
-    vector = await semantic.query_embeddings().embed(query.text)
+    try:
+        vector = await semantic.query_embeddings().embed(query.text)
+    except semantic.ModelUnavailable as exc:
+        if request.mode == "semantic":
+            raise SemanticSearchUnavailable(str(exc)) from exc
+        # Hybrid degrades to the words alone rather than failing the search.
+        log.warning("search.semantic_unavailable", error=str(exc))
+        return query
     meaning = SemanticQuery(
         vector=vector,
         mode=request.mode,
