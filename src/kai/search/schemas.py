@@ -22,7 +22,11 @@ class Highlight(BaseModel):
 
 class SearchHit(BaseModel):
     material: MaterialRead
-    score: float | None = Field(description="Relevance, higher is better (None when not ranked).")
+    score: float | None = Field(
+        description="Relevance, higher is better; None when not ranked (no words). Full-text: "
+        "the weighted text rank; semantic: the cosine similarity of meanings (0 to 1); "
+        "hybrid: the reciprocal-rank fusion of both (1 / (k + position) summed over the two)."
+    )
     highlight: Highlight
 
 
