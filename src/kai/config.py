@@ -124,8 +124,9 @@ class SearchSettings(BaseModel):
     # most this many; hybrid fuses them with every full-text match).
     semantic_candidates: int = Field(default=100, ge=1, le=1000)
     # Cosine similarity under which a material is not considered related to the query at all
-    # (all-MiniLM-L6-v2 puts unrelated texts around 0 to 0.15).
-    semantic_min_similarity: float = Field(default=0.2, ge=-1.0, le=1.0)
+    # (all-MiniLM-L6-v2 puts unrelated texts at 0 to 0.25; a material and a query about it
+    # usually above 0.35).
+    semantic_min_similarity: float = Field(default=0.3, ge=-1.0, le=1.0)
     # Reciprocal-rank fusion: a result at rank r in one list scores 1 / (rrf_k + r).
     rrf_k: int = Field(default=60, ge=1)
     # Materials embedded per job before the job hands the rest to a follow-up job.
