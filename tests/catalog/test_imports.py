@@ -282,6 +282,7 @@ async def test_imported_materials_are_found_and_versioned_like_ones_made_through
 
     assert await found("marble") == {"CAR-600", "CAL-300", "CAR-601"}
     assert await found("stone honed") == {"CAR-600", "CAR-601"}
+    assert await found("creme") == await found("CRÈME") == {"CRM-100"}
     renamed = await client.patch(
         f"/api/v1/categories/{marble['id']}", json={"name": "Statuario"}, headers=owner.headers
     )
