@@ -17,13 +17,15 @@ from kai.kit.images import ImageLimits
 from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
 from kai.kit.passwords import Passwords
-from kai.kit.pgembed import EmbeddedPostgres
+from kai.kit.pgembed import EmbeddedPostgres, memory_options
 from kai.kit.ratelimit import RateLimiter, create_rate_limiter
 from kai.kit.storage import ObjectStorage, create_storage
 
 
 def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
-    return EmbeddedPostgres(settings.data_dir / "postgres")
+    """The bundled server in the data dir, its memory sized to the machine (a server named by
+    `KAI_DATABASE_URL` is configured by whoever runs it)."""
+    return EmbeddedPostgres(settings.data_dir / "postgres", server_options=memory_options())
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kai.kit.pgembed import EmbeddedPostgres
+from kai.kit.pgembed import EmbeddedPostgres, memory_options
 
 
 @pytest.fixture
@@ -69,3 +69,15 @@ def test_a_data_dir_too_deep_for_a_socket_path_still_works(tmp_path: Path) -> No
             assert connection.execute("SELECT 1").fetchone() == (1,)
     finally:
         server.stop()
+
+
+def test_the_embedded_servers_memory_follows_the_machines() -> None:
+    mib = 1024 * 1024
+    # A small machine keeps PostgreSQL's default; a large one stops at 1 GiB of buffers.
+    assert memory_options(512 * mib)["shared_buffers"] == "128MB"
+    assert memory_options(4096 * mib) == {
+        "shared_buffers": "512MB",
+        "effective_cache_size": "2048MB",
+        "work_mem": "32MB",
+    }
+    assert memory_options(65536 * mib)["shared_buffers"] == "1024MB"

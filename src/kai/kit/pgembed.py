@@ -31,10 +31,44 @@ SUPERUSER = "postgres"
 SYSTEM_USER = "pgserver"
 SOCKET_PORT = 5432
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
+_MIB = 1024 * 1024
+# PostgreSQL's own defaults (128 MB of shared buffers, 4 MB per sort or hash) are sized for a
+# server that must start anywhere; a catalog of 100,000 materials is 130 MB of table and 70 MB
+# of indexes, and search re-read it from the operating system's cache on every request.
+SHARED_BUFFERS_SHARE = 8  # an eighth of the machine's memory...
+SHARED_BUFFERS_MAX_MIB = 1024  # ...up to 1 GiB: the API and its models live on this machine too
+SHARED_BUFFERS_MIN_MIB = 128
+WORK_MEM_MIB = 32
 
 
 class EmbeddedPostgresError(RuntimeError):
     """The bundled PostgreSQL could not be initialised, started or stopped."""
+
+
+def memory_bytes() -> int:
+    """The memory this process may use: the machine's, or its container's limit if lower."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return physical
+    return min(physical, int(limit)) if limit.isdigit() else physical
+
+
+def memory_options(memory: int | None = None) -> dict[str, str]:
+    """Server settings sized to the machine's memory (`memory` bytes, this machine's if None).
+
+    Shared buffers: an eighth of memory between 128 MiB and 1 GiB; the planner is told the
+    operating system caches about half of memory; sorts and hashes (facet counts) get 32 MiB
+    each before they spill to disk.
+    """
+    mib = (memory if memory is not None else memory_bytes()) // _MIB
+    shared = max(SHARED_BUFFERS_MIN_MIB, min(SHARED_BUFFERS_MAX_MIB, mib // SHARED_BUFFERS_SHARE))
+    return {
+        "shared_buffers": f"{shared}MB",
+        "effective_cache_size": f"{max(shared, mib // 2)}MB",
+        "work_mem": f"{WORK_MEM_MIB}MB",
+    }
 
 
 def binaries_dir() -> Path:
