@@ -3,11 +3,14 @@ inherits."""
 
 from __future__ import annotations
 
+import copy
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog import events
@@ -27,6 +30,8 @@ from kai.identity.actor import Actor
 
 # A tree deeper than this is a mistake, not a taxonomy.
 MAX_DEPTH = 12
+# Organizations whose trees a process keeps (the least recently used one goes first).
+CACHED_TREES = 256
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ async def effective_schema(
 
 async def list_categories(session: AsyncSession, *, actor: Actor) -> list[CategoryView]:
     categories = await CategoryRepository(session).all(actor.tenant_id)
+    return _views(categories)
+
+
+def _views(categories: Sequence[Category]) -> list[CategoryView]:
     # Parents come first: each category's schema is its parent's, merged with its own.
     effective: dict[uuid.UUID, list[PropertyDefinition]] = {}
     views = []
@@ -70,6 +79,41 @@ async def list_categories(session: AsyncSession, *, actor: Actor) -> list[Catego
         effective[category.id] = merged
         views.append(CategoryView(category, merged))
     return views
+
+
+# organization -> (tree version, its views), most recently used last.
+_trees: OrderedDict[uuid.UUID, tuple[int, tuple[CategoryView, ...]]] = OrderedDict()
+
+
+async def cached_categories(session: AsyncSession, *, actor: Actor) -> Sequence[CategoryView]:
+    """The tree as `list_categories` reads it, from this process's memory while its version
+    (read in the caller's transaction, so its own changes count) is the one cached.
+
+    Read-only: the categories are copies that belong to no session, shared by every caller.
+    """
+    organization_id = actor.tenant_id
+    repository = CategoryRepository(session)
+    # The version first: a tree read after it is at least as new as what it names.
+    version = await repository.tree_version(organization_id)
+    if version is None:
+        return await list_categories(session, actor=actor)
+    cached = _trees.get(organization_id)
+    if cached is not None and cached[0] == version:
+        _trees.move_to_end(organization_id)
+        return cached[1]
+    views = tuple(_views([_detached(c) for c in await repository.all(organization_id)]))
+    _trees[organization_id] = (version, views)
+    _trees.move_to_end(organization_id)
+    while len(_trees) > CACHED_TREES:
+        _trees.popitem(last=False)
+    return views
+
+
+def _detached(category: Category) -> Category:
+    """A copy of the category that no session tracks, sharing nothing with the original (which
+    stays the caller's)."""
+    columns = [attribute.key for attribute in inspect(Category).column_attrs]
+    return Category(**{name: copy.deepcopy(getattr(category, name)) for name in columns})
 
 
 async def get_category(

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Computed,
     ForeignKey,
@@ -33,6 +34,7 @@ from kai.kit.db import Base, TimestampedMixin, new_id
 TENANT_TABLES = (
     "catalog_settings",
     "categories",
+    "category_tree_versions",
     "materials",
     "material_names",
     "material_versions",
@@ -96,6 +98,19 @@ class Category(TimestampedMixin, Base):
     properties: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb")
     )
+
+
+class CategoryTreeVersion(Base):
+    """Where an organization's category tree stands: a new number from a sequence on every
+    change to its categories, kept by a trigger (see the search-speed migration), never
+    written by the application. Processes cache the tree per version."""
+
+    __tablename__ = "category_tree_versions"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class Material(TimestampedMixin, Base):

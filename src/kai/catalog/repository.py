@@ -14,7 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.errors import CodeTaken
-from kai.catalog.models import CatalogSettings, Category, Material, MaterialImage, MaterialVersion
+from kai.catalog.models import (
+    CatalogSettings,
+    Category,
+    CategoryTreeVersion,
+    Material,
+    MaterialImage,
+    MaterialVersion,
+)
 from kai.kit.json import dumps
 from kai.kit.pagination import PageParams, paginate
 
@@ -33,6 +40,13 @@ class CategoryRepository:
             .execution_options(populate_existing=True)
         )
         return list((await self.session.scalars(statement)).all())
+
+    async def tree_version(self, organization_id: uuid.UUID) -> int | None:
+        """Where the category tree stands (a new number on every change); None: no tree yet."""
+        statement = select(CategoryTreeVersion.version).where(
+            CategoryTreeVersion.organization_id == organization_id
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def get(
         self, organization_id: uuid.UUID, category_id: uuid.UUID, *, for_update: bool = False

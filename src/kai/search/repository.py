@@ -10,12 +10,18 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    DateTime,
     Float,
+    Numeric,
     Select,
+    String,
+    Uuid,
     and_,
     case,
     cast,
+    column,
     func,
     literal,
     literal_column,
@@ -23,7 +29,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REGCONFIG
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import CatalogSettings, Category, Material
@@ -102,9 +108,26 @@ class FacetRows:
     ranges: dict[str, tuple[float, float, dict[int, int]]] = field(default_factory=dict)
 
 
-def _number(key: str) -> ColumnElement[Any]:
-    value = Material.properties[key]
+def _number(properties: Any, key: str) -> ColumnElement[Any]:
+    value = properties[key]
     return case((func.jsonb_typeof(value) == "number", cast(value.astext, Float)), else_=None)
+
+
+# What full-text matches come with (see the search-speed migration's kai_text_matched): the
+# columns filters, sort keys and facets read, so that only a page's rows are looked up.
+_MATCHED_COLUMNS = (
+    column("id", Uuid),
+    column("rank", REAL),
+    column("category_id", Uuid),
+    column("status", String),
+    column("tags", ARRAY(String)),
+    column("price", Numeric),
+    column("properties", JSONB),
+    column("supplier", String),
+    column("manufacturer", String),
+    column("name", String),
+    column("created_at", DateTime(timezone=True)),
+)
 
 
 class SearchRepository:
@@ -173,41 +196,20 @@ class SearchRepository:
             .subquery("matches")
         )
 
+    def _text_matched(self, query: SearchQuery, language: str, *, ranked: bool) -> Any:
+        """Full-text matches with their filterable columns (no rank unless `ranked`)."""
+        assert query.text is not None
+        tsquery = self._tsquery(language, query.text)
+        function = func.kai_text_matched(tsquery, literal(ranked))
+        return function.table_valued(*_MATCHED_COLUMNS).render_derived(name="matched_text")
+
     def _conditions(self, query: SearchQuery) -> list[Any]:
-        conditions: list[Any] = [
+        """The materials table's rows the query's filters keep, live and of its organization."""
+        return [
             Material.organization_id == query.organization_id,
             Material.deleted_at.is_(None),
+            *_filters(query, Material),
         ]
-        if query.category_ids is not None:
-            conditions.append(Material.category_id.in_(query.category_ids))
-        if query.statuses:
-            conditions.append(Material.status.in_(query.statuses))
-        if query.tags:
-            conditions.append(Material.tags.contains(list(query.tags)))
-        if query.supplier:
-            conditions.append(func.lower(Material.supplier) == query.supplier.lower())
-        if query.manufacturer:
-            conditions.append(func.lower(Material.manufacturer) == query.manufacturer.lower())
-        if query.price_min is not None:
-            conditions.append(Material.price >= query.price_min)
-        if query.price_max is not None:
-            conditions.append(Material.price <= query.price_max)
-        for condition in query.properties:
-            if condition.operator == "=":
-                # Containment, so the GIN index on properties answers it.
-                conditions.append(
-                    Material.properties.contains(cast({condition.key: condition.value}, JSONB))
-                )
-            else:
-                number = _number(condition.key)
-                compare = {
-                    ">=": number >= condition.value,
-                    "<=": number <= condition.value,
-                    ">": number > condition.value,
-                    "<": number < condition.value,
-                }[condition.operator]
-                conditions.append(compare)
-        return conditions
 
     async def search(
         self,
@@ -219,40 +221,21 @@ class SearchRepository:
         cursor: str | None,
     ) -> tuple[list[Hit], str | None]:
         tsquery = self._tsquery(language, query.text) if query.text else None
-        matches = self._matches(query, language)
-        # In double precision: a `real` rank would come back rounded, and a cursor holding
-        # the rounded value would not compare equal to the row it came from.
-        rank: ColumnElement[Any] = (
-            cast(matches.c.rank, DOUBLE_PRECISION) if matches is not None else literal(0.0)
-        )
-        keys = _sort_keys(sort if tsquery is not None or sort != "relevance" else "newest", rank)
-        # The sort keys ride along, so a page's cursor is the last row's own values.
-        columns: list[Any] = [
-            Material,
-            rank.label("rank"),
-            *(expression.label(f"key{index}") for index, (expression, _) in enumerate(keys)),
-        ]
+        sort = sort if tsquery is not None or sort != "relevance" else "newest"
+        values = decode_cursor(cursor, 2) if cursor else None
+        if tsquery is not None and query.semantic is None:
+            statement = self._text_page(query, language, sort, limit, values)
+        else:
+            statement = self._page(query, language, sort, limit, values)
         if tsquery is not None:
-            columns += [
+            statement = statement.add_columns(
                 func.ts_headline(
                     cast(language, REGCONFIG), Material.name, tsquery, HEADLINE_OPTIONS
                 ).label("name_headline"),
                 func.ts_headline(
                     cast(language, REGCONFIG), Material.description, tsquery, HEADLINE_OPTIONS
                 ).label("description_headline"),
-            ]
-        statement: Select[Any] = select(*columns).where(*self._conditions(query))
-        if matches is not None:
-            statement = statement.join(matches, matches.c.id == Material.id)
-        if cursor:
-            values = decode_cursor(cursor, len(keys))
-            statement = statement.where(_after(keys, values))
-        statement = statement.order_by(
-            *(
-                expression.desc() if descending else expression.asc()
-                for expression, descending in keys
             )
-        ).limit(limit + 1)
         rows = (await self.session.execute(statement)).all()
         hits = [
             Hit(
@@ -266,8 +249,55 @@ class SearchRepository:
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = encode_cursor([last._mapping[f"key{i}"] for i in range(len(keys))])
+            next_cursor = encode_cursor([last.key0, last.key1])
         return hits, next_cursor
+
+    def _page(
+        self, query: SearchQuery, language: str, sort: str, limit: int, after: list[Any] | None
+    ) -> Select[Any]:
+        """A page of the materials table's rows, joined to the match set if there are words."""
+        matches = self._matches(query, language)
+        # In double precision: a `real` rank would come back rounded, and a cursor holding
+        # the rounded value would not compare equal to the row it came from.
+        rank: ColumnElement[Any] = (
+            cast(matches.c.rank, DOUBLE_PRECISION) if matches is not None else literal(0.0)
+        )
+        keys = _sort_keys(sort, rank, Material)
+        # The sort keys ride along, so a page's cursor is the last row's own values.
+        statement: Select[Any] = select(
+            Material,
+            rank.label("rank"),
+            *(expression.label(f"key{index}") for index, (expression, _) in enumerate(keys)),
+        ).where(*self._conditions(query))
+        if matches is not None:
+            statement = statement.join(matches, matches.c.id == Material.id)
+        if after is not None:
+            statement = statement.where(_after(keys, after))
+        return statement.order_by(*_ordering(keys)).limit(limit + 1)
+
+    def _text_page(
+        self, query: SearchQuery, language: str, sort: str, limit: int, after: list[Any] | None
+    ) -> Select[Any]:
+        """A page of full-text matches: chosen among the matches' own columns, and only the
+        page's rows looked up in the materials table."""
+        matched = self._text_matched(query, language, ranked=True)
+        rank = cast(matched.c.rank, DOUBLE_PRECISION)
+        keys = _sort_keys(sort, rank, matched.c)
+        top = select(
+            matched.c.id,
+            rank.label("rank"),
+            *(expression.label(f"key{index}") for index, (expression, _) in enumerate(keys)),
+        ).where(*_filters(query, matched.c))
+        if after is not None:
+            top = top.where(_after(keys, after))
+        page = top.order_by(*_ordering(keys)).limit(limit + 1).subquery("page")
+        kept = [(page.c[f"key{index}"], descending) for index, (_, descending) in enumerate(keys)]
+        return (
+            select(Material, page.c.rank, *(expression for expression, _ in kept))
+            .join(page, page.c.id == Material.id)
+            .where(Material.organization_id == query.organization_id)
+            .order_by(*_ordering(kept))
+        )
 
     async def facets(
         self,
@@ -283,16 +313,24 @@ class SearchRepository:
         total and each number's bounds, and one grouped pass (grouping sets) counts
         categories, statuses, property values and range buckets together.
         """
-        matches = self._matches(query, language)
-        numbers: list[tuple[str, ColumnElement[Any]]] = [("price", cast(Material.price, Float))]
-        numbers += [(f"properties.{key}", _number(key)) for key in numeric_keys]
+        source: Any = Material
+        matches = None
+        conditions = self._conditions(query)
+        if query.text and query.semantic is None:
+            # Full-text matches come with the columns counted: no lookup of each.
+            source = self._text_matched(query, language, ranked=False).c
+            conditions = _filters(query, source)
+        else:
+            matches = self._matches(query, language)
+        numbers: list[tuple[str, ColumnElement[Any]]] = [("price", cast(source.price, Float))]
+        numbers += [(f"properties.{key}", _number(source.properties, key)) for key in numeric_keys]
         selected = select(
-            Material.category_id.label("category_id"),
-            Material.status.label("status"),
-            Material.tags.label("tags"),
-            *(Material.properties[key].label(f"p{i}") for i, key in enumerate(enum_keys)),
+            source.category_id.label("category_id"),
+            source.status.label("status"),
+            source.tags.label("tags"),
+            *(source.properties[key].label(f"p{i}") for i, key in enumerate(enum_keys)),
             *(expression.label(f"n{i}") for i, (_, expression) in enumerate(numbers)),
-        ).where(*self._conditions(query))
+        ).where(*conditions)
         if matches is not None:
             selected = selected.join(matches, matches.c.id == Material.id)
         matched = selected.cte("matched").prefix_with("MATERIALIZED")
@@ -440,17 +478,56 @@ class SearchRepository:
         return [(row[0], row[1], float(row[2])) for row in (await self.session.execute(statement))]
 
 
-def _sort_keys(sort: str, rank: ColumnElement[Any]) -> list[tuple[Any, bool]]:
+def _filters(query: SearchQuery, source: Any) -> list[Any]:
+    """The query's filters on `source`'s columns (the materials table or full-text matches)."""
+    conditions: list[Any] = []
+    if query.category_ids is not None:
+        conditions.append(source.category_id.in_(query.category_ids))
+    if query.statuses:
+        conditions.append(source.status.in_(query.statuses))
+    if query.tags:
+        conditions.append(source.tags.contains(list(query.tags)))
+    if query.supplier:
+        conditions.append(func.lower(source.supplier) == query.supplier.lower())
+    if query.manufacturer:
+        conditions.append(func.lower(source.manufacturer) == query.manufacturer.lower())
+    if query.price_min is not None:
+        conditions.append(source.price >= query.price_min)
+    if query.price_max is not None:
+        conditions.append(source.price <= query.price_max)
+    for condition in query.properties:
+        if condition.operator == "=":
+            # Containment, so the GIN index on properties answers it.
+            conditions.append(
+                source.properties.contains(cast({condition.key: condition.value}, JSONB))
+            )
+        else:
+            number = _number(source.properties, condition.key)
+            compare = {
+                ">=": number >= condition.value,
+                "<=": number <= condition.value,
+                ">": number > condition.value,
+                "<": number < condition.value,
+            }[condition.operator]
+            conditions.append(compare)
+    return conditions
+
+
+def _sort_keys(sort: str, rank: ColumnElement[Any], source: Any) -> list[tuple[Any, bool]]:
     """Expressions to order by, each with whether it descends; the id makes them unique."""
     if sort == "relevance":
-        return [(rank, True), (Material.id, True)]
+        return [(rank, True), (source.id, True)]
     if sort == "name":
-        return [(func.lower(Material.name), False), (Material.id, False)]
+        return [(func.lower(source.name), False), (source.id, False)]
     if sort == "price_asc":
-        return [(func.coalesce(cast(Material.price, Float), 1e15), False), (Material.id, False)]
+        return [(func.coalesce(cast(source.price, Float), 1e15), False), (source.id, False)]
     if sort == "price_desc":
-        return [(func.coalesce(cast(Material.price, Float), -1.0), True), (Material.id, True)]
-    return [(Material.created_at, True), (Material.id, True)]
+        return [(func.coalesce(cast(source.price, Float), -1.0), True), (source.id, True)]
+    return [(source.created_at, True), (source.id, True)]
+
+
+def _ordering(keys: list[tuple[Any, bool]]) -> list[Any]:
+    return [key.desc() if descending else key.asc() for key, descending in keys]
 
 
 def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> ColumnElement[bool]:

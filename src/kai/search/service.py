@@ -19,7 +19,6 @@ from kai.catalog import categories, materials, transfers
 from kai.catalog.categories import CategoryView
 from kai.catalog.models import Material
 from kai.catalog.properties import PropertyDefinition
-from kai.catalog.repository import CategoryRepository
 from kai.catalog.schemas import UnitSystem
 from kai.catalog.units import UnitError, convert, preferred
 from kai.config import SearchSettings
@@ -172,19 +171,23 @@ async def _query(
 
 async def _prepared(
     session: AsyncSession, actor: Actor, request: SearchRequest
-) -> tuple[SearchQuery, str, list[CategoryView], dict[str, PropertyDefinition]]:
+) -> tuple[SearchQuery, str, Sequence[CategoryView], dict[str, PropertyDefinition]]:
     """The request as a query, the catalog's language, its categories and properties."""
     organization_id = actor.tenant_id
-    views = await categories.list_categories(session, actor=actor)
+    # The tree from memory while its version stands (every search needs it whole).
+    views = await categories.cached_categories(session, actor=actor)
     definitions = _definitions(views)
     conditions = [
         condition for raw in request.filters for condition in parse_filter(raw, definitions)
     ]
     category_ids = None
     if request.category_id is not None:
-        category_ids = await CategoryRepository(session).subtree_ids(
-            organization_id, request.category_id
-        )
+        chosen = request.category_id
+        category_ids = [
+            view.category.id
+            for view in views
+            if view.category.id == chosen or chosen in view.category.path
+        ]
     text = request.text.strip() if request.text else None
     query = SearchQuery(
         organization_id=organization_id,
