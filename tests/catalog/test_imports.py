@@ -13,7 +13,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, text
 
-from kai.catalog import transfers
+from kai.catalog import imports, transfers
 from kai.jobs.models import Job
 from kai.kit.db import act_for
 from kai.runtime import Runtime
@@ -304,3 +304,27 @@ async def test_imported_materials_are_found_and_versioned_like_ones_made_through
     assert loaded["changes"].pop("code") == {"old": None, "new": "CAR-600"}
     assert made["changes"].pop("code") == {"old": None, "new": "CAR-601"}
     assert loaded["changes"] == made["changes"]
+
+
+async def test_a_problem_in_a_later_chunk_undoes_the_chunks_written_before_it(
+    runtime: Runtime, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of two rows: the first is written while the second is checked.
+    monkeypatch.setattr(imports, "INSERT_BATCH", 2)
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    late = "BAD-2,Too thick,Stone,10,EUR,honed,90,,\nCAR-600,Twice,Stone,10,EUR,honed,10,,\n"
+    content = (HEADER + GOOD_ROWS + late).encode()
+    started = await _import(client, owner, content)
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["written"], report["created"], report["valid"]) == (False, 0, 3)
+    assert {(error["row"], error["column"]) for error in report["errors"]} == {
+        (5, "properties.thickness"),
+        (6, "code"),
+    }
+    assert await _codes(client, owner) == set()
+
+    started = await _import(client, owner, content, mode="skip_invalid")
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["written"], report["created"], report["error_count"]) == (True, 3, 2)
+    assert await _codes(client, owner) == {"CAR-600", "CAL-300", "CRM-100"}

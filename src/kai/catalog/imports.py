@@ -8,6 +8,7 @@ so importing the same file twice changes nothing the second time.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -360,105 +361,157 @@ class _Categories:
         return self.keyed[category_id]
 
 
-def plan_rows(
-    rows: Sequence[SourceRow],
-    mapping: Mapping[str, str],
-    categories: _Categories,
-    report: ImportReport,
-    existing: Mapping[str, Material],
-) -> list[PlannedRow]:
-    """Every row checked against the fields' rules and its category's schema. A row for a
-    code already in the catalog changes what it names and keeps the rest (a price list may
-    name only codes and prices)."""
-    planned: list[PlannedRow] = []
-    seen_codes: dict[str, int] = {}
-    columns = _Columns(mapping)
-    for source in rows:
-        report.rows += 1
-        row_errors: list[RowError] = []
-        if "\x00extra" in source.values:
-            row_errors.append(RowError(source.number, None, "more cells than the header names"))
-        fields = columns.fields(source.values)
-        payload: dict[str, Any] = {}
-        properties: dict[str, Any] = {}
-        schema: list[PropertyDefinition] = []
-        definitions: Mapping[str, PropertyDefinition] = {}
-        category_value = fields.pop("category_id", None) or fields.pop("category", None)
-        fields.pop("category", None)
-        if not _blank(category_value):
-            view = categories.find(category_value)
-            if view is None:
-                row_errors.append(
-                    RowError(source.number, "category", f"no category {category_value!r}")
-                )
-            else:
-                payload["category_id"] = view.category.id
-                schema = view.effective
-                definitions = categories.definitions(view)
-        image_names = _text_list(fields.pop("images", "") or "")
-        for name, value in fields.items():
-            if name.startswith("properties."):
-                key = name.removeprefix("properties.")
-                if _blank(value):
-                    continue
-                definition = definitions.get(key)
-                properties[key] = property_from_text(definition, value) if definition else value
-            elif name == "tags":
-                payload["tags"] = [] if _blank(value) else _text_list(value)
-            elif name == "price" and isinstance(value, str) and DECIMAL_COMMA.fullmatch(value):
-                payload["price"] = value.strip().replace(",", ".")
-            elif not _blank(value):
-                payload[name] = value.strip() if isinstance(value, str) else value
-        if isinstance(payload.get("properties"), dict):  # JSON rows may nest them
-            properties = {**payload.pop("properties"), **properties}
-        if properties:
-            payload["properties"] = properties
-        code = str(payload.get("code", "")).strip().lower()
-        current = existing.get(code)
-        if current is not None:
-            payload.setdefault("name", current.name)
-            if "category_id" not in payload and current.category_id is not None:
-                view = categories.by_id.get(current.category_id)
-                schema = view.effective if view else []
-        data = None
-        try:
-            data = MaterialCreate.model_validate(payload)
-        except ValidationError as exc:
-            for detail in exc.errors():
-                column = ".".join(str(part) for part in detail["loc"]) or None
-                row_errors.append(RowError(source.number, column, detail["msg"]))
-        # The properties too, whatever else is wrong: the report should name every problem.
-        canonical, problems = material_service.validate_row_properties(
-            schema, payload.get("properties", {}), partial=current is not None
-        )
-        row_errors.extend(
-            RowError(source.number, f"properties.{problem.key}", problem.message)
-            for problem in problems
-        )
-        if data is not None:
-            first = seen_codes.get(data.code.lower())
-            if first is not None:
-                row_errors.append(
-                    RowError(source.number, "code", f"the code is on row {first} already")
-                )
-            else:
-                seen_codes[data.code.lower()] = source.number
-        if row_errors or data is None:
-            for error in row_errors:
-                report.add(error)
-            continue
-        report.valid += 1
-        planned.append(
-            PlannedRow(
-                row=source.number,
-                data=data,
-                image_names=image_names,
-                properties=canonical,
-                schema=schema,
-                new=current is None,
+@dataclass
+class _Chunk:
+    """Rows of the file checked, and the new materials among them as columns to insert."""
+
+    planned: list[PlannedRow]
+    materials: list[dict[str, Any]]
+    versions: list[dict[str, Any]]
+
+
+class _Planner:
+    """Checks a file's rows, a chunk at a time, against the fields' rules and each category's
+    schema; the codes seen on earlier chunks count for later ones."""
+
+    def __init__(
+        self,
+        *,
+        actor: Actor,
+        mapping: Mapping[str, str],
+        categories: _Categories,
+        report: ImportReport,
+        existing: Mapping[str, Material],
+        images: Mapping[str, bytes],
+    ) -> None:
+        self.actor = actor
+        self.columns = _Columns(mapping)
+        self.categories = categories
+        self.report = report
+        self.existing = existing
+        self.images = images
+        self.seen_codes: dict[str, int] = {}
+
+    def prepare(self, rows: Sequence[SourceRow]) -> _Chunk:
+        """`rows` checked, and the columns and first versions of the new materials among the
+        valid ones (CPU work only: an import runs it in a thread while the database writes
+        the previous chunk)."""
+        planned = self.check(rows)
+        materials = [
+            material_service.new_material_values(self.actor, row.data, row.properties, row.schema)
+            for row in planned
+            if row.new
+        ]
+        versions = [
+            material_service.version_values(columns, "imported", self.actor)
+            for columns in materials
+        ]
+        return _Chunk(planned=planned, materials=materials, versions=versions)
+
+    def check(self, rows: Sequence[SourceRow]) -> list[PlannedRow]:
+        """The valid rows of `rows` whose images are all in the zip."""
+        planned = []
+        for row in self.plan(rows):
+            missing = [name for name in row.image_names if name not in self.images]
+            for name in missing:
+                self.report.add(RowError(row.row, "images", f"{name!r} is not in the zip"))
+            if not missing:
+                planned.append(row)
+        return planned
+
+    def plan(self, rows: Sequence[SourceRow]) -> list[PlannedRow]:
+        """The valid rows of `rows`; every problem of the others in the report. A row for a
+        code already in the catalog changes what it names and keeps the rest (a price list
+        may name only codes and prices)."""
+        planned: list[PlannedRow] = []
+        report, columns, categories = self.report, self.columns, self.categories
+        existing, seen_codes = self.existing, self.seen_codes
+        for source in rows:
+            report.rows += 1
+            row_errors: list[RowError] = []
+            if "\x00extra" in source.values:
+                row_errors.append(RowError(source.number, None, "more cells than the header names"))
+            fields = columns.fields(source.values)
+            payload: dict[str, Any] = {}
+            properties: dict[str, Any] = {}
+            schema: list[PropertyDefinition] = []
+            definitions: Mapping[str, PropertyDefinition] = {}
+            category_value = fields.pop("category_id", None) or fields.pop("category", None)
+            fields.pop("category", None)
+            if not _blank(category_value):
+                view = categories.find(category_value)
+                if view is None:
+                    row_errors.append(
+                        RowError(source.number, "category", f"no category {category_value!r}")
+                    )
+                else:
+                    payload["category_id"] = view.category.id
+                    schema = view.effective
+                    definitions = categories.definitions(view)
+            image_names = _text_list(fields.pop("images", "") or "")
+            for name, value in fields.items():
+                if name.startswith("properties."):
+                    key = name.removeprefix("properties.")
+                    if _blank(value):
+                        continue
+                    definition = definitions.get(key)
+                    properties[key] = property_from_text(definition, value) if definition else value
+                elif name == "tags":
+                    payload["tags"] = [] if _blank(value) else _text_list(value)
+                elif name == "price" and isinstance(value, str) and DECIMAL_COMMA.fullmatch(value):
+                    payload["price"] = value.strip().replace(",", ".")
+                elif not _blank(value):
+                    payload[name] = value.strip() if isinstance(value, str) else value
+            if isinstance(payload.get("properties"), dict):  # JSON rows may nest them
+                properties = {**payload.pop("properties"), **properties}
+            if properties:
+                payload["properties"] = properties
+            code = str(payload.get("code", "")).strip().lower()
+            current = existing.get(code)
+            if current is not None:
+                payload.setdefault("name", current.name)
+                if "category_id" not in payload and current.category_id is not None:
+                    view = categories.by_id.get(current.category_id)
+                    schema = view.effective if view else []
+            data = None
+            try:
+                data = MaterialCreate.model_validate(payload)
+            except ValidationError as exc:
+                for detail in exc.errors():
+                    column = ".".join(str(part) for part in detail["loc"]) or None
+                    row_errors.append(RowError(source.number, column, detail["msg"]))
+            # The properties too, whatever else is wrong: the report should name every problem.
+            canonical, problems = material_service.validate_row_properties(
+                schema, payload.get("properties", {}), partial=current is not None
             )
-        )
-    return planned
+            row_errors.extend(
+                RowError(source.number, f"properties.{problem.key}", problem.message)
+                for problem in problems
+            )
+            if data is not None:
+                first = seen_codes.get(data.code.lower())
+                if first is not None:
+                    row_errors.append(
+                        RowError(source.number, "code", f"the code is on row {first} already")
+                    )
+                else:
+                    seen_codes[data.code.lower()] = source.number
+            if row_errors or data is None:
+                for error in row_errors:
+                    report.add(error)
+                continue
+            report.valid += 1
+            planned.append(
+                PlannedRow(
+                    row=source.number,
+                    data=data,
+                    image_names=image_names,
+                    properties=canonical,
+                    schema=schema,
+                    new=current is None,
+                )
+            )
+        return planned
 
 
 ImageAdder = Callable[[Material, str, bytes], Any]
@@ -475,7 +528,12 @@ async def import_catalog(
     add_image: ImageAdder | None = None,
     progress: Callable[[int, int], Any] | None = None,
 ) -> ImportReport:
-    """Check every row, then (unless `dry_run` or refused by `mode`) write them."""
+    """Check every row, then (unless `dry_run` or refused by `mode`) write them.
+
+    New materials are written a chunk at a time while the next chunk is checked (in a
+    thread: the checks are Python, the writes the database's). All or nothing writes inside
+    a savepoint, released only if no row had a problem.
+    """
     report = ImportReport(dry_run=dry_run)
     categories = _Categories(await list_categories(session, actor=actor))
     columns = _Columns(mapping)
@@ -485,16 +543,28 @@ async def import_catalog(
         if not _blank(code)
     ]
     existing = await MaterialRepository(session).live_by_codes(actor.tenant_id, codes)
-    planned = plan_rows(file.rows, mapping, categories, report, existing)
-    for row in planned:
-        for name in row.image_names:
-            if name not in file.images:
-                report.add(RowError(row.row, "images", f"{name!r} is not in the zip"))
-    if dry_run or (mode == "all_or_nothing" and report.error_count):
+    planner = _Planner(
+        actor=actor,
+        mapping=mapping,
+        categories=categories,
+        report=report,
+        existing=existing,
+        images=file.images,
+    )
+    if dry_run:
+        planner.check(file.rows)
         return report
-    broken_rows = {error.row for error in report.errors}
-    writable = [row for row in planned if row.row not in broken_rows]
-    created = await _insert_new(session, actor, [row for row in writable if row.new], progress)
+    savepoint = await session.begin_nested() if mode == "all_or_nothing" else None
+    try:
+        writable, created = await _insert_new(session, actor, planner, file.rows, mode, progress)
+    except BaseException:
+        if savepoint is not None:
+            await savepoint.rollback()
+        raise
+    if mode == "all_or_nothing" and report.error_count:
+        if savepoint is not None:
+            await savepoint.rollback()
+        return report
     report.created += len(created)
     if add_image is not None:
         repository = MaterialRepository(session)
@@ -505,21 +575,28 @@ async def import_catalog(
                     if material is not None and await add_image(material, name, file.images[name]):
                         report.images += 1
     changing = [row for row in writable if not row.new]
-    for index, row in enumerate(changing):
-        try:
-            material, outcome = await _write(session, actor, row.data, existing)
-        except (InvalidProperties, CodeTaken, PriceWithoutCurrency) as exc:
-            report.add(RowError(row.row, None, exc.detail or exc.title))
-            if mode == "all_or_nothing":
-                raise
-            continue
-        setattr(report, outcome, getattr(report, outcome) + 1)
-        if add_image is not None:
-            for name in row.image_names:
-                if await add_image(material, name, file.images[name]):
-                    report.images += 1
-        if progress is not None and index % 500 == 0:
-            await progress(len(created) + index, len(writable))
+    try:
+        for index, row in enumerate(changing):
+            try:
+                material, outcome = await _write(session, actor, row.data, existing)
+            except (InvalidProperties, CodeTaken, PriceWithoutCurrency) as exc:
+                report.add(RowError(row.row, None, exc.detail or exc.title))
+                if mode == "all_or_nothing":
+                    raise
+                continue
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            if add_image is not None:
+                for name in row.image_names:
+                    if await add_image(material, name, file.images[name]):
+                        report.images += 1
+            if progress is not None and index % 500 == 0:
+                await progress(len(created) + index, len(writable))
+    except BaseException:
+        if savepoint is not None:
+            await savepoint.rollback()
+        raise
+    if savepoint is not None:
+        await savepoint.commit()
     report.written = True
     if report.created or report.updated:
         await events.materials_text_changed(session, organization_id=actor.tenant_id)
@@ -532,27 +609,49 @@ INSERT_BATCH = 5000
 async def _insert_new(
     session: AsyncSession,
     actor: Actor,
-    rows: Sequence[PlannedRow],
+    planner: _Planner,
+    rows: Sequence[SourceRow],
+    mode: ImportMode,
     progress: Callable[[int, int], Any] | None,
-) -> dict[int, uuid.UUID]:
-    """New materials and their first versions, many rows a statement; their ids by row."""
-    created: dict[int, uuid.UUID] = {}
+) -> tuple[list[PlannedRow], dict[int, uuid.UUID]]:
+    """Every row checked, and the new materials among the valid ones inserted with their
+    first versions, a chunk a statement; the valid rows, and the new materials' ids by row.
+
+    All or nothing stops writing at the first problem but checks on, to report every one."""
     repository = MaterialRepository(session)
-    for start in range(0, len(rows), INSERT_BATCH):
-        batch = rows[start : start + INSERT_BATCH]
-        values = [
-            material_service.new_material_values(actor, row.data, row.properties, row.schema)
-            for row in batch
-        ]
-        await repository.insert_many(
-            actor.tenant_id,
-            values,
-            [material_service.version_values(columns, "imported", actor) for columns in values],
-        )
-        created.update((row.row, columns["id"]) for row, columns in zip(batch, values, strict=True))
-        if progress is not None:
-            await progress(start + len(batch), len(rows))
-    return created
+    chunks = [rows[start : start + INSERT_BATCH] for start in range(0, len(rows), INSERT_BATCH)]
+    writable: list[PlannedRow] = []
+    created: dict[int, uuid.UUID] = {}
+    if not chunks:
+        return writable, created
+    following = asyncio.create_task(asyncio.to_thread(planner.prepare, chunks[0]))
+    try:
+        for index in range(len(chunks)):
+            chunk = await following
+            if index + 1 < len(chunks):
+                following = asyncio.create_task(
+                    asyncio.to_thread(planner.prepare, chunks[index + 1])
+                )
+            writable.extend(chunk.planned)
+            if mode == "all_or_nothing" and planner.report.error_count:
+                continue
+            await repository.insert_many(actor.tenant_id, chunk.materials, chunk.versions)
+            created.update(
+                (row.row, columns["id"])
+                for row, columns in zip(
+                    (row for row in chunk.planned if row.new), chunk.materials, strict=True
+                )
+            )
+            if progress is not None:
+                await progress(min((index + 1) * INSERT_BATCH, len(rows)), len(rows))
+    finally:
+        # The next chunk's checks run on in their thread: wait for them, not leave them behind
+        # (a failure of theirs is dropped for the one already on its way).
+        if not following.done():
+            await asyncio.wait([following])
+        if not following.cancelled():
+            following.exception()
+    return writable, created
 
 
 async def _write(
