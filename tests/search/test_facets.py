@@ -107,3 +107,33 @@ async def test_facets_follow_changes_to_the_catalog(runtime: Runtime, client: As
     price = next(r for r in after["facets"]["ranges"] if r["key"] == "price")
     assert (price["minimum"], price["maximum"]) == (10, 30)
     assert [b["count"] for b in price["buckets"]] == [1, 1]
+
+
+async def test_facets_of_a_catalog_without_property_schemas(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    tiles = await create_category(client, owner, "Tiles")
+    rows = [
+        ("Slate", tiles["id"], ["grey", "outdoor"], "active"),
+        ("Slate", tiles["id"], ["outdoor", "grey"], "draft"),
+        ("Slate", None, ["outdoor"], "active"),
+        ("Slate", None, [], "discontinued"),
+    ]
+    for name, category_id, tags, status in rows:
+        await create_material(
+            client, owner, category_id=category_id, name=name, tags=tags, status=status
+        )
+
+    for query in ("q=slate", ""):
+        results = await _facets(client, owner, query)
+        assert results["total"] == 4
+        facets = results["facets"]
+        assert [(c["name"], c["count"]) for c in facets["categories"]] == [("Tiles", 2)]
+        # Most used first, then by name; a tag counts once per material whatever its place.
+        assert [(t["value"], t["count"]) for t in facets["tags"]] == [("outdoor", 3), ("grey", 2)]
+        assert {s["value"]: s["count"] for s in facets["statuses"]} == {
+            "active": 2, "draft": 1, "discontinued": 1,
+        }  # fmt: skip
+        assert facets["properties"] == []
+        assert facets["ranges"] == []

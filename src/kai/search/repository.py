@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     or_,
     select,
     tuple_,
@@ -343,18 +344,19 @@ class SearchRepository:
             .select_from(matched)
             .cte("bounds")
         )
-        # Each grouping set counts one facet: (kind, key) says which.
+        # Each grouping set counts one facet: (kind, key) says which. Values are grouped as
+        # stored and turned into text once per group, not once per row.
         facets: list[tuple[str, str, ColumnElement[Any]]] = [
-            ("category", "", func.text(matched.c.category_id)),
+            ("category", "", matched.c.category_id),
             ("status", "", matched.c.status),
         ]
+        shown: list[ColumnElement[Any]] = [func.text(matched.c.category_id), matched.c.status]
+        # A property's values grouped as JSON: a multi_enum's arrays are counted element by
+        # element afterwards, over the groups (a few) rather than the matches.
+        raw: list[ColumnElement[Any]] = []
         for i, key in enumerate(enum_keys):
-            value = matched.c[f"p{i}"]
-            # A multi_enum's arrays are counted element by element below.
-            scalar = case(
-                (func.jsonb_typeof(value) != _ARRAY, value.op("#>>")(literal_column("'{}'")))
-            )
-            facets.append(("property", key, scalar))
+            facets.append(("property", key, matched.c[f"p{i}"]))
+            raw.append(matched.c[f"p{i}"])
         for i, (name, _) in enumerate(numbers):
             low, high = bounds.c[f"low{i}"], bounds.c[f"high{i}"]
             # Literal constants, not bound parameters: the expression must read the same in
@@ -374,24 +376,38 @@ class SearchRepository:
                     ),
                 )
             )
-            facets.append(("bucket", name, func.text(bucket)))
-        grouped = [expression.label(f"g{i}") for i, (_, _, expression) in enumerate(facets)]
+            facets.append(("bucket", name, bucket))
+            shown.append(func.text(bucket))
         which = case(
             *((func.grouping(expression) == 0, i) for i, (_, _, expression) in enumerate(facets))
         )
         per_facet = (
-            select(which.label("facet"), func.coalesce(*grouped).label("value"), func.count())
+            select(
+                which.label("facet"),
+                func.coalesce(*shown).label("value"),
+                (func.coalesce(*raw) if raw else cast(null(), JSONB)).label("raw"),
+                func.count().label("n"),
+            )
             .select_from(matched.join(bounds, literal(True)))
             .group_by(func.grouping_sets(*(tuple_(expression) for _, _, expression in facets)))
             .subquery()
         )
+        stored = per_facet.c.raw
+        is_array = func.jsonb_typeof(stored) == _ARRAY
+        element = (
+            func.jsonb_array_elements_text(case((is_array, stored)))
+            .table_valued("value")
+            .alias("element")
+        )
+        value = case(
+            (stored.is_(None), per_facet.c.value),
+            (is_array, element.c.value),
+            else_=stored.op("#>>")(literal_column("'{}'")),
+        )
         parts: list[Any] = [
             select(
-                literal("facet"),
-                func.text(per_facet.c.facet),
-                per_facet.c.value,
-                per_facet.c.count,
-            ),
+                literal("facet"), func.text(per_facet.c.facet), value, per_facet.c.n
+            ).select_from(per_facet.outerjoin(element, literal(True))),
             select(literal("total"), literal(None), literal(None), bounds.c.total),
         ]
         parts += [
@@ -403,25 +419,23 @@ class SearchRepository:
             )
             for i, (name, _) in enumerate(numbers)
         ]
-        tag = func.unnest(matched.c.tags).table_valued("tag").alias("tag")
+        # Tags counted per distinct set of tags (a few hundred), then tag by tag.
+        tag_sets = (
+            select(matched.c.tags.label("tags"), func.count().label("n"))
+            .group_by(matched.c.tags)
+            .subquery("tag_sets")
+        )
+        tag = func.unnest(tag_sets.c.tags).table_valued("tag").alias("tag")
+        total = func.sum(tag_sets.c.n)
         tag_counts = (
-            select(tag.c.tag.label("tag"), func.count().label("n"))
-            .select_from(matched.join(tag, literal(True)))
+            select(tag.c.tag.label("tag"), total.label("n"))
+            .select_from(tag_sets.join(tag, literal(True)))
             .group_by(tag.c.tag)
-            .order_by(func.count().desc(), tag.c.tag)
+            .order_by(total.desc(), tag.c.tag)
             .limit(TOP_TAGS)
             .subquery()
         )
         parts.append(select(literal("tag"), tag_counts.c.tag, literal(None), tag_counts.c.n))
-        for i, key in enumerate(enum_keys):
-            value = matched.c[f"p{i}"]
-            element = func.jsonb_array_elements_text(value).table_valued("value").alias(f"v{i}")
-            parts.append(
-                select(literal("property"), literal(key), element.c.value, func.count())
-                .select_from(matched.join(element, literal(True)))
-                .where(func.jsonb_typeof(value) == "array")
-                .group_by(element.c.value)
-            )
         union = parts[0].union_all(*parts[1:])
         rows = (await self.session.execute(union)).all()
         return _facet_rows(rows, [(kind, key) for kind, key, _ in facets])
