@@ -308,6 +308,16 @@ async def measure(
         await timed_search(request)
     latencies = [await timed_search(request) for request in requests]
     results["search_with_facets_ms"] = _summary(latencies)
+    # The same requests by kind: words, or browsing (the whole catalog, or narrowed by a
+    # category or a property filter), whose facets count every material they keep.
+    kinds: dict[str, list[float]] = {}
+    for request, latency in zip(requests, latencies, strict=True):
+        narrowed = request.filters or request.category_id is not None
+        kind = "words" if request.text else "browse_narrowed" if narrowed else "browse_all"
+        kinds.setdefault(kind, []).append(latency)
+    results["search_with_facets_ms_by_kind"] = {
+        kind: _summary(values) for kind, values in sorted(kinds.items())
+    }
 
     async def timed_suggest(typed: str) -> float:
         async with runtime.session_factory.begin() as session:
