@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Uuid,
     and_,
+    bindparam,
     case,
     cast,
     column,
@@ -51,6 +52,9 @@ BUCKETS = 5
 # are matched in kai_nearest_names, which the search-at-scale migration sets to the same value.
 SUGGEST_SIMILARITY = 0.35
 TOP_TAGS = 20
+# Full-text matches that hybrid search fuses with the nearest by meaning (a rank past this
+# adds under 1/1000 to a fused score: the rest of the matches would only be its tail).
+HYBRID_TEXT_WINDOW = 1000
 _ARRAY: ColumnElement[Any] = literal_column("'array'")
 
 
@@ -134,6 +138,8 @@ _MATCHED_COLUMNS = (
 class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # Semantic and hybrid match sets by query: the page and the facets share one.
+        self._fused_sets: dict[int, tuple[SearchQuery, tuple[list[Any], list[float]]]] = {}
 
     async def language(self, organization_id: uuid.UUID) -> str:
         statement = select(CatalogSettings.search_language).where(
@@ -145,56 +151,85 @@ class SearchRepository:
     def _tsquery(self, language: str, query: str) -> ColumnElement[Any]:
         return func.websearch_to_tsquery(cast(language, REGCONFIG), func.kai_fold(query))
 
-    def _matches(self, query: SearchQuery, language: str) -> Any:
+    async def _fused(self, query: SearchQuery, language: str) -> tuple[list[Any], list[float]]:
+        """The semantic or hybrid match set, as ids and ranks, worked out once per query.
+
+        Semantic: the nearest materials by meaning, down to a minimum similarity. Hybrid:
+        those and the best `HYBRID_TEXT_WINDOW` full-text matches (filters applied first),
+        fused by reciprocal rank: a material's rank is the sum of 1 / (k + its position) in
+        each list it is in. Read into the process (at most a thousand or so rows), the set
+        then joins the page and the facets by primary key, which the planner cannot misjudge.
+        """
+        found = self._fused_sets.get(id(query))
+        if found is not None and found[0] is query:
+            return found[1]
+        semantic = query.semantic
+        assert semantic is not None
+        nearest = nearest_materials(semantic.vector, semantic.candidates, query.category_ids)
+        related = nearest.c.similarity >= semantic.min_similarity
+        statement: Select[Any, Any]
+        if semantic.mode == "semantic":
+            statement = select(nearest.c.id, nearest.c.similarity).where(related)
+        else:
+            matched = self._text_matched(query, language, ranked=True)
+            by_words = (
+                select(
+                    matched.c.id,
+                    func.row_number()
+                    .over(order_by=(matched.c.rank.desc(), matched.c.id))
+                    .label("at"),
+                )
+                .where(*_filters(query, matched.c))
+                .order_by(matched.c.rank.desc(), matched.c.id)
+                .limit(HYBRID_TEXT_WINDOW)
+                .subquery("by_words")
+            )
+            by_meaning = (
+                select(
+                    nearest.c.id,
+                    func.row_number()
+                    .over(order_by=(nearest.c.similarity.desc(), nearest.c.id))
+                    .label("at"),
+                )
+                .where(related)
+                .subquery("by_meaning")
+            )
+            k = float(semantic.rrf_k)
+            fused = func.coalesce(1.0 / (k + by_words.c.at), 0.0) + func.coalesce(
+                1.0 / (k + by_meaning.c.at), 0.0
+            )
+            statement = select(func.coalesce(by_words.c.id, by_meaning.c.id), fused).select_from(
+                by_words.outerjoin(by_meaning, by_words.c.id == by_meaning.c.id, full=True)
+            )
+        rows = (await self.session.execute(statement)).all()
+        result = ([row[0] for row in rows], [float(row[1]) for row in rows])
+        self._fused_sets[id(query)] = (query, result)
+        return result
+
+    async def _matches(self, query: SearchQuery, language: str) -> Any:
         """The materials the words match, as a derived table (id, rank); None without words.
 
         Full-text: every material whose document matches (the full-text index serves only
-        past row-level security: see the migration's kai_text_matches). Semantic: the nearest
-        materials by meaning, down to a minimum similarity. Hybrid: both, fused by reciprocal
-        rank: a material's rank is the sum of 1 / (k + its position) in each list it is in.
+        past row-level security: see the migration's kai_text_matches). Semantic and hybrid:
+        the set `_fused` worked out.
         """
         if not query.text:
             return None
-        tsquery = self._tsquery(language, query.text)
-        full_text = func.kai_text_matches(tsquery).table_valued("id", "rank")
-        semantic = query.semantic
-        if semantic is None:
-            return full_text.render_derived(name="matches")
-        nearest = nearest_materials(semantic.vector, semantic.candidates, query.category_ids)
-        related = nearest.c.similarity >= semantic.min_similarity
-        if semantic.mode == "semantic":
+        if query.semantic is None:
+            tsquery = self._tsquery(language, query.text)
             return (
-                select(nearest.c.id, nearest.c.similarity.label("rank"))
-                .where(related)
-                .subquery("matches")
+                func.kai_text_matches(tsquery)
+                .table_valued("id", "rank")
+                .render_derived(name="matches")
             )
-        by_words = select(
-            full_text.c.id,
-            func.row_number().over(order_by=(full_text.c.rank.desc(), full_text.c.id)).label("at"),
-        ).subquery("by_words")
-        by_meaning = (
-            select(
-                nearest.c.id,
-                func.row_number()
-                .over(order_by=(nearest.c.similarity.desc(), nearest.c.id))
-                .label("at"),
-            )
-            .where(related)
-            .subquery("by_meaning")
-        )
-        k = float(semantic.rrf_k)
-        fused = func.coalesce(1.0 / (k + by_words.c.at), 0.0) + func.coalesce(
-            1.0 / (k + by_meaning.c.at), 0.0
-        )
+        ids, ranks = await self._fused(query, language)
         return (
-            select(
-                func.coalesce(by_words.c.id, by_meaning.c.id).label("id"),
-                fused.label("rank"),
+            func.unnest(
+                bindparam("fused_ids", ids, type_=ARRAY(Uuid()), unique=True),
+                bindparam("fused_ranks", ranks, type_=ARRAY(DOUBLE_PRECISION), unique=True),
             )
-            .select_from(
-                by_words.outerjoin(by_meaning, by_words.c.id == by_meaning.c.id, full=True)
-            )
-            .subquery("matches")
+            .table_valued("id", "rank")
+            .render_derived(name="matches")
         )
 
     def _text_matched(self, query: SearchQuery, language: str, *, ranked: bool) -> Any:
@@ -227,7 +262,8 @@ class SearchRepository:
         if tsquery is not None and query.semantic is None:
             statement = self._text_page(query, language, sort, limit, values)
         else:
-            statement = self._page(query, language, sort, limit, values)
+            matches = await self._matches(query, language)
+            statement = self._page(query, matches, sort, limit, values)
         if tsquery is not None:
             statement = statement.add_columns(
                 func.ts_headline(
@@ -254,10 +290,9 @@ class SearchRepository:
         return hits, next_cursor
 
     def _page(
-        self, query: SearchQuery, language: str, sort: str, limit: int, after: list[Any] | None
+        self, query: SearchQuery, matches: Any, sort: str, limit: int, after: list[Any] | None
     ) -> Select[Any]:
         """A page of the materials table's rows, joined to the match set if there are words."""
-        matches = self._matches(query, language)
         # In double precision: a `real` rank would come back rounded, and a cursor holding
         # the rounded value would not compare equal to the row it came from.
         rank: ColumnElement[Any] = (
@@ -322,7 +357,7 @@ class SearchRepository:
             source = self._text_matched(query, language, ranked=False).c
             conditions = _filters(query, source)
         else:
-            matches = self._matches(query, language)
+            matches = await self._matches(query, language)
         numbers: list[tuple[str, ColumnElement[Any]]] = [("price", cast(source.price, Float))]
         numbers += [(f"properties.{key}", _number(source.properties, key)) for key in numeric_keys]
         selected = select(
