@@ -220,13 +220,17 @@ async def empty_committed_tables(owner_engine: AsyncEngine) -> None:
         )
 
 
-@pytest.fixture
-async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[AsyncClient]:
+def _client_of(settings: Settings, runtime: Runtime) -> AsyncClient:
     app = create_app(settings, runtime=runtime)
-    async with AsyncClient(
+    return AsyncClient(
         transport=ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://kai.test",
-    ) as client:
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[AsyncClient]:
+    async with _client_of(settings, runtime) as client:
         yield client
 
 
@@ -235,11 +239,7 @@ async def committed_client(
     settings: Settings, committed_runtime: Runtime
 ) -> AsyncIterator[AsyncClient]:
     """A client of an app whose requests really commit, for tests with a running worker."""
-    app = create_app(settings, runtime=committed_runtime)
-    async with AsyncClient(
-        transport=ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://kai.test",
-    ) as client:
+    async with _client_of(settings, committed_runtime) as client:
         yield client
 
 
