@@ -12,8 +12,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from kai.kit.db import Base
 from kai.search.embeddings import EMBEDDING_DIMENSIONS
 
-TENANT_TABLES = ("material_text_embeddings",)
-
 
 class MaterialTextEmbedding(Base):
     """What a material's text means, as a vector, and the hash of the text it was made from.

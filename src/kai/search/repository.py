@@ -35,10 +35,10 @@ from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REAL, REGCON
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import CatalogSettings, Category, Material
+from kai.catalog.settings import DEFAULT_LANGUAGE
 from kai.kit.pagination import decode_cursor, encode_cursor
 from kai.search.semantic_repository import nearest_materials
 
-DEFAULT_LANGUAGE = "english"
 # Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
 MARK_START = "\x02"
 MARK_END = "\x03"

@@ -19,13 +19,12 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.catalog.events import EMBED_MATERIALS, materials_text_changed
+from kai.catalog.events import materials_text_changed
 from kai.search.embeddings import TextEmbedder, default_embedder
 from kai.search.semantic_repository import SemanticRepository
 
 log = structlog.get_logger(__name__)
 
-EMBED_KIND = EMBED_MATERIALS
 # Texts embedded per model call: large enough to batch well, small enough to report progress.
 CHUNK = 64
 QUERY_CACHE_SIZE = 2048
@@ -75,11 +74,10 @@ class QueryEmbeddings:
 
     def __init__(
         self,
-        embedder: TextEmbedder | None = None,
         size: int = QUERY_CACHE_SIZE,
         loader: Callable[[], TextEmbedder] = default_embedder,
     ) -> None:
-        self._embedder = embedder
+        self._embedder: TextEmbedder | None = None
         self._loader = loader
         self._size = size
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
@@ -97,7 +95,7 @@ class QueryEmbeddings:
     def warm(self) -> None:
         """Load the model now (blocking), so the first search does not wait for it."""
         try:
-            self.embed_now("warm up")
+            self._embed_one("warm up")
         except ModelUnavailable as exc:
             log.warning("search.model_unavailable", error=str(exc))
 
@@ -114,9 +112,6 @@ class QueryEmbeddings:
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return vector
-
-    def embed_now(self, text: str) -> list[float]:
-        return self._embed_one(text)
 
     def _embed_one(self, text: str) -> list[float]:
         vector: list[float] = self.embedder.embed([text])[0].tolist()

@@ -162,17 +162,11 @@ def _marked(fragment: str | None) -> str | None:
     return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
 
-async def _query(
-    session: AsyncSession, actor: Actor, request: SearchRequest
-) -> tuple[SearchQuery, str]:
-    query, language, _, _ = await _prepared(session, actor, request)
-    return query, language
-
-
 async def _prepared(
-    session: AsyncSession, actor: Actor, request: SearchRequest
+    session: AsyncSession, actor: Actor, request: SearchRequest, settings: SearchSettings
 ) -> tuple[SearchQuery, str, Sequence[CategoryView], dict[str, PropertyDefinition]]:
-    """The request as a query, the catalog's language, its categories and properties."""
+    """The request as a query (with its meaning, for semantic and hybrid search), the
+    catalog's language, its categories and properties."""
     organization_id = actor.tenant_id
     # The tree from memory while its version stands (every search needs it whole).
     views = await categories.cached_categories(session, actor=actor)
@@ -202,7 +196,7 @@ async def _prepared(
         properties=conditions,
     )
     language = await SearchRepository(session).language(organization_id)
-    return query, language, views, definitions
+    return await _with_meaning(query, request, settings), language, views, definitions
 
 
 async def _with_meaning(
@@ -237,8 +231,9 @@ async def search(
     settings: SearchSettings | None = None,
 ) -> SearchResults:
     repository = SearchRepository(session)
-    query, language, views, definitions = await _prepared(session, actor, request)
-    query = await _with_meaning(query, request, settings or SearchSettings())
+    query, language, views, definitions = await _prepared(
+        session, actor, request, settings or SearchSettings()
+    )
     hits, next_cursor = await repository.search(
         query, language=language, sort=request.sort, limit=request.limit, cursor=request.cursor
     )
@@ -293,8 +288,7 @@ async def export(
     after its endpoint returns), so they come from a transaction of their own.
     """
     organization_id = actor.tenant_id
-    query, language = await _query(session, actor, request)
-    query = await _with_meaning(query, request, settings or SearchSettings())
+    query, language, _, _ = await _prepared(session, actor, request, settings or SearchSettings())
     sort = request.sort if query.text or request.sort != "relevance" else "name"
     described = {"q": request.text, "category_id": request.category_id}
     await transfers.record_export(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kai.catalog.events import EMBED_MATERIALS
 from kai.jobs.queue import JobRun, PermanentJobError, job_task
 from kai.search import semantic
 
 
-@job_task(semantic.EMBED_KIND, max_attempts=3)
+@job_task(EMBED_MATERIALS, max_attempts=3)
 async def embed_materials(run: JobRun) -> dict[str, Any]:
     """The organization's missing and stale text embeddings (a follow-up job takes the rest)."""
     if run.organization_id is None:
