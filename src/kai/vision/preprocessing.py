@@ -1,0 +1,123 @@
+"""A photo made ready for a backbone: decoded near the size needed, optionally enhanced, and cut
+into the views a material is recognised from, each step timed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from kai.kit.images import DEFAULT_LIMITS, ImageLimits, decode_image
+
+# The views of a photo that are embedded and averaged: the whole photo (centred square), and
+# its central half seen closer. A material is a texture, not an object: the closer view
+# weighs its grain and pattern at a second scale, and a photo taken in context (a floor
+# with a wall at the edge) counts its middle twice.
+VIEWS = ("whole", "centre")
+CENTRE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Enhancement:
+    """Optional corrections before embedding (both off by default: measured, see benchmarks)."""
+
+    white_balance: bool = False
+    clahe: bool = False
+
+
+@dataclass
+class PreparedImage:
+    """A photo's views as RGB arrays (side x side x 3, uint8) and what preparing it took."""
+
+    views: list[np.ndarray]
+    # The photo as decoded (after EXIF orientation), before any view was cut.
+    width: int
+    height: int
+    # Milliseconds per step, in the order the steps ran.
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the block's wall time, in milliseconds, to `timings[step]`."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = (time.perf_counter() - started) * 1000
+        timings[step] = round(timings.get(step, 0.0) + elapsed, 3)
+
+
+def prepare_image(
+    data: bytes,
+    *,
+    side: int,
+    enhancement: Enhancement = Enhancement(),
+    limits: ImageLimits = DEFAULT_LIMITS,
+) -> PreparedImage:
+    """Validate and decode `data` (JPEGs at the smallest DCT scale that still covers `side`),
+    correct its colours if asked, and cut its views at `side` x `side` pixels."""
+    timings: dict[str, float] = {}
+    with timed(timings, "decode"):
+        # The centre view is half the photo's short side: decode at twice `side` so that it is
+        # not upscaled, and no larger (a 12-megapixel JPEG decodes at an eighth of its size).
+        image = decode_image(data, limits, max_side=side * 2)
+    width, height = image.size
+    pixels = np.asarray(image)
+    if enhancement.white_balance:
+        with timed(timings, "white_balance"):
+            pixels = grey_world(pixels)
+    if enhancement.clahe:
+        with timed(timings, "clahe"):
+            pixels = equalize_lightness(pixels)
+    with timed(timings, "views"):
+        views = texture_views(pixels, side)
+    return PreparedImage(views=views, width=width, height=height, timings=timings)
+
+
+def texture_views(pixels: np.ndarray, side: int) -> list[np.ndarray]:
+    """The centred square of the photo, and its central half, each resized to `side`."""
+    height, width = pixels.shape[:2]
+    short = min(height, width)
+    views = []
+    for fraction in (1.0, CENTRE_FRACTION):
+        crop = max(1, round(short * fraction))
+        top, left = (height - crop) // 2, (width - crop) // 2
+        square = pixels[top : top + crop, left : left + crop]
+        views.append(_resized(square, side))
+    return views
+
+
+def _resized(square: np.ndarray, side: int) -> np.ndarray:
+    if square.shape[0] == side:
+        return np.ascontiguousarray(square)
+    # Area averaging when shrinking (no aliasing of fine texture), bilinear when enlarging.
+    method = cv2.INTER_AREA if square.shape[0] > side else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(square), (side, side), interpolation=method)
+
+
+def grey_world(pixels: np.ndarray) -> np.ndarray:
+    """Grey-world white balance: scale each channel so that the photo's mean is neutral.
+
+    Gains are bounded so that a photo of a strongly coloured material (green marble, red
+    brick) is corrected for the light, not turned grey.
+    """
+    means = pixels.reshape(-1, 3).astype(np.float64).mean(axis=0)
+    if np.any(means < 1.0):
+        return pixels
+    gains = np.clip(means.mean() / means, 0.67, 1.5)
+    balanced = pixels.astype(np.float32) * gains.astype(np.float32)
+    corrected: np.ndarray = np.clip(balanced + 0.5, 0, 255).astype(np.uint8)
+    return corrected
+
+
+def equalize_lightness(pixels: np.ndarray, *, clip_limit: float = 2.0) -> np.ndarray:
+    """CLAHE on the L channel of Lab: local contrast evened out, colours kept."""
+    lab = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2LAB)
+    clahe = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(8, 8))
+    lab[:, :, 0] = clahe.apply(lab[:, :, 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
