@@ -125,7 +125,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(data_dir: Path, database_url: str) -> Settings:
+def settings(data_dir: Path, database_url: str, model_dir: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         environment="test",
@@ -141,6 +141,8 @@ def settings(data_dir: Path, database_url: str) -> Settings:
             "retry_base_seconds": 0.2,
             "retry_max_seconds": 1,
         },
+        # One image-model store for the run: EfficientNet-Lite0 is exported once.
+        vision={"model_dir": model_dir},
     )
 
 

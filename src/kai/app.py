@@ -20,7 +20,9 @@ from kai.identity.endpoints import ROUTERS as IDENTITY_ROUTERS
 from kai.jobs.endpoints import router as jobs_router
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
+from kai.ml.endpoints import router as models_router
 from kai.ops.endpoints import router as ops_router
+from kai.recognition.endpoints import router as recognitions_router
 from kai.runtime import Runtime
 from kai.search import semantic
 from kai.search.endpoints import router as search_router
@@ -93,7 +95,14 @@ def create_app(
     # Probes first, then one level of routers: FastAPI tries routes in order, through every
     # level of nesting, and the routing was a measurable part of each request's cost.
     app.include_router(ops_router)
-    for router in (*IDENTITY_ROUTERS, *CATALOG_ROUTERS, search_router, jobs_router):
+    for router in (
+        *IDENTITY_ROUTERS,
+        *CATALOG_ROUTERS,
+        search_router,
+        models_router,
+        recognitions_router,
+        jobs_router,
+    ):
         # Any API route may meet an unusable value, a too-large body or invalid input.
         app.include_router(router, prefix=API_PREFIX, responses=problem_responses(400, 413, 422))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

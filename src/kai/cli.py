@@ -15,6 +15,7 @@ import typer
 
 from kai.config import Settings, get_settings
 from kai.ml.commands import evaluate, models_app
+from kai.recognition.commands import dataset_app, recognize, train
 
 if TYPE_CHECKING:
     from kai.runtime import DatabaseUrls, Runtime
@@ -42,7 +43,10 @@ catalog_app = typer.Typer(help="The catalog: import and export.", no_args_is_hel
 app.add_typer(audit_app, name="audit")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(models_app, name="models")
+app.add_typer(dataset_app, name="dataset")
 app.command("evaluate")(evaluate)
+app.command("train")(train)
+app.command("recognize")(recognize)
 
 
 def _settings() -> Settings:
@@ -249,17 +253,9 @@ def admin_check() -> None:
 
 def _run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run `work` against the app's database (the embedded one is started and released)."""
-    from kai.runtime import Runtime
+    from kai.runtime import run_with_runtime
 
-    async def main(url: str) -> T:
-        runtime = Runtime.create(settings, url)
-        try:
-            return await work(runtime)
-        finally:
-            await runtime.close()
-
-    with _database(settings, migrate=settings.embedded_database) as urls:
-        return asyncio.run(main(urls.app))
+    return run_with_runtime(settings, work)
 
 
 def _admin_password(given: str | None, prompt: str) -> str:

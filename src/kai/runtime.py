@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,6 +22,8 @@ from kai.kit.passwords import Passwords
 from kai.kit.pgembed import EmbeddedPostgres, memory_options
 from kai.kit.ratelimit import RateLimiter, create_rate_limiter
 from kai.kit.storage import ObjectStorage, create_storage
+
+T = TypeVar("T")
 
 
 def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
@@ -160,3 +164,22 @@ class Runtime:
     async def close(self) -> None:
         await self.close_services()
         await self.engine.dispose()
+
+
+def run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run `work` in a new event loop against the app's database (the embedded server is
+    started, migrated and released around it): what one-shot commands do."""
+
+    async def main(url: str) -> T:
+        runtime = Runtime.create(settings, url)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    urls, embedded = attach_database(settings, migrate=settings.embedded_database)
+    try:
+        return asyncio.run(main(urls.app))
+    finally:
+        if embedded is not None:
+            embedded.release()

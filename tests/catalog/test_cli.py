@@ -5,38 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
 
-from kai.config import Settings
 from kai.runtime import Runtime
 from tests.catalog.factories import TILE_PROPERTIES, create_category
+from tests.commands import run_kai
 from tests.identity.factories import member
 
 pytestmark = pytest.mark.database
-
-
-def _kai(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    assert settings.database_url is not None
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KAI_")}
-    env.update(
-        KAI_DATABASE_URL=settings.database_url.get_secret_value(),
-        KAI_DATA_DIR=str(settings.data_dir),
-        KAI_LOG_LEVEL="warning",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "kai", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 async def test_import_then_export_from_the_command_line(
@@ -62,28 +41,28 @@ async def test_import_then_export_from_the_command_line(
             "T-2,Porcelain white,Tiles,90,honed\n"
         )
         settings = committed_runtime.settings
-        refused = _kai(settings, "catalog", "import", str(source), "--organization", slug)
+        refused = run_kai(settings, "catalog", "import", str(source), "--organization", slug)
         assert refused.returncode == 1
         assert "row 3 properties.thickness" in refused.stdout
 
-        dry = _kai(settings, "catalog", "import", str(source), "--organization", slug,
+        dry = run_kai(settings, "catalog", "import", str(source), "--organization", slug,
                    "--mode", "skip_invalid", "--dry-run", "--json")  # fmt: skip
         assert json.loads(dry.stdout)["valid"] == 1
         page = await client.get("/api/v1/materials", headers=owner.headers)
         assert page.json()["items"] == []
 
-        done = _kai(settings, "catalog", "import", str(source), "--organization", slug,
+        done = run_kai(settings, "catalog", "import", str(source), "--organization", slug,
                     "--mode", "skip_invalid")  # fmt: skip
         assert "1 created" in done.stdout, done.stdout + done.stderr
         page = await client.get("/api/v1/materials", headers=owner.headers)
         assert [item["code"] for item in page.json()["items"]] == ["T-1"]
 
         target = tmp_path / "out.csv"
-        exported = _kai(settings, "catalog", "export", "--organization", slug,
+        exported = run_kai(settings, "catalog", "export", "--organization", slug,
                         "--output", str(target))  # fmt: skip
         assert exported.returncode == 0, exported.stderr
         rows = list(csv.DictReader(io.StringIO(target.read_text())))
         assert [(r["code"], r["properties.thickness"]) for r in rows] == [("T-1", "9")]
 
-        missing = _kai(settings, "catalog", "export", "--organization", "no-such-org")
+        missing = run_kai(settings, "catalog", "export", "--organization", "no-such-org")
         assert missing.returncode == 1

@@ -26,6 +26,8 @@ from kai.config import Settings
 from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
+from kai.ml.models import ModelVersion
+from kai.recognition.models import Recognition
 from kai.runtime import Runtime
 from tests.identity.factories import Member, add_member, create_user, member
 from tests.jobs import sample_tasks
@@ -52,6 +54,7 @@ PUBLIC_ROUTES = {
 # Bodies valid enough to get past validation to the lookup, by route; `{}` otherwise.
 BODIES: dict[tuple[str, str], object] = {
     ("PATCH", "/api/v1/members/{user_id}"): {"role": "member"},
+    ("POST", "/api/v1/recognitions/{recognition_id}/feedback"): {"correct": True},
 }
 
 
@@ -139,6 +142,29 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             original_key=f"{organization_id}/materials/images/original/{suffix}.jpg",
         )
         work.add(image)
+        # Called again after each route: each call records a version of its own number.
+        number = uuid.uuid4().int % 1_000_000_000
+        version = ModelVersion(organization_id=organization_id, number=number, status="ready")
+        work.add(version)
+        await work.flush()
+        photo_key = f"{organization_id}/users/uploads/recognitions/{suffix}.jpg"
+        await runtime.storage.put(photo_key, _photo()["file"][1], content_type="image/jpeg")
+        recognition = Recognition(
+            organization_id=organization_id,
+            model_version_id=version.id,
+            image_key=photo_key,
+            sha256=uuid.uuid4().hex * 2,
+            content_type="image/jpeg",
+            width=64,
+            height=48,
+            label="Marble",
+            confidence=0.9,
+            unknown=False,
+            predictions=[{"label": "Marble", "category_id": None, "confidence": 0.9}],
+            similar=[],
+            timings={},
+        )
+        work.add(recognition)
         job = await sample_tasks.record.enqueue(work, organization_id=organization_id)
         return {
             "team_id": str(team.id),
@@ -150,6 +176,8 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             "category_id": str(category.id),
             "material_id": str(material.id),
             "image_id": str(image.id),
+            "version_id": str(version.id),
+            "recognition_id": str(recognition.id),
             "variant": "thumbnail",
         }
 

@@ -20,3 +20,13 @@ async def materials_text_changed(session: AsyncSession, *, organization_id: uuid
     """Materials of the organization were written: their meaning may have changed. One
     refresh is queued for the organization unless one is already waiting to start."""
     await enqueue_unless_waiting(session, EMBED_MATERIALS, organization_id=organization_id)
+
+
+# Run by kai.search.tasks: embeds ready catalog images for visual similarity.
+EMBED_IMAGES = "search.embed_images"
+
+
+async def images_changed(session: AsyncSession, *, organization_id: uuid.UUID) -> None:
+    """Images of the organization became ready: one visual refresh is queued unless one is
+    already waiting to start."""
+    await enqueue_unless_waiting(session, EMBED_IMAGES, organization_id=organization_id)

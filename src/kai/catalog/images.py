@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.catalog import events
 from kai.catalog.errors import DuplicateImage, ImageNotFound, ImageNotReady
 from kai.catalog.materials import get_material
 from kai.catalog.models import ImageStatus, Material, MaterialImage
@@ -232,6 +233,9 @@ async def make_derivatives(
     if image is None:
         # Deleted before the job ran: nothing to do.
         return {"skipped": "image deleted"}
+    if image.status == ImageStatus.READY.value and image.processed_key and image.thumbnail_key:
+        # Made already (by `kai dataset import`, or an earlier attempt that committed).
+        return {"skipped": "already made"}
     original = await storage.read(image.original_key)
     try:
         processed = await asyncio.to_thread(
@@ -255,6 +259,7 @@ async def make_derivatives(
     image.status = ImageStatus.READY.value
     image.error = None
     await session.flush()
+    await events.images_changed(session, organization_id=organization_id)
     return {
         "processed": [processed.width, processed.height],
         "thumbnail": [thumbnail.width, thumbnail.height],

@@ -28,6 +28,7 @@ from kai.config import JobSettings, Settings
 from kai.jobs.models import Job, JobStatus
 from kai.jobs.repository import JobRepository
 from kai.kit.db import act_for, scoped_transaction
+from kai.kit.images import ImageLimits
 from kai.kit.metrics import JOB_DURATION, JOBS
 from kai.kit.storage import ObjectStorage
 
@@ -118,6 +119,19 @@ class JobRun:
         """The process's settings, for tasks tuned by them."""
         runtime: JobRuntime = self._context.additional_context["runtime"]
         return runtime.settings
+
+    @contextlib.asynccontextmanager
+    async def separate_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A transaction of its own, committed whatever becomes of the attempt's: for what a
+        failing attempt must still record (its rollback would take it back)."""
+        async with self._session_factory.begin() as session:
+            yield session
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        """What an image may be (`KAI_IMAGES__*`), for tasks that decode images."""
+        images = self.settings.images
+        return ImageLimits(max_bytes=images.max_bytes, max_pixels=images.max_pixels)
 
     def should_abort(self) -> bool:
         """True once the job was cancelled; long tasks check it between units of work."""

@@ -17,7 +17,12 @@ from kai.kit.db import libpq_url
 log = structlog.get_logger(__name__)
 
 # Modules whose tasks every worker must know. Domains add theirs here.
-TASK_MODULES = ("kai.jobs.tasks", "kai.catalog.tasks", "kai.search.tasks")
+TASK_MODULES = (
+    "kai.jobs.tasks",
+    "kai.catalog.tasks",
+    "kai.search.tasks",
+    "kai.ml.tasks",
+)
 
 
 def load_task_modules(extra: Iterable[str] = ()) -> None:

@@ -144,7 +144,7 @@ class Derivative:
 
 def inspect_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> InspectedImage:
     """Validate `data` by content and describe it; raise ImageRejected or ImageTooLarge."""
-    with _loaded(data, limits) as (image_format, image):
+    with _loaded(data, limits) as (image_format, image, _):
         width, height = image.size
         if _orientation(image) in _SIDEWAYS:
             width, height = height, width
@@ -166,9 +166,17 @@ def decode_image(
     With `max_side`, a JPEG is decoded at a reduced DCT scale that keeps both sides at least
     `max_side` (or as they are, if smaller); the image is not resized beyond that.
     """
+    return decode_upload(data, limits, max_side=max_side)[1]
+
+
+def decode_upload(
+    data: bytes, limits: ImageLimits = DEFAULT_LIMITS, *, max_side: int | None = None
+) -> tuple[InspectedImage, Image.Image]:
+    """What `inspect_image` finds and what `decode_image` returns, from one decode: an upload
+    that is only looked at (recognized) need not be decoded twice, nor at full size."""
     if max_side is not None and max_side < 1:
         raise ValueError("max_side must be positive")
-    with _loaded(data, limits, draft_side=max_side) as (_, image):
+    with _loaded(data, limits, draft_side=max_side) as (image_format, image, full_size):
         orientation = _orientation(image)
         try:
             rgb = _to_srgb_rgb(image)
@@ -178,7 +186,18 @@ def decode_image(
         rgb = rgb.transpose(_UPRIGHT[orientation])
     # EXIF, XMP and the ICC profile describe the upload, not these pixels: keep none of them.
     rgb.info = {}
-    return rgb
+    width, height = full_size
+    if orientation in _SIDEWAYS:
+        width, height = height, width
+    inspected = InspectedImage(
+        format=image_format,
+        content_type=CONTENT_TYPES[image_format],
+        width=width,
+        height=height,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+    )
+    return inspected, rgb
 
 
 def make_derivative(
@@ -206,8 +225,9 @@ def make_derivative(
 @contextmanager
 def _loaded(
     data: bytes, limits: ImageLimits, *, draft_side: int | None = None
-) -> Iterator[tuple[ImageFormat, ImageFile.ImageFile]]:
-    """The fully decoded first frame of `data`, after every check; closed on leaving."""
+) -> Iterator[tuple[ImageFormat, ImageFile.ImageFile, tuple[int, int]]]:
+    """The fully decoded first frame of `data`, after every check, and its size as stored
+    (before any DCT scaling); closed on leaving."""
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(
             f"The file is {len(data)} bytes; the limit is {limits.max_bytes} bytes."
@@ -223,6 +243,7 @@ def _loaded(
                 f"The file starts like {image_format.upper()} but reads as {image.format}."
             )
         _check_dimensions(image.size, limits)
+        full_size = image.size
         if draft_side is not None and image_format == "jpeg":
             image.draft(None, (draft_side, draft_side))
         try:
@@ -231,7 +252,7 @@ def _loaded(
             image.load()
         except _UNREADABLE:
             raise ImageRejected(_CORRUPT) from None
-        yield image_format, image
+        yield image_format, image, full_size
     finally:
         image.close()
 

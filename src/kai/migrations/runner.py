@@ -16,7 +16,14 @@ from kai.kit.db import APP_ROLE, sqlalchemy_url
 MIGRATION_LOCK_ID = 7_311_042_001
 
 # Every module that defines tables; the migrations' autogenerate compares against them.
-MODEL_MODULES = ("kai.jobs.models", "kai.identity.models", "kai.catalog.models")
+MODEL_MODULES = (
+    "kai.jobs.models",
+    "kai.identity.models",
+    "kai.catalog.models",
+    "kai.search.models",
+    "kai.ml.models",
+    "kai.recognition.models",
+)
 
 
 def model_modules() -> tuple[str, ...]:

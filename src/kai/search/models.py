@@ -1,4 +1,5 @@
-"""Tables of search: each material's text embedding, for semantic search."""
+"""Tables of search: each material's text embedding (semantic search) and each catalog image's
+visual embedding (visual similarity)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base
 from kai.search.embeddings import EMBEDDING_DIMENSIONS
+
+# The default image backbone's embedding width (EfficientNet-Lite0's last feature map).
+VISUAL_DIMENSIONS = 1280
 
 
 class MaterialTextEmbedding(Base):
@@ -40,4 +44,34 @@ class MaterialTextEmbedding(Base):
     model: Mapped[str] = mapped_column(String(100))
     document_hash: Mapped[str] = mapped_column(String(32))
     embedding: Mapped[list[float]] = mapped_column(HALFVEC(EMBEDDING_DIMENSIONS))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class ImageEmbedding(Base):
+    """What a catalog image looks like to the default backbone, for visual similarity.
+
+    `backbone` is the fingerprint of the backbone that made the vector: when the default
+    backbone changes, every row of another fingerprint is stale and is embedded again.
+    """
+
+    __tablename__ = "image_embeddings"
+    __table_args__ = (
+        Index(
+            "ix_image_embeddings_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "halfvec_cosine_ops"},
+        ),
+        Index("ix_image_embeddings_material", "material_id"),
+    )
+
+    image_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("material_images.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    material_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("materials.id", ondelete="CASCADE"))
+    backbone: Mapped[str] = mapped_column(String(200))
+    embedding: Mapped[list[float]] = mapped_column(HALFVEC(VISUAL_DIMENSIONS))
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from kai.catalog.events import EMBED_MATERIALS
+from kai.catalog.events import EMBED_IMAGES, EMBED_MATERIALS
 from kai.jobs.queue import JobRun, PermanentJobError, job_task
-from kai.search import semantic
+from kai.search import semantic, visual
+from kai.vision.backbones import BackboneUnavailable, get_backbone
+from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
 
 
 @job_task(EMBED_MATERIALS, max_attempts=3)
@@ -19,5 +22,32 @@ async def embed_materials(run: JobRun) -> dict[str, Any]:
         organization_id=run.organization_id,
         embedder=semantic.query_embeddings().embedder,
         batch=run.settings.search.embed_batch,
+        progress=run.report_progress,
+    )
+
+
+@job_task(EMBED_IMAGES, max_attempts=3)
+async def embed_images(run: JobRun) -> dict[str, Any]:
+    """The organization's ready catalog images without a visual embedding by the default
+    backbone (a follow-up job takes the rest)."""
+    if run.organization_id is None:
+        raise PermanentJobError("images belong to an organization")
+    settings = run.settings
+    try:
+        backbone = await asyncio.to_thread(
+            get_backbone,
+            DEFAULT_BACKBONE,
+            model_dir=settings.model_dir,
+            threads=settings.vision.threads,
+        )
+    except BackboneUnavailable as exc:
+        raise PermanentJobError(exc.detail or exc.title) from exc
+    return await visual.refresh_image_embeddings(
+        run.session,
+        run.storage,
+        organization_id=run.organization_id,
+        backbone=backbone,
+        batch=run.settings.search.embed_batch,
+        limits=run.image_limits,
         progress=run.report_progress,
     )

@@ -4,14 +4,14 @@ into the views a material is recognised from, each step timed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from kai.kit.images import DEFAULT_LIMITS, ImageLimits, decode_image
+from kai.kit.images import DEFAULT_LIMITS, ImageLimits, InspectedImage, decode_upload
 
 # The views of a photo that are embedded and averaged: the whole photo (centred square), and
 # its central half seen closer. A material is a texture, not an object: the closer view
@@ -61,11 +61,51 @@ def prepare_image(
 ) -> PreparedImage:
     """Validate and decode `data` (JPEGs at the smallest DCT scale that still covers `side`),
     correct its colours if asked, and cut its views at `side` x `side` pixels."""
+    prepared = prepare_views(data, sides=[side], enhancement=enhancement, limits=limits)
+    return PreparedImage(
+        views=prepared.views[side],
+        width=prepared.width,
+        height=prepared.height,
+        timings=prepared.timings,
+    )
+
+
+@dataclass
+class PreparedViews:
+    """A photo's views at each side asked for (several backbones, one decode)."""
+
+    views: dict[int, list[np.ndarray]]
+    width: int
+    height: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_views(
+    data: bytes,
+    *,
+    sides: Sequence[int],
+    enhancement: Enhancement = Enhancement(),
+    limits: ImageLimits = DEFAULT_LIMITS,
+) -> PreparedViews:
+    """`prepare_image` for several view sizes at once: decoded once, at the largest."""
+    return prepare_upload(data, sides=sides, enhancement=enhancement, limits=limits)[1]
+
+
+def prepare_upload(
+    data: bytes,
+    *,
+    sides: Sequence[int],
+    enhancement: Enhancement = Enhancement(),
+    limits: ImageLimits = DEFAULT_LIMITS,
+) -> tuple[InspectedImage, PreparedViews]:
+    """An upload validated (content, size, a whole decode) and made into views, decoded once."""
+    if not sides:
+        raise ValueError("at least one side is needed")
     timings: dict[str, float] = {}
     with timed(timings, "decode"):
-        # The centre view is half the photo's short side: decode at twice `side` so that it is
-        # not upscaled, and no larger (a 12-megapixel JPEG decodes at an eighth of its size).
-        image = decode_image(data, limits, max_side=side * 2)
+        # The centre view is half the photo's short side: decode at twice the largest side so
+        # that it is not upscaled, and no larger (a 12-megapixel JPEG decodes at an eighth).
+        inspected, image = decode_upload(data, limits, max_side=max(sides) * 2)
     width, height = image.size
     pixels = np.asarray(image)
     if enhancement.white_balance:
@@ -75,8 +115,9 @@ def prepare_image(
         with timed(timings, "clahe"):
             pixels = equalize_lightness(pixels)
     with timed(timings, "views"):
-        views = texture_views(pixels, side)
-    return PreparedImage(views=views, width=width, height=height, timings=timings)
+        views = {side: texture_views(pixels, side) for side in sorted(set(sides))}
+    prepared = PreparedViews(views=views, width=width, height=height, timings=timings)
+    return inspected, prepared
 
 
 def texture_views(pixels: np.ndarray, side: int) -> list[np.ndarray]:

@@ -1,0 +1,137 @@
+"""All SQL of model training: model versions, and the photos a training learns from."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
+from kai.ml.models import LabeledPhoto, ModelVersion
+
+
+@dataclass(frozen=True)
+class CatalogPhoto:
+    """A ready catalog image of a live material, with what labels it can carry."""
+
+    image_id: uuid.UUID
+    key: str
+    material_id: uuid.UUID
+    material_name: str
+    material_code: str
+    category_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class LabeledExample:
+    """A photo labelled in feedback, with its material's name and category when it names one."""
+
+    id: uuid.UUID
+    image_key: str
+    category_id: uuid.UUID | None
+    material_id: uuid.UUID | None
+    material_label: str | None
+
+
+class ModelVersionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_number(self, organization_id: uuid.UUID) -> int:
+        statement = select(func.coalesce(func.max(ModelVersion.number), 0)).where(
+            ModelVersion.organization_id == organization_id
+        )
+        return int(await self.session.scalar(statement) or 0) + 1
+
+    async def add(self, version: ModelVersion) -> ModelVersion:
+        self.session.add(version)
+        await self.session.flush()
+        return version
+
+    async def get(
+        self, organization_id: uuid.UUID, version_id: uuid.UUID, *, for_update: bool = False
+    ) -> ModelVersion | None:
+        statement = select(ModelVersion).where(
+            ModelVersion.organization_id == organization_id, ModelVersion.id == version_id
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        found: ModelVersion | None = await self.session.scalar(statement)
+        return found
+
+    async def active(self, organization_id: uuid.UUID) -> ModelVersion | None:
+        statement = select(ModelVersion).where(
+            ModelVersion.organization_id == organization_id, ModelVersion.active.is_(True)
+        )
+        found: ModelVersion | None = await self.session.scalar(statement)
+        return found
+
+    async def all(self, organization_id: uuid.UUID) -> Sequence[ModelVersion]:
+        statement = (
+            select(ModelVersion)
+            .where(ModelVersion.organization_id == organization_id)
+            .order_by(ModelVersion.number.desc())
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def activate(self, organization_id: uuid.UUID, version_id: uuid.UUID) -> None:
+        """Make one version the active one (the previous active one is retired first: at most
+        one may be active, as the partial unique index insists)."""
+        await self.session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.organization_id == organization_id, ModelVersion.active.is_(True))
+            .values(active=False)
+        )
+        await self.session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.organization_id == organization_id, ModelVersion.id == version_id)
+            .values(active=True)
+        )
+
+    async def catalog_photos(self, organization_id: uuid.UUID) -> list[CatalogPhoto]:
+        """Every ready image of a live material (the processed derivative when there is one)."""
+        statement = (
+            select(
+                MaterialImage.id,
+                func.coalesce(MaterialImage.processed_key, MaterialImage.original_key),
+                Material.id,
+                Material.name,
+                Material.code,
+                Material.category_id,
+            )
+            .join(Material, Material.id == MaterialImage.material_id)
+            .where(
+                MaterialImage.organization_id == organization_id,
+                MaterialImage.status == ImageStatus.READY.value,
+                Material.deleted_at.is_(None),
+            )
+            .order_by(MaterialImage.id)
+        )
+        return [CatalogPhoto(*row) for row in (await self.session.execute(statement)).all()]
+
+    async def categories(self, organization_id: uuid.UUID) -> dict[uuid.UUID, Category]:
+        statement = select(Category).where(Category.organization_id == organization_id)
+        return {category.id: category for category in (await self.session.scalars(statement))}
+
+    async def labeled_photos(self, organization_id: uuid.UUID) -> list[LabeledExample]:
+        """Photos labelled in feedback; a photo that names a material takes its category too."""
+        material_label = func.concat(Material.name, " (", Material.code, ")")
+        statement = (
+            select(
+                LabeledPhoto.id,
+                LabeledPhoto.image_key,
+                func.coalesce(LabeledPhoto.category_id, Material.category_id),
+                LabeledPhoto.material_id,
+                func.nullif(material_label, " ()"),
+            )
+            .outerjoin(
+                Material,
+                (Material.id == LabeledPhoto.material_id) & Material.deleted_at.is_(None),
+            )
+            .where(LabeledPhoto.organization_id == organization_id)
+            .order_by(LabeledPhoto.id)
+        )
+        return [LabeledExample(*row) for row in (await self.session.execute(statement)).all()]

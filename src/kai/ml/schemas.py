@@ -1,0 +1,45 @@
+"""API shapes of model training."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LabelRead(BaseModel):
+    label: str
+    category_id: uuid.UUID | None
+    photos: int
+
+
+class BackboneRead(BaseModel):
+    name: str
+    fingerprint: str
+    vote: float = Field(description="The backbone's share of the vote (0: not consulted).")
+
+
+class ModelVersionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: int
+    status: Literal["training", "ready", "failed"]
+    active: bool
+    labelling: dict[str, Any]
+    labels: list[LabelRead]
+    backbones: list[BackboneRead]
+    metrics: dict[str, Any] = Field(
+        description="Validation: accuracy, macro_f1, per_class, confusion_matrix, calibration."
+    )
+    novelty_threshold: float | None = Field(
+        description="Similarity to the nearest label's photos under which a photo is unknown."
+    )
+    temperature: float
+    error: str | None
+    job_id: uuid.UUID | None
+    created_by: str | None
+    created_at: datetime
+    trained_at: datetime | None

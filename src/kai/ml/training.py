@@ -1,0 +1,370 @@
+"""Training an organization's recognizer: which photos with which labels (a recorded snapshot),
+their embeddings by each backbone, validated heads and their vote, stored as a model version.
+
+Labels come from the catalog, each photo labelled by its material's category at a chosen level
+of the tree (or by the material itself), and from people's feedback on recognitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.models import Category
+from kai.identity.actor import Actor
+from kai.kit.errors import KaiError, NotFound
+from kai.kit.images import ImageLimits
+from kai.kit.storage import ObjectStorage
+from kai.kit.storage.keys import model_key
+from kai.ml.models import ModelVersion
+from kai.ml.recognizer import NotEnoughPhotos, Recognizer, train_recognizer
+from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
+from kai.vision.backbones import DEFAULT_BACKBONES, Backbone
+from kai.vision.preprocessing import Enhancement, prepare_views
+
+log = structlog.get_logger(__name__)
+
+# Photos embedded per model call (progress is reported between calls).
+EMBED_CHUNK = 16
+MAX_LABELS = 2000
+
+Progress = Callable[[int, int | None], Awaitable[None]]
+BackboneLoader = Callable[[str], Backbone]
+
+
+class ModelVersionNotFound(NotFound):
+    type, title = "model-version-not-found", "No such model version"
+
+
+class ModelNotReady(KaiError):
+    status, type, title = 409, "model-not-ready", "The model version is not ready"
+
+
+class TrainingOptions(BaseModel):
+    """What to train on, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label_by: Literal["category", "material"] = Field(
+        default="category",
+        description="Label each photo by its material's category, or by the material itself.",
+    )
+    category_level: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="With label_by=category: the tree level that names the label (1: the "
+        "top-level categories); empty: each material's own category.",
+    )
+    backbones: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BACKBONES),
+        min_length=1,
+        max_length=4,
+        description="Backbones of the ensemble; the first also measures visual similarity "
+        "to the training photos.",
+    )
+    activate: bool = Field(default=True, description="Make the version active once trained.")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One photo of the training set: where it is and what it is."""
+
+    key: str
+    label: str
+    category_id: uuid.UUID | None
+    source: Literal["catalog", "feedback"]
+    reference: uuid.UUID
+
+
+async def start_training(
+    session: AsyncSession, *, actor: Actor, options: TrainingOptions
+) -> ModelVersion:
+    """Record a new version in training and queue the job that trains it."""
+    from kai.ml.tasks import train_model
+
+    version = await new_version(session, actor=actor, options=options)
+    job = await train_model.enqueue(
+        session, params={"model_version_id": str(version.id)}, organization_id=actor.tenant_id
+    )
+    version.job_id = job.id
+    await session.flush()
+    return version
+
+
+async def new_version(
+    session: AsyncSession, *, actor: Actor, options: TrainingOptions
+) -> ModelVersion:
+    """A new version of the organization's model, numbered next, to be trained."""
+    organization_id = actor.tenant_id
+    repository = ModelVersionRepository(session)
+    return await repository.add(
+        ModelVersion(
+            organization_id=organization_id,
+            number=await repository.next_number(organization_id),
+            status="training",
+            labelling={"label_by": options.label_by, "category_level": options.category_level},
+            options=options.model_dump(),
+            created_by=f"{actor.kind}:{actor.audit_id}",
+        )
+    )
+
+
+async def list_versions(session: AsyncSession, *, actor: Actor) -> Sequence[ModelVersion]:
+    return await ModelVersionRepository(session).all(actor.tenant_id)
+
+
+async def get_version(
+    session: AsyncSession, *, actor: Actor, version_id: uuid.UUID
+) -> ModelVersion:
+    found = await ModelVersionRepository(session).get(actor.tenant_id, version_id)
+    if found is None:
+        raise ModelVersionNotFound(f"No model version {version_id} in this organization.")
+    return found
+
+
+async def activate_version(
+    session: AsyncSession, *, actor: Actor, version_id: uuid.UUID
+) -> ModelVersion:
+    repository = ModelVersionRepository(session)
+    version = await get_version(session, actor=actor, version_id=version_id)
+    if version.status != "ready":
+        raise ModelNotReady(
+            f"Version {version.number} is {version.status}; only a ready one can be active."
+        )
+    await repository.activate(actor.tenant_id, version.id)
+    await session.refresh(version)
+    return version
+
+
+def _label_of(
+    category_id: uuid.UUID | None, level: int | None, categories: dict[uuid.UUID, Category]
+) -> tuple[str, uuid.UUID] | None:
+    """The category that names a photo's label at `level` (None: the category itself)."""
+    if category_id is None or category_id not in categories:
+        return None
+    category = categories[category_id]
+    if level is not None and len(category.path) >= level:
+        category = categories.get(category.path[level - 1], category)
+    return category.name, category.id
+
+
+async def gather_examples(
+    session: AsyncSession, *, organization_id: uuid.UUID, options: TrainingOptions
+) -> list[Example]:
+    """The photos to learn from: catalog images and photos people labelled in feedback."""
+    repository = ModelVersionRepository(session)
+    categories = await repository.categories(organization_id)
+    examples: list[Example] = []
+    # Two categories of one name at a level (Tiles under Stone and under Ceramics) are two
+    # labels: the label shown is the name, and the category id keeps them apart.
+    for photo in await repository.catalog_photos(organization_id):
+        labelled = _catalog_label(photo, options, categories)
+        if labelled is not None:
+            examples.append(Example(photo.key, labelled[0], labelled[1], "catalog", photo.image_id))
+    for labeled in await repository.labeled_photos(organization_id):
+        labelled = _feedback_label(labeled, options, categories)
+        if labelled is not None:
+            examples.append(
+                Example(labeled.image_key, labelled[0], labelled[1], "feedback", labeled.id)
+            )
+    return _distinct_labels(examples)
+
+
+def _catalog_label(
+    photo: CatalogPhoto, options: TrainingOptions, categories: dict[uuid.UUID, Category]
+) -> tuple[str, uuid.UUID | None] | None:
+    if options.label_by == "material":
+        return f"{photo.material_name} ({photo.material_code})", photo.category_id
+    return _label_of(photo.category_id, options.category_level, categories)
+
+
+def _feedback_label(
+    labeled: LabeledExample, options: TrainingOptions, categories: dict[uuid.UUID, Category]
+) -> tuple[str, uuid.UUID | None] | None:
+    if options.label_by == "material":
+        if labeled.material_id is None or labeled.material_label is None:
+            return None
+        return labeled.material_label, labeled.category_id
+    return _label_of(labeled.category_id, options.category_level, categories)
+
+
+def _distinct_labels(examples: list[Example]) -> list[Example]:
+    """Labels made unique: a name that two categories share gets the category's short id."""
+    ids_by_name: dict[str, set[uuid.UUID | None]] = {}
+    for example in examples:
+        ids_by_name.setdefault(example.label, set()).add(example.category_id)
+    shared = {name for name, ids in ids_by_name.items() if len(ids) > 1}
+    return [
+        replace(example, label=f"{example.label} [{str(example.category_id)[:8]}]")
+        if example.label in shared
+        else example
+        for example in examples
+    ]
+
+
+async def embed_examples(
+    storage: ObjectStorage,
+    examples: Sequence[Example],
+    backbones: Sequence[Backbone],
+    *,
+    limits: ImageLimits,
+    enhancement: Enhancement,
+    progress: Progress | None = None,
+) -> tuple[list[Example], dict[str, np.ndarray], list[dict[str, str]]]:
+    """Each readable example embedded by every backbone; unreadable ones reported, not fatal."""
+    sides = sorted({backbone.input_side for backbone in backbones})
+    kept: list[Example] = []
+    skipped: list[dict[str, str]] = []
+    rows: dict[str, list[np.ndarray]] = {backbone.name: [] for backbone in backbones}
+    for start in range(0, len(examples), EMBED_CHUNK):
+        chunk = examples[start : start + EMBED_CHUNK]
+        prepared = []
+        for example in chunk:
+            try:
+                data = await storage.read(example.key)
+                views = await asyncio.to_thread(
+                    prepare_views, data, sides=sides, enhancement=enhancement, limits=limits
+                )
+            except (KaiError, OSError) as exc:
+                skipped.append({"key": example.key, "reason": str(exc)[:300]})
+                continue
+            prepared.append(views)
+            kept.append(example)
+        for backbone in backbones:
+            if prepared:
+                photos = [views.views[backbone.input_side] for views in prepared]
+                rows[backbone.name].append(await asyncio.to_thread(backbone.embed, photos))
+        if progress is not None:
+            await progress(min(start + EMBED_CHUNK, len(examples)), len(examples))
+    embeddings = {
+        backbone.name: (
+            np.concatenate(rows[backbone.name])
+            if rows[backbone.name]
+            else np.zeros((0, backbone.dimension), np.float32)
+        )
+        for backbone in backbones
+    }
+    return kept, embeddings, skipped
+
+
+async def run_training(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    organization_id: uuid.UUID,
+    version_id: uuid.UUID,
+    load_backbone: BackboneLoader,
+    limits: ImageLimits,
+    enhancement: Enhancement,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train the version; raises NotEnoughPhotos or BackboneUnavailable when it cannot be."""
+    repository = ModelVersionRepository(session)
+    version = await repository.get(organization_id, version_id, for_update=True)
+    if version is None:
+        return {"skipped": "model version deleted"}
+    if version.status != "training":
+        return {"skipped": f"model version already {version.status}"}
+    options = TrainingOptions.model_validate(version.options)
+    backbones = [await asyncio.to_thread(load_backbone, name) for name in options.backbones]
+    examples = await gather_examples(session, organization_id=organization_id, options=options)
+    if len({example.label for example in examples}) > MAX_LABELS:
+        raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
+    kept, embeddings, skipped = await embed_examples(
+        storage, examples, backbones, limits=limits, enhancement=enhancement, progress=progress
+    )
+    labels = [example.label for example in kept]
+    trained = await asyncio.to_thread(
+        train_recognizer,
+        embeddings,
+        labels,
+        standardize={backbone.name: backbone.standardize for backbone in backbones},
+    )
+    recognizer = trained.recognizer
+    snapshot = {
+        "model_version_id": str(version.id),
+        "made_at": datetime.now(UTC).isoformat(),
+        "options": options.model_dump(),
+        "photos": [
+            {
+                **asdict(example),
+                "category_id": _text(example.category_id),
+                "reference": str(example.reference),
+            }
+            for example in kept
+        ],
+        "skipped": skipped,
+    }
+    dataset_key = model_key(organization_id, f"{version.id}/dataset.json")
+    artifact_key = model_key(organization_id, f"{version.id}/recognizer.npz")
+    await storage.put(dataset_key, json.dumps(snapshot).encode(), content_type="application/json")
+    await storage.put(artifact_key, recognizer.to_bytes(), content_type="application/octet-stream")
+    category_of = {example.label: example.category_id for example in kept}
+    counts = {label: labels.count(label) for label in recognizer.labels}
+    version.labels = [
+        {"label": label, "category_id": _text(category_of.get(label)), "photos": counts[label]}
+        for label in recognizer.labels
+    ]
+    version.backbones = [
+        {
+            "name": backbone.name,
+            "fingerprint": backbone.fingerprint,
+            "vote": trained.metrics["votes"][backbone.name],
+        }
+        for backbone in backbones
+    ]
+    version.metrics = {**trained.metrics, "skipped_photos": len(skipped)}
+    version.temperature = recognizer.temperature
+    version.novelty_threshold = recognizer.novelty_threshold
+    version.dataset_key = dataset_key
+    version.artifact_key = artifact_key
+    version.status = "ready"
+    version.trained_at = datetime.now(UTC)
+    await session.flush()
+    if options.activate:
+        await repository.activate(organization_id, version.id)
+    log.info(
+        "ml.trained",
+        model_version=version.number,
+        photos=len(kept),
+        labels=len(recognizer.labels),
+        accuracy=trained.metrics["accuracy"],
+    )
+    return {
+        "model_version_id": str(version.id),
+        "photos": len(kept),
+        "labels": len(recognizer.labels),
+        "accuracy": trained.metrics["accuracy"],
+        "macro_f1": trained.metrics["macro_f1"],
+    }
+
+
+async def record_failure(
+    session: AsyncSession, *, organization_id: uuid.UUID, version_id: uuid.UUID, reason: str
+) -> None:
+    version = await ModelVersionRepository(session).get(organization_id, version_id)
+    if version is not None and version.status == "training":
+        version.status = "failed"
+        version.error = reason[:2000]
+        await session.flush()
+
+
+async def load_recognizer(storage: ObjectStorage, version: ModelVersion) -> Recognizer:
+    if version.artifact_key is None:
+        raise ModelNotReady(f"Version {version.number} has no trained heads.")
+    return Recognizer.from_bytes(await storage.read(version.artifact_key))
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)

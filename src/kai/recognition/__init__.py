@@ -1,0 +1,1 @@
+"""Recognitions: photos recognized, feedback on them, and recognition settings."""

@@ -1,0 +1,333 @@
+"""The `kai dataset import`, `kai train` and `kai recognize` commands: the recognition path
+from a folder of labelled photos to an answer, in this process, without the HTTP server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kai.config import Settings, get_settings
+from kai.kit.errors import KaiError
+
+dataset_app = typer.Typer(help="Folders of labelled photos.", no_args_is_help=True)
+
+if TYPE_CHECKING:
+    from kai.runtime import Runtime
+
+# Photos that a refresh of visual similarity embeds in one go after an import.
+EMBED_ALL = 1_000_000
+
+
+def _settings() -> Settings:
+    from kai.kit.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def _run(settings: Settings, work: Callable[[Runtime], Awaitable[Any]]) -> Any:
+    from kai.runtime import run_with_runtime
+
+    try:
+        return run_with_runtime(settings, work)
+    except KaiError as exc:
+        _fail(exc.detail or exc.title)
+
+
+@dataset_app.command("import")
+def dataset_import(
+    directory: Annotated[Path, typer.Argument(help="One sub-folder of photos per label.")],
+    organization: Annotated[str, typer.Option(help="Slug of the organization.")],
+    materials: Annotated[
+        str, typer.Option(help="`label`: one material per folder; `image`: one per photo.")
+    ] = "label",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Make a folder of labelled photos catalog content: a category per folder, materials, and
+    each photo as an image (its derivatives and visual embedding made now)."""
+    from kai.catalog.transfers import operator_for
+    from kai.kit.db import act_for, scoped_transaction
+    from kai.ml.datasets import import_folder
+    from kai.search.visual import refresh_image_embeddings
+    from kai.vision.backbones import get_backbone
+    from kai.vision.backbones.efficientnet import NAME
+
+    if materials not in ("label", "image"):
+        _fail("--materials is label or image")
+    per: Literal["label", "image"] = "label" if materials == "label" else "image"
+    settings = _settings()
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        with _progress() as bar:
+            task = bar.add_task("importing", total=None)
+
+            async def progress(done: int, total: int | None) -> None:
+                bar.update(task, completed=done, total=total)
+
+            async with runtime.session_factory.begin() as session:
+                actor = await operator_for(session, organization)
+                await act_for(session, organization_id=actor.organization_id)
+                report = await import_folder(
+                    session,
+                    runtime.storage,
+                    actor=actor,
+                    root=directory,
+                    materials_per=per,
+                    parent_id=None,
+                    limits=runtime.image_limits,
+                    progress=progress,
+                )
+            bar.update(task, description="embedding for similarity", completed=0, total=None)
+            backbone = get_backbone(
+                NAME, model_dir=settings.model_dir, threads=settings.vision.threads
+            )
+            async with scoped_transaction(
+                runtime.session_factory, organization_id=actor.organization_id
+            ) as session:
+                embedded = await refresh_image_embeddings(
+                    session,
+                    runtime.storage,
+                    organization_id=actor.tenant_id,
+                    backbone=backbone,
+                    batch=EMBED_ALL,
+                    limits=runtime.image_limits,
+                    progress=progress,
+                )
+        return {
+            "labels": report.labels,
+            "categories_created": report.categories_created,
+            "materials_created": report.materials_created,
+            "images_added": report.images_added,
+            "duplicates": report.duplicates,
+            "embedded": embedded["embedded"],
+            "skipped": [{"path": path, "reason": reason} for path, reason in report.skipped],
+        }
+
+    summary = _run(settings, work)
+    for skipped in summary["skipped"]:
+        typer.echo(f"warning: skipped {skipped['path']}: {skipped['reason']}", err=True)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(
+        f"{summary['labels']} labels: {summary['categories_created']} categories and "
+        f"{summary['materials_created']} materials created, {summary['images_added']} photos "
+        f"added ({summary['duplicates']} already there, {len(summary['skipped'])} skipped)"
+    )
+
+
+def train(
+    organization: Annotated[str, typer.Option(help="Slug of the organization.")],
+    label_by: Annotated[str, typer.Option(help="category, or material.")] = "category",
+    category_level: Annotated[
+        int | None, typer.Option(min=1, help="Tree level naming the labels (1: top level).")
+    ] = None,
+    backbone: Annotated[
+        list[str] | None, typer.Option(help="Backbones [default: efficientnet-lite0, handcrafted].")
+    ] = None,
+    activate: Annotated[bool, typer.Option(help="Make the new version active.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the version as JSON.")] = False,
+) -> None:
+    """Train a new model version on the organization's photos, in this process."""
+    from pydantic import ValidationError
+
+    from kai.catalog.transfers import operator_for
+    from kai.kit.db import act_for
+    from kai.ml import training
+    from kai.ml.recognizer import NotEnoughPhotos
+    from kai.ml.schemas import ModelVersionRead
+    from kai.vision.backbones import Backbone, BackboneUnavailable, get_backbone
+    from kai.vision.preprocessing import Enhancement
+
+    settings = _settings()
+    try:
+        options = training.TrainingOptions.model_validate(
+            {
+                "label_by": label_by,
+                "category_level": category_level,
+                "activate": activate,
+                **({"backbones": backbone} if backbone else {}),
+            }
+        )
+    except ValidationError as exc:
+        _fail(str(exc.errors()[0]["msg"]))
+        return
+
+    def load(name: str) -> Backbone:
+        return get_backbone(name, model_dir=settings.model_dir, threads=settings.vision.threads)
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.session_factory.begin() as session:
+            actor = await operator_for(session, organization)
+            await act_for(session, organization_id=actor.organization_id)
+            version = await training.new_version(session, actor=actor, options=options)
+            version_id = version.id
+        with _progress() as bar:
+            task = bar.add_task("embedding photos", total=None)
+
+            async def progress(done: int, total: int | None) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                async with runtime.session_factory.begin() as session:
+                    await act_for(session, organization_id=actor.organization_id)
+                    await training.run_training(
+                        session,
+                        runtime.storage,
+                        organization_id=actor.tenant_id,
+                        version_id=version_id,
+                        load_backbone=load,
+                        limits=runtime.image_limits,
+                        enhancement=Enhancement(
+                            white_balance=settings.vision.white_balance,
+                            clahe=settings.vision.clahe,
+                        ),
+                        progress=progress,
+                    )
+            except (NotEnoughPhotos, BackboneUnavailable) as exc:
+                async with runtime.session_factory.begin() as session:
+                    await act_for(session, organization_id=actor.organization_id)
+                    await training.record_failure(
+                        session,
+                        organization_id=actor.tenant_id,
+                        version_id=version_id,
+                        reason=exc.detail or exc.title,
+                    )
+                raise
+        async with runtime.session_factory.begin() as session:
+            await act_for(session, organization_id=actor.organization_id)
+            trained = await training.get_version(session, actor=actor, version_id=version_id)
+            return ModelVersionRead.model_validate(trained).model_dump(mode="json")
+
+    version = _run(settings, work)
+    if as_json:
+        typer.echo(json.dumps(version))
+        return
+    metrics = version["metrics"]
+    console = Console()
+    console.print(
+        f"version {version['number']} ready{' and active' if version['active'] else ''}: "
+        f"{metrics['validation']['photos']} photos, {len(version['labels'])} labels, "
+        f"{metrics['validation']['folds']}-fold validation accuracy "
+        f"[bold]{metrics['accuracy']:.3f}[/], macro-F1 [bold]{metrics['macro_f1']:.3f}[/]"
+    )
+    table = Table("label", "photos", "precision", "recall", "F1")
+    photos = {label["label"]: label["photos"] for label in version["labels"]}
+    for row in metrics["per_class"]:
+        table.add_row(
+            row["label"],
+            str(photos.get(row["label"], "")),
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+        )
+    console.print(table)
+
+
+def recognize(
+    photos: Annotated[list[Path], typer.Argument(help="Photos to recognize.")],
+    organization: Annotated[str, typer.Option(help="Slug of the organization.")],
+    top_k: Annotated[int, typer.Option(min=1, max=50, help="Predictions shown.")] = 3,
+    similar_k: Annotated[int, typer.Option(min=0, max=100, help="Similar materials.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per photo.")] = False,
+) -> None:
+    """Recognize photos with the organization's active model (each stored as a recognition)."""
+    from kai.catalog.transfers import operator_for
+    from kai.kit.db import act_for
+    from kai.recognition import service
+
+    settings = _settings()
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        answers = []
+        for photo in photos:
+            try:
+                data = photo.read_bytes()
+            except OSError as exc:
+                answers.append({"photo": str(photo), "error": str(exc)})
+                continue
+            try:
+                async with runtime.session_factory.begin() as session:
+                    actor = await operator_for(session, organization)
+                    await act_for(session, organization_id=actor.organization_id)
+                    recognized = await service.recognize(
+                        session,
+                        runtime.storage,
+                        actor=actor,
+                        data=data,
+                        file_name=photo.name,
+                        options=service.RecognitionOptions(top_k=top_k, similar_k=similar_k),
+                        settings=settings,
+                        limits=runtime.image_limits,
+                    )
+            except service.NoTrainedModel:
+                raise
+            except KaiError as exc:
+                answers.append({"photo": str(photo), "error": exc.detail or exc.title})
+                continue
+            answers.append(_answer(photo, recognized))
+        return answers
+
+    answers = _run(settings, work)
+    failed = False
+    for answer in answers:
+        if "error" in answer:
+            failed = True
+            typer.echo(f"{answer['photo']}: {answer['error']}", err=True)
+            continue
+        if as_json:
+            sys.stdout.write(json.dumps(answer) + "\n")
+            continue
+        verdict = (
+            f"unknown ({answer['unknown_reason'].replace('_', ' ')})"
+            if answer["unknown"]
+            else f"{answer['label']} ({answer['confidence']:.0%})"
+        )
+        typer.echo(f"{answer['photo']}: {verdict}")
+        for prediction in answer["predictions"]:
+            typer.echo(f"  {prediction['confidence']:6.1%}  {prediction['label']}")
+        for similar in answer["similar"]:
+            typer.echo(f"  similar {similar['score']:.3f}  {similar['name']} ({similar['code']})")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _answer(photo: Path, recognized: Any) -> dict[str, Any]:
+    recognition = recognized.recognition
+    return {
+        "photo": str(photo),
+        "recognition_id": str(recognition.id),
+        "unknown": recognition.unknown,
+        "unknown_reason": recognition.unknown_reason,
+        "label": recognition.label,
+        "confidence": recognition.confidence,
+        "predictions": recognition.predictions,
+        "similar": recognition.similar,
+        "model_version": recognized.model_version_number,
+        "timings": recognition.timings,
+    }

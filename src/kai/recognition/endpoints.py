@@ -1,0 +1,221 @@
+"""HTTP routes of recognition: recognize a photo, list and read recognitions, their photos,
+feedback on them, and the organization's recognition thresholds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
+from fastapi.responses import Response
+from pydantic import StringConstraints
+
+from kai.deps import DbSession, RuntimeDep
+from kai.identity.actor import Actor
+from kai.identity.dependencies import AUTH_RESPONSES, require
+from kai.identity.permissions import Permission
+from kai.kit import images as imaging
+from kai.kit.errors import problem_responses
+from kai.kit.pagination import Page, PageParams, page_params
+from kai.ml import training
+from kai.recognition import service
+from kai.recognition.models import Recognition
+from kai.recognition.schemas import (
+    FeedbackCreate,
+    FeedbackRead,
+    ModelVersionRef,
+    Prediction,
+    RecognitionRead,
+    RecognitionSettingsRead,
+    RecognitionSettingsUpdate,
+    SimilarMaterial,
+)
+
+router = APIRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH_RESPONSES)
+
+RecognitionsCreate = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_CREATE))]
+RecognitionsRead = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_READ))]
+ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
+FilterText = Annotated[
+    str, StringConstraints(max_length=200, pattern=r"^[a-z][a-z0-9_]{0,62}:[^\x00-\x1f\x7f]+$")
+]
+# A recognition's photo never changes under its id.
+IMMUTABLE = "private, max-age=31536000, immutable"
+PHOTO_SIDE = 1024
+
+
+def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> RecognitionRead:
+    version_id = recognition.model_version_id
+    return RecognitionRead(
+        id=recognition.id,
+        created_at=recognition.created_at,
+        file_name=recognition.file_name,
+        width=recognition.width,
+        height=recognition.height,
+        unknown=recognition.unknown,
+        unknown_reason=recognition.unknown_reason,
+        label=recognition.label,
+        category_id=recognition.category_id,
+        confidence=recognition.confidence,
+        predictions=[Prediction.model_validate(entry) for entry in recognition.predictions],
+        similar=[
+            SimilarMaterial(
+                material_id=entry["material_id"],
+                name=entry["name"],
+                code=entry["code"],
+                score=entry["score"],
+                image_url=f"/api/v1/materials/{entry['material_id']}/images/"
+                f"{entry['image_id']}/thumbnail",
+            )
+            for entry in recognition.similar
+        ],
+        model_version=(
+            ModelVersionRef(id=version_id, number=numbers[version_id])
+            if version_id is not None and version_id in numbers
+            else None
+        ),
+        timings=recognition.timings,
+        image_url=f"/api/v1/recognitions/{recognition.id}/image",
+    )
+
+
+async def _numbers(session: DbSession, actor: Actor) -> dict[uuid.UUID, int]:
+    return {
+        version.id: version.number for version in await training.list_versions(session, actor=actor)
+    }
+
+
+@router.post(
+    "",
+    summary="Recognize a photo: what material it is, how sure, and similar catalog materials",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409, 413, 422),
+)
+async def recognize(
+    actor: RecognitionsCreate,
+    session: DbSession,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC; checked by content.")],
+    top_k: Annotated[int, Form(ge=1, le=50, description="Predictions returned.")] = 5,
+    similar_k: Annotated[int, Form(ge=0, le=100, description="Similar materials returned.")] = 10,
+    category_id: Annotated[
+        uuid.UUID | None, Form(description="Similar materials only in this category's subtree.")
+    ] = None,
+    filter: Annotated[
+        list[FilterText] | None,
+        Form(description="Similar materials only with these property values (`finish:honed`)."),
+    ] = None,
+) -> RecognitionRead:
+    limits = runtime.image_limits
+    data = await file.read(limits.max_bytes + 1)
+    recognized = await service.recognize(
+        session,
+        runtime.storage,
+        actor=actor,
+        data=data,
+        file_name=file.filename or "",
+        options=service.RecognitionOptions(
+            top_k=top_k, similar_k=similar_k, category_id=category_id, filters=filter or ()
+        ),
+        settings=runtime.settings,
+        limits=limits,
+    )
+    recognition = recognized.recognition
+    numbers = {}
+    if recognition.model_version_id is not None and recognized.model_version_number is not None:
+        numbers[recognition.model_version_id] = recognized.model_version_number
+    return _read(recognition, numbers)
+
+
+@router.get("", summary="Recognitions, newest first")
+async def list_recognitions(
+    actor: RecognitionsRead,
+    session: DbSession,
+    page: Annotated[PageParams, Depends(page_params)],
+    label: Annotated[str | None, Query(max_length=200)] = None,
+    unknown: bool | None = None,
+    model_version_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[RecognitionRead]:
+    rows, next_cursor = await service.list_recognitions(
+        session,
+        actor=actor,
+        label=label,
+        unknown=unknown,
+        model_version_id=model_version_id,
+        since=since,
+        until=until,
+        params=page,
+    )
+    numbers = await _numbers(session, actor)
+    return Page[RecognitionRead](
+        items=[_read(row, numbers) for row in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/settings", summary="The organization's recognition thresholds")
+async def get_settings(actor: RecognitionsRead, session: DbSession) -> RecognitionSettingsRead:
+    found = await service.recognition_settings(session, actor=actor)
+    return RecognitionSettingsRead.model_validate(found)
+
+
+@router.put("/settings", summary="Change the organization's recognition thresholds")
+async def put_settings(
+    body: RecognitionSettingsUpdate, actor: ModelsDeploy, session: DbSession
+) -> RecognitionSettingsRead:
+    found = await service.update_recognition_settings(
+        session,
+        actor=actor,
+        confidence=body.confidence_threshold,
+        near_duplicate=body.near_duplicate_threshold,
+    )
+    return RecognitionSettingsRead.model_validate(found)
+
+
+@router.get("/{recognition_id}", summary="A recognition", responses=problem_responses(404))
+async def get_recognition(
+    recognition_id: uuid.UUID, actor: RecognitionsRead, session: DbSession
+) -> RecognitionRead:
+    recognition = await service.get_recognition(session, actor=actor, recognition_id=recognition_id)
+    return _read(recognition, await _numbers(session, actor))
+
+
+@router.get(
+    "/{recognition_id}/image",
+    summary="The recognized photo (WebP, at most 1024 px, without its metadata)",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}, **problem_responses(404)},
+)
+async def get_image(
+    recognition_id: uuid.UUID, actor: RecognitionsRead, session: DbSession, runtime: RuntimeDep
+) -> Response:
+    recognition = await service.get_recognition(session, actor=actor, recognition_id=recognition_id)
+    original = await runtime.storage.read(recognition.image_key)
+    shown = await asyncio.to_thread(
+        imaging.make_derivative, original, max_side=PHOTO_SIDE, limits=runtime.image_limits
+    )
+    return Response(shown.data, media_type=shown.content_type, headers={"Cache-Control": IMMUTABLE})
+
+
+@router.post(
+    "/{recognition_id}/feedback",
+    summary="Say whether the answer was right, and if not what the photo is",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(404, 422),
+)
+async def give_feedback(
+    recognition_id: uuid.UUID, body: FeedbackCreate, actor: RecognitionsCreate, session: DbSession
+) -> FeedbackRead:
+    feedback = await service.give_feedback(
+        session,
+        actor=actor,
+        recognition_id=recognition_id,
+        correct=body.correct,
+        category_id=body.category_id,
+        material_id=body.material_id,
+        comment=body.comment,
+    )
+    return FeedbackRead.model_validate(feedback)

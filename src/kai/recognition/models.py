@@ -1,0 +1,99 @@
+"""Tables of recognition: each photo recognized, what KAI answered, what people said of it,
+and each organization's recognition settings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kai.kit.db import Base, new_id
+
+TENANT_TABLES = ("recognitions", "recognition_feedback", "recognition_settings")
+
+
+class Recognition(Base):
+    __tablename__ = "recognitions"
+    __table_args__ = (
+        Index("ix_recognitions_listed", "organization_id", "created_at", "id"),
+        Index("ix_recognitions_label", "organization_id", "label"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    model_version_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    # The photo as uploaded (organization uploads), and what it is.
+    image_key: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(50))
+    width: Mapped[int]
+    height: Mapped[int]
+    file_name: Mapped[str] = mapped_column(String(255), server_default=text("''"))
+    # The best prediction (None when unknown) and all of them:
+    # [{"label", "category_id", "confidence"}], best first.
+    label: Mapped[str | None] = mapped_column(String(200))
+    category_id: Mapped[uuid.UUID | None]
+    confidence: Mapped[float | None] = mapped_column(Float)
+    unknown: Mapped[bool]
+    # Why unknown: "low_confidence" or "unlike_training"; None when known.
+    unknown_reason: Mapped[str | None] = mapped_column(String(30))
+    predictions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # [{"material_id", "name", "score", "image_id"}], most similar first.
+    similar: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # Milliseconds per step of the recognition.
+    timings: Mapped[dict[str, float]] = mapped_column(JSONB)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class RecognitionFeedback(Base):
+    """What a person said of a recognition: right, or wrong and what it really is. The latest
+    word per recognition counts; it becomes labeled data for the next training."""
+
+    __tablename__ = "recognition_feedback"
+    __table_args__ = (
+        CheckConstraint(
+            "correct OR category_id IS NOT NULL OR material_id IS NOT NULL",
+            name="wrong_says_what_is_right",
+        ),
+    )
+
+    recognition_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recognitions.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    correct: Mapped[bool]
+    category_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL")
+    )
+    material_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("materials.id", ondelete="SET NULL")
+    )
+    comment: Mapped[str] = mapped_column(String(1000), server_default=text("''"))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class RecognitionSettings(Base):
+    """An organization's thresholds; absent means the defaults."""
+
+    __tablename__ = "recognition_settings"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Under this confidence the answer is "unknown".
+    confidence_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.5"))
+    # Catalog images at least this similar (cosine) are reported as near-duplicates.
+    near_duplicate_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.95"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

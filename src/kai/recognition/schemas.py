@@ -1,0 +1,94 @@
+"""API shapes of recognition."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Prediction(BaseModel):
+    label: str
+    category_id: uuid.UUID | None
+    confidence: float = Field(description="Calibrated probability, 0 to 1.")
+
+
+class SimilarMaterial(BaseModel):
+    material_id: uuid.UUID
+    name: str
+    code: str
+    score: float = Field(description="Cosine similarity of the photo to the material's image.")
+    image_url: str = Field(description="The thumbnail of the material's most similar image.")
+
+
+class ModelVersionRef(BaseModel):
+    id: uuid.UUID
+    number: int
+
+
+class RecognitionRead(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    file_name: str
+    width: int
+    height: int
+    unknown: bool = Field(
+        description="True when the best confidence is under the organization's threshold or "
+        "the photo is unlike everything the model was trained on."
+    )
+    unknown_reason: Literal["low_confidence", "unlike_training"] | None
+    label: str | None = Field(description="The best prediction's label; empty when unknown.")
+    category_id: uuid.UUID | None
+    confidence: float | None
+    predictions: list[Prediction]
+    similar: list[SimilarMaterial]
+    model_version: ModelVersionRef | None
+    timings: dict[str, float] = Field(description="Milliseconds per step of the recognition.")
+    image_url: str = Field(description="The photo, re-encoded without its metadata.")
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    correct: bool
+    category_id: uuid.UUID | None = Field(
+        default=None, description="What the photo really is (its category)."
+    )
+    material_id: uuid.UUID | None = Field(
+        default=None, description="Or which material it really is."
+    )
+    comment: str = Field(default="", max_length=1000)
+
+    @model_validator(mode="after")
+    def _wrong_names_the_answer(self) -> FeedbackCreate:
+        if not self.correct and self.category_id is None and self.material_id is None:
+            raise ValueError("a wrong answer needs the right one: category_id or material_id")
+        return self
+
+
+class FeedbackRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    recognition_id: uuid.UUID
+    correct: bool
+    category_id: uuid.UUID | None
+    material_id: uuid.UUID | None
+    comment: str
+    created_by: str | None
+    created_at: datetime
+
+
+class RecognitionSettingsRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    confidence_threshold: float
+    near_duplicate_threshold: float
+
+
+class RecognitionSettingsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    confidence_threshold: float = Field(ge=0.0, le=1.0)
+    near_duplicate_threshold: float = Field(default=0.95, ge=0.5, le=1.0)

@@ -1,0 +1,370 @@
+"""Recognizing a photo: what material it is, how sure KAI is, and which catalog materials look
+most like it; what people say of the answer; each organization's thresholds.
+
+upload -> validate and decode (vision) -> embed with the active version's backbones (vision)
+-> classify with its heads (ml) -> nearest catalog images (search) -> store the photo and the
+answer -> answer with predictions, similar materials and per-step timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog import categories
+from kai.config import Settings
+from kai.identity.actor import Actor
+from kai.kit.errors import Conflict, NotFound, Unprocessable
+from kai.kit.images import ImageLimits
+from kai.kit.pagination import PageParams
+from kai.kit.storage import ObjectStorage
+from kai.kit.storage.keys import user_upload_key
+from kai.ml.models import LabeledPhoto
+from kai.ml.repository import ModelVersionRepository
+from kai.ml.serving import recognizer_of
+from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
+from kai.recognition.repository import RecognitionRepository
+from kai.search import visual
+from kai.search.service import parse_filter
+from kai.vision.backbones import Backbone, get_backbone
+from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
+from kai.vision.preprocessing import Enhancement, prepare_upload
+
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "heic": "heic"}
+DEFAULT_CONFIDENCE = 0.5
+DEFAULT_NEAR_DUPLICATE = 0.95
+# No answer is certain: a confidence is reported at most this high (a threshold of 1 thus
+# means "always unknown").
+MAX_CONFIDENCE = 0.9999
+
+
+class NoTrainedModel(Conflict):
+    type, title = "no-trained-model", "The organization has no trained model yet"
+
+
+class RecognitionNotFound(NotFound):
+    type, title = "recognition-not-found", "No such recognition"
+
+
+class InvalidFeedback(Unprocessable):
+    type, title = "invalid-feedback", "The feedback cannot be recorded"
+
+
+class InvalidSimilarFilter(Unprocessable):
+    type, title = "invalid-filter", "A filter of similar materials cannot be applied"
+
+
+@dataclass(frozen=True)
+class RecognitionOptions:
+    top_k: int = 5
+    similar_k: int = 10
+    # Similar materials only within this category's subtree, and with these property values.
+    category_id: uuid.UUID | None = None
+    filters: Sequence[str] = ()
+
+
+@dataclass
+class Recognized:
+    """A stored recognition and what the answer needs beside it."""
+
+    recognition: Recognition
+    model_version_number: int | None
+    thumbnails: dict[uuid.UUID, bool] = field(default_factory=dict)
+
+
+def _author(actor: Actor) -> str:
+    return f"{actor.kind}:{actor.audit_id}"
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._started = time.perf_counter()
+
+    def lap(self, step: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[step] = round(self.timings.get(step, 0.0) + (now - since) * 1000, 3)
+        return now
+
+    def total(self) -> None:
+        self.timings["total"] = round((time.perf_counter() - self._started) * 1000, 3)
+
+
+async def recognize(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    data: bytes,
+    file_name: str,
+    options: RecognitionOptions,
+    settings: Settings,
+    limits: ImageLimits,
+) -> Recognized:
+    """Recognize one photo with the organization's active model and store the answer."""
+    organization_id = actor.tenant_id
+    clock = Stopwatch()
+    started = time.perf_counter()
+    version = await ModelVersionRepository(session).active(organization_id)
+    if version is None:
+        raise NoTrainedModel(
+            "Train a model first (POST /api/v1/models, or `kai train`): recognitions need "
+            "one trained on this organization's photos."
+        )
+    recognizer = await recognizer_of(storage, version)
+    similarity_filter = await _similar_filter(session, actor, options)
+    names = list(dict.fromkeys([*recognizer.backbones, SIMILARITY_BACKBONE]))
+    backbones = [await _backbone(name, settings) for name in names]
+    started = clock.lap("load", started)
+    enhancement = Enhancement(
+        white_balance=settings.vision.white_balance, clahe=settings.vision.clahe
+    )
+    inspected, prepared = await asyncio.to_thread(
+        prepare_upload,
+        data,
+        sides=sorted({backbone.input_side for backbone in backbones}),
+        enhancement=enhancement,
+        limits=limits,
+    )
+    clock.timings.update(prepared.timings)
+    started = time.perf_counter()
+    embeddings: dict[str, np.ndarray] = {}
+    for backbone in backbones:
+        embeddings[backbone.name] = await asyncio.to_thread(
+            backbone.embed, [prepared.views[backbone.input_side]]
+        )
+        started = clock.lap(f"embed.{backbone.name}", started)
+    probabilities = recognizer.probabilities(embeddings)[0]
+    likeness = float(recognizer.similarity_to_training(embeddings[recognizer.novelty_backbone])[0])
+    thresholds = await _settings(session, organization_id)
+    order = np.argsort(-probabilities)[: options.top_k]
+    category_ids = {entry["label"]: entry.get("category_id") for entry in version.labels}
+    predictions = [
+        {
+            "label": recognizer.labels[index],
+            "category_id": category_ids.get(recognizer.labels[index]),
+            "confidence": round(min(float(probabilities[index]), MAX_CONFIDENCE), 4),
+        }
+        for index in order
+    ]
+    best = predictions[0]
+    reason = None
+    if likeness < recognizer.novelty_threshold:
+        reason = "unlike_training"
+    elif best["confidence"] < thresholds.confidence_threshold:
+        reason = "low_confidence"
+    started = clock.lap("classify", started)
+    similar = await visual.similar_materials(
+        session,
+        vector=embeddings[SIMILARITY_BACKBONE][0].tolist(),
+        how_many=options.similar_k,
+        category_ids=similarity_filter[0],
+        properties=similarity_filter[1],
+    )
+    started = clock.lap("similar", started)
+    recognition_id = uuid.uuid4()
+    image_key = user_upload_key(
+        organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
+    )
+    recognition = await RecognitionRepository(session).add(
+        Recognition(
+            id=recognition_id,
+            organization_id=organization_id,
+            model_version_id=version.id,
+            image_key=image_key,
+            sha256=inspected.sha256,
+            content_type=inspected.content_type,
+            width=inspected.width,
+            height=inspected.height,
+            file_name=file_name[:255],
+            label=None if reason else best["label"],
+            category_id=_uuid(best["category_id"]) if not reason else None,
+            confidence=best["confidence"],
+            unknown=reason is not None,
+            unknown_reason=reason,
+            predictions=predictions,
+            similar=[_similar_json(found) for found in similar],
+            timings={},
+            created_by=_author(actor),
+        )
+    )
+    # Stored after the row: a refused insert leaves no file behind.
+    await storage.put(image_key, data, content_type=inspected.content_type)
+    clock.lap("store", started)
+    clock.total()
+    recognition.timings = clock.timings
+    await session.flush()
+    return Recognized(
+        recognition=recognition,
+        model_version_number=version.number,
+        thumbnails={found.material_id: found.has_thumbnail for found in similar},
+    )
+
+
+async def _backbone(name: str, settings: Settings) -> Backbone:
+    return await asyncio.to_thread(
+        get_backbone, name, model_dir=settings.model_dir, threads=settings.vision.threads
+    )
+
+
+async def _similar_filter(
+    session: AsyncSession, actor: Actor, options: RecognitionOptions
+) -> tuple[list[uuid.UUID] | None, dict[str, Any] | None]:
+    """The category subtree and property values similar materials must have."""
+    if options.category_id is None and not options.filters:
+        return None, None
+    views = await categories.cached_categories(session, actor=actor)
+    subtree = None
+    if options.category_id is not None:
+        chosen = options.category_id
+        subtree = [
+            view.category.id
+            for view in views
+            if view.category.id == chosen or chosen in view.category.path
+        ]
+    definitions: dict[str, Any] = {}
+    for view in views:
+        for definition in view.effective:
+            definitions.setdefault(definition.key, definition)
+    wanted: dict[str, Any] = {}
+    for raw in options.filters:
+        for condition in parse_filter(raw, definitions):
+            if condition.operator != "=":
+                raise InvalidSimilarFilter(
+                    f"`{raw}`: similar materials are filtered by values (key:value), not ranges",
+                    errors=[{"loc": ["filter"], "msg": "use key:value", "type": "filter"}],
+                )
+            wanted[condition.key] = condition.value
+    return subtree, wanted or None
+
+
+async def _settings(session: AsyncSession, organization_id: uuid.UUID) -> RecognitionSettings:
+    found = await RecognitionRepository(session).settings(organization_id)
+    return found or RecognitionSettings(
+        organization_id=organization_id,
+        confidence_threshold=DEFAULT_CONFIDENCE,
+        near_duplicate_threshold=DEFAULT_NEAR_DUPLICATE,
+    )
+
+
+def _similar_json(found: visual.SimilarMaterial) -> dict[str, Any]:
+    return {
+        "material_id": str(found.material_id),
+        "name": found.name,
+        "code": found.code,
+        "score": found.score,
+        "image_id": str(found.image_id),
+    }
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(str(value))
+
+
+async def get_recognition(
+    session: AsyncSession, *, actor: Actor, recognition_id: uuid.UUID
+) -> Recognition:
+    found = await RecognitionRepository(session).get(actor.tenant_id, recognition_id)
+    if found is None:
+        raise RecognitionNotFound(f"No recognition {recognition_id} in this organization.")
+    return found
+
+
+async def list_recognitions(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    label: str | None,
+    unknown: bool | None,
+    model_version_id: uuid.UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+    params: PageParams,
+) -> tuple[list[Recognition], str | None]:
+    return await RecognitionRepository(session).list_page(
+        actor.tenant_id,
+        label=label,
+        unknown=unknown,
+        model_version_id=model_version_id,
+        since=since,
+        until=until,
+        params=params,
+    )
+
+
+async def give_feedback(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    recognition_id: uuid.UUID,
+    correct: bool,
+    category_id: uuid.UUID | None,
+    material_id: uuid.UUID | None,
+    comment: str,
+) -> RecognitionFeedback:
+    """Record what the photo really is; it becomes a labelled photo for the next training."""
+    from kai.catalog.materials import get_material
+
+    recognition = await get_recognition(session, actor=actor, recognition_id=recognition_id)
+    if correct and recognition.unknown:
+        raise InvalidFeedback(
+            "KAI said it did not know: say what the photo is (category_id or material_id).",
+            errors=[{"loc": ["body", "correct"], "msg": "name the right answer", "type": "value"}],
+        )
+    if not correct and category_id is None and material_id is None:
+        raise InvalidFeedback(
+            "A wrong answer needs the right one: a category_id or a material_id.",
+            errors=[{"loc": ["body"], "msg": "category_id or material_id", "type": "missing"}],
+        )
+    if category_id is not None:
+        await categories.get_category(session, actor=actor, category_id=category_id)
+    if material_id is not None:
+        await get_material(session, actor=actor, material_id=material_id)
+    repository = RecognitionRepository(session)
+    feedback = await repository.save_feedback(
+        RecognitionFeedback(
+            recognition_id=recognition.id,
+            organization_id=actor.tenant_id,
+            correct=correct,
+            category_id=category_id,
+            material_id=material_id,
+            comment=comment,
+            created_by=_author(actor),
+        )
+    )
+    # Right: the photo is what KAI said (or the material named); wrong: what the person named.
+    labelled_category = category_id or (recognition.category_id if correct else None)
+    if labelled_category is not None or material_id is not None:
+        await repository.save_labeled_photo(
+            LabeledPhoto(
+                id=uuid.uuid4(),
+                organization_id=actor.tenant_id,
+                image_key=recognition.image_key,
+                category_id=labelled_category,
+                material_id=material_id,
+                source="feedback",
+                recognition_id=recognition.id,
+                created_by=_author(actor),
+            )
+        )
+    return feedback
+
+
+async def recognition_settings(session: AsyncSession, *, actor: Actor) -> RecognitionSettings:
+    return await _settings(session, actor.tenant_id)
+
+
+async def update_recognition_settings(
+    session: AsyncSession, *, actor: Actor, confidence: float, near_duplicate: float
+) -> RecognitionSettings:
+    return await RecognitionRepository(session).save_settings(
+        actor.tenant_id, confidence=confidence, near_duplicate=near_duplicate
+    )

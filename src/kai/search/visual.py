@@ -1,0 +1,126 @@
+"""Visual similarity: every catalog image embedded by the default backbone, kept current by a
+job (`search.embed_images`) that the catalog queues when images become ready, and the
+materials that look most like a photo or like another material."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.events import images_changed
+from kai.kit.errors import KaiError
+from kai.kit.images import ImageLimits
+from kai.kit.storage import ObjectStorage
+from kai.search.visual_repository import CatalogImage, VisualMatch, VisualRepository
+from kai.vision.backbones import Backbone
+from kai.vision.preprocessing import prepare_image
+
+log = structlog.get_logger(__name__)
+
+# Images embedded per model call (progress is reported between calls).
+CHUNK = 16
+
+Progress = Callable[[int, int | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SimilarMaterial:
+    material_id: uuid.UUID
+    name: str
+    code: str
+    score: float
+    image_id: uuid.UUID
+    has_thumbnail: bool
+
+
+async def refresh_image_embeddings(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    organization_id: uuid.UUID,
+    backbone: Backbone,
+    batch: int,
+    limits: ImageLimits,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Embed up to `batch` ready catalog images whose embedding is missing or by another
+    backbone; queue a follow-up job when more remain. Images that no longer decode are
+    skipped (and logged), not retried for ever."""
+    repository = VisualRepository(session)
+    stale = await repository.stale(organization_id, backbone.fingerprint, batch)
+    done = skipped = 0
+    for start in range(0, len(stale), CHUNK):
+        chunk = stale[start : start + CHUNK]
+        readable: list[tuple[CatalogImage, list[np.ndarray]]] = []
+        for image in chunk:
+            data = await storage.read(image.key)
+            try:
+                prepared = await asyncio.to_thread(
+                    prepare_image, data, side=backbone.input_side, limits=limits
+                )
+            except KaiError as exc:
+                skipped += 1
+                log.warning(
+                    "search.image_not_embedded", image_id=str(image.image_id), error=str(exc)
+                )
+                continue
+            readable.append((image, prepared.views))
+        if readable:
+            vectors = await asyncio.to_thread(backbone.embed, [views for _, views in readable])
+            await repository.save(
+                organization_id,
+                backbone.fingerprint,
+                [
+                    (image, vector.tolist())
+                    for (image, _), vector in zip(readable, vectors, strict=True)
+                ],
+            )
+        done += len(chunk)
+        if progress is not None:
+            await progress(done, len(stale))
+    follow_up = len(stale) == batch
+    if follow_up:
+        await images_changed(session, organization_id=organization_id)
+    return {"embedded": done - skipped, "skipped": skipped, "follow_up": follow_up}
+
+
+async def similar_materials(
+    session: AsyncSession,
+    *,
+    vector: Sequence[float],
+    how_many: int,
+    category_ids: Sequence[uuid.UUID] | None = None,
+    properties: dict[str, Any] | None = None,
+    excluded: uuid.UUID | None = None,
+) -> list[SimilarMaterial]:
+    """The organization's materials whose images look most like `vector`, best first."""
+    if how_many <= 0:
+        return []
+    found = await VisualRepository(session).nearest(
+        vector, how_many, category_ids=category_ids, properties=properties, excluded=excluded
+    )
+    return [_similar(match) for match in found]
+
+
+async def material_embedding(
+    session: AsyncSession, *, organization_id: uuid.UUID, material_id: uuid.UUID
+) -> list[float] | None:
+    return await VisualRepository(session).embedding_of_material(organization_id, material_id)
+
+
+def _similar(match: VisualMatch) -> SimilarMaterial:
+    return SimilarMaterial(
+        material_id=match.material_id,
+        name=match.name,
+        code=match.code,
+        score=round(match.similarity, 4),
+        image_id=match.image_id,
+        has_thumbnail=match.thumbnail_key is not None,
+    )

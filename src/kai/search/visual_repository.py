@@ -1,0 +1,147 @@
+"""All SQL of visual similarity: catalog images whose visual embedding is missing or stale,
+writing embeddings, and the materials whose images look most like a photo."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import Uuid, bindparam, cast, func, null, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.catalog.models import ImageStatus, Material, MaterialImage
+from kai.search.models import VISUAL_DIMENSIONS, ImageEmbedding
+
+
+@dataclass(frozen=True)
+class CatalogImage:
+    """A ready catalog image to embed: the processed derivative when there is one."""
+
+    image_id: uuid.UUID
+    material_id: uuid.UUID
+    key: str
+
+
+@dataclass(frozen=True)
+class VisualMatch:
+    material_id: uuid.UUID
+    image_id: uuid.UUID
+    similarity: float
+    name: str
+    code: str
+    thumbnail_key: str | None
+
+
+class VisualRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def stale(
+        self, organization_id: uuid.UUID, backbone: str, limit: int
+    ) -> list[CatalogImage]:
+        """Ready images of live materials with no embedding by `backbone`."""
+        statement = (
+            select(
+                MaterialImage.id,
+                MaterialImage.material_id,
+                func.coalesce(MaterialImage.processed_key, MaterialImage.original_key),
+            )
+            .join(Material, Material.id == MaterialImage.material_id)
+            .outerjoin(ImageEmbedding, ImageEmbedding.image_id == MaterialImage.id)
+            .where(
+                MaterialImage.organization_id == organization_id,
+                MaterialImage.status == ImageStatus.READY.value,
+                Material.deleted_at.is_(None),
+                or_(ImageEmbedding.image_id.is_(None), ImageEmbedding.backbone != backbone),
+            )
+            .order_by(MaterialImage.id)
+            .limit(limit)
+        )
+        return [CatalogImage(*row) for row in (await self.session.execute(statement)).all()]
+
+    async def save(
+        self,
+        organization_id: uuid.UUID,
+        backbone: str,
+        embedded: Sequence[tuple[CatalogImage, Sequence[float]]],
+    ) -> None:
+        if not embedded:
+            return
+        statement = insert(ImageEmbedding).values(
+            [
+                {
+                    "image_id": image.image_id,
+                    "organization_id": organization_id,
+                    "material_id": image.material_id,
+                    "backbone": backbone,
+                    "embedding": list(vector),
+                }
+                for image, vector in embedded
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[ImageEmbedding.image_id],
+            set_={
+                "backbone": statement.excluded.backbone,
+                "embedding": statement.excluded.embedding,
+                "updated_at": func.now(),
+            },
+        )
+        await self.session.execute(statement)
+
+    async def nearest(
+        self,
+        vector: Sequence[float],
+        how_many: int,
+        *,
+        category_ids: Sequence[uuid.UUID] | None = None,
+        properties: dict[str, Any] | None = None,
+        excluded: uuid.UUID | None = None,
+    ) -> list[VisualMatch]:
+        """The live materials whose best image is nearest to `vector`, one entry a material,
+        from the HNSW index past row-level security (see kai_visual_matches)."""
+        query = bindparam("visual_query", list(vector), type_=HALFVEC(VISUAL_DIMENSIONS))
+        categories = cast(list(category_ids), ARRAY(Uuid())) if category_ids is not None else null()
+        wanted = cast(properties, JSONB) if properties else null()
+        matches = func.kai_visual_matches(
+            query, how_many, categories, wanted, excluded
+        ).table_valued("material_id", "image_id", "similarity", name="matches")
+        statement = (
+            select(
+                matches.c.material_id,
+                matches.c.image_id,
+                matches.c.similarity,
+                Material.name,
+                Material.code,
+                MaterialImage.thumbnail_key,
+            )
+            .select_from(matches)
+            .join(Material, Material.id == matches.c.material_id)
+            .join(MaterialImage, MaterialImage.id == matches.c.image_id)
+            .order_by(matches.c.similarity.desc())
+        )
+        return [
+            VisualMatch(row[0], row[1], float(row[2]), row[3], row[4], row[5])
+            for row in (await self.session.execute(statement)).all()
+        ]
+
+    async def embedding_of_material(
+        self, organization_id: uuid.UUID, material_id: uuid.UUID
+    ) -> list[float] | None:
+        """The material's primary image's embedding (else its first embedded image's)."""
+        statement = (
+            select(ImageEmbedding.embedding)
+            .join(MaterialImage, MaterialImage.id == ImageEmbedding.image_id)
+            .where(
+                ImageEmbedding.organization_id == organization_id,
+                ImageEmbedding.material_id == material_id,
+            )
+            .order_by(MaterialImage.is_primary.desc(), MaterialImage.position)
+            .limit(1)
+        )
+        found = await self.session.scalar(statement)
+        return None if found is None else [float(value) for value in found]

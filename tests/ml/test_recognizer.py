@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kai.ml.recognizer import NotEnoughPhotos, Recognizer, train_recognizer
+
+
+def _clusters(
+    labels: list[str], per_label: int, *, dimension: int, spread: float, seed: int
+) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (len(labels), dimension))
+    rows, names = [], []
+    for index, label in enumerate(labels):
+        for _ in range(per_label):
+            rows.append(centres[index] + rng.normal(0, spread, dimension))
+            names.append(label)
+    found = np.asarray(rows)
+    return found / np.linalg.norm(found, axis=1, keepdims=True), names
+
+
+def test_training_reports_validation_metrics_and_recognizes_new_photos() -> None:
+    labels = ["marble", "oak", "slate", "terrazzo"]
+    network, names = _clusters(labels, 12, dimension=32, spread=0.3, seed=1)
+    # A second, weaker backbone: the same clusters, blurred.
+    descriptor, _ = _clusters(labels, 12, dimension=8, spread=1.5, seed=1)
+
+    trained = train_recognizer(
+        {"network": network, "descriptor": descriptor},
+        names,
+        standardize={"network": False, "descriptor": True},
+    )
+
+    metrics = trained.metrics
+    assert metrics["accuracy"] >= 0.95
+    assert metrics["labels"] == labels
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 48
+    assert [row["support"] for row in metrics["per_class"]] == [12, 12, 12, 12]
+    assert metrics["validation"] == {"method": "stratified k-fold", "folds": 5, "photos": 48}
+    assert sum(metrics["votes"].values()) == pytest.approx(1.0)
+    assert metrics["calibration"]["log_loss_after"] <= metrics["calibration"]["log_loss_before"]
+
+    recognizer = trained.recognizer
+    fresh, fresh_names = _clusters(labels, 3, dimension=32, spread=0.3, seed=1)
+    fresh_descriptor, _ = _clusters(labels, 3, dimension=8, spread=1.5, seed=1)
+    found = recognizer.probabilities({"network": fresh, "descriptor": fresh_descriptor})
+    assert found.shape == (12, 4)
+    assert np.allclose(found.sum(axis=1), 1.0)
+    assert [labels[i] for i in found.argmax(axis=1)] == fresh_names
+
+
+def test_a_photo_unlike_the_training_set_is_told_apart() -> None:
+    network, names = _clusters(["brick", "cork"], 10, dimension=16, spread=0.2, seed=2)
+    recognizer = train_recognizer(
+        {"network": network}, names, standardize={"network": False}
+    ).recognizer
+
+    stranger = np.zeros((1, 16))
+    stranger[0, 0] = 1.0
+    stranger = stranger - recognizer.centres.mean(axis=0)  # away from both centres
+    stranger /= np.linalg.norm(stranger)
+
+    assert recognizer.similarity_to_training(network[:1])[0] >= recognizer.novelty_threshold
+    assert recognizer.similarity_to_training(stranger)[0] < recognizer.novelty_threshold
+
+
+def test_a_recognizer_survives_storage_as_arrays_only() -> None:
+    network, names = _clusters(["a", "b", "c"], 6, dimension=10, spread=0.3, seed=3)
+    descriptor, _ = _clusters(["a", "b", "c"], 6, dimension=5, spread=0.5, seed=4)
+    embeddings = {"network": network, "descriptor": descriptor}
+    recognizer = train_recognizer(
+        embeddings, names, standardize={"network": False, "descriptor": True}
+    ).recognizer
+
+    restored = Recognizer.from_bytes(recognizer.to_bytes())
+
+    assert restored.labels == recognizer.labels
+    assert restored.temperature == recognizer.temperature
+    assert restored.novelty_threshold == recognizer.novelty_threshold
+    assert np.allclose(restored.probabilities(embeddings), recognizer.probabilities(embeddings))
+
+
+def test_two_labels_are_enough_and_use_one_row_of_weights() -> None:
+    network, names = _clusters(["glass", "steel"], 4, dimension=6, spread=0.2, seed=5)
+    embeddings = {"network": network}
+
+    recognizer = train_recognizer(embeddings, names, standardize={"network": False}).recognizer
+
+    assert recognizer.heads[0].weights.shape == (1, 6)
+    found = recognizer.probabilities(embeddings)
+    assert [recognizer.labels[i] for i in found.argmax(axis=1)] == names
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["oak", "oak", "oak"], "at least two labels"),
+        (["oak", "oak", "slate"], "slate has one"),
+    ],
+)
+def test_too_few_photos_are_refused_with_a_reason(names: list[str], message: str) -> None:
+    rows = np.eye(3)
+
+    with pytest.raises(NotEnoughPhotos, match=message):
+        train_recognizer({"network": rows}, names, standardize={"network": False})

@@ -1,0 +1,87 @@
+"""`kai dataset import`, `kai train` and `kai recognize` from a terminal: a folder of labelled
+photos to an answer, against the test database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from httpx import AsyncClient
+
+from kai.runtime import Runtime
+from tests.commands import run_kai
+from tests.identity.factories import member
+from tests.vision.textures import jpeg, material_set, stripes
+
+pytestmark = pytest.mark.database
+
+
+async def test_a_folder_of_photos_is_imported_trained_on_and_recognized(
+    committed_runtime: Runtime, committed_client: AsyncClient, tmp_path: Path
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    assert owner.organization is not None
+    slug = owner.organization.slug
+    settings = committed_runtime.settings
+    folder = tmp_path / "samples"
+    for label, photos in material_set(5).items():
+        (folder / label).mkdir(parents=True)
+        for index, data in enumerate(photos):
+            (folder / label / f"{index}.jpg").write_bytes(data)
+    (folder / "brushed_brass" / "Thumbs.db").write_bytes(b"\x00\x01 not a photo")
+
+    imported = run_kai(settings, "dataset", "import", str(folder), "--organization", slug, "--json")
+
+    assert imported.returncode == 0, imported.stderr
+    report = json.loads(imported.stdout)
+    assert report["labels"] == 3
+    assert report["categories_created"] == 3
+    assert report["materials_created"] == 3
+    assert report["images_added"] == 15
+    assert report["embedded"] == 15
+    assert "skipped brushed_brass/Thumbs.db" in imported.stderr
+    again = run_kai(settings, "dataset", "import", str(folder), "--organization", slug, "--json")
+    assert json.loads(again.stdout)["duplicates"] == 15
+    assert json.loads(again.stdout)["materials_created"] == 0
+
+    trained = run_kai(settings, "train", "--organization", slug, "--json")
+
+    assert trained.returncode == 0, trained.stderr
+    version = json.loads(trained.stdout)
+    assert version["status"] == "ready"
+    assert version["active"] is True
+    assert sorted(label["label"] for label in version["labels"]) == [
+        "Blue mosaic",
+        "Brushed brass",
+        "Grey terrazzo",
+    ]
+    photo = tmp_path / "new-brass.jpg"
+    photo.write_bytes(jpeg(stripes(320, period=8, angle=0.2, colour=(200, 160, 70), seed=42)))
+
+    answered = run_kai(settings, "recognize", str(photo), "--organization", slug, "--json")
+
+    assert answered.returncode == 0, answered.stderr
+    answer = json.loads(answered.stdout)
+    assert answer["label"] == "Brushed brass"
+    assert answer["similar"][0]["name"] == "Brushed brass"
+    readable = run_kai(
+        settings, "recognize", str(photo), str(tmp_path / "missing.jpg"), "--organization", slug
+    )
+    assert readable.returncode == 1
+    assert "Brushed brass" in readable.stdout
+    assert "missing.jpg" in readable.stderr
+
+
+async def test_training_without_photos_says_why(
+    committed_runtime: Runtime, committed_client: AsyncClient
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    assert owner.organization is not None
+
+    trained = run_kai(
+        committed_runtime.settings, "train", "--organization", owner.organization.slug
+    )
+
+    assert trained.returncode == 1
+    assert "at least two labels" in trained.stderr
