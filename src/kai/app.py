@@ -22,10 +22,12 @@ from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ml.endpoints import router as models_router
 from kai.ops.endpoints import router as ops_router
+from kai.recognition.endpoints import catalog_router as near_duplicates_router
 from kai.recognition.endpoints import router as recognitions_router
 from kai.runtime import Runtime
 from kai.search import semantic
 from kai.search.endpoints import router as search_router
+from kai.search.visual_endpoints import router as visual_router
 
 log = structlog.get_logger(__name__)
 
@@ -99,8 +101,10 @@ def create_app(
         *IDENTITY_ROUTERS,
         *CATALOG_ROUTERS,
         search_router,
+        visual_router,
         models_router,
         recognitions_router,
+        near_duplicates_router,
         jobs_router,
     ):
         # Any API route may meet an unusable value, a too-large body or invalid input.

@@ -25,14 +25,14 @@ def _halves(width: int, height: int) -> np.ndarray:
     return pixels
 
 
-def test_a_large_jpeg_is_decoded_near_the_size_needed_and_cut_into_two_views() -> None:
+def test_a_large_jpeg_is_decoded_near_the_size_needed() -> None:
     data = jpeg(grain(4000, blur=9, colour=(180, 170, 150), seed=1)[:3000])
 
     prepared = prepare_image(data, side=224)
 
-    # JPEG scaling stops at the smallest scale that keeps twice the view: a quarter here.
-    assert (prepared.width, prepared.height) == (1000, 750)
-    assert [view.shape for view in prepared.views] == [(224, 224, 3), (224, 224, 3)]
+    # JPEG scaling goes as far as it can while the view is still covered: an eighth here.
+    assert (prepared.width, prepared.height) == (500, 375)
+    assert [view.shape for view in prepared.views] == [(224, 224, 3)]
     assert all(view.dtype == np.uint8 for view in prepared.views)
     assert set(prepared.timings) == {"decode", "views"}
     assert all(value >= 0 for value in prepared.timings.values())
@@ -50,11 +50,11 @@ def test_the_exif_orientation_is_applied_before_the_views_are_cut() -> None:
     assert bottom[2] > 150 > bottom[0]
 
 
-def test_the_centre_view_is_the_middle_half_seen_closer() -> None:
+def test_views_are_centred_squares_of_the_photo() -> None:
     pixels = np.zeros((400, 600, 3), dtype=np.uint8)
     pixels[100:300, 200:400] = 255  # a white square in the middle of a black photo
 
-    whole, centre = texture_views(pixels, 100)
+    whole, centre = texture_views(pixels, 100, fractions=(1.0, 0.5))
 
     assert centre.mean() == pytest.approx(255, abs=1)
     assert 40 < whole.mean() < 90  # the square is a quarter of the centred 400 x 400

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from fastapi.responses import Response
-from pydantic import StringConstraints
+from pydantic import BaseModel, StringConstraints
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
@@ -32,6 +32,7 @@ from kai.recognition.schemas import (
     RecognitionSettingsUpdate,
     SimilarMaterial,
 )
+from kai.search import visual
 
 router = APIRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH_RESPONSES)
 
@@ -219,3 +220,36 @@ async def give_feedback(
         comment=body.comment,
     )
     return FeedbackRead.model_validate(feedback)
+
+
+catalog_router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
+MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+
+
+class NearDuplicateRead(BaseModel):
+    image_id: uuid.UUID
+    material_id: uuid.UUID
+    other_image_id: uuid.UUID
+    other_material_id: uuid.UUID
+    similarity: float
+
+
+@catalog_router.get(
+    "/catalog/near-duplicates",
+    summary="Images of different materials that look almost the same",
+    description="Pairs at least `threshold` alike (cosine), most alike first; the threshold "
+    "defaults to the organization's `near_duplicate_threshold`. Exact copies of a file are "
+    "refused on upload already; these are the same product photographed or entered twice.",
+)
+async def near_duplicates(
+    actor: MaterialsRead,
+    session: DbSession,
+    threshold: Annotated[float | None, Query(ge=0.5, le=1.0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[NearDuplicateRead]:
+    if threshold is None:
+        threshold = (
+            await service.recognition_settings(session, actor=actor)
+        ).near_duplicate_threshold
+    pairs = await visual.near_duplicates(session, threshold=threshold, how_many=limit)
+    return [NearDuplicateRead(**vars(pair)) for pair in pairs]

@@ -9,6 +9,7 @@ answer -> answer with predictions, similar materials and per-step timings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -27,16 +28,17 @@ from kai.kit.images import ImageLimits
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
-from kai.ml.models import LabeledPhoto
+from kai.ml.models import LabeledPhoto, ModelVersion
+from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
 from kai.ml.serving import recognizer_of
 from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
 from kai.recognition.repository import RecognitionRepository
 from kai.search import visual
-from kai.search.service import parse_filter
+from kai.search.service import visual_filter
 from kai.vision.backbones import Backbone, get_backbone
 from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
-from kai.vision.preprocessing import Enhancement, prepare_upload
+from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_upload
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "heic": "heic"}
 DEFAULT_CONFIDENCE = 0.5
@@ -56,10 +58,6 @@ class RecognitionNotFound(NotFound):
 
 class InvalidFeedback(Unprocessable):
     type, title = "invalid-feedback", "The feedback cannot be recorded"
-
-
-class InvalidSimilarFilter(Unprocessable):
-    type, title = "invalid-filter", "A filter of similar materials cannot be applied"
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,9 @@ async def recognize(
             "one trained on this organization's photos."
         )
     recognizer = await recognizer_of(storage, version)
-    similarity_filter = await _similar_filter(session, actor, options)
+    similarity_filter = await visual_filter(
+        session, actor=actor, category_id=options.category_id, filters=options.filters
+    )
     names = list(dict.fromkeys([*recognizer.backbones, SIMILARITY_BACKBONE]))
     backbones = [await _backbone(name, settings) for name in names]
     started = clock.lap("load", started)
@@ -135,16 +135,74 @@ async def recognize(
         limits=limits,
     )
     clock.timings.update(prepared.timings)
-    started = time.perf_counter()
-    embeddings: dict[str, np.ndarray] = {}
-    for backbone in backbones:
-        embeddings[backbone.name] = await asyncio.to_thread(
-            backbone.embed, [prepared.views[backbone.input_side]]
+    recognition_id = uuid.uuid4()
+    image_key = user_upload_key(
+        organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
+    )
+    # The photo is valid: it is stored while the backbones work (on other cores), and removed
+    # again if the recognition fails after all.
+    storing = asyncio.create_task(storage.put(image_key, data, content_type=inspected.content_type))
+    try:
+        return await _answer(
+            session,
+            actor=actor,
+            clock=clock,
+            version=version,
+            recognizer=recognizer,
+            backbones=backbones,
+            prepared=prepared,
+            options=options,
+            similarity_filter=similarity_filter,
+            recognition=Recognition(
+                id=recognition_id,
+                organization_id=organization_id,
+                model_version_id=version.id,
+                image_key=image_key,
+                sha256=inspected.sha256,
+                content_type=inspected.content_type,
+                width=inspected.width,
+                height=inspected.height,
+                file_name=file_name[:255],
+                created_by=_author(actor),
+            ),
+            storing=storing,
         )
-        started = clock.lap(f"embed.{backbone.name}", started)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await storing
+            await storage.delete(image_key)
+        raise
+
+
+async def _answer(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    clock: Stopwatch,
+    version: ModelVersion,
+    recognizer: Recognizer,
+    backbones: Sequence[Backbone],
+    prepared: PreparedViews,
+    options: RecognitionOptions,
+    similarity_filter: tuple[list[uuid.UUID] | None, dict[str, Any] | None],
+    recognition: Recognition,
+    storing: asyncio.Task[Any],
+) -> Recognized:
+    started = time.perf_counter()
+
+    async def embed(backbone: Backbone) -> np.ndarray:
+        begun = time.perf_counter()
+        found = await asyncio.to_thread(backbone.embed, [prepared.views[backbone.input_side]])
+        clock.lap(f"embed.{backbone.name}", begun)
+        return found
+
+    # The backbones run side by side: each is native code that leaves the GIL.
+    found = await asyncio.gather(*(embed(backbone) for backbone in backbones))
+    embeddings = {backbone.name: rows for backbone, rows in zip(backbones, found, strict=True)}
+    started = clock.lap("embed", started)
     probabilities = recognizer.probabilities(embeddings)[0]
     likeness = float(recognizer.similarity_to_training(embeddings[recognizer.novelty_backbone])[0])
-    thresholds = await _settings(session, organization_id)
+    thresholds = await _settings(session, actor.tenant_id)
     order = np.argsort(-probabilities)[: options.top_k]
     category_ids = {entry["label"]: entry.get("category_id") for entry in version.labels}
     predictions = [
@@ -170,42 +228,25 @@ async def recognize(
         properties=similarity_filter[1],
     )
     started = clock.lap("similar", started)
-    recognition_id = uuid.uuid4()
-    image_key = user_upload_key(
-        organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
-    )
-    recognition = await RecognitionRepository(session).add(
-        Recognition(
-            id=recognition_id,
-            organization_id=organization_id,
-            model_version_id=version.id,
-            image_key=image_key,
-            sha256=inspected.sha256,
-            content_type=inspected.content_type,
-            width=inspected.width,
-            height=inspected.height,
-            file_name=file_name[:255],
-            label=None if reason else best["label"],
-            category_id=_uuid(best["category_id"]) if not reason else None,
-            confidence=best["confidence"],
-            unknown=reason is not None,
-            unknown_reason=reason,
-            predictions=predictions,
-            similar=[_similar_json(found) for found in similar],
-            timings={},
-            created_by=_author(actor),
-        )
-    )
-    # Stored after the row: a refused insert leaves no file behind.
-    await storage.put(image_key, data, content_type=inspected.content_type)
-    clock.lap("store", started)
+    recognition.label = None if reason else best["label"]
+    recognition.category_id = None if reason else _uuid(best["category_id"])
+    recognition.confidence = best["confidence"]
+    recognition.unknown = reason is not None
+    recognition.unknown_reason = reason
+    recognition.predictions = predictions
+    recognition.similar = [_similar_json(item) for item in similar]
+    recognition.timings = {}
+    await storing
+    started = clock.lap("store", started)
+    await RecognitionRepository(session).add(recognition)
+    clock.lap("record", started)
     clock.total()
-    recognition.timings = clock.timings
+    recognition.timings = dict(clock.timings)
     await session.flush()
     return Recognized(
         recognition=recognition,
         model_version_number=version.number,
-        thumbnails={found.material_id: found.has_thumbnail for found in similar},
+        thumbnails={item.material_id: item.has_thumbnail for item in similar},
     )
 
 
@@ -213,37 +254,6 @@ async def _backbone(name: str, settings: Settings) -> Backbone:
     return await asyncio.to_thread(
         get_backbone, name, model_dir=settings.model_dir, threads=settings.vision.threads
     )
-
-
-async def _similar_filter(
-    session: AsyncSession, actor: Actor, options: RecognitionOptions
-) -> tuple[list[uuid.UUID] | None, dict[str, Any] | None]:
-    """The category subtree and property values similar materials must have."""
-    if options.category_id is None and not options.filters:
-        return None, None
-    views = await categories.cached_categories(session, actor=actor)
-    subtree = None
-    if options.category_id is not None:
-        chosen = options.category_id
-        subtree = [
-            view.category.id
-            for view in views
-            if view.category.id == chosen or chosen in view.category.path
-        ]
-    definitions: dict[str, Any] = {}
-    for view in views:
-        for definition in view.effective:
-            definitions.setdefault(definition.key, definition)
-    wanted: dict[str, Any] = {}
-    for raw in options.filters:
-        for condition in parse_filter(raw, definitions):
-            if condition.operator != "=":
-                raise InvalidSimilarFilter(
-                    f"`{raw}`: similar materials are filtered by values (key:value), not ranges",
-                    errors=[{"loc": ["filter"], "msg": "use key:value", "type": "filter"}],
-                )
-            wanted[condition.key] = condition.value
-    return subtree, wanted or None
 
 
 async def _settings(session: AsyncSession, organization_id: uuid.UUID) -> RecognitionSettings:

@@ -415,3 +415,34 @@ async def suggest(session: AsyncSession, *, actor: Actor, typed: str, limit: int
         seen.add((suggestion.kind, suggestion.text))
         unique.append(suggestion)
     return Suggestions(query=typed, suggestions=unique[:limit])
+
+
+async def visual_filter(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    category_id: uuid.UUID | None,
+    filters: Sequence[str],
+) -> tuple[list[uuid.UUID] | None, dict[str, Any] | None]:
+    """What visually similar materials must be: in a category's subtree, and with property
+    values (`key:value` only: the image index filters by containment, not ranges)."""
+    if category_id is None and not filters:
+        return None, None
+    if category_id is not None:
+        await categories.get_category(session, actor=actor, category_id=category_id)
+    views = await categories.cached_categories(session, actor=actor)
+    subtree = None
+    if category_id is not None:
+        subtree = [
+            view.category.id
+            for view in views
+            if view.category.id == category_id or category_id in view.category.path
+        ]
+    definitions = _definitions(views)
+    wanted: dict[str, Any] = {}
+    for raw in filters:
+        for condition in parse_filter(raw, definitions):
+            if condition.operator != "=":
+                raise _filter_problem(raw, "similar materials are filtered by key:value only")
+            wanted[condition.key] = condition.value
+    return subtree, wanted or None

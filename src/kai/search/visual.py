@@ -5,6 +5,7 @@ materials that look most like a photo or like another material."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -124,3 +125,80 @@ def _similar(match: VisualMatch) -> SimilarMaterial:
         image_id=match.image_id,
         has_thumbnail=match.thumbnail_key is not None,
     )
+
+
+@dataclass(frozen=True)
+class PhotoMatches:
+    similar: list[SimilarMaterial]
+    timings: dict[str, float]
+
+
+async def similar_to_photo(
+    session: AsyncSession,
+    *,
+    data: bytes,
+    backbone: Backbone,
+    how_many: int,
+    limits: ImageLimits,
+    category_ids: Sequence[uuid.UUID] | None = None,
+    properties: dict[str, Any] | None = None,
+) -> PhotoMatches:
+    """Reverse image search: the materials that look most like an uploaded photo (no trained
+    model needed, only the default backbone). The photo is validated, not kept."""
+    prepared = await asyncio.to_thread(prepare_image, data, side=backbone.input_side, limits=limits)
+    timings = dict(prepared.timings)
+    started = time.perf_counter()
+    vector = await asyncio.to_thread(backbone.embed, [prepared.views])
+    timings["embed"] = round((time.perf_counter() - started) * 1000, 3)
+    started = time.perf_counter()
+    found = await similar_materials(
+        session,
+        vector=vector[0].tolist(),
+        how_many=how_many,
+        category_ids=category_ids,
+        properties=properties,
+    )
+    timings["similar"] = round((time.perf_counter() - started) * 1000, 3)
+    return PhotoMatches(similar=found, timings=timings)
+
+
+async def more_like_material(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    material_id: uuid.UUID,
+    how_many: int,
+    category_ids: Sequence[uuid.UUID] | None = None,
+) -> list[SimilarMaterial] | None:
+    """The materials that look most like one material's primary image (itself left out);
+    None while none of its images is embedded yet."""
+    vector = await material_embedding(
+        session, organization_id=organization_id, material_id=material_id
+    )
+    if vector is None:
+        return None
+    return await similar_materials(
+        session,
+        vector=vector,
+        how_many=how_many,
+        category_ids=category_ids,
+        excluded=material_id,
+    )
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    image_id: uuid.UUID
+    material_id: uuid.UUID
+    other_image_id: uuid.UUID
+    other_material_id: uuid.UUID
+    similarity: float
+
+
+async def near_duplicates(
+    session: AsyncSession, *, threshold: float, how_many: int
+) -> list[NearDuplicate]:
+    """Pairs of images of different materials at least `threshold` alike (cosine), most alike
+    first: the same product entered twice, or a photo reused for another product."""
+    found = await VisualRepository(session).near_duplicates(threshold, how_many)
+    return [NearDuplicate(*row) for row in found]

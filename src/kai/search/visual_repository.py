@@ -145,3 +145,23 @@ class VisualRepository:
         )
         found = await self.session.scalar(statement)
         return None if found is None else [float(value) for value in found]
+
+    async def near_duplicates(
+        self, threshold: float, how_many: int
+    ) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, float]]:
+        """Pairs of the organization's images of different materials at least `threshold`
+        alike, from the HNSW index past row-level security (see kai_visual_near_duplicates)."""
+        pairs = func.kai_visual_near_duplicates(threshold, how_many).table_valued(
+            "image_id", "material_id", "other_image_id", "other_material_id", "similarity"
+        )
+        statement = select(
+            pairs.c.image_id,
+            pairs.c.material_id,
+            pairs.c.other_image_id,
+            pairs.c.other_material_id,
+            pairs.c.similarity,
+        )
+        return [
+            (row[0], row[1], row[2], row[3], float(row[4]))
+            for row in (await self.session.execute(statement)).all()
+        ]

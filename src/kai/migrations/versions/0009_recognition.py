@@ -30,6 +30,8 @@ TENANT_TABLES = (
 # As for semantic search (0008): a filtered walk of the index is bounded, so that a subtree
 # far from the photo costs a bounded time to find nothing similar.
 MAX_SCAN_TUPLES = 8000
+# Neighbours of each image looked at for near-duplicates (itself included).
+NEAR_DUPLICATE_NEIGHBOURS = 6
 
 
 def _organization(table: str) -> sa.ForeignKeyConstraint:
@@ -308,6 +310,46 @@ def _create_functions() -> None:
         """
     )
 
+    # Near-duplicates: for each image, its nearest few by the index; pairs of different live
+    # materials at least `threshold` alike, each pair once.
+    op.execute(
+        f"""
+        CREATE FUNCTION kai_visual_near_duplicates(threshold double precision, how_many integer)
+        RETURNS TABLE (
+            image_id uuid, material_id uuid, other_image_id uuid, other_material_id uuid,
+            similarity double precision
+        )
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = public, pg_temp
+        SET hnsw.iterative_scan = 'relaxed_order'
+        SET hnsw.ef_search = 40
+        SET hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}
+        AS $$
+            SELECT * FROM (
+            SELECT DISTINCT ON (least(a.image_id, b.image_id), greatest(a.image_id, b.image_id))
+                   a.image_id, a.material_id, b.image_id AS other_image_id,
+                   b.material_id AS other_material_id, 1 - b.distance AS similarity
+              FROM image_embeddings a
+              JOIN materials ma ON ma.id = a.material_id AND ma.deleted_at IS NULL
+             CROSS JOIN LATERAL (
+                SELECT e.image_id, e.material_id, e.embedding <=> a.embedding AS distance
+                  FROM image_embeddings e
+                 WHERE e.organization_id = kai_current_org()
+                 ORDER BY e.embedding <=> a.embedding
+                 LIMIT {NEAR_DUPLICATE_NEIGHBOURS}
+             ) b
+              JOIN materials mb ON mb.id = b.material_id AND mb.deleted_at IS NULL
+             WHERE a.organization_id = kai_current_org()
+               AND b.material_id <> a.material_id
+               AND 1 - b.distance >= threshold
+             ORDER BY least(a.image_id, b.image_id), greatest(a.image_id, b.image_id)
+            ) pairs
+            ORDER BY pairs.similarity DESC
+            LIMIT how_many
+        $$
+        """
+    )
+
 
 def _tenant_walls() -> None:
     for table in TENANT_TABLES:
@@ -326,6 +368,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION kai_visual_near_duplicates(double precision, integer)")
     op.execute("DROP FUNCTION kai_visual_matches(halfvec, integer, uuid[], jsonb, uuid)")
     for table in reversed(TENANT_TABLES):
         op.drop_table(table)

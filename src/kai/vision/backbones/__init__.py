@@ -9,10 +9,17 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import cv2
+
 from kai.vision.backbones import efficientnet
 from kai.vision.backbones.base import Backbone, BackboneUnavailable, l2_normalized
 from kai.vision.backbones.handcrafted import HandcraftedBackbone
-from kai.vision.backbones.onnx import OnnxBackbone, OnnxModelSpec, load_user_model
+from kai.vision.backbones.onnx import (
+    OnnxBackbone,
+    OnnxModelSpec,
+    load_user_model,
+    runtime_threads,
+)
 
 DEFAULT_BACKBONES = (efficientnet.NAME, "handcrafted")
 USER_PREFIX = "onnx:"
@@ -49,6 +56,8 @@ def _load(name: str, model_dir: Path, threads: int) -> Backbone:
     if name == efficientnet.NAME:
         return efficientnet.load(model_dir, threads=threads)
     if name == "handcrafted":
+        # OpenCV's own thread pool is process-wide: the descriptor's calls use this many.
+        cv2.setNumThreads(runtime_threads(threads))
         return HandcraftedBackbone()
     if name.startswith(USER_PREFIX):
         path = Path(name.removeprefix(USER_PREFIX))

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from kai.vision.backbones.base import l2_normalized
+from kai.vision.preprocessing import VIEW_FRACTIONS
 
 NAME = "handcrafted"
 INPUT_SIDE = 256
@@ -137,7 +138,7 @@ class HandcraftedBackbone:
 
     def __init__(self) -> None:
         described = f"{VERSION}:{LBP_LEVELS}:{GABOR_LEVELS}:{GABOR_WAVELENGTH}:{GABOR_ORIENTATIONS}"
-        described += f":{LIGHTNESS_BINS}:{CHROMA_BINS}"
+        described += f":{LIGHTNESS_BINS}:{CHROMA_BINS}:{VIEW_FRACTIONS}"
         self.fingerprint = f"{NAME}:{hashlib.sha256(described.encode()).hexdigest()[:12]}"
         self.dimension = int(describe(np.zeros((32, 32, 3), dtype=np.uint8)).shape[0])
 

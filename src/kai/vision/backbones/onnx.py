@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from kai.vision.backbones.base import BackboneUnavailable, l2_normalized
+from kai.vision.preprocessing import VIEW_FRACTIONS
 
 # Photos embedded in one call to the runtime: large enough to keep the cores busy, small
 # enough that a batch of 2-view photos at 224 px stays near 10 MB of input.
@@ -105,7 +106,8 @@ class OnnxBackbone:
         self._mean = np.array(spec.mean, dtype=np.float32) / np.float32(spec.scale)
         self._std = np.array(spec.std, dtype=np.float32) / np.float32(spec.scale)
         digest = digest or hashlib.sha256(model_path.read_bytes()).hexdigest()[:16]
-        described = json.dumps(spec.to_json(), sort_keys=True)
+        # The views a photo is cut into are part of what an embedding means.
+        described = json.dumps({**spec.to_json(), "views": VIEW_FRACTIONS}, sort_keys=True)
         self._fingerprint = (
             f"{spec.name}:{digest}:{hashlib.sha256(described.encode()).hexdigest()[:8]}"
         )

@@ -1,0 +1,125 @@
+"""HTTP routes of visual similarity: reverse image search and "more like this material"."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from pydantic import BaseModel, Field, StringConstraints
+
+from kai.catalog.materials import get_material
+from kai.deps import DbSession, RuntimeDep
+from kai.identity.actor import Actor
+from kai.identity.dependencies import AUTH_RESPONSES, require
+from kai.identity.permissions import Permission
+from kai.kit.errors import Conflict, problem_responses
+from kai.search import visual
+from kai.search.service import visual_filter
+from kai.vision.backbones import get_backbone
+from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
+
+router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
+
+MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+ValueFilter = Annotated[
+    str, StringConstraints(max_length=200, pattern=r"^[a-z][a-z0-9_]{0,62}:[^\x00-\x1f\x7f]+$")
+]
+
+
+class MaterialHasNoImage(Conflict):
+    type, title = "material-has-no-image", "The material has no image to compare yet"
+
+
+class LookAlike(BaseModel):
+    material_id: uuid.UUID
+    name: str
+    code: str
+    score: float = Field(description="Cosine similarity of the images, -1 to 1.")
+    image_url: str = Field(description="The thumbnail of the material's most similar image.")
+
+
+class LookAlikes(BaseModel):
+    items: list[LookAlike]
+    timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per step.")
+
+
+def _look_alike(found: visual.SimilarMaterial) -> LookAlike:
+    return LookAlike(
+        material_id=found.material_id,
+        name=found.name,
+        code=found.code,
+        score=found.score,
+        image_url=f"/api/v1/materials/{found.material_id}/images/{found.image_id}/thumbnail",
+    )
+
+
+@router.post(
+    "/search/images",
+    summary="Reverse image search: the materials that look most like a photo",
+    description="Needs no trained model. The photo is checked as any upload is, and not kept.",
+    responses=problem_responses(404, 413, 422),
+)
+async def search_by_image(
+    actor: MaterialsRead,
+    session: DbSession,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC; checked by content.")],
+    k: Annotated[int, Form(ge=1, le=100, description="Materials returned.")] = 10,
+    category_id: Annotated[uuid.UUID | None, Form(description="Within this subtree.")] = None,
+    filter: Annotated[
+        list[ValueFilter] | None, Form(description="Property values: `finish:honed`.")
+    ] = None,
+) -> LookAlikes:
+    limits = runtime.image_limits
+    data = await file.read(limits.max_bytes + 1)
+    subtree, properties = await visual_filter(
+        session, actor=actor, category_id=category_id, filters=filter or ()
+    )
+    settings = runtime.settings
+    backbone = await asyncio.to_thread(
+        get_backbone,
+        DEFAULT_BACKBONE,
+        model_dir=settings.model_dir,
+        threads=settings.vision.threads,
+    )
+    found = await visual.similar_to_photo(
+        session,
+        data=data,
+        backbone=backbone,
+        how_many=k,
+        limits=limits,
+        category_ids=subtree,
+        properties=properties,
+    )
+    return LookAlikes(items=[_look_alike(item) for item in found.similar], timings=found.timings)
+
+
+@router.get(
+    "/materials/{material_id}/similar",
+    summary="More like this: the materials that look most like this one",
+    responses=problem_responses(404, 409),
+)
+async def more_like_this(
+    material_id: uuid.UUID,
+    actor: MaterialsRead,
+    session: DbSession,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    category_id: Annotated[uuid.UUID | None, Query(description="Within this subtree.")] = None,
+) -> LookAlikes:
+    await get_material(session, actor=actor, material_id=material_id)
+    subtree, _ = await visual_filter(session, actor=actor, category_id=category_id, filters=())
+    found = await visual.more_like_material(
+        session,
+        organization_id=actor.tenant_id,
+        material_id=material_id,
+        how_many=k,
+        category_ids=subtree,
+    )
+    if found is None:
+        raise MaterialHasNoImage(
+            "None of this material's images is ready for comparison yet: upload one, or wait "
+            "for its processing to finish."
+        )
+    return LookAlikes(items=[_look_alike(item) for item in found])

@@ -1,0 +1,107 @@
+"""Visual similarity as a user meets it: reverse image search with no model trained, "more
+like this material", and near-duplicates across the catalog."""
+
+from __future__ import annotations
+
+import pytest
+from httpx import AsyncClient
+
+from kai.runtime import Runtime
+from tests.catalog.factories import create_material
+from tests.identity.factories import member
+from tests.recognition.test_recognitions import _catalog, _finished
+from tests.vision.textures import checks, jpeg, stripes
+
+pytestmark = pytest.mark.database
+
+
+async def test_a_photo_finds_the_materials_that_look_like_it_without_a_model(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    materials = await _catalog(client, owner)
+    await _finished(client, owner, "search.embed_images")
+    photo = jpeg(checks(300, cell=15, colour=(60, 90, 190), seed=11))
+
+    found = await client.post(
+        "/api/v1/search/images",
+        files={"file": ("tile.jpg", photo, "image/jpeg")},
+        data={"k": "2"},
+        headers=owner.headers,
+    )
+
+    assert found.status_code == 200, found.text
+    items = found.json()["items"]
+    mosaic = {materials["blue_mosaic0"]["id"], materials["blue_mosaic1"]["id"]}
+    assert {item["material_id"] for item in items} == mosaic
+    assert items[0]["score"] >= items[1]["score"]
+    assert {"decode", "embed", "similar"} <= set(found.json()["timings"])
+    within = await client.post(
+        "/api/v1/search/images",
+        files={"file": ("tile.jpg", photo, "image/jpeg")},
+        data={"k": "3", "category_id": materials["brushed_brass0"]["category"]["id"]},
+        headers=owner.headers,
+    )
+    assert {item["name"] for item in within.json()["items"]} == {
+        "Brushed brass 1",
+        "Brushed brass 2",
+    }
+    refused = await client.post(
+        "/api/v1/search/images",
+        files={"file": ("tile.jpg", b"%PDF-1.4 not a photo", "image/jpeg")},
+        headers=owner.headers,
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+
+    # More like this: the other brass material first, never the material itself.
+    brass = materials["brushed_brass0"]
+    alike = await client.get(
+        f"/api/v1/materials/{brass['id']}/similar", params={"k": 3}, headers=owner.headers
+    )
+    assert alike.status_code == 200, alike.text
+    ids = [item["material_id"] for item in alike.json()["items"]]
+    assert brass["id"] not in ids
+    assert ids[0] == materials["brushed_brass1"]["id"]
+    bare = await create_material(client, owner, name="No photo yet")
+    waiting = await client.get(f"/api/v1/materials/{bare['id']}/similar", headers=owner.headers)
+    assert waiting.status_code == 409
+    assert waiting.json()["type"].endswith("material-has-no-image")
+
+
+async def test_the_same_product_entered_twice_is_reported_as_a_near_duplicate(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    texture = stripes(400, period=9, angle=0.4, colour=(170, 120, 80), seed=5)
+    first = await create_material(client, owner, name="Walnut plank")
+    second = await create_material(client, owner, name="Walnut plank (old entry)")
+    other = await create_material(client, owner, name="Blue tile")
+    uploads = [
+        (first, jpeg(texture, quality=92)),
+        (second, jpeg(texture, quality=60)),  # the same photo, saved again: not the same bytes
+        (other, jpeg(checks(400, cell=20, colour=(50, 80, 200), seed=5))),
+    ]
+    for material, data in uploads:
+        uploaded = await client.post(
+            f"/api/v1/materials/{material['id']}/images",
+            files={"file": ("photo.jpg", data, "image/jpeg")},
+            headers=owner.headers,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+    await _finished(client, owner, "catalog.image_derivatives", 3)
+    await _finished(client, owner, "search.embed_images")
+
+    found = await client.get("/api/v1/catalog/near-duplicates", headers=owner.headers)
+
+    assert found.status_code == 200, found.text
+    pairs = found.json()
+    assert len(pairs) == 1
+    assert {pairs[0]["material_id"], pairs[0]["other_material_id"]} == {first["id"], second["id"]}
+    assert pairs[0]["similarity"] >= 0.95
+    loose = await client.get(
+        "/api/v1/catalog/near-duplicates", params={"threshold": 0.5}, headers=owner.headers
+    )
+    assert len(loose.json()) >= 1
