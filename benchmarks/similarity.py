@@ -120,7 +120,8 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             await connection.execute(
                 text(
                     "INSERT INTO categories (id, organization_id, name)"
-                    " SELECT unnest(CAST(:ids AS uuid[])), :org, 'Family ' || generate_series(1, :n)"
+                    " SELECT unnest(CAST(:ids AS uuid[])), :org,"
+                    " 'Family ' || generate_series(1, :n)"
                 ),
                 {"ids": category_ids, "org": organization, "n": CATEGORIES},
             )
@@ -151,17 +152,16 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             await connection.execute(text("DROP INDEX ix_image_embeddings_hnsw"))
         raw = await AsyncConnection.connect(libpq_url(urls.owner))
         await register_vector_async(raw)
-        async with raw.cursor() as cursor:
-            async with cursor.copy(
-                "COPY image_embeddings (image_id, organization_id, material_id, backbone, embedding)"
-                " FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["uuid", "uuid", "uuid", "varchar", "halfvec"])
-                for index, vector in enumerate(vectors):
-                    await copy.write_row(
-                        (image_ids[index], organization, material_ids[material_of[index]],
-                         "bench", HalfVector(vector))
-                    )  # fmt: skip
+        async with raw.cursor() as cursor, cursor.copy(
+            "COPY image_embeddings (image_id, organization_id, material_id, backbone, embedding)"
+            " FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["uuid", "uuid", "uuid", "varchar", "halfvec"])
+            for index, vector in enumerate(vectors):
+                await copy.write_row(
+                    (image_ids[index], organization, material_ids[material_of[index]],
+                     "bench", HalfVector(vector))
+                )  # fmt: skip
         await raw.commit()
         results["load_seconds"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
