@@ -152,10 +152,14 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             await connection.execute(text("DROP INDEX ix_image_embeddings_hnsw"))
         raw = await AsyncConnection.connect(libpq_url(urls.owner))
         await register_vector_async(raw)
-        async with raw.cursor() as cursor, cursor.copy(
-            "COPY image_embeddings (image_id, organization_id, material_id, backbone, embedding)"
-            " FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
+        async with (
+            raw.cursor() as cursor,
+            cursor.copy(
+                "COPY image_embeddings"
+                " (image_id, organization_id, material_id, backbone, embedding)"
+                " FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy,
+        ):
             copy.set_types(["uuid", "uuid", "uuid", "varchar", "halfvec"])
             for index, vector in enumerate(vectors):
                 await copy.write_row(
