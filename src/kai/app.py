@@ -22,6 +22,7 @@ from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ml.endpoints import router as models_router
 from kai.ops.endpoints import router as ops_router
+from kai.recognition.endpoints import batches_router
 from kai.recognition.endpoints import catalog_router as near_duplicates_router
 from kai.recognition.endpoints import router as recognitions_router
 from kai.runtime import Runtime
@@ -104,6 +105,7 @@ def create_app(
         visual_router,
         models_router,
         recognitions_router,
+        batches_router,
         near_duplicates_router,
         jobs_router,
     ):

@@ -27,7 +27,7 @@ from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
 from kai.ml.models import ModelVersion
-from kai.recognition.models import Recognition
+from kai.recognition.models import Recognition, RecognitionBatch
 from kai.runtime import Runtime
 from tests.identity.factories import Member, add_member, create_user, member
 from tests.jobs import sample_tasks
@@ -165,6 +165,8 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             timings={},
         )
         work.add(recognition)
+        batch = RecognitionBatch(organization_id=organization_id, total=0)
+        work.add(batch)
         job = await sample_tasks.record.enqueue(work, organization_id=organization_id)
         return {
             "team_id": str(team.id),
@@ -178,6 +180,7 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             "image_id": str(image.id),
             "version_id": str(version.id),
             "recognition_id": str(recognition.id),
+            "batch_id": str(batch.id),
             "variant": "thumbnail",
         }
 

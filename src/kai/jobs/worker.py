@@ -22,6 +22,7 @@ TASK_MODULES = (
     "kai.catalog.tasks",
     "kai.search.tasks",
     "kai.ml.tasks",
+    "kai.recognition.tasks",
 )
 
 

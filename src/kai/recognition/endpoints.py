@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from fastapi.responses import Response
@@ -20,9 +20,10 @@ from kai.kit import images as imaging
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
 from kai.ml import training
-from kai.recognition import service
+from kai.recognition import batches, service
 from kai.recognition.models import Recognition
 from kai.recognition.schemas import (
+    BatchRead,
     FeedbackCreate,
     FeedbackRead,
     ModelVersionRef,
@@ -33,6 +34,7 @@ from kai.recognition.schemas import (
     SimilarMaterial,
 )
 from kai.search import visual
+from kai.search.service import visual_filter
 
 router = APIRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH_RESPONSES)
 
@@ -253,3 +255,91 @@ async def near_duplicates(
         ).near_duplicate_threshold
     pairs = await visual.near_duplicates(session, threshold=threshold, how_many=limit)
     return [NearDuplicateRead(**vars(pair)) for pair in pairs]
+
+
+batches_router = APIRouter(
+    prefix="/recognition-batches", tags=["recognitions"], responses=AUTH_RESPONSES
+)
+
+
+@batches_router.post(
+    "",
+    summary="Recognize many photos (files, or zips of them) in a job",
+    description="Every file is checked first: one that is not a photo refuses the batch (422, "
+    "naming each), and nothing is kept. The results come per photo at `/{id}/results`.",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(409, 413, 422),
+)
+async def create_batch(
+    actor: RecognitionsCreate,
+    session: DbSession,
+    runtime: RuntimeDep,
+    files: Annotated[
+        list[UploadFile], File(description="Photos (JPEG, PNG, WebP, HEIC) or zips of photos.")
+    ],
+    top_k: Annotated[int, Form(ge=1, le=50)] = 5,
+    similar_k: Annotated[int, Form(ge=0, le=100)] = 10,
+    category_id: Annotated[uuid.UUID | None, Form()] = None,
+    filter: Annotated[list[FilterText] | None, Form()] = None,
+) -> BatchRead:
+    limits = runtime.image_limits
+    uploaded = [
+        (upload.filename or f"photo-{index}", await upload.read())
+        for index, upload in enumerate(files, start=1)
+    ]
+    photos = await asyncio.to_thread(batches.checked_photos, uploaded, limits)
+    options = service.RecognitionOptions(
+        top_k=top_k, similar_k=similar_k, category_id=category_id, filters=filter or ()
+    )
+    # The filters are checked now, not when the job meets them.
+    await visual_filter(session, actor=actor, category_id=category_id, filters=filter or ())
+    batch = await batches.create_batch(
+        session, runtime.storage, actor=actor, photos=photos, options=options
+    )
+    return BatchRead.model_validate(batch)
+
+
+@batches_router.get("", summary="Recognition batches, newest first")
+async def list_batches(
+    actor: RecognitionsRead,
+    session: DbSession,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[BatchRead]:
+    rows, next_cursor = await batches.list_batches(session, actor=actor, params=page)
+    return Page[BatchRead](
+        items=[BatchRead.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
+
+
+@batches_router.get(
+    "/{batch_id}", summary="A batch and its progress", responses=problem_responses(404)
+)
+async def get_batch(batch_id: uuid.UUID, actor: RecognitionsRead, session: DbSession) -> BatchRead:
+    return BatchRead.model_validate(
+        await batches.get_batch(session, actor=actor, batch_id=batch_id)
+    )
+
+
+@batches_router.get(
+    "/{batch_id}/results",
+    summary="A result per photo, as JSON or CSV",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/json": {}, "text/csv": {}}},
+        **problem_responses(404),
+    },
+)
+async def batch_results(
+    batch_id: uuid.UUID,
+    actor: RecognitionsRead,
+    session: DbSession,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    rows = await batches.results(session, actor=actor, batch_id=batch_id)
+    if format == "csv":
+        return Response(
+            batches.results_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"'},
+        )
+    return Response(batches.results_json(rows), media_type="application/json")

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base, new_id
 
-TENANT_TABLES = ("recognitions", "recognition_feedback", "recognition_settings")
+TENANT_TABLES = (
+    "recognitions",
+    "recognition_feedback",
+    "recognition_settings",
+    "recognition_batches",
+    "recognition_batch_items",
+)
 
 
 class Recognition(Base):
@@ -97,3 +103,53 @@ class RecognitionSettings(Base):
     # Catalog images at least this similar (cosine) are reported as near-duplicates.
     near_duplicate_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.95"))
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class RecognitionBatch(Base):
+    """Many photos recognized by a job; each photo's result is an item."""
+
+    __tablename__ = "recognition_batches"
+    __table_args__ = (
+        Index("ix_recognition_batches_listed", "organization_id", "created_at", "id"),
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed')", name="status_known"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'queued'"))
+    total: Mapped[int]
+    done: Mapped[int] = mapped_column(server_default=text("0"))
+    failed: Mapped[int] = mapped_column(server_default=text("0"))
+    # top_k, similar_k, category_id, filters: as for one recognition.
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    finished_at: Mapped[datetime | None]
+
+
+class RecognitionBatchItem(Base):
+    __tablename__ = "recognition_batch_items"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'recognized', 'failed')", name="status_known"),
+    )
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recognition_batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    file_name: Mapped[str] = mapped_column(String(255))
+    # The photo as uploaded, until it is recognized (then it is the recognition's).
+    image_key: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'pending'"))
+    recognition_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("recognitions.id", ondelete="SET NULL")
+    )
+    error: Mapped[str | None] = mapped_column(String(2000))

@@ -92,3 +92,18 @@ class RecognitionSettingsUpdate(BaseModel):
 
     confidence_threshold: float = Field(ge=0.0, le=1.0)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.5, le=1.0)
+
+
+class BatchRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: Literal["queued", "running", "succeeded", "failed"]
+    total: int = Field(description="Photos in the batch.")
+    done: int = Field(description="Photos recognized so far.")
+    failed: int = Field(description="Photos that could not be recognized.")
+    options: dict[str, object]
+    job_id: uuid.UUID | None
+    created_by: str | None
+    created_at: datetime
+    finished_at: datetime | None

@@ -106,8 +106,12 @@ async def recognize(
     options: RecognitionOptions,
     settings: Settings,
     limits: ImageLimits,
+    author: str | None = None,
+    stored_key: str | None = None,
 ) -> Recognized:
-    """Recognize one photo with the organization's active model and store the answer."""
+    """Recognize one photo with the organization's active model and store the answer.
+
+    `stored_key`: the photo is in storage already (a batch's), and stays where it is."""
     organization_id = actor.tenant_id
     clock = Stopwatch()
     started = time.perf_counter()
@@ -163,15 +167,20 @@ async def recognize(
                 width=inspected.width,
                 height=inspected.height,
                 file_name=file_name[:255],
-                created_by=_author(actor),
+                created_by=author or _author(actor),
             ),
             storing=storing,
         )
     except BaseException:
         with contextlib.suppress(Exception):
             await storing
-            await storage.delete(image_key)
+            if stored_key is None:
+                await storage.delete(image_key)
         raise
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _answer(

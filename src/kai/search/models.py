@@ -56,11 +56,15 @@ class ImageEmbedding(Base):
 
     __tablename__ = "image_embeddings"
     __table_args__ = (
+        # Denser than pgvector's default graph (m 16, ef_construction 64): catalogs are full of
+        # close variants (one product shot many ways), among which a sparse graph left some
+        # searches in the wrong neighbourhood (benchmarks/README.md).
         Index(
             "ix_image_embeddings_hnsw",
             "embedding",
             postgresql_using="hnsw",
             postgresql_ops={"embedding": "halfvec_cosine_ops"},
+            postgresql_with={"m": 24, "ef_construction": 128},
         ),
         Index("ix_image_embeddings_material", "material_id"),
     )

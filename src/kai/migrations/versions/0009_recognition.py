@@ -94,6 +94,7 @@ def _create_tables() -> None:
         ["embedding"],
         postgresql_using="hnsw",
         postgresql_ops={"embedding": "halfvec_cosine_ops"},
+        postgresql_with={"m": 24, "ef_construction": 128},
     )
     op.create_table(
         "model_versions",
@@ -275,6 +276,10 @@ def _create_functions() -> None:
     # the transaction's organization itself; the iterative scan keeps walking the graph until
     # enough images of the organization (and of the categories, and with the properties) are
     # found. Images are ranked, then each material keeps its most similar image.
+    # In PL/pgSQL with the query built for the filters given: as an SQL function, its body was
+    # planned once for any arguments, and that generic plan, blind to the optional filters
+    # being NULL, sorted every image by distance (106 ms at 20,000 images) instead of walking
+    # the index (2.7 ms). EXECUTE plans each call for its own values.
     op.execute(
         f"""
         CREATE FUNCTION kai_visual_matches(
@@ -282,31 +287,38 @@ def _create_functions() -> None:
             properties jsonb DEFAULT NULL, excluded uuid DEFAULT NULL
         )
         RETURNS TABLE (material_id uuid, image_id uuid, similarity double precision)
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE plpgsql STABLE SECURITY DEFINER
         SET search_path = public, pg_temp
         SET hnsw.iterative_scan = 'relaxed_order'
         SET hnsw.ef_search = 100
         SET hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}
-        AS $$
-            SELECT best.material_id, best.image_id, 1 - best.distance FROM (
-                SELECT DISTINCT ON (nearest.material_id)
-                       nearest.material_id, nearest.image_id, nearest.distance
-                  FROM (
-                    SELECT e.material_id, e.image_id, e.embedding <=> query AS distance
-                      FROM image_embeddings e
-                      JOIN materials m ON m.id = e.material_id
-                     WHERE e.organization_id = kai_current_org() AND m.deleted_at IS NULL
-                       AND (categories IS NULL OR m.category_id = ANY (categories))
-                       AND (properties IS NULL OR m.properties @> properties)
-                       AND (excluded IS NULL OR m.id <> excluded)
-                     ORDER BY e.embedding <=> query
-                     LIMIT how_many * 4
-                  ) nearest
-                 ORDER BY nearest.material_id, nearest.distance
-            ) best
-            ORDER BY best.distance
-            LIMIT how_many
-        $$
+        AS $function$
+        BEGIN
+            RETURN QUERY EXECUTE format(
+                $query$
+                SELECT best.material_id, best.image_id, 1 - best.distance FROM (
+                    SELECT DISTINCT ON (nearest.material_id)
+                           nearest.material_id, nearest.image_id, nearest.distance
+                      FROM (
+                        SELECT e.material_id, e.image_id, e.embedding <=> $1 AS distance
+                          FROM image_embeddings e
+                          JOIN materials m ON m.id = e.material_id
+                         WHERE e.organization_id = kai_current_org() AND m.deleted_at IS NULL
+                               %s %s %s
+                         ORDER BY e.embedding <=> $1
+                         LIMIT $2 * 4
+                      ) nearest
+                     ORDER BY nearest.material_id, nearest.distance
+                ) best
+                ORDER BY best.distance
+                LIMIT $2
+                $query$,
+                CASE WHEN categories IS NULL THEN '' ELSE 'AND m.category_id = ANY ($3)' END,
+                CASE WHEN properties IS NULL THEN '' ELSE 'AND m.properties @> $4' END,
+                CASE WHEN excluded IS NULL THEN '' ELSE 'AND m.id <> $5' END
+            ) USING query, how_many, categories, properties, excluded;
+        END
+        $function$
         """
     )
 

@@ -1,0 +1,153 @@
+"""Batches of recognitions: many photos and zips of photos recognized by the worker, a result
+per photo as JSON or CSV, and uploads that are not all photos refused whole."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import pytest
+from httpx import AsyncClient
+
+from kai.runtime import Runtime
+from tests.identity.factories import member
+from tests.recognition.test_recognitions import _catalog, _finished, _train
+from tests.vision.textures import checks, grain, jpeg, stripes
+
+pytestmark = pytest.mark.database
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _brass(seed: int) -> bytes:
+    return jpeg(stripes(256, period=8, angle=0.2, colour=(200, 160, 70), seed=seed))
+
+
+def _mosaic(seed: int) -> bytes:
+    return jpeg(checks(256, cell=15, colour=(60, 90, 190), seed=seed))
+
+
+async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    untrained = await client.post(
+        "/api/v1/recognition-batches",
+        files=[("files", ("a.jpg", _brass(1), "image/jpeg"))],
+        headers=owner.headers,
+    )
+    assert untrained.status_code == 409
+    await _catalog(client, owner)
+    await _train(client, owner)
+    archive = _zip(
+        {
+            "site/wall.jpg": _mosaic(21),
+            "site/floor.jpg": _brass(22),
+            "__MACOSX/site/._wall.jpg": b"resource fork",
+            "site/.DS_Store": b"finder",
+        }
+    )
+
+    started = await client.post(
+        "/api/v1/recognition-batches",
+        files=[
+            ("files", ("brass.jpg", _brass(20), "image/jpeg")),
+            ("files", ("mosaic.jpg", _mosaic(23), "image/jpeg")),
+            ("files", ("site.zip", archive, "application/zip")),
+        ],
+        data={"similar_k": "1"},
+        headers=owner.headers,
+    )
+
+    assert started.status_code == 202, started.text
+    batch = started.json()
+    assert batch["total"] == 4
+    assert batch["status"] == "queued"
+    jobs = await _finished(client, owner, "recognition.recognize_batch")
+    assert jobs[0]["status"] == "succeeded", jobs[0]
+    finished = (
+        await client.get(f"/api/v1/recognition-batches/{batch['id']}", headers=owner.headers)
+    ).json()
+    assert (finished["status"], finished["done"], finished["failed"]) == ("succeeded", 4, 0)
+    results = (
+        await client.get(
+            f"/api/v1/recognition-batches/{batch['id']}/results", headers=owner.headers
+        )
+    ).json()
+    assert [row["file_name"] for row in results] == [
+        "brass.jpg",
+        "mosaic.jpg",
+        "site.zip/site/wall.jpg",
+        "site.zip/site/floor.jpg",
+    ]
+    assert [row["label"] for row in results] == [
+        "Brushed brass",
+        "Blue mosaic",
+        "Blue mosaic",
+        "Brushed brass",
+    ]
+    assert all(row["status"] == "recognized" and row["similar_name"] for row in results)
+    exported = await client.get(
+        f"/api/v1/recognition-batches/{batch['id']}/results",
+        params={"format": "csv"},
+        headers=owner.headers,
+    )
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [row["label"] for row in rows] == [row["label"] for row in results]
+    listed = await client.get("/api/v1/recognitions", headers=owner.headers)
+    assert len(listed.json()["items"]) == 4
+    batches = await client.get("/api/v1/recognition-batches", headers=owner.headers)
+    assert [item["id"] for item in batches.json()["items"]] == [batch["id"]]
+
+
+async def test_a_batch_with_anything_but_photos_is_refused_whole(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    assert owner.organization is not None
+    await _catalog(client, owner)
+    await _train(client, owner)
+    uploads = {
+        "a pdf among photos": [
+            ("files", ("ok.jpg", _brass(1), "image/jpeg")),
+            ("files", ("invoice.jpg", b"%PDF-1.7 not a photo", "image/jpeg")),
+        ],
+        "a broken zip": [("files", ("photos.zip", b"PK\x03\x04 broken", "application/zip"))],
+        "a zip with a truncated photo": [
+            (
+                "files",
+                (
+                    "photos.zip",
+                    _zip({"cut.jpg": jpeg(grain(300, blur=5, colour=(90, 90, 90), seed=2))[:900]}),
+                    "application/zip",
+                ),
+            )
+        ],
+        "an empty zip": [("files", ("photos.zip", _zip({}), "application/zip"))],
+    }
+
+    for case, files in uploads.items():
+        refused = await client.post(
+            "/api/v1/recognition-batches", files=files, headers=owner.headers
+        )
+
+        assert refused.status_code == 422, (case, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+    pdf = await client.post(
+        "/api/v1/recognition-batches", files=uploads["a pdf among photos"], headers=owner.headers
+    )
+    assert [error["loc"][-1] for error in pdf.json()["errors"]] == ["invoice.jpg"]
+    batches = await client.get("/api/v1/recognition-batches", headers=owner.headers)
+    assert batches.json()["items"] == []
+    prefix = f"{owner.organization.id}/users/"
+    assert [stored async for stored in committed_runtime.storage.list(prefix)] == []
