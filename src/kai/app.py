@@ -29,6 +29,7 @@ from kai.runtime import Runtime
 from kai.search import semantic
 from kai.search.endpoints import router as search_router
 from kai.search.visual_endpoints import router as visual_router
+from kai.vision.backbones import warm_default_backbones
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +60,17 @@ def create_app(
         active = runtime or Runtime.create(settings, database_url or "")
         app.state.runtime = active
         worker = _start_worker(active) if run_worker else None
-        # The language model loads in the background: the first search need not wait for it.
+        # The language and image models load in the background: the first search or
+        # recognition need not wait for them.
         warming = (
-            asyncio.create_task(asyncio.to_thread(semantic.query_embeddings().warm))
+            asyncio.gather(
+                asyncio.to_thread(semantic.query_embeddings().warm),
+                asyncio.to_thread(
+                    warm_default_backbones,
+                    active.settings.model_dir,
+                    threads=active.settings.vision.threads,
+                ),
+            )
             if owned
             else None
         )

@@ -67,3 +67,17 @@ def _load(name: str, model_dir: Path, threads: int) -> Backbone:
     raise BackboneUnavailable(
         f"No backbone named {name!r}: use {efficientnet.NAME}, handcrafted or onnx:<file>"
     )
+
+
+def warm_default_backbones(model_dir: Path, *, threads: int = 0) -> None:
+    """Load the default backbones now (exporting EfficientNet-Lite0 if it never was), so that
+    the first recognition need not; one that cannot load is logged, not fatal."""
+    import structlog
+
+    for name in DEFAULT_BACKBONES:
+        try:
+            get_backbone(name, model_dir=model_dir, threads=threads)
+        except BackboneUnavailable as exc:
+            structlog.get_logger(__name__).warning(
+                "vision.backbone_unavailable", backbone=name, error=exc.detail or exc.title
+            )
