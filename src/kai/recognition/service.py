@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +75,6 @@ class Recognized:
 
     recognition: Recognition
     model_version_number: int | None
-    thumbnails: dict[uuid.UUID, bool] = field(default_factory=dict)
 
 
 def _author(actor: Actor) -> str:
@@ -252,11 +251,7 @@ async def _answer(
     clock.total()
     recognition.timings = dict(clock.timings)
     await session.flush()
-    return Recognized(
-        recognition=recognition,
-        model_version_number=version.number,
-        thumbnails={item.material_id: item.has_thumbnail for item in similar},
-    )
+    return Recognized(recognition=recognition, model_version_number=version.number)
 
 
 async def _backbone(name: str, settings: Settings) -> Backbone:

@@ -38,7 +38,6 @@ class SimilarMaterial:
     code: str
     score: float
     image_id: uuid.UUID
-    has_thumbnail: bool
 
 
 async def refresh_image_embeddings(
@@ -123,7 +122,6 @@ def _similar(match: VisualMatch) -> SimilarMaterial:
         code=match.code,
         score=round(match.similarity, 4),
         image_id=match.image_id,
-        has_thumbnail=match.thumbnail_key is not None,
     )
 
 

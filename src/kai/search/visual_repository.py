@@ -33,7 +33,6 @@ class VisualMatch:
     similarity: float
     name: str
     code: str
-    thumbnail_key: str | None
 
 
 class VisualRepository:
@@ -117,15 +116,13 @@ class VisualRepository:
                 matches.c.similarity,
                 Material.name,
                 Material.code,
-                MaterialImage.thumbnail_key,
             )
             .select_from(matches)
             .join(Material, Material.id == matches.c.material_id)
-            .join(MaterialImage, MaterialImage.id == matches.c.image_id)
             .order_by(matches.c.similarity.desc())
         )
         return [
-            VisualMatch(row[0], row[1], float(row[2]), row[3], row[4], row[5])
+            VisualMatch(row[0], row[1], float(row[2]), row[3], row[4])
             for row in (await self.session.execute(statement)).all()
         ]
 
