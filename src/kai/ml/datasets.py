@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog import categories, images
 from kai.catalog.errors import DuplicateImage
 from kai.catalog.materials import create_material
+from kai.catalog.models import Material
 from kai.catalog.repository import MaterialRepository
 from kai.catalog.schemas import MaterialCreate
 from kai.identity.actor import Actor
@@ -72,7 +73,7 @@ async def import_folder(
         if (view.category.path[-1] if view.category.path else None) == parent_id
     }
     category_of: dict[str, uuid.UUID] = {}
-    material_of: dict[str, object] = {}
+    material_of: dict[str, Material] = {}
     repository = MaterialRepository(session)
     for done, (path, folder) in enumerate(zip(found.paths, found.labels, strict=True), start=1):
         name = label_name(folder)
@@ -113,7 +114,7 @@ async def import_folder(
                 session,
                 storage,
                 actor=actor,
-                material=material,  # type: ignore[arg-type]
+                material=material,
                 data=path.read_bytes(),
                 file_name=path.name,
                 primary=None,

@@ -4,6 +4,7 @@ stratified k-fold, a head per backbone and their weighted vote, and the usual me
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
 from kai.ml.heads import fit_ensemble
 from kai.vision.backbones import Backbone
-from kai.vision.preprocessing import Enhancement, prepare_image
+from kai.vision.preprocessing import Enhancement, prepare_views
 
 # Photos embedded per call to a backbone (progress is reported between calls).
 EMBED_CHUNK = 16
@@ -118,29 +119,29 @@ def embed_folder(
     for path, label in zip(images.paths, images.labels, strict=True):
         try:
             data = path.read_bytes()
-            prepared = {
-                side: prepare_image(data, side=side, enhancement=enhancement, **_limits(limits))
-                for side in sides
-            }
+            # Decoded once for every backbone's view size.
+            prepared = prepare_views(
+                data, sides=sides, enhancement=enhancement, **_limits(limits)
+            ).views
         except KaiError as exc:
             kept.skipped.append((path, exc.detail or exc.title))
         else:
             kept.paths.append(path)
             kept.labels.append(label)
-            for side, image in prepared.items():
-                by_side.setdefault(side, []).append(image.views)
+            for side, views in prepared.items():
+                by_side.setdefault(side, []).append(views)
         if progress:
             progress(1)
     embeddings: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     for backbone in backbones:
         photos = by_side.get(backbone.input_side, [])
-        started = _now()
+        started = time.perf_counter()
         chunks = [
             backbone.embed(photos[start : start + EMBED_CHUNK])
             for start in range(0, len(photos), EMBED_CHUNK)
         ]
-        elapsed = _now() - started
+        elapsed = time.perf_counter() - started
         embeddings[backbone.name] = (
             np.concatenate(chunks) if chunks else np.zeros((0, backbone.dimension), np.float32)
         )
@@ -283,9 +284,3 @@ def render_confusion_matrix(report: EvaluationReport, target: Path) -> None:
 
 def _limits(limits: ImageLimits | None) -> dict[str, Any]:
     return {"limits": limits} if limits is not None else {}
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()

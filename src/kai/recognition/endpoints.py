@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from fastapi.responses import Response
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
@@ -35,15 +35,13 @@ from kai.recognition.schemas import (
 )
 from kai.search import visual
 from kai.search.service import visual_filter
+from kai.search.visual_endpoints import ValueFilter
 
 router = APIRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH_RESPONSES)
 
 RecognitionsCreate = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_CREATE))]
 RecognitionsRead = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_READ))]
 ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
-FilterText = Annotated[
-    str, StringConstraints(max_length=200, pattern=r"^[a-z][a-z0-9_]{0,62}:[^\x00-\x1f\x7f]+$")
-]
 # A recognition's photo never changes under its id.
 IMMUTABLE = "private, max-age=31536000, immutable"
 PHOTO_SIDE = 1024
@@ -107,7 +105,7 @@ async def recognize(
         uuid.UUID | None, Form(description="Similar materials only in this category's subtree.")
     ] = None,
     filter: Annotated[
-        list[FilterText] | None,
+        list[ValueFilter] | None,
         Form(description="Similar materials only with these property values (`finish:honed`)."),
     ] = None,
 ) -> RecognitionRead:
@@ -280,7 +278,7 @@ async def create_batch(
     top_k: Annotated[int, Form(ge=1, le=50)] = 5,
     similar_k: Annotated[int, Form(ge=0, le=100)] = 10,
     category_id: Annotated[uuid.UUID | None, Form()] = None,
-    filter: Annotated[list[FilterText] | None, Form()] = None,
+    filter: Annotated[list[ValueFilter] | None, Form()] = None,
 ) -> BatchRead:
     limits = runtime.image_limits
     uploaded = [

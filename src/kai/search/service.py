@@ -99,6 +99,19 @@ def _definitions(views: Sequence[CategoryView]) -> dict[str, PropertyDefinition]
     return found
 
 
+def _subtree(
+    views: Sequence[CategoryView], category_id: uuid.UUID | None
+) -> list[uuid.UUID] | None:
+    """The category and every category under it; None when no category is asked for."""
+    if category_id is None:
+        return None
+    return [
+        view.category.id
+        for view in views
+        if view.category.id == category_id or category_id in view.category.path
+    ]
+
+
 def _filter_problem(raw: str, message: str) -> InvalidFilter:
     return InvalidFilter(
         f"`{raw}`: {message}",
@@ -174,14 +187,7 @@ async def _prepared(
     conditions = [
         condition for raw in request.filters for condition in parse_filter(raw, definitions)
     ]
-    category_ids = None
-    if request.category_id is not None:
-        chosen = request.category_id
-        category_ids = [
-            view.category.id
-            for view in views
-            if view.category.id == chosen or chosen in view.category.path
-        ]
+    category_ids = _subtree(views, request.category_id)
     text = request.text.strip() if request.text else None
     query = SearchQuery(
         organization_id=organization_id,
@@ -431,13 +437,7 @@ async def visual_filter(
     if category_id is not None:
         await categories.get_category(session, actor=actor, category_id=category_id)
     views = await categories.cached_categories(session, actor=actor)
-    subtree = None
-    if category_id is not None:
-        subtree = [
-            view.category.id
-            for view in views
-            if view.category.id == category_id or category_id in view.category.path
-        ]
+    subtree = _subtree(views, category_id)
     definitions = _definitions(views)
     wanted: dict[str, Any] = {}
     for raw in filters:

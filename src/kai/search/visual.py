@@ -109,12 +109,6 @@ async def similar_materials(
     return [_similar(match) for match in found]
 
 
-async def material_embedding(
-    session: AsyncSession, *, organization_id: uuid.UUID, material_id: uuid.UUID
-) -> list[float] | None:
-    return await VisualRepository(session).embedding_of_material(organization_id, material_id)
-
-
 def _similar(match: VisualMatch) -> SimilarMaterial:
     return SimilarMaterial(
         material_id=match.material_id,
@@ -170,9 +164,7 @@ async def more_like_material(
 ) -> list[SimilarMaterial] | None:
     """The materials that look most like one material's primary image (itself left out);
     None while none of its images is embedded yet."""
-    vector = await material_embedding(
-        session, organization_id=organization_id, material_id=material_id
-    )
+    vector = await VisualRepository(session).embedding_of_material(organization_id, material_id)
     if vector is None:
         return None
     return await similar_materials(

@@ -23,6 +23,8 @@ from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
 router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+# A property value similar materials must have (`finish:honed`): the image index filters by
+# containment, so no ranges.
 ValueFilter = Annotated[
     str, StringConstraints(max_length=200, pattern=r"^[a-z][a-z0-9_]{0,62}:[^\x00-\x1f\x7f]+$")
 ]
