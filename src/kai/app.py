@@ -25,6 +25,7 @@ from kai.ops.endpoints import router as ops_router
 from kai.recognition.endpoints import batches_router
 from kai.recognition.endpoints import catalog_router as near_duplicates_router
 from kai.recognition.endpoints import router as recognitions_router
+from kai.recognition.project_endpoints import router as projects_router
 from kai.runtime import Runtime
 from kai.search import semantic
 from kai.search.endpoints import router as search_router
@@ -115,6 +116,7 @@ def create_app(
         models_router,
         recognitions_router,
         batches_router,
+        projects_router,
         near_duplicates_router,
         jobs_router,
     ):

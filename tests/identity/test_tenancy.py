@@ -27,7 +27,7 @@ from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
 from kai.ml.models import ModelVersion
-from kai.recognition.models import Recognition, RecognitionBatch
+from kai.recognition.models import Project, ProjectMaterial, Recognition, RecognitionBatch
 from kai.runtime import Runtime
 from tests.identity.factories import Member, add_member, create_user, member
 from tests.jobs import sample_tasks
@@ -147,11 +147,15 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
         version = ModelVersion(organization_id=organization_id, number=number, status="ready")
         work.add(version)
         await work.flush()
+        project = Project(organization_id=organization_id, name=f"Villa {suffix}")
+        work.add(project)
+        await work.flush()
         photo_key = f"{organization_id}/users/uploads/recognitions/{suffix}.jpg"
         await runtime.storage.put(photo_key, _photo()["file"][1], content_type="image/jpeg")
         recognition = Recognition(
             organization_id=organization_id,
             model_version_id=version.id,
+            project_id=project.id,
             image_key=photo_key,
             sha256=uuid.uuid4().hex * 2,
             content_type="image/jpeg",
@@ -165,6 +169,12 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             timings={},
         )
         work.add(recognition)
+        await work.flush()
+        work.add(
+            ProjectMaterial(
+                project_id=project.id, material_id=material.id, organization_id=organization_id
+            )
+        )
         batch = RecognitionBatch(organization_id=organization_id, total=0)
         work.add(batch)
         job = await sample_tasks.record.enqueue(work, organization_id=organization_id)
@@ -181,6 +191,7 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             "version_id": str(version.id),
             "recognition_id": str(recognition.id),
             "batch_id": str(batch.id),
+            "project_id": str(project.id),
             "variant": "thumbnail",
         }
 

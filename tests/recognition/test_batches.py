@@ -47,6 +47,7 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
     assert untrained.status_code == 409
     await _catalog(client, owner)
     await _train(client, owner)
+    project = await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
     archive = _zip(
         {
             "site/wall.jpg": _mosaic(21),
@@ -63,13 +64,14 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
             ("files", ("mosaic.jpg", _mosaic(23), "image/jpeg")),
             ("files", ("site.zip", archive, "application/zip")),
         ],
-        data={"similar_k": "1"},
+        data={"similar_k": "1", "project_id": project.json()["id"]},
         headers=owner.headers,
     )
 
     assert started.status_code == 202, started.text
     batch = started.json()
     assert batch["total"] == 4
+    assert batch["project_id"] == project.json()["id"]
     assert batch["status"] == "queued"
     jobs = await _finished(client, owner, "recognition.recognize_batch")
     assert jobs[0]["status"] == "succeeded", jobs[0]
@@ -103,8 +105,10 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [row["label"] for row in rows] == [row["label"] for row in results]
-    listed = await client.get("/api/v1/recognitions", headers=owner.headers)
-    assert len(listed.json()["items"]) == 4
+    listed = await client.get(
+        "/api/v1/recognitions", params={"project_id": project.json()["id"]}, headers=owner.headers
+    )
+    assert len(listed.json()["items"]) == 4  # each photo's recognition, filed in the project
     batches = await client.get("/api/v1/recognition-batches", headers=owner.headers)
     assert [item["id"] for item in batches.json()["items"]] == [batch["id"]]
 

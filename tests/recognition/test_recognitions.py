@@ -112,10 +112,13 @@ async def test_a_photo_is_recognized_after_training_and_feedback_feeds_the_next_
     }
     await _finished(client, owner, "search.embed_images")
 
+    project = await client.post(
+        "/api/v1/projects", json={"name": "Showroom"}, headers=owner.headers
+    )
     answered = await client.post(
         "/api/v1/recognitions",
         files={"file": ("brass.jpg", _brass_photo(), "image/jpeg")},
-        data={"top_k": "2", "similar_k": "3"},
+        data={"top_k": "2", "similar_k": "3", "project_id": project.json()["id"]},
         headers=owner.headers,
     )
 
@@ -129,6 +132,7 @@ async def test_a_photo_is_recognized_after_training_and_feedback_feeds_the_next_
         recognition["predictions"][0]["confidence"] >= recognition["predictions"][1]["confidence"]
     )
     assert recognition["model_version"] == {"id": version["id"], "number": 1}
+    assert recognition["project_id"] == project.json()["id"]
     similar = recognition["similar"]
     assert len(similar) == 3
     brass_ids = {materials["brushed_brass0"]["id"], materials["brushed_brass1"]["id"]}

@@ -52,8 +52,9 @@ class Actor:
 
     @property
     def unrestricted(self) -> bool:
-        """Sees every resource of the organization, whichever teams it is shared with."""
-        return self.role in UNRESTRICTED_ROLES
+        """Sees every resource of the organization, whichever teams it is shared with (owners,
+        admins, and the platform's own operator: the command line and the jobs it queues)."""
+        return self.kind == "operator" or self.role in UNRESTRICTED_ROLES
 
     @property
     def tenant_id(self) -> uuid.UUID:

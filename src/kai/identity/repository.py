@@ -4,7 +4,7 @@ would hide other organizations' rows anyway: the policies are the second wall, n
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -335,6 +335,15 @@ class TeamRepository:
             .order_by(TeamMember.created_at)
         )
         return list((await self.session.scalars(statement)).all())
+
+    async def existing_ids(
+        self, organization_id: uuid.UUID, team_ids: Collection[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Which of `team_ids` are teams of the organization."""
+        statement = select(Team.id).where(
+            Team.organization_id == organization_id, Team.id.in_(list(team_ids))
+        )
+        return set((await self.session.scalars(statement)).all())
 
     async def team_ids_of(self, organization_id: uuid.UUID, user_id: uuid.UUID) -> set[uuid.UUID]:
         statement = select(TeamMember.team_id).where(

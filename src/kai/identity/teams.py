@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Uuid, cast, func, or_, true
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from kai.identity import audit
 from kai.identity.actor import Actor
@@ -43,7 +44,9 @@ async def can_see(
 
 
 def visible_clause(
-    actor: Actor, actor_teams: Collection[uuid.UUID], shared_with: ColumnElement[Any]
+    actor: Actor,
+    actor_teams: Collection[uuid.UUID],
+    shared_with: ColumnElement[Any] | InstrumentedAttribute[Any],
 ) -> ColumnElement[bool]:
     """A WHERE clause on an array-of-team-ids column: the rows `actor` may see."""
     if actor.unrestricted:

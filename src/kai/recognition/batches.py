@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import Settings
@@ -26,8 +26,9 @@ from kai.kit.pagination import PageParams, paginate
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.ml.repository import ModelVersionRepository
-from kai.recognition import service
+from kai.recognition import projects, service
 from kai.recognition.models import Recognition, RecognitionBatch, RecognitionBatchItem
+from kai.recognition.repository import in_visible_project
 
 MAX_PHOTOS = 1000
 # What the photos of one zip may unpack to, all together.
@@ -144,8 +145,11 @@ async def create_batch(
     organization_id = actor.tenant_id
     if await ModelVersionRepository(session).active(organization_id) is None:
         raise service.NoTrainedModel("Train a model first: a batch is recognized by one.")
+    if options.project_id is not None:
+        await projects.open_project(session, actor=actor, project_id=options.project_id)
     batch = RecognitionBatch(
         organization_id=organization_id,
+        project_id=options.project_id,
         status="queued",
         total=len(photos),
         options={
@@ -225,6 +229,7 @@ async def run_batch(
                 else None
             ),
             filters=tuple(batch.options.get("filters") or ()),
+            project_id=batch.project_id,
         )
         author = batch.created_by
         total = batch.total
@@ -279,23 +284,34 @@ async def run_batch(
         return {"recognized": batch.done, "failed": batch.failed}
 
 
+async def _seen(session: AsyncSession, actor: Actor) -> ColumnElement[bool]:
+    """Batches in no project, or in one the actor sees."""
+    return in_visible_project(
+        RecognitionBatch.project_id, actor.tenant_id, await projects.visibility(session, actor)
+    )
+
+
 async def get_batch(
     session: AsyncSession, *, actor: Actor, batch_id: uuid.UUID
 ) -> RecognitionBatch:
     found = await session.scalar(
         select(RecognitionBatch).where(
-            RecognitionBatch.organization_id == actor.tenant_id, RecognitionBatch.id == batch_id
+            RecognitionBatch.organization_id == actor.tenant_id,
+            RecognitionBatch.id == batch_id,
+            await _seen(session, actor),
         )
     )
     if found is None:
-        raise BatchNotFound(f"No recognition batch {batch_id} in this organization.")
+        raise BatchNotFound(f"No recognition batch {batch_id} that you can see.")
     return found
 
 
 async def list_batches(
     session: AsyncSession, *, actor: Actor, params: PageParams
 ) -> tuple[list[RecognitionBatch], str | None]:
-    statement = select(RecognitionBatch).where(RecognitionBatch.organization_id == actor.tenant_id)
+    statement = select(RecognitionBatch).where(
+        RecognitionBatch.organization_id == actor.tenant_id, await _seen(session, actor)
+    )
     return await paginate(
         session,
         statement,

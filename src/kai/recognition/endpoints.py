@@ -52,6 +52,7 @@ def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> Recognitio
     return RecognitionRead(
         id=recognition.id,
         created_at=recognition.created_at,
+        project_id=recognition.project_id,
         file_name=recognition.file_name,
         width=recognition.width,
         height=recognition.height,
@@ -108,6 +109,9 @@ async def recognize(
         list[ValueFilter] | None,
         Form(description="Similar materials only with these property values (`finish:honed`)."),
     ] = None,
+    project_id: Annotated[
+        uuid.UUID | None, Form(description="File the recognition in this project.")
+    ] = None,
 ) -> RecognitionRead:
     limits = runtime.image_limits
     data = await file.read(limits.max_bytes + 1)
@@ -118,7 +122,11 @@ async def recognize(
         data=data,
         file_name=file.filename or "",
         options=service.RecognitionOptions(
-            top_k=top_k, similar_k=similar_k, category_id=category_id, filters=filter or ()
+            top_k=top_k,
+            similar_k=similar_k,
+            category_id=category_id,
+            filters=filter or (),
+            project_id=project_id,
         ),
         settings=runtime.settings,
         limits=limits,
@@ -138,6 +146,9 @@ async def list_recognitions(
     label: Annotated[str | None, Query(max_length=200)] = None,
     unknown: bool | None = None,
     model_version_id: uuid.UUID | None = None,
+    project_id: Annotated[
+        uuid.UUID | None, Query(description="Only those filed in this project.")
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Page[RecognitionRead]:
@@ -147,6 +158,7 @@ async def list_recognitions(
         label=label,
         unknown=unknown,
         model_version_id=model_version_id,
+        project_id=project_id,
         since=since,
         until=until,
         params=page,
@@ -279,6 +291,9 @@ async def create_batch(
     similar_k: Annotated[int, Form(ge=0, le=100)] = 10,
     category_id: Annotated[uuid.UUID | None, Form()] = None,
     filter: Annotated[list[ValueFilter] | None, Form()] = None,
+    project_id: Annotated[
+        uuid.UUID | None, Form(description="File the recognitions in this project.")
+    ] = None,
 ) -> BatchRead:
     limits = runtime.image_limits
     uploaded = [
@@ -287,7 +302,11 @@ async def create_batch(
     ]
     photos = await asyncio.to_thread(batches.checked_photos, uploaded, limits)
     options = service.RecognitionOptions(
-        top_k=top_k, similar_k=similar_k, category_id=category_id, filters=filter or ()
+        top_k=top_k,
+        similar_k=similar_k,
+        category_id=category_id,
+        filters=filter or (),
+        project_id=project_id,
     )
     # The filters are checked now, not when the job meets them.
     await visual_filter(session, actor=actor, category_id=category_id, filters=filter or ())

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Numeric, String, Uuid, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base, new_id
 
 TENANT_TABLES = (
+    "projects",
+    "project_materials",
     "recognitions",
     "recognition_feedback",
     "recognition_settings",
@@ -22,11 +25,65 @@ TENANT_TABLES = (
 )
 
 
+class Project(Base):
+    """A client job: the photos recognized for it and the materials chosen. Shared with some
+    teams (their members, owners and admins see it) or with none (everyone who may read
+    recognitions sees it)."""
+
+    __tablename__ = "projects"
+    __table_args__ = (
+        Index("ix_projects_listed", "organization_id", "created_at", "id"),
+        CheckConstraint("status IN ('active', 'archived')", name="status_known"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    client: Mapped[str] = mapped_column(String(200), server_default=text("''"))
+    description: Mapped[str] = mapped_column(String(2000), server_default=text("''"))
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'active'"))
+    # Team ids; empty: not restricted to any team. (A deleted team's id stays, harmlessly.)
+    shared_with: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(Uuid()), server_default=text("'{}'::uuid[]")
+    )
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class ProjectMaterial(Base):
+    """A catalog material chosen for a project, how much of it, and from which recognition."""
+
+    __tablename__ = "project_materials"
+    __table_args__ = (Index("ix_project_materials_material", "organization_id", "material_id"),)
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    material_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("materials.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    quantity: Mapped[Decimal | None] = mapped_column(Numeric(14, 3))
+    unit: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(String(1000), server_default=text("''"))
+    recognition_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("recognitions.id", ondelete="SET NULL")
+    )
+    added_by: Mapped[str | None] = mapped_column(String(100))
+    added_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
 class Recognition(Base):
     __tablename__ = "recognitions"
     __table_args__ = (
         Index("ix_recognitions_listed", "organization_id", "created_at", "id"),
         Index("ix_recognitions_label", "organization_id", "label"),
+        Index("ix_recognitions_project", "project_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -35,6 +92,10 @@ class Recognition(Base):
     )
     model_version_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    # The client job it was taken for, if any; its sharing decides who sees the recognition.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL")
     )
     # The photo as uploaded (organization uploads), and what it is.
     image_key: Mapped[str] = mapped_column(String(1024))
@@ -126,6 +187,10 @@ class RecognitionBatch(Base):
     failed: Mapped[int] = mapped_column(server_default=text("0"))
     # top_k, similar_k, category_id, filters: as for one recognition.
     options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # Its recognitions are filed in this project (and the batch is seen as the project is).
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL")
+    )
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
 
 
 class Prediction(BaseModel):
@@ -31,6 +39,7 @@ class ModelVersionRef(BaseModel):
 class RecognitionRead(BaseModel):
     id: uuid.UUID
     created_at: datetime
+    project_id: uuid.UUID | None = Field(description="The project it is filed in, if any.")
     file_name: str
     width: int
     height: int
@@ -103,7 +112,98 @@ class BatchRead(BaseModel):
     done: int = Field(description="Photos recognized so far.")
     failed: int = Field(description="Photos that could not be recognized.")
     options: dict[str, object]
+    project_id: uuid.UUID | None
     job_id: uuid.UUID | None
     created_by: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ClientName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+TeamIds = Annotated[
+    list[uuid.UUID],
+    Field(
+        max_length=100,
+        description="Teams whose members see the project (with owners and admins); empty: "
+        "everyone who may read recognitions.",
+    ),
+]
+# Quantities are exact (3 decimals, as ordered: 12.5 m2, 40 boxes) and read as JSON numbers.
+Quantity = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=14, decimal_places=3),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProjectName
+    client: ClientName = ""
+    description: Description = ""
+    team_ids: TeamIds = []
+
+
+class ProjectUpdate(BaseModel):
+    """Only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProjectName | None = None
+    client: ClientName | None = None
+    description: Description | None = None
+    status: Literal["active", "archived"] | None = Field(
+        default=None, description="An archived project takes no new recognitions or materials."
+    )
+    team_ids: TeamIds | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> ProjectUpdate:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null: leave a field out to keep it")
+        return self
+
+
+class ProjectRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    client: str
+    description: str
+    status: Literal["active", "archived"]
+    team_ids: list[uuid.UUID]
+    recognition_count: int
+    material_count: int
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectMaterialPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: Quantity | None = None
+    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = Field(
+        default=None, description="What the quantity counts: m2, pieces, boxes..."
+    )
+    note: Annotated[str, StringConstraints(max_length=1000)] = ""
+    recognition_id: uuid.UUID | None = Field(
+        default=None, description="The recognition the material was chosen from, if any."
+    )
+
+
+class ProjectMaterialRead(BaseModel):
+    material_id: uuid.UUID
+    name: str
+    code: str
+    category_id: uuid.UUID | None
+    deleted: bool = Field(description="The material was deleted from the catalog since.")
+    quantity: Quantity | None
+    unit: str | None
+    note: str
+    recognition_id: uuid.UUID | None
+    added_by: str | None
+    added_at: datetime

@@ -32,6 +32,7 @@ from kai.ml.models import LabeledPhoto, ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
 from kai.ml.serving import recognizer_of
+from kai.recognition import projects
 from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
 from kai.recognition.repository import RecognitionRepository
 from kai.search import visual
@@ -67,6 +68,8 @@ class RecognitionOptions:
     # Similar materials only within this category's subtree, and with these property values.
     category_id: uuid.UUID | None = None
     filters: Sequence[str] = ()
+    # File the recognition in this project (one the actor sees, not archived).
+    project_id: uuid.UUID | None = None
 
 
 @dataclass
@@ -120,6 +123,8 @@ async def recognize(
             "Train a model first (POST /api/v1/models, or `kai train`): recognitions need "
             "one trained on this organization's photos."
         )
+    if options.project_id is not None:
+        await projects.open_project(session, actor=actor, project_id=options.project_id)
     recognizer = await recognizer_of(storage, version)
     similarity_filter = await visual_filter(
         session, actor=actor, category_id=options.category_id, filters=options.filters
@@ -160,6 +165,7 @@ async def recognize(
                 id=recognition_id,
                 organization_id=organization_id,
                 model_version_id=version.id,
+                project_id=options.project_id,
                 image_key=image_key,
                 sha256=inspected.sha256,
                 content_type=inspected.content_type,
@@ -286,9 +292,12 @@ def _uuid(value: Any) -> uuid.UUID | None:
 async def get_recognition(
     session: AsyncSession, *, actor: Actor, recognition_id: uuid.UUID
 ) -> Recognition:
-    found = await RecognitionRepository(session).get(actor.tenant_id, recognition_id)
+    """The recognition, if the actor may see it (it may be filed in a project hidden to them)."""
+    found = await RecognitionRepository(session).get(
+        actor.tenant_id, recognition_id, visible=await projects.visibility(session, actor)
+    )
     if found is None:
-        raise RecognitionNotFound(f"No recognition {recognition_id} in this organization.")
+        raise RecognitionNotFound(f"No recognition {recognition_id} that you can see.")
     return found
 
 
@@ -299,17 +308,23 @@ async def list_recognitions(
     label: str | None,
     unknown: bool | None,
     model_version_id: uuid.UUID | None,
+    project_id: uuid.UUID | None,
     since: datetime | None,
     until: datetime | None,
     params: PageParams,
 ) -> tuple[list[Recognition], str | None]:
+    """Recognitions the actor may see, optionally of one project only."""
+    if project_id is not None:
+        await projects.get_project(session, actor=actor, project_id=project_id)
     return await RecognitionRepository(session).list_page(
         actor.tenant_id,
         label=label,
         unknown=unknown,
         model_version_id=model_version_id,
+        project_id=project_id,
         since=since,
         until=until,
+        visible=await projects.visibility(session, actor),
         params=params,
     )
 

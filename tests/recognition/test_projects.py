@@ -1,0 +1,246 @@
+"""Projects as their users meet them: a client job collecting the photos recognized for it and
+the materials chosen, seen only by the teams it is shared with."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from kai.kit.db import act_for
+from kai.recognition.models import Recognition
+from kai.runtime import Runtime
+from tests.catalog.factories import create_category, create_material
+from tests.identity.factories import Member, member
+
+pytestmark = pytest.mark.database
+
+
+async def _recognition(runtime: Runtime, owner: Member, label: str = "Marble") -> str:
+    """A recognition as the recognize route stores it (no model needed to file one)."""
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        recognition = Recognition(
+            organization_id=owner.organization_id,
+            image_key=f"{owner.organization_id}/users/uploads/recognitions/{uuid.uuid4()}.jpg",
+            sha256="0" * 64,
+            content_type="image/jpeg",
+            width=64,
+            height=48,
+            label=label,
+            confidence=0.9,
+            unknown=False,
+            predictions=[{"label": label, "category_id": None, "confidence": 0.9}],
+            similar=[],
+            timings={},
+        )
+        session.add(recognition)
+        await session.flush()
+        return str(recognition.id)
+
+
+async def _project(http: AsyncClient, who: Member, **fields: Any) -> dict[str, Any]:
+    created = await http.post(
+        "/api/v1/projects", json={"name": "Villa Rossi", **fields}, headers=who.headers
+    )
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body
+
+
+async def _team(client: AsyncClient, owner: Member, name: str, *people: Member) -> str:
+    created = await client.post("/api/v1/teams", json={"name": name}, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    team_id: str = created.json()["id"]
+    for person in people:
+        added = await client.put(
+            f"/api/v1/teams/{team_id}/members/{person.user.id}", headers=owner.headers
+        )
+        assert added.status_code in (200, 204), added.text
+    return team_id
+
+
+async def _ids(client: AsyncClient, who: Member, url: str, **params: Any) -> list[str]:
+    response = await client.get(url, params=params, headers=who.headers)
+    assert response.status_code == 200, response.text
+    return [item.get("id") or item["material_id"] for item in response.json()["items"]]
+
+
+async def test_a_project_collects_recognitions_and_chosen_materials(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    project = await _project(client, owner, client="Rossi family", description="Kitchen, 2 baths")
+    assert project["status"] == "active"
+    assert project["team_ids"] == []
+    assert (project["recognition_count"], project["material_count"]) == (0, 0)
+    kitchen = await _recognition(runtime, owner)
+    loose = await _recognition(runtime, owner, label="Oak")
+    category = await create_category(client, owner, "Marble")
+    carrara = await create_material(client, owner, category_id=category["id"], name="Carrara")
+    url = f"/api/v1/projects/{project['id']}"
+
+    filed = await client.put(f"{url}/recognitions/{kitchen}", headers=owner.headers)
+    assert filed.status_code == 204, filed.text
+    chosen = await client.put(
+        f"{url}/materials/{carrara['id']}",
+        json={"quantity": 12.5, "unit": "m2", "note": "honed", "recognition_id": kitchen},
+        headers=owner.headers,
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["quantity"] == 12.5
+    assert chosen.json()["name"] == "Carrara"
+    assert chosen.json()["recognition_id"] == kitchen
+    # Choosing it again changes what is said of it; it is still one line.
+    again = await client.put(
+        f"{url}/materials/{carrara['id']}", json={"quantity": "14.250"}, headers=owner.headers
+    )
+    assert again.json()["quantity"] == 14.25
+    assert again.json()["note"] == ""
+
+    assert await _ids(client, owner, "/api/v1/recognitions", project_id=project["id"]) == [kitchen]
+    assert set(await _ids(client, owner, "/api/v1/recognitions")) == {kitchen, loose}
+    read = await client.get(url, headers=owner.headers)
+    assert (read.json()["recognition_count"], read.json()["material_count"]) == (1, 1)
+    shown = await client.get(f"/api/v1/recognitions/{kitchen}", headers=owner.headers)
+    assert shown.json()["project_id"] == project["id"]
+    assert await _ids(client, owner, f"{url}/materials") == [carrara["id"]]
+    assert await _ids(client, owner, "/api/v1/projects", q="rossi") == [project["id"]]
+    assert await _ids(client, owner, "/api/v1/projects", q="%") == []
+
+    # Archived: still readable, but nothing new is filed in it until it is reopened.
+    archived = await client.patch(url, json={"status": "archived"}, headers=owner.headers)
+    assert archived.json()["status"] == "archived"
+    refused = await client.put(f"{url}/recognitions/{loose}", headers=owner.headers)
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("project-archived")
+    assert await _ids(client, owner, "/api/v1/projects", status="active") == []
+    await client.patch(url, json={"status": "active"}, headers=owner.headers)
+    assert (
+        await client.put(f"{url}/recognitions/{loose}", headers=owner.headers)
+    ).status_code == 204
+
+    taken_out = await client.delete(f"{url}/recognitions/{loose}", headers=owner.headers)
+    assert taken_out.status_code == 204
+    assert (
+        await client.delete(f"{url}/recognitions/{loose}", headers=owner.headers)
+    ).status_code == 404
+    removed = await client.delete(f"{url}/materials/{carrara['id']}", headers=owner.headers)
+    assert removed.status_code == 204
+    assert await _ids(client, owner, f"{url}/materials") == []
+
+    # Deleting the project leaves its recognitions, filed nowhere.
+    assert (await client.delete(url, headers=owner.headers)).status_code == 204
+    assert (await client.get(url, headers=owner.headers)).status_code == 404
+    kept = await client.get(f"/api/v1/recognitions/{kitchen}", headers=owner.headers)
+    assert kept.status_code == 200
+    assert kept.json()["project_id"] is None
+
+
+async def test_a_project_shared_with_a_team_is_hidden_from_everyone_else(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    assert owner.organization is not None
+    designer = await member(runtime, client, role="editor", organization=owner.organization)
+    outsider = await member(runtime, client, role="editor", organization=owner.organization)
+    admin = await member(runtime, client, role="admin", organization=owner.organization)
+    showroom = await _team(client, owner, "Showroom", designer)
+    project = await _project(client, designer, team_ids=[showroom])
+    assert project["team_ids"] == [showroom]
+    open_project = await _project(client, owner, name="Open office")
+    secret = await _recognition(runtime, owner)
+    visible = await _recognition(runtime, owner)
+    url = f"/api/v1/projects/{project['id']}"
+    await client.put(f"{url}/recognitions/{secret}", headers=designer.headers)
+
+    for who in (designer, admin, owner):
+        assert set(await _ids(client, who, "/api/v1/projects")) == {
+            project["id"],
+            open_project["id"],
+        }
+        assert (await client.get(url, headers=who.headers)).status_code == 200
+        assert set(await _ids(client, who, "/api/v1/recognitions")) == {secret, visible}
+    # The outsider learns nothing of it, nor of what is filed in it.
+    assert await _ids(client, outsider, "/api/v1/projects") == [open_project["id"]]
+    hidden = await client.get(url, headers=outsider.headers)
+    assert hidden.status_code == 404
+    assert hidden.headers["content-type"] == "application/problem+json"
+    assert await _ids(client, outsider, "/api/v1/recognitions") == [visible]
+    assert (
+        await client.get(f"/api/v1/recognitions/{secret}", headers=outsider.headers)
+    ).status_code == 404
+    assert (
+        await client.get(
+            "/api/v1/recognitions", params={"project_id": project["id"]}, headers=outsider.headers
+        )
+    ).status_code == 404
+    for method, path in (
+        ("PATCH", url),
+        ("DELETE", url),
+        ("PUT", f"{url}/recognitions/{visible}"),
+        ("GET", f"{url}/materials"),
+    ):
+        sent = {"json": {"name": "Mine"}} if method == "PATCH" else {}
+        answer = await client.request(method, path, headers=outsider.headers, **sent)
+        assert answer.status_code == 404, (method, path, answer.text)
+    # Nor can it be filed into a project the outsider cannot see, from their side.
+    assert (
+        await client.put(
+            f"/api/v1/projects/{open_project['id']}/recognitions/{secret}", headers=outsider.headers
+        )
+    ).status_code == 404
+
+    # Shared with everyone again: the outsider sees it and its recognition.
+    opened = await client.patch(url, json={"team_ids": []}, headers=designer.headers)
+    assert opened.status_code == 200, opened.text
+    assert (await client.get(url, headers=outsider.headers)).status_code == 200
+    assert set(await _ids(client, outsider, "/api/v1/recognitions")) == {secret, visible}
+    assert await _ids(client, owner, "/api/v1/projects", team_id=showroom) == []
+
+
+async def test_bad_project_requests_are_refused_and_change_nothing(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    assert owner.organization is not None
+    editor = await member(runtime, client, role="editor", organization=owner.organization)
+    viewer = await member(runtime, client, role="member", organization=owner.organization)
+    other = await member(runtime, client)
+    theirs = await _team(client, other, "Their team")
+    showroom = await _team(client, owner, "Showroom")
+    project = await _project(client, owner)
+    url = f"/api/v1/projects/{project['id']}"
+
+    refusals: list[tuple[Member, str, str, dict[str, Any] | None, int]] = [
+        (owner, "POST", "/api/v1/projects", {"name": "  "}, 422),
+        (owner, "POST", "/api/v1/projects", {"name": "X", "colour": "red"}, 422),
+        (owner, "POST", "/api/v1/projects", {"name": "X", "team_ids": [theirs]}, 422),
+        (owner, "POST", "/api/v1/projects", {"name": "X", "team_ids": ["not-a-uuid"]}, 422),
+        # An editor outside the team would lock themselves out.
+        (editor, "POST", "/api/v1/projects", {"name": "X", "team_ids": [showroom]}, 422),
+        (viewer, "POST", "/api/v1/projects", {"name": "X"}, 403),
+        (owner, "PATCH", url, {"name": None}, 422),
+        (owner, "PATCH", url, {"status": "finished"}, 422),
+        (owner, "PUT", f"{url}/materials/{uuid.uuid4()}", {}, 404),
+        (owner, "PUT", f"{url}/recognitions/{uuid.uuid4()}", None, 404),
+        (owner, "GET", "/api/v1/projects/not-a-uuid", None, 422),
+    ]
+    category = await create_category(client, owner, "Stone")
+    stone = await create_material(client, owner, category_id=category["id"], name="Basalt")
+    bad_lines = [{"quantity": -1}, {"quantity": 1.23456}, {"quantity": "lots"}, {"unit": "x" * 21}]
+    refusals += [(owner, "PUT", f"{url}/materials/{stone['id']}", bad, 422) for bad in bad_lines]
+    unknown_recognition = {"recognition_id": str(uuid.uuid4())}
+    refusals.append((owner, "PUT", f"{url}/materials/{stone['id']}", unknown_recognition, 404))
+
+    for who, method, path, body, status in refusals:
+        sent = {"json": body} if body is not None else {}
+        answer = await client.request(method, path, headers=who.headers, **sent)
+        assert answer.status_code == status, (method, path, body, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert await _ids(client, owner, "/api/v1/projects") == [project["id"]]
+    read = await client.get(url, headers=owner.headers)
+    assert read.json()["name"] == "Villa Rossi"
+    assert read.json()["material_count"] == 0
