@@ -151,6 +151,10 @@ async def test_progress_is_visible_while_a_job_runs(
 
     done = await wait_for(jobs_runtime, job_id, FINISHED)
     assert (done.status, done.progress_done, done.progress_total) == (JobStatus.SUCCEEDED, 10, 10)
+    # How long it ran: from its start to its end, not to its transaction's start.
+    assert done.started_at is not None
+    assert done.finished_at is not None
+    assert (done.finished_at - done.started_at).total_seconds() >= 2
 
 
 async def test_job_outcomes_and_durations_are_in_the_metrics(

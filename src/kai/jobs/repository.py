@@ -87,11 +87,12 @@ class JobRepository:
 
     async def set_status(self, job_id: uuid.UUID, status: JobStatus, **values: Any) -> None:
         if status in FINISHED_STATUSES:
-            values.setdefault("finished_at", func.now())
+            # The attempt runs in one transaction: now() would be its start, not its end.
+            values.setdefault("finished_at", func.clock_timestamp())
         await self.session.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(status=status, updated_at=func.now(), **values)
+            .values(status=status, updated_at=func.clock_timestamp(), **values)
             .execution_options(synchronize_session=False)
         )
 
