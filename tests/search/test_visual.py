@@ -3,10 +3,20 @@ like this material", and near-duplicates across the catalog."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
 import pytest
 from httpx import AsyncClient
 
+from kai.kit.db import scoped_transaction
+from kai.kit.images import ImageLimits
 from kai.runtime import Runtime
+from kai.search import visual
+from kai.search.visual_repository import VisualRepository
+from kai.vision.backbones import Backbone, get_backbone
+from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
 from tests.catalog.factories import create_material
 from tests.identity.factories import member
 from tests.recognition.test_recognitions import _catalog, _finished
@@ -64,6 +74,29 @@ async def test_a_photo_finds_the_materials_that_look_like_it_without_a_model(
     ids = [item["material_id"] for item in alike.json()["items"]]
     assert brass["id"] not in ids
     assert ids[0] == materials["brushed_brass1"]["id"]
+    # Many photos searched in one query (a batch's) find what each finds alone.
+    async with scoped_transaction(
+        committed_runtime.session_factory, organization_id=owner.organization_id
+    ) as session:
+        repository = VisualRepository(session)
+        vectors = [
+            await repository.embedding_of_material(owner.organization_id, uuid.UUID(material["id"]))
+            for material in materials.values()
+        ]
+        assert all(vector is not None for vector in vectors)
+        one_by_one = [
+            await visual.similar_materials(session, vector=vector or [], how_many=3)
+            for vector in vectors
+        ]
+        together = await visual.similar_materials_each(
+            session, vectors=[vector or [] for vector in vectors], how_many=3
+        )
+        assert together == one_by_one
+        brass_category = uuid.UUID(brass["category"]["id"])
+        within = await visual.similar_materials_each(
+            session, vectors=vectors[:2], how_many=5, category_ids=[brass_category]
+        )
+        assert [len(found) for found in within] == [2, 2]
     bare = await create_material(client, owner, name="No photo yet")
     waiting = await client.get(f"/api/v1/materials/{bare['id']}/similar", headers=owner.headers)
     assert waiting.status_code == 409
@@ -105,3 +138,69 @@ async def test_the_same_product_entered_twice_is_reported_as_a_near_duplicate(
         "/api/v1/catalog/near-duplicates", params={"threshold": 0.5}, headers=owner.headers
     )
     assert len(loose.json()) >= 1
+
+
+class _NextModel:
+    """The default backbone as a later release might ship it: the same interface, another
+    fingerprint (new weights, say)."""
+
+    def __init__(self, current: Backbone) -> None:
+        self.current = current
+        self.name = current.name
+        self.input_side = current.input_side
+        self.dimension = current.dimension
+        self.standardize = current.standardize
+        self.fingerprint = current.fingerprint + ":next"
+
+    def embed(self, photos: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+        return self.current.embed(photos)
+
+
+async def test_the_catalog_is_embedded_again_when_the_image_model_changes(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    material = await create_material(client, owner, name="Carrara")
+    for seed in (1, 2):
+        uploaded = await client.post(
+            f"/api/v1/materials/{material['id']}/images",
+            files={
+                "file": (
+                    "slab.jpg",
+                    jpeg(stripes(256, period=9, angle=0.3, colour=(230, 230, 225), seed=seed)),
+                    "image/jpeg",
+                )
+            },
+            headers=owner.headers,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+    before = await _finished(client, owner, "search.embed_images")
+    settings = committed_runtime.settings
+    current = get_backbone(DEFAULT_BACKBONE, model_dir=settings.model_dir, threads=1)
+    factory = committed_runtime.session_factory
+
+    # Everything is embedded by today's model: the quarter-hourly check queues nothing.
+    assert owner.organization_id not in await visual.queue_stale_refreshes(
+        factory, backbone=current
+    )
+    # An upgrade ships another model: the check finds the catalog stale and queues a refresh.
+    upgraded = _NextModel(current)
+    assert owner.organization_id in await visual.queue_stale_refreshes(factory, backbone=upgraded)
+    queued = await client.get(
+        "/api/v1/jobs", params={"kind": "search.embed_images"}, headers=owner.headers
+    )
+    assert len(queued.json()["items"]) == len(before) + 1
+    async with scoped_transaction(factory, organization_id=owner.organization_id) as session:
+        refreshed = await visual.refresh_image_embeddings(
+            session,
+            committed_runtime.storage,
+            organization_id=owner.organization_id,
+            backbone=upgraded,
+            batch=100,
+            limits=ImageLimits(),
+        )
+    assert refreshed["embedded"] == 2
+    assert owner.organization_id not in await visual.queue_stale_refreshes(
+        factory, backbone=upgraded
+    )

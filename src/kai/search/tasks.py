@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
+from procrastinate import JobContext
+
 from kai.catalog.events import EMBED_IMAGES, EMBED_MATERIALS
-from kai.jobs.queue import JobRun, PermanentJobError, job_task
+from kai.jobs.queue import JobRun, JobRuntime, PermanentJobError, job_app, job_task
 from kai.search import semantic, visual
 from kai.vision.backbones import BackboneUnavailable, get_backbone
 from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
+
+log = structlog.get_logger(__name__)
 
 
 @job_task(EMBED_MATERIALS, max_attempts=3)
@@ -24,6 +29,31 @@ async def embed_materials(run: JobRun) -> dict[str, Any]:
         batch=run.settings.search.embed_batch,
         progress=run.report_progress,
     )
+
+
+@job_app.periodic(cron="*/15 * * * *", periodic_id="quarter-hourly")
+@job_app.task(
+    name="search.check_image_embeddings",
+    pass_context=True,
+    queueing_lock="search.check_image_embeddings",
+)
+async def check_image_embeddings(context: JobContext, timestamp: int) -> dict[str, Any]:
+    """Every quarter of an hour: queue an image refresh for each organization whose catalog the
+    default backbone has not embedded (after an upgrade changed it, the whole catalog)."""
+    runtime: JobRuntime = context.additional_context["runtime"]
+    settings = runtime.settings
+    try:
+        backbone = await asyncio.to_thread(
+            get_backbone,
+            DEFAULT_BACKBONE,
+            model_dir=settings.model_dir,
+            threads=settings.vision.threads,
+        )
+    except BackboneUnavailable as exc:
+        log.warning("search.image_check_skipped", reason=exc.detail or exc.title)
+        return {"skipped": exc.detail or exc.title}
+    queued = await visual.queue_stale_refreshes(runtime.session_factory, backbone=backbone)
+    return {"organizations": len(queued)}
 
 
 @job_task(EMBED_IMAGES, max_attempts=3)

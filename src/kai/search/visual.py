@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.catalog.events import images_changed
+from kai.kit.db import scoped_transaction
 from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
 from kai.kit.storage import ObjectStorage
@@ -29,6 +30,24 @@ log = structlog.get_logger(__name__)
 CHUNK = 16
 
 Progress = Callable[[int, int | None], Awaitable[None]]
+
+
+async def queue_stale_refreshes(
+    sessions: async_sessionmaker[AsyncSession], *, backbone: Backbone
+) -> list[uuid.UUID]:
+    """Queue an image refresh for every organization whose catalog the backbone has not
+    embedded: new images a lost job missed, or all of them after the default model changed.
+    Returns those organizations."""
+    async with sessions.begin() as session:
+        stale = await VisualRepository(session).organizations_with_stale_images(
+            backbone.fingerprint
+        )
+    for organization_id in stale:
+        async with scoped_transaction(sessions, organization_id=organization_id) as session:
+            await images_changed(session, organization_id=organization_id)
+    if stale:
+        log.info("search.image_refreshes_queued", organizations=len(stale))
+    return stale
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,23 @@ async def similar_materials(
         vector, how_many, category_ids=category_ids, properties=properties, excluded=excluded
     )
     return [_similar(match) for match in found]
+
+
+async def similar_materials_each(
+    session: AsyncSession,
+    *,
+    vectors: Sequence[Sequence[float]],
+    how_many: int,
+    category_ids: Sequence[uuid.UUID] | None = None,
+    properties: dict[str, Any] | None = None,
+) -> list[list[SimilarMaterial]]:
+    """`similar_materials` for each of many vectors, in one query."""
+    if how_many <= 0:
+        return [[] for _ in vectors]
+    found = await VisualRepository(session).nearest_each(
+        vectors, how_many, category_ids=category_ids, properties=properties
+    )
+    return [[_similar(match) for match in matches] for matches in found]
 
 
 def _similar(match: VisualMatch) -> SimilarMaterial:

@@ -3,13 +3,14 @@ writing embeddings, and the materials whose images look most like a photo."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import Uuid, bindparam, cast, func, null, or_, select
+from sqlalchemy import Uuid, bindparam, cast, func, null, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +39,13 @@ class VisualMatch:
 class VisualRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def organizations_with_stale_images(self, backbone: str) -> list[uuid.UUID]:
+        """Every organization with a ready image that has no embedding by `backbone`."""
+        found = await self.session.scalars(
+            select(func.kai_organizations_with_stale_images(backbone))
+        )
+        return sorted(found.all())
 
     async def stale(
         self, organization_id: uuid.UUID, backbone: str, limit: int
@@ -125,6 +133,47 @@ class VisualRepository:
             VisualMatch(row[0], row[1], float(row[2]), row[3], row[4])
             for row in (await self.session.execute(statement)).all()
         ]
+
+    async def nearest_each(
+        self,
+        vectors: Sequence[Sequence[float]],
+        how_many: int,
+        *,
+        category_ids: Sequence[uuid.UUID] | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> list[list[VisualMatch]]:
+        """`nearest` for many vectors in one round trip (a batch's photos): for each, in order,
+        its materials best first."""
+        if not vectors:
+            return []
+        statement = text(
+            """
+            SELECT query.position, matches.material_id, matches.image_id, matches.similarity,
+                   materials.name, materials.code
+            FROM unnest(CAST(:vectors AS text[])) WITH ORDINALITY AS query(vector, position)
+            CROSS JOIN LATERAL kai_visual_matches(
+                CAST(query.vector AS halfvec), :how_many,
+                CAST(:categories AS uuid[]), CAST(:properties AS jsonb), NULL
+            ) AS matches
+            JOIN materials ON materials.id = matches.material_id
+            ORDER BY query.position, matches.similarity DESC
+            """
+        )
+        rows = await self.session.execute(
+            statement,
+            {
+                "vectors": ["[" + ",".join(map(str, vector)) + "]" for vector in vectors],
+                "how_many": how_many,
+                "categories": list(category_ids) if category_ids is not None else None,
+                "properties": json.dumps(properties) if properties else None,
+            },
+        )
+        found: list[list[VisualMatch]] = [[] for _ in vectors]
+        for position, material_id, image_id, similarity, name, code in rows.all():
+            found[position - 1].append(
+                VisualMatch(material_id, image_id, float(similarity), name, code)
+            )
+        return found
 
     async def embedding_of_material(
         self, organization_id: uuid.UUID, material_id: uuid.UUID
