@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from kai.vision.backbones import BackboneUnavailable, efficientnet, get_backbone
+from kai.vision.backbones import BackboneUnavailable, efficientnet, get_backbone, handcrafted
 from kai.vision.backbones.handcrafted import HandcraftedBackbone
 from kai.vision.preprocessing import prepare_image
 from tests.vision.textures import checks, grain, jpeg, stripes
@@ -121,3 +122,17 @@ def test_a_users_model_without_a_spec_or_that_is_not_onnx_is_refused(tmp_path: P
         get_backbone("onnx:junk.onnx", model_dir=tmp_path)
     with pytest.raises(BackboneUnavailable, match="No backbone named"):
         get_backbone("resnet", model_dir=tmp_path)
+
+
+def test_gabor_energies_in_the_frequency_domain_are_those_of_spatial_filtering() -> None:
+    level = cv2.GaussianBlur(grain(128, blur=3, colour=(90, 90, 90), seed=8)[..., 0], (5, 5), 1)
+    level = level.astype(np.float32)
+    image = (level - level.mean()) / (level.std() + 1.0)
+    spatial = []
+    for real, imaginary in handcrafted._GABOR:
+        magnitude = cv2.magnitude(
+            cv2.filter2D(image, cv2.CV_32F, real), cv2.filter2D(image, cv2.CV_32F, imaginary)
+        )
+        spatial += [magnitude.mean(), magnitude.std()]
+
+    assert np.allclose(handcrafted.gabor_energies(level), spatial, atol=1e-5)

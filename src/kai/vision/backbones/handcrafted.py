@@ -8,10 +8,12 @@ grain, pattern and colour directly, where an ImageNet network sees what objects 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+from scipy import fft
 
 from kai.vision.backbones.base import l2_normalized
 from kai.vision.preprocessing import VIEW_FRACTIONS
@@ -92,16 +94,43 @@ def local_binary_patterns(level: np.ndarray) -> np.ndarray:
     return histogram
 
 
+_GABOR_RADIUS = (_GABOR[0][0].shape[0] - 1) // 2
+_gabor_spectra: dict[tuple[int, int], np.ndarray] = {}
+_spectra_lock = threading.Lock()
+
+
+def _gabor_bank_spectra(shape: tuple[int, int]) -> np.ndarray:
+    """The bank's complex kernels (real + i imaginary) in the frequency domain, for images of
+    `shape`: one inverse transform per orientation gives both responses at once."""
+    found = _gabor_spectra.get(shape)
+    if found is None:
+        radius = _GABOR_RADIUS
+        kernels = np.zeros((len(_GABOR), *shape), dtype=np.complex64)
+        for index, (real, imaginary) in enumerate(_GABOR):
+            kernels[index, : 2 * radius + 1, : 2 * radius + 1] = real + 1j * imaginary
+        # Centred on the origin, and conjugated: correlation, as filter2D computes it.
+        kernels = np.roll(kernels, (-radius, -radius), axis=(1, 2))
+        found = np.conj(fft.fft2(kernels, axes=(1, 2), workers=1)).astype(np.complex64)
+        with _spectra_lock:
+            _gabor_spectra[shape] = found
+    return found
+
+
 def gabor_energies(level: np.ndarray) -> np.ndarray:
-    """Mean and spread of each orientation's local energy on one pyramid level."""
+    """Mean and spread of each orientation's local energy on one pyramid level.
+
+    Filtered in the frequency domain, the image padded by reflection as filter2D pads it: the
+    same energies as spatial filtering (to float precision) at about half the time."""
     image = (level - level.mean()) / (level.std() + 1.0)
-    features = []
-    for real, imaginary in _GABOR:
-        magnitude = cv2.magnitude(
-            cv2.filter2D(image, cv2.CV_32F, real), cv2.filter2D(image, cv2.CV_32F, imaginary)
-        )
-        features += [float(magnitude.mean()), float(magnitude.std())]
-    return np.asarray(features, dtype=np.float32)
+    radius = _GABOR_RADIUS
+    padded = cv2.copyMakeBorder(image, radius, radius, radius, radius, cv2.BORDER_REFLECT_101)
+    spectrum = fft.fft2(padded, workers=1)
+    responses = fft.ifft2(
+        spectrum[None] * _gabor_bank_spectra(padded.shape), axes=(1, 2), workers=1
+    )
+    magnitude = np.abs(responses[:, radius:-radius, radius:-radius])
+    energies = np.stack([magnitude.mean(axis=(1, 2)), magnitude.std(axis=(1, 2))], axis=1)
+    return energies.ravel().astype(np.float32)
 
 
 def colour_statistics(rgb: np.ndarray) -> np.ndarray:
