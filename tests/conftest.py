@@ -248,19 +248,28 @@ async def committed_client(
 @pytest.fixture
 async def running_worker(committed_runtime: Runtime) -> AsyncIterator[None]:
     """A job worker in this process, as `kai serve` runs one, for the test's duration."""
+    async with worker_running(committed_runtime):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def worker_running(runtime: Runtime) -> AsyncIterator[None]:
+    """A job worker in this process for the block's duration (jobs queued later wait)."""
     worker = asyncio.create_task(
         run_worker(
-            committed_runtime,
-            committed_runtime.database_url,
+            runtime,
+            runtime.database_url,
             concurrency=2,
             name="test-worker",
             install_signal_handlers=False,
         )
     )
-    yield
-    worker.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await worker
+    try:
+        yield
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
 
 
 @pytest.fixture(scope="session")

@@ -175,6 +175,9 @@ class VisionSettings(BaseModel):
     # EfficientNet-Lite0 and the descriptor took 19 ms together so, and 30 ms in the server
     # with two threads each, fighting over both cores.
     threads: int = Field(default=1, ge=0)
+    # Threads a recognition batch decodes and embeds photos on (0: one a core). Set it to the
+    # cores a container is given where the machine reports more.
+    batch_workers: int = Field(default=0, ge=0)
     # Optional enhancement before embedding: grey-world white balance, and contrast-limited
     # adaptive histogram equalisation of lightness.
     white_balance: bool = False

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 import zipfile
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
 
+from kai.kit.db import act_for, scoped_transaction
+from kai.kit.images import ImageLimits
+from kai.recognition import batches
+from kai.recognition.models import RecognitionBatchItem
 from kai.runtime import Runtime
+from tests.conftest import worker_running
 from tests.identity.factories import member
 from tests.recognition.test_recognitions import _catalog, _finished, _train
 from tests.vision.textures import checks, grain, jpeg, stripes
@@ -155,3 +162,72 @@ async def test_a_batch_with_anything_but_photos_is_refused_whole(
     assert batches.json()["items"] == []
     prefix = f"{owner.organization.id}/users/"
     assert [stored async for stored in committed_runtime.storage.list(prefix)] == []
+
+
+async def test_a_photo_unreadable_at_its_turn_fails_alone_and_a_rerun_redoes_nothing(
+    committed_runtime: Runtime, committed_client: AsyncClient
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    async with worker_running(committed_runtime):
+        await _catalog(client, owner)
+        await _train(client, owner)
+    # No worker from here on: the batch waits, and is run below as its job would run it.
+    photos = [("files", (f"{index}.jpg", _brass(40 + index), "image/jpeg")) for index in range(20)]
+    photos[7] = ("files", ("7.jpg", _mosaic(47), "image/jpeg"))
+    started = await client.post("/api/v1/recognition-batches", files=photos, headers=owner.headers)
+    assert started.status_code == 202, started.text
+    batch_id = uuid.UUID(started.json()["id"])
+    async with committed_runtime.session_factory() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        spoiled = await session.get(RecognitionBatchItem, (batch_id, 12))
+        assert spoiled is not None
+    # The stored copy went bad after the upload was checked.
+    await committed_runtime.storage.put(spoiled.image_key, b"\xff\xd8 not a jpeg any more")
+
+    def sessions() -> Any:
+        return scoped_transaction(
+            committed_runtime.session_factory, organization_id=owner.organization_id
+        )
+
+    reported: list[int] = []
+
+    async def progress(done: int, total: int | None) -> None:
+        reported.append(done)
+
+    arguments: dict[str, Any] = {
+        "organization_id": owner.organization_id,
+        "batch_id": batch_id,
+        "settings": committed_runtime.settings,
+        "limits": ImageLimits(),
+    }
+    outcome = await batches.run_batch(
+        sessions, committed_runtime.storage, progress=progress, **arguments
+    )
+
+    assert (outcome["recognized"], outcome["failed"]) == (19, 1)
+    assert reported[-1] == 20
+    assert reported == sorted(reported)
+    rows = (
+        await client.get(f"/api/v1/recognition-batches/{batch_id}/results", headers=owner.headers)
+    ).json()
+    assert [row["position"] for row in rows] == list(range(1, 21))
+    assert rows[11]["status"] == "failed"
+    assert rows[11]["error"]
+    assert rows[11]["recognition_id"] is None
+    labels = [row["label"] for row in rows if row["status"] == "recognized"]
+    assert labels == ["Brushed brass"] * 7 + ["Blue mosaic"] + ["Brushed brass"] * 11
+    recognition = await client.get(
+        f"/api/v1/recognitions/{rows[0]['recognition_id']}", headers=owner.headers
+    )
+    assert recognition.json()["file_name"] == "0.jpg"
+    assert recognition.json()["timings"]["embed.efficientnet-lite0"] > 0
+    assert (
+        await client.get(recognition.json()["image_url"], headers=owner.headers)
+    ).status_code == 200
+
+    # The job run again (a retry after a crash) finds nothing left to do.
+    again = await batches.run_batch(sessions, committed_runtime.storage, **arguments)
+    assert (again["recognized"], again["failed"]) == (19, 1)
+    listed = await client.get("/api/v1/recognitions", params={"limit": 100}, headers=owner.headers)
+    assert len(listed.json()["items"]) == 19

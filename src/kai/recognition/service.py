@@ -28,6 +28,7 @@ from kai.kit.images import ImageLimits
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
+from kai.ml import image_models
 from kai.ml.models import LabeledPhoto, ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
@@ -37,7 +38,7 @@ from kai.recognition.models import Recognition, RecognitionFeedback, Recognition
 from kai.recognition.repository import RecognitionRepository
 from kai.search import visual
 from kai.search.service import visual_filter
-from kai.vision.backbones import Backbone, get_backbone
+from kai.vision.backbones import Backbone
 from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
 from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_upload
 
@@ -108,12 +109,8 @@ async def recognize(
     options: RecognitionOptions,
     settings: Settings,
     limits: ImageLimits,
-    author: str | None = None,
-    stored_key: str | None = None,
 ) -> Recognized:
-    """Recognize one photo with the organization's active model and store the answer.
-
-    `stored_key`: the photo is in storage already (a batch's), and stays where it is."""
+    """Recognize one photo with the organization's active model and store the answer."""
     organization_id = actor.tenant_id
     clock = Stopwatch()
     started = time.perf_counter()
@@ -130,7 +127,12 @@ async def recognize(
         session, actor=actor, category_id=options.category_id, filters=options.filters
     )
     names = list(dict.fromkeys([*recognizer.backbones, SIMILARITY_BACKBONE]))
-    backbones = [await _backbone(name, settings) for name in names]
+    backbones = [
+        await image_models.load_backbone(
+            session, storage, organization_id=organization_id, name=name, settings=settings
+        )
+        for name in names
+    ]
     started = clock.lap("load", started)
     enhancement = Enhancement(
         white_balance=settings.vision.white_balance, clahe=settings.vision.clahe
@@ -172,15 +174,14 @@ async def recognize(
                 width=inspected.width,
                 height=inspected.height,
                 file_name=file_name[:255],
-                created_by=author or _author(actor),
+                created_by=_author(actor),
             ),
             storing=storing,
         )
     except BaseException:
         with contextlib.suppress(Exception):
             await storing
-            if stored_key is None:
-                await storage.delete(image_key)
+            await storage.delete(image_key)
         raise
 
 
@@ -214,25 +215,14 @@ async def _answer(
     found = await asyncio.gather(*(embed(backbone) for backbone in backbones))
     embeddings = {backbone.name: rows for backbone, rows in zip(backbones, found, strict=True)}
     started = clock.lap("embed", started)
-    probabilities = recognizer.probabilities(embeddings)[0]
-    likeness = float(recognizer.similarity_to_training(embeddings[recognizer.novelty_backbone])[0])
     thresholds = await _settings(session, actor.tenant_id)
-    order = np.argsort(-probabilities)[: options.top_k]
-    category_ids = {entry["label"]: entry.get("category_id") for entry in version.labels}
-    predictions = [
-        {
-            "label": recognizer.labels[index],
-            "category_id": category_ids.get(recognizer.labels[index]),
-            "confidence": round(min(float(probabilities[index]), MAX_CONFIDENCE), 4),
-        }
-        for index in order
-    ]
-    best = predictions[0]
-    reason = None
-    if likeness < recognizer.novelty_threshold:
-        reason = "unlike_training"
-    elif best["confidence"] < thresholds.confidence_threshold:
-        reason = "low_confidence"
+    (verdict,) = judge(
+        recognizer,
+        version,
+        embeddings,
+        top_k=options.top_k,
+        confidence_threshold=thresholds.confidence_threshold,
+    )
     started = clock.lap("classify", started)
     similar = await visual.similar_materials(
         session,
@@ -242,13 +232,7 @@ async def _answer(
         properties=similarity_filter[1],
     )
     started = clock.lap("similar", started)
-    recognition.label = None if reason else best["label"]
-    recognition.category_id = None if reason else _uuid(best["category_id"])
-    recognition.confidence = best["confidence"]
-    recognition.unknown = reason is not None
-    recognition.unknown_reason = reason
-    recognition.predictions = predictions
-    recognition.similar = [_similar_json(item) for item in similar]
+    verdict.apply(recognition, similar)
     recognition.timings = {}
     await storing
     started = clock.lap("store", started)
@@ -260,10 +244,54 @@ async def _answer(
     return Recognized(recognition=recognition, model_version_number=version.number)
 
 
-async def _backbone(name: str, settings: Settings) -> Backbone:
-    return await asyncio.to_thread(
-        get_backbone, name, model_dir=settings.model_dir, threads=settings.vision.threads
-    )
+@dataclass(frozen=True)
+class Verdict:
+    """What KAI says of one photo: its predictions, best first, and why it is unknown if so."""
+
+    predictions: list[dict[str, Any]]
+    unknown_reason: str | None
+
+    def apply(self, recognition: Recognition, similar: Sequence[visual.SimilarMaterial]) -> None:
+        best = self.predictions[0]
+        known = self.unknown_reason is None
+        recognition.label = best["label"] if known else None
+        recognition.category_id = _uuid(best["category_id"]) if known else None
+        recognition.confidence = best["confidence"]
+        recognition.unknown = not known
+        recognition.unknown_reason = self.unknown_reason
+        recognition.predictions = self.predictions
+        recognition.similar = [_similar_json(item) for item in similar]
+
+
+def judge(
+    recognizer: Recognizer,
+    version: ModelVersion,
+    embeddings: dict[str, np.ndarray],
+    *,
+    top_k: int,
+    confidence_threshold: float,
+) -> list[Verdict]:
+    """A verdict per row of `embeddings` (one row a photo, by backbone name)."""
+    probabilities = recognizer.probabilities(embeddings)
+    likeness = recognizer.similarity_to_training(embeddings[recognizer.novelty_backbone])
+    category_ids = {entry["label"]: entry.get("category_id") for entry in version.labels}
+    verdicts = []
+    for row, alike in zip(probabilities, likeness, strict=True):
+        predictions = [
+            {
+                "label": recognizer.labels[index],
+                "category_id": category_ids.get(recognizer.labels[index]),
+                "confidence": round(min(float(row[index]), MAX_CONFIDENCE), 4),
+            }
+            for index in np.argsort(-row)[:top_k]
+        ]
+        reason = None
+        if float(alike) < recognizer.novelty_threshold:
+            reason = "unlike_training"
+        elif predictions[0]["confidence"] < confidence_threshold:
+            reason = "low_confidence"
+        verdicts.append(Verdict(predictions, reason))
+    return verdicts
 
 
 async def _settings(session: AsyncSession, organization_id: uuid.UUID) -> RecognitionSettings:
