@@ -20,6 +20,7 @@ from kai.identity.endpoints import ROUTERS as IDENTITY_ROUTERS
 from kai.jobs.endpoints import router as jobs_router
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
+from kai.ml.endpoints import backbones_router
 from kai.ml.endpoints import router as models_router
 from kai.ops.endpoints import router as ops_router
 from kai.recognition.endpoints import batches_router
@@ -114,6 +115,7 @@ def create_app(
         search_router,
         visual_router,
         models_router,
+        backbones_router,
         recognitions_router,
         batches_router,
         projects_router,

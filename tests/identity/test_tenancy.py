@@ -26,7 +26,7 @@ from kai.config import Settings
 from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
-from kai.ml.models import ModelVersion
+from kai.ml.models import ImageModel, ModelVersion
 from kai.recognition.models import Project, ProjectMaterial, Recognition, RecognitionBatch
 from kai.runtime import Runtime
 from tests.identity.factories import Member, add_member, create_user, member
@@ -175,6 +175,16 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
                 project_id=project.id, material_id=material.id, organization_id=organization_id
             )
         )
+        image_model = ImageModel(
+            organization_id=organization_id,
+            name=f"net-{suffix}",
+            sha256="0" * 64,
+            size_bytes=1,
+            storage_key=f"{organization_id}/models/backbones/net-{suffix}.onnx",
+            spec={"input_side": 32},
+            dimension=4,
+        )
+        work.add(image_model)
         batch = RecognitionBatch(organization_id=organization_id, total=0)
         work.add(batch)
         job = await sample_tasks.record.enqueue(work, organization_id=organization_id)
@@ -192,6 +202,7 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             "recognition_id": str(recognition.id),
             "batch_id": str(batch.id),
             "project_id": str(project.id),
+            "name": f"custom:net-{suffix}",
             "variant": "thumbnail",
         }
 

@@ -104,3 +104,20 @@ def test_too_few_photos_are_refused_with_a_reason(names: list[str], message: str
 
     with pytest.raises(NotEnoughPhotos, match=message):
         train_recognizer({"network": rows}, names, standardize={"network": False})
+
+
+def test_a_first_backbone_out_of_the_vote_is_still_asked_for_likeness() -> None:
+    labels = ["marble", "oak", "slate"]
+    noise = np.random.default_rng(5).normal(0, 1, (30, 6))
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    network, names = _clusters(labels, 10, dimension=16, spread=0.2, seed=5)
+
+    recognizer = train_recognizer(
+        {"noise": noise, "network": network},
+        names,
+        standardize={"noise": False, "network": False},
+    ).recognizer
+
+    assert recognizer.heads[0].vote == 0  # a backbone that tells nothing apart gets no say
+    assert recognizer.novelty_backbone == "noise"
+    assert recognizer.backbones == ["noise", "network"]

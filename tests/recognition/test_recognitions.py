@@ -67,8 +67,10 @@ async def _catalog(client: AsyncClient, owner: Member) -> dict[str, dict[str, An
     return materials
 
 
-async def _train(client: AsyncClient, owner: Member, runs: int = 1) -> dict[str, Any]:
-    started = await client.post("/api/v1/models", json={}, headers=owner.headers)
+async def _train(
+    client: AsyncClient, owner: Member, runs: int = 1, **options: Any
+) -> dict[str, Any]:
+    started = await client.post("/api/v1/models", json=options, headers=owner.headers)
     assert started.status_code == 202, started.text
     assert started.json()["status"] == "training"
     jobs = await _finished(client, owner, "ml.train_model", runs)

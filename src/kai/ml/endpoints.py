@@ -1,19 +1,21 @@
-"""HTTP routes of model training: train a version, list and read versions, activate one."""
+"""HTTP routes of model training: train a version, list and read versions, activate one; and
+the image models (backbones) an organization uploads to train on."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, File, Form, Path, UploadFile, status
 
-from kai.deps import DbSession
+from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
-from kai.ml import training
-from kai.ml.schemas import ModelVersionRead
+from kai.ml import image_models, training
+from kai.ml.models import ImageModel
+from kai.ml.schemas import ImageModelRead, ModelVersionRead
 from kai.ml.training import TrainingOptions
 
 router = APIRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
@@ -59,3 +61,103 @@ async def activate(
 ) -> ModelVersionRead:
     version = await training.activate_version(session, actor=actor, version_id=version_id)
     return ModelVersionRead.model_validate(version)
+
+
+backbones_router = APIRouter(prefix="/backbones", tags=["models"], responses=AUTH_RESPONSES)
+ModelName = Annotated[
+    str,
+    Form(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,58}$",
+        description="Lower-case letters, digits and dashes; trained on as `custom:<name>`.",
+    ),
+]
+Triple = Annotated[str, Form(pattern=r"^\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*$")]
+
+
+def _uploaded(model: ImageModel) -> ImageModelRead:
+    return ImageModelRead(
+        name=image_models.CUSTOM_PREFIX + model.name,
+        kind="uploaded",
+        input_side=int(model.spec["input_side"]),
+        dimension=model.dimension,
+        sha256=model.sha256,
+        size_bytes=model.size_bytes,
+        spec=model.spec,
+        created_by=model.created_by,
+        created_at=model.created_at,
+    )
+
+
+@backbones_router.get("", summary="The backbones a training may use: built in and uploaded")
+async def list_backbones(actor: ModelsRead, session: DbSession) -> list[ImageModelRead]:
+    built_in = [
+        ImageModelRead(name=name, kind="built-in", input_side=side, dimension=dimension)
+        for name, side, dimension in image_models.built_in_backbones()
+    ]
+    uploaded = await image_models.list_models(session, actor=actor)
+    return built_in + [_uploaded(model) for model in uploaded]
+
+
+@backbones_router.post(
+    "",
+    summary="Upload an ONNX image model to train on as a backbone",
+    description="The model is run once on a blank image of the declared size before it is "
+    "kept: one that does not load or run so is refused (422) and nothing is stored. Its "
+    "output is a feature map (averaged over positions) or a vector per image.",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409, 413, 422),
+)
+async def upload_backbone(
+    actor: ModelsDeploy,
+    session: DbSession,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="The .onnx file (weights inside it).")],
+    name: ModelName,
+    input_side: Annotated[int, Form(ge=16, le=2048, description="Square input, pixels.")],
+    mean: Triple = "0.485,0.456,0.406",
+    std: Triple = "0.229,0.224,0.225",
+    scale: Annotated[
+        float, Form(gt=0, le=1, description="Pixels times this first: 1/255 for 0..1.")
+    ] = 1 / 255,
+    layout: Annotated[Literal["nchw", "nhwc"], Form()] = "nchw",
+    input: Annotated[str | None, Form(max_length=200)] = None,
+    output: Annotated[str | None, Form(max_length=200)] = None,
+) -> ImageModelRead:
+    data = await file.read(image_models.MAX_MODEL_BYTES + 1)
+    model = await image_models.upload(
+        session,
+        runtime.storage,
+        actor=actor,
+        name=name,
+        data=data,
+        spec={
+            "input_side": input_side,
+            "mean": [float(value) for value in mean.split(",")],
+            "std": [float(value) for value in std.split(",")],
+            "scale": scale,
+            "layout": layout,
+            "input": input,
+            "output": output,
+        },
+    )
+    return _uploaded(model)
+
+
+@backbones_router.delete(
+    "/{name}",
+    summary="Delete an uploaded model no model version was trained on",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 409),
+)
+async def delete_backbone(
+    name: Annotated[str, Path(pattern=r"^custom:[a-z0-9][a-z0-9-]{0,58}$")],
+    actor: ModelsDeploy,
+    session: DbSession,
+    runtime: RuntimeDep,
+) -> None:
+    await image_models.delete(
+        session,
+        runtime.storage,
+        actor=actor,
+        name=name.removeprefix(image_models.CUSTOM_PREFIX),
+    )

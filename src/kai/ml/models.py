@@ -6,13 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base, new_id
 
-TENANT_TABLES = ("model_versions", "labeled_photos")
+TENANT_TABLES = ("model_versions", "labeled_photos", "image_models")
 
 
 class ModelVersion(Base):
@@ -100,5 +100,28 @@ class LabeledPhoto(Base):
     source: Mapped[str] = mapped_column(String(20), server_default=text("'feedback'"))
     # The recognition whose photo this is (no foreign key: recognition sits above ml).
     recognition_id: Mapped[uuid.UUID | None]
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class ImageModel(Base):
+    """An ONNX image model an organization uploaded, to train its recognizer on as a backbone
+    (`custom:<name>`): the file in the organization's storage, and how to feed it."""
+
+    __tablename__ = "image_models"
+    __table_args__ = (Index("uq_image_models_name", "organization_id", "name", unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(60))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    # The OnnxModelSpec: input_side, mean, std, scale, layout, input, output.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The embedding's width, found by running the model once on upload.
+    dimension: Mapped[int]
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

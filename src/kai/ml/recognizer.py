@@ -96,8 +96,10 @@ class Recognizer:
 
     @property
     def backbones(self) -> list[str]:
-        """The backbones whose embeddings the vote needs (a head weighted zero needs none)."""
-        return [head.backbone for head in self.heads if head.vote > 0] or [self.heads[0].backbone]
+        """The backbones whose embeddings a recognition needs: those of the vote (a head
+        weighted zero needs none) and the one that measures likeness to the training photos."""
+        voting = [head.backbone for head in self.heads if head.vote > 0]
+        return list(dict.fromkeys([self.novelty_backbone, *voting]))
 
     @property
     def novelty_backbone(self) -> str:

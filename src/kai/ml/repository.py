@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
-from kai.ml.models import LabeledPhoto, ModelVersion
+from kai.ml.models import ImageModel, LabeledPhoto, ModelVersion
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,46 @@ class ModelVersionRepository:
             .order_by(LabeledPhoto.id)
         )
         return [LabeledExample(*row) for row in (await self.session.execute(statement)).all()]
+
+
+class ImageModelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, model: ImageModel) -> ImageModel:
+        self.session.add(model)
+        await self.session.flush()
+        await self.session.refresh(model)
+        return model
+
+    async def by_name(self, organization_id: uuid.UUID, name: str) -> ImageModel | None:
+        statement = select(ImageModel).where(
+            ImageModel.organization_id == organization_id, ImageModel.name == name
+        )
+        found: ImageModel | None = await self.session.scalar(statement)
+        return found
+
+    async def all(self, organization_id: uuid.UUID) -> Sequence[ImageModel]:
+        statement = (
+            select(ImageModel)
+            .where(ImageModel.organization_id == organization_id)
+            .order_by(ImageModel.name)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def versions_using(self, organization_id: uuid.UUID, backbone: str) -> list[int]:
+        """Numbers of the ready or training versions whose ensemble has `backbone`."""
+        statement = (
+            select(ModelVersion.number)
+            .where(
+                ModelVersion.organization_id == organization_id,
+                ModelVersion.status.in_(("ready", "training")),
+                ModelVersion.options["backbones"].contains([backbone]),
+            )
+            .order_by(ModelVersion.number)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def delete(self, model: ImageModel) -> None:
+        await self.session.delete(model)
+        await self.session.flush()

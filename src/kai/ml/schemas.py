@@ -43,3 +43,19 @@ class ModelVersionRead(BaseModel):
     created_by: str | None
     created_at: datetime
     trained_at: datetime | None
+
+
+class ImageModelRead(BaseModel):
+    """A backbone a training may ask for: built in, or uploaded by the organization."""
+
+    name: str = Field(description="What `backbones` of a training names it by.")
+    kind: Literal["built-in", "uploaded"]
+    input_side: int
+    dimension: int | None = Field(description="The embedding's width (built-ins: once loaded).")
+    sha256: str | None = None
+    size_bytes: int | None = None
+    spec: dict[str, Any] | None = Field(
+        default=None, description="How an uploaded model is fed: normalisation, layout, output."
+    )
+    created_by: str | None = None
+    created_at: datetime | None = None

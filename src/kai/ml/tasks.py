@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 from kai.jobs.queue import JobRun, PermanentJobError, job_task
-from kai.ml import training
+from kai.ml import image_models, training
 from kai.ml.recognizer import NotEnoughPhotos
-from kai.vision.backbones import Backbone, BackboneUnavailable, get_backbone
+from kai.vision.backbones import Backbone, BackboneUnavailable
 from kai.vision.preprocessing import Enhancement
 
 
@@ -18,10 +18,17 @@ async def train_model(run: JobRun) -> dict[str, Any]:
     if run.organization_id is None:
         raise PermanentJobError("a model belongs to an organization")
     settings = run.settings
+    organization_id = run.organization_id
     version_id = uuid.UUID(str(run.params["model_version_id"]))
 
-    def load(name: str) -> Backbone:
-        return get_backbone(name, model_dir=settings.model_dir, threads=settings.vision.threads)
+    async def load(name: str) -> Backbone:
+        return await image_models.load_backbone(
+            run.session,
+            run.storage,
+            organization_id=organization_id,
+            name=name,
+            settings=settings,
+        )
 
     try:
         return await training.run_training(

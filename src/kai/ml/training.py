@@ -26,6 +26,7 @@ from kai.kit.errors import KaiError, NotFound
 from kai.kit.images import ImageLimits
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
+from kai.ml import image_models
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import NotEnoughPhotos, Recognizer, train_recognizer
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
@@ -39,7 +40,8 @@ EMBED_CHUNK = 16
 MAX_LABELS = 2000
 
 Progress = Callable[[int, int | None], Awaitable[None]]
-BackboneLoader = Callable[[str], Backbone]
+# Loads a backbone by name for the organization being trained (built-in or uploaded).
+BackboneLoader = Callable[[str], Awaitable[Backbone]]
 
 
 class ModelVersionNotFound(NotFound):
@@ -107,6 +109,7 @@ async def new_version(
 ) -> ModelVersion:
     """A new version of the organization's model, numbered next, to be trained."""
     organization_id = actor.tenant_id
+    await image_models.check_backbone_names(session, actor=actor, names=options.backbones)
     repository = ModelVersionRepository(session)
     return await repository.add(
         ModelVersion(
@@ -277,7 +280,7 @@ async def run_training(
     if version.status != "training":
         return {"skipped": f"model version already {version.status}"}
     options = TrainingOptions.model_validate(version.options)
-    backbones = [await asyncio.to_thread(load_backbone, name) for name in options.backbones]
+    backbones = [await load_backbone(name) for name in options.backbones]
     examples = await gather_examples(session, organization_id=organization_id, options=options)
     if len({example.label for example in examples}) > MAX_LABELS:
         raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")

@@ -158,10 +158,10 @@ def train(
 
     from kai.catalog.transfers import operator_for
     from kai.kit.db import act_for
-    from kai.ml import training
+    from kai.ml import image_models, training
     from kai.ml.recognizer import NotEnoughPhotos
     from kai.ml.schemas import ModelVersionRead
-    from kai.vision.backbones import Backbone, BackboneUnavailable, get_backbone
+    from kai.vision.backbones import Backbone, BackboneUnavailable
     from kai.vision.preprocessing import Enhancement
 
     settings = _settings()
@@ -178,9 +178,6 @@ def train(
         _fail(str(exc.errors()[0]["msg"]))
         return
 
-    def load(name: str) -> Backbone:
-        return get_backbone(name, model_dir=settings.model_dir, threads=settings.vision.threads)
-
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.session_factory.begin() as session:
             actor = await operator_for(session, organization)
@@ -196,6 +193,16 @@ def train(
             try:
                 async with runtime.session_factory.begin() as session:
                     await act_for(session, organization_id=actor.organization_id)
+
+                    async def load(name: str) -> Backbone:
+                        return await image_models.load_backbone(
+                            session,
+                            runtime.storage,
+                            organization_id=actor.tenant_id,
+                            name=name,
+                            settings=settings,
+                        )
+
                     await training.run_training(
                         session,
                         runtime.storage,

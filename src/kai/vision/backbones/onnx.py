@@ -74,10 +74,18 @@ class OnnxBackbone:
     standardize = False
 
     def __init__(
-        self, model_path: Path, spec: OnnxModelSpec, *, threads: int = 0, digest: str | None = None
+        self,
+        model_path: Path,
+        spec: OnnxModelSpec,
+        *,
+        threads: int = 0,
+        digest: str | None = None,
+        from_bytes: bool = False,
     ) -> None:
         """`digest` names the weights (the model file's own hash when not given): an export
-        checked against its source may be named by the source's weights."""
+        checked against its source may be named by the source's weights. `from_bytes`: load
+        the file's content, not the path, so that the model cannot name files beside it
+        (external data): for checking an upload."""
         self.spec = spec
         self.path = model_path
         options = ort.SessionOptions()
@@ -90,7 +98,8 @@ class OnnxBackbone:
             if provider in ort.get_available_providers()
         ]
         try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+            source = model_path.read_bytes() if from_bytes else str(model_path)
+            self._session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for a bad model
             raise BackboneUnavailable(
                 f"{model_path.name} is not a usable ONNX model: {exc}"
