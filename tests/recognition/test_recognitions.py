@@ -5,11 +5,13 @@ training learns from, and bad uploads refused without a trace."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from PIL import Image
 
 from kai.runtime import Runtime
 from tests.catalog.factories import create_category, create_material
@@ -78,6 +80,12 @@ async def _train(
     version = await client.get(f"/api/v1/models/{started.json()['id']}", headers=owner.headers)
     body: dict[str, Any] = version.json()
     return body
+
+
+def _png(pixels: Any) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
 
 
 def _brass_photo() -> bytes:
@@ -182,7 +190,22 @@ async def test_thresholds_decide_when_the_answer_is_unknown(
     client = committed_client
     owner = await member(committed_runtime, client)
     await _catalog(client, owner)
-    await _train(client, owner)
+    # Trained with test-time augmentation: a photo and its mirror image are answered alike.
+    version = await _train(client, owner, test_time_augmentation=True)
+    assert version["options"]["test_time_augmentation"] is True
+    # Half brass, half mosaic: an ambiguous photo, whose mirror is another photo.
+    tile = checks(300, cell=16, colour=(60, 90, 190), seed=7)
+    tile[:, :150] = stripes(300, period=8, angle=0.25, colour=(200, 160, 70), seed=8)[:, :150]
+    answers = []
+    for pixels in (tile, tile[:, ::-1].copy()):
+        answered = await client.post(
+            "/api/v1/recognitions",
+            files={"file": ("tile.png", _png(pixels), "image/png")},
+            headers=owner.headers,
+        )
+        assert answered.status_code == 201, answered.text
+        answers.append(answered.json()["predictions"])
+    assert answers[0] == answers[1]
 
     strict = await client.put(
         "/api/v1/recognitions/settings",
@@ -210,7 +233,8 @@ async def test_thresholds_decide_when_the_answer_is_unknown(
     unknowns = await client.get(
         "/api/v1/recognitions", params={"unknown": "true"}, headers=owner.headers
     )
-    assert [item["id"] for item in unknowns.json()["items"]] == [recognition["id"]]
+    assert unknowns.json()["items"][0]["id"] == recognition["id"]
+    assert all(item["unknown"] for item in unknowns.json()["items"])
     # "Right" cannot confirm an answer that was not given.
     confirmed = await client.post(
         f"/api/v1/recognitions/{recognition['id']}/feedback",

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from kai.kit.images import ImageRejected
+from kai.vision.backbones.handcrafted import HandcraftedBackbone
 from kai.vision.preprocessing import (
     Enhancement,
     equalize_lightness,
@@ -14,7 +15,7 @@ from kai.vision.preprocessing import (
     prepare_image,
     texture_views,
 )
-from tests.vision.textures import grain, jpeg
+from tests.vision.textures import grain, jpeg, stripes
 
 
 def _halves(width: int, height: int) -> np.ndarray:
@@ -108,3 +109,26 @@ def test_png_with_transparency_is_flattened() -> None:
     prepared = prepare_image(buffer.getvalue(), side=32)
 
     assert prepared.views[0].mean() == pytest.approx(255)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_with_test_time_augmentation_a_photo_and_its_mirror_embed_alike() -> None:
+    backbone = HandcraftedBackbone()
+    texture = stripes(200, period=9, angle=0.4, colour=(180, 150, 120), seed=3)
+    photo, mirror = _png(texture), _png(texture[:, ::-1].copy())
+
+    def embedded(data: bytes, mirrored: bool) -> np.ndarray:
+        prepared = prepare_image(
+            data, side=backbone.input_side, enhancement=Enhancement(mirrored=mirrored)
+        )
+        assert len(prepared.views) == (2 if mirrored else 1)
+        row: np.ndarray = backbone.embed([prepared.views])[0]
+        return row
+
+    assert not np.allclose(embedded(photo, False), embedded(mirror, False), atol=1e-3)
+    assert np.allclose(embedded(photo, True), embedded(mirror, True), atol=1e-5)

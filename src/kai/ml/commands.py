@@ -68,6 +68,10 @@ def evaluate(
     ] = None,
     white_balance: Annotated[bool, typer.Option(help="Grey-world white balance first.")] = False,
     clahe: Annotated[bool, typer.Option(help="Equalise lightness locally (CLAHE) first.")] = False,
+    mirrored: Annotated[
+        bool,
+        typer.Option(help="Test-time augmentation: each photo also embedded mirrored, averaged."),
+    ] = False,
 ) -> None:
     """Cross-validate the default recognition pipeline on a folder-per-class image set.
 
@@ -101,7 +105,9 @@ def evaluate(
                 directory,
                 backbones,
                 folds=folds,
-                enhancement=Enhancement(white_balance=white_balance, clahe=clahe),
+                enhancement=Enhancement(
+                    white_balance=white_balance, clahe=clahe, mirrored=mirrored
+                ),
                 progress=lambda done: bar.advance(task, done),
             )
     except KaiError as exc:

@@ -29,6 +29,7 @@ class ModelVersionRead(BaseModel):
     status: Literal["training", "ready", "failed"]
     active: bool
     labelling: dict[str, Any]
+    options: dict[str, Any] = Field(description="What the training was asked for.")
     labels: list[LabelRead]
     backbones: list[BackboneRead]
     metrics: dict[str, Any] = Field(

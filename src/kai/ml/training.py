@@ -75,6 +75,12 @@ class TrainingOptions(BaseModel):
         description="Backbones of the ensemble; the first also measures visual similarity "
         "to the training photos.",
     )
+    test_time_augmentation: bool = Field(
+        default=False,
+        description="Embed each photo also mirrored and average the two, in training and in "
+        "every recognition by this version: steadier on textures photographed any way round, "
+        "at twice the embedding time.",
+    )
     activate: bool = Field(default=True, description="Make the version active once trained.")
 
 
@@ -284,6 +290,7 @@ async def run_training(
     examples = await gather_examples(session, organization_id=organization_id, options=options)
     if len({example.label for example in examples}) > MAX_LABELS:
         raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
+    enhancement = replace(enhancement, mirrored=options.test_time_augmentation)
     kept, embeddings, skipped = await embed_examples(
         storage, examples, backbones, limits=limits, enhancement=enhancement, progress=progress
     )

@@ -301,9 +301,7 @@ async def run_batch(
     started = _add(spent, "loading", started)
     workers = settings.vision.batch_workers or max(1, os.cpu_count() or 1)
     chunk_size = PHOTOS_PER_WORKER * workers
-    enhancement = Enhancement(
-        white_balance=settings.vision.white_balance, clahe=settings.vision.clahe
-    )
+    enhancement = service.enhancement_for(recognizing.version, settings)
     recording: asyncio.Task[int] | None = None
     try:
         for start in range(0, len(pending), chunk_size):

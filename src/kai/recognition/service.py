@@ -134,9 +134,7 @@ async def recognize(
         for name in names
     ]
     started = clock.lap("load", started)
-    enhancement = Enhancement(
-        white_balance=settings.vision.white_balance, clahe=settings.vision.clahe
-    )
+    enhancement = enhancement_for(version, settings)
     inspected, prepared = await asyncio.to_thread(
         prepare_upload,
         data,
@@ -242,6 +240,16 @@ async def _answer(
     recognition.timings = dict(clock.timings)
     await session.flush()
     return Recognized(recognition=recognition, model_version_number=version.number)
+
+
+def enhancement_for(version: ModelVersion, settings: Settings) -> Enhancement:
+    """How photos are prepared for `version`: the server's corrections, and the version's own
+    test-time augmentation (it was trained so)."""
+    return Enhancement(
+        white_balance=settings.vision.white_balance,
+        clahe=settings.vision.clahe,
+        mirrored=bool(version.options.get("test_time_augmentation")),
+    )
 
 
 @dataclass(frozen=True)

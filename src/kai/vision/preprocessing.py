@@ -23,10 +23,14 @@ VIEW_FRACTIONS: tuple[float, ...] = (1.0,)
 
 @dataclass(frozen=True)
 class Enhancement:
-    """Optional corrections before embedding (both off by default: measured, see benchmarks)."""
+    """Optional steps before embedding (off by default: measured, see benchmarks)."""
 
     white_balance: bool = False
     clahe: bool = False
+    # Test-time augmentation: each view also mirrored, the backbone averaging both, so that a
+    # photo and its mirror image embed alike; twice the embedding time. A model version is
+    # trained and used with the same choice.
+    mirrored: bool = False
 
 
 @dataclass
@@ -117,6 +121,10 @@ def prepare_upload(
             pixels = equalize_lightness(pixels)
     with timed(timings, "views"):
         views = {side: texture_views(pixels, side) for side in sorted(set(sides))}
+        if enhancement.mirrored:
+            views = {
+                side: [*cut, *(view[:, ::-1].copy() for view in cut)] for side, cut in views.items()
+            }
     prepared = PreparedViews(views=views, width=width, height=height, timings=timings)
     return inspected, prepared
 
