@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+import uuid
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 from PIL import Image
 
+from kai.kit.db import act_for
+from kai.ml.models import ModelVersion
 from kai.runtime import Runtime
 from tests.catalog.factories import create_category, create_material
 from tests.catalog.test_images import png_bomb
@@ -242,6 +245,25 @@ async def test_thresholds_decide_when_the_answer_is_unknown(
         headers=owner.headers,
     )
     assert confirmed.status_code == 422
+
+    # An upgrade brings another EfficientNet export than the one the version was trained on:
+    # its heads would read the new embeddings wrongly, so it answers nothing until retrained.
+    async with committed_runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        trained = await session.get(ModelVersion, uuid.UUID(version["id"]))
+        assert trained is not None
+        trained.backbones = [
+            {**entry, "fingerprint": entry["fingerprint"] + ":before"}
+            for entry in trained.backbones
+        ]
+    outdated = await client.post(
+        "/api/v1/recognitions",
+        files={"file": ("tile.png", _png(tile), "image/png")},
+        headers=owner.headers,
+    )
+    assert outdated.status_code == 409
+    assert outdated.json()["type"].endswith("model-outdated")
+    assert "Train a new version" in outdated.json()["detail"]
 
 
 BAD_UPLOADS = [

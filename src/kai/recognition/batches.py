@@ -28,7 +28,6 @@ from kai.kit.images import ImageLimits, InspectedImage, decode_upload
 from kai.kit.pagination import PageParams, paginate
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
-from kai.ml import image_models
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
@@ -381,21 +380,11 @@ async def _recognizing(
         project_id=batch.project_id,
     )
     recognizer = await recognizer_of(storage, version)
-    names = list(dict.fromkeys([*recognizer.backbones, SIMILARITY_BACKBONE]))
     thresholds = await service.recognition_settings(session, actor=actor)
     return _Recognizing(
         version=version,
         recognizer=recognizer,
-        backbones=[
-            await image_models.load_backbone(
-                session,
-                storage,
-                organization_id=batch.organization_id,
-                name=name,
-                settings=settings,
-            )
-            for name in names
-        ],
+        backbones=await service.backbones_for(session, storage, version, recognizer, settings),
         options=options,
         similarity_filter=await visual_filter(
             session, actor=actor, category_id=options.category_id, filters=options.filters

@@ -54,6 +54,10 @@ class NoTrainedModel(Conflict):
     type, title = "no-trained-model", "The organization has no trained model yet"
 
 
+class ModelOutdated(Conflict):
+    type, title = "model-outdated", "The model was trained on another image model"
+
+
 class RecognitionNotFound(NotFound):
     type, title = "recognition-not-found", "No such recognition"
 
@@ -126,13 +130,7 @@ async def recognize(
     similarity_filter = await visual_filter(
         session, actor=actor, category_id=options.category_id, filters=options.filters
     )
-    names = list(dict.fromkeys([*recognizer.backbones, SIMILARITY_BACKBONE]))
-    backbones = [
-        await image_models.load_backbone(
-            session, storage, organization_id=organization_id, name=name, settings=settings
-        )
-        for name in names
-    ]
+    backbones = await backbones_for(session, storage, version, recognizer, settings)
     started = clock.lap("load", started)
     enhancement = enhancement_for(version, settings)
     inspected, prepared = await asyncio.to_thread(
@@ -240,6 +238,33 @@ async def _answer(
     recognition.timings = dict(clock.timings)
     await session.flush()
     return Recognized(recognition=recognition, model_version_number=version.number)
+
+
+async def backbones_for(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    version: ModelVersion,
+    recognizer: Recognizer,
+    settings: Settings,
+) -> list[Backbone]:
+    """The backbones a recognition by `version` needs (its own, and the similarity one), each
+    checked to be the very model the version was trained on."""
+    names = list(dict.fromkeys([*recognizer.backbones, SIMILARITY_BACKBONE]))
+    backbones = [
+        await image_models.load_backbone(
+            session, storage, organization_id=version.organization_id, name=name, settings=settings
+        )
+        for name in names
+    ]
+    trained_on = {entry["name"]: entry.get("fingerprint") for entry in version.backbones}
+    for backbone in backbones:
+        expected = trained_on.get(backbone.name)
+        if backbone.name in recognizer.backbones and expected != backbone.fingerprint:
+            raise ModelOutdated(
+                f"Model version {version.number} was trained on {backbone.name} as it was "
+                f"({expected}); this server has {backbone.fingerprint}. Train a new version."
+            )
+    return backbones
 
 
 def enhancement_for(version: ModelVersion, settings: Settings) -> Enhancement:

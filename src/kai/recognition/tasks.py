@@ -25,7 +25,7 @@ async def recognize_batch(run: JobRun) -> dict[str, Any]:
             limits=run.image_limits,
             progress=run.report_progress,
         )
-    except service.NoTrainedModel as exc:
+    except (service.NoTrainedModel, service.ModelOutdated) as exc:
         async with run.separate_transaction() as session:
             await batches.mark_failed(session, batch_id=batch_id)
         raise PermanentJobError(exc.detail or exc.title) from exc
