@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from kai.cli import app
-from kai.ml.heads import fit_ensemble, vote_weights
+from kai.ml.heads import vote_weights
 from tests.vision.textures import material_set
 
 runner = CliRunner()
@@ -100,22 +100,3 @@ def test_the_vote_leaves_out_a_member_that_only_adds_mistakes() -> None:
 
     assert vote_weights([right, noisy], labels) == [1.0, 0.0]
     assert vote_weights([noisy, right], labels) == [0.0, 1.0]
-
-
-def test_an_ensemble_of_two_backbones_predicts_over_every_label() -> None:
-    rng = np.random.default_rng(0)
-    labels = ["oak", "slate", "brass"] * 8
-    centres = {"oak": 0, "slate": 1, "brass": 2}
-    first = np.stack([np.eye(3)[centres[label]] + rng.normal(0, 0.1, 3) for label in labels])
-    second = rng.normal(0, 1, (24, 5))
-
-    ensemble = fit_ensemble(
-        {"one": first, "two": second}, labels, standardize={"one": False, "two": True}
-    )
-    found = ensemble.probabilities({"one": first, "two": second})
-
-    assert ensemble.labels == ["brass", "oak", "slate"]
-    assert found.shape == (24, 3)
-    assert np.allclose(found.sum(axis=1), 1.0)
-    predicted = [ensemble.labels[index] for index in found.argmax(axis=1)]
-    assert predicted == labels

@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
-from kai.ml.heads import fit_ensemble
+from kai.ml.recognizer import train_recognizer
 from kai.vision.backbones import Backbone
 from kai.vision.preprocessing import Enhancement, prepare_views
 
@@ -176,16 +176,20 @@ def cross_validate(
     predicted = np.empty(len(targets), dtype=object)
     alone = {name: np.empty(len(targets), dtype=object) for name in embeddings}
     for train, test in splitter.split(np.zeros(len(targets)), targets):
-        ensemble = fit_ensemble(
+        # Trained exactly as an organization's model is (its own validation choosing the
+        # vote and the temperature), then scored on photos it never saw.
+        recognizer = train_recognizer(
             {name: rows[train] for name, rows in embeddings.items()},
             list(targets[train]),
             standardize=standardize,
-        )
+            seed=seed,
+        ).recognizer
         test_rows = {name: rows[test] for name, rows in embeddings.items()}
-        probabilities = ensemble.probabilities(test_rows)
-        predicted[test] = [ensemble.labels[index] for index in probabilities.argmax(axis=1)]
-        for member in ensemble.members:
-            alone[member.backbone][test] = member.head.predict(test_rows[member.backbone])
+        names = np.asarray(recognizer.labels, dtype=object)
+        predicted[test] = names[recognizer.probabilities(test_rows).argmax(axis=1)]
+        for head in recognizer.heads:
+            found = head.probabilities(test_rows[head.backbone])
+            alone[head.backbone][test] = names[found.argmax(axis=1)]
     accuracy = {name: float(np.mean(found == targets)) for name, found in alone.items()}
     return predicted, accuracy
 

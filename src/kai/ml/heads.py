@@ -1,13 +1,11 @@
-"""Classifier heads on embeddings, and their ensemble across backbones by weighted voting."""
+"""Classifier heads on embeddings, and the weights of their vote across backbones."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -16,8 +14,6 @@ from sklearn.preprocessing import StandardScaler
 C_NORMALIZED = 10.0
 C_STANDARDIZED = 1.0
 MAX_ITERATIONS = 3000
-# Folds used inside a training set to weigh each backbone's vote by its held-out accuracy.
-INNER_FOLDS = 3
 
 
 def new_head(*, standardize: bool) -> Pipeline:
@@ -32,23 +28,6 @@ def new_head(*, standardize: bool) -> Pipeline:
 
 def fit_head(embeddings: np.ndarray, labels: Sequence[str], *, standardize: bool) -> Pipeline:
     return new_head(standardize=standardize).fit(embeddings, np.asarray(labels))
-
-
-def held_out_probabilities(
-    embeddings: np.ndarray, labels: Sequence[str], *, standardize: bool
-) -> np.ndarray | None:
-    """Out-of-fold class probabilities of a head under a small stratified cross-validation of
-    the given set (columns in sorted label order); None when a label has too few photos."""
-    targets = np.asarray(labels)
-    smallest = int(np.unique(targets, return_counts=True)[1].min())
-    folds = min(INNER_FOLDS, smallest)
-    if folds < 2:
-        return None
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    found: np.ndarray = cross_val_predict(
-        new_head(standardize=standardize), embeddings, targets, cv=splitter, method="predict_proba"
-    )
-    return found
 
 
 def vote_weights(probabilities: Sequence[np.ndarray], labels: Sequence[str]) -> list[float]:
@@ -86,63 +65,3 @@ def _compositions(parts: int, total: int) -> list[tuple[int, ...]]:
         for first in range(total, -1, -1)
         for rest in _compositions(parts - 1, total - first)
     ]
-
-
-@dataclass
-class Member:
-    """One backbone's head and the weight of its vote."""
-
-    backbone: str
-    head: Pipeline
-    weight: float
-
-
-@dataclass
-class Ensemble:
-    """Heads of several backbones; probabilities averaged with weights from validation."""
-
-    labels: list[str]
-    members: list[Member]
-
-    def probabilities(self, embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Rows of probabilities over `labels` for the photos embedded by each backbone."""
-        voting = [member for member in self.members if member.weight > 0]
-        total = sum(member.weight for member in voting)
-        combined: np.ndarray | None = None
-        for member in voting:
-            found = member.head.predict_proba(embeddings[member.backbone])
-            aligned = np.zeros((found.shape[0], len(self.labels)), dtype=np.float64)
-            for column, label in enumerate(member.head.classes_):
-                aligned[:, self.labels.index(str(label))] = found[:, column]
-            weighted = aligned * (member.weight / total)
-            combined = weighted if combined is None else combined + weighted
-        assert combined is not None
-        return combined
-
-
-def fit_ensemble(
-    embeddings: Mapping[str, np.ndarray],
-    labels: Sequence[str],
-    *,
-    standardize: Mapping[str, bool],
-) -> Ensemble:
-    """A head per backbone, their votes weighted as validation on this training set says
-    (`vote_weights`). A member weighted zero is kept, to be reported, but not consulted."""
-    names = list(embeddings)
-    weights = [1.0 / len(names)] * len(names)
-    if len(names) > 1:
-        held_out = [
-            held_out_probabilities(embeddings[name], labels, standardize=standardize[name])
-            for name in names
-        ]
-        if all(found is not None for found in held_out):
-            weights = vote_weights([found for found in held_out if found is not None], labels)
-    members = [
-        Member(
-            backbone=name,
-            head=fit_head(embeddings[name], labels, standardize=standardize[name]),
-            weight=weight,
-        )
-        for name, weight in zip(names, weights, strict=True)
-    ]
-    return Ensemble(labels=sorted({str(label) for label in labels}), members=members)
