@@ -181,9 +181,12 @@ async def test_a_photo_unreadable_at_its_turn_fails_alone_and_a_rerun_redoes_not
     async with committed_runtime.session_factory() as session:
         await act_for(session, organization_id=owner.organization_id)
         spoiled = await session.get(RecognitionBatchItem, (batch_id, 12))
+        lost = await session.get(RecognitionBatchItem, (batch_id, 18))
         assert spoiled is not None
-    # The stored copy went bad after the upload was checked.
+        assert lost is not None
+    # After the upload was checked, one stored copy went bad and another was lost.
     await committed_runtime.storage.put(spoiled.image_key, b"\xff\xd8 not a jpeg any more")
+    await committed_runtime.storage.delete(lost.image_key)
 
     def sessions() -> Any:
         return scoped_transaction(
@@ -205,18 +208,19 @@ async def test_a_photo_unreadable_at_its_turn_fails_alone_and_a_rerun_redoes_not
         sessions, committed_runtime.storage, progress=progress, **arguments
     )
 
-    assert (outcome["recognized"], outcome["failed"]) == (19, 1)
+    assert (outcome["recognized"], outcome["failed"]) == (18, 2)
     assert reported[-1] == 20
     assert reported == sorted(reported)
     rows = (
         await client.get(f"/api/v1/recognition-batches/{batch_id}/results", headers=owner.headers)
     ).json()
     assert [row["position"] for row in rows] == list(range(1, 21))
-    assert rows[11]["status"] == "failed"
+    assert [row["position"] for row in rows if row["status"] == "failed"] == [12, 18]
     assert rows[11]["error"]
     assert rows[11]["recognition_id"] is None
+    assert "missing" in rows[17]["error"]
     labels = [row["label"] for row in rows if row["status"] == "recognized"]
-    assert labels == ["Brushed brass"] * 7 + ["Blue mosaic"] + ["Brushed brass"] * 11
+    assert labels == ["Brushed brass"] * 7 + ["Blue mosaic"] + ["Brushed brass"] * 10
     recognition = await client.get(
         f"/api/v1/recognitions/{rows[0]['recognition_id']}", headers=owner.headers
     )
@@ -228,6 +232,6 @@ async def test_a_photo_unreadable_at_its_turn_fails_alone_and_a_rerun_redoes_not
 
     # The job run again (a retry after a crash) finds nothing left to do.
     again = await batches.run_batch(sessions, committed_runtime.storage, **arguments)
-    assert (again["recognized"], again["failed"]) == (19, 1)
+    assert (again["recognized"], again["failed"]) == (18, 2)
     listed = await client.get("/api/v1/recognitions", params={"limit": 100}, headers=owner.headers)
-    assert len(listed.json()["items"]) == 19
+    assert len(listed.json()["items"]) == 18

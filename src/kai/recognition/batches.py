@@ -26,7 +26,7 @@ from kai.identity.actor import Actor
 from kai.kit.errors import KaiError, NotFound, Unprocessable
 from kai.kit.images import ImageLimits, InspectedImage, decode_upload
 from kai.kit.pagination import PageParams, paginate
-from kai.kit.storage import ObjectStorage
+from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
@@ -217,7 +217,7 @@ class _Embedded:
 
 
 def _embed_share(
-    photos: Sequence[tuple[int, bytes]],
+    photos: Sequence[tuple[int, bytes | None]],
     backbones: Sequence[Backbone],
     enhancement: Enhancement,
     limits: ImageLimits,
@@ -228,6 +228,9 @@ def _embed_share(
     done: list[_Embedded] = []
     views: list[PreparedViews] = []
     for position, data in photos:
+        if data is None:
+            done.append(_Embedded(position, error="The photo's stored file is missing."))
+            continue
         try:
             inspected, prepared = prepare_upload(
                 data, sides=sides, enhancement=enhancement, limits=limits
@@ -305,7 +308,7 @@ async def run_batch(
     try:
         for start in range(0, len(pending), chunk_size):
             chunk = pending[start : start + chunk_size]
-            datas = await asyncio.gather(*(storage.read(key) for _, key in chunk))
+            datas = await asyncio.gather(*(_read(storage, key) for _, key in chunk))
             photos = [(position, data) for (position, _), data in zip(chunk, datas, strict=True)]
             shares = await asyncio.gather(
                 *(
@@ -348,6 +351,14 @@ async def run_batch(
             "failed": batch.failed,
             "seconds": {step: round(value, 3) for step, value in spent.items()},
         }
+
+
+async def _read(storage: ObjectStorage, key: str) -> bytes | None:
+    """The photo, or None when its file is gone (that photo then fails alone)."""
+    try:
+        return await storage.read(key)
+    except ObjectNotFound:
+        return None
 
 
 def _position(photo: _Embedded) -> int:
