@@ -119,7 +119,13 @@ async def test_bad_models_and_backbones_are_refused_and_leave_nothing_behind(
     assert body["type"].endswith("image-model-taken")
 
     # A training may name built-ins and the organization's uploads, never a server file.
-    for backbones in (["onnx:/etc/passwd"], ["custom:nope"], ["resnet"], []):
+    for backbones in (
+        ["onnx:/etc/passwd"],
+        ["custom:nope"],
+        ["resnet"],
+        [],
+        ["handcrafted", "handcrafted"],
+    ):
         refused = await client.post(
             "/api/v1/models", json={"backbones": backbones}, headers=owner.headers
         )

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category
@@ -82,6 +82,13 @@ class TrainingOptions(BaseModel):
         "at twice the embedding time.",
     )
     activate: bool = Field(default=True, description="Make the version active once trained.")
+
+    @field_validator("backbones")
+    @classmethod
+    def _each_once(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError("name each backbone once")
+        return names
 
 
 @dataclass(frozen=True)
