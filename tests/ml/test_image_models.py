@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 from httpx import AsyncClient
 
@@ -23,6 +24,14 @@ def _tiny(tmp_path: Path) -> bytes:
     path = tmp_path / "tiny.onnx"
     _tiny_model(path)
     return path.read_bytes()
+
+
+def _one_at_a_time(tmp_path: Path) -> bytes:
+    """The tiny model with a fixed batch of one, as an export without dynamic axes has."""
+    model = onnx.load_from_string(_tiny(tmp_path))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = 1
+    return model.SerializeToString()
 
 
 async def _upload(
@@ -95,6 +104,9 @@ async def test_bad_models_and_backbones_are_refused_and_leave_nothing_behind(
         (owner, tiny, {"layout": "nhwc"}, 422),
         (owner, tiny, {"output": "logits"}, 422),
         (owner, tiny, {"mean": "a,b,c"}, 422),
+        (owner, tiny, {"mean": "1.2.3,0,0"}, 422),
+        # Exported for one image at a time: it would fail in every training.
+        (owner, _one_at_a_time(tmp_path), {}, 422),
         (owner, tiny, {"std": "1,0,1"}, 422),
         (owner, tiny, {"name": "Bad Name"}, 422),
         (owner, tiny, {"input_side": "9000"}, 422),

@@ -10,7 +10,7 @@ import pytest
 from httpx import AsyncClient
 
 from kai.kit.db import act_for
-from kai.recognition.models import Recognition
+from kai.recognition.models import Recognition, RecognitionBatch, RecognitionBatchItem
 from kai.runtime import Runtime
 from tests.catalog.factories import create_category, create_material
 from tests.identity.factories import Member, member
@@ -39,6 +39,29 @@ async def _recognition(runtime: Runtime, owner: Member, label: str = "Marble") -
         session.add(recognition)
         await session.flush()
         return str(recognition.id)
+
+
+async def _batch_of(runtime: Runtime, owner: Member, recognition_id: str) -> str:
+    """A finished batch (in no project) whose one photo became `recognition_id`."""
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        batch = RecognitionBatch(
+            organization_id=owner.organization_id, status="succeeded", total=1, done=1
+        )
+        session.add(batch)
+        await session.flush()
+        session.add(
+            RecognitionBatchItem(
+                batch_id=batch.id,
+                position=1,
+                organization_id=owner.organization_id,
+                file_name="site.jpg",
+                image_key=f"{owner.organization_id}/users/uploads/batches/{batch.id}/1.jpg",
+                status="recognized",
+                recognition_id=uuid.UUID(recognition_id),
+            )
+        )
+        return str(batch.id)
 
 
 async def _project(http: AsyncClient, who: Member, **fields: Any) -> dict[str, Any]:
@@ -192,6 +215,30 @@ async def test_a_project_shared_with_a_team_is_hidden_from_everyone_else(
             f"/api/v1/projects/{open_project['id']}/recognitions/{secret}", headers=outsider.headers
         )
     ).status_code == 404
+
+    # A batch seen by all whose photo was filed since in the project: that row stays hidden.
+    batch_id = await _batch_of(runtime, owner, secret)
+    rows = await client.get(
+        f"/api/v1/recognition-batches/{batch_id}/results", headers=outsider.headers
+    )
+    assert rows.status_code == 200
+    assert (rows.json()[0]["recognition_id"], rows.json()[0]["label"]) == (None, None)
+    shown = await client.get(
+        f"/api/v1/recognition-batches/{batch_id}/results", headers=designer.headers
+    )
+    assert shown.json()[0]["recognition_id"] == secret
+    # A member of the team may file photos in it, but not move one out to a wider project.
+    assistant = await member(runtime, client, role="member", organization=owner.organization)
+    await client.put(f"/api/v1/teams/{showroom}/members/{assistant.user.id}", headers=owner.headers)
+    moved = await client.put(
+        f"/api/v1/projects/{open_project['id']}/recognitions/{secret}", headers=assistant.headers
+    )
+    assert moved.status_code == 403
+    assert await _ids(client, owner, "/api/v1/recognitions", project_id=project["id"]) == [secret]
+    # Deleting it would show its recognitions to everyone: refused while any is filed in it.
+    kept = await client.delete(url, headers=designer.headers)
+    assert kept.status_code == 409
+    assert kept.json()["type"].endswith("project-not-empty")
 
     # Shared with everyone again: the outsider sees it and its recognition.
     opened = await client.patch(url, json={"team_ids": []}, headers=designer.headers)

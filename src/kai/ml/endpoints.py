@@ -74,6 +74,16 @@ ModelName = Annotated[
 Triple = Annotated[str, Form(pattern=r"^\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*$")]
 
 
+def _triple(text: str, field: str) -> list[float]:
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise image_models.InvalidImageModel(
+            f"{field} needs three numbers, comma-separated: {text!r}",
+            errors=[{"loc": ["body", field], "msg": "three numbers", "type": "value"}],
+        ) from None
+
+
 def _uploaded(model: ImageModel) -> ImageModelRead:
     return ImageModelRead(
         name=image_models.CUSTOM_PREFIX + model.name,
@@ -132,8 +142,8 @@ async def upload_backbone(
         data=data,
         spec={
             "input_side": input_side,
-            "mean": [float(value) for value in mean.split(",")],
-            "std": [float(value) for value in std.split(",")],
+            "mean": _triple(mean, "mean"),
+            "std": _triple(std, "std"),
             "scale": scale,
             "layout": layout,
             "input": input,
@@ -160,4 +170,5 @@ async def delete_backbone(
         runtime.storage,
         actor=actor,
         name=name.removeprefix(image_models.CUSTOM_PREFIX),
+        settings=runtime.settings,
     )

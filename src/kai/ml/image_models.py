@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import Settings
@@ -77,11 +79,16 @@ def _check_runs(data: bytes, spec: OnnxModelSpec) -> int:
         try:
             backbone = OnnxBackbone(path, spec, threads=1, from_bytes=True)
             dimension = backbone.dimension
+            # Photos are embedded several at a time: a model exported for one image at a
+            # time (a fixed batch of 1) would load and run here and fail in every training.
+            blank = np.zeros((spec.input_side, spec.input_side, 3), dtype=np.uint8)
+            backbone.embed([[blank], [blank]])
         except BackboneUnavailable as exc:
             raise InvalidImageModel(exc.detail or exc.title) from None
         except Exception as exc:  # onnxruntime's own errors: a shape or type it refuses
             raise InvalidImageModel(
-                f"The model does not run on a {spec.input_side} px RGB image as declared: {exc}"
+                f"The model does not run on {spec.input_side} px RGB images, several at once "
+                f"(a dynamic batch size), as declared: {exc}"
             ) from None
     if not 1 <= dimension <= MAX_DIMENSION:
         raise InvalidImageModel(f"The embedding has {dimension} values; at most {MAX_DIMENSION}.")
@@ -119,18 +126,21 @@ async def upload(
     dimension = await asyncio.to_thread(_check_runs, data, checked)
     digest = hashlib.sha256(data).hexdigest()
     key = model_key(organization_id, f"backbones/{name}-{digest[:12]}.onnx")
-    model = await repository.add(
-        ImageModel(
-            organization_id=organization_id,
-            name=name,
-            sha256=digest,
-            size_bytes=len(data),
-            storage_key=key,
-            spec={k: v for k, v in checked.to_json().items() if k != "name"},
-            dimension=dimension,
-            created_by=_author(actor),
+    try:
+        model = await repository.add(
+            ImageModel(
+                organization_id=organization_id,
+                name=name,
+                sha256=digest,
+                size_bytes=len(data),
+                storage_key=key,
+                spec={k: v for k, v in checked.to_json().items() if k != "name"},
+                dimension=dimension,
+                created_by=_author(actor),
+            )
         )
-    )
+    except IntegrityError:  # the same name uploaded at the same moment
+        raise ImageModelTaken(f"There is an image model called {name!r} already.") from None
     await storage.put(key, data, content_type="application/octet-stream")
     return model
 
@@ -139,7 +149,14 @@ async def list_models(session: AsyncSession, *, actor: Actor) -> Sequence[ImageM
     return await ImageModelRepository(session).all(actor.tenant_id)
 
 
-async def delete(session: AsyncSession, storage: ObjectStorage, *, actor: Actor, name: str) -> None:
+async def delete(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    name: str,
+    settings: Settings,
+) -> None:
     """Delete a model no ready or training version uses."""
     repository = ImageModelRepository(session)
     model = await repository.by_name(actor.tenant_id, name)
@@ -153,6 +170,10 @@ async def delete(session: AsyncSession, storage: ObjectStorage, *, actor: Actor,
         )
     await repository.delete(model)
     await storage.delete(model.storage_key)
+    # This server's copy too (others keep theirs, unused: no version can name it now).
+    local = _local_copy(settings, actor.tenant_id, model.id)
+    for stale in (local, spec_path(local)):
+        stale.unlink(missing_ok=True)
 
 
 async def check_backbone_names(
@@ -199,8 +220,9 @@ async def load_backbone(
     )
     if model is None:
         raise BackboneUnavailable(f"The image model {name!r} was deleted.")
-    folder = settings.model_dir / "custom" / str(organization_id)
-    path = folder / f"{model.name}-{model.sha256[:12]}.onnx"
+    # Named by the upload's id: a model deleted and uploaded again under its name (the same
+    # file, another spec, say) is another file here, and another backbone in the cache.
+    path = _local_copy(settings, organization_id, model.id)
     if not path.is_file():
         data = await storage.read(model.storage_key)
         await asyncio.to_thread(_place, path, data, {**model.spec, "name": name})
@@ -209,11 +231,18 @@ async def load_backbone(
     )
 
 
+def _local_copy(settings: Settings, organization_id: uuid.UUID, model_id: uuid.UUID) -> Path:
+    return settings.model_dir / "custom" / str(organization_id) / f"{model_id}.onnx"
+
+
 def _place(path: Path, data: bytes, spec: dict[str, Any]) -> None:
     """Write the model and its spec beside it, each whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, content in ((spec_path(path), json.dumps(spec).encode()), (path, data)):
         handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        os.replace(scratch, target)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
+            os.replace(scratch, target)
+        finally:
+            Path(scratch).unlink(missing_ok=True)

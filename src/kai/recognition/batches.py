@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import Settings
@@ -34,7 +34,7 @@ from kai.ml.repository import ModelVersionRepository
 from kai.ml.serving import recognizer_of
 from kai.recognition import projects, service
 from kai.recognition.models import Recognition, RecognitionBatch, RecognitionBatchItem
-from kai.recognition.repository import in_visible_project
+from kai.recognition.repository import ProjectRepository, in_visible_project
 from kai.search import visual
 from kai.search.service import visual_filter
 from kai.vision.backbones import Backbone
@@ -432,6 +432,14 @@ async def _record(
         )
     classified = round((time.perf_counter() - started) * 1000 / max(1, len(good)), 3)
     async with sessions() as session:
+        project_id = recognizing.options.project_id
+        if project_id is not None:
+            # Deleted since the batch began: its photos are filed nowhere, as its other
+            # recognitions now are. Else it is kept until this chunk is recorded.
+            kept = await ProjectRepository(session).get(
+                organization_id, project_id, visible=true(), lock=True
+            )
+            project_id = kept.id if kept is not None else None
         items = {
             item.position: item
             for item in (
@@ -460,7 +468,7 @@ async def _record(
                 id=uuid.uuid4(),
                 organization_id=organization_id,
                 model_version_id=recognizing.version.id,
-                project_id=recognizing.options.project_id,
+                project_id=project_id,
                 # The batch's copy of the photo is the recognition's.
                 image_key=item.image_key,
                 sha256=inspected.sha256,
@@ -534,10 +542,16 @@ async def results(
 ) -> list[dict[str, Any]]:
     """A row per photo, in upload order: what it was recognized as, or why it failed."""
     await get_batch(session, actor=actor, batch_id=batch_id)
+    # A photo's recognition filed since in a project the actor does not see stays hidden.
+    seen = in_visible_project(
+        Recognition.project_id, actor.tenant_id, await projects.visibility(session, actor)
+    )
     rows = (
         await session.execute(
             select(RecognitionBatchItem, Recognition)
-            .outerjoin(Recognition, Recognition.id == RecognitionBatchItem.recognition_id)
+            .outerjoin(
+                Recognition, and_(Recognition.id == RecognitionBatchItem.recognition_id, seen)
+            )
             .where(
                 RecognitionBatchItem.organization_id == actor.tenant_id,
                 RecognitionBatchItem.batch_id == batch_id,
@@ -554,7 +568,7 @@ async def results(
                 "file_name": item.file_name,
                 "status": item.status,
                 "error": item.error,
-                "recognition_id": str(item.recognition_id) if item.recognition_id else None,
+                "recognition_id": str(recognition.id) if recognition else None,
                 "label": recognition.label if recognition else None,
                 "confidence": recognition.confidence if recognition else None,
                 "unknown": recognition.unknown if recognition else None,

@@ -21,6 +21,8 @@ from kai.catalog.materials import get_material
 from kai.catalog.models import Material
 from kai.identity import audit
 from kai.identity.actor import Actor
+from kai.identity.errors import PermissionDenied
+from kai.identity.permissions import Permission
 from kai.identity.repository import TeamRepository
 from kai.identity.teams import teams_of, visible_clause
 from kai.kit.errors import Conflict, NotFound, Unprocessable
@@ -39,6 +41,10 @@ class ProjectArchived(Conflict):
 
 class InvalidSharing(Unprocessable):
     type, title = "invalid-sharing", "The project cannot be shared so"
+
+
+class ProjectNotEmpty(Conflict):
+    type, title = "project-not-empty", "The project still has recognitions filed in it"
 
 
 class NotInProject(NotFound):
@@ -113,9 +119,11 @@ async def create_project(
     return project
 
 
-async def get_project(session: AsyncSession, *, actor: Actor, project_id: uuid.UUID) -> Project:
+async def get_project(
+    session: AsyncSession, *, actor: Actor, project_id: uuid.UUID, lock: bool = False
+) -> Project:
     found = await ProjectRepository(session).get(
-        actor.tenant_id, project_id, visible=await visibility(session, actor)
+        actor.tenant_id, project_id, visible=await visibility(session, actor), lock=lock
     )
     if found is None:
         raise ProjectNotFound(f"No project {project_id} that you can see.")
@@ -175,9 +183,18 @@ async def update_project(
 
 
 async def delete_project(session: AsyncSession, *, actor: Actor, project_id: uuid.UUID) -> None:
-    """The project and its list of chosen materials; its recognitions stay, filed nowhere."""
+    """The project and its list of chosen materials; its recognitions stay, filed nowhere.
+
+    A project shared with some teams only is refused while anything is filed in it: its
+    recognitions would become everyone's to see by a delete, not by a decision."""
     project = await get_project(session, actor=actor, project_id=project_id)
-    await ProjectRepository(session).delete(project)
+    repository = ProjectRepository(session)
+    if project.shared_with and await repository.has_filed(actor.tenant_id, project.id):
+        raise ProjectNotEmpty(
+            f"Project {project.name!r} is shared with some teams only, and recognitions are "
+            "filed in it: take them out, or share the project with everyone, first."
+        )
+    await repository.delete(project)
     await audit.record(
         session,
         action="project.deleted",
@@ -190,8 +207,9 @@ async def delete_project(session: AsyncSession, *, actor: Actor, project_id: uui
 
 
 async def open_project(session: AsyncSession, *, actor: Actor, project_id: uuid.UUID) -> Project:
-    """A project that work may still be filed in: seen by the actor, and not archived."""
-    project = await get_project(session, actor=actor, project_id=project_id)
+    """A project that work may still be filed in: seen by the actor, and not archived; kept
+    from deletion until the transaction that files the work ends."""
+    project = await get_project(session, actor=actor, project_id=project_id, lock=True)
     if project.status == "archived":
         raise ProjectArchived(f"Project {project.name!r} is archived: reopen it first.")
     return project
@@ -205,6 +223,10 @@ async def file_recognition(
 
     project = await open_project(session, actor=actor, project_id=project_id)
     recognition = await get_recognition(session, actor=actor, recognition_id=recognition_id)
+    moving = recognition.project_id is not None and recognition.project_id != project.id
+    if moving and not actor.can(Permission.PROJECTS_MANAGE):
+        # Taking it out of its project needs this permission; moving it does as well.
+        raise PermissionDenied("Moving a recognition to another project needs projects:manage.")
     await ProjectRepository(session).file_recognition(actor.tenant_id, recognition.id, project.id)
 
 

@@ -19,6 +19,7 @@ from kai.recognition.models import (
     Project,
     ProjectMaterial,
     Recognition,
+    RecognitionBatch,
     RecognitionFeedback,
     RecognitionSettings,
 )
@@ -182,13 +183,33 @@ class ProjectRepository:
         return project
 
     async def get(
-        self, organization_id: uuid.UUID, project_id: uuid.UUID, *, visible: ColumnElement[bool]
+        self,
+        organization_id: uuid.UUID,
+        project_id: uuid.UUID,
+        *,
+        visible: ColumnElement[bool],
+        lock: bool = False,
     ) -> Project | None:
+        """The project; `lock`: kept from deletion until the transaction ends (for filing
+        things in it, whose reference would otherwise fail)."""
         statement = select(Project).where(
             Project.organization_id == organization_id, Project.id == project_id, visible
         )
+        if lock:
+            statement = statement.with_for_update(read=True, key_share=True)
         found: Project | None = await self.session.scalar(statement)
         return found
+
+    async def has_filed(self, organization_id: uuid.UUID, project_id: uuid.UUID) -> bool:
+        """Whether any recognition or batch is filed in the project."""
+        for column, table in (
+            (Recognition.project_id, Recognition.organization_id),
+            (RecognitionBatch.project_id, RecognitionBatch.organization_id),
+        ):
+            statement = select(column).where(table == organization_id, column == project_id)
+            if await self.session.scalar(statement.limit(1)) is not None:
+                return True
+        return False
 
     async def list_page(
         self,

@@ -79,8 +79,9 @@ async def refresh_image_embeddings(
         chunk = stale[start : start + CHUNK]
         readable: list[tuple[CatalogImage, list[np.ndarray]]] = []
         for image in chunk:
-            data = await storage.read(image.key)
             try:
+                # A lost file (ObjectNotFound) is skipped as an undecodable one is.
+                data = await storage.read(image.key)
                 prepared = await asyncio.to_thread(
                     prepare_image, data, side=backbone.input_side, limits=limits
                 )
