@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 import typer
 
 from kai.config import Settings, get_settings
+from kai.kit.cli import command_settings
 from kai.ml.commands import evaluate, models_app
 from kai.recognition.commands import dataset_app, recognize, train
 
@@ -49,14 +50,6 @@ app.command("train")(train)
 app.command("recognize")(recognize)
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    from kai.kit.logging import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
 @contextlib.contextmanager
 def _database(settings: Settings, *, migrate: bool) -> Iterator[DatabaseUrls]:
     """The database URLs for this command; the embedded server is held while it runs."""
@@ -83,7 +76,7 @@ def serve(
 
     from kai.app import create_app
 
-    settings = _settings()
+    settings = command_settings()
     # The embedded database is migrated on start; a configured one by `kai db upgrade`.
     with _database(settings, migrate=settings.embedded_database) as urls:
         application = create_app(settings, database_url=urls.app, run_worker=not no_worker)
@@ -137,7 +130,7 @@ def worker(
     from kai.jobs.worker import run_worker
     from kai.runtime import Runtime
 
-    settings = _settings()
+    settings = command_settings()
 
     async def main(url: str) -> None:
         runtime = Runtime.create(settings, url)
@@ -161,7 +154,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION."""
     from kai.migrations import runner
 
-    with _database(_settings(), migrate=False) as urls:
+    with _database(command_settings(), migrate=False) as urls:
         runner.upgrade(urls.owner, revision)
         typer.echo(f"database at {', '.join(runner.status(urls.owner).current) or 'base'}")
 
@@ -171,7 +164,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 o
     """Revert migrations down to REVISION."""
     from kai.migrations import runner
 
-    with _database(_settings(), migrate=False) as urls:
+    with _database(command_settings(), migrate=False) as urls:
         runner.downgrade(urls.owner, revision)
         typer.echo(f"database at {', '.join(runner.status(urls.owner).current) or 'base'}")
 
@@ -181,7 +174,7 @@ def db_status() -> None:
     """Show the applied and the latest migration."""
     from kai.migrations import runner
 
-    with _database(_settings(), migrate=False) as urls:
+    with _database(command_settings(), migrate=False) as urls:
         state = runner.status(urls.owner)
     typer.echo(f"current: {', '.join(state.current) or 'base'}")
     typer.echo(f"head:    {state.head}")
@@ -227,7 +220,7 @@ def admin_check() -> None:
     from kai.migrations import runner
     from kai.runtime import Runtime
 
-    settings = _settings()
+    settings = command_settings()
 
     async def check(url: str) -> list[str]:
         from kai.ops.endpoints import CHECKS, run_check
@@ -289,7 +282,7 @@ def admin_create_user(
     from kai.identity import admin
     from kai.kit.errors import KaiError
 
-    settings = _settings()
+    settings = command_settings()
     secret = _admin_password(password, "Password")
     try:
         created = _run_with_runtime(
@@ -320,7 +313,7 @@ def admin_reset_password(
     from kai.identity import admin
     from kai.kit.errors import KaiError
 
-    settings = _settings()
+    settings = command_settings()
     secret = _admin_password(password, "New password")
     try:
         _run_with_runtime(
@@ -336,7 +329,9 @@ def admin_unlock(email: Annotated[str, typer.Option(help="The locked email addre
     """Clear the failed-login count and lock of an address."""
     from kai.identity import admin
 
-    unlocked = _run_with_runtime(_settings(), lambda runtime: admin.unlock(runtime, email=email))
+    unlocked = _run_with_runtime(
+        command_settings(), lambda runtime: admin.unlock(runtime, email=email)
+    )
     typer.echo(f"{email} unlocked" if unlocked else f"{email} was not locked or throttled")
 
 
@@ -346,7 +341,7 @@ def audit_verify() -> None:
     from kai.identity.audit import verify_chain
     from kai.kit.db import create_engine
 
-    settings = _settings()
+    settings = command_settings()
 
     async def verify(url: str) -> str | None:
         # As the owner: the chain spans every organization, which the app's role cannot read.
@@ -395,7 +390,7 @@ def catalog_import(
         data = file.read_bytes()
     except (OSError, ValueError) as exc:
         _fail(f"cannot read the input: {exc}")
-    settings = _settings()
+    settings = command_settings()
 
     async def progress(done: int, total: int) -> None:
         typer.echo(f"  {done}/{total} rows", err=True)
@@ -452,7 +447,7 @@ def catalog_export(
     target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
         count = _run_with_runtime(
-            _settings(),
+            command_settings(),
             lambda runtime: transfers.export_from_command_line(
                 runtime.session_factory,
                 organization_slug=organization,

@@ -22,13 +22,8 @@ from kai.kit.storage.keys import ImageVariant, material_image_key
 
 log = structlog.get_logger(__name__)
 
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "heic": "heic"}
 # What clients may fetch: derivatives only. Originals keep what the camera wrote (GPS too).
 SERVED_VARIANTS: dict[str, ImageVariant] = {"processed": "processed", "thumbnail": "thumbnails"}
-
-
-def _author(actor: Actor) -> str:
-    return f"{actor.kind}:{actor.audit_id}"
 
 
 async def upload_image(
@@ -86,7 +81,7 @@ async def attach_image(
         await repository.clear_primary(organization_id, material.id)
     image_id = uuid.uuid4()
     original_key = material_image_key(
-        organization_id, "original", f"{image_id}.{EXTENSIONS[inspected.format]}"
+        organization_id, "original", f"{image_id}.{imaging.EXTENSIONS[inspected.format]}"
     )
     image = await repository.add(
         MaterialImage(
@@ -104,7 +99,7 @@ async def attach_image(
             is_primary=make_primary,
             status=ImageStatus.PROCESSING.value,
             original_key=original_key,
-            created_by=_author(actor),
+            created_by=actor.author,
         )
     )
     await storage.put(original_key, data, content_type=inspected.content_type)

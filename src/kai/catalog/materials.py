@@ -116,10 +116,6 @@ async def _schema(
     return await effective_schema(session, organization_id, category)
 
 
-def _author(actor: Actor) -> str:
-    return f"{actor.kind}:{actor.audit_id}"
-
-
 def _plain(value: Any) -> Any:
     """A value as a version stores it (JSON)."""
     if isinstance(value, Decimal):
@@ -261,8 +257,8 @@ def new_material_values(
         "tags": data.tags,
         "status": data.status.value,
         "version": 1,
-        "created_by": _author(actor),
-        "updated_by": _author(actor),
+        "created_by": actor.author,
+        "updated_by": actor.author,
     }
 
 
@@ -347,7 +343,7 @@ async def update_material(
     if not diff:
         return material
     material.version += 1
-    material.updated_by = _author(actor)
+    material.updated_by = actor.author
     material = await _flush_unique(session, material, code)
     await _record(session, material, action, diff, actor)
     return material
@@ -361,7 +357,7 @@ async def delete_material(
     _check_version(material, if_match)
     material.deleted_at = datetime.now(UTC)
     material.version += 1
-    material.updated_by = _author(actor)
+    material.updated_by = actor.author
     await MaterialRepository(session).refresh(material)
     deleted_at = material.deleted_at.isoformat() if material.deleted_at else None
     await _record(
@@ -416,7 +412,7 @@ async def restore_material(
     deleted_at = material.deleted_at.isoformat()
     material.deleted_at = None
     material.version += 1
-    material.updated_by = _author(actor)
+    material.updated_by = actor.author
     material = await _flush_unique(session, material, material.code)
     await _record(
         session, material, "restored", {"deleted_at": {"old": deleted_at, "new": None}}, actor

@@ -64,6 +64,11 @@ class Actor:
         return self.organization_id
 
     @property
+    def author(self) -> str:
+        """Who made a row, as `created_by` columns record it: `user:<id>`, `api_key:<id>`."""
+        return f"{self.kind}:{self.audit_id}"
+
+    @property
     def audit_id(self) -> str:
         if self.kind == "operator":
             return "cli"

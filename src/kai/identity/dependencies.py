@@ -77,7 +77,7 @@ def require(permission: Permission, *, rate_class: RateClass = "standard") -> An
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
     ) -> Actor:
         actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, f"{actor.kind}:{actor.audit_id}")
+        await _limit(runtime, response, rate_class, actor.author)
         if actor.needs_mfa_enrolment:
             raise MfaEnrolmentRequired()
         if actor.organization_id is None or not actor.can(permission):
@@ -103,7 +103,7 @@ def authenticated(*, rate_class: RateClass = "standard") -> Any:
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
     ) -> Actor:
         actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, f"{actor.kind}:{actor.audit_id}")
+        await _limit(runtime, response, rate_class, actor.author)
         return actor
 
     dependency.kai_access = ("authenticated", None)  # type: ignore[attr-defined]

@@ -27,6 +27,13 @@ CONTENT_TYPES: Final[dict[ImageFormat, str]] = {
     "webp": "image/webp",
     "heic": "image/heic",
 }
+# The file extension a stored original of each format gets.
+EXTENSIONS: Final[dict[ImageFormat, str]] = {
+    "jpeg": "jpg",
+    "png": "png",
+    "webp": "webp",
+    "heic": "heic",
+}
 
 # Longer side, in pixels, of the derivatives kept next to each original.
 PROCESSED_SIDE = 1024

@@ -8,21 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from kai.config import Settings
-from kai.kit.errors import KaiError
+from kai.kit.cli import command_settings, progress_bar
 
 # The vision and ml modules bring onnxruntime, OpenCV and scikit-learn: imported by the
 # commands that use them, so that every other `kai` command starts without them.
 
 models_app = typer.Typer(help="Image models: the backbones KAI embeds photos with.")
-
-
-def _settings() -> Settings:
-    return Settings()
 
 
 def _fail(message: str) -> None:
@@ -37,9 +29,10 @@ def models_prepare(
     ] = None,
 ) -> None:
     """Make the backbones ready (EfficientNet-Lite0 is exported to ONNX once) and describe them."""
+    from kai.kit.errors import KaiError
     from kai.vision.backbones import DEFAULT_BACKBONES, get_backbone
 
-    settings = _settings()
+    settings = command_settings()
     for name in backbone or list(DEFAULT_BACKBONES):
         try:
             loaded = get_backbone(
@@ -78,11 +71,15 @@ def evaluate(
     Files that are not images are skipped with a warning. Prints accuracy, macro-F1, a
     per-class table and the confusion matrix (also saved as a PNG).
     """
+    from rich.console import Console
+    from rich.table import Table
+
+    from kai.kit.errors import KaiError
     from kai.ml.evaluation import evaluate_folder, find_labeled_images, render_confusion_matrix
     from kai.vision.backbones import DEFAULT_BACKBONES, get_backbone
     from kai.vision.preprocessing import Enhancement
 
-    settings = _settings()
+    settings = command_settings()
     names = backbone or list(DEFAULT_BACKBONES)
     errors = Console(stderr=True)
     try:
@@ -91,14 +88,7 @@ def evaluate(
             for name in names
         ]
         count = len(find_labeled_images(directory).paths)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=errors,
-            transient=True,
-        ) as bar:
+        with progress_bar() as bar:
             # Reading every image, then embedding it with each backbone.
             task = bar.add_task("embedding", total=count * (1 + len(backbones)))
             report = evaluate_folder(

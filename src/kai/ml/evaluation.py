@@ -12,13 +12,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-from sklearn.metrics import precision_recall_fscore_support as per_class_scores
 from sklearn.model_selection import StratifiedKFold
 
 from kai.kit.errors import KaiError
-from kai.kit.images import ImageLimits
-from kai.ml.recognizer import train_recognizer
+from kai.ml.recognizer import classification_metrics, train_recognizer
 from kai.vision.backbones import Backbone
 from kai.vision.preprocessing import Enhancement, prepare_views
 
@@ -108,7 +105,6 @@ def embed_folder(
     backbones: Sequence[Backbone],
     *,
     enhancement: Enhancement = Enhancement(),  # noqa: B008 - frozen, shared default is safe
-    limits: ImageLimits | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[LabeledImages, dict[str, np.ndarray], dict[str, float]]:
     """Each readable image embedded by every backbone; files that are not images are moved to
@@ -120,9 +116,7 @@ def embed_folder(
         try:
             data = path.read_bytes()
             # Decoded once for every backbone's view size.
-            prepared = prepare_views(
-                data, sides=sides, enhancement=enhancement, **_limits(limits)
-            ).views
+            prepared = prepare_views(data, sides=sides, enhancement=enhancement).views
         except KaiError as exc:
             kept.skipped.append((path, exc.detail or exc.title))
         else:
@@ -226,17 +220,16 @@ def report_of(
 ) -> EvaluationReport:
     truth = np.asarray(images.labels)
     labels = sorted(set(images.labels))
-    found = np.asarray([str(value) for value in predicted])
-    precision, recall, f1, support = per_class_scores(truth, found, labels=labels, zero_division=0)
+    metrics = classification_metrics(truth, np.asarray([str(value) for value in predicted]), labels)
     return EvaluationReport(
-        accuracy=float(accuracy_score(truth, found)),
-        macro_f1=float(f1_score(truth, found, labels=labels, average="macro", zero_division=0)),
+        accuracy=metrics["accuracy"],
+        macro_f1=metrics["macro_f1"],
         labels=labels,
         per_class=[
-            ClassScores(label, float(p), float(r), float(f), int(s))
-            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+            ClassScores(row["label"], row["precision"], row["recall"], row["f1"], row["support"])
+            for row in metrics["per_class"]
         ],
-        confusion_matrix=confusion_matrix(truth, found, labels=labels).tolist(),
+        confusion_matrix=metrics["confusion_matrix"],
         folds=folds,
         images=len(truth),
         backbone_accuracy=backbone_accuracy,
@@ -284,7 +277,3 @@ def render_confusion_matrix(report: EvaluationReport, target: Path) -> None:
             draw.text((x, 24 + index * 10), character, fill="black", font=font)
     target.parent.mkdir(parents=True, exist_ok=True)
     image.save(target, format="PNG")
-
-
-def _limits(limits: ImageLimits | None) -> dict[str, Any]:
-    return {"limits": limits} if limits is not None else {}

@@ -32,6 +32,7 @@ from kai.ml.repository import ImageModelRepository
 from kai.search.models import VISUAL_DIMENSIONS
 from kai.vision.backbones import (
     DEFAULT_BACKBONES,
+    USER_PREFIX,
     Backbone,
     BackboneUnavailable,
     OnnxBackbone,
@@ -43,7 +44,6 @@ from kai.vision.backbones import (
 from kai.vision.backbones.onnx import spec_path
 
 CUSTOM_PREFIX = "custom:"
-FILE_PREFIX = "onnx:"
 # What an uploaded model's embedding may be: wide enough for any common backbone.
 MAX_DIMENSION = 8192
 # A ResNet-152 is 240 MB; past the request limit (KAI_MAX_BODY_BYTES) raise that too.
@@ -64,10 +64,6 @@ class ImageModelInUse(Conflict):
 
 class ImageModelNotFound(NotFound):
     type, title = "image-model-not-found", "No such image model"
-
-
-def _author(actor: Actor) -> str:
-    return f"{actor.kind}:{actor.audit_id}"
 
 
 def _check_runs(data: bytes, spec: OnnxModelSpec) -> int:
@@ -136,7 +132,7 @@ async def upload(
                 storage_key=key,
                 spec={k: v for k, v in checked.to_json().items() if k != "name"},
                 dimension=dimension,
-                created_by=_author(actor),
+                created_by=actor.author,
             )
         )
     except IntegrityError:  # the same name uploaded at the same moment
@@ -191,7 +187,7 @@ async def check_backbone_names(
             if found is not None:
                 continue
             problem = "no such image model in this organization"
-        elif name.startswith(FILE_PREFIX) and actor.kind == "operator":
+        elif name.startswith(USER_PREFIX) and actor.kind == "operator":
             continue  # `kai train`: the operator names a file on the server's own disk
         else:
             problem = f"one of {', '.join(DEFAULT_BACKBONES)} or custom:<an uploaded model>"
@@ -227,7 +223,7 @@ async def load_backbone(
         data = await storage.read(model.storage_key)
         await asyncio.to_thread(_place, path, data, {**model.spec, "name": name})
     return await asyncio.to_thread(
-        get_backbone, FILE_PREFIX + str(path), model_dir=settings.model_dir, threads=threads
+        get_backbone, USER_PREFIX + str(path), model_dir=settings.model_dir, threads=threads
     )
 
 

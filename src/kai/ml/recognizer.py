@@ -218,7 +218,7 @@ def train_recognizer(
         for name, vote in zip(backbones, votes, strict=True)
     ]
     centres, threshold = _novelty(embeddings[backbones[0]], targets, names)
-    metrics = _metrics(targets, predicted, names, counts)
+    metrics = classification_metrics(targets, predicted, names)
     metrics.update(
         {
             "validation": {"method": "stratified k-fold", "folds": folds, "photos": len(targets)},
@@ -298,10 +298,14 @@ def _novelty(
     return centres, max(-1.0, min(NOVELTY_CEILING, threshold))
 
 
-def _metrics(
-    truth: np.ndarray, predicted: np.ndarray, names: list[str], counts: dict[str, int]
+def classification_metrics(
+    truth: np.ndarray, predicted: np.ndarray, names: list[str]
 ) -> dict[str, Any]:
-    precision, recall, f1, _ = per_class_scores(truth, predicted, labels=names, zero_division=0)
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix of
+    `predicted` against `truth`, over the labels `names` (in that order)."""
+    precision, recall, f1, support = per_class_scores(
+        truth, predicted, labels=names, zero_division=0
+    )
     return {
         "accuracy": round(float(accuracy_score(truth, predicted)), 4),
         "macro_f1": round(
@@ -313,9 +317,9 @@ def _metrics(
                 "precision": round(float(p), 4),
                 "recall": round(float(r), 4),
                 "f1": round(float(f), 4),
-                "support": counts[name],
+                "support": int(count),
             }
-            for name, p, r, f in zip(names, precision, recall, f1, strict=True)
+            for name, p, r, f, count in zip(names, precision, recall, f1, support, strict=True)
         ],
         "labels": names,
         "confusion_matrix": confusion_matrix(truth, predicted, labels=names).tolist(),

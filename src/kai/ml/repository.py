@@ -77,6 +77,13 @@ class ModelVersionRepository:
         )
         return (await self.session.scalars(statement)).all()
 
+    async def numbers(self, organization_id: uuid.UUID) -> dict[uuid.UUID, int]:
+        """Each version's number by its id (what people call a version), nothing else."""
+        statement = select(ModelVersion.id, ModelVersion.number).where(
+            ModelVersion.organization_id == organization_id
+        )
+        return {row.id: row.number for row in (await self.session.execute(statement)).all()}
+
     async def activate(self, organization_id: uuid.UUID, version_id: uuid.UUID) -> None:
         """Make one version the active one (the previous active one is retired first: at most
         one may be active, as the partial unique index insists)."""

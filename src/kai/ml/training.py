@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category
+from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.errors import KaiError, NotFound
 from kai.kit.images import ImageLimits
@@ -40,8 +41,6 @@ EMBED_CHUNK = 16
 MAX_LABELS = 2000
 
 Progress = Callable[[int, int | None], Awaitable[None]]
-# Loads a backbone by name for the organization being trained (built-in or uploaded).
-BackboneLoader = Callable[[str], Awaitable[Backbone]]
 
 
 class ModelVersionNotFound(NotFound):
@@ -131,9 +130,13 @@ async def new_version(
             status="training",
             labelling={"label_by": options.label_by, "category_level": options.category_level},
             options=options.model_dump(),
-            created_by=f"{actor.kind}:{actor.audit_id}",
+            created_by=actor.author,
         )
     )
+
+
+async def version_numbers(session: AsyncSession, *, actor: Actor) -> dict[uuid.UUID, int]:
+    return await ModelVersionRepository(session).numbers(actor.tenant_id)
 
 
 async def list_versions(session: AsyncSession, *, actor: Actor) -> Sequence[ModelVersion]:
@@ -274,15 +277,24 @@ async def embed_examples(
     return kept, embeddings, skipped
 
 
+def enhancement_for(version: ModelVersion, settings: Settings) -> Enhancement:
+    """How photos are prepared for `version`, in its training and every recognition by it:
+    the server's corrections, and the version's own test-time augmentation."""
+    return Enhancement(
+        white_balance=settings.vision.white_balance,
+        clahe=settings.vision.clahe,
+        mirrored=bool(version.options.get("test_time_augmentation")),
+    )
+
+
 async def run_training(
     session: AsyncSession,
     storage: ObjectStorage,
     *,
     organization_id: uuid.UUID,
     version_id: uuid.UUID,
-    load_backbone: BackboneLoader,
+    settings: Settings,
     limits: ImageLimits,
-    enhancement: Enhancement,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train the version; raises NotEnoughPhotos or BackboneUnavailable when it cannot be."""
@@ -293,13 +305,22 @@ async def run_training(
     if version.status != "training":
         return {"skipped": f"model version already {version.status}"}
     options = TrainingOptions.model_validate(version.options)
-    backbones = [await load_backbone(name) for name in options.backbones]
+    backbones = [
+        await image_models.load_backbone(
+            session, storage, organization_id=organization_id, name=name, settings=settings
+        )
+        for name in options.backbones
+    ]
     examples = await gather_examples(session, organization_id=organization_id, options=options)
     if len({example.label for example in examples}) > MAX_LABELS:
         raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
-    enhancement = replace(enhancement, mirrored=options.test_time_augmentation)
     kept, embeddings, skipped = await embed_examples(
-        storage, examples, backbones, limits=limits, enhancement=enhancement, progress=progress
+        storage,
+        examples,
+        backbones,
+        limits=limits,
+        enhancement=enhancement_for(version, settings),
+        progress=progress,
     )
     labels = [example.label for example in kept]
     trained = await asyncio.to_thread(

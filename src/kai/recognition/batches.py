@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import os
 import time
 import uuid
@@ -24,10 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.errors import KaiError, NotFound, Unprocessable
-from kai.kit.images import ImageLimits, InspectedImage, decode_upload
+from kai.kit.images import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    ImageFormat,
+    ImageLimits,
+    InspectedImage,
+    decode_upload,
+)
 from kai.kit.pagination import PageParams, paginate
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
+from kai.ml import training
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
@@ -48,7 +55,6 @@ MAX_UNPACKED_BYTES = 2 * 1024**3
 # the previous chunk is recorded, few enough that progress moves often.
 PHOTOS_PER_WORKER = 8
 ZIP_SIGNATURE = b"PK\x03\x04"
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "heic": "heic"}
 RESULT_COLUMNS = (
     "position", "file_name", "status", "error", "recognition_id", "label", "confidence",
     "unknown", "unknown_reason", "similar_material_id", "similar_name", "similar_score",
@@ -69,8 +75,7 @@ class BatchNotFound(NotFound):
 class Photo:
     name: str
     data: bytes
-    format: str
-    content_type: str
+    format: ImageFormat
 
 
 def _problem(name: str, message: str) -> dict[str, Any]:
@@ -130,7 +135,7 @@ def checked_photos(files: Sequence[tuple[str, bytes]], limits: ImageLimits) -> l
             except KaiError as exc:
                 problems.append(_problem(inner, exc.detail or exc.title))
                 continue
-            photos.append(Photo(inner, content, inspected.format, inspected.content_type))
+            photos.append(Photo(inner, content, inspected.format))
     if problems:
         names = ", ".join(problem["loc"][-1] for problem in problems[:10])
         raise BatchRejected(
@@ -170,7 +175,7 @@ async def create_batch(
             "category_id": str(options.category_id) if options.category_id else None,
             "filters": list(options.filters),
         },
-        created_by=f"{actor.kind}:{actor.audit_id}",
+        created_by=actor.author,
     )
     session.add(batch)
     await session.flush()
@@ -191,7 +196,7 @@ async def create_batch(
     stored: list[str] = []
     try:
         for item, photo in zip(items, photos, strict=True):
-            await storage.put(item.image_key, photo.data, content_type=photo.content_type)
+            await storage.put(item.image_key, photo.data, content_type=CONTENT_TYPES[photo.format])
             stored.append(item.image_key)
         job = await recognize_batch.enqueue(
             session, params={"batch_id": str(batch.id)}, organization_id=organization_id
@@ -280,7 +285,7 @@ async def run_batch(
     actor = Actor(kind="operator", organization_id=organization_id, permissions=frozenset())
     # Where the job's time went (wall seconds), in its result: loading the model, embedding
     # (the cores busy), and waiting for a chunk's recording to finish (the database busy).
-    spent = {"loading": 0.0, "embedding": 0.0, "recording": 0.0}
+    spent = service.Stopwatch()
     started = time.perf_counter()
     async with sessions() as session:
         batch = await session.get(RecognitionBatch, batch_id)
@@ -300,10 +305,10 @@ async def run_batch(
         recognizing = await _recognizing(session, storage, actor, batch, settings)
         total = batch.total
         finished = batch.done + batch.failed
-    started = _add(spent, "loading", started)
+    started = spent.lap("loading", started)
     workers = settings.vision.batch_workers or max(1, os.cpu_count() or 1)
     chunk_size = PHOTOS_PER_WORKER * workers
-    enhancement = service.enhancement_for(recognizing.version, settings)
+    enhancement = training.enhancement_for(recognizing.version, settings)
     recording: asyncio.Task[int] | None = None
     try:
         for start in range(0, len(pending), chunk_size):
@@ -323,10 +328,10 @@ async def run_batch(
                 )
             )
             embedded = sorted((photo for share in shares for photo in share), key=_position)
-            started = _add(spent, "embedding", started)
+            started = spent.lap("embedding", started)
             if recording is not None:
                 finished += await recording
-                started = _add(spent, "recording", started)
+                started = spent.lap("recording", started)
                 if progress is not None:
                     await progress(finished, total)
             recording = asyncio.create_task(
@@ -334,7 +339,7 @@ async def run_batch(
             )
         if recording is not None:
             finished += await recording
-            _add(spent, "recording", started)
+            spent.lap("recording", started)
             if progress is not None:
                 await progress(finished, total)
     finally:
@@ -349,7 +354,7 @@ async def run_batch(
         return {
             "recognized": batch.done,
             "failed": batch.failed,
-            "seconds": {step: round(value, 3) for step, value in spent.items()},
+            "seconds": {step: round(ms / 1000, 3) for step, ms in spent.timings.items()},
         }
 
 
@@ -363,12 +368,6 @@ async def _read(storage: ObjectStorage, key: str) -> bytes | None:
 
 def _position(photo: _Embedded) -> int:
     return photo.position
-
-
-def _add(spent: dict[str, float], step: str, since: float) -> float:
-    now = time.perf_counter()
-    spent[step] += now - since
-    return now
 
 
 async def _recognizing(
@@ -588,10 +587,6 @@ def results_csv(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({key: "" if row[key] is None else row[key] for key in RESULT_COLUMNS})
     return buffer.getvalue()
-
-
-def results_json(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(rows)
 
 
 async def mark_failed(session: AsyncSession, *, batch_id: uuid.UUID) -> None:

@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from kai.config import Settings, get_settings
-from kai.kit.errors import KaiError
+from kai.config import Settings
+from kai.kit.cli import command_settings, progress_bar
 
 dataset_app = typer.Typer(help="Folders of labelled photos.", no_args_is_help=True)
 
@@ -26,31 +23,13 @@ if TYPE_CHECKING:
 EMBED_ALL = 1_000_000
 
 
-def _settings() -> Settings:
-    from kai.kit.logging import configure_logging
-
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
 def _run(settings: Settings, work: Callable[[Runtime], Awaitable[Any]]) -> Any:
+    from kai.kit.errors import KaiError
     from kai.runtime import run_with_runtime
 
     try:
@@ -80,10 +59,10 @@ def dataset_import(
     if materials not in ("label", "image"):
         _fail("--materials is label or image")
     per: Literal["label", "image"] = "label" if materials == "label" else "image"
-    settings = _settings()
+    settings = command_settings()
 
     async def work(runtime: Runtime) -> dict[str, Any]:
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("importing", total=None)
 
             async def progress(done: int, total: int | None) -> None:
@@ -155,16 +134,17 @@ def train(
 ) -> None:
     """Train a new model version on the organization's photos, in this process."""
     from pydantic import ValidationError
+    from rich.console import Console
+    from rich.table import Table
 
     from kai.catalog.transfers import operator_for
     from kai.kit.db import act_for
-    from kai.ml import image_models, training
+    from kai.ml import training
     from kai.ml.recognizer import NotEnoughPhotos
     from kai.ml.schemas import ModelVersionRead
-    from kai.vision.backbones import Backbone, BackboneUnavailable
-    from kai.vision.preprocessing import Enhancement
+    from kai.vision.backbones import BackboneUnavailable
 
-    settings = _settings()
+    settings = command_settings()
     try:
         options = training.TrainingOptions.model_validate(
             {
@@ -184,7 +164,7 @@ def train(
             await act_for(session, organization_id=actor.organization_id)
             version = await training.new_version(session, actor=actor, options=options)
             version_id = version.id
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("embedding photos", total=None)
 
             async def progress(done: int, total: int | None) -> None:
@@ -194,26 +174,13 @@ def train(
                 async with runtime.session_factory.begin() as session:
                     await act_for(session, organization_id=actor.organization_id)
 
-                    async def load(name: str) -> Backbone:
-                        return await image_models.load_backbone(
-                            session,
-                            runtime.storage,
-                            organization_id=actor.tenant_id,
-                            name=name,
-                            settings=settings,
-                        )
-
                     await training.run_training(
                         session,
                         runtime.storage,
                         organization_id=actor.tenant_id,
                         version_id=version_id,
-                        load_backbone=load,
+                        settings=settings,
                         limits=runtime.image_limits,
-                        enhancement=Enhancement(
-                            white_balance=settings.vision.white_balance,
-                            clahe=settings.vision.clahe,
-                        ),
                         progress=progress,
                     )
             except (NotEnoughPhotos, BackboneUnavailable) as exc:
@@ -266,9 +233,10 @@ def recognize(
     """Recognize photos with the organization's active model (each stored as a recognition)."""
     from kai.catalog.transfers import operator_for
     from kai.kit.db import act_for
+    from kai.kit.errors import KaiError
     from kai.recognition import service
 
-    settings = _settings()
+    settings = command_settings()
 
     async def work(runtime: Runtime) -> list[dict[str, Any]]:
         answers = []

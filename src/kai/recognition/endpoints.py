@@ -17,6 +17,7 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit import images as imaging
+from kai.kit import json
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
 from kai.ml import training
@@ -81,12 +82,6 @@ def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> Recognitio
         timings=recognition.timings,
         image_url=f"/api/v1/recognitions/{recognition.id}/image",
     )
-
-
-async def _numbers(session: DbSession, actor: Actor) -> dict[uuid.UUID, int]:
-    return {
-        version.id: version.number for version in await training.list_versions(session, actor=actor)
-    }
 
 
 @router.post(
@@ -163,7 +158,7 @@ async def list_recognitions(
         until=until,
         params=page,
     )
-    numbers = await _numbers(session, actor)
+    numbers = await training.version_numbers(session, actor=actor)
     return Page[RecognitionRead](
         items=[_read(row, numbers) for row in rows], next_cursor=next_cursor
     )
@@ -193,7 +188,7 @@ async def get_recognition(
     recognition_id: uuid.UUID, actor: RecognitionsRead, session: DbSession
 ) -> RecognitionRead:
     recognition = await service.get_recognition(session, actor=actor, recognition_id=recognition_id)
-    return _read(recognition, await _numbers(session, actor))
+    return _read(recognition, await training.version_numbers(session, actor=actor))
 
 
 @router.get(
@@ -359,4 +354,4 @@ async def batch_results(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"'},
         )
-    return Response(batches.results_json(rows), media_type="application/json")
+    return Response(json.dumps(rows), media_type="application/json")

@@ -59,12 +59,10 @@ class ProjectSummary:
 
 
 async def visibility(session: AsyncSession, actor: Actor) -> ColumnElement[bool]:
-    """A WHERE clause on projects: those `actor` may see."""
-    return visible_clause(actor, await teams_of(session, actor), Project.shared_with)
-
-
-def _author(actor: Actor) -> str:
-    return f"{actor.kind}:{actor.audit_id}"
+    """A WHERE clause on projects: those `actor` may see (all, for owners, admins and the
+    operator, whose teams need no query)."""
+    teams = set() if actor.unrestricted else await teams_of(session, actor)
+    return visible_clause(actor, teams, Project.shared_with)
 
 
 async def _checked_sharing(
@@ -104,7 +102,7 @@ async def create_project(
             client=client,
             description=description,
             shared_with=await _checked_sharing(session, actor, team_ids),
-            created_by=_author(actor),
+            created_by=actor.author,
         )
     )
     await audit.record(
@@ -273,7 +271,7 @@ async def choose_material(
         unit=unit,
         note=note,
         recognition_id=recognition_id,
-        added_by=_author(actor),
+        added_by=actor.author,
     )
     return chosen, material
 

@@ -24,11 +24,11 @@ from kai.catalog import categories
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.errors import Conflict, NotFound, Unprocessable
-from kai.kit.images import ImageLimits
+from kai.kit.images import EXTENSIONS, ImageLimits
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
-from kai.ml import image_models
+from kai.ml import image_models, training
 from kai.ml.models import LabeledPhoto, ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
@@ -40,9 +40,8 @@ from kai.search import visual
 from kai.search.service import visual_filter
 from kai.vision.backbones import Backbone
 from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
-from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_upload
+from kai.vision.preprocessing import PreparedViews, prepare_upload
 
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "heic": "heic"}
 DEFAULT_CONFIDENCE = 0.5
 DEFAULT_NEAR_DUPLICATE = 0.95
 # No answer is certain: a confidence is reported at most this high (a threshold of 1 thus
@@ -83,10 +82,6 @@ class Recognized:
 
     recognition: Recognition
     model_version_number: int | None
-
-
-def _author(actor: Actor) -> str:
-    return f"{actor.kind}:{actor.audit_id}"
 
 
 class Stopwatch:
@@ -132,7 +127,7 @@ async def recognize(
     )
     backbones = await backbones_for(session, storage, version, recognizer, settings)
     started = clock.lap("load", started)
-    enhancement = enhancement_for(version, settings)
+    enhancement = training.enhancement_for(version, settings)
     inspected, prepared = await asyncio.to_thread(
         prepare_upload,
         data,
@@ -170,7 +165,7 @@ async def recognize(
                 width=inspected.width,
                 height=inspected.height,
                 file_name=file_name[:255],
-                created_by=_author(actor),
+                created_by=actor.author,
             ),
             storing=storing,
         )
@@ -265,16 +260,6 @@ async def backbones_for(
                 f"({expected}); this server has {backbone.fingerprint}. Train a new version."
             )
     return backbones
-
-
-def enhancement_for(version: ModelVersion, settings: Settings) -> Enhancement:
-    """How photos are prepared for `version`: the server's corrections, and the version's own
-    test-time augmentation (it was trained so)."""
-    return Enhancement(
-        white_balance=settings.vision.white_balance,
-        clahe=settings.vision.clahe,
-        mirrored=bool(version.options.get("test_time_augmentation")),
-    )
 
 
 @dataclass(frozen=True)
@@ -427,7 +412,7 @@ async def give_feedback(
             category_id=category_id,
             material_id=material_id,
             comment=comment,
-            created_by=_author(actor),
+            created_by=actor.author,
         )
     )
     # Right: the photo is what KAI said (or the material named); wrong: what the person named.
@@ -442,7 +427,7 @@ async def give_feedback(
                 material_id=material_id,
                 source="feedback",
                 recognition_id=recognition.id,
-                created_by=_author(actor),
+                created_by=actor.author,
             )
         )
     return feedback
