@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from kai.app import create_app
 from kai.config import Settings
-from kai.jobs.worker import run_worker
 from kai.kit.db import create_engine, libpq_url
+from kai.kit.jobs.worker import run_worker
 from kai.kit.pgembed import EmbeddedPostgres
 from kai.kit.storage import create_storage
 from kai.migrations import runner

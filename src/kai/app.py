@@ -129,7 +129,7 @@ def create_app(
 
 
 def _start_worker(runtime: Runtime) -> asyncio.Task[None]:
-    from kai.jobs.worker import run_worker
+    from kai.kit.jobs.worker import run_worker
 
     async def run() -> None:
         try:

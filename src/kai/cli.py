@@ -127,7 +127,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run background jobs until interrupted; scale out by running more of these."""
-    from kai.jobs.worker import run_worker
+    from kai.kit.jobs.worker import run_worker
     from kai.runtime import Runtime
 
     settings = command_settings()

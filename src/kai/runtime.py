@@ -25,6 +25,15 @@ from kai.kit.storage import ObjectStorage, create_storage
 
 T = TypeVar("T")
 
+# Modules whose tasks every worker must know, by name: the job machinery in `kit` cannot
+# import the domains. A domain with jobs adds its module here.
+DOMAIN_TASK_MODULES = (
+    "kai.catalog.tasks",
+    "kai.search.tasks",
+    "kai.ml.tasks",
+    "kai.recognition.tasks",
+)
+
 
 def embedded_postgres(settings: Settings) -> EmbeddedPostgres:
     """The bundled server in the data dir, its memory sized to the machine (a server named by
@@ -93,6 +102,10 @@ class Runtime:
     @property
     def job_settings(self) -> JobSettings:
         return self.settings.jobs
+
+    @property
+    def task_modules(self) -> tuple[str, ...]:
+        return (*DOMAIN_TASK_MODULES, *self.settings.jobs.import_paths)
 
     @classmethod
     def create(

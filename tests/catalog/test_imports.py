@@ -14,8 +14,8 @@ from httpx import AsyncClient
 from sqlalchemy import select, text
 
 from kai.catalog import imports, transfers
-from kai.jobs.models import Job
 from kai.kit.db import act_for
+from kai.kit.jobs.models import Job
 from kai.runtime import Runtime
 from tests.catalog.factories import TILE_PROPERTIES, create_category, create_material
 from tests.catalog.test_images import photo

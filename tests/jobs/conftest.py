@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kai.jobs.models import Job, JobStatus
-from kai.jobs.queue import TrackedTask
-from kai.jobs.worker import run_worker
+from kai.kit.jobs.models import Job, JobStatus
+from kai.kit.jobs.queue import TrackedTask
+from kai.kit.jobs.worker import run_worker
 from kai.runtime import Runtime
 from tests.jobs.sample_tasks import EFFECTS_TABLE, ensure_effects_table
 

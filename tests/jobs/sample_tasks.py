@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from kai.jobs.queue import JobRun, PermanentJobError, job_task
+from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 
 EFFECTS_TABLE = "test_job_effects"
 

@@ -8,10 +8,10 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.jobs.models import Job, JobStatus
-from kai.jobs.queue import TrackedTask
-from kai.jobs.repository import JobRepository
 from kai.kit.db import act_for
+from kai.kit.jobs.models import Job, JobStatus
+from kai.kit.jobs.queue import TrackedTask
+from kai.kit.jobs.repository import JobRepository
 from kai.runtime import Runtime
 from tests.identity.factories import Member, member
 from tests.jobs import sample_tasks

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 from kai.config import JobSettings
 from kai.identity.actor import Actor
 from kai.jobs import service
-from kai.jobs.models import Job, JobStatus
-from kai.jobs.queue import backoff_seconds, job_app
+from kai.kit.jobs.models import Job, JobStatus
+from kai.kit.jobs.queue import backoff_seconds, job_app
 from kai.kit.metrics import REGISTRY
 from kai.runtime import Runtime
 from tests.jobs import sample_tasks
@@ -195,7 +195,7 @@ def test_backoff_doubles_from_the_base_and_is_capped() -> None:
 
 
 def test_housekeeping_is_scheduled_daily() -> None:
-    import kai.jobs.tasks  # noqa: F401 - registers the periodic task
+    import kai.kit.jobs.tasks  # noqa: F401 - registers the periodic task
 
     schedules = {
         task.task.name: task.cron for task in job_app.periodic_registry.periodic_tasks.values()
@@ -208,7 +208,7 @@ async def test_the_daily_housekeeping_task_runs_through_a_worker(
 ) -> None:
     # Periodic tasks are deferred through their own app by the worker's deferrer, at the
     # scheduled minute: that app must be the open one, or the worker stops at that minute.
-    from kai.jobs.tasks import prune_finished
+    from kai.kit.jobs.tasks import prune_finished
 
     start_worker()
     for _ in range(100):

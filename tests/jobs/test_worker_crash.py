@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kai.jobs.models import JobStatus
+from kai.kit.jobs.models import JobStatus
 from kai.runtime import Runtime
 from tests.conftest import REPO_ROOT
 from tests.jobs import sample_tasks

@@ -9,8 +9,8 @@ import pytest
 from httpx import AsyncClient
 
 from kai.catalog import transfers
-from kai.jobs.models import Job
 from kai.kit.db import act_for
+from kai.kit.jobs.models import Job
 from kai.runtime import Runtime
 from kai.search import semantic
 from tests.catalog.factories import create_category, create_material

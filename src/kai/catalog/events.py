@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.jobs.queue import enqueue_unless_waiting
+from kai.kit.jobs.queue import enqueue_unless_waiting
 
 # Run by kai.search.tasks: refreshes the text embeddings of materials whose words changed.
 EMBED_MATERIALS = "search.embed_materials"

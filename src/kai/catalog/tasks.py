@@ -7,7 +7,7 @@ from typing import Any
 
 from kai.catalog import events, images, transfers
 from kai.catalog.repository import SettingsRepository
-from kai.jobs.queue import JobRun, PermanentJobError, job_task
+from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 
 
 @job_task("catalog.image_derivatives", max_attempts=5)

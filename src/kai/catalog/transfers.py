@@ -32,9 +32,9 @@ from kai.identity.actor import Actor
 from kai.identity.errors import OrganizationNotFound
 from kai.identity.permissions import Permission
 from kai.identity.repository import OrganizationRepository
-from kai.jobs.models import Job
 from kai.kit import images as imaging
 from kai.kit.db import act_for
+from kai.kit.jobs.models import Job
 from kai.kit.json import dumps
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage

@@ -12,10 +12,10 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.jobs import service
-from kai.jobs.models import JobStatus
-from kai.jobs.queue import KIND_MAX_LENGTH, KIND_PATTERN
 from kai.jobs.schemas import JobRead
 from kai.kit.errors import problem_responses
+from kai.kit.jobs.models import JobStatus
+from kai.kit.jobs.queue import KIND_MAX_LENGTH, KIND_PATTERN
 from kai.kit.pagination import Page, PageParams, page_params
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kai.jobs.models import JobStatus
+from kai.kit.jobs.models import JobStatus
 
 
 class JobProgress(BaseModel):

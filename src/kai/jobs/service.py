@@ -8,9 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity.actor import Actor
-from kai.jobs.models import Job, JobStatus
-from kai.jobs.repository import JobRepository
 from kai.kit.errors import Conflict, NotFound
+from kai.kit.jobs.models import Job, JobStatus
+from kai.kit.jobs.repository import JobRepository
 from kai.kit.pagination import PageParams
 
 

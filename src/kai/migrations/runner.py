@@ -17,7 +17,7 @@ MIGRATION_LOCK_ID = 7_311_042_001
 
 # Every module that defines tables; the migrations' autogenerate compares against them.
 MODEL_MODULES = (
-    "kai.jobs.models",
+    "kai.kit.jobs.models",
     "kai.identity.models",
     "kai.catalog.models",
     "kai.search.models",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kai.jobs.queue import JobRun, PermanentJobError, job_task
+from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 from kai.ml import training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable

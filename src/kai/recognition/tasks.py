@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kai.jobs.queue import JobRun, PermanentJobError, job_task
+from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 from kai.recognition import batches, service
 
 

@@ -9,7 +9,7 @@ import structlog
 from procrastinate import JobContext
 
 from kai.catalog.events import EMBED_IMAGES, EMBED_MATERIALS
-from kai.jobs.queue import JobRun, JobRuntime, PermanentJobError, job_app, job_task
+from kai.kit.jobs.queue import JobRun, JobRuntime, PermanentJobError, job_app, job_task
 from kai.search import semantic, visual
 from kai.vision.backbones import BackboneUnavailable, get_backbone
 from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.jobs.models import FINISHED_STATUSES, Job, JobStatus
+from kai.kit.jobs.models import FINISHED_STATUSES, Job, JobStatus
 from kai.kit.pagination import PageParams, paginate
 
 _RUNNABLE = (JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.RUNNING)

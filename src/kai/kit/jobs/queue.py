@@ -25,10 +25,10 @@ from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.config import JobSettings, Settings
-from kai.jobs.models import Job, JobStatus
-from kai.jobs.repository import JobRepository
 from kai.kit.db import act_for, scoped_transaction
 from kai.kit.images import ImageLimits
+from kai.kit.jobs.models import Job, JobStatus
+from kai.kit.jobs.repository import JobRepository
 from kai.kit.metrics import JOB_DURATION, JOBS
 from kai.kit.storage import ObjectStorage
 
@@ -60,6 +60,11 @@ class JobRuntime(Protocol):
 
     @property
     def storage(self) -> ObjectStorage: ...
+
+    @property
+    def task_modules(self) -> tuple[str, ...]:
+        """Modules whose tasks the worker must know (imported by name when it starts)."""
+        ...
 
 
 class PermanentJobError(Exception):
@@ -260,7 +265,7 @@ async def enqueue_kind(
     return job
 
 
-_ASKED = "kai.jobs.asked_in_transaction"
+_ASKED = "kai.kit.jobs.asked_in_transaction"
 
 
 async def enqueue_unless_waiting(

@@ -1,4 +1,4 @@
-"""Job entry points of the jobs domain itself: housekeeping."""
+"""Job entry points of the job machinery itself: housekeeping."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import structlog
 from procrastinate import JobContext
 
-from kai.jobs.queue import JobRuntime, job_app
-from kai.jobs.repository import JobRepository, retention_cutoff
+from kai.kit.jobs.queue import JobRuntime, job_app
+from kai.kit.jobs.repository import JobRepository, retention_cutoff
 
 log = structlog.get_logger(__name__)
 

@@ -11,23 +11,18 @@ from typing import Any
 import structlog
 from procrastinate import App, PsycopgConnector
 
-from kai.jobs.queue import JobRuntime, job_app
 from kai.kit.db import libpq_url
+from kai.kit.jobs.queue import JobRuntime, job_app
 
 log = structlog.get_logger(__name__)
 
-# Modules whose tasks every worker must know. Domains add theirs here.
-TASK_MODULES = (
-    "kai.jobs.tasks",
-    "kai.catalog.tasks",
-    "kai.search.tasks",
-    "kai.ml.tasks",
-    "kai.recognition.tasks",
-)
+# The machinery's own housekeeping; the domains' task modules come from the runtime, so
+# this package names no domain.
+OWN_TASKS = "kai.kit.jobs.tasks"
 
 
-def load_task_modules(extra: Iterable[str] = ()) -> None:
-    for module in (*TASK_MODULES, *extra):
+def load_task_modules(modules: Iterable[str]) -> None:
+    for module in (OWN_TASKS, *modules):
         importlib.import_module(module)
 
 
@@ -68,8 +63,7 @@ async def run_worker(
     install_signal_handlers: bool = True,
 ) -> None:
     """Run jobs until cancelled or signalled; in-flight jobs finish or are handed back."""
-    settings = runtime.job_settings
-    load_task_modules(settings.import_paths)
+    load_task_modules(runtime.task_modules)
     # The app itself gets the connector, not a copy: tasks (periodic ones too) refer to their
     # own app, and a copy's connector would never be open for them. One worker a process.
     connector = worker_connector(database_url, pool_size=concurrency + 2)
