@@ -30,9 +30,8 @@ from kai.catalog.properties import (
 )
 from kai.catalog.repository import CategoryRepository, MaterialFilters, MaterialRepository
 from kai.catalog.schemas import MaterialCreate, MaterialRead, UnitSystem
-from kai.identity import audit
+from kai.identity import accounts, audit
 from kai.identity.actor import Actor
-from kai.identity.repository import UserRepository
 from kai.kit.db import new_id
 from kai.kit.errors import PreconditionFailed
 from kai.kit.pagination import PageParams
@@ -84,10 +83,11 @@ async def unit_system(
     """The units asked for, else the person's preference, else metric."""
     if requested is not None:
         return requested
-    if actor.user_id is not None:
-        user = await UserRepository(session).get(actor.user_id)
-        if user is not None and user.units == "imperial":
-            return "imperial"
+    if (
+        actor.user_id is not None
+        and await accounts.preferred_units(session, user_id=actor.user_id) == "imperial"
+    ):
+        return "imperial"
     return "metric"
 
 
@@ -427,6 +427,14 @@ async def restore_material(
         details={"code": material.code},
     )
     return material
+
+
+async def live_material_by_code(
+    session: AsyncSession, *, actor: Actor, code: str
+) -> Material | None:
+    """The organization's live material with this code (codes compare without case)."""
+    found = await MaterialRepository(session).live_by_codes(actor.tenant_id, [code])
+    return found.get(code.lower())
 
 
 async def list_materials(

@@ -29,9 +29,8 @@ from kai.catalog.models import Material
 from kai.catalog.repository import MaterialFilters, MaterialRepository
 from kai.identity import audit
 from kai.identity.actor import Actor
-from kai.identity.errors import OrganizationNotFound
+from kai.identity.admin import operator_actor
 from kai.identity.permissions import Permission
-from kai.identity.repository import OrganizationRepository
 from kai.kit import images as imaging
 from kai.kit.db import act_for
 from kai.kit.jobs.models import Job
@@ -285,13 +284,10 @@ async def export_pieces(
 
 async def operator_for(session: AsyncSession, organization_slug: str) -> Actor:
     """The command line's actor in an organization, found by its slug."""
-    organization = await OrganizationRepository(session).by_slug(organization_slug)
-    if organization is None:
-        raise OrganizationNotFound(f"No organization {organization_slug!r}.")
-    return Actor(
-        kind="operator",
-        organization_id=organization.id,
-        permissions=frozenset({Permission.MATERIALS_READ, Permission.MATERIALS_WRITE}),
+    return await operator_actor(
+        session,
+        organization_slug,
+        frozenset({Permission.MATERIALS_READ, Permission.MATERIALS_WRITE}),
     )
 
 

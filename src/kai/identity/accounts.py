@@ -328,6 +328,12 @@ async def update_profile(session: AsyncSession, *, actor: Actor, changes: dict[s
     return user
 
 
+async def preferred_units(session: AsyncSession, *, user_id: uuid.UUID) -> str | None:
+    """The unit system the person chose for their display (None: never chose)."""
+    user = await UserRepository(session).get(user_id)
+    return user.units if user is not None else None
+
+
 async def unlock(session: AsyncSession, *, email: str) -> bool:
     """Clear the failed-login count and lock of an address (an administrator's action)."""
     return await LoginThrottleRepository(session).clear(email_digest(email))

@@ -6,10 +6,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from kai.identity import accounts, audit, organizations
-from kai.identity.actor import Origin
-from kai.identity.errors import EmailTaken, MemberNotFound
+from kai.identity.actor import Actor, Origin
+from kai.identity.errors import EmailTaken, MemberNotFound, OrganizationNotFound
 from kai.identity.models import Membership, User
+from kai.identity.permissions import Permission
 from kai.identity.repository import (
     MembershipRepository,
     OrganizationRepository,
@@ -20,6 +23,16 @@ from kai.kit.db import act_for
 from kai.runtime import Runtime
 
 CLI = Origin(user_agent="kai admin")
+
+
+async def operator_actor(
+    session: AsyncSession, organization_slug: str, permissions: frozenset[Permission]
+) -> Actor:
+    """The command line's actor in an organization found by its slug, holding `permissions`."""
+    organization = await OrganizationRepository(session).by_slug(organization_slug)
+    if organization is None:
+        raise OrganizationNotFound(f"No organization {organization_slug!r}.")
+    return Actor(kind="operator", organization_id=organization.id, permissions=permissions)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,13 @@ def visible_clause(
     return or_(unshared, shared_with.op("&&")(teams))
 
 
+async def unknown_teams(
+    session: AsyncSession, organization_id: uuid.UUID, team_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `team_ids` are not teams of the organization."""
+    return set(team_ids) - await TeamRepository(session).existing_ids(organization_id, team_ids)
+
+
 async def create_team(session: AsyncSession, *, actor: Actor, name: str, description: str) -> Team:
     organization_id = actor.tenant_id
     repository = TeamRepository(session)

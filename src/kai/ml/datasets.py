@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog import categories, images
 from kai.catalog.errors import DuplicateImage
-from kai.catalog.materials import create_material
+from kai.catalog.materials import create_material, live_material_by_code
 from kai.catalog.models import Material
-from kai.catalog.repository import MaterialRepository
 from kai.catalog.schemas import MaterialCreate
 from kai.identity.actor import Actor
 from kai.kit.errors import KaiError
@@ -74,7 +73,6 @@ async def import_folder(
     }
     category_of: dict[str, uuid.UUID] = {}
     material_of: dict[str, Material] = {}
-    repository = MaterialRepository(session)
     for done, (path, folder) in enumerate(zip(found.paths, found.labels, strict=True), start=1):
         name = label_name(folder)
         if folder not in category_of:
@@ -96,7 +94,7 @@ async def import_folder(
         code = _code(folder) if materials_per == "label" else _code(folder, path.stem)
         material = material_of.get(code)
         if material is None:
-            material = (await repository.live_by_codes(actor.tenant_id, [code])).get(code.lower())
+            material = await live_material_by_code(session, actor=actor, code=code)
         if material is None:
             material = await create_material(
                 session,

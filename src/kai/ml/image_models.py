@@ -29,7 +29,6 @@ from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
 from kai.ml.models import ImageModel
 from kai.ml.repository import ImageModelRepository
-from kai.search.models import VISUAL_DIMENSIONS
 from kai.vision.backbones import (
     DEFAULT_BACKBONES,
     USER_PREFIX,
@@ -94,7 +93,7 @@ def _check_runs(data: bytes, spec: OnnxModelSpec) -> int:
 def built_in_backbones() -> list[tuple[str, int, int | None]]:
     """Name, input side and (where known without loading) embedding width of each built-in."""
     return [
-        (efficientnet.NAME, efficientnet.SPEC.input_side, VISUAL_DIMENSIONS),
+        (efficientnet.NAME, efficientnet.SPEC.input_side, efficientnet.DIMENSIONS),
         (handcrafted.NAME, handcrafted.INPUT_SIDE, None),
     ]
 

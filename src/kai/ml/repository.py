@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
@@ -142,6 +143,29 @@ class ModelVersionRepository:
             .order_by(LabeledPhoto.id)
         )
         return [LabeledExample(*row) for row in (await self.session.execute(statement)).all()]
+
+    async def save_labeled_photo(self, photo: LabeledPhoto) -> None:
+        """The recognition's photo as labelled data (one per recognition, the latest label)."""
+        statement = insert(LabeledPhoto).values(
+            id=photo.id,
+            organization_id=photo.organization_id,
+            image_key=photo.image_key,
+            category_id=photo.category_id,
+            material_id=photo.material_id,
+            source=photo.source,
+            recognition_id=photo.recognition_id,
+            created_by=photo.created_by,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[LabeledPhoto.recognition_id],
+            index_where=LabeledPhoto.recognition_id.is_not(None),
+            set_={
+                "category_id": statement.excluded.category_id,
+                "material_id": statement.excluded.material_id,
+                "created_by": statement.excluded.created_by,
+            },
+        )
+        await self.session.execute(statement)
 
 
 class ImageModelRepository:

@@ -34,10 +34,10 @@ from kai.kit.images import (
 from kai.kit.pagination import PageParams, paginate
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
+from kai.ml import service as ml
 from kai.ml import training
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
-from kai.ml.repository import ModelVersionRepository
 from kai.ml.serving import recognizer_of
 from kai.recognition import projects, service
 from kai.recognition.models import Recognition, RecognitionBatch, RecognitionBatchItem
@@ -160,7 +160,7 @@ async def create_batch(
     from kai.recognition.tasks import recognize_batch
 
     organization_id = actor.tenant_id
-    if await ModelVersionRepository(session).active(organization_id) is None:
+    if await ml.active_version(session, organization_id=organization_id) is None:
         raise service.NoTrainedModel("Train a model first: a batch is recognized by one.")
     if options.project_id is not None:
         await projects.open_project(session, actor=actor, project_id=options.project_id)
@@ -377,7 +377,7 @@ async def _recognizing(
     batch: RecognitionBatch,
     settings: Settings,
 ) -> _Recognizing:
-    version = await ModelVersionRepository(session).active(batch.organization_id)
+    version = await ml.active_version(session, organization_id=batch.organization_id)
     if version is None:
         raise service.NoTrainedModel("The organization's model was withdrawn: train one again.")
     options = service.RecognitionOptions(

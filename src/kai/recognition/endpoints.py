@@ -35,8 +35,8 @@ from kai.recognition.schemas import (
     SimilarMaterial,
 )
 from kai.search import visual
+from kai.search.schemas import ValueFilter
 from kai.search.service import visual_filter
-from kai.search.visual_endpoints import ValueFilter
 
 router = APIRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH_RESPONSES)
 

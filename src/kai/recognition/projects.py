@@ -23,8 +23,7 @@ from kai.identity import audit
 from kai.identity.actor import Actor
 from kai.identity.errors import PermissionDenied
 from kai.identity.permissions import Permission
-from kai.identity.repository import TeamRepository
-from kai.identity.teams import teams_of, visible_clause
+from kai.identity.teams import teams_of, unknown_teams, visible_clause
 from kai.kit.errors import Conflict, NotFound, Unprocessable
 from kai.kit.pagination import PageParams
 from kai.recognition.models import Project, ProjectMaterial
@@ -72,7 +71,7 @@ async def _checked_sharing(
     wanted = sorted(set(team_ids))
     if not wanted:
         return []
-    unknown = set(wanted) - await TeamRepository(session).existing_ids(actor.tenant_id, wanted)
+    unknown = await unknown_teams(session, actor.tenant_id, wanted)
     if unknown:
         raise InvalidSharing(
             f"No such team in this organization: {', '.join(sorted(map(str, unknown)))}.",

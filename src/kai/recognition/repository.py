@@ -14,7 +14,6 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from kai.catalog.models import Material
 from kai.kit.pagination import PageParams, paginate
-from kai.ml.models import LabeledPhoto
 from kai.recognition.models import (
     Project,
     ProjectMaterial,
@@ -119,29 +118,6 @@ class RecognitionRepository:
         self.session.add(feedback)
         await self.session.flush()
         return feedback
-
-    async def save_labeled_photo(self, photo: LabeledPhoto) -> None:
-        """The recognition's photo as labelled data (one per recognition, the latest label)."""
-        statement = insert(LabeledPhoto).values(
-            id=photo.id,
-            organization_id=photo.organization_id,
-            image_key=photo.image_key,
-            category_id=photo.category_id,
-            material_id=photo.material_id,
-            source=photo.source,
-            recognition_id=photo.recognition_id,
-            created_by=photo.created_by,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[LabeledPhoto.recognition_id],
-            index_where=LabeledPhoto.recognition_id.is_not(None),
-            set_={
-                "category_id": statement.excluded.category_id,
-                "material_id": statement.excluded.material_id,
-                "created_by": statement.excluded.created_by,
-            },
-        )
-        await self.session.execute(statement)
 
     async def settings(self, organization_id: uuid.UUID) -> RecognitionSettings | None:
         statement = select(RecognitionSettings).where(

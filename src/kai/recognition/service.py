@@ -29,9 +29,9 @@ from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.ml import image_models, training
-from kai.ml.models import LabeledPhoto, ModelVersion
+from kai.ml import service as ml
+from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
-from kai.ml.repository import ModelVersionRepository
 from kai.ml.serving import recognizer_of
 from kai.recognition import projects
 from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
@@ -113,7 +113,7 @@ async def recognize(
     organization_id = actor.tenant_id
     clock = Stopwatch()
     started = time.perf_counter()
-    version = await ModelVersionRepository(session).active(organization_id)
+    version = await ml.active_version(session, organization_id=organization_id)
     if version is None:
         raise NoTrainedModel(
             "Train a model first (POST /api/v1/models, or `kai train`): recognitions need "
@@ -418,17 +418,13 @@ async def give_feedback(
     # Right: the photo is what KAI said (or the material named); wrong: what the person named.
     labelled_category = category_id or (recognition.category_id if correct else None)
     if labelled_category is not None or material_id is not None:
-        await repository.save_labeled_photo(
-            LabeledPhoto(
-                id=uuid.uuid4(),
-                organization_id=actor.tenant_id,
-                image_key=recognition.image_key,
-                category_id=labelled_category,
-                material_id=material_id,
-                source="feedback",
-                recognition_id=recognition.id,
-                created_by=actor.author,
-            )
+        await ml.label_recognized_photo(
+            session,
+            actor=actor,
+            recognition_id=recognition.id,
+            image_key=recognition.image_key,
+            category_id=labelled_category,
+            material_id=material_id,
         )
     return feedback
 

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base
 from kai.search.embeddings import EMBEDDING_DIMENSIONS
+from kai.vision.backbones import efficientnet
 
-# The default image backbone's embedding width (EfficientNet-Lite0's last feature map).
-VISUAL_DIMENSIONS = 1280
+# The default image backbone's embedding width.
+VISUAL_DIMENSIONS = efficientnet.DIMENSIONS
 
 
 class MaterialTextEmbedding(Base):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from kai.catalog.schemas import MaterialRead
 
@@ -91,3 +91,10 @@ class Suggestion(BaseModel):
 class Suggestions(BaseModel):
     query: str
     suggestions: list[Suggestion]
+
+
+# A property value similar materials must have (`finish:honed`): the image index filters by
+# containment, so no ranges.
+ValueFilter = Annotated[
+    str, StringConstraints(max_length=200, pattern=r"^[a-z][a-z0-9_]{0,62}:[^\x00-\x1f\x7f]+$")
+]

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from kai.catalog.materials import get_material
 from kai.deps import DbSession, RuntimeDep
@@ -16,6 +16,7 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import Conflict, problem_responses
 from kai.search import visual
+from kai.search.schemas import ValueFilter
 from kai.search.service import visual_filter
 from kai.vision.backbones import get_backbone
 from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
@@ -23,11 +24,6 @@ from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
 router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
-# A property value similar materials must have (`finish:honed`): the image index filters by
-# containment, so no ranges.
-ValueFilter = Annotated[
-    str, StringConstraints(max_length=200, pattern=r"^[a-z][a-z0-9_]{0,62}:[^\x00-\x1f\x7f]+$")
-]
 
 
 class MaterialHasNoImage(Conflict):

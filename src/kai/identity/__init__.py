@@ -1,0 +1,1 @@
+"""Identity: people, organizations, teams, roles, tokens, API keys, MFA, SSO and audit."""

@@ -1,0 +1,43 @@
+"""What other domains ask of ml: the version that recognizes, and photos labelled for training."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.identity.actor import Actor
+from kai.ml.models import LabeledPhoto, ModelVersion
+from kai.ml.repository import ModelVersionRepository
+
+
+async def active_version(
+    session: AsyncSession, *, organization_id: uuid.UUID
+) -> ModelVersion | None:
+    """The organization's active model version, if it has one."""
+    return await ModelVersionRepository(session).active(organization_id)
+
+
+async def label_recognized_photo(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    recognition_id: uuid.UUID,
+    image_key: str,
+    category_id: uuid.UUID | None,
+    material_id: uuid.UUID | None,
+) -> None:
+    """A recognition's photo as labelled data for the next training (one per recognition:
+    the latest label wins)."""
+    await ModelVersionRepository(session).save_labeled_photo(
+        LabeledPhoto(
+            id=uuid.uuid4(),
+            organization_id=actor.tenant_id,
+            image_key=image_key,
+            category_id=category_id,
+            material_id=material_id,
+            source="feedback",
+            recognition_id=recognition_id,
+            created_by=actor.author,
+        )
+    )
