@@ -1,26 +1,34 @@
-"""Hostile archives: zip bombs and zips inside zips.
+"""Hostile archives and images: zip bombs, zips inside zips, and files smuggled after an image.
 
 Every zip a request sends (a catalog import, a recognition batch's zips) is inflated under one
 budget, a few times the body limit, counted as it inflates; a zip inside a zip is refused by
 its name or its first bytes; the inflating and parsing run in a thread, so the server answers
-everyone else meanwhile.
+everyone else meanwhile. An image keeps nothing after its end marker.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import time
+import uuid
 from typing import Any
 
 import pytest
 from httpx import AsyncClient, Response
+from PIL import Image
+from sqlalchemy import select
 
 from kai.catalog import imports
+from kai.catalog.models import MaterialImage
 from kai.kit.archives import ArchiveTooLarge, InflateBudget
-from kai.kit.images import ImageLimits
+from kai.kit.db import act_for
+from kai.kit.images import ImageLimits, without_trailer
 from kai.recognition import batches
 from kai.runtime import Runtime
+from tests.catalog.factories import create_material
 from tests.catalog.test_images import photo
+from tests.catalog.test_imports import _run_queued_import
 from tests.identity.factories import Member, member
 from tests.security.zips import (
     MIB,
@@ -35,6 +43,7 @@ pytestmark = pytest.mark.database
 
 # Far below the 9.6 s the issue saw /healthz wait, and above a busy CI machine's hiccups.
 PROMPT_SECONDS = 1.0
+POLYGLOT_TAIL = plain_zip({"secret.txt": b"carried inside a photo " * 200})
 
 
 async def _import(
@@ -206,3 +215,77 @@ async def test_an_archive_inside_a_catalog_import_zip_is_refused(
         refused = _problem(await _import(client, owner, plain_zip(files), dry_run=dry_run), 400)
         assert "is itself an archive" in refused["detail"]
     assert await _stored(runtime, owner) == []
+
+
+# --- images carrying something after their end ---------------------------------------------
+
+
+def _encoded(image_format: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (20, 120, 200)).save(out, image_format)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "image",
+    [photo(320, 240), _encoded("PNG"), _encoded("WEBP"), _encoded("HEIF")],
+    ids=["jpeg", "png", "webp", "heic"],
+)
+def test_whatever_follows_an_image_is_cut_off(image: bytes) -> None:
+    assert without_trailer(image + POLYGLOT_TAIL) == image
+    assert without_trailer(image) == image
+
+
+async def test_a_photo_that_is_also_a_zip_is_stored_without_the_zip(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    material = await create_material(client, owner)
+    picture = photo(320, 240)
+    polyglot = picture + POLYGLOT_TAIL
+
+    uploaded = await client.post(
+        f"/api/v1/materials/{material['id']}/images",
+        files={"file": ("tile.jpg", polyglot, "image/jpeg")},
+        headers=owner.headers,
+    )
+
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["size_bytes"] == len(picture)
+    assert await _original(runtime, owner, uploaded.json()["id"]) == picture
+
+
+async def test_a_catalog_import_and_a_batch_keep_no_tail_either(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    picture = photo(320, 240, colour=(90, 40, 30))
+    archive = plain_zip(
+        {
+            "materials.csv": b"code,name,images\nT-1,Tile,tile.jpg\n",
+            "tile.jpg": picture + b"\0" * 4096 + POLYGLOT_TAIL,
+        }
+    )
+    started = await _import(client, owner, archive)
+    assert started.status_code == 202, started.text
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["images"]) == (1, 1), report
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        image = (await session.scalars(select(MaterialImage))).one()
+        assert await runtime.storage.read(image.original_key) == picture
+
+    photos = batches.checked_photos(
+        [("site.zip", plain_zip({"wall.jpg": picture + POLYGLOT_TAIL}))],
+        ImageLimits(),
+        InflateBudget(runtime.settings.max_inflated_bytes),
+    )
+    assert [photo.data for photo in photos] == [picture]
+
+
+async def _original(runtime: Runtime, owner: Member, image_id: str) -> bytes:
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        image = await session.get(MaterialImage, uuid.UUID(image_id))
+        assert image is not None
+        return await runtime.storage.read(image.original_key)

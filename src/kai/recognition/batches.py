@@ -30,6 +30,7 @@ from kai.kit.images import (
     ImageLimits,
     InspectedImage,
     decode_upload,
+    without_trailer,
 )
 from kai.kit.pagination import PageParams, paginate
 from kai.kit.storage import ObjectNotFound, ObjectStorage
@@ -123,11 +124,14 @@ def checked_photos(
                     errors=[_problem(inner, f"more than {MAX_PHOTOS} photos")],
                 )
             try:
-                inspected, _ = decode_upload(content, limits, max_side=64)
+                # Whatever follows the picture's end (an appended zip, a motion video) is
+                # not kept.
+                kept = without_trailer(content)
+                inspected, _ = decode_upload(kept, limits, max_side=64)
             except KaiError as exc:
                 problems.append(_problem(inner, exc.detail or exc.title))
                 continue
-            photos.append(Photo(inner, content, inspected.format))
+            photos.append(Photo(inner, kept, inspected.format))
     if problems:
         names = ", ".join(problem["loc"][-1] for problem in problems[:10])
         raise BatchRejected(
