@@ -35,6 +35,7 @@ from kai.catalog.schemas import MaterialCreate
 from kai.identity.actor import Actor
 from kai.kit.archives import InflateBudget, UnreadableArchive, ZipUpload, is_zip
 from kai.kit.errors import BadRequest, PayloadTooLarge
+from kai.kit.spreadsheets import CsvWriter, restore_cell
 
 log = structlog.get_logger(__name__)
 
@@ -223,7 +224,8 @@ def _read_csv(stream: io.BufferedReader[Any]) -> list[SourceRow]:
     delimiter = ","
     with contextlib.suppress(csv.Error):
         delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-    # Only the delimiter is guessed: the quote is always the double quote.
+    # Only the delimiter is guessed: the quote is always the double quote (a guess could take
+    # the single quote that an export puts before a formula-like cell for one).
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n" if b"\n" in head else "")
     reader = csv.DictReader(text, delimiter=delimiter)
     rows: list[SourceRow] = []
@@ -231,13 +233,18 @@ def _read_csv(stream: io.BufferedReader[Any]) -> list[SourceRow]:
     try:
         if not reader.fieldnames:
             raise InvalidImportFile("The CSV has no header row.")
-        header = {name: name.strip() for name in reader.fieldnames if name}
+        header = {name: restore_cell(name).strip() for name in reader.fieldnames if name}
         for row in reader:
             extra = row.pop(None, None)
             cells += len(row) + len(extra or ())
             if cells > MAX_CELLS or len(rows) >= MAX_ROWS:
                 raise _too_large()
-            values: dict[str, Any] = {header[key]: value for key, value in row.items() if key}
+            # A cell the export kept from reading as a formula ('=...) reads back as written.
+            values: dict[str, Any] = {
+                header[key]: restore_cell(value) if value else value
+                for key, value in row.items()
+                if key
+            }
             if extra:
                 values["\x00extra"] = extra
             rows.append(SourceRow(number=reader.line_num, values=values))
@@ -803,7 +810,9 @@ def export_record(material: Material, categories: _Categories) -> dict[str, Any]
 
 def csv_lines(records: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterable[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Cells that a spreadsheet would run as formulas are written as text; the import takes
+    # the quote that does it off again (kai.kit.spreadsheets).
+    writer = CsvWriter(buffer)
     writer.writerow(columns)
     yield buffer.getvalue()
     for record in records:

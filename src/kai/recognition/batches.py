@@ -4,7 +4,6 @@ then recognized by a job, with a result per photo exportable as CSV or JSON."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import os
 import time
@@ -33,6 +32,7 @@ from kai.kit.images import (
     without_trailer,
 )
 from kai.kit.pagination import PageParams, paginate
+from kai.kit.spreadsheets import CsvWriter
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.ml import training
@@ -577,11 +577,13 @@ async def results(
 
 
 def results_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The results as CSV; a file name or label that a spreadsheet would run as a formula is
+    written as text (kai.kit.spreadsheets)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    writer = CsvWriter(buffer, lineterminator="\n")
+    writer.writerow(RESULT_COLUMNS)
     for row in rows:
-        writer.writerow({key: "" if row[key] is None else row[key] for key in RESULT_COLUMNS})
+        writer.writerow("" if row[key] is None else row[key] for key in RESULT_COLUMNS)
     return buffer.getvalue()
 
 
