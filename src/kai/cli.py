@@ -407,6 +407,10 @@ def catalog_import(
                 mode=mode,  # type: ignore[arg-type]
                 dry_run=dry_run,
                 limits=runtime.image_limits,
+                # A local file is not held to the body limit, only to what it unpacks to.
+                max_inflated_bytes=max(
+                    settings.max_inflated_bytes, settings.archive_inflate_factor * len(data)
+                ),
                 progress=progress,
             ),
         )

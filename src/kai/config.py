@@ -217,6 +217,10 @@ class Settings(BaseSettings):
     # Rate-limit state; empty means in-process (one instance).
     redis_url: SecretStr | None = None
     max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # What the archives of one request (batch zips, catalog import zips) may unpack to, all
+    # together, as a multiple of max_body_bytes; counted while inflating, whatever the zip
+    # claims. Photos barely compress; CSV does, hence a few times the body.
+    archive_inflate_factor: int = Field(default=4, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     access_log: bool = True
@@ -239,6 +243,11 @@ class Settings(BaseSettings):
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None
+
+    @property
+    def max_inflated_bytes(self) -> int:
+        """What one request's archives may unpack to, all together."""
+        return self.archive_inflate_factor * self.max_body_bytes
 
     @property
     def local_storage_root(self) -> Path:

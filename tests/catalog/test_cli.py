@@ -66,3 +66,13 @@ async def test_import_then_export_from_the_command_line(
 
         missing = run_kai(settings, "catalog", "export", "--organization", "no-such-org")
         assert missing.returncode == 1
+
+        # A carriage return inside an unquoted cell: refused with its line, nothing written.
+        broken = tmp_path / "broken.csv"
+        broken.write_bytes(b"code,name,category\nT-3,Porcelain\rblack,Tiles\n")
+        unreadable = run_kai(settings, "catalog", "import", str(broken), "--organization", slug)
+        assert unreadable.returncode == 1
+        assert "line 2" in unreadable.stderr + unreadable.stdout
+        assert "Traceback" not in unreadable.stderr
+        page = await client.get("/api/v1/materials", headers=owner.headers)
+        assert [item["code"] for item in page.json()["items"]] == ["T-1"]

@@ -328,3 +328,83 @@ async def test_a_problem_in_a_later_chunk_undoes_the_chunks_written_before_it(
     report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
     assert (report["written"], report["created"], report["error_count"]) == (True, 3, 2)
     assert await _codes(client, owner) == {"CAR-600", "CAL-300", "CRM-100"}
+
+
+# --- files the CSV reader cannot read (an outside fuzzer found the first as a 500) ---------
+
+BARE_CR = {
+    "in a cell": (b"code,name\nA-1,Carr\rara\nA-2,Calacatta\n", 2),
+    "in the header": (b"co\rde,name\nA-1,Carrara\n", 1),
+    "on a later line": (b"code,name\nA-1,Carrara\nA-2,Cala\rcatta\n", 3),
+}
+
+
+@pytest.mark.parametrize("case", list(BARE_CR))
+async def test_a_carriage_return_inside_an_unquoted_cell_is_a_400_naming_its_line(
+    runtime: Runtime, client: AsyncClient, case: str
+) -> None:
+    owner = await member(runtime, client)
+    content, line = BARE_CR[case]
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("materials.csv", content)
+
+    for upload, name in ((content, "catalog.csv"), (zipped.getvalue(), "catalog.zip")):
+        for dry_run in (True, False):
+            response = await _import(
+                client, owner, upload, name=name, mapping=None, dry_run=dry_run
+            )
+            assert response.status_code == 400, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            detail = response.json()["detail"]
+            assert f"line {line}" in detail
+            assert "double quotes" in detail
+            assert "universal-newline" not in detail  # the library's words are not the answer
+    assert [obj async for obj in runtime.storage.list(f"{owner.organization_id}/")] == []
+    jobs = await client.get("/api/v1/jobs", headers=owner.headers)
+    assert jobs.json()["items"] == []
+    assert await _codes(client, owner) == set()
+
+
+async def test_a_file_whose_lines_end_in_carriage_returns_is_read(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    # Spreadsheets on old Macs save CSV so: there a carriage return is the line end.
+    owner = await member(runtime, client)
+    content = b'code,name,description\rA-1,Carrara,"two\rlines"\rA-2,Calacatta,\r'
+    report = (await _import(client, owner, content, mapping=None, dry_run=True)).json()
+    assert (report["rows"], report["valid"], report["error_count"]) == (2, 2, 0), report
+
+
+async def test_an_import_job_meeting_an_unreadable_file_fails_at_once_saying_why(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    from kai.catalog.tasks import import_file
+    from kai.kit.storage.keys import user_upload_key
+    from tests.recognition.test_recognitions import _finished
+
+    owner = await member(committed_runtime, committed_client)
+    # Kept by an upload that was checked before this reader refused such files.
+    key = user_upload_key(owner.organization_id, f"imports/{uuid.uuid4()}.csv")
+    await committed_runtime.storage.put(key, BARE_CR["on a later line"][0])
+    async with committed_runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        await import_file.enqueue(
+            session,
+            organization_id=owner.organization_id,
+            params={
+                "file_key": key,
+                "file_name": "catalog.csv",
+                "mapping": {},
+                "mode": "skip_invalid",
+                "actor": {"kind": "user", "user_id": str(owner.user.id), "api_key_id": None},
+                "limits": {"max_bytes": 1024 * 1024, "max_pixels": 1_000_000},
+            },
+        )
+
+    [job] = await _finished(committed_client, owner, "catalog.import")
+
+    assert (job["status"], job["attempts"]) == ("failed", 1), job
+    assert "line 3" in job["error"]
+    assert await _codes(committed_client, owner) == set()
+    await committed_runtime.storage.delete(key)

@@ -67,7 +67,8 @@ async def attach_image(
     from kai.catalog.tasks import make_image_derivatives
 
     organization_id = actor.tenant_id
-    inspected = await asyncio.to_thread(imaging.inspect_image, data, limits)
+    # Whatever follows the picture's end (an appended zip, a phone's motion video) is dropped.
+    data, inspected = await asyncio.to_thread(imaging.accept_upload, data, limits)
     repository = ImageRepository(session)
     existing = await repository.by_sha256(organization_id, inspected.sha256)
     if existing is not None:

@@ -9,11 +9,11 @@ so importing the same file twice changes nothing the second time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import re
 import uuid
-import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,7 +33,9 @@ from kai.catalog.properties import PropertyDefinition
 from kai.catalog.repository import MaterialRepository
 from kai.catalog.schemas import MaterialCreate
 from kai.identity.actor import Actor
+from kai.kit.archives import InflateBudget, UnreadableArchive, ZipUpload, is_zip
 from kai.kit.errors import BadRequest, PayloadTooLarge
+from kai.kit.spreadsheets import CsvWriter, restore_cell
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +68,13 @@ FALSE_WORDS = frozenset({"false", "no", "n", "0"})
 # A report lists this many problems; the count says how many there were in all.
 MAX_REPORTED_ERRORS = 1000
 MAX_ZIP_ENTRIES = 20_000
-MAX_UNPACKED_BYTES = 2 * 1024**3
+# Rows are held for the checks, so a file's rows and cells are capped (as what a zip may
+# unpack to is): about 300 MB of Python objects at worst, and twice the largest catalog
+# measured (benchmarks/catalog.py: 100,000 rows of 16 columns).
+MAX_ROWS = 200_000
+MAX_CELLS = 3_200_000
+# Read ahead of a CSV to guess its delimiter and line ends.
+CSV_HEAD_BYTES = 64 * 1024
 
 
 class InvalidImportFile(BadRequest):
@@ -125,101 +133,169 @@ class SourceRow:
 @dataclass
 class CatalogFile:
     rows: list[SourceRow]
+    # The zip's other files by name, their bytes only when asked for (an import job needs
+    # them; a check of the file needs their names).
     images: dict[str, bytes]
+    image_names: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.images and not self.image_names:
+            self.image_names = frozenset(self.images)
 
 
 def detect_format(data: bytes) -> ImportFormat:
-    if data.startswith(b"PK\x03\x04"):
+    if is_zip(data):
         return "zip"
     head = data.lstrip()[:1]
     return "json" if head in (b"[", b"{") else "csv"
 
 
-def read_file(data: bytes, *, image_bytes_limit: int) -> CatalogFile:
-    """Rows of a CSV or JSON file, or of the one such file inside a zip with its images."""
+def read_file(
+    data: bytes, *, image_bytes_limit: int, budget: InflateBudget, keep_images: bool = True
+) -> CatalogFile:
+    """Rows of a CSV or JSON file, or of the one such file inside a zip with its images.
+
+    Blocking work (a zip is inflated, the rows parsed): run it in a thread. A zip's files are
+    inflated under `budget` as they are read, the table streamed rather than held whole;
+    without `keep_images` the images are inflated (to check them) but not kept."""
     if not data:
         raise InvalidImportFile("The file is empty.")
     kind = detect_format(data)
     if kind == "zip":
-        return _read_zip(data, image_bytes_limit)
-    return CatalogFile(rows=_read_rows(data, kind), images={})
+        return _read_zip(data, image_bytes_limit, budget, keep_images)
+    with io.BufferedReader(io.BytesIO(data), CSV_HEAD_BYTES) as stream:
+        return CatalogFile(rows=_read_rows(stream, kind), images={})
 
 
-def _read_rows(data: bytes, kind: Literal["csv", "json"]) -> list[SourceRow]:
-    if kind == "json":
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidImportFile(f"The JSON is not valid: {exc}.") from exc
-        items = parsed.get("materials") if isinstance(parsed, dict) else parsed
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise InvalidImportFile('JSON must be a list of objects, or {"materials": [...]}.')
-        return [SourceRow(number=index + 1, values=item) for index, item in enumerate(items)]
+def _read_rows(stream: io.BufferedReader[Any], kind: Literal["csv", "json"]) -> list[SourceRow]:
+    if kind == "csv":
+        return _read_csv(stream)
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidImportFile("The CSV is not UTF-8 text.") from exc
-    if "\x00" in text:
+        parsed = orjson.loads(stream.read())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidImportFile(f"The JSON is not valid: {exc}.") from exc
+    items = parsed.get("materials") if isinstance(parsed, dict) else parsed
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise InvalidImportFile('JSON must be a list of objects, or {"materials": [...]}.')
+    if len(items) > MAX_ROWS or sum(len(item) for item in items) > MAX_CELLS:
+        raise _too_large()
+    return [SourceRow(number=index + 1, values=item) for index, item in enumerate(items)]
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The file holds more than {MAX_ROWS} rows or {MAX_CELLS} cells; import it in parts."
+    )
+
+
+# What the csv module says, as a person fixing the file needs it said.
+_CSV_PROBLEMS = (
+    ("new-line character seen in unquoted field",
+     "a line break (carriage return) inside a cell that is not in double quotes; quote the "
+     "cell or remove the line break"),
+    ("line contains nul", "a NUL character: is it really text?"),
+    ("field larger than field limit", "a cell longer than the limit of {limit} characters"),
+    ("unexpected end of data", "a quoted cell that is never closed"),
+    ("expected after", "a double quote inside a cell that is not itself quoted"),
+)  # fmt: skip
+
+
+def _csv_problem(exc: csv.Error, line: int) -> InvalidImportFile:
+    said = str(exc).lower()
+    what = next(
+        (plain for words, plain in _CSV_PROBLEMS if words in said), "a row the CSV reader rejects"
+    )
+    return InvalidImportFile(
+        f"The CSV cannot be read at line {line}: "
+        f"{what.format(limit=csv.field_size_limit())}. Nothing was imported."
+    )
+
+
+def _read_csv(stream: io.BufferedReader[Any]) -> list[SourceRow]:
+    """The rows of a CSV, read from `stream` a piece at a time (never the whole text).
+
+    A bare carriage return ends a line only in a file whose lines end so (classic Mac
+    spreadsheets); in a file with line feeds it is a mistake inside a cell, and refused with
+    its line rather than splitting that row in two silently."""
+    head = stream.peek(CSV_HEAD_BYTES)[:CSV_HEAD_BYTES]
+    if b"\x00" in head:
         raise InvalidImportFile("The CSV contains NUL characters: is it really text?")
-    dialect: Any
+    sample = head.decode("utf-8-sig", errors="ignore")[:8192]
+    delimiter = ","
+    with contextlib.suppress(csv.Error):
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+    # Only the delimiter is guessed: the quote is always the double quote (a guess could take
+    # the single quote that an export puts before a formula-like cell for one).
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n" if b"\n" in head else "")
+    reader = csv.DictReader(text, delimiter=delimiter)
+    rows: list[SourceRow] = []
+    cells = 0
     try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    if not reader.fieldnames:
-        raise InvalidImportFile("The CSV has no header row.")
-    rows = []
-    try:
+        if not reader.fieldnames:
+            raise InvalidImportFile("The CSV has no header row.")
+        header = {name: restore_cell(name).strip() for name in reader.fieldnames if name}
         for row in reader:
             extra = row.pop(None, None)
-            values: dict[str, Any] = {key.strip(): value for key, value in row.items() if key}
+            cells += len(row) + len(extra or ())
+            if cells > MAX_CELLS or len(rows) >= MAX_ROWS:
+                raise _too_large()
+            # A cell the export kept from reading as a formula ('=...) reads back as written.
+            values: dict[str, Any] = {
+                header[key]: restore_cell(value) if value else value
+                for key, value in row.items()
+                if key
+            }
             if extra:
                 values["\x00extra"] = extra
             rows.append(SourceRow(number=reader.line_num, values=values))
     except csv.Error as exc:
+        # The line being read (DictReader's own count moves only on a row read whole).
+        raise _csv_problem(exc, max(1, reader.reader.line_num)) from None
+    except UnicodeDecodeError:
+        read = reader.reader.line_num
         raise InvalidImportFile(
-            f"The CSV cannot be read at line {reader.line_num}: {exc}."
-        ) from exc
+            "The CSV is not UTF-8 text; save it as UTF-8"
+            + (f" (the problem is after line {read})." if read else ".")
+        ) from None
+    finally:
+        text.detach()
     return rows
 
 
-def _read_zip(data: bytes, image_bytes_limit: int) -> CatalogFile:
+def _read_zip(
+    data: bytes, image_bytes_limit: int, budget: InflateBudget, keep_images: bool
+) -> CatalogFile:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise InvalidImportFile("The zip archive is damaged.") from exc
-    entries = [info for info in archive.infolist() if not info.is_dir()]
-    if len(entries) > MAX_ZIP_ENTRIES:
-        raise PayloadTooLarge(f"The zip holds more than {MAX_ZIP_ENTRIES} files.")
-    # Sizes as declared; reading stops at them too, so a lying header gains nothing.
-    if sum(info.file_size for info in entries) > MAX_UNPACKED_BYTES:
-        raise PayloadTooLarge("The zip unpacks to more than 2 GiB.")
-    tables = [
-        info
-        for info in entries
-        if info.filename.lower().endswith((".csv", ".json"))
-        and not info.filename.startswith("__MACOSX/")
-    ]
-    if len(tables) != 1:
-        raise InvalidImportFile("The zip must hold exactly one .csv or .json file of materials.")
-    table = tables[0]
-    kind: Literal["csv", "json"] = "json" if table.filename.lower().endswith(".json") else "csv"
-    rows = _read_rows(_read_entry(archive, table, MAX_UNPACKED_BYTES), kind)
-    images = {}
-    for info in entries:
-        if info is table or info.filename.startswith("__MACOSX/"):
-            continue
-        images[info.filename] = _read_entry(archive, info, image_bytes_limit + 1)
-    return CatalogFile(rows=rows, images=images)
-
-
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    try:
-        with archive.open(info) as entry:
-            return entry.read(limit)
-    except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-        raise InvalidImportFile(f"{info.filename} cannot be read from the zip: {exc}.") from exc
+        with ZipUpload(
+            data, name="The upload", budget=budget, max_entries=MAX_ZIP_ENTRIES
+        ) as archive:
+            entries = [
+                info for info in archive.entries if not info.filename.startswith("__MACOSX/")
+            ]
+            tables = [info for info in entries if info.filename.lower().endswith((".csv", ".json"))]
+            if len(tables) != 1:
+                raise InvalidImportFile(
+                    "The zip must hold exactly one .csv or .json file of materials."
+                )
+            table = tables[0]
+            kind: Literal["csv", "json"] = (
+                "json" if table.filename.lower().endswith(".json") else "csv"
+            )
+            with archive.open(table) as stream:
+                rows = _read_rows(stream, kind)
+            images: dict[str, bytes] = {}
+            for info in entries:
+                if info is table:
+                    continue
+                # Longer than an image may be: read that far, and refused when attached.
+                if keep_images:
+                    images[info.filename] = archive.read(info, limit=image_bytes_limit)
+                else:
+                    archive.check(info, limit=image_bytes_limit)
+            names = frozenset(info.filename for info in entries if info is not table)
+    except UnreadableArchive as exc:
+        raise InvalidImportFile(exc.message) from None
+    return CatalogFile(rows=rows, images=images, image_names=names)
 
 
 # --- rows to materials ----------------------------------------------------------------------
@@ -382,14 +458,14 @@ class _Planner:
         categories: _Categories,
         report: ImportReport,
         existing: Mapping[str, Material],
-        images: Mapping[str, bytes],
+        image_names: frozenset[str],
     ) -> None:
         self.actor = actor
         self.columns = _Columns(mapping)
         self.categories = categories
         self.report = report
         self.existing = existing
-        self.images = images
+        self.image_names = image_names
         self.seen_codes: dict[str, int] = {}
 
     def prepare(self, rows: Sequence[SourceRow]) -> _Chunk:
@@ -412,7 +488,7 @@ class _Planner:
         """The valid rows of `rows` whose images are all in the zip."""
         planned = []
         for row in self.plan(rows):
-            missing = [name for name in row.image_names if name not in self.images]
+            missing = [name for name in row.image_names if name not in self.image_names]
             for name in missing:
                 self.report.add(RowError(row.row, "images", f"{name!r} is not in the zip"))
             if not missing:
@@ -517,6 +593,14 @@ class _Planner:
 ImageAdder = Callable[[Material, str, bytes], Any]
 
 
+def _codes(columns: _Columns, rows: Sequence[SourceRow]) -> list[str]:
+    return [
+        str(code).strip()
+        for code in (columns.fields(row.values).get("code") for row in rows)
+        if not _blank(code)
+    ]
+
+
 async def import_catalog(
     session: AsyncSession,
     *,
@@ -536,12 +620,8 @@ async def import_catalog(
     """
     report = ImportReport(dry_run=dry_run)
     categories = _Categories(await list_categories(session, actor=actor))
-    columns = _Columns(mapping)
-    codes = [
-        str(code).strip()
-        for code in (columns.fields(row.values).get("code") for row in file.rows)
-        if not _blank(code)
-    ]
+    # Python over every row: in a thread, as every other pass over the rows is.
+    codes = await asyncio.to_thread(_codes, _Columns(mapping), file.rows)
     existing = await MaterialRepository(session).live_by_codes(actor.tenant_id, codes)
     planner = _Planner(
         actor=actor,
@@ -549,10 +629,10 @@ async def import_catalog(
         categories=categories,
         report=report,
         existing=existing,
-        images=file.images,
+        image_names=file.image_names,
     )
     if dry_run:
-        planner.check(file.rows)
+        await asyncio.to_thread(planner.check, file.rows)
         return report
     savepoint = await session.begin_nested() if mode == "all_or_nothing" else None
     try:
@@ -730,7 +810,9 @@ def export_record(material: Material, categories: _Categories) -> dict[str, Any]
 
 def csv_lines(records: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterable[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Cells that a spreadsheet would run as formulas are written as text; the import takes
+    # the quote that does it off again (kai.kit.spreadsheets).
+    writer = CsvWriter(buffer)
     writer.writerow(columns)
     yield buffer.getvalue()
     for record in records:

@@ -7,6 +7,7 @@ from typing import Any
 
 from kai.catalog import events, images, transfers
 from kai.catalog.repository import SettingsRepository
+from kai.kit.errors import KaiError
 from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 
 
@@ -28,13 +29,20 @@ async def import_file(run: JobRun) -> dict[str, Any]:
     """An uploaded catalog file, imported as its uploader asked."""
     if run.organization_id is None:
         raise PermanentJobError("an import belongs to an organization")
-    return await transfers.run_import(
-        run.session,
-        run.storage,
-        organization_id=run.organization_id,
-        params=run.params,
-        progress=run.report_progress,
-    )
+    try:
+        return await transfers.run_import(
+            run.session,
+            run.storage,
+            organization_id=run.organization_id,
+            params=run.params,
+            progress=run.report_progress,
+        )
+    except KaiError as exc:
+        if exc.status >= 500:
+            raise
+        # The file itself is at fault (unreadable, too large unpacked): a retry reads the
+        # same bytes. The job fails at once, saying why; its transaction wrote nothing.
+        raise PermanentJobError(exc.detail or exc.title) from exc
 
 
 @job_task("catalog.reindex_documents", max_attempts=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from kai.identity.actor import Actor
 from kai.identity.admin import operator_actor
 from kai.identity.permissions import Permission
 from kai.kit import images as imaging
+from kai.kit.archives import DEFAULT_MAX_INFLATED_BYTES, InflateBudget
 from kai.kit.db import act_for
 from kai.kit.jobs.models import Job
 from kai.kit.json import dumps
@@ -80,11 +82,25 @@ async def dry_run(
     mapping: Mapping[str, str],
     mode: ImportMode,
     limits: imaging.ImageLimits,
+    max_inflated_bytes: int,
 ) -> ImportReport:
     """What importing `data` would do, writing nothing."""
-    catalog = read_file(data, image_bytes_limit=limits.max_bytes)
+    catalog = await _read(data, limits, max_inflated_bytes, keep_images=False)
     return await import_catalog(
         session, actor=actor, file=catalog, mapping=mapping, mode=mode, dry_run=True
+    )
+
+
+async def _read(
+    data: bytes, limits: imaging.ImageLimits, max_inflated_bytes: int, *, keep_images: bool
+) -> CatalogFile:
+    """The file read in a thread (inflating and parsing would hold the event loop)."""
+    return await asyncio.to_thread(
+        read_file,
+        data,
+        image_bytes_limit=limits.max_bytes,
+        budget=InflateBudget(max_inflated_bytes),
+        keep_images=keep_images,
     )
 
 
@@ -132,13 +148,14 @@ async def start_import(
     mapping: Mapping[str, str],
     mode: ImportMode,
     limits: imaging.ImageLimits,
+    max_inflated_bytes: int,
 ) -> Job:
     """Keep the file and queue its import; the job's result is the report."""
     from kai.catalog.tasks import import_file
 
     organization_id = actor.tenant_id
     # Refuse what cannot be read now, rather than in a job the user has to look up.
-    read_file(data, image_bytes_limit=limits.max_bytes)
+    await _read(data, limits, max_inflated_bytes, keep_images=False)
     key = user_upload_key(organization_id, f"imports/{uuid.uuid4()}.{detect_format(data)}")
     await storage.put(key, data)
     try:
@@ -156,6 +173,8 @@ async def start_import(
                     "api_key_id": str(actor.api_key_id) if actor.api_key_id else None,
                 },
                 "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+                # The job reads the file under the budget it was checked with.
+                "max_inflated_bytes": max_inflated_bytes,
             },
         )
     except BaseException:
@@ -202,6 +221,8 @@ async def run_import(
         mode=params["mode"],
         dry_run=False,
         limits=limits,
+        # Jobs queued before the budget was recorded get the settings' default one.
+        max_inflated_bytes=params.get("max_inflated_bytes", DEFAULT_MAX_INFLATED_BYTES),
         progress=progress,
     )
     return report.summary()
@@ -217,10 +238,11 @@ async def _import_with_images(
     mode: ImportMode,
     dry_run: bool,
     limits: imaging.ImageLimits,
+    max_inflated_bytes: int,
     progress: Callable[[int, int], Awaitable[None]] | None,
 ) -> ImportReport:
     """Read and import a file, its images attached and their problems in the report."""
-    catalog: CatalogFile = read_file(data, image_bytes_limit=limits.max_bytes)
+    catalog = await _read(data, limits, max_inflated_bytes, keep_images=True)
     image_problems: list[RowError] = []
     report = await import_catalog(
         session,
@@ -301,6 +323,7 @@ async def import_from_command_line(
     mode: ImportMode,
     dry_run: bool,
     limits: imaging.ImageLimits,
+    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
     progress: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """`kai catalog import`: the import in this process, in one transaction."""
@@ -316,6 +339,7 @@ async def import_from_command_line(
             mode=mode,
             dry_run=dry_run,
             limits=limits,
+            max_inflated_bytes=max_inflated_bytes,
             progress=progress,
         )
         if report.written:

@@ -149,6 +149,109 @@ class Derivative:
     height: int
 
 
+def accept_upload(
+    data: bytes, limits: ImageLimits = DEFAULT_LIMITS
+) -> tuple[bytes, InspectedImage]:
+    """The bytes of an upload worth keeping (`without_trailer`) and what they are."""
+    kept = without_trailer(data)
+    return kept, inspect_image(kept, limits)
+
+
+def without_trailer(data: bytes) -> bytes:
+    """`data` up to the end of its image (JPEG EOI, PNG IEND, the RIFF or ISO-media boxes'
+    end): what follows is no part of the picture, and may be anything (a zip appended makes
+    a JPEG that is also an archive; phones append motion-photo videos), so it is not kept.
+    A file whose structure cannot be followed to its end is returned as it is; anything but
+    an image KAI accepts is refused as `inspect_image` refuses it."""
+    image_format = _sniff(data)
+    end = _IMAGE_ENDS[image_format](data)
+    return data[:end] if end is not None and 0 < end < len(data) else data
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """Where a JPEG's first picture ends: just after its EOI marker, found by walking the
+    segments (an EXIF thumbnail has an EOI of its own, inside its segment)."""
+    size, position = len(data), 2
+    while position < size:
+        if data[position] != 0xFF:
+            return None
+        while position < size and data[position] == 0xFF:  # fill bytes
+            position += 1
+        if position >= size:
+            return None
+        marker = data[position]
+        position += 1
+        if marker == 0xD9:  # EOI
+            return position
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # stand-alone markers
+            continue
+        if position + 2 > size:
+            return None
+        length = int.from_bytes(data[position : position + 2], "big")
+        if length < 2:
+            return None
+        position += length
+        if marker == 0xDA:  # SOS: entropy-coded data up to the next real marker
+            while True:
+                position = data.find(b"\xff", position)
+                if position < 0 or position + 1 >= size:
+                    return None
+                following = data[position + 1]
+                if following == 0xFF:
+                    position += 1
+                elif following == 0x00 or 0xD0 <= following <= 0xD7:  # stuffing, restarts
+                    position += 2
+                else:
+                    break
+    return None
+
+
+def _png_end(data: bytes) -> int | None:
+    """Just after the IEND chunk."""
+    size, position = len(data), len(_PNG_SIGNATURE)
+    while position + 12 <= size:
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        position += 12 + length
+        if kind == b"IEND":
+            return position if position <= size else None
+    return None
+
+
+def _riff_end(data: bytes) -> int | None:
+    """The end the RIFF header gives (a WebP is one RIFF chunk)."""
+    end = 8 + int.from_bytes(data[4:8], "little")
+    return end if end <= len(data) else None
+
+
+def _iso_media_end(data: bytes) -> int | None:
+    """The end of the last whole top-level box (HEIC is boxes to the end of the file)."""
+    size, position = len(data), 0
+    while position + 8 <= size:
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        if not all(0x20 <= byte < 0x7F for byte in kind):
+            break
+        if length == 0:  # the box runs to the end of the file
+            return size
+        if length == 1:  # a 64-bit size follows the type
+            if position + 16 > size:
+                break
+            length = int.from_bytes(data[position + 8 : position + 16], "big")
+        if length < 8 or position + length > size:
+            break
+        position += length
+    return position or None
+
+
+_IMAGE_ENDS: Final[dict[ImageFormat, Callable[[bytes], int | None]]] = {
+    "jpeg": _jpeg_end,
+    "png": _png_end,
+    "webp": _riff_end,
+    "heic": _iso_media_end,
+}
+
+
 def inspect_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> InspectedImage:
     """Validate `data` by content and describe it; raise ImageRejected or ImageTooLarge."""
     with _loaded(data, limits) as (image_format, image, _):

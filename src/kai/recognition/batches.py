@@ -4,12 +4,10 @@ then recognized by a job, with a result per photo exportable as CSV or JSON."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import os
 import time
 import uuid
-import zipfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import Settings
 from kai.identity.actor import Actor
+from kai.kit.archives import InflateBudget, UnreadableArchive, ZipUpload, is_zip
 from kai.kit.errors import KaiError, NotFound, Unprocessable
 from kai.kit.images import (
     CONTENT_TYPES,
@@ -30,8 +29,10 @@ from kai.kit.images import (
     ImageLimits,
     InspectedImage,
     decode_upload,
+    without_trailer,
 )
 from kai.kit.pagination import PageParams, paginate
+from kai.kit.spreadsheets import CsvWriter
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.ml import service as ml
@@ -49,12 +50,11 @@ from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
 from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_upload
 
 MAX_PHOTOS = 1000
-# What the photos of one zip may unpack to, all together.
-MAX_UNPACKED_BYTES = 2 * 1024**3
+# Files a zip may list (hidden files and resource forks count, so more than the photos).
+MAX_ZIP_ENTRIES = 4 * MAX_PHOTOS
 # Photos a worker thread embeds per chunk of a batch: enough to keep each core busy while
 # the previous chunk is recorded, few enough that progress moves often.
 PHOTOS_PER_WORKER = 8
-ZIP_SIGNATURE = b"PK\x03\x04"
 RESULT_COLUMNS = (
     "position", "file_name", "status", "error", "recognition_id", "label", "confidence",
     "unknown", "unknown_reason", "similar_material_id", "similar_name", "similar_score",
@@ -82,60 +82,56 @@ def _problem(name: str, message: str) -> dict[str, Any]:
     return {"loc": ["body", "files", name], "msg": message, "type": "file"}
 
 
-def _unpacked(name: str, data: bytes, limits: ImageLimits) -> Iterator[tuple[str, bytes]]:
-    """A zip's files (folders, hidden files and macOS resource forks left out), or the file."""
-    if not data.startswith(ZIP_SIGNATURE):
+def _unpacked(
+    name: str, data: bytes, limits: ImageLimits, budget: InflateBudget
+) -> Iterator[tuple[str, bytes]]:
+    """A zip's files (folders, hidden files and macOS resource forks left out), or the file;
+    a zip's inflated under `budget`, which every zip of the upload shares."""
+    if not is_zip(data):
         yield name, data
         return
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = [
-            member
-            for member in archive.infolist()
-            if not member.is_dir()
-            and not any(
-                part.startswith(".") or part == "__MACOSX"
-                for part in PurePosixPath(member.filename).parts
-            )
-        ]
-    except zipfile.BadZipFile as exc:
-        raise BatchRejected(
-            f"{name} is not a readable zip: {exc}", errors=[_problem(name, "not a zip")]
-        ) from None
-    if sum(member.file_size for member in members) > MAX_UNPACKED_BYTES:
-        raise BatchRejected(
-            f"{name} unpacks to more than {MAX_UNPACKED_BYTES} bytes.",
-            errors=[_problem(name, "too large unpacked")],
-        )
-    for member in members:
-        if member.file_size > limits.max_bytes:
-            yield f"{name}/{member.filename}", b""  # refused below, by size, unread
-            continue
-        with archive.open(member) as opened:
-            yield f"{name}/{member.filename}", opened.read(limits.max_bytes + 1)
+        with ZipUpload(data, name=name, budget=budget, max_entries=MAX_ZIP_ENTRIES) as archive:
+            members = [
+                member
+                for member in archive.entries
+                if not any(
+                    part.startswith(".") or part == "__MACOSX"
+                    for part in PurePosixPath(member.filename).parts
+                )
+            ]
+            for member in members:
+                # Longer than a photo may be: read no further, and refused by size below.
+                yield f"{name}/{member.filename}", archive.read(member, limit=limits.max_bytes)
+    except UnreadableArchive as exc:
+        where = f"{name}/{exc.entry}" if exc.entry else name
+        raise BatchRejected(exc.message, errors=[_problem(where, exc.message)]) from None
 
 
-def checked_photos(files: Sequence[tuple[str, bytes]], limits: ImageLimits) -> list[Photo]:
+def checked_photos(
+    files: Sequence[tuple[str, bytes]], limits: ImageLimits, budget: InflateBudget
+) -> list[Photo]:
     """Every photo of the upload, each checked by content (a whole decode, at a small scale);
-    any that is not a photo KAI accepts refuses the batch, naming them all."""
+    any that is not a photo KAI accepts refuses the batch, naming them all. Blocking work
+    (zips inflated, photos decoded): run it in a thread."""
     photos: list[Photo] = []
     problems: list[dict[str, Any]] = []
     for name, data in files:
-        for inner, content in _unpacked(name, data, limits):
+        for inner, content in _unpacked(name, data, limits, budget):
             if len(photos) + len(problems) >= MAX_PHOTOS:
                 raise BatchRejected(
                     f"A batch holds at most {MAX_PHOTOS} photos.",
                     errors=[_problem(inner, f"more than {MAX_PHOTOS} photos")],
                 )
-            if not content and inner != name:
-                problems.append(_problem(inner, f"over {limits.max_bytes} bytes"))
-                continue
             try:
-                inspected, _ = decode_upload(content, limits, max_side=64)
+                # Whatever follows the picture's end (an appended zip, a motion video) is
+                # not kept.
+                kept = without_trailer(content)
+                inspected, _ = decode_upload(kept, limits, max_side=64)
             except KaiError as exc:
                 problems.append(_problem(inner, exc.detail or exc.title))
                 continue
-            photos.append(Photo(inner, content, inspected.format))
+            photos.append(Photo(inner, kept, inspected.format))
     if problems:
         names = ", ".join(problem["loc"][-1] for problem in problems[:10])
         raise BatchRejected(
@@ -581,11 +577,13 @@ async def results(
 
 
 def results_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The results as CSV; a file name or label that a spreadsheet would run as a formula is
+    written as text (kai.kit.spreadsheets)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    writer = CsvWriter(buffer, lineterminator="\n")
+    writer.writerow(RESULT_COLUMNS)
     for row in rows:
-        writer.writerow({key: "" if row[key] is None else row[key] for key in RESULT_COLUMNS})
+        writer.writerow("" if row[key] is None else row[key] for key in RESULT_COLUMNS)
     return buffer.getvalue()
 
 

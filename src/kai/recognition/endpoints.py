@@ -18,6 +18,7 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit import images as imaging
 from kai.kit import json
+from kai.kit.archives import InflateBudget
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
 from kai.ml import training
@@ -295,7 +296,9 @@ async def create_batch(
         (upload.filename or f"photo-{index}", await upload.read())
         for index, upload in enumerate(files, start=1)
     ]
-    photos = await asyncio.to_thread(batches.checked_photos, uploaded, limits)
+    # Every zip of the upload inflates under one budget, counted as it inflates, in a thread.
+    budget = InflateBudget(runtime.settings.max_inflated_bytes)
+    photos = await asyncio.to_thread(batches.checked_photos, uploaded, limits, budget)
     options = service.RecognitionOptions(
         top_k=top_k,
         similar_k=similar_k,

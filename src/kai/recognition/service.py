@@ -24,7 +24,7 @@ from kai.catalog import categories
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.errors import Conflict, NotFound, Unprocessable
-from kai.kit.images import EXTENSIONS, ImageLimits
+from kai.kit.images import EXTENSIONS, ImageLimits, without_trailer
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
@@ -128,6 +128,8 @@ async def recognize(
     backbones = await backbones_for(session, storage, version, recognizer, settings)
     started = clock.lap("load", started)
     enhancement = training.enhancement_for(version, settings)
+    # Whatever follows the picture's end (an appended zip, a phone's motion video) is dropped.
+    data = await asyncio.to_thread(without_trailer, data)
     inspected, prepared = await asyncio.to_thread(
         prepare_upload,
         data,

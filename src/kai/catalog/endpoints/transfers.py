@@ -87,7 +87,13 @@ async def import_materials(
     columns = _mapping(mapping)
     if dry_run:
         report = await transfers.dry_run(
-            session, actor=actor, data=data, mapping=columns, mode=mode, limits=limits
+            session,
+            actor=actor,
+            data=data,
+            mapping=columns,
+            mode=mode,
+            limits=limits,
+            max_inflated_bytes=runtime.settings.max_inflated_bytes,
         )
         response.status_code = status.HTTP_200_OK
         return ImportReportRead.model_validate(report.summary())
@@ -100,6 +106,7 @@ async def import_materials(
         mapping=columns,
         mode=mode,
         limits=limits,
+        max_inflated_bytes=runtime.settings.max_inflated_bytes,
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     return ImportStarted(job=JobRead.from_job(job))
