@@ -246,6 +246,16 @@ def _check_claims(claims: dict[str, Any], *, client_id: str, nonce: str, now: da
         raise SsoIdTokenInvalid("The ID token's `sub` is missing or too long.")
 
 
+def _refusal_of(error: Exception) -> str:
+    if isinstance(error, jwt.InvalidAudienceError):
+        return "The ID token was issued for another audience."
+    if isinstance(error, jwt.InvalidIssuerError):
+        return "The ID token names another issuer."
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return "The ID token lacks a required claim (iss, aud, sub, exp, iat)."
+    return "The ID token's signature or format does not check out."
+
+
 async def verify_id_token(
     id_token: str,
     *,
@@ -262,7 +272,10 @@ async def verify_id_token(
         raise SsoIdTokenInvalid("The ID token is not a well-formed JWT.") from error
     algorithm = header.get("alg")
     if not isinstance(algorithm, str) or algorithm not in metadata.algorithms:
-        raise SsoIdTokenInvalid(f"ID tokens signed with {str(algorithm)[:20]!r} are not accepted.")
+        log.info("sso.id_token_algorithm_refused", algorithm=str(algorithm)[:20])
+        raise SsoIdTokenInvalid(
+            f"ID tokens must be signed with one of {', '.join(sorted(metadata.algorithms))}."
+        )
     kid = header.get("kid")
     keys = await _published_keys(metadata.jwks_uri, outbound=outbound, fresh=False)
     key = _matching_key(keys, algorithm, kid)
@@ -288,7 +301,9 @@ async def verify_id_token(
             },
         )
     except (jwt.PyJWTError, ValueError, TypeError) as error:
-        raise SsoIdTokenInvalid(f"The ID token was refused: {error}.") from error
+        # Our words, not the library's: its messages may quote what the token holds.
+        log.info("sso.id_token_refused", reason=repr(error)[:300])
+        raise SsoIdTokenInvalid(_refusal_of(error)) from error
     _check_claims(claims, client_id=client_id, nonce=nonce, now=now)
     return claims
 
