@@ -347,8 +347,9 @@ class OutboundClient:
     ) -> None:
         self.policy = policy
         self._resolver = resolver
-        # Loading the trust store costs milliseconds: once per client, not per request.
-        self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        # Loading the trust store costs milliseconds: once per client, not per request. The
+        # operator's SSL_CERT_FILE / SSL_CERT_DIR count (a company CA for an internal provider).
+        self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=True)
 
     def check_url(self, url: str) -> httpx.URL:
         """`url` parsed, when KAI may send a request to it at all (scheme, host, no userinfo).
