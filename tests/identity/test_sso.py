@@ -19,10 +19,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
+from kai.config import OutboundSettings
 from kai.identity import accounts, sso
 from kai.identity.actor import Origin
 from kai.identity.models import SsoLoginAttempt, SsoProvider, User, UserIdentity
-from kai.config import OutboundSettings
 from kai.kit.db import act_for
 from kai.kit.outbound import OutboundClient, OutboundPolicy
 from kai.runtime import Runtime

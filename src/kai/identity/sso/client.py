@@ -152,7 +152,8 @@ async def discover(
         # organization controls would make KAI's login link an open redirect.
         if name == "authorization_endpoint" and _origin(endpoint) != _origin(issuer_url):
             raise _unavailable("the authorization endpoint is not on the issuer's origin", url=url)
-        endpoints[name] = value
+        # As parsed and checked, so browsers and this client read the same URL.
+        endpoints[name] = str(endpoint)
     response_types = document.get("response_types_supported")
     if isinstance(response_types, list) and "code" not in response_types:
         raise _unavailable("no authorization code flow", url=url)
