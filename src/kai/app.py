@@ -22,6 +22,7 @@ from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ml.endpoints import backbones_router
 from kai.ml.endpoints import router as models_router
+from kai.ops.endpoints import MetricsAccess, MetricsListenerOnly, ReadinessProbe
 from kai.ops.endpoints import router as ops_router
 from kai.recognition.endpoints import batches_router
 from kai.recognition.endpoints import catalog_router as near_duplicates_router
@@ -100,6 +101,11 @@ def create_app(
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
+    app.state.readiness = ReadinessProbe()
+    app.state.metrics_access = metrics_access = MetricsAccess.from_settings(settings.metrics)
+    if settings.metrics.port is not None:
+        # Inside the request context: its 404s carry the request id too.
+        app.add_middleware(MetricsListenerOnly, access=metrics_access)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

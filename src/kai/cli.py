@@ -75,6 +75,7 @@ def serve(
     import uvicorn
 
     from kai.app import create_app
+    from kai.ops.listeners import bind_listeners
 
     settings = command_settings()
     # The embedded database is migrated on start; a configured one by `kai db upgrade`.
@@ -91,11 +92,12 @@ def serve(
             lifespan="on",
             server_header=False,
         )
+        sockets = bind_listeners(application, config, settings.metrics)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
         # handler it found. Ours turns that into a plain return, so the embedded server is
         # released on the way out rather than orphaned by a default SIGTERM death.
         with contextlib.suppress(_ShutdownRequested), _shutdown_on_signals():
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run(sockets=sockets)
 
 
 class _ShutdownRequested(Exception):
@@ -223,14 +225,14 @@ def admin_check() -> None:
     settings = command_settings()
 
     async def check(url: str) -> list[str]:
-        from kai.ops.endpoints import CHECKS, run_check
+        from kai.ops.endpoints import run_checks
 
         runtime = Runtime.create(settings, url)
         try:
-            results = [await run_check(probe, runtime) for probe in CHECKS.values()]
+            results = await run_checks(runtime)
         finally:
             await runtime.close()
-        return [f"{name}: {result}" for name, result in zip(CHECKS, results, strict=True)]
+        return [f"{name}: {result}" for name, result in results.items()]
 
     with _database(settings, migrate=False) as urls:
         lines = asyncio.run(check(urls.app))

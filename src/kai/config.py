@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -184,6 +184,49 @@ class VisionSettings(BaseModel):
     clahe: bool = False
 
 
+class OutboundSettings(BaseModel):
+    """Requests the server makes to URLs that organizations name (SSO issuers, later webhooks
+    and connectors): only to public addresses over https, unless listed here."""
+
+    # Host names or addresses an operator trusts: requests to them may reach any address,
+    # internal ones included (an identity provider inside the company network).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Addresses an operator trusts, whatever name leads to them (`10.20.0.0/16`).
+    allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Plain http to the hosts and networks above only (a provider on this machine while
+    # developing); everything else is https.
+    allow_http: bool = False
+    # From the first byte sent to the last byte read, whatever the remote side does.
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Answers larger than this are cut off and the request fails (discovery documents and key
+    # sets are a few KiB).
+    max_response_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _normalised_hosts(cls, hosts: list[str]) -> list[str]:
+        return [host.strip().strip("[]").rstrip(".").lower() for host in hosts if host.strip()]
+
+
+class MetricsSettings(BaseModel):
+    """Where Prometheus may read `/metrics`. Neither set: nowhere (see the README)."""
+
+    # A second listener of `kai serve` that serves `/metrics` only, without a token: bind it
+    # where only the scraper reaches it.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "127.0.0.1"
+    # `/metrics` on the public listener, to `Authorization: Bearer <token>` only.
+    token: SecretStr | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 24:
+            raise ValueError("the metrics token must be at least 24 characters")
+        return token
+
+
 class Settings(BaseSettings):
     """Everything KAI reads from its environment. Nothing is required for the embedded run."""
 
@@ -210,6 +253,8 @@ class Settings(BaseSettings):
     images: ImageSettings = Field(default_factory=ImageSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     # Derives the default token key and encrypts stored secrets (TOTP seeds, SSO client
     # secrets). Empty: generated once into `<data_dir>/secret_key`. Set it for several
     # instances, and keep it: stored secrets cannot be read without it.
@@ -233,6 +278,14 @@ class Settings(BaseSettings):
             cost.memory_kib < 19_456 or cost.iterations < 2 or cost.parallelism < 1
         ):
             raise ValueError("argon2id cost below OWASP's minimum (m=19456 KiB, t=2, p=1)")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_on_its_own_port(self) -> Settings:
+        # The listener is told apart by its port: one port for both would serve the API's
+        # metrics to everyone, or the API to the scraper.
+        if self.metrics.port and self.metrics.port == self.port:
+            raise ValueError("KAI_METRICS__PORT must differ from KAI_PORT")
         return self
 
     @field_validator("data_dir")

@@ -18,6 +18,7 @@ from kai.kit.email import EmailSender, create_email_sender
 from kai.kit.images import ImageLimits
 from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
+from kai.kit.outbound import OutboundClient, OutboundPolicy
 from kai.kit.passwords import Passwords
 from kai.kit.pgembed import EmbeddedPostgres, memory_options
 from kai.kit.ratelimit import RateLimiter, create_rate_limiter
@@ -159,6 +160,11 @@ class Runtime:
     @cached_property
     def email(self) -> EmailSender:
         return create_email_sender(self.settings.email, self.settings.outbox_dir)
+
+    @cached_property
+    def outbound(self) -> OutboundClient:
+        """The client for every request to a URL a user named (`KAI_OUTBOUND__*`)."""
+        return OutboundClient(OutboundPolicy.from_settings(self.settings.outbound))
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:

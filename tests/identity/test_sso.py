@@ -19,10 +19,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
+from kai.config import OutboundSettings
 from kai.identity import accounts, sso
 from kai.identity.actor import Origin
 from kai.identity.models import SsoLoginAttempt, SsoProvider, User, UserIdentity
 from kai.kit.db import act_for
+from kai.kit.outbound import OutboundClient, OutboundPolicy
 from kai.runtime import Runtime
 from tests.identity.conftest import Clock
 from tests.identity.factories import (
@@ -80,10 +82,18 @@ def provider() -> Iterator[ProviderHandle]:
         yield handle
 
 
+# The provider runs on loopback over plain http: the operator's allowlist says so, as a
+# developer's would (the default refuses both; tests/security/test_outbound.py).
+LOOPBACK_PROVIDER = OutboundSettings(allowed_hosts=["127.0.0.1"], allow_http=True)
+OUTBOUND = OutboundClient(OutboundPolicy.from_settings(LOOPBACK_PROVIDER))
+
+
 def _served_at_public_url(runtime: Runtime) -> Runtime:
     # KAI builds its callback URL from the public URL: make it the test client's own.
     auth = runtime.settings.auth.model_copy(update={"public_url": PUBLIC_URL})
-    runtime.settings = runtime.settings.model_copy(update={"auth": auth})
+    runtime.settings = runtime.settings.model_copy(
+        update={"auth": auth, "outbound": LOOPBACK_PROVIDER}
+    )
     return runtime
 
 
@@ -419,7 +429,9 @@ async def test_a_wrong_client_secret_is_the_providers_refusal_not_a_crash(
     response = await sso_login(client, ANNA)
 
     assert problem(response, 502) == "sso-provider-unavailable"
-    assert "invalid_client" in response.json()["detail"]
+    # The provider's own words stay in the log: the caller gets the fixed message.
+    assert response.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert "invalid_client" not in response.text
 
 
 async def test_an_unreachable_provider_is_a_502(
@@ -508,7 +520,7 @@ async def test_each_organization_signs_in_to_itself(
 
 @pytest.fixture(scope="module")
 async def metadata(provider: ProviderHandle) -> sso.ProviderMetadata:
-    return await sso.discover(provider.issuer, allow_loopback_http=True)
+    return await sso.discover(provider.issuer, outbound=OUTBOUND)
 
 
 async def real_id_token(
@@ -563,7 +575,12 @@ async def verify(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     return await sso.verify_id_token(
-        token, metadata=metadata, client_id=client_id, nonce=nonce, now=now or datetime.now(UTC)
+        token,
+        metadata=metadata,
+        outbound=OUTBOUND,
+        client_id=client_id,
+        nonce=nonce,
+        now=now or datetime.now(UTC),
     )
 
 

@@ -11,7 +11,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kai.app import create_app
-from kai.config import Settings
+from kai.config import MetricsSettings, Settings
 from kai.kit.db import create_engine
 from kai.kit.storage import LocalStorage
 from kai.runtime import Runtime
@@ -79,12 +79,18 @@ async def test_readyz_names_an_unreachable_database(settings: Settings, runtime:
     assert "storage" not in detail
 
 
-async def test_metrics_count_requests_by_route_template_and_status(client: AsyncClient) -> None:
-    for _ in range(3):
-        await client.get(f"/api/v1/jobs/{uuid.uuid4()}")
-    await client.get("/api/v1/definitely/unknown")
+async def test_metrics_count_requests_by_route_template_and_status(
+    settings: Settings, runtime: Runtime
+) -> None:
+    token = "scrape-token-for-prometheus-0123"
+    scraped = settings.model_copy(update={"metrics": MetricsSettings(token=token)})
+    app = create_app(scraped, runtime=runtime)
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://kai.test") as client:
+        for _ in range(3):
+            await client.get(f"/api/v1/jobs/{uuid.uuid4()}")
+        await client.get("/api/v1/definitely/unknown")
 
-    response = await client.get("/metrics")
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text

@@ -8,18 +8,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import jwt
-import orjson
+import structlog
 
 from kai.identity.sso.errors import (
     SsoCodeInvalid,
     SsoIdTokenInvalid,
     SsoProviderUnavailable,
 )
-from kai.runtime import Runtime
+from kai.kit.outbound import OutboundClient, OutboundError, OutboundRefused
+
+log = structlog.get_logger(__name__)
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 SCOPES = "openid email profile"
@@ -30,14 +32,21 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "PS256", "ES256", "EdDSA"})
 KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 CLOCK_LEEWAY_SECONDS = 60
 METADATA_TTL_SECONDS = 3600.0
-HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-# Discovery documents and key sets are a few KiB; a provider answering megabytes is broken.
-MAX_DOCUMENT_BYTES = 512 * 1024
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-# An OAuth error code is safe to repeat to the caller; anything else the provider says is not.
+# An OAuth error code from the browser's redirect is safe to repeat to the caller.
 OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 OWNER = "owner"
-
+# What the caller learns when the provider fails, whatever failed: its status, its words and
+# which of our checks it broke go to the log under the request id. Telling "refused" from
+# "unreachable" apart would map the inside of the network for whoever names issuers.
+PROVIDER_UNAVAILABLE = (
+    "The identity provider could not be used: check that the issuer is its exact https URL, "
+    "reachable from the internet, and that it answers OpenID Connect discovery. Quote the "
+    "request id to support for the details."
+)
+# Judged from the issuer as given, before anything is sent.
+ISSUER_UNUSABLE = (
+    "The issuer must be an https URL with a host, without credentials, query or fragment."
+)
 
 # --- the provider's metadata, keys and token endpoint ----------------------------------------
 
@@ -80,82 +89,82 @@ metadata_cache: TtlCache[ProviderMetadata] = TtlCache(METADATA_TTL_SECONDS)
 keys_cache: TtlCache[list[dict[str, Any]]] = TtlCache(METADATA_TTL_SECONDS)
 
 
-async def _request_json(method: str, url: str, **options: Any) -> tuple[int, Any]:
-    """Status and JSON body (None when not JSON) of one call; unreachable → 502."""
-    body = bytearray()
+def _unavailable(reason: str, **context: object) -> SsoProviderUnavailable:
+    """The fixed refusal, once `reason` is in the log with the request id."""
+    log.warning("sso.provider_unavailable", reason=reason, **context)
+    return SsoProviderUnavailable(PROVIDER_UNAVAILABLE)
+
+
+async def _fetch_json(
+    outbound: OutboundClient, method: str, url: str, **options: Any
+) -> tuple[int, Any]:
+    """Status and JSON body (None when not JSON) of one call through the outbound client."""
     try:
-        async with (
-            httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as client,
-            client.stream(method, url, **options) as response,
-        ):
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_DOCUMENT_BYTES:
-                    raise SsoProviderUnavailable(f"{url} answered more than 512 KiB.")
-            status = response.status_code
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
-        raise SsoProviderUnavailable(
-            f"{url} could not be reached ({type(error).__name__})."
-        ) from error
+        response = await outbound.request(method, url, **options)
+    except OutboundError as error:
+        raise _unavailable(error.reason, url=url.split("?", 1)[0]) from error
+    return response.status_code, response.json()
+
+
+def _checked_issuer(issuer: str, outbound: OutboundClient) -> httpx.URL:
     try:
-        return status, orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return status, None
+        parsed = outbound.check_url(issuer)
+    except OutboundRefused as error:
+        log.info("sso.issuer_unusable", reason=error.reason)
+        raise SsoProviderUnavailable(ISSUER_UNUSABLE) from error
+    if parsed.query or parsed.fragment:
+        raise SsoProviderUnavailable(ISSUER_UNUSABLE)
+    return parsed
 
 
-def _check_url(url: str, what: str, *, allow_loopback_http: bool) -> None:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = urlsplit("")
-    if parts.fragment or not parts.hostname:
-        raise SsoProviderUnavailable(f"The {what} {url!r} is not a usable URL.")
-    if parts.scheme == "https":
-        return
-    if allow_loopback_http and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
-        return
-    raise SsoProviderUnavailable(f"The {what} {url!r} must be an https:// URL.")
-
-
-def allow_loopback_http(runtime: Runtime) -> bool:
-    """Plain http to a provider on this machine, for development and tests only."""
-    return runtime.settings.environment != "production"
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    # httpx leaves the default port out, so `https://a:443` and `https://a` are one origin.
+    return url.scheme, url.host.lower(), url.port
 
 
 async def discover(
-    issuer: str, *, allow_loopback_http: bool, fresh: bool = False
+    issuer: str, *, outbound: OutboundClient, fresh: bool = False
 ) -> ProviderMetadata:
     """The provider's metadata from its discovery document, checked; cached for an hour."""
-    _check_url(issuer, "issuer", allow_loopback_http=allow_loopback_http)
+    issuer_url = _checked_issuer(issuer, outbound)
     cached = None if fresh else metadata_cache.get(issuer)
     if cached is not None:
         return cached
     url = issuer.rstrip("/") + DISCOVERY_PATH
-    status, document = await _request_json("GET", url, headers={"Accept": "application/json"})
+    status, document = await _fetch_json(
+        outbound, "GET", url, headers={"Accept": "application/json"}
+    )
     if status != 200 or not isinstance(document, dict):
-        raise SsoProviderUnavailable(f"{url} answered no discovery document (HTTP {status}).")
+        raise _unavailable(f"no discovery document (HTTP {status})", url=url)
     # OpenID Connect Discovery 1.0, section 4.3: the document speaks for this exact issuer.
     if document.get("issuer") != issuer:
-        named = str(document.get("issuer"))[:200]
-        raise SsoProviderUnavailable(f"The discovery document names the issuer {named!r}.")
+        raise _unavailable("the discovery document names another issuer", url=url)
     endpoints = {}
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
         value = document.get(name)
         if not isinstance(value, str):
-            raise SsoProviderUnavailable(f"The discovery document has no {name}.")
-        _check_url(value, name, allow_loopback_http=allow_loopback_http)
-        endpoints[name] = value
+            raise _unavailable(f"the discovery document has no {name}", url=url)
+        try:
+            endpoint = outbound.check_url(value)
+        except OutboundRefused as error:
+            raise _unavailable(f"{name} unusable: {error.reason}", url=url) from error
+        # Browsers are sent to the authorization endpoint: on another origin, a document an
+        # organization controls would make KAI's login link an open redirect.
+        if name == "authorization_endpoint" and _origin(endpoint) != _origin(issuer_url):
+            raise _unavailable("the authorization endpoint is not on the issuer's origin", url=url)
+        # As parsed and checked, so browsers and this client read the same URL.
+        endpoints[name] = str(endpoint)
     response_types = document.get("response_types_supported")
     if isinstance(response_types, list) and "code" not in response_types:
-        raise SsoProviderUnavailable("The provider does not offer the authorization code flow.")
+        raise _unavailable("no authorization code flow", url=url)
     challenge_methods = document.get("code_challenge_methods_supported")
     if isinstance(challenge_methods, list) and "S256" not in challenge_methods:
-        raise SsoProviderUnavailable("The provider does not offer PKCE with S256.")
+        raise _unavailable("no PKCE with S256", url=url)
     advertised = document.get("id_token_signing_alg_values_supported")
     algorithms = ALLOWED_ALGORITHMS & set(advertised if isinstance(advertised, list) else ())
     if not algorithms:
-        raise SsoProviderUnavailable(
-            f"The provider signs ID tokens with none of {', '.join(sorted(ALLOWED_ALGORITHMS))}."
+        raise _unavailable(
+            f"ID tokens signed with none of {', '.join(sorted(ALLOWED_ALGORITHMS))}", url=url
         )
     metadata = ProviderMetadata(
         issuer=issuer,
@@ -168,17 +177,21 @@ async def discover(
     return metadata
 
 
-async def _published_keys(jwks_uri: str, *, fresh: bool) -> list[dict[str, Any]]:
+async def _published_keys(
+    jwks_uri: str, *, outbound: OutboundClient, fresh: bool
+) -> list[dict[str, Any]]:
     cached = None if fresh else keys_cache.get(jwks_uri)
     if cached is not None:
         return cached
-    status, document = await _request_json("GET", jwks_uri, headers={"Accept": "application/json"})
+    status, document = await _fetch_json(
+        outbound, "GET", jwks_uri, headers={"Accept": "application/json"}
+    )
     if (
         status != 200
         or not isinstance(document, dict)
         or not isinstance(document.get("keys"), list)
     ):
-        raise SsoProviderUnavailable(f"The provider's key set {jwks_uri} could not be read.")
+        raise _unavailable(f"no key set (HTTP {status})", url=jwks_uri)
     keys = [key for key in document["keys"] if isinstance(key, dict)]
     keys_cache.put(jwks_uri, keys)
     return keys
@@ -234,8 +247,24 @@ def _check_claims(claims: dict[str, Any], *, client_id: str, nonce: str, now: da
         raise SsoIdTokenInvalid("The ID token's `sub` is missing or too long.")
 
 
+def _refusal_of(error: Exception) -> str:
+    if isinstance(error, jwt.InvalidAudienceError):
+        return "The ID token was issued for another audience."
+    if isinstance(error, jwt.InvalidIssuerError):
+        return "The ID token names another issuer."
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return "The ID token lacks a required claim (iss, aud, sub, exp, iat)."
+    return "The ID token's signature or format does not check out."
+
+
 async def verify_id_token(
-    id_token: str, *, metadata: ProviderMetadata, client_id: str, nonce: str, now: datetime
+    id_token: str,
+    *,
+    metadata: ProviderMetadata,
+    outbound: OutboundClient,
+    client_id: str,
+    nonce: str,
+    now: datetime,
 ) -> dict[str, Any]:
     """The ID token's claims once signature, issuer, audience, lifetime and nonce check out."""
     try:
@@ -244,12 +273,17 @@ async def verify_id_token(
         raise SsoIdTokenInvalid("The ID token is not a well-formed JWT.") from error
     algorithm = header.get("alg")
     if not isinstance(algorithm, str) or algorithm not in metadata.algorithms:
-        raise SsoIdTokenInvalid(f"ID tokens signed with {str(algorithm)[:20]!r} are not accepted.")
+        log.info("sso.id_token_algorithm_refused", algorithm=str(algorithm)[:20])
+        raise SsoIdTokenInvalid(
+            f"ID tokens must be signed with one of {', '.join(sorted(metadata.algorithms))}."
+        )
     kid = header.get("kid")
-    key = _matching_key(await _published_keys(metadata.jwks_uri, fresh=False), algorithm, kid)
+    keys = await _published_keys(metadata.jwks_uri, outbound=outbound, fresh=False)
+    key = _matching_key(keys, algorithm, kid)
     if key is None:
         # The provider may have rotated its keys since they were cached.
-        key = _matching_key(await _published_keys(metadata.jwks_uri, fresh=True), algorithm, kid)
+        keys = await _published_keys(metadata.jwks_uri, outbound=outbound, fresh=True)
+        key = _matching_key(keys, algorithm, kid)
     if key is None:
         raise SsoIdTokenInvalid("No key the provider publishes matches the ID token.")
     try:
@@ -268,7 +302,9 @@ async def verify_id_token(
             },
         )
     except (jwt.PyJWTError, ValueError, TypeError) as error:
-        raise SsoIdTokenInvalid(f"The ID token was refused: {error}.") from error
+        # Our words, not the library's: its messages may quote what the token holds.
+        log.info("sso.id_token_refused", reason=repr(error)[:300])
+        raise SsoIdTokenInvalid(_refusal_of(error)) from error
     _check_claims(claims, client_id=client_id, nonce=nonce, now=now)
     return claims
 
@@ -276,6 +312,7 @@ async def verify_id_token(
 async def _exchange_code(
     metadata: ProviderMetadata,
     *,
+    outbound: OutboundClient,
     client_id: str,
     client_secret: str,
     code: str,
@@ -284,8 +321,9 @@ async def _exchange_code(
 ) -> str:
     """The ID token the token endpoint gives for the code (client_secret_basic)."""
     # RFC 6749, section 2.3.1: both halves of the Basic credential are form-encoded first.
-    credentials = httpx.BasicAuth(quote(client_id, safe=""), quote(client_secret, safe=""))
-    status, document = await _request_json(
+    credentials = (quote(client_id, safe=""), quote(client_secret, safe=""))
+    status, document = await _fetch_json(
+        outbound,
         "POST",
         metadata.token_endpoint,
         data={
@@ -305,7 +343,7 @@ async def _exchange_code(
     if status in (400, 401) and error == "invalid_grant":
         raise SsoCodeInvalid("The code was used, has expired or is not this login's: log in again.")
     reason = error if isinstance(error, str) and OAUTH_ERROR_CODE.fullmatch(error) else None
-    raise SsoProviderUnavailable(
-        f"The token endpoint answered HTTP {status}"
-        + (f" ({reason})." if reason else " without an ID token.")
+    raise _unavailable(
+        f"the token endpoint answered HTTP {status} ({reason or 'no ID token'})",
+        url=metadata.token_endpoint,
     )

@@ -32,7 +32,6 @@ from kai.identity.sso.client import (
     OWNER,
     SCOPES,
     _exchange_code,
-    allow_loopback_http,
     discover,
     verify_id_token,
 )
@@ -117,7 +116,7 @@ async def configure_provider(
     await _check_default_role(session, actor, default_role)
     # Before the row is locked: the provider may take seconds to answer.
     try:
-        await discover(issuer, allow_loopback_http=allow_loopback_http(runtime), fresh=True)
+        await discover(issuer, outbound=runtime.outbound, fresh=True)
     except SsoProviderUnavailable as error:
         raise SsoIssuerInvalid(error.detail) from error
     repository = SsoRepository(session)
@@ -210,7 +209,7 @@ async def start_login(
     `redirect_uri` is KAI's own callback URL, made by the server, never taken from a client.
     """
     organization, provider = await _enabled_provider(session, organization_slug)
-    metadata = await discover(provider.issuer, allow_loopback_http=allow_loopback_http(runtime))
+    metadata = await discover(provider.issuer, outbound=runtime.outbound)
     state, nonce, code_verifier = random_token(32), random_token(32), random_token(48)
     now = runtime.clock()
     repository = SsoRepository(session)
@@ -420,9 +419,10 @@ async def finish_login(
         if error is not None or code is None:
             reason = error if error and OAUTH_ERROR_CODE.fullmatch(error) else "no code"
             raise SsoLoginDenied(f"The identity provider answered: {reason}.")
-        metadata = await discover(provider.issuer, allow_loopback_http=allow_loopback_http(runtime))
+        metadata = await discover(provider.issuer, outbound=runtime.outbound)
         id_token = await _exchange_code(
             metadata,
+            outbound=runtime.outbound,
             client_id=provider.client_id,
             client_secret=_client_secret(runtime, provider),
             code=code,
@@ -432,6 +432,7 @@ async def finish_login(
         claims = await verify_id_token(
             id_token,
             metadata=metadata,
+            outbound=runtime.outbound,
             client_id=provider.client_id,
             nonce=attempt.nonce,
             now=runtime.clock(),
