@@ -110,6 +110,9 @@ class AuthSettings(BaseModel):
     lockout_minutes: int = Field(default=15, ge=1)
     lockout_growth: int = Field(default=4, ge=1, le=100)
     lockout_max_minutes: int = Field(default=24 * 60, ge=1)
+    # How long a password proof (a password login, `POST /auth/step-up`) allows changes to
+    # the account's credentials and sessions.
+    step_up_minutes: int = Field(default=15, ge=1, le=24 * 60)
     email_token_hours: int = Field(default=24, ge=1)
     password_reset_minutes: int = Field(default=30, ge=5)
     invitation_days: int = Field(default=7, ge=1)

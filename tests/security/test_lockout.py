@@ -16,16 +16,18 @@ import pytest
 
 from kai.identity.lockout import email_digest
 from kai.identity.models import LoginThrottle
+from kai.kit import totp
 from kai.kit.db import libpq_url
 from kai.kit.ratelimit import MemoryRateLimiter
 from kai.runtime import Runtime
 from tests.identity.conftest import Clock
-from tests.identity.factories import PASSWORD, create_user
+from tests.identity.factories import PASSWORD, create_user, member
 from tests.identity.test_accounts import outbox_messages
 from tests.identity.test_cli import (
     _kai,
     operator_env,  # noqa: F401 - a fixture, used by name
 )
+from tests.identity.test_mfa import _enrol
 
 pytestmark = pytest.mark.database
 
@@ -217,3 +219,99 @@ def test_kai_admin_unlock_lifts_a_lock(database_url: str) -> None:
             (email_digest(address),),
         ).fetchone()
     assert left == (0,)
+
+
+# --- every place a password is typed ------------------------------------------------------------
+
+
+async def test_wrong_passwords_given_to_reauthentication_count_with_logins(
+    committed_runtime: Runtime, committed_client: httpx.AsyncClient
+) -> None:
+    clock = _tune(committed_runtime, throttle_after_failures=4, lockout_after_failures=6)
+    person = await member(committed_runtime, committed_client)
+    secret, _ = await _enrol(committed_client, person, clock)
+    clock.advance(seconds=30)
+    code = totp.totp(secret, clock.now.timestamp())
+    headers = person.headers
+
+    async def step_up(password: str, **codes: str) -> httpx.Response:
+        return await committed_client.post(
+            "/api/v1/auth/step-up", json={"password": password, **codes}, headers=headers
+        )
+
+    async def change_password(current: str) -> httpx.Response:
+        return await committed_client.post(
+            "/api/v1/me/password",
+            json={"current_password": current, "new_password": NEW_PASSWORD},
+            headers=headers,
+        )
+
+    # A right password clears what went before, wherever it is typed.
+    assert (await step_up("not my password")).status_code == 401
+    assert (await step_up(PASSWORD, totp_code=code)).status_code == 200
+    assert await _throttle(committed_runtime, person.user.email) is None
+
+    # Four wrong ones, at four different routes (a wrong code counts as well).
+    clock.advance(seconds=30)
+    wrong = [
+        await step_up("not my password"),
+        await change_password("not my password either"),
+        await committed_client.post(
+            "/api/v1/auth/mfa/totp/disable",
+            json={"password": PASSWORD, "code": "000000"},
+            headers=headers,
+        ),
+        await committed_client.post(
+            "/api/v1/auth/mfa/recovery-codes",
+            json={"password": "still not it", "code": totp.totp(secret, clock.now.timestamp())},
+            headers=headers,
+        ),
+    ]
+    assert [_kind(answer) for answer in wrong] == [
+        "invalid-credentials",
+        "invalid-credentials",
+        "invalid-mfa-code",
+        "invalid-credentials",
+    ]
+
+    # The threshold is reached: the next try anywhere waits, the login form's included.
+    for waiting in (
+        await committed_client.post(
+            "/api/v1/auth/login",
+            json={
+                "email": person.user.email,
+                "password": PASSWORD,
+                "totp_code": totp.totp(secret, clock.now.timestamp()),
+            },
+        ),
+        await step_up(PASSWORD),
+        await change_password(PASSWORD),
+    ):
+        assert _kind(waiting) == "login-throttled"
+        assert waiting.headers["retry-after"] == "1"
+
+    # Two more wrong ones lock the address: the owner hears of it.
+    clock.advance(seconds=1)
+    assert (await step_up("guess five")).status_code == 401
+    clock.advance(seconds=2)
+    assert (await change_password("guess six")).status_code == 401
+    locked = await _login(committed_client, person.user.email, PASSWORD)
+    assert _kind(locked) == "login-locked"
+    assert len(_lock_notices(committed_runtime, person.user.email)) == 1
+    events = await committed_client.get(
+        "/api/v1/audit-events",
+        params={"action": "auth.reauthentication.failed"},
+        headers=headers,
+    )
+    purposes = [event["details"]["purpose"] for event in events.json()["items"]]
+    assert sorted(purposes) == sorted(
+        [
+            "step-up",
+            "step-up",
+            "password-change",
+            "totp-disable",
+            "recovery-codes",
+            "step-up",
+            "password-change",
+        ]
+    )

@@ -52,6 +52,14 @@ class EmailNotVerified(KaiError):
     status, type, title = 403, "email-not-verified", "Verify your email address first"
 
 
+class StepUpRequired(KaiError):
+    status, type, title = (
+        403,
+        "step-up-required",
+        "Confirm your password first: this changes your whole account",
+    )
+
+
 class PasswordNotSet(KaiError):
     # A person who only signs in through an organization's identity provider: that provider
     # is the organization's, so it cannot vouch for changes beyond the organization.

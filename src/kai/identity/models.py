@@ -228,6 +228,10 @@ class AuthSession(Base):
     # How the user proved who they are: pwd, otp, sso.
     methods: Mapped[list[str]] = mapped_column(ARRAY(String(20)))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    # When this session last proved the password (its login, or a step-up): changes to the
+    # account's credentials and sessions need it recent. None for a single sign-on session
+    # that never stepped up.
+    password_verified_at: Mapped[datetime | None]
     expires_at: Mapped[datetime]
     last_used_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     revoked_at: Mapped[datetime | None]

@@ -23,7 +23,7 @@ from kai.identity.errors import (
     InvalidRefreshToken,
     MemberNotFound,
     MfaRequired,
-    PermissionDenied,
+    StepUpRequired,
 )
 from kai.identity.lockout import email_digest
 from kai.identity.mfa import check_second_factor, has_confirmed_totp
@@ -141,6 +141,7 @@ async def open_session(
             organization_id=organization.id if organization else None,
             methods=methods,
             created_at=now,
+            password_verified_at=now if "pwd" in methods else None,
             last_used_at=now,
             expires_at=now + timedelta(hours=hours),
             client_address=origin.client_address,
@@ -206,6 +207,13 @@ async def _issue(
         expires_in=max(0, int((expires_at - now).total_seconds())),
         organization_id=auth_session.organization_id,
     )
+
+
+async def access_token(
+    session: AsyncSession, runtime: Runtime, auth_session: AuthSession, *, user_id: uuid.UUID
+) -> TokenPair:
+    """A new access token for a session whose proofs changed (no new refresh token)."""
+    return await _issue(session, runtime, auth_session, user_id=user_id, with_refresh=False)
 
 
 async def refresh(
@@ -307,9 +315,9 @@ async def switch_organization(
     if "pwd" not in auth_session.methods:
         # An organization's identity provider vouches for its own organization only: else an
         # admin running that provider could act as the person in their other organizations.
-        raise PermissionDenied(
-            "A single sign-on session stays in its organization: log in with your password "
-            "to switch."
+        raise StepUpRequired(
+            "A single sign-on session stays in its organization: confirm your password "
+            "(`POST /api/v1/auth/step-up`) to switch."
         )
     auth_session.organization_id = organization_id
     await UserRepository(session).update(actor.user_id, default_organization_id=organization_id)

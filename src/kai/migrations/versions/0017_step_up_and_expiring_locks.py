@@ -1,4 +1,4 @@
-"""Login locks that expire and grow.
+"""Password step-up on sessions; login locks that expire and grow.
 
 Revision ID: 0017
 Revises: 0013
@@ -17,6 +17,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column(
+        "auth_sessions",
+        sa.Column("password_verified_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    # Sessions opened before stay without a proof: each steps up once for account changes.
     op.add_column(
         "login_throttles", sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True)
     )
@@ -42,3 +47,4 @@ def downgrade() -> None:
     )
     op.drop_column("login_throttles", "locks")
     op.drop_column("login_throttles", "locked_until")
+    op.drop_column("auth_sessions", "password_verified_at")
