@@ -212,6 +212,19 @@ def _access(dependant: Any) -> tuple[str, str | None] | None:
     return None
 
 
+# What a route needs beyond a credential, as its OpenAPI description says it.
+_PASSWORD_PROOF = {
+    "step-up": (
+        "Needs a password proof from the last few minutes in this session: a password login, "
+        "or `POST /api/v1/auth/step-up` (else 403 `step-up-required`)."
+    ),
+    "password-session": (
+        "A single sign-on session needs `POST /api/v1/auth/step-up` first "
+        "(else 403 `step-up-required`)."
+    ),
+}
+
+
 def _declare_access(app: FastAPI, schema: dict[str, Any]) -> None:
     # Each operation says whether it needs a credential, and which permission.
     paths = schema.get("paths", {})
@@ -224,6 +237,11 @@ def _declare_access(app: FastAPI, schema: dict[str, Any]) -> None:
             if operation is None:
                 continue
             operation["security"] = [] if kind == "public" else [{"bearer": []}]
+            if kind in _PASSWORD_PROOF:
+                operation["x-kai-password-proof"] = kind
+                operation["description"] = (
+                    operation.get("description", "") + "\n\n" + _PASSWORD_PROOF[kind]
+                ).strip()
             if permission is not None:
                 operation["x-kai-permission"] = permission
                 operation["description"] = (

@@ -99,10 +99,20 @@ class AuthSettings(BaseModel):
     password_max_length: int = Field(default=128, ge=64, le=1024)
     # zxcvbn score (0-4) a new password must reach.
     password_min_score: int = Field(default=2, ge=0, le=4)
-    # Failed logins before the account is throttled, and the lockout count (NIST: <= 100).
+    # Failed password checks (logins and re-authentications alike) before each next try of
+    # an address waits (1 s, 2 s, 4 s... up to the maximum), and the count that locks it
+    # (NIST: <= 100).
     throttle_after_failures: int = Field(default=5, ge=1)
     throttle_max_seconds: int = Field(default=900, ge=1)
     lockout_after_failures: int = Field(default=100, ge=1, le=100)
+    # A lock lasts `lockout_minutes`, each further one `lockout_growth` times longer, up to
+    # `lockout_max_minutes` (15 min, 1 h, 4 h, 16 h, 24 h): never for good.
+    lockout_minutes: int = Field(default=15, ge=1)
+    lockout_growth: int = Field(default=4, ge=1, le=100)
+    lockout_max_minutes: int = Field(default=24 * 60, ge=1)
+    # How long a password proof (a password login, `POST /auth/step-up`) allows changes to
+    # the account's credentials and sessions.
+    step_up_minutes: int = Field(default=15, ge=1, le=24 * 60)
     email_token_hours: int = Field(default=24, ge=1)
     password_reset_minutes: int = Field(default=30, ge=5)
     invitation_days: int = Field(default=7, ge=1)

@@ -16,15 +16,15 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.identity import audit
+from kai.identity import audit, lockout
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
-    InvalidCredentials,
     InvalidToken,
     SignupNotAllowed,
     SlugTaken,
     WeakPassword,
 )
+from kai.identity.lockout import email_digest
 from kai.identity.models import Membership, Organization, User, UserToken
 from kai.identity.repository import (
     LoginThrottleRepository,
@@ -34,7 +34,6 @@ from kai.identity.repository import (
     UserRepository,
     UserTokenRepository,
 )
-from kai.identity.sessions import email_digest
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
 from kai.kit.email import Email
@@ -299,14 +298,17 @@ async def change_password(
     current_password: str,
     new_password: str,
 ) -> None:
-    """Change one's own password; every other session ends."""
+    """Change one's own password; every other session ends. A wrong current password counts
+    with the failed logins of the address."""
     assert actor.user_id is not None
     users = UserRepository(session)
     user = await users.get(actor.user_id, for_update=True)
     assert user is not None
-    if not (await runtime.passwords.verify_async(user.password_hash, current_password)).verified:
-        raise InvalidCredentials("The current password is not correct.")
     check_password(runtime, new_password, email=user.email, name=user.name)
+    attempt = await lockout.check_password_again(
+        runtime, actor=actor, user=user, password=current_password, purpose="password-change"
+    )
+    await lockout.succeeded(session, attempt)
     await users.update(user.id, password_hash=await runtime.passwords.hash_async(new_password))
     sessions = SessionRepository(session)
     for other in await sessions.active_of_user(user.id):

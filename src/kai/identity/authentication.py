@@ -84,6 +84,10 @@ async def _access_token(
     ):
         raise NotAuthenticated("The access token is for another organization: refresh it.")
     methods = tuple(str(method) for method in claims.get("amr", ()))
+    # An organization that requires two-factor authentication asks it of password sessions;
+    # a single sign-on session's second factor is its identity provider's business. (Its
+    # TOTP could not be enrolled from there anyway: that provider is not the person's.)
+    needs_mfa_enrolment = access.mfa_required and not access.mfa_enrolled and "sso" not in methods
     return Actor(
         kind="user",
         organization_id=organization_id,
@@ -92,7 +96,7 @@ async def _access_token(
         role=access.role,
         session_id=session_id,
         methods=methods,
-        needs_mfa_enrolment=access.mfa_required and not access.mfa_enrolled,
+        needs_mfa_enrolment=needs_mfa_enrolment,
         origin=origin,
     )
 

@@ -1,5 +1,6 @@
-"""What every route declares: who may call it. One of `require(...)`, `authenticated()` or
-`public()`; a test walks the app and fails on a route that declares none.
+"""What every route declares: who may call it. One of `require(...)`, `authenticated()`,
+`password_session()`, `recently_authenticated()` or `public()`; a test walks the app and fails
+on a route that declares none.
 
 The factories return plain functions (not callable objects) so that FastAPI can read their
 annotations; each carries `kai_access` for that test and for the OpenAPI document.
@@ -10,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Request, Response
 
 from kai.deps import DbSession, RuntimeDep
-from kai.identity import audit
+from kai.identity import audit, step_up
 from kai.identity.actor import Actor, Origin
 from kai.identity.authentication import authenticate
 from kai.identity.errors import (
@@ -107,6 +108,40 @@ def authenticated(*, rate_class: RateClass = "standard") -> Any:
         return actor
 
     dependency.kai_access = ("authenticated", None)  # type: ignore[attr-defined]
+    return dependency
+
+
+def password_session(*, rate_class: RateClass = "standard") -> Any:
+    """A person whose session proved their password, at its login or by a step-up since: for
+    what reaches beyond the organization a single sign-on session acts for."""
+
+    async def dependency(
+        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
+    ) -> Actor:
+        actor = await _actor(request, session, runtime)
+        await _limit(runtime, response, rate_class, actor.author)
+        person = user_only(actor)
+        await step_up.require_password_session(session, actor=person)
+        return person
+
+    dependency.kai_access = ("password-session", None)  # type: ignore[attr-defined]
+    return dependency
+
+
+def recently_authenticated(*, rate_class: RateClass = "standard") -> Any:
+    """A person whose session proved their password within the last few minutes (a password
+    login, or `POST /auth/step-up`): for changes to the account's credentials and sessions."""
+
+    async def dependency(
+        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
+    ) -> Actor:
+        actor = await _actor(request, session, runtime)
+        await _limit(runtime, response, rate_class, actor.author)
+        person = user_only(actor)
+        await step_up.require_recent_password(session, runtime, actor=person)
+        return person
+
+    dependency.kai_access = ("step-up", None)  # type: ignore[attr-defined]
     return dependency
 
 

@@ -52,8 +52,30 @@ class EmailNotVerified(KaiError):
     status, type, title = 403, "email-not-verified", "Verify your email address first"
 
 
+class StepUpRequired(KaiError):
+    status, type, title = (
+        403,
+        "step-up-required",
+        "Confirm your password first: this changes your whole account",
+    )
+
+
+class PasswordNotSet(KaiError):
+    # A person who only signs in through an organization's identity provider: that provider
+    # is the organization's, so it cannot vouch for changes beyond the organization.
+    status, type, title = 403, "password-not-set", "This account has no password"
+
+
 class LoginThrottled(KaiError):
     status, type, title = 429, "login-throttled", "Too many failed logins: wait before trying again"
+
+
+class LoginLocked(KaiError):
+    status, type, title = (
+        429,
+        "login-locked",
+        "Too many failed logins: the address is locked for a while",
+    )
 
 
 class RateLimited(KaiError):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.identity import audit
+from kai.identity import audit, lockout
 from kai.identity.actor import Actor
-from kai.identity.errors import InvalidCredentials, InvalidMfaCode
+from kai.identity.errors import InvalidMfaCode
 from kai.identity.models import TotpCredential
 from kai.identity.repository import MfaRepository, UserRepository
 from kai.kit import totp
@@ -143,7 +143,9 @@ async def regenerate_recovery_codes(
     session: AsyncSession, runtime: Runtime, *, actor: Actor, password: str, code: str
 ) -> list[str]:
     assert actor.user_id is not None
-    await _reauthenticate(session, runtime, actor=actor, password=password, code=code)
+    await _reauthenticate(
+        session, runtime, actor=actor, password=password, code=code, purpose="recovery-codes"
+    )
     codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
     await MfaRepository(session).replace_recovery_codes(
         actor.user_id, [_recovery_digest(actor.user_id, code) for code in codes]
@@ -162,7 +164,9 @@ async def disable(
 ) -> None:
     """Turn TOTP off; the password and a current code (or recovery code) prove it is them."""
     assert actor.user_id is not None
-    await _reauthenticate(session, runtime, actor=actor, password=password, code=code)
+    await _reauthenticate(
+        session, runtime, actor=actor, password=password, code=code, purpose="totp-disable"
+    )
     await MfaRepository(session).delete_totp(actor.user_id)
     await audit.record(
         session, action="mfa.totp.disabled", organization_id=actor.organization_id, actor=actor
@@ -170,17 +174,24 @@ async def disable(
 
 
 async def _reauthenticate(
-    session: AsyncSession, runtime: Runtime, *, actor: Actor, password: str, code: str
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    actor: Actor,
+    password: str,
+    code: str,
+    purpose: str,
 ) -> None:
+    """The password and a second factor, asked again; wrong ones count with failed logins."""
     assert actor.user_id is not None
     user = await UserRepository(session).get(actor.user_id)
     assert user is not None
-    check = await runtime.passwords.verify_async(user.password_hash, password)
-    if not check.verified:
-        raise InvalidCredentials("The password is not correct.")
     credential = await MfaRepository(session).totp(actor.user_id, for_update=True)
     if credential is None or credential.confirmed_at is None:
         raise TotpNotPending("Two-factor authentication is not on.")
+    attempt = await lockout.check_password_again(
+        runtime, actor=actor, user=user, password=password, purpose=purpose
+    )
     is_totp = code.strip().isdigit()
     if not await check_second_factor(
         session,
@@ -189,7 +200,16 @@ async def _reauthenticate(
         totp_code=code if is_totp else None,
         recovery_code=None if is_totp else code,
     ):
+        await lockout.failed(
+            runtime,
+            attempt,
+            user=user,
+            origin=actor.origin,
+            reason="wrong one-time code",
+            purpose=purpose,
+        )
         raise InvalidMfaCode()
+    await lockout.succeeded(session, attempt)
 
 
 async def status(session: AsyncSession, *, user_id: uuid.UUID) -> tuple[bool, int]:

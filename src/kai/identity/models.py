@@ -170,10 +170,13 @@ class Invitation(TimestampedMixin, Base):
 
 
 class LoginThrottle(Base):
-    """Consecutive failed logins for one email address, whether or not an account has it.
+    """Consecutive failed password checks for one email address, whether or not an account
+    has it: logins, and re-authentications of a signed-in person alike.
 
     Kept by address rather than by account so that an unknown address is throttled exactly
-    like a known one, and the answers say nothing about which addresses exist.
+    like a known one, and the answers say nothing about which addresses exist. A try is
+    counted as a failure before the password is checked (under a row lock), so that tries in
+    parallel cannot pass a delay or a lock together; a right password clears the row.
     """
 
     __tablename__ = "login_throttles"
@@ -181,8 +184,11 @@ class LoginThrottle(Base):
     email_digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     failures: Mapped[int] = mapped_column(server_default=text("0"))
     last_failure_at: Mapped[datetime]
-    # Set at the lockout count; only a password reset or an administrator clears it.
-    locked_at: Mapped[datetime | None]
+    # Set at the lockout count, for a time that grows with each lock; a password reset or an
+    # administrator clears it sooner.
+    locked_until: Mapped[datetime | None]
+    # Locks since the last right password: each lasts longer than the one before.
+    locks: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class UserToken(Base):
@@ -222,6 +228,10 @@ class AuthSession(Base):
     # How the user proved who they are: pwd, otp, sso.
     methods: Mapped[list[str]] = mapped_column(ARRAY(String(20)))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    # When this session last proved the password (its login, or a step-up): changes to the
+    # account's credentials and sessions need it recent. None for a single sign-on session
+    # that never stepped up.
+    password_verified_at: Mapped[datetime | None]
     expires_at: Mapped[datetime]
     last_used_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     revoked_at: Mapped[datetime | None]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -526,32 +526,29 @@ class LoginThrottleRepository:
         self.session = session
 
     async def get(self, email_digest: bytes) -> LoginThrottle | None:
-        # Not locked: failures are counted in transactions of their own, which a lock held
-        # by the request's transaction would block.
         statement = select(LoginThrottle).where(LoginThrottle.email_digest == email_digest)
         return (await self.session.scalars(statement)).one_or_none()
 
-    async def record_failure(
-        self, email_digest: bytes, at: datetime, *, lock_at_failures: int
-    ) -> LoginThrottle:
-        """Count one more consecutive failure (atomically); lock at `lock_at_failures`."""
-        statement = (
-            insert(LoginThrottle)
-            .values(email_digest=email_digest, failures=1, last_failure_at=at)
-            .on_conflict_do_update(
-                index_elements=[LoginThrottle.email_digest],
-                set_={
-                    "failures": LoginThrottle.failures + 1,
-                    "last_failure_at": at,
-                    "locked_at": func.coalesce(
-                        LoginThrottle.locked_at,
-                        case((LoginThrottle.failures + 1 >= lock_at_failures, at), else_=None),
-                    ),
-                },
+    async def locked_row(self, email_digest: bytes, at: datetime) -> LoginThrottle:
+        """The address's row (made, with no failures, if missing), locked until the
+        transaction ends: tries at one address are judged one at a time."""
+        for _ in range(5):
+            await self.session.execute(
+                insert(LoginThrottle)
+                .values(email_digest=email_digest, failures=0, last_failure_at=at)
+                .on_conflict_do_nothing(index_elements=[LoginThrottle.email_digest])
             )
-            .returning(LoginThrottle)
-        )
-        return (await self.session.scalars(statement)).one()
+            statement = (
+                select(LoginThrottle)
+                .where(LoginThrottle.email_digest == email_digest)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            throttle = (await self.session.scalars(statement)).one_or_none()
+            # None only when a right password cleared the row between the two statements.
+            if throttle is not None:
+                return throttle
+        raise RuntimeError("the login throttle row keeps disappearing")
 
     async def clear(self, email_digest: bytes) -> bool:
         result = await self.session.execute(

@@ -105,6 +105,21 @@ class LogoutEverywhereResponse(BaseModel):
     sessions_revoked: int
 
 
+class StepUpRequest(BaseModel):
+    password: Password
+    totp_code: OtpCode | None = None
+    recovery_code: OtpCode | None = None
+
+
+class StepUpResponse(TokenResponse):
+    step_up_expires_at: datetime = Field(
+        description=(
+            "Until when this session may change the account's credentials and sessions "
+            "without confirming the password again."
+        )
+    )
+
+
 # --- MFA ------------------------------------------------------------------------------------
 
 

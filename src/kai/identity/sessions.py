@@ -7,30 +7,28 @@ family is revoked. A session ends at its absolute lifetime whatever the refreshe
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.identity import audit
+from kai.identity import audit, lockout
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     EmailNotVerified,
     InvalidCredentials,
     InvalidMfaCode,
     InvalidRefreshToken,
-    LoginThrottled,
     MemberNotFound,
     MfaRequired,
-    PermissionDenied,
+    StepUpRequired,
 )
+from kai.identity.lockout import email_digest
 from kai.identity.mfa import check_second_factor, has_confirmed_totp
 from kai.identity.models import AuthSession, Organization, RefreshToken, User
 from kai.identity.repository import (
-    LoginThrottleRepository,
     MembershipRepository,
     OrganizationRepository,
     SessionRepository,
@@ -38,7 +36,6 @@ from kai.identity.repository import (
 )
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
-from kai.kit.email import Email, EmailUnavailable
 from kai.kit.jws import new_jti
 from kai.runtime import Runtime
 
@@ -56,21 +53,6 @@ class TokenPair:
     organization_id: uuid.UUID | None
 
 
-def email_digest(email: str) -> bytes:
-    return token_digest("login:" + email.strip().lower())
-
-
-def throttle_wait_seconds(
-    failures: int, last_failure_at: datetime, now: datetime, runtime: Runtime
-) -> float:
-    """Seconds still to wait before the next attempt: doubling from the threshold, capped."""
-    settings = runtime.settings.auth
-    if failures < settings.throttle_after_failures:
-        return 0.0
-    delay = min(2 ** (failures - settings.throttle_after_failures), settings.throttle_max_seconds)
-    return max(0.0, (last_failure_at + timedelta(seconds=delay) - now).total_seconds())
-
-
 async def login(
     session: AsyncSession,
     runtime: Runtime,
@@ -83,40 +65,32 @@ async def login(
 ) -> TokenPair:
     """Check the credentials and open a session; every refusal looks the same from outside."""
     now = runtime.clock()
-    digest = email_digest(email)
-    throttles = LoginThrottleRepository(session)
-    throttle = await throttles.get(digest)
-    if throttle is not None and throttle.locked_at is None:
-        wait = throttle_wait_seconds(throttle.failures, throttle.last_failure_at, now, runtime)
-        if wait > 0:
-            raise LoginThrottled(
-                f"Try again in {math.ceil(wait)} seconds.",
-                headers={"Retry-After": str(math.ceil(wait))},
-            )
-
+    # Counted (or refused while the address must wait) before the password is checked.
+    attempt = await lockout.begin(runtime, email_digest(email))
     user = await UserRepository(session).by_email(email)
     # The same argon2 work whether or not the account exists.
     check = await runtime.passwords.verify_async(user.password_hash if user else None, password)
-    locked = throttle is not None and throttle.locked_at is not None
-    if user is None or not check.verified or user.disabled or locked:
-        await _record_failure(runtime, digest, user, origin, now, reason=_reason(user, locked))
+    if user is None or not check.verified or user.disabled:
+        await lockout.failed(runtime, attempt, user=user, origin=origin, reason=_reason(user))
         raise InvalidCredentials()
 
     methods = ["pwd"]
     if await has_confirmed_totp(session, user.id):
         if not totp_code and not recovery_code:
+            await lockout.incomplete(runtime, attempt, user=user, origin=origin)
             raise MfaRequired("Send `totp_code` (or a `recovery_code`) with the password.")
         if not await check_second_factor(
             session, runtime, user_id=user.id, totp_code=totp_code, recovery_code=recovery_code
         ):
-            await _record_failure(runtime, digest, user, origin, now, reason="wrong one-time code")
+            await lockout.failed(
+                runtime, attempt, user=user, origin=origin, reason="wrong one-time code"
+            )
             raise InvalidMfaCode()
         methods.append("otp")
     if user.email_verified_at is None:
         raise EmailNotVerified("Follow the link in the email we sent, or ask for a new one.")
 
-    if throttle is not None:
-        await throttles.clear(digest)
+    await lockout.succeeded(session, attempt)
     if check.needs_rehash:
         await UserRepository(session).update(
             user.id, password_hash=await runtime.passwords.hash_async(password)
@@ -128,70 +102,12 @@ async def login(
     )
 
 
-def _reason(user: User | None, locked: bool) -> str:
+def _reason(user: User | None) -> str:
     if user is None:
         return "unknown email"
-    if locked:
-        return "account locked"
     if user.disabled:
         return "account disabled"
     return "wrong password"
-
-
-async def _record_failure(
-    runtime: Runtime,
-    digest: bytes,
-    user: User | None,
-    origin: Origin,
-    now: datetime,
-    *,
-    reason: str,
-) -> None:
-    # In transactions of their own: the request's is rolled back by the refusal.
-    lockout = runtime.settings.auth.lockout_after_failures
-    async with runtime.session_factory.begin() as session:
-        throttle = await LoginThrottleRepository(session).record_failure(
-            digest, now, lock_at_failures=lockout
-        )
-        just_locked = throttle.locked_at == now and throttle.failures == lockout
-    organization_id = user.default_organization_id if user else None
-    await audit.record_detached(
-        runtime.session_factory,
-        action="auth.login.failed",
-        outcome="failure",
-        organization_id=organization_id,
-        actor_type="user" if user else "anonymous",
-        actor_id=str(user.id) if user else None,
-        origin=origin,
-        details={"reason": reason, "consecutive_failures": throttle.failures},
-    )
-    if just_locked and user is not None:
-        log.warning("auth.account_locked", user_id=str(user.id))
-        await audit.record_detached(
-            runtime.session_factory,
-            action="auth.account.locked",
-            outcome="success",
-            organization_id=organization_id,
-            actor_type="system",
-            target_type="user",
-            target_id=str(user.id),
-            origin=origin,
-            details={"consecutive_failures": throttle.failures},
-        )
-        try:
-            await runtime.email.send(
-                Email(
-                    to=user.email,
-                    subject="Your KAI account was locked",
-                    text=(
-                        f"After {throttle.failures} failed sign-ins in a row, your account has "
-                        "been locked to protect it.\n\nTo unlock it, reset your password: "
-                        f"{runtime.settings.auth.public_url}/reset-password\n"
-                    ),
-                )
-            )
-        except EmailUnavailable:
-            log.warning("auth.lock_notice_not_sent", user_id=str(user.id))
 
 
 async def _starting_organization(session: AsyncSession, user: User) -> Organization | None:
@@ -225,6 +141,7 @@ async def open_session(
             organization_id=organization.id if organization else None,
             methods=methods,
             created_at=now,
+            password_verified_at=now if "pwd" in methods else None,
             last_used_at=now,
             expires_at=now + timedelta(hours=hours),
             client_address=origin.client_address,
@@ -290,6 +207,13 @@ async def _issue(
         expires_in=max(0, int((expires_at - now).total_seconds())),
         organization_id=auth_session.organization_id,
     )
+
+
+async def access_token(
+    session: AsyncSession, runtime: Runtime, auth_session: AuthSession, *, user_id: uuid.UUID
+) -> TokenPair:
+    """A new access token for a session whose proofs changed (no new refresh token)."""
+    return await _issue(session, runtime, auth_session, user_id=user_id, with_refresh=False)
 
 
 async def refresh(
@@ -391,9 +315,9 @@ async def switch_organization(
     if "pwd" not in auth_session.methods:
         # An organization's identity provider vouches for its own organization only: else an
         # admin running that provider could act as the person in their other organizations.
-        raise PermissionDenied(
-            "A single sign-on session stays in its organization: log in with your password "
-            "to switch."
+        raise StepUpRequired(
+            "A single sign-on session stays in its organization: confirm your password "
+            "(`POST /api/v1/auth/step-up`) to switch."
         )
     auth_session.organization_id = organization_id
     await UserRepository(session).update(actor.user_id, default_organization_id=organization_id)

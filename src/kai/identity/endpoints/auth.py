@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from kai.deps import DbSession, RuntimeDep
-from kai.identity import accounts, mfa, sessions
+from kai.identity import accounts, mfa, sessions, step_up
 from kai.identity.actor import Actor
 from kai.identity.dependencies import (
     AUTH_RESPONSES,
@@ -15,6 +15,7 @@ from kai.identity.dependencies import (
     authenticated,
     origin_of,
     public,
+    recently_authenticated,
     user_only,
 )
 from kai.identity.repository import OrganizationRepository
@@ -29,6 +30,8 @@ from kai.identity.schemas import (
     RecoveryCodes,
     RefreshRequest,
     SignupRequest,
+    StepUpRequest,
+    StepUpResponse,
     SwitchOrganizationRequest,
     TokenRequest,
     TokenResponse,
@@ -41,6 +44,10 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 AuthPublic = Depends(public(rate_class="auth"))
 Person = Annotated[Actor, Depends(authenticated())]
+# Changes to the account's credentials and sessions: a password proof of the last minutes.
+SteppedUp = Annotated[Actor, Depends(recently_authenticated())]
+# Takes the password: limited like the login form, on top of the per-address count.
+PasswordChecked = Annotated[Actor, Depends(authenticated(rate_class="auth"))]
 
 
 def _tokens(pair: sessions.TokenPair) -> TokenResponse:
@@ -101,19 +108,52 @@ async def logout(actor: Person, session: DbSession) -> None:
 @router.post(
     "/logout-everywhere",
     summary="End every session of this account",
+    description="In every organization, this one included.",
     responses=AUTH_RESPONSES,
 )
 async def logout_everywhere(
-    actor: Person, session: DbSession, runtime: RuntimeDep
+    actor: SteppedUp, session: DbSession, runtime: RuntimeDep
 ) -> LogoutEverywhereResponse:
     revoked = await sessions.logout_everywhere(session, runtime, actor=user_only(actor))
     return LogoutEverywhereResponse(sessions_revoked=revoked)
 
 
 @router.post(
+    "/step-up",
+    summary="Confirm your password in this session, before changes to your whole account",
+    description=(
+        "With the password (and a one-time or recovery code when two-factor authentication "
+        "is on), this session may change the account's password, two-factor settings and "
+        "sessions for a few minutes, and a single sign-on session may reach beyond its "
+        "organization from now on. Wrong passwords count with failed logins. Answers a new "
+        "access token that carries the proof; a person without a password (single sign-on "
+        "only) sets one with a password reset by email first."
+    ),
+    responses=problem_responses(401, 403, 429),
+)
+async def confirm_password(
+    body: StepUpRequest, actor: PasswordChecked, session: DbSession, runtime: RuntimeDep
+) -> StepUpResponse:
+    stepped_up = await step_up.step_up(
+        session,
+        runtime,
+        actor=user_only(actor),
+        password=body.password,
+        totp_code=body.totp_code,
+        recovery_code=body.recovery_code,
+    )
+    return StepUpResponse(
+        **_tokens(stepped_up.tokens).model_dump(), step_up_expires_at=stepped_up.until
+    )
+
+
+@router.post(
     "/switch-organization",
     summary="Act for another organization you belong to",
-    description="Answers a new access token; the session's refresh token follows the switch.",
+    description=(
+        "Answers a new access token; the session's refresh token follows the switch. A "
+        "single sign-on session confirms the password first (`POST /api/v1/auth/step-up`)."
+    ),
     responses=problem_responses(401, 403, 404, 429),
 )
 async def switch_organization(
@@ -232,7 +272,7 @@ async def mfa_status(actor: Person, session: DbSession) -> MfaStatus:
     summary="Start TOTP enrolment: a new secret to add to an authenticator app",
     responses=problem_responses(409),
 )
-async def totp_enrol(actor: Person, session: DbSession, runtime: RuntimeDep) -> TotpEnrolment:
+async def totp_enrol(actor: SteppedUp, session: DbSession, runtime: RuntimeDep) -> TotpEnrolment:
     enrolment = await mfa.begin_enrolment(session, runtime, actor=user_only(actor))
     return TotpEnrolment(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
 
@@ -243,7 +283,7 @@ async def totp_enrol(actor: Person, session: DbSession, runtime: RuntimeDep) -> 
     responses=problem_responses(409),
 )
 async def totp_confirm(
-    body: TotpConfirm, actor: Person, session: DbSession, runtime: RuntimeDep
+    body: TotpConfirm, actor: SteppedUp, session: DbSession, runtime: RuntimeDep
 ) -> RecoveryCodes:
     codes = await mfa.confirm_enrolment(session, runtime, actor=user_only(actor), code=body.code)
     return RecoveryCodes(recovery_codes=codes)
@@ -252,6 +292,7 @@ async def totp_confirm(
 @mfa_router.post(
     "/totp/disable",
     summary="Turn TOTP off (password and a current code required)",
+    description="A wrong password or code counts with failed logins.",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(409),
 )
@@ -266,6 +307,7 @@ async def totp_disable(
 @mfa_router.post(
     "/recovery-codes",
     summary="Replace the recovery codes (password and a current code required)",
+    description="A wrong password or code counts with failed logins.",
     responses=problem_responses(409),
 )
 async def regenerate_recovery_codes(

@@ -7,9 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from kai.deps import DbSession, RuntimeDep
-from kai.identity import accounts, organizations
+from kai.identity import accounts, organizations, step_up
 from kai.identity.actor import Actor
-from kai.identity.dependencies import AUTH_RESPONSES, authenticated, origin_of, user_only
+from kai.identity.dependencies import (
+    AUTH_RESPONSES,
+    authenticated,
+    origin_of,
+    password_session,
+    user_only,
+)
 from kai.identity.repository import MembershipRepository, OrganizationRepository, UserRepository
 from kai.identity.schemas import (
     MembershipRead,
@@ -27,6 +33,8 @@ from kai.kit.errors import problem_responses
 router = APIRouter(tags=["me"], responses=AUTH_RESPONSES)
 
 Caller = Annotated[Actor, Depends(authenticated())]
+# Beyond the organization a single sign-on session acts for: the password proved in session.
+AccountHolder = Annotated[Actor, Depends(password_session())]
 
 
 @router.get("/me", summary="Who is calling: the person or key, its organization, its permissions")
@@ -49,10 +57,20 @@ async def me(actor: Caller, session: DbSession) -> MeRead:
     )
 
 
-@router.patch("/me", summary="Change your name, locale, units or notification settings")
+@router.patch(
+    "/me",
+    summary="Change your name, locale, units or notification settings",
+    description=(
+        "Your name shows in all your organizations: a single sign-on session steps up "
+        "(`POST /api/v1/auth/step-up`) to change it."
+    ),
+)
 async def update_profile(body: ProfileUpdate, actor: Caller, session: DbSession) -> UserRead:
+    person = user_only(actor)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    user = await accounts.update_profile(session, actor=user_only(actor), changes=changes)
+    if "name" in changes:
+        await step_up.require_password_session(session, actor=person)
+    user = await accounts.update_profile(session, actor=person, changes=changes)
     return UserRead.of(user)
 
 
@@ -62,7 +80,7 @@ async def update_profile(body: ProfileUpdate, actor: Caller, session: DbSession)
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def change_password(
-    body: PasswordChange, actor: Caller, session: DbSession, runtime: RuntimeDep
+    body: PasswordChange, actor: AccountHolder, session: DbSession, runtime: RuntimeDep
 ) -> None:
     await accounts.change_password(
         session,
@@ -73,12 +91,21 @@ async def change_password(
     )
 
 
-@router.get("/me/organizations", summary="The organizations you belong to")
+@router.get(
+    "/me/organizations",
+    summary="The organizations you belong to",
+    description=(
+        "A single sign-on session lists only its own organization until it steps up: the "
+        "organization's identity provider is not told where else the person belongs."
+    ),
+)
 async def my_organizations(actor: Caller, session: DbSession) -> list[MembershipRead]:
     person = user_only(actor)
     assert person.user_id is not None
     await act_for(session, organization_id=person.organization_id, user_id=person.user_id)
     rows = await MembershipRepository(session).of_user(person.user_id)
+    if not await step_up.reaches_beyond_organization(session, actor=person):
+        rows = [row for row in rows if row[1].id == person.organization_id]
     return [
         MembershipRead(
             organization=OrganizationRead.model_validate(organization),
@@ -96,7 +123,7 @@ async def my_organizations(actor: Caller, session: DbSession) -> list[Membership
     responses=problem_responses(409),
 )
 async def create_organization(
-    body: OrganizationCreate, request: Request, actor: Caller, session: DbSession
+    body: OrganizationCreate, request: Request, actor: AccountHolder, session: DbSession
 ) -> OrganizationRead:
     person = user_only(actor)
     assert person.user_id is not None
@@ -114,7 +141,11 @@ async def create_organization(
     responses=problem_responses(400),
 )
 async def accept_invitation(
-    body: TokenRequest, request: Request, actor: Caller, session: DbSession, runtime: RuntimeDep
+    body: TokenRequest,
+    request: Request,
+    actor: AccountHolder,
+    session: DbSession,
+    runtime: RuntimeDep,
 ) -> MembershipRead:
     person = user_only(actor)
     assert person.user_id is not None
