@@ -10,6 +10,7 @@ from kai.kit.ratelimit import MemoryRateLimiter
 from kai.runtime import Runtime
 from tests.identity.conftest import Clock
 from tests.identity.factories import PASSWORD, create_user, login
+from tests.identity.outbox import latest_token, outbox_messages
 
 pytestmark = pytest.mark.database
 
@@ -91,18 +92,15 @@ async def test_a_thousand_wrong_passwords_lock_the_account_until_reset(
     assert throttle is not None
     assert throttle.locked_at is not None
     # The owner of the address was told, with the way out.
-    outbox = committed_runtime.settings.outbox_dir
-    notices = [p.read_text() for p in outbox.glob("*.eml") if victim.email in p.read_text()]
-    assert any("was locked" in notice for notice in notices)
+    notices = await outbox_messages(committed_runtime, victim.email)
+    assert any("was locked" in notice["Subject"] for notice in notices)
 
     # Someone else is not affected.
     await login(committed_client, bystander.email)
 
     # A password reset unlocks.
     await committed_client.post("/api/v1/auth/password-reset", json={"email": victim.email})
-    from tests.identity.test_accounts import latest_token
-
-    token = latest_token(committed_runtime, victim.email, "reset-password")
+    token = await latest_token(committed_runtime, victim.email, "reset-password")
     reset = await committed_client.post(
         "/api/v1/auth/password-reset/confirm",
         json={"token": token, "password": "new terrazzo floor 2026"},

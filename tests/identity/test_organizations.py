@@ -14,7 +14,7 @@ from kai.identity.permissions import BUILT_IN_ROLES, Permission
 from kai.kit.db import act_for
 from kai.runtime import Runtime
 from tests.identity.factories import create_user, login, member, unique_email
-from tests.identity.test_accounts import latest_token
+from tests.identity.outbox import latest_token
 
 pytestmark = pytest.mark.database
 
@@ -170,7 +170,9 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
     pending = (await client.get("/api/v1/invitations", headers=owner.headers)).json()["items"]
     assert [item["email"] for item in pending] == [guest.email]
 
-    token = latest_token(runtime, guest.email, "invitations/accept")
+    token = await latest_token(
+        runtime, guest.email, "invitations/accept", organization_id=owner.organization_id
+    )
     # The invitation is for the guest's address: someone else cannot use it.
     stranger = await member(runtime, client)
     stolen = await client.post(
@@ -197,6 +199,9 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
     assert twice.status_code == 409
     other = unique_email("later")
     sent = await client.post("/api/v1/invitations", json={"email": other}, headers=owner.headers)
+    emailed = await latest_token(
+        runtime, other, "invitations/accept", organization_id=owner.organization_id
+    )
     withdrawn = await client.delete(
         f"/api/v1/invitations/{sent.json()['id']}", headers=owner.headers
     )
@@ -205,7 +210,7 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
     late_tokens = await login(client, late.email)
     refused = await client.post(
         "/api/v1/invitations/accept",
-        json={"token": latest_token(runtime, other, "invitations/accept")},
+        json={"token": emailed},
         headers={"Authorization": f"Bearer {late_tokens['access_token']}"},
     )
     assert refused.status_code == 400

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.identity import audit
+from kai.identity import audit, emails
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     InvalidToken,
@@ -34,7 +34,6 @@ from kai.identity.repository import (
 )
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
-from kai.kit.email import Email
 from kai.kit.errors import Conflict
 from kai.kit.pagination import PageParams
 from kai.runtime import Runtime
@@ -213,17 +212,16 @@ async def invite(
         organization_id, existing.id
     ):
         raise AlreadyMember(f"{email} is already a member.")
-    organization = await get_organization(session, actor=actor)
-    token = random_token(32)
-    days = runtime.settings.auth.invitation_days
     invitation = await InvitationRepository(session).add(
         Invitation(
             organization_id=organization_id,
             email=email,
             role=role,
-            token_digest=token_digest(token),
+            # The job that sends the invitation mints its link: until then no token opens it,
+            # and none is ever kept in clear.
+            token_digest=token_digest(random_token(32)),
             invited_by=actor.user_id,
-            expires_at=runtime.clock() + timedelta(days=days),
+            expires_at=runtime.clock() + timedelta(days=runtime.settings.auth.invitation_days),
         )
     )
     await audit.record(
@@ -235,16 +233,11 @@ async def invite(
         target_id=str(invitation.id),
         details={"email": email, "role": role},
     )
-    await runtime.email.send(
-        Email(
-            to=email,
-            subject=f"You are invited to {organization.name} on KAI",
-            text=(
-                f"You are invited to join {organization.name} on KAI as {role}.\n\n"
-                f"{runtime.settings.auth.public_url}/invitations/accept?token={token}\n\n"
-                f"The invitation works once, for {days} days.\n"
-            ),
-        )
+    await emails.queue(
+        session,
+        emails.INVITATION,
+        organization_id=organization_id,
+        invitation_id=str(invitation.id),
     )
     return invitation
 

@@ -372,10 +372,14 @@ class InvitationRepository:
         await self.session.flush()
         return invitation
 
-    async def get(self, organization_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation | None:
+    async def get(
+        self, organization_id: uuid.UUID, invitation_id: uuid.UUID, *, for_update: bool = False
+    ) -> Invitation | None:
         statement = select(Invitation).where(
             Invitation.organization_id == organization_id, Invitation.id == invitation_id
         )
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
 
     async def organization_of_token(self, digest: bytes) -> uuid.UUID | None:

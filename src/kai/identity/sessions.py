@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.identity import audit
+from kai.identity import audit, emails
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     EmailNotVerified,
@@ -38,7 +38,6 @@ from kai.identity.repository import (
 )
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
-from kai.kit.email import Email, EmailUnavailable
 from kai.kit.jws import new_jti
 from kai.runtime import Runtime
 
@@ -178,20 +177,11 @@ async def _record_failure(
             origin=origin,
             details={"consecutive_failures": throttle.failures},
         )
-        try:
-            await runtime.email.send(
-                Email(
-                    to=user.email,
-                    subject="Your KAI account was locked",
-                    text=(
-                        f"After {throttle.failures} failed sign-ins in a row, your account has "
-                        "been locked to protect it.\n\nTo unlock it, reset your password: "
-                        f"{runtime.settings.auth.public_url}/reset-password\n"
-                    ),
-                )
+        # Sent by a job: a slow mail server must not hold the refusal, nor time it.
+        async with runtime.session_factory.begin() as session:
+            await emails.queue(
+                session, emails.ACCOUNT_LOCKED, to=user.email, failures=throttle.failures
             )
-        except EmailUnavailable:
-            log.warning("auth.lock_notice_not_sent", user_id=str(user.id))
 
 
 async def _starting_organization(session: AsyncSession, user: User) -> Organization | None:
