@@ -105,8 +105,14 @@ async def test_nobody_grants_what_they_do_not_have(runtime: Runtime, client: Asy
         json={"key": "people", "name": "People", "permissions": ["members:read", "members:manage"]},
         headers=owner.headers,
     )
+    await client.post(
+        "/api/v1/roles",
+        json={"key": "viewer", "name": "Viewer", "permissions": ["members:read"]},
+        headers=owner.headers,
+    )
     manager = await member(runtime, client, role="people", organization=owner.organization)
-    newcomer = await member(runtime, client, role="member", organization=owner.organization)
+    # Someone holding no more than the manager (anyone holding more is not theirs to change).
+    newcomer = await member(runtime, client, role="viewer", organization=owner.organization)
 
     for role in ("admin", "editor", "owner"):
         refused = await client.patch(

@@ -1,7 +1,11 @@
 """Organizations and who belongs to them: settings, members, roles given, invitations.
 
 Nobody can give what they do not have: a role is granted, or an invitation sent, only by a
-member holding every permission of that role; only owners make or unmake owners.
+member holding every permission of that role; only owners make or unmake owners. Nobody can
+take from someone who has more: a member holding a permission the actor lacks cannot be
+demoted, given another role or removed by them. Changes that may take an owner away wait
+for each other (the organization's row is locked first), so concurrent ones cannot leave the
+organization without an owner.
 """
 
 from __future__ import annotations
@@ -57,7 +61,10 @@ async def update_organization(
 ) -> Organization:
     organization = await get_organization(session, actor=actor)
     if "default_role" in changes:
-        await role_permissions(session, organization.id, changes["default_role"])
+        # Whoever joins without an invitation gets it: granting it is the actor's grant.
+        if changes["default_role"] == OWNER:
+            raise PermissionDenied("Newcomers cannot be made owners: choose another role.")
+        await _check_may_grant(session, actor, changes["default_role"])
     for name, value in changes.items():
         setattr(organization, name, value)
     await session.flush()
@@ -95,6 +102,46 @@ async def _check_may_grant(session: AsyncSession, actor: Actor, role: str) -> No
     actor.refuse_beyond_own(granted, what="You cannot grant")
 
 
+async def _check_may_change(session: AsyncSession, actor: Actor, membership: Membership) -> None:
+    """Refuse touching a member who holds more than the actor: only owners touch owners, and
+    nobody touches a member holding a permission they lack (oneself aside)."""
+    if membership.user_id == actor.user_id:
+        return
+    if membership.role == OWNER and actor.role != OWNER:
+        raise PermissionDenied("Only an owner can change or remove an owner.")
+    held = await _held_permissions(session, membership)
+    actor.refuse_beyond_own(held, what="You cannot change a member who holds")
+
+
+async def _held_permissions(session: AsyncSession, membership: Membership) -> frozenset[Permission]:
+    try:
+        return await role_permissions(session, membership.organization_id, membership.role)
+    except RoleNotFound:
+        # A role that no longer exists grants nothing (the access check reads it the same way).
+        return frozenset()
+
+
+async def _lock_for_member_change(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID
+) -> Membership:
+    """The member's row, locked after the organization's: member changes of one organization
+    run one at a time, so each counts the owners the one before it left, and sees the actor
+    as the one before it left them."""
+    organization_id = actor.tenant_id
+    if not await OrganizationRepository(session).lock(organization_id):
+        raise OrganizationNotFound()
+    repository = MembershipRepository(session)
+    if actor.kind == "user" and actor.user_id is not None:
+        mine = await repository.get(organization_id, actor.user_id)
+        # Removed or given another role by a change that committed while this one waited.
+        if mine is None or mine.role != actor.role:
+            raise PermissionDenied("Your role in this organization has just changed.")
+    membership = await repository.get(organization_id, user_id, for_update=True)
+    if membership is None:
+        raise MemberNotFound(f"No member {user_id} in this organization.")
+    return membership
+
+
 async def list_members(
     session: AsyncSession, *, actor: Actor, params: PageParams
 ) -> tuple[list[tuple[Membership, User]], str | None]:
@@ -119,15 +166,15 @@ async def change_role(
 ) -> tuple[Membership, User]:
     organization_id = actor.tenant_id
     repository = MembershipRepository(session)
-    membership = await repository.get(organization_id, user_id, for_update=True)
-    if membership is None:
-        raise MemberNotFound(f"No member {user_id} in this organization.")
+    membership = await _lock_for_member_change(session, actor, user_id)
+    await _check_may_change(session, actor, membership)
     await _check_may_grant(session, actor, role)
-    if membership.role == OWNER and role != OWNER:
-        if actor.role != OWNER:
-            raise PermissionDenied("Only an owner can change an owner's role.")
-        if await repository.count_role(organization_id, OWNER) <= 1:
-            raise LastOwner("Make someone else an owner first.")
+    if (
+        membership.role == OWNER
+        and role != OWNER
+        and await repository.count_role(organization_id, OWNER) <= 1
+    ):
+        raise LastOwner("Make someone else an owner first.")
     previous = membership.role
     membership.role = role
     await session.flush()
@@ -150,14 +197,10 @@ async def remove_member(session: AsyncSession, *, actor: Actor, user_id: uuid.UU
     if not leaving and not actor.can(Permission.MEMBERS_MANAGE):
         raise PermissionDenied("This needs the permission `members:manage`.")
     repository = MembershipRepository(session)
-    membership = await repository.get(organization_id, user_id, for_update=True)
-    if membership is None:
-        raise MemberNotFound(f"No member {user_id} in this organization.")
-    if membership.role == OWNER:
-        if not leaving and actor.role != OWNER:
-            raise PermissionDenied("Only an owner can remove an owner.")
-        if await repository.count_role(organization_id, OWNER) <= 1:
-            raise LastOwner("Transfer ownership before the last owner leaves.")
+    membership = await _lock_for_member_change(session, actor, user_id)
+    await _check_may_change(session, actor, membership)
+    if membership.role == OWNER and await repository.count_role(organization_id, OWNER) <= 1:
+        raise LastOwner("Transfer ownership before the last owner leaves.")
     await repository.delete(membership)
     await audit.record(
         session,
@@ -178,13 +221,11 @@ async def transfer_ownership(
     if actor.role != OWNER or actor.user_id is None:
         raise PermissionDenied("Only an owner can transfer ownership.")
     repository = MembershipRepository(session)
-    target = await repository.get(organization_id, user_id, for_update=True)
-    if target is None:
-        raise MemberNotFound(f"No member {user_id} in this organization.")
+    target = await _lock_for_member_change(session, actor, user_id)
     if user_id == actor.user_id:
         raise Conflict("You are the owner already.")
     mine = await repository.get(organization_id, actor.user_id, for_update=True)
-    assert mine is not None
+    assert mine is not None  # checked under the lock
     target.role = OWNER
     mine.role = "admin"
     await session.flush()
