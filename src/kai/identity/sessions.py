@@ -179,6 +179,7 @@ async def _record_failure(
         )
         # Sent by a job: a slow mail server must not hold the refusal, nor time it.
         async with runtime.session_factory.begin() as session:
+            await act_for(session, organization_id=None)  # a platform job
             await emails.queue(
                 session, emails.ACCOUNT_LOCKED, to=user.email, failures=throttle.failures
             )
