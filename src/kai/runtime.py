@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from kai.config import JobSettings, Settings
 from kai.kit.crypto import SecretBox, master_key
 from kai.kit.db import APP_ROLE, create_engine, create_session_factory
-from kai.kit.email import EmailSender, create_email_sender
 from kai.kit.images import ImageLimits
 from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
@@ -29,6 +28,7 @@ T = TypeVar("T")
 # Modules whose tasks every worker must know, by name: the job machinery in `kit` cannot
 # import the domains. A domain with jobs adds its module here.
 DOMAIN_TASK_MODULES = (
+    "kai.identity.tasks",
     "kai.catalog.tasks",
     "kai.search.tasks",
     "kai.ml.tasks",
@@ -156,10 +156,6 @@ class Runtime:
     @cached_property
     def token_keys(self) -> KeySet:
         return KeySet.from_settings(self.settings.auth, self.master_key)
-
-    @cached_property
-    def email(self) -> EmailSender:
-        return create_email_sender(self.settings.email, self.settings.outbox_dir)
 
     @cached_property
     def outbound(self) -> OutboundClient:

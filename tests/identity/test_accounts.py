@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import re
-
 import pytest
 from httpx import AsyncClient
 
 from kai.runtime import Runtime
 from tests.identity.factories import PASSWORD, create_user, login, member, unique_email
+from tests.identity.outbox import latest_token, outbox_messages
 
 pytestmark = pytest.mark.database
 
 STRONG = "basalt staircase lantern 7"
-
-
-def outbox_messages(runtime: Runtime, to: str) -> list[email.message.EmailMessage]:
-    messages = []
-    for path in sorted(runtime.settings.outbox_dir.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if message["To"] == to:
-            assert isinstance(message, email.message.EmailMessage)
-            messages.append(message)
-    return messages
-
-
-def latest_token(runtime: Runtime, to: str, link: str) -> str:
-    """The token of the newest emailed link of kind `link` (verify-email, reset-password...)."""
-    for message in reversed(outbox_messages(runtime, to)):
-        body = message.get_content()
-        found = re.search(rf"/{link}\?token=([A-Za-z0-9_-]+)", body)
-        if found:
-            return found.group(1)
-    raise AssertionError(f"no {link} link was sent to {to}")
 
 
 async def test_signing_up_verifying_and_logging_in(runtime: Runtime, client: AsyncClient) -> None:
@@ -53,7 +30,7 @@ async def test_signing_up_verifying_and_logging_in(runtime: Runtime, client: Asy
     refused = await client.post("/api/v1/auth/login", json={"email": address, "password": STRONG})
     assert refused.status_code == 403  # not verified yet
 
-    token = latest_token(runtime, address, "verify-email")
+    token = await latest_token(runtime, address, "verify-email")
     assert (
         await client.post("/api/v1/auth/verify-email", json={"token": token})
     ).status_code == 204
@@ -85,7 +62,7 @@ async def test_signing_up_with_a_taken_address_looks_the_same_and_tells_its_owne
         "/api/v1/auth/signup", json={"email": unique_email(), "password": STRONG, "name": "X"}
     )
     assert response.json() == fresh.json()
-    assert "tried to sign up" in outbox_messages(runtime, existing.email)[-1]["Subject"]
+    assert "tried to sign up" in (await outbox_messages(runtime, existing.email))[-1]["Subject"]
     await login(client, existing.email)  # the account is unchanged
 
 
@@ -123,7 +100,7 @@ async def test_a_password_reset_works_once_and_ends_every_session(
     assert unknown.status_code == known.status_code == 202
     assert unknown.json() == known.json()
 
-    token = latest_token(runtime, owner.user.email, "reset-password")
+    token = await latest_token(runtime, owner.user.email, "reset-password")
     weak = await client.post(
         "/api/v1/auth/password-reset/confirm", json={"token": token, "password": "password1"}
     )
@@ -148,8 +125,9 @@ async def test_a_password_reset_works_once_and_ends_every_session(
 async def test_only_the_newest_reset_link_works(runtime: Runtime, client: AsyncClient) -> None:
     user = await create_user(runtime)
     await client.post("/api/v1/auth/password-reset", json={"email": user.email})
-    first = latest_token(runtime, user.email, "reset-password")
+    first = await latest_token(runtime, user.email, "reset-password")
     await client.post("/api/v1/auth/password-reset", json={"email": user.email})
+    assert await latest_token(runtime, user.email, "reset-password") != first
     response = await client.post(
         "/api/v1/auth/password-reset/confirm", json={"token": first, "password": STRONG}
     )

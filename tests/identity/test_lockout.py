@@ -15,7 +15,7 @@ from kai.kit.ratelimit import MemoryRateLimiter
 from kai.runtime import Runtime
 from tests.identity.conftest import Clock
 from tests.identity.factories import PASSWORD, create_user, login
-from tests.identity.test_accounts import latest_token, outbox_messages
+from tests.identity.outbox import latest_token, outbox_messages
 
 pytestmark = pytest.mark.database
 
@@ -28,11 +28,11 @@ def _move_time(runtime: Runtime) -> Clock:
     return clock
 
 
-def lock_notices(runtime: Runtime, address: str) -> list[str]:
+async def lock_notices(runtime: Runtime, address: str) -> list[str]:
     """The bodies of the lock notices sent to `address`."""
     return [
         message.get_content()
-        for message in outbox_messages(runtime, address)
+        for message in await outbox_messages(runtime, address)
         if "locked" in message["Subject"]
     ]
 
@@ -105,7 +105,7 @@ async def test_a_hundred_wrong_passwords_lock_the_address_for_a_while(
     assert throttle is not None
     assert throttle.locked_until == clock.now + timedelta(minutes=settings.lockout_minutes)
     # The owner of the address was told, with the way out.
-    [notice] = lock_notices(committed_runtime, victim.email)
+    [notice] = await lock_notices(committed_runtime, victim.email)
     assert "locked for 15 minutes" in notice
     assert "/reset-password" in notice
 
@@ -114,7 +114,7 @@ async def test_a_hundred_wrong_passwords_lock_the_address_for_a_while(
 
     # A password reset unlocks at once.
     await committed_client.post("/api/v1/auth/password-reset", json={"email": victim.email})
-    token = latest_token(committed_runtime, victim.email, "reset-password")
+    token = await latest_token(committed_runtime, victim.email, "reset-password")
     reset = await committed_client.post(
         "/api/v1/auth/password-reset/confirm",
         json={"token": token, "password": "new terrazzo floor 2026"},

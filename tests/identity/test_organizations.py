@@ -14,7 +14,7 @@ from kai.identity.permissions import BUILT_IN_ROLES, Permission
 from kai.kit.db import act_for
 from kai.runtime import Runtime
 from tests.identity.factories import create_user, login, member, unique_email
-from tests.identity.test_accounts import latest_token
+from tests.identity.outbox import latest_token
 
 pytestmark = pytest.mark.database
 
@@ -105,8 +105,14 @@ async def test_nobody_grants_what_they_do_not_have(runtime: Runtime, client: Asy
         json={"key": "people", "name": "People", "permissions": ["members:read", "members:manage"]},
         headers=owner.headers,
     )
+    await client.post(
+        "/api/v1/roles",
+        json={"key": "viewer", "name": "Viewer", "permissions": ["members:read"]},
+        headers=owner.headers,
+    )
     manager = await member(runtime, client, role="people", organization=owner.organization)
-    newcomer = await member(runtime, client, role="member", organization=owner.organization)
+    # Someone holding no more than the manager (anyone holding more is not theirs to change).
+    newcomer = await member(runtime, client, role="viewer", organization=owner.organization)
 
     for role in ("admin", "editor", "owner"):
         refused = await client.patch(
@@ -170,7 +176,9 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
     pending = (await client.get("/api/v1/invitations", headers=owner.headers)).json()["items"]
     assert [item["email"] for item in pending] == [guest.email]
 
-    token = latest_token(runtime, guest.email, "invitations/accept")
+    token = await latest_token(
+        runtime, guest.email, "invitations/accept", organization_id=owner.organization_id
+    )
     # The invitation is for the guest's address: someone else cannot use it.
     stranger = await member(runtime, client)
     stolen = await client.post(
@@ -197,6 +205,9 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
     assert twice.status_code == 409
     other = unique_email("later")
     sent = await client.post("/api/v1/invitations", json={"email": other}, headers=owner.headers)
+    emailed = await latest_token(
+        runtime, other, "invitations/accept", organization_id=owner.organization_id
+    )
     withdrawn = await client.delete(
         f"/api/v1/invitations/{sent.json()['id']}", headers=owner.headers
     )
@@ -205,7 +216,7 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
     late_tokens = await login(client, late.email)
     refused = await client.post(
         "/api/v1/invitations/accept",
-        json={"token": latest_token(runtime, other, "invitations/accept")},
+        json={"token": emailed},
         headers={"Authorization": f"Bearer {late_tokens['access_token']}"},
     )
     assert refused.status_code == 400

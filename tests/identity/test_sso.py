@@ -858,12 +858,12 @@ async def test_the_default_role_of_single_sign_on_cannot_be_deleted(
 async def test_a_password_reset_drops_the_links_to_identity_providers(
     client: httpx.AsyncClient, configured: Member, runtime: Runtime
 ) -> None:
-    from tests.identity.test_accounts import latest_token
+    from tests.identity.outbox import latest_token
 
     assert (await sso_login(client, ANNA)).status_code == 200
     assert len(await identities(runtime, ANNA.sub)) == 1
     await client.post("/api/v1/auth/password-reset", json={"email": ANNA.email})
-    token = latest_token(runtime, ANNA.email, "reset-password")
+    token = await latest_token(runtime, ANNA.email, "reset-password")
     reset = await client.post(
         "/api/v1/auth/password-reset/confirm",
         json={"token": token, "password": "verde antico slab 1999"},

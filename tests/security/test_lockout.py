@@ -22,7 +22,7 @@ from kai.kit.ratelimit import MemoryRateLimiter
 from kai.runtime import Runtime
 from tests.identity.conftest import Clock
 from tests.identity.factories import PASSWORD, create_user, member
-from tests.identity.test_accounts import outbox_messages
+from tests.identity.outbox import latest_token, outbox_messages
 from tests.identity.test_cli import (
     _kai,
     operator_env,  # noqa: F401 - a fixture, used by name
@@ -66,10 +66,10 @@ async def _throttle(runtime: Runtime, address: str) -> LoginThrottle | None:
         return await session.get(LoginThrottle, email_digest(address))
 
 
-def _lock_notices(runtime: Runtime, address: str) -> list[str]:
+async def _lock_notices(runtime: Runtime, address: str) -> list[str]:
     return [
         message.get_content()
-        for message in outbox_messages(runtime, address)
+        for message in await outbox_messages(runtime, address)
         if "locked" in message["Subject"]
     ]
 
@@ -123,7 +123,7 @@ async def test_parallel_wrong_passwords_lock_the_address_at_exactly_the_count(
     assert throttle.failures == lock_at
     assert throttle.locked_until is not None
     assert throttle.locks == 1
-    assert len(_lock_notices(committed_runtime, victim.email)) == 1
+    assert len(await _lock_notices(committed_runtime, victim.email)) == 1
     # Even the right password is refused now: no guess slipped past the lock.
     refused = await _login(committed_client, victim.email, PASSWORD)
     assert refused.status_code == 429
@@ -161,7 +161,7 @@ async def test_a_stranger_who_knows_the_address_cannot_lock_its_owner_out_for_go
     assert (await _login(committed_client, victim.email, PASSWORD)).headers["retry-after"] == str(
         15 * 60
     )
-    notices = _lock_notices(committed_runtime, victim.email)
+    notices = await _lock_notices(committed_runtime, victim.email)
     assert len(notices) == 7
     assert "locked for 15 minutes" in notices[0]
     assert "locked for 24 hours" in notices[-2]
@@ -170,7 +170,6 @@ async def test_a_stranger_who_knows_the_address_cannot_lock_its_owner_out_for_go
 async def test_a_password_reset_lets_the_owner_in_during_a_lock(
     committed_runtime: Runtime, committed_client: httpx.AsyncClient
 ) -> None:
-    from tests.identity.test_accounts import latest_token
 
     _tune(committed_runtime, throttle_after_failures=100, lockout_after_failures=3)
     victim = await create_user(committed_runtime)
@@ -182,7 +181,7 @@ async def test_a_password_reset_lets_the_owner_in_during_a_lock(
     reset = await committed_client.post(
         "/api/v1/auth/password-reset/confirm",
         json={
-            "token": latest_token(committed_runtime, victim.email, "reset-password"),
+            "token": await latest_token(committed_runtime, victim.email, "reset-password"),
             "password": NEW_PASSWORD,
         },
     )
@@ -297,7 +296,7 @@ async def test_wrong_passwords_given_to_reauthentication_count_with_logins(
     assert (await change_password("guess six")).status_code == 401
     locked = await _login(committed_client, person.user.email, PASSWORD)
     assert _kind(locked) == "login-locked"
-    assert len(_lock_notices(committed_runtime, person.user.email)) == 1
+    assert len(await _lock_notices(committed_runtime, person.user.email)) == 1
     events = await committed_client.get(
         "/api/v1/audit-events",
         params={"action": "auth.reauthentication.failed"},

@@ -31,7 +31,7 @@ from tests.identity.factories import (
     login,
 )
 from tests.identity.oidc.harness import OidcUser, ProviderHandle, running_provider
-from tests.identity.test_accounts import latest_token
+from tests.identity.outbox import latest_token
 from tests.identity.test_mfa import _enrol, _secret
 from tests.identity.test_sso import (
     KAI_CLIENT,
@@ -345,7 +345,7 @@ async def test_someone_without_a_password_sets_one_by_email_first(
     reset = await client.post(
         "/api/v1/auth/password-reset/confirm",
         json={
-            "token": latest_token(runtime, NICO.email, "reset-password"),
+            "token": await latest_token(runtime, NICO.email, "reset-password"),
             "password": NEW_PASSWORD,
         },
     )

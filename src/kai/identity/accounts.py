@@ -10,13 +10,12 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.identity import audit, lockout
+from kai.identity import audit, emails, lockout
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     InvalidToken,
@@ -25,7 +24,7 @@ from kai.identity.errors import (
     WeakPassword,
 )
 from kai.identity.lockout import email_digest
-from kai.identity.models import Membership, Organization, User, UserToken
+from kai.identity.models import Membership, Organization, User
 from kai.identity.repository import (
     LoginThrottleRepository,
     MembershipRepository,
@@ -34,15 +33,11 @@ from kai.identity.repository import (
     UserRepository,
     UserTokenRepository,
 )
-from kai.kit.crypto import random_token, token_digest
+from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
-from kai.kit.email import Email
 from kai.runtime import Runtime
 
 log = structlog.get_logger(__name__)
-
-VERIFY_EMAIL = "verify_email"
-RESET_PASSWORD = "reset_password"  # noqa: S105 - a token purpose, not a password
 
 
 @dataclass(frozen=True)
@@ -119,25 +114,31 @@ async def signup(
     if not runtime.settings.auth.allow_signup:
         raise SignupNotAllowed("Sign-up is closed on this platform: ask for an invitation.")
     check_password(runtime, password, email=email, name=name)
+    # Hashed whoever has the address: argon2 is most of a sign-up's time, and skipping it for a
+    # taken address would tell which addresses have accounts.
+    password_hash = await runtime.passwords.hash_async(password)
     users = UserRepository(session)
     existing = await users.by_email(email)
+    # A platform job, the same one either way (the job decides what the address's owner
+    # hears), queued while the request acts for no organization.
+    await act_for(session, organization_id=None)
+    await emails.queue(
+        session, emails.SIGNUP_REPEATED if existing else emails.VERIFY_EMAIL, to=email
+    )
     if existing is not None:
         # Same answer as a new sign-up; the owner of the address hears about it by email.
-        await runtime.email.send(
-            Email(
-                to=existing.email,
-                subject="Someone tried to sign up with your address",
-                text=(
-                    "Someone (maybe you) tried to create a KAI account with this address, "
-                    "which already has one.\n\nIf it was you, log in, or reset your password: "
-                    f"{runtime.settings.auth.public_url}/reset-password\n"
-                ),
-            )
+        # Audited like a new one, so that both wait for the audit chain's lock alike.
+        await audit.record(
+            session,
+            action="user.signup_repeated",
+            organization_id=None,
+            outcome="failure",
+            target_type="user",
+            target_id=str(existing.id),
+            origin=origin,
         )
         return SignupResult(user_id=None, organization_id=None)
-    user = await users.add(
-        User(email=email, password_hash=await runtime.passwords.hash_async(password), name=name)
-    )
+    user = await users.add(User(email=email, password_hash=password_hash, name=name))
     organization_id = None
     if organization_name:
         organization = await create_organization(
@@ -155,54 +156,14 @@ async def signup(
         target_id=str(user.id),
         origin=origin,
     )
-    await send_verification(session, runtime, user=user)
     return SignupResult(user_id=user.id, organization_id=organization_id)
 
 
-async def _new_token(
-    session: AsyncSession, runtime: Runtime, *, user: User, purpose: str, lifetime: timedelta
-) -> str:
-    token = random_token(32)
-    tokens = UserTokenRepository(session)
-    # Only the newest link of each kind works.
-    await tokens.void_unused(user.id, purpose)
-    await tokens.add(
-        UserToken(
-            user_id=user.id,
-            purpose=purpose,
-            token_digest=token_digest(token),
-            email=user.email,
-            expires_at=runtime.clock() + lifetime,
-        )
-    )
-    return token
-
-
-async def send_verification(session: AsyncSession, runtime: Runtime, *, user: User) -> None:
-    token = await _new_token(
-        session,
-        runtime,
-        user=user,
-        purpose=VERIFY_EMAIL,
-        lifetime=timedelta(hours=runtime.settings.auth.email_token_hours),
-    )
-    await runtime.email.send(
-        Email(
-            to=user.email,
-            subject="Confirm your email address for KAI",
-            text=(
-                "Confirm your address to start using KAI:\n\n"
-                f"{runtime.settings.auth.public_url}/verify-email?token={token}\n\n"
-                f"The link works once, for {runtime.settings.auth.email_token_hours} hours.\n"
-            ),
-        )
-    )
-
-
-async def resend_verification(session: AsyncSession, runtime: Runtime, *, email: str) -> None:
-    user = await UserRepository(session).by_email(email)
-    if user is not None and user.email_verified_at is None:
-        await send_verification(session, runtime, user=user)
+async def resend_verification(session: AsyncSession, *, email: str) -> None:
+    """Queue a new confirmation link; the job sends it only if an unconfirmed account has the
+    address (the request does the same work whoever has it)."""
+    await act_for(session, organization_id=None)  # a platform job
+    await emails.queue(session, emails.VERIFY_EMAIL, to=email)
 
 
 async def _use_token(session: AsyncSession, runtime: Runtime, *, token: str, purpose: str) -> User:
@@ -222,7 +183,7 @@ async def _use_token(session: AsyncSession, runtime: Runtime, *, token: str, pur
 async def verify_email(
     session: AsyncSession, runtime: Runtime, *, token: str, origin: Origin
 ) -> User:
-    user = await _use_token(session, runtime, token=token, purpose=VERIFY_EMAIL)
+    user = await _use_token(session, runtime, token=token, purpose=emails.VERIFY_EMAIL)
     if user.email_verified_at is None:
         await UserRepository(session).update(user.id, email_verified_at=runtime.clock())
     await act_for(session, organization_id=user.default_organization_id, user_id=user.id)
@@ -237,33 +198,18 @@ async def verify_email(
     return user
 
 
-async def request_password_reset(session: AsyncSession, runtime: Runtime, *, email: str) -> None:
-    user = await UserRepository(session).by_email(email)
-    if user is None or user.disabled:
-        return
-    minutes = runtime.settings.auth.password_reset_minutes
-    token = await _new_token(
-        session, runtime, user=user, purpose=RESET_PASSWORD, lifetime=timedelta(minutes=minutes)
-    )
-    await runtime.email.send(
-        Email(
-            to=user.email,
-            subject="Reset your KAI password",
-            text=(
-                "Choose a new password here:\n\n"
-                f"{runtime.settings.auth.public_url}/reset-password?token={token}\n\n"
-                f"The link works once, for {minutes} minutes. If you did not ask for it, "
-                "ignore this message: your password stays as it is.\n"
-            ),
-        )
-    )
+async def request_password_reset(session: AsyncSession, *, email: str) -> None:
+    """Queue a reset link; the job sends it only if an enabled account has the address (the
+    request does the same work whoever has it)."""
+    await act_for(session, organization_id=None)  # a platform job
+    await emails.queue(session, emails.RESET_PASSWORD, to=email)
 
 
 async def reset_password(
     session: AsyncSession, runtime: Runtime, *, token: str, password: str, origin: Origin
 ) -> None:
     """Set a new password from an emailed link: unlocks the account, ends every session."""
-    user = await _use_token(session, runtime, token=token, purpose=RESET_PASSWORD)
+    user = await _use_token(session, runtime, token=token, purpose=emails.RESET_PASSWORD)
     check_password(runtime, password, email=user.email, name=user.name)
     now = runtime.clock()
     await UserRepository(session).update(

@@ -23,13 +23,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import AuthSettings
-from kai.identity import audit
+from kai.identity import audit, emails
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import InvalidCredentials, LoginLocked, LoginThrottled, PasswordNotSet
 from kai.identity.models import User
 from kai.identity.repository import LoginThrottleRepository
 from kai.kit.crypto import token_digest
-from kai.kit.email import Email, EmailUnavailable
+from kai.kit.db import act_for
 from kai.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -172,24 +172,18 @@ async def failed(
             "locked_until": attempt.locks_until.isoformat(),
         },
     )
-    lasting = _duration((attempt.locks_until - runtime.clock()).total_seconds())
-    try:
-        await runtime.email.send(
-            Email(
-                to=user.email,
-                subject="Your KAI account was locked",
-                text=(
-                    f"After {attempt.failures} wrong passwords in a row, sign-ins with your "
-                    f"password are locked for {lasting} (until "
-                    f"{attempt.locks_until:%Y-%m-%d %H:%M} UTC) to protect your account.\n\n"
-                    "If it was not you, someone is guessing your password. To get in now, "
-                    "and to choose a new password, reset it: "
-                    f"{runtime.settings.auth.public_url}/reset-password\n"
-                ),
-            )
+    # Sent by a job after this commits: a slow mail server must not hold the refusal, nor
+    # time it.
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=None)  # a platform job
+        await emails.queue(
+            session,
+            emails.ACCOUNT_LOCKED,
+            to=user.email,
+            failures=attempt.failures,
+            lasting=_duration((attempt.locks_until - runtime.clock()).total_seconds()),
+            until=f"{attempt.locks_until:%Y-%m-%d %H:%M}",
         )
-    except EmailUnavailable:
-        log.warning("auth.lock_notice_not_sent", user_id=str(user.id))
 
 
 async def incomplete(

@@ -1,7 +1,11 @@
 """Organizations and who belongs to them: settings, members, roles given, invitations.
 
 Nobody can give what they do not have: a role is granted, or an invitation sent, only by a
-member holding every permission of that role; only owners make or unmake owners.
+member holding every permission of that role; only owners make or unmake owners. Nobody can
+take from someone who has more: a member holding a permission the actor lacks cannot be
+demoted, given another role or removed by them. Changes that may take an owner away wait
+for each other (the organization's row is locked first), so concurrent ones cannot leave the
+organization without an owner.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.identity import audit
+from kai.identity import audit, emails
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     InvalidToken,
@@ -34,7 +38,6 @@ from kai.identity.repository import (
 )
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
-from kai.kit.email import Email
 from kai.kit.errors import Conflict
 from kai.kit.pagination import PageParams
 from kai.runtime import Runtime
@@ -58,7 +61,10 @@ async def update_organization(
 ) -> Organization:
     organization = await get_organization(session, actor=actor)
     if "default_role" in changes:
-        await role_permissions(session, organization.id, changes["default_role"])
+        # Whoever joins without an invitation gets it: granting it is the actor's grant.
+        if changes["default_role"] == OWNER:
+            raise PermissionDenied("Newcomers cannot be made owners: choose another role.")
+        await _check_may_grant(session, actor, changes["default_role"])
     for name, value in changes.items():
         setattr(organization, name, value)
     await session.flush()
@@ -96,6 +102,46 @@ async def _check_may_grant(session: AsyncSession, actor: Actor, role: str) -> No
     actor.refuse_beyond_own(granted, what="You cannot grant")
 
 
+async def _check_may_change(session: AsyncSession, actor: Actor, membership: Membership) -> None:
+    """Refuse touching a member who holds more than the actor: only owners touch owners, and
+    nobody touches a member holding a permission they lack (oneself aside)."""
+    if membership.user_id == actor.user_id:
+        return
+    if membership.role == OWNER and actor.role != OWNER:
+        raise PermissionDenied("Only an owner can change or remove an owner.")
+    held = await _held_permissions(session, membership)
+    actor.refuse_beyond_own(held, what="You cannot change a member who holds")
+
+
+async def _held_permissions(session: AsyncSession, membership: Membership) -> frozenset[Permission]:
+    try:
+        return await role_permissions(session, membership.organization_id, membership.role)
+    except RoleNotFound:
+        # A role that no longer exists grants nothing (the access check reads it the same way).
+        return frozenset()
+
+
+async def _lock_for_member_change(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID
+) -> Membership:
+    """The member's row, locked after the organization's: member changes of one organization
+    run one at a time, so each counts the owners the one before it left, and sees the actor
+    as the one before it left them."""
+    organization_id = actor.tenant_id
+    if not await OrganizationRepository(session).lock(organization_id):
+        raise OrganizationNotFound()
+    repository = MembershipRepository(session)
+    if actor.kind == "user" and actor.user_id is not None:
+        mine = await repository.get(organization_id, actor.user_id)
+        # Removed or given another role by a change that committed while this one waited.
+        if mine is None or mine.role != actor.role:
+            raise PermissionDenied("Your role in this organization has just changed.")
+    membership = await repository.get(organization_id, user_id, for_update=True)
+    if membership is None:
+        raise MemberNotFound(f"No member {user_id} in this organization.")
+    return membership
+
+
 async def list_members(
     session: AsyncSession, *, actor: Actor, params: PageParams
 ) -> tuple[list[tuple[Membership, User]], str | None]:
@@ -120,15 +166,15 @@ async def change_role(
 ) -> tuple[Membership, User]:
     organization_id = actor.tenant_id
     repository = MembershipRepository(session)
-    membership = await repository.get(organization_id, user_id, for_update=True)
-    if membership is None:
-        raise MemberNotFound(f"No member {user_id} in this organization.")
+    membership = await _lock_for_member_change(session, actor, user_id)
+    await _check_may_change(session, actor, membership)
     await _check_may_grant(session, actor, role)
-    if membership.role == OWNER and role != OWNER:
-        if actor.role != OWNER:
-            raise PermissionDenied("Only an owner can change an owner's role.")
-        if await repository.count_role(organization_id, OWNER) <= 1:
-            raise LastOwner("Make someone else an owner first.")
+    if (
+        membership.role == OWNER
+        and role != OWNER
+        and await repository.count_role(organization_id, OWNER) <= 1
+    ):
+        raise LastOwner("Make someone else an owner first.")
     previous = membership.role
     membership.role = role
     await session.flush()
@@ -151,14 +197,10 @@ async def remove_member(session: AsyncSession, *, actor: Actor, user_id: uuid.UU
     if not leaving and not actor.can(Permission.MEMBERS_MANAGE):
         raise PermissionDenied("This needs the permission `members:manage`.")
     repository = MembershipRepository(session)
-    membership = await repository.get(organization_id, user_id, for_update=True)
-    if membership is None:
-        raise MemberNotFound(f"No member {user_id} in this organization.")
-    if membership.role == OWNER:
-        if not leaving and actor.role != OWNER:
-            raise PermissionDenied("Only an owner can remove an owner.")
-        if await repository.count_role(organization_id, OWNER) <= 1:
-            raise LastOwner("Transfer ownership before the last owner leaves.")
+    membership = await _lock_for_member_change(session, actor, user_id)
+    await _check_may_change(session, actor, membership)
+    if membership.role == OWNER and await repository.count_role(organization_id, OWNER) <= 1:
+        raise LastOwner("Transfer ownership before the last owner leaves.")
     await repository.delete(membership)
     await audit.record(
         session,
@@ -179,13 +221,11 @@ async def transfer_ownership(
     if actor.role != OWNER or actor.user_id is None:
         raise PermissionDenied("Only an owner can transfer ownership.")
     repository = MembershipRepository(session)
-    target = await repository.get(organization_id, user_id, for_update=True)
-    if target is None:
-        raise MemberNotFound(f"No member {user_id} in this organization.")
+    target = await _lock_for_member_change(session, actor, user_id)
     if user_id == actor.user_id:
         raise Conflict("You are the owner already.")
     mine = await repository.get(organization_id, actor.user_id, for_update=True)
-    assert mine is not None
+    assert mine is not None  # checked under the lock
     target.role = OWNER
     mine.role = "admin"
     await session.flush()
@@ -213,17 +253,16 @@ async def invite(
         organization_id, existing.id
     ):
         raise AlreadyMember(f"{email} is already a member.")
-    organization = await get_organization(session, actor=actor)
-    token = random_token(32)
-    days = runtime.settings.auth.invitation_days
     invitation = await InvitationRepository(session).add(
         Invitation(
             organization_id=organization_id,
             email=email,
             role=role,
-            token_digest=token_digest(token),
+            # The job that sends the invitation mints its link: until then no token opens it,
+            # and none is ever kept in clear.
+            token_digest=token_digest(random_token(32)),
             invited_by=actor.user_id,
-            expires_at=runtime.clock() + timedelta(days=days),
+            expires_at=runtime.clock() + timedelta(days=runtime.settings.auth.invitation_days),
         )
     )
     await audit.record(
@@ -235,16 +274,11 @@ async def invite(
         target_id=str(invitation.id),
         details={"email": email, "role": role},
     )
-    await runtime.email.send(
-        Email(
-            to=email,
-            subject=f"You are invited to {organization.name} on KAI",
-            text=(
-                f"You are invited to join {organization.name} on KAI as {role}.\n\n"
-                f"{runtime.settings.auth.public_url}/invitations/accept?token={token}\n\n"
-                f"The invitation works once, for {days} days.\n"
-            ),
-        )
+    await emails.queue(
+        session,
+        emails.INVITATION,
+        organization_id=organization_id,
+        invitation_id=str(invitation.id),
     )
     return invitation
 

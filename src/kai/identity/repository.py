@@ -79,6 +79,19 @@ class OrganizationRepository:
     async def get(self, organization_id: uuid.UUID) -> Organization | None:
         return await self.session.get(Organization, organization_id)
 
+    async def lock(self, organization_id: uuid.UUID) -> bool:
+        """Lock the organization's row until the transaction ends; False if there is none.
+
+        FOR NO KEY UPDATE: rows that merely refer to the organization (every tenant table's
+        inserts take a key-share lock) are not held up, only other lockers of this row.
+        """
+        statement = (
+            select(Organization.id)
+            .where(Organization.id == organization_id)
+            .with_for_update(key_share=True)
+        )
+        return (await self.session.scalar(statement)) is not None
+
     async def by_slug(self, slug: str) -> Organization | None:
         statement = select(Organization).where(Organization.slug == slug)
         return (await self.session.scalars(statement)).one_or_none()
@@ -372,10 +385,14 @@ class InvitationRepository:
         await self.session.flush()
         return invitation
 
-    async def get(self, organization_id: uuid.UUID, invitation_id: uuid.UUID) -> Invitation | None:
+    async def get(
+        self, organization_id: uuid.UUID, invitation_id: uuid.UUID, *, for_update: bool = False
+    ) -> Invitation | None:
         statement = select(Invitation).where(
             Invitation.organization_id == organization_id, Invitation.id == invitation_id
         )
+        if for_update:
+            statement = statement.with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
 
     async def organization_of_token(self, digest: bytes) -> uuid.UUID | None:

@@ -11,7 +11,7 @@ from kai.identity import audit
 from kai.identity.actor import Actor
 from kai.identity.errors import RoleNotFound
 from kai.identity.models import Role
-from kai.identity.permissions import BUILT_IN_ROLES, Permission
+from kai.identity.permissions import BUILT_IN_ROLES, Permission, parse_permissions
 from kai.identity.repository import RoleRepository
 from kai.kit.errors import Conflict
 
@@ -75,6 +75,11 @@ async def update_role(
 ) -> Role:
     role = await get_role(session, actor=actor, role_id=role_id)
     if "permissions" in changes:
+        # Editing a role's permissions changes every member holding it: nobody may do that to
+        # a role holding more than they do.
+        actor.refuse_beyond_own(
+            parse_permissions(role.permissions), what="You cannot change a role that holds"
+        )
         permissions = set(changes["permissions"])
         actor.refuse_beyond_own(permissions, what="A role cannot hold")
         changes["permissions"] = sorted(permission.value for permission in permissions)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import smtplib
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -67,16 +68,24 @@ class OutboxEmailSender:
         temporary.rename(self.directory / name)
 
 
+# smtplib blocks: its calls run on threads of their own, not on the default executor, so a
+# mail server that stalls ties up these threads only, never the ones password hashing and
+# image decoding share (the embedded run's worker lives in the API's process).
+_SMTP_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kai-smtp")
+
+
 class SmtpEmailSender:
     def __init__(self, settings: EmailSettings) -> None:
         self.settings = settings
 
     async def send(self, email: Email) -> None:
+        message = _message(email, self.settings.sender)
         try:
-            await asyncio.to_thread(self._send, _message(email, self.settings.sender))
+            await asyncio.get_running_loop().run_in_executor(_SMTP_THREADS, self._send, message)
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("email.send_failed", to=email.to, error=str(exc))
-            raise EmailUnavailable(str(exc)) from exc
+            # The server's own words stay in the log: a job's error is shown to its tenant.
+            raise EmailUnavailable("the mail server did not take the message") from exc
         log.info("email.sent", to=email.to, subject=email.subject)
 
     def _send(self, message: EmailMessage) -> None:

@@ -125,6 +125,16 @@ class JobRun:
         runtime: JobRuntime = self._context.additional_context["runtime"]
         return runtime.settings
 
+    async def remember(self, params: dict[str, Any]) -> None:
+        """Replace the job's params at once, outside the attempt's transaction.
+
+        For what a later attempt must know because it cannot be undone (a message was sent),
+        and for forgetting what the job no longer needs (an address, once it is done with).
+        """
+        async with self._session_factory.begin() as session:
+            await JobRepository(session).set_params(self.job_id, params)
+        self.params = dict(params)
+
     @contextlib.asynccontextmanager
     async def separate_transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction of its own, committed whatever becomes of the attempt's: for what a

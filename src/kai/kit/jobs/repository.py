@@ -96,6 +96,14 @@ class JobRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def set_params(self, job_id: uuid.UUID, params: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(params=params, updated_at=func.clock_timestamp())
+            .execution_options(synchronize_session=False)
+        )
+
     async def set_progress(self, job_id: uuid.UUID, done: int, total: int | None) -> None:
         await self.session.execute(
             update(Job)

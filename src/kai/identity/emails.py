@@ -1,0 +1,214 @@
+"""Account emails: queued in the request's transaction, written and sent by a job after commit.
+
+A request only records which message to send and to whom (`queue`); the job (`compose`, then
+the sender) looks the account up, mints the link and sends it. So:
+
+- a slow or dead mail server holds no request and none of the locks a request takes (the
+  audit chain's head, above all): it delays only the job, which retries with backoff;
+- a request for an address with an account does exactly the work of one without (the same
+  insert of the same job), so neither the answer nor its timing tells which addresses exist;
+- a link's token exists in clear only in the job's memory and in the message: the database
+  keeps its digest, never the token (a queued job's params hold no secret).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.config import Settings
+from kai.identity.models import User, UserToken
+from kai.identity.repository import (
+    InvitationRepository,
+    OrganizationRepository,
+    UserRepository,
+    UserTokenRepository,
+)
+from kai.kit.crypto import random_token, token_digest
+from kai.kit.email import Email
+from kai.kit.jobs.queue import enqueue_kind
+
+SEND_EMAIL = "identity.send_email"
+# Its own queue, so that an operator may give the mail server a worker of its own.
+EMAIL_QUEUE = "email"
+# With the default backoff (2 s doubling, at most 10 min) a little over half an hour of retries.
+MAX_ATTEMPTS = 12
+
+# What a job may send (also the purposes of the links it mints).
+VERIFY_EMAIL: Final = "verify_email"
+RESET_PASSWORD: Final = "reset_password"  # noqa: S105 - a message's name, not a password
+SIGNUP_REPEATED: Final = "signup_repeated"
+INVITATION: Final = "invitation"
+ACCOUNT_LOCKED: Final = "account_locked"
+
+Message = Literal[
+    "verify_email", "reset_password", "signup_repeated", "invitation", "account_locked"
+]
+
+
+async def queue(
+    session: AsyncSession,
+    message: Message,
+    *,
+    to: str | None = None,
+    organization_id: uuid.UUID | None = None,
+    **details: str | int,
+) -> None:
+    """Send `message` once `session`'s transaction commits (never if it rolls back).
+
+    `to` names an account by address: whether one has it is decided when the job runs, not
+    here. An invitation names its row instead (`invitation_id`), in its organization's job.
+    """
+    params: dict[str, Any] = {"message": message, **details}
+    if to is not None:
+        params["to"] = to
+    await enqueue_kind(
+        session,
+        SEND_EMAIL,
+        params=params,
+        organization_id=organization_id,
+        max_attempts=MAX_ATTEMPTS,
+        queue=EMAIL_QUEUE,
+    )
+
+
+async def compose(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    params: dict[str, Any],
+    organization_id: uuid.UUID | None,
+    now: datetime,
+) -> Email | None:
+    """The message a queued job stands for, with a fresh link where it carries one.
+
+    None when there is nothing to send: no account has the address (or not one that needs
+    the message), the invitation was accepted or withdrawn. A link minted here voids the one
+    before it, so only the newest message's link works. Commit `session` before sending.
+    """
+    message = params.get("message")
+    if message == INVITATION:
+        if organization_id is None:
+            return None
+        return await _invitation(session, settings, params, organization_id, now)
+    address = params.get("to")
+    if not isinstance(address, str):
+        return None
+    # Locked: two jobs for one address mint their links one after the other, and the later
+    # voids the earlier.
+    user = await UserRepository(session).by_email(address, for_update=True)
+    if user is None:
+        return None
+    public_url = settings.auth.public_url
+    if message == VERIFY_EMAIL:
+        if user.email_verified_at is not None or user.disabled:
+            return None
+        hours = settings.auth.email_token_hours
+        token = await _new_token(session, user, VERIFY_EMAIL, now + timedelta(hours=hours))
+        return Email(
+            to=user.email,
+            subject="Confirm your email address for KAI",
+            text=(
+                "Confirm your address to start using KAI:\n\n"
+                f"{public_url}/verify-email?token={token}\n\n"
+                f"The link works once, for {hours} hours.\n"
+            ),
+        )
+    if message == RESET_PASSWORD:
+        if user.disabled:
+            return None
+        minutes = settings.auth.password_reset_minutes
+        token = await _new_token(session, user, RESET_PASSWORD, now + timedelta(minutes=minutes))
+        return Email(
+            to=user.email,
+            subject="Reset your KAI password",
+            text=(
+                "Choose a new password here:\n\n"
+                f"{public_url}/reset-password?token={token}\n\n"
+                f"The link works once, for {minutes} minutes. If you did not ask for it, "
+                "ignore this message: your password stays as it is.\n"
+            ),
+        )
+    if message == SIGNUP_REPEATED:
+        return Email(
+            to=user.email,
+            subject="Someone tried to sign up with your address",
+            text=(
+                "Someone (maybe you) tried to create a KAI account with this address, "
+                "which already has one.\n\nIf it was you, log in, or reset your password: "
+                f"{public_url}/reset-password\n"
+            ),
+        )
+    if message == ACCOUNT_LOCKED:
+        return Email(
+            to=user.email,
+            subject="Your KAI account was locked",
+            text=(
+                f"After {params.get('failures')} wrong passwords in a row, sign-ins with your "
+                f"password are locked for {params.get('lasting')} (until {params.get('until')}"
+                " UTC) to protect your account.\n\n"
+                "If it was not you, someone is guessing your password. To get in now, "
+                f"and to choose a new password, reset it: {public_url}/reset-password\n"
+            ),
+        )
+    return None
+
+
+async def _new_token(session: AsyncSession, user: User, purpose: str, expires_at: datetime) -> str:
+    token = random_token(32)
+    tokens = UserTokenRepository(session)
+    # Only the newest link of each kind works.
+    await tokens.void_unused(user.id, purpose)
+    await tokens.add(
+        UserToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_digest=token_digest(token),
+            email=user.email,
+            expires_at=expires_at,
+        )
+    )
+    return token
+
+
+async def _invitation(
+    session: AsyncSession,
+    settings: Settings,
+    params: dict[str, Any],
+    organization_id: uuid.UUID,
+    now: datetime,
+) -> Email | None:
+    try:
+        invitation_id = uuid.UUID(str(params.get("invitation_id")))
+    except ValueError:
+        return None
+    invitation = await InvitationRepository(session).get(
+        organization_id, invitation_id, for_update=True
+    )
+    if (
+        invitation is None
+        or invitation.accepted_at is not None
+        or invitation.revoked_at is not None
+        or invitation.expires_at <= now
+    ):
+        return None
+    organization = await OrganizationRepository(session).get(organization_id)
+    if organization is None:
+        return None
+    # The link's token is made now: the invitation row was written with one nobody knows.
+    token = random_token(32)
+    invitation.token_digest = token_digest(token)
+    await session.flush()
+    days = max(1, round((invitation.expires_at - now) / timedelta(days=1)))
+    return Email(
+        to=invitation.email,
+        subject=f"You are invited to {organization.name} on KAI",
+        text=(
+            f"You are invited to join {organization.name} on KAI as {invitation.role}.\n\n"
+            f"{settings.auth.public_url}/invitations/accept?token={token}\n\n"
+            f"The invitation works once, for {days} days.\n"
+        ),
+    )
