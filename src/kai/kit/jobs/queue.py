@@ -25,12 +25,13 @@ from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.config import JobSettings, Settings
-from kai.kit.db import act_for, scoped_transaction
+from kai.kit.db import act_for_each_transaction, scoped_transaction
 from kai.kit.images import ImageLimits
 from kai.kit.jobs.models import Job, JobStatus
 from kai.kit.jobs.repository import JobRepository
 from kai.kit.metrics import JOB_DURATION, JOBS
 from kai.kit.storage import ObjectStorage
+from kai.kit.storage.transactional import discard_uncommitted
 
 log = structlog.get_logger(__name__)
 
@@ -309,10 +310,18 @@ class _TenantSessions:
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[AsyncSession]:
-        """A session the caller commits; scoped again after each commit."""
+        """A session the caller commits; each transaction is scoped as it begins (none is
+        opened until one is used). Objects written for rows it did not commit are removed
+        when it closes."""
         async with self.factory() as session:
-            await act_for(session, organization_id=self.organization_id)
-            yield session
+            act_for_each_transaction(session, organization_id=self.organization_id)
+            try:
+                yield session
+            finally:
+                # What the caller left uncommitted ends here, not later in close(), so that
+                # its objects are known to be orphans.
+                await session.rollback()
+                await discard_uncommitted(session)
 
 
 async def _record(

@@ -1,0 +1,86 @@
+"""Objects written for a transaction's rows live exactly as long as the rows: kept when it
+commits, removed when it rolls back, fails to commit, or only a savepoint of it rolls back."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from kai.kit.db import scoped_transaction, session_scope
+from kai.kit.jobs.models import Job
+from kai.kit.storage.transactional import discard_uncommitted, put_for_transaction
+from kai.runtime import Runtime
+
+pytestmark = pytest.mark.database
+
+
+class Refused(Exception):
+    pass
+
+
+def _key(name: str) -> str:
+    return f"{uuid.uuid4()}/users/uploads/{name}"
+
+
+async def test_a_committed_unit_of_work_keeps_its_objects(runtime: Runtime) -> None:
+    key = _key("kept.jpg")
+
+    async with session_scope(runtime.session_factory) as session:
+        await put_for_transaction(session, runtime.storage, key, b"photo")
+
+    assert await runtime.storage.read(key) == b"photo"
+
+
+async def test_a_failed_unit_of_work_leaves_no_object_behind(runtime: Runtime) -> None:
+    key = _key("orphan.jpg")
+
+    with pytest.raises(Refused):
+        async with session_scope(runtime.session_factory) as session:
+            await put_for_transaction(session, runtime.storage, key, b"photo")
+            raise Refused
+
+    assert not await runtime.storage.exists(key)
+
+
+async def test_a_commit_that_fails_leaves_no_object_behind(runtime: Runtime) -> None:
+    key = _key("orphan.jpg")
+
+    with pytest.raises(IntegrityError):
+        async with scoped_transaction(runtime.session_factory, organization_id=None) as session:
+            await put_for_transaction(session, runtime.storage, key, b"photo")
+            # Refused by a check constraint only when the commit flushes it.
+            session.add(Job(kind="tests.bogus", status="bogus", max_attempts=1))
+
+    assert not await runtime.storage.exists(key)
+
+
+async def test_a_savepoint_rolled_back_takes_only_its_own_objects(runtime: Runtime) -> None:
+    before, inside, released = _key("before.jpg"), _key("inside.jpg"), _key("released.jpg")
+
+    async with session_scope(runtime.session_factory) as session:
+        await put_for_transaction(session, runtime.storage, before, b"1")
+        savepoint = await session.begin_nested()
+        await put_for_transaction(session, runtime.storage, inside, b"2")
+        await savepoint.rollback()
+        async with session.begin_nested():
+            await put_for_transaction(session, runtime.storage, released, b"3")
+
+    assert await runtime.storage.exists(before)
+    assert not await runtime.storage.exists(inside)
+    assert await runtime.storage.exists(released)
+
+
+async def test_objects_of_a_transaction_still_open_are_left_alone(runtime: Runtime) -> None:
+    key = _key("open.jpg")
+
+    async with runtime.session_factory() as session:
+        await put_for_transaction(session, runtime.storage, key, b"photo")
+        # Asked too early, with the transaction still going: nothing is decided yet.
+        assert await discard_uncommitted(session) == []
+        assert await runtime.storage.exists(key)
+        await session.rollback()
+        assert await discard_uncommitted(session) == [key]
+
+    assert not await runtime.storage.exists(key)
