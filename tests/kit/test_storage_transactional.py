@@ -36,10 +36,13 @@ async def test_a_committed_unit_of_work_keeps_its_objects(runtime: Runtime) -> N
 async def test_a_failed_unit_of_work_leaves_no_object_behind(runtime: Runtime) -> None:
     key = _key("orphan.jpg")
 
-    with pytest.raises(Refused):
+    async def store_then_fail() -> None:
         async with session_scope(runtime.session_factory) as session:
             await put_for_transaction(session, runtime.storage, key, b"photo")
             raise Refused
+
+    with pytest.raises(Refused):
+        await store_then_fail()
 
     assert not await runtime.storage.exists(key)
 
@@ -47,11 +50,14 @@ async def test_a_failed_unit_of_work_leaves_no_object_behind(runtime: Runtime) -
 async def test_a_commit_that_fails_leaves_no_object_behind(runtime: Runtime) -> None:
     key = _key("orphan.jpg")
 
-    with pytest.raises(IntegrityError):
+    async def store_then_fail_to_commit() -> None:
         async with scoped_transaction(runtime.session_factory, organization_id=None) as session:
             await put_for_transaction(session, runtime.storage, key, b"photo")
             # Refused by a check constraint only when the commit flushes it.
             session.add(Job(kind="tests.bogus", status="bogus", max_attempts=1))
+
+    with pytest.raises(IntegrityError):
+        await store_then_fail_to_commit()
 
     assert not await runtime.storage.exists(key)
 
