@@ -329,15 +329,10 @@ async def run_training(
         )
     if isinstance(plan, str):
         return {"skipped": plan}
-    version, options, backbones, examples = (
-        plan.version,
-        plan.options,
-        plan.backbones,
-        plan.examples,
-    )
+    version, options, backbones = plan.version, plan.options, plan.backbones
     kept, embeddings, skipped = await embed_examples(
         storage,
-        examples,
+        plan.examples,
         backbones,
         limits=limits,
         enhancement=enhancement_for(version, settings),
@@ -382,7 +377,7 @@ async def run_training(
         category_of = {example.label: example.category_id for example in kept}
         counts = {label: labels.count(label) for label in recognizer.labels}
         async with sessions() as session:
-            recorded = await _record_trained(
+            not_recorded = await _record_trained(
                 session,
                 organization_id=organization_id,
                 version_id=version_id,
@@ -415,9 +410,9 @@ async def run_training(
         # Named by no committed version: nobody could ever reach them.
         await _remove(storage, written)
         raise
-    if recorded is not None:
+    if not_recorded is not None:
         await _remove(storage, written)
-        return {"skipped": f"model version already {recorded}"}
+        return {"skipped": not_recorded}
     log.info(
         "ml.trained",
         model_version=version.number,
@@ -469,14 +464,14 @@ async def _record_trained(
     activate: bool,
     values: dict[str, Any],
 ) -> str | None:
-    """Write the trained version, unless another run did first (or it went): then its
-    status, and nothing is written."""
+    """Write the trained version; unless another run did first (or it went), and then why
+    nothing was written."""
     repository = ModelVersionRepository(session)
     version = await repository.get(organization_id, version_id, for_update=True)
     if version is None:
-        return "deleted"
+        return "model version deleted"
     if version.status != "training":
-        return version.status
+        return f"model version already {version.status}"
     for name, value in values.items():
         setattr(version, name, value)
     version.status = "ready"
