@@ -1,12 +1,15 @@
 """Objects written for a transaction's rows live exactly as long as the rows: kept when it
-commits, removed when it rolls back, fails to commit, or only a savepoint of it rolls back."""
+commits, removed when it rolls back, fails to commit, or only a savepoint of it rolls back;
+kept when nobody can tell whether it committed."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kai.kit.db import scoped_transaction, session_scope
 from kai.kit.jobs.models import Job
@@ -90,3 +93,27 @@ async def test_objects_of_a_transaction_still_open_are_left_alone(runtime: Runti
         assert await discard_uncommitted(session) == [key]
 
     assert not await runtime.storage.exists(key)
+
+
+async def test_a_commit_whose_outcome_is_unknown_keeps_its_objects(
+    committed_runtime: Runtime, owner_engine: AsyncEngine
+) -> None:
+    storage = committed_runtime.storage
+    key = _key("unsure.jpg")
+
+    async def store_then_lose_the_connection() -> None:
+        async with scoped_transaction(
+            committed_runtime.session_factory, organization_id=None
+        ) as session:
+            await put_for_transaction(session, storage, key, b"photo")
+            backend = await session.scalar(text("SELECT pg_backend_pid()"))
+            async with owner_engine.connect() as admin:
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+    with pytest.raises(DBAPIError) as lost:
+        await store_then_lose_the_connection()
+
+    assert lost.value.connection_invalidated
+    # Whether it committed nobody can tell: a file nobody names beats a row naming none.
+    assert await storage.read(key) == b"photo"
+    await storage.delete(key)

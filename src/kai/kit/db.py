@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, DateTime, MetaData, event, func, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
 
 from kai.config import DatabaseSettings
-from kai.kit.storage.transactional import discard_uncommitted
+from kai.kit.storage.transactional import discard_uncommitted, keep_uncommitted
 
 # The role the application acts as (created by the migrations): it owns nothing and cannot
 # bypass row-level security. The embedded server logs in as it; a configured login role that
@@ -120,9 +121,13 @@ async def scoped_transaction(
     written for its rows are removed again if it does not commit."""
     async with factory() as session:
         try:
-            async with session.begin():
+            try:
                 await act_for(session, organization_id=organization_id)
                 yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await commit(session)
         finally:
             await discard_uncommitted(session)
 
@@ -172,6 +177,17 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
                 await session.rollback()
                 raise
             else:
-                await session.commit()
+                await commit(session)
         finally:
             await discard_uncommitted(session)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit `session`'s transaction. If the connection is lost while committing, nobody
+    knows whether it did: the objects written for its rows are then kept, not removed."""
+    try:
+        await session.commit()
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            keep_uncommitted(session)
+        raise

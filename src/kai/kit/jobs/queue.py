@@ -25,7 +25,7 @@ from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.config import JobSettings, Settings
-from kai.kit.db import act_for_each_transaction, scoped_transaction
+from kai.kit.db import act_for_each_transaction, commit, scoped_transaction
 from kai.kit.images import ImageLimits
 from kai.kit.jobs.models import Job, JobStatus
 from kai.kit.jobs.repository import JobRepository
@@ -206,7 +206,7 @@ class TrackedTask:
                 await JobRepository(session).set_status(
                     tracked_id, JobStatus.SUCCEEDED, result=result, error=None
                 )
-                await session.commit()
+                await commit(session)
             outcome = "succeeded"
             bound.info("job.succeeded", attempt=attempt)
             return result

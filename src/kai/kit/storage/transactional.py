@@ -80,6 +80,19 @@ async def put_for_transaction(
     return await storage.put(key, data, content_type=content_type)
 
 
+def keep_uncommitted(session: AsyncSession) -> list[str]:
+    """Keep every object recorded on `session` whose fate is not known: its commit was sent
+    and the connection was lost before the answer came. A file no row names is better than a
+    row naming no file; the keys are logged for whoever wants to check."""
+    tracker: _Tracker | None = session.info.pop(_TRACKER, None)
+    if tracker is None:
+        return []
+    kept = [written.key for written in tracker.written]
+    if kept:
+        log.warning("storage.commit_outcome_unknown", keys=kept)
+    return kept
+
+
 def _committed(transaction: SessionTransaction | None, committed: set[SessionTransaction]) -> bool:
     # Kept only if its savepoint and every one around it, up to the root, committed.
     while transaction is not None:
