@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category
@@ -406,9 +407,11 @@ async def run_training(
                     "artifact_key": artifact_key,
                 },
             )
-    except BaseException:
-        # Named by no committed version: nobody could ever reach them.
-        await _remove(storage, written)
+    except BaseException as exc:
+        # Named by no committed version, nobody could ever reach them; unless the connection
+        # was lost while recording, and the version may have been written after all.
+        if not (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            await _remove(storage, written)
         raise
     if not_recorded is not None:
         await _remove(storage, written)
