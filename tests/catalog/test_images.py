@@ -17,6 +17,7 @@ from kai.kit.db import act_for
 from kai.runtime import Runtime
 from tests.catalog.factories import create_material
 from tests.identity.factories import Member, member
+from tests.kit.deletions import run_queued_deletions
 
 pytestmark = pytest.mark.database
 
@@ -189,7 +190,9 @@ async def test_primary_image_order_and_deletion(runtime: Runtime, client: AsyncC
     assert deleted.status_code == 204
     listed = (await client.get(base, headers=owner.headers)).json()
     assert [(i["id"], i["is_primary"]) for i in listed] == [(first["id"], True)]
-    # Its original and both derivatives are gone from storage.
+    # Its original and both derivatives stay until the deletion has committed, then go.
+    assert sum(second["id"] in key for key in await _stored_objects(runtime, owner)) == 3
+    await run_queued_deletions(runtime, owner.organization_id)
     assert all(second["id"] not in key for key in await _stored_objects(runtime, owner))
 
 

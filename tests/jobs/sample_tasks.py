@@ -64,3 +64,14 @@ async def slow(run: JobRun) -> dict[str, Any]:
         await asyncio.sleep(float(run.params.get("seconds", 1)) / steps)
     await run.report_progress(steps, steps)
     return {"steps": steps}
+
+
+@job_task("tests.own_transactions", max_attempts=1)
+async def own_transactions(run: JobRun) -> dict[str, Any]:
+    """Does its work in a short transaction of its own, as a long task (a training) does."""
+    async with run.separate_transaction() as session:
+        await session.execute(
+            text(f"INSERT INTO {EFFECTS_TABLE} (job_id, attempt, note) VALUES (:job, :n, '')"),
+            {"job": run.job_id, "n": run.attempt},
+        )
+    return {"attempt_transaction_open": run.session.in_transaction()}

@@ -60,6 +60,20 @@ async def test_a_job_enqueued_while_no_worker_runs_is_done_when_one_starts(
     assert await effects(jobs_runtime, job_id) == [(1, "hello")]
 
 
+async def test_a_task_working_in_its_own_transactions_holds_none_open_meanwhile(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    job_id = await enqueue(jobs_runtime, sample_tasks.own_transactions)
+
+    done = await wait_for(jobs_runtime, job_id, FINISHED)
+
+    assert done.status == JobStatus.SUCCEEDED
+    # The attempt's own transaction begins only when used: here, to record the success.
+    assert done.result == {"attempt_transaction_open": False}
+    assert await effects(jobs_runtime, job_id) == [(1, "")]
+
+
 async def test_a_failing_job_is_retried_with_backoff_until_it_succeeds(
     jobs_runtime: Runtime, start_worker: Callable[[], None]
 ) -> None:

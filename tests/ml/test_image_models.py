@@ -12,6 +12,7 @@ from httpx import AsyncClient
 
 from kai.runtime import Runtime
 from tests.identity.factories import Member, member
+from tests.kit.deletions import run_queued_deletions
 from tests.recognition.test_recognitions import _brass_photo, _catalog, _train
 from tests.vision.test_backbones import _tiny_model
 
@@ -148,6 +149,9 @@ async def test_bad_models_and_backbones_are_refused_and_leave_nothing_behind(
     # Not used by any version: it can go, and its file with it.
     gone = await client.delete("/api/v1/backbones/custom:tiny", headers=owner.headers)
     assert gone.status_code == 204
+    # Once the deletion has committed, that is (this test's transaction never does).
+    assert len([stored async for stored in runtime.storage.list(prefix)]) == 1
+    await run_queued_deletions(runtime, owner.organization_id)
     assert [stored async for stored in runtime.storage.list(prefix)] == []
     again = await client.delete("/api/v1/backbones/custom:tiny", headers=owner.headers)
     assert again.status_code == 404

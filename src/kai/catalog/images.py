@@ -17,8 +17,10 @@ from kai.catalog.models import ImageStatus, Material, MaterialImage
 from kai.catalog.repository import ImageRepository
 from kai.identity.actor import Actor
 from kai.kit import images as imaging
+from kai.kit.jobs.tasks import delete_after_commit
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import ImageVariant, material_image_key
+from kai.kit.storage.transactional import put_for_transaction
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +65,7 @@ async def attach_image(
     limits: imaging.ImageLimits,
 ) -> MaterialImage:
     """Refused files leave nothing behind: the bytes are stored only after every check passed
-    and the row is in place, and removed again when anything after that fails."""
+    and the row is in place, and removed again if the row's transaction does not commit."""
     from kai.catalog.tasks import make_image_derivatives
 
     organization_id = actor.tenant_id
@@ -103,14 +105,12 @@ async def attach_image(
             created_by=actor.author,
         )
     )
-    await storage.put(original_key, data, content_type=inspected.content_type)
-    try:
-        await make_image_derivatives.enqueue(
-            session, params={"image_id": str(image.id)}, organization_id=organization_id
-        )
-    except BaseException:
-        await storage.delete(original_key)
-        raise
+    await put_for_transaction(
+        session, storage, original_key, data, content_type=inspected.content_type
+    )
+    await make_image_derivatives.enqueue(
+        session, params={"image_id": str(image.id)}, organization_id=organization_id
+    )
     return image
 
 
@@ -164,29 +164,28 @@ async def update_image(
 
 
 async def delete_image(
-    session: AsyncSession,
-    storage: ObjectStorage,
-    *,
-    actor: Actor,
-    material_id: uuid.UUID,
-    image_id: uuid.UUID,
+    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID, image_id: uuid.UUID
 ) -> None:
+    """Forget the image; its files are removed once that has committed."""
     image = await get_image(
         session, actor=actor, material_id=material_id, image_id=image_id, for_update=True
     )
     repository = ImageRepository(session)
     was_primary = image.is_primary
-    keys = [key for key in (image.original_key, image.processed_key, image.thumbnail_key) if key]
+    # The derivatives' keys whether or not recorded: a derivatives job whose last attempt
+    # failed after writing one leaves it under that key, and this is its last chance to go.
+    recorded = (image.original_key, image.processed_key, image.thumbnail_key)
+    keys = [key for key in recorded if key] + list(
+        _derivative_keys(image.organization_id, image.id)
+    )
     await repository.delete(image)
     if was_primary:
         remaining = await repository.of_material(image.organization_id, image.material_id)
         if remaining:
             remaining[0].is_primary = True
             await session.flush()
-    # Objects go once the row is gone; a failed removal leaves bytes nobody can reach, never
-    # a row without its bytes.
-    for key in keys:
-        await storage.delete(key)
+    # The files go once the row's removal has committed: a rollback keeps both.
+    await delete_after_commit(session, keys, organization_id=image.organization_id)
 
 
 @dataclass(frozen=True)
@@ -246,8 +245,7 @@ async def make_derivatives(
         await session.flush()
         log.warning("catalog.image_failed", image_id=str(image_id), error=image.error)
         return {"failed": image.error}
-    processed_key = material_image_key(organization_id, "processed", f"{image.id}.webp")
-    thumbnail_key = material_image_key(organization_id, "thumbnails", f"{image.id}.webp")
+    processed_key, thumbnail_key = _derivative_keys(organization_id, image.id)
     await storage.put(processed_key, processed.data, content_type=processed.content_type)
     await storage.put(thumbnail_key, thumbnail.data, content_type=thumbnail.content_type)
     image.processed_key = processed_key
@@ -260,3 +258,12 @@ async def make_derivatives(
         "processed": [processed.width, processed.height],
         "thumbnail": [thumbnail.width, thumbnail.height],
     }
+
+
+def _derivative_keys(organization_id: uuid.UUID, image_id: uuid.UUID) -> tuple[str, str]:
+    """Where an image's processed copy and thumbnail are stored: named by the image, so a
+    derivatives job run again writes over its own earlier attempt."""
+    return (
+        material_image_key(organization_id, "processed", f"{image_id}.webp"),
+        material_image_key(organization_id, "thumbnails", f"{image_id}.webp"),
+    )

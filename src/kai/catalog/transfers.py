@@ -34,12 +34,14 @@ from kai.identity.admin import operator_actor
 from kai.identity.permissions import Permission
 from kai.kit import images as imaging
 from kai.kit.archives import DEFAULT_MAX_INFLATED_BYTES, InflateBudget
-from kai.kit.db import act_for
+from kai.kit.db import act_for, scoped_transaction
 from kai.kit.jobs.models import Job
+from kai.kit.jobs.tasks import delete_after_commit
 from kai.kit.json import dumps
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
+from kai.kit.storage.transactional import put_for_transaction
 
 
 def _image_adder(
@@ -157,29 +159,26 @@ async def start_import(
     # Refuse what cannot be read now, rather than in a job the user has to look up.
     await _read(data, limits, max_inflated_bytes, keep_images=False)
     key = user_upload_key(organization_id, f"imports/{uuid.uuid4()}.{detect_format(data)}")
-    await storage.put(key, data)
-    try:
-        job = await import_file.enqueue(
-            session,
-            organization_id=organization_id,
-            params={
-                "file_key": key,
-                "file_name": file_name[:255],
-                "mapping": dict(mapping),
-                "mode": mode,
-                "actor": {
-                    "kind": actor.kind,
-                    "user_id": str(actor.user_id) if actor.user_id else None,
-                    "api_key_id": str(actor.api_key_id) if actor.api_key_id else None,
-                },
-                "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
-                # The job reads the file under the budget it was checked with.
-                "max_inflated_bytes": max_inflated_bytes,
+    # Kept only if the job that reads it is queued for good.
+    await put_for_transaction(session, storage, key, data)
+    job = await import_file.enqueue(
+        session,
+        organization_id=organization_id,
+        params={
+            "file_key": key,
+            "file_name": file_name[:255],
+            "mapping": dict(mapping),
+            "mode": mode,
+            "actor": {
+                "kind": actor.kind,
+                "user_id": str(actor.user_id) if actor.user_id else None,
+                "api_key_id": str(actor.api_key_id) if actor.api_key_id else None,
             },
-        )
-    except BaseException:
-        await storage.delete(key)
-        raise
+            "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+            # The job reads the file under the budget it was checked with.
+            "max_inflated_bytes": max_inflated_bytes,
+        },
+    )
     # Timestamps the database set: loaded now, while the session may still do I/O.
     await session.refresh(job)
     await audit.record(
@@ -202,7 +201,13 @@ async def run_import(
     params: Mapping[str, Any],
     progress: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """The import job's work: read the kept file, import it, report."""
+    """The import job's work: read the kept file, import it, report; the file is removed
+    once the import has committed.
+
+    An attempt that fails leaves nothing: its rows roll back, and the images it stored for
+    them are removed at the end of its transaction (the job's session), so the next attempt
+    starts from the same place.
+    """
     who = params["actor"]
     actor = Actor(
         kind=who["kind"],
@@ -225,6 +230,7 @@ async def run_import(
         max_inflated_bytes=params.get("max_inflated_bytes", DEFAULT_MAX_INFLATED_BYTES),
         progress=progress,
     )
+    await delete_after_commit(session, [params["file_key"]], organization_id=organization_id)
     return report.summary()
 
 
@@ -327,7 +333,8 @@ async def import_from_command_line(
     progress: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """`kai catalog import`: the import in this process, in one transaction."""
-    async with factory.begin() as session:
+    # A transaction whose images go again if it does not commit.
+    async with scoped_transaction(factory, organization_id=None) as session:
         actor = await operator_for(session, organization_slug)
         await act_for(session, organization_id=actor.organization_id)
         report = await _import_with_images(

@@ -10,16 +10,18 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, event, func, text
+from sqlalchemy import Connection, DateTime, MetaData, event, func, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
 
 from kai.config import DatabaseSettings
+from kai.kit.storage.transactional import discard_uncommitted, keep_uncommitted
 
 # The role the application acts as (created by the migrations): it owns nothing and cannot
 # bypass row-level security. The embedded server logs in as it; a configured login role that
@@ -105,14 +107,29 @@ def _act_as_app_role(dbapi_connection: Any, connection_record: Any) -> None:
     dbapi_connection.commit()
 
 
+_SCOPE = text(
+    "SELECT set_config('kai.organization_id', :organization_id, true),"
+    " set_config('kai.user_id', :user_id, true)"
+)
+
+
 @contextlib.asynccontextmanager
 async def scoped_transaction(
     factory: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None
 ) -> AsyncIterator[AsyncSession]:
-    """A transaction of its own acting for `organization_id` (see `act_for`)."""
-    async with factory.begin() as session:
-        await act_for(session, organization_id=organization_id)
-        yield session
+    """A transaction of its own acting for `organization_id` (see `act_for`); objects
+    written for its rows are removed again if it does not commit."""
+    async with factory() as session:
+        try:
+            try:
+                await act_for(session, organization_id=organization_id)
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await commit(session)
+        finally:
+            await discard_uncommitted(session)
 
 
 async def act_for(
@@ -124,15 +141,24 @@ async def act_for(
     query forgets to say. Lasts until the transaction ends.
     """
     await session.execute(
-        text(
-            "SELECT set_config('kai.organization_id', :organization_id, true),"
-            " set_config('kai.user_id', :user_id, true)"
-        ),
+        _SCOPE,
         {
             "organization_id": str(organization_id) if organization_id else "",
             "user_id": str(user_id) if user_id else "",
         },
     )
+
+
+def act_for_each_transaction(session: AsyncSession, *, organization_id: uuid.UUID | None) -> None:
+    """Scope every transaction `session` begins as `act_for` scopes one, when it begins: for
+    a session that may commit more than once, or never need a transaction at all (no
+    transaction is opened just to scope it)."""
+    values = {"organization_id": str(organization_id) if organization_id else "", "user_id": ""}
+
+    def scope(_session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+        connection.execute(_SCOPE, values)
+
+    event.listen(session.sync_session, "after_begin", scope)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -141,12 +167,27 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 @contextlib.asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A unit of work: commit when the caller finishes cleanly, roll back when it raises."""
+    """A unit of work: commit when the caller finishes cleanly, roll back when it raises;
+    objects written for its rows are removed again if they did not commit."""
     async with factory() as session:
         try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await commit(session)
+        finally:
+            await discard_uncommitted(session)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit `session`'s transaction. If the connection is lost while committing, nobody
+    knows whether it did: the objects written for its rows are then kept, not removed."""
+    try:
+        await session.commit()
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            keep_uncommitted(session)
+        raise

@@ -21,6 +21,7 @@ from kai.identity.actor import Actor
 from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits, ImageRejected, ImageTooLarge
 from kai.kit.storage import ObjectStorage
+from kai.kit.storage.transactional import remove_unless_committed
 from kai.ml.evaluation import find_labeled_images
 
 Progress = Callable[[int, int], Awaitable[None]]
@@ -121,6 +122,10 @@ async def import_folder(
             await images.make_derivatives(
                 session, storage, organization_id=actor.tenant_id, image_id=image.id
             )
+            # Named by an image new in this transaction: theirs to keep only if it commits.
+            for key in (image.processed_key, image.thumbnail_key):
+                if key is not None:
+                    await remove_unless_committed(session, storage, key)
             report.images_added += 1
         except DuplicateImage:
             report.duplicates += 1

@@ -167,7 +167,6 @@ async def delete_backbone(
 ) -> None:
     await image_models.delete(
         session,
-        runtime.storage,
         actor=actor,
         name=name.removeprefix(image_models.CUSTOM_PREFIX),
         settings=runtime.settings,

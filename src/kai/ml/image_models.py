@@ -24,9 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import Settings
 from kai.identity.actor import Actor
+from kai.kit.db import new_id
 from kai.kit.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from kai.kit.jobs.tasks import delete_after_commit
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
+from kai.kit.storage.transactional import put_for_transaction
 from kai.ml.models import ImageModel
 from kai.ml.repository import ImageModelRepository
 from kai.vision.backbones import (
@@ -120,10 +123,14 @@ async def upload(
         raise PayloadTooLarge(f"A model may be at most {MAX_MODEL_BYTES} bytes.")
     dimension = await asyncio.to_thread(_check_runs, data, checked)
     digest = hashlib.sha256(data).hexdigest()
-    key = model_key(organization_id, f"backbones/{name}-{digest[:12]}.onnx")
+    # Named by the upload, never reused: the file of a model deleted and uploaded again is
+    # removed after the deletion commits, and must not be the new upload's.
+    model_id = new_id()
+    key = model_key(organization_id, f"backbones/{name}-{model_id}.onnx")
     try:
         model = await repository.add(
             ImageModel(
+                id=model_id,
                 organization_id=organization_id,
                 name=name,
                 sha256=digest,
@@ -136,7 +143,7 @@ async def upload(
         )
     except IntegrityError:  # the same name uploaded at the same moment
         raise ImageModelTaken(f"There is an image model called {name!r} already.") from None
-    await storage.put(key, data, content_type="application/octet-stream")
+    await put_for_transaction(session, storage, key, data, content_type="application/octet-stream")
     return model
 
 
@@ -146,13 +153,12 @@ async def list_models(session: AsyncSession, *, actor: Actor) -> Sequence[ImageM
 
 async def delete(
     session: AsyncSession,
-    storage: ObjectStorage,
     *,
     actor: Actor,
     name: str,
     settings: Settings,
 ) -> None:
-    """Delete a model no ready or training version uses."""
+    """Delete a model no ready or training version uses; its file goes once that commits."""
     repository = ImageModelRepository(session)
     model = await repository.by_name(actor.tenant_id, name)
     if model is None:
@@ -164,7 +170,8 @@ async def delete(
             f"Model versions {numbers} were trained on {name!r}: it is kept while they are."
         )
     await repository.delete(model)
-    await storage.delete(model.storage_key)
+    # The file goes once the row's removal has committed: a rollback keeps both.
+    await delete_after_commit(session, [model.storage_key], organization_id=actor.tenant_id)
     # This server's copy too (others keep theirs, unused: no version can name it now).
     local = _local_copy(settings, actor.tenant_id, model.id)
     for stale in (local, spec_path(local)):

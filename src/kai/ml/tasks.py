@@ -13,14 +13,16 @@ from kai.vision.backbones import BackboneUnavailable
 
 @job_task("ml.train_model", max_attempts=2)
 async def train_model(run: JobRun) -> dict[str, Any]:
-    """Train one recorded model version; a training that cannot succeed marks it failed."""
+    """Train one recorded model version; a training that cannot succeed marks it failed.
+    Idempotent: the version is the job's, trained once however often the job runs."""
     if run.organization_id is None:
         raise PermanentJobError("a model belongs to an organization")
     version_id = uuid.UUID(str(run.params["model_version_id"]))
 
     try:
+        # Short transactions of its own: none stays open while it trains.
         return await training.run_training(
-            run.session,
+            run.separate_transaction,
             run.storage,
             organization_id=run.organization_id,
             version_id=version_id,

@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category
@@ -287,8 +289,21 @@ def enhancement_for(version: ModelVersion, settings: Settings) -> Enhancement:
     )
 
 
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one training run works from, read in one short transaction."""
+
+    version: ModelVersion
+    options: TrainingOptions
+    backbones: list[Backbone]
+    examples: list[Example]
+
+
 async def run_training(
-    session: AsyncSession,
+    sessions: Sessions,
     storage: ObjectStorage,
     *,
     organization_id: uuid.UUID,
@@ -297,26 +312,28 @@ async def run_training(
     limits: ImageLimits,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train the version; raises NotEnoughPhotos or BackboneUnavailable when it cannot be."""
-    repository = ModelVersionRepository(session)
-    version = await repository.get(organization_id, version_id, for_update=True)
-    if version is None:
-        return {"skipped": "model version deleted"}
-    if version.status != "training":
-        return {"skipped": f"model version already {version.status}"}
-    options = TrainingOptions.model_validate(version.options)
-    backbones = [
-        await image_models.load_backbone(
-            session, storage, organization_id=organization_id, name=name, settings=settings
+    """Train the version; raises NotEnoughPhotos or BackboneUnavailable when it cannot be.
+
+    No transaction stays open while it trains: what to learn from is read in one short
+    transaction (`sessions()` opens each), the photos are embedded and the heads trained with
+    none, and the version is written in another. Run twice at once (a stalled job handed to a
+    second worker) or again after it finished, the version is trained once: whichever run
+    records it first wins, and the other's files are removed.
+    """
+    async with sessions() as session:
+        plan = await _plan(
+            session,
+            storage,
+            organization_id=organization_id,
+            version_id=version_id,
+            settings=settings,
         )
-        for name in options.backbones
-    ]
-    examples = await gather_examples(session, organization_id=organization_id, options=options)
-    if len({example.label for example in examples}) > MAX_LABELS:
-        raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
+    if isinstance(plan, str):
+        return {"skipped": plan}
+    version, options, backbones = plan.version, plan.options, plan.backbones
     kept, embeddings, skipped = await embed_examples(
         storage,
-        examples,
+        plan.examples,
         backbones,
         limits=limits,
         enhancement=enhancement_for(version, settings),
@@ -344,34 +361,61 @@ async def run_training(
         ],
         "skipped": skipped,
     }
-    dataset_key = model_key(organization_id, f"{version.id}/dataset.json")
-    artifact_key = model_key(organization_id, f"{version.id}/recognizer.npz")
-    await storage.put(dataset_key, json.dumps(snapshot).encode(), content_type="application/json")
-    await storage.put(artifact_key, recognizer.to_bytes(), content_type="application/octet-stream")
-    category_of = {example.label: example.category_id for example in kept}
-    counts = {label: labels.count(label) for label in recognizer.labels}
-    version.labels = [
-        {"label": label, "category_id": _text(category_of.get(label)), "photos": counts[label]}
-        for label in recognizer.labels
-    ]
-    version.backbones = [
-        {
-            "name": backbone.name,
-            "fingerprint": backbone.fingerprint,
-            "vote": trained.metrics["votes"][backbone.name],
-        }
-        for backbone in backbones
-    ]
-    version.metrics = {**trained.metrics, "skipped_photos": len(skipped)}
-    version.temperature = recognizer.temperature
-    version.novelty_threshold = recognizer.novelty_threshold
-    version.dataset_key = dataset_key
-    version.artifact_key = artifact_key
-    version.status = "ready"
-    version.trained_at = datetime.now(UTC)
-    await session.flush()
-    if options.activate:
-        await repository.activate(organization_id, version.id)
+    # This run's own files: another run of the same version never writes over them.
+    run_folder = f"{version.id}/{uuid.uuid4()}"
+    dataset_key = model_key(organization_id, f"{run_folder}/dataset.json")
+    artifact_key = model_key(organization_id, f"{run_folder}/recognizer.npz")
+    written: list[str] = []
+    try:
+        await storage.put(
+            dataset_key, json.dumps(snapshot).encode(), content_type="application/json"
+        )
+        written.append(dataset_key)
+        await storage.put(
+            artifact_key, recognizer.to_bytes(), content_type="application/octet-stream"
+        )
+        written.append(artifact_key)
+        category_of = {example.label: example.category_id for example in kept}
+        counts = {label: labels.count(label) for label in recognizer.labels}
+        async with sessions() as session:
+            not_recorded = await _record_trained(
+                session,
+                organization_id=organization_id,
+                version_id=version_id,
+                activate=options.activate,
+                values={
+                    "labels": [
+                        {
+                            "label": label,
+                            "category_id": _text(category_of.get(label)),
+                            "photos": counts[label],
+                        }
+                        for label in recognizer.labels
+                    ],
+                    "backbones": [
+                        {
+                            "name": backbone.name,
+                            "fingerprint": backbone.fingerprint,
+                            "vote": trained.metrics["votes"][backbone.name],
+                        }
+                        for backbone in backbones
+                    ],
+                    "metrics": {**trained.metrics, "skipped_photos": len(skipped)},
+                    "temperature": recognizer.temperature,
+                    "novelty_threshold": recognizer.novelty_threshold,
+                    "dataset_key": dataset_key,
+                    "artifact_key": artifact_key,
+                },
+            )
+    except BaseException as exc:
+        # Named by no committed version, nobody could ever reach them; unless the connection
+        # was lost while recording, and the version may have been written after all.
+        if not (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            await _remove(storage, written)
+        raise
+    if not_recorded is not None:
+        await _remove(storage, written)
+        return {"skipped": not_recorded}
     log.info(
         "ml.trained",
         model_version=version.number,
@@ -386,6 +430,67 @@ async def run_training(
         "accuracy": trained.metrics["accuracy"],
         "macro_f1": trained.metrics["macro_f1"],
     }
+
+
+async def _plan(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    organization_id: uuid.UUID,
+    version_id: uuid.UUID,
+    settings: Settings,
+) -> _Plan | str:
+    """The version, its backbones and the photos to learn from; or why there is nothing to do."""
+    version = await ModelVersionRepository(session).get(organization_id, version_id)
+    if version is None:
+        return "model version deleted"
+    if version.status != "training":
+        return f"model version already {version.status}"
+    options = TrainingOptions.model_validate(version.options)
+    backbones = [
+        await image_models.load_backbone(
+            session, storage, organization_id=organization_id, name=name, settings=settings
+        )
+        for name in options.backbones
+    ]
+    examples = await gather_examples(session, organization_id=organization_id, options=options)
+    if len({example.label for example in examples}) > MAX_LABELS:
+        raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
+    return _Plan(version, options, backbones, examples)
+
+
+async def _record_trained(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    version_id: uuid.UUID,
+    activate: bool,
+    values: dict[str, Any],
+) -> str | None:
+    """Write the trained version; unless another run did first (or it went), and then why
+    nothing was written."""
+    repository = ModelVersionRepository(session)
+    version = await repository.get(organization_id, version_id, for_update=True)
+    if version is None:
+        return "model version deleted"
+    if version.status != "training":
+        return f"model version already {version.status}"
+    for name, value in values.items():
+        setattr(version, name, value)
+    version.status = "ready"
+    version.trained_at = datetime.now(UTC)
+    await session.flush()
+    if activate:
+        await repository.activate(organization_id, version.id)
+    return None
+
+
+async def _remove(storage: ObjectStorage, keys: Sequence[str]) -> None:
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except Exception:
+            log.warning("ml.training_file_kept", key=key, exc_info=True)
 
 
 async def record_failure(

@@ -35,6 +35,7 @@ from kai.kit.pagination import PageParams, paginate
 from kai.kit.spreadsheets import CsvWriter
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
+from kai.kit.storage.transactional import put_for_transaction
 from kai.ml import service as ml
 from kai.ml import training
 from kai.ml.models import ModelVersion
@@ -189,18 +190,14 @@ async def create_batch(
     ]
     session.add_all(items)
     await session.flush()
-    stored: list[str] = []
-    try:
-        for item, photo in zip(items, photos, strict=True):
-            await storage.put(item.image_key, photo.data, content_type=CONTENT_TYPES[photo.format])
-            stored.append(item.image_key)
-        job = await recognize_batch.enqueue(
-            session, params={"batch_id": str(batch.id)}, organization_id=organization_id
+    # Removed again if the batch is not committed after all.
+    for item, photo in zip(items, photos, strict=True):
+        await put_for_transaction(
+            session, storage, item.image_key, photo.data, content_type=CONTENT_TYPES[photo.format]
         )
-    except BaseException:
-        for key in stored:
-            await storage.delete(key)
-        raise
+    job = await recognize_batch.enqueue(
+        session, params={"batch_id": str(batch.id)}, organization_id=organization_id
+    )
     batch.job_id = job.id
     await session.flush()
     return batch
@@ -326,7 +323,7 @@ async def run_batch(
             embedded = sorted((photo for share in shares for photo in share), key=_position)
             started = spent.lap("embedding", started)
             if recording is not None:
-                finished += await recording
+                finished = await recording
                 started = spent.lap("recording", started)
                 if progress is not None:
                     await progress(finished, total)
@@ -334,7 +331,7 @@ async def run_batch(
                 _record(sessions, batch_id, organization_id, recognizing, embedded, dict(chunk))
             )
         if recording is not None:
-            finished += await recording
+            finished = await recording
             spent.lap("recording", started)
             if progress is not None:
                 await progress(finished, total)
@@ -409,7 +406,12 @@ async def _record(
     keys: dict[int, str],
 ) -> int:
     """Classify a chunk's photos together, find each one's similar materials, and record the
-    recognitions, the items and the batch's counts in one transaction. Returns the photos."""
+    recognitions, the items and the batch's counts in one transaction. Returns the photos of
+    the batch finished so far.
+
+    Each photo is recorded once: a second worker handed the same job while the first still
+    runs (a stalled job recovered) records only what the first has not.
+    """
     started = time.perf_counter()
     good = [photo for photo in embedded if photo.error is None]
     verdicts: list[service.Verdict] = []
@@ -435,27 +437,42 @@ async def _record(
                 organization_id, project_id, visible=true(), lock=True
             )
             project_id = kept.id if kept is not None else None
+        # The chunk's photos still pending, locked in one order (two recorders cannot
+        # deadlock): another recorder of the same photos waits here, and then finds those
+        # this one recorded no longer pending.
         items = {
             item.position: item
             for item in (
                 await session.scalars(
-                    select(RecognitionBatchItem).where(
+                    select(RecognitionBatchItem)
+                    .where(
                         RecognitionBatchItem.batch_id == batch_id,
                         RecognitionBatchItem.position.in_(list(keys)),
+                        RecognitionBatchItem.status == "pending",
                     )
+                    .order_by(RecognitionBatchItem.position)
+                    .with_for_update()
                 )
             ).all()
         }
+        judged = [
+            (photo, verdict)
+            for photo, verdict in zip(good, verdicts, strict=True)
+            if photo.position in items
+        ]
+        unreadable = [
+            photo for photo in embedded if photo.error is not None and photo.position in items
+        ]
         begun = time.perf_counter()
         similar_each = await visual.similar_materials_each(
             session,
-            vectors=[photo.vectors[SIMILARITY_BACKBONE].tolist() for photo in good],
+            vectors=[photo.vectors[SIMILARITY_BACKBONE].tolist() for photo, _ in judged],
             how_many=recognizing.options.similar_k,
             category_ids=recognizing.similarity_filter[0],
             properties=recognizing.similarity_filter[1],
         )
-        searched = round((time.perf_counter() - begun) * 1000 / max(1, len(good)), 3)
-        for photo, verdict, similar in zip(good, verdicts, similar_each, strict=True):
+        searched = round((time.perf_counter() - begun) * 1000 / max(1, len(judged)), 3)
+        for (photo, verdict), similar in zip(judged, similar_each, strict=True):
             item = items[photo.position]
             inspected = photo.inspected
             assert inspected is not None
@@ -482,18 +499,22 @@ async def _record(
             session.add(recognition)
             item.status = "recognized"
             item.recognition_id = recognition.id
-        for photo in embedded:
-            if photo.error is not None:
-                items[photo.position].status = "failed"
-                items[photo.position].error = photo.error
+        for photo in unreadable:
+            items[photo.position].status = "failed"
+            items[photo.position].error = photo.error
         await session.flush()
-        failed = len(embedded) - len(good)
-        await session.execute(
+        # Counted by what this transaction changed, added to the row as it is when the
+        # update runs: counts stay right whoever else records photos of the batch.
+        finished = await session.scalar(
             update(RecognitionBatch)
             .where(RecognitionBatch.id == batch_id)
-            .values(done=RecognitionBatch.done + len(good), failed=RecognitionBatch.failed + failed)
+            .values(
+                done=RecognitionBatch.done + len(judged),
+                failed=RecognitionBatch.failed + len(unreadable),
+            )
+            .returning(RecognitionBatch.done + RecognitionBatch.failed)
         )
-    return len(embedded)
+    return int(finished or 0)
 
 
 async def _seen(session: AsyncSession, actor: Actor) -> ColumnElement[bool]:

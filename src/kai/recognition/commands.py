@@ -17,6 +17,10 @@ from kai.kit.cli import command_settings, progress_bar
 dataset_app = typer.Typer(help="Folders of labelled photos.", no_args_is_help=True)
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from kai.runtime import Runtime
 
 # Photos that a refresh of visual similarity embeds in one go after an import.
@@ -68,7 +72,8 @@ def dataset_import(
             async def progress(done: int, total: int | None) -> None:
                 bar.update(task, completed=done, total=total)
 
-            async with runtime.session_factory.begin() as session:
+            # The images stored go again if the folder's transaction does not commit.
+            async with scoped_transaction(runtime.session_factory, organization_id=None) as session:
                 actor = await operator_for(session, organization)
                 await act_for(session, organization_id=actor.organization_id)
                 report = await import_folder(
@@ -138,7 +143,7 @@ def train(
     from rich.table import Table
 
     from kai.catalog.transfers import operator_for
-    from kai.kit.db import act_for
+    from kai.kit.db import act_for, scoped_transaction
     from kai.ml import training
     from kai.ml.recognizer import NotEnoughPhotos
     from kai.ml.schemas import ModelVersionRead
@@ -170,19 +175,21 @@ def train(
             async def progress(done: int, total: int | None) -> None:
                 bar.update(task, completed=done, total=total)
 
-            try:
-                async with runtime.session_factory.begin() as session:
-                    await act_for(session, organization_id=actor.organization_id)
+            def sessions() -> AbstractAsyncContextManager[AsyncSession]:
+                return scoped_transaction(
+                    runtime.session_factory, organization_id=actor.organization_id
+                )
 
-                    await training.run_training(
-                        session,
-                        runtime.storage,
-                        organization_id=actor.tenant_id,
-                        version_id=version_id,
-                        settings=settings,
-                        limits=runtime.image_limits,
-                        progress=progress,
-                    )
+            try:
+                await training.run_training(
+                    sessions,
+                    runtime.storage,
+                    organization_id=actor.tenant_id,
+                    version_id=version_id,
+                    settings=settings,
+                    limits=runtime.image_limits,
+                    progress=progress,
+                )
             except (NotEnoughPhotos, BackboneUnavailable) as exc:
                 async with runtime.session_factory.begin() as session:
                     await act_for(session, organization_id=actor.organization_id)
@@ -232,7 +239,7 @@ def recognize(
 ) -> None:
     """Recognize photos with the organization's active model (each stored as a recognition)."""
     from kai.catalog.transfers import operator_for
-    from kai.kit.db import act_for
+    from kai.kit.db import act_for, scoped_transaction
     from kai.kit.errors import KaiError
     from kai.recognition import service
 
@@ -247,7 +254,9 @@ def recognize(
                 answers.append({"photo": str(photo), "error": str(exc)})
                 continue
             try:
-                async with runtime.session_factory.begin() as session:
+                async with scoped_transaction(
+                    runtime.session_factory, organization_id=None
+                ) as session:
                     actor = await operator_for(session, organization)
                     await act_for(session, organization_id=actor.organization_id)
                     recognized = await service.recognize(

@@ -28,6 +28,7 @@ from kai.kit.images import EXTENSIONS, ImageLimits, without_trailer
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import user_upload_key
+from kai.kit.storage.transactional import remove_unless_committed
 from kai.ml import image_models, training
 from kai.ml import service as ml
 from kai.ml.models import ModelVersion
@@ -143,7 +144,8 @@ async def recognize(
         organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
     )
     # The photo is valid: it is stored while the backbones work (on other cores), and removed
-    # again if the recognition fails after all.
+    # again if the recognition is not committed after all.
+    await remove_unless_committed(session, storage, image_key)
     storing = asyncio.create_task(storage.put(image_key, data, content_type=inspected.content_type))
     try:
         return await _answer(
@@ -172,9 +174,9 @@ async def recognize(
             storing=storing,
         )
     except BaseException:
+        # Stored in full before the transaction's end removes it, or it would outlive that.
         with contextlib.suppress(Exception):
             await storing
-            await storage.delete(image_key)
         raise
 
 

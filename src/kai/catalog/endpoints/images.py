@@ -143,11 +143,8 @@ async def delete_image(
     image_id: uuid.UUID,
     actor: MaterialsWrite,
     session: DbSession,
-    runtime: RuntimeDep,
 ) -> None:
-    await images.delete_image(
-        session, runtime.storage, actor=actor, material_id=material_id, image_id=image_id
-    )
+    await images.delete_image(session, actor=actor, material_id=material_id, image_id=image_id)
 
 
 @router.get(

@@ -25,12 +25,13 @@ from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.config import JobSettings, Settings
-from kai.kit.db import act_for, scoped_transaction
+from kai.kit.db import act_for_each_transaction, commit, scoped_transaction
 from kai.kit.images import ImageLimits
 from kai.kit.jobs.models import Job, JobStatus
 from kai.kit.jobs.repository import JobRepository
 from kai.kit.metrics import JOB_DURATION, JOBS
 from kai.kit.storage import ObjectStorage
+from kai.kit.storage.transactional import discard_uncommitted
 
 log = structlog.get_logger(__name__)
 
@@ -215,7 +216,7 @@ class TrackedTask:
                 await JobRepository(session).set_status(
                     tracked_id, JobStatus.SUCCEEDED, result=result, error=None
                 )
-                await session.commit()
+                await commit(session)
             outcome = "succeeded"
             bound.info("job.succeeded", attempt=attempt)
             return result
@@ -319,10 +320,18 @@ class _TenantSessions:
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[AsyncSession]:
-        """A session the caller commits; scoped again after each commit."""
+        """A session the caller commits; each transaction is scoped as it begins (none is
+        opened until one is used). Objects written for rows it did not commit are removed
+        when it closes."""
         async with self.factory() as session:
-            await act_for(session, organization_id=self.organization_id)
-            yield session
+            act_for_each_transaction(session, organization_id=self.organization_id)
+            try:
+                yield session
+            finally:
+                # What the caller left uncommitted ends here, not later in close(), so that
+                # its objects are known to be orphans.
+                await session.rollback()
+                await discard_uncommitted(session)
 
 
 async def _record(

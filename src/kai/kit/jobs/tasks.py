@@ -1,15 +1,21 @@
-"""Job entry points of the job machinery itself: housekeeping."""
+"""Job entry points of the job machinery itself: housekeeping, and removing stored objects
+once the transaction that forgot them has committed."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from procrastinate import JobContext
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.kit.jobs.queue import JobRuntime, job_app
+from kai.kit.jobs.models import Job
+from kai.kit.jobs.queue import JobRun, JobRuntime, PermanentJobError, job_app, job_task
 from kai.kit.jobs.repository import JobRepository, retention_cutoff
+from kai.kit.storage import InvalidObjectKey, ObjectStorage, organization_prefix, validate_key
 
 log = structlog.get_logger(__name__)
 
@@ -28,3 +34,61 @@ async def prune_finished(context: JobContext, timestamp: int) -> dict[str, Any]:
     )
     log.info("jobs.pruned", removed=removed, older_than=cutoff.isoformat())
     return {"removed": removed}
+
+
+# Storage may be down for a while; each attempt waits longer (KAI_JOBS__RETRY_*).
+DELETE_ATTEMPTS = 10
+
+
+@job_task("storage.delete_objects", max_attempts=DELETE_ATTEMPTS)
+async def delete_objects_task(run: JobRun) -> dict[str, Any]:
+    """Remove objects no committed row names any more (queued by `delete_after_commit`)."""
+    keys = run.params.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise PermanentJobError("the job names no list of object keys")
+    try:
+        removed = await delete_objects(run.storage, keys, organization_id=run.organization_id)
+    except (ValueError, InvalidObjectKey) as exc:
+        raise PermanentJobError(str(exc)) from exc
+    return {"deleted": removed}
+
+
+async def delete_after_commit(
+    session: AsyncSession, keys: Sequence[str], *, organization_id: uuid.UUID | None
+) -> Job | None:
+    """Remove the objects under `keys` once `session`'s transaction commits, and never if it
+    rolls back: the rows that name them are then still there, and so must the bytes be.
+
+    Queued in that transaction (a job runs only once it commits); removing is idempotent, so
+    a retried or repeated job does no harm.
+    """
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return None
+    _check_keys(wanted, organization_id)
+    return await delete_objects_task.enqueue(
+        session, params={"keys": wanted}, organization_id=organization_id
+    )
+
+
+async def delete_objects(
+    storage: ObjectStorage, keys: Sequence[str], *, organization_id: uuid.UUID | None
+) -> int:
+    """Remove each object (one already gone is no error); how many keys were handled.
+
+    InvalidObjectKey or ValueError, removing nothing, when a key is not valid or not the
+    organization's."""
+    _check_keys(keys, organization_id)
+    for key in keys:
+        await storage.delete(key)
+    log.info("storage.objects_deleted", keys=len(keys), organization_id=str(organization_id))
+    return len(keys)
+
+
+def _check_keys(keys: Sequence[str], organization_id: uuid.UUID | None) -> None:
+    # A job acting for one organization removes only that organization's objects.
+    prefix = organization_prefix(organization_id) if organization_id is not None else ""
+    for key in keys:
+        validate_key(key)
+        if not key.startswith(prefix):
+            raise ValueError(f"the object {key!r} is not the organization's")
