@@ -134,7 +134,8 @@ class SearchSettings(BaseModel):
 
 
 class RateLimitSettings(BaseModel):
-    """Requests allowed per API key, per user, or per client address when anonymous."""
+    """Requests allowed per API key, per user, or per client address when anonymous; and per
+    organization, whatever number of keys and members share it."""
 
     enabled: bool = True
     standard: RatePolicy = Field(default_factory=lambda: RatePolicy(limit=1200, period_seconds=60))
@@ -142,8 +143,13 @@ class RateLimitSettings(BaseModel):
     auth: RatePolicy = Field(
         default_factory=lambda: RatePolicy(limit=30, period_seconds=60, burst=10)
     )
-    # Recognitions, training, exports.
+    # Work that grows with its input or runs a model: recognitions, batches, imports, exports,
+    # training, model uploads, image uploads, bulk writes, near-duplicate scans, image search.
     expensive: RatePolicy = Field(default_factory=lambda: RatePolicy(limit=120, period_seconds=60))
+    # An organization's own bucket in each class holds this many credentials' worth (limit
+    # and burst): every request spends its credential's bucket and its organization's, so
+    # minting more API keys or inviting more members buys no more than this.
+    organization_multiple: int = Field(default=5, ge=1)
 
     def policy(self, rate_class: str) -> RatePolicy | None:
         if not self.enabled:
