@@ -23,7 +23,7 @@ async def make_image_derivatives(run: JobRun) -> dict[str, Any]:
     )
 
 
-@job_task("catalog.import", max_attempts=3)
+@job_task("catalog.import", max_attempts=3, heavy=True)
 async def import_file(run: JobRun) -> dict[str, Any]:
     """An uploaded catalog file, imported as its uploader asked."""
     if run.organization_id is None:
@@ -37,7 +37,7 @@ async def import_file(run: JobRun) -> dict[str, Any]:
     )
 
 
-@job_task("catalog.reindex_documents", max_attempts=3)
+@job_task("catalog.reindex_documents", max_attempts=3, heavy=True)
 async def reindex_documents(run: JobRun) -> dict[str, Any]:
     """Every material's full-text document, rewritten (the search language changed)."""
     if run.organization_id is None:

@@ -135,8 +135,15 @@ async def act_for(
     )
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+# `session.info` key of the process's Settings, for infrastructure that needs them deep inside
+# a unit of work (the job queue's per-organization caps) without every caller passing them.
+SETTINGS_INFO = "kai.settings"
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 @contextlib.asynccontextmanager
