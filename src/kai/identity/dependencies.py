@@ -64,7 +64,9 @@ async def _limit(
     if policy is None:
         return
     # (policy name in the headers, bucket key, limit); the organization's bucket comes last.
-    buckets = [(rate_class, f"{rate_class}:{subject}", _rate_limit(policy))]
+    buckets: list[tuple[str, str, RateLimit]] = [
+        (rate_class, f"{rate_class}:{subject}", _rate_limit(policy))
+    ]
     if organization_id is not None:
         multiple = runtime.settings.rate_limits.organization_multiple
         buckets.append(
