@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, params
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
@@ -183,6 +183,11 @@ class RouteInfo:
     # ("permission", name), ("authenticated", None), ("public", None), or None when the
     # route declares nothing about its callers (a bug the tests catch).
     access: tuple[str, str | None] | None
+    # The rate-limit class its access dependency charges: "standard", "auth", "expensive",
+    # or None (not limited: probes, or a route that declares no access at all).
+    rate_class: str | None = None
+    # Whether the route takes an uploaded file (a multipart form).
+    takes_files: bool = False
 
 
 def api_routes(app: FastAPI) -> list[RouteInfo]:
@@ -191,23 +196,28 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
     for context in iter_route_contexts(app.routes):
         if not isinstance(context.original_route, APIRoute) or not context.path_format:
             continue
+        declaration = _access_dependency(context.dependant)
         routes.append(
             RouteInfo(
                 path=context.path_format,
                 methods=frozenset(context.methods or ()),
-                access=_access(context.dependant),
+                access=cast(tuple[str, str | None], declaration.kai_access)
+                if declaration
+                else None,
+                rate_class=getattr(declaration, "kai_rate_class", None),
+                takes_files=_takes_files(context.dependant),
             )
         )
     return routes
 
 
-def _access(dependant: Any) -> tuple[str, str | None] | None:
+def _access_dependency(dependant: Any) -> Any:
+    """The dependency that declares who may call the route (it carries `kai_access`)."""
     pending = list(dependant.dependencies)
     while pending:
         current = pending.pop()
-        access = getattr(current.call, "kai_access", None)
-        if access is not None:
-            return cast(tuple[str, str | None], access)
+        if getattr(current.call, "kai_access", None) is not None:
+            return current.call
         pending.extend(current.dependencies)
     return None
 
@@ -225,8 +235,18 @@ _PASSWORD_PROOF = {
 }
 
 
+def _takes_files(dependant: Any) -> bool:
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        if any(isinstance(param.field_info, params.File) for param in current.body_params):
+            return True
+        pending.extend(current.dependencies)
+    return False
+
+
 def _declare_access(app: FastAPI, schema: dict[str, Any]) -> None:
-    # Each operation says whether it needs a credential, and which permission.
+    # Each operation says whether it needs a credential, which permission, at which rate.
     paths = schema.get("paths", {})
     for route in api_routes(app):
         if route.access is None:
@@ -237,6 +257,8 @@ def _declare_access(app: FastAPI, schema: dict[str, Any]) -> None:
             if operation is None:
                 continue
             operation["security"] = [] if kind == "public" else [{"bearer": []}]
+            if route.rate_class is not None:
+                operation["x-kai-rate-class"] = route.rate_class
             if kind in _PASSWORD_PROOF:
                 operation["x-kai-password-proof"] = kind
                 operation["description"] = (
@@ -246,4 +268,10 @@ def _declare_access(app: FastAPI, schema: dict[str, Any]) -> None:
                 operation["x-kai-permission"] = permission
                 operation["description"] = (
                     operation.get("description", "") + f"\n\nNeeds the permission `{permission}`."
+                ).strip()
+            if route.rate_class == "expensive":
+                operation["description"] = (
+                    operation.get("description", "")
+                    + "\n\nCounts against the `expensive` rate limit, per caller and per "
+                    "organization."
                 ).strip()

@@ -40,6 +40,10 @@ class DatabaseSettings(BaseModel):
     statement_timeout_ms: int = Field(default=30_000, ge=0)
 
 
+# The most heavy-job slots an organization may have (procrastinate locks; see kit/jobs/queue).
+HEAVY_SLOTS_MAX = 64
+
+
 class JobSettings(BaseModel):
     concurrency: int = Field(default=4, ge=1)
     # Backoff before retry n is base * 2**(n-1) seconds, capped.
@@ -50,6 +54,13 @@ class JobSettings(BaseModel):
     stalled_after_seconds: float = Field(default=60.0, gt=0)
     stalled_check_seconds: float = Field(default=15.0, gt=0)
     keep_finished_days: int = Field(default=30, ge=1)
+    # Heavy jobs (batches, trainings, imports, reindexing) of one organization running at
+    # once, across every worker: another organization's job starts on the next free worker
+    # instead of waiting behind this one's backlog. 1 isolates best on a shared platform;
+    # raise it where one organization has the workers to itself.
+    heavy_per_organization: int = Field(default=2, ge=1, le=HEAVY_SLOTS_MAX)
+    # Heavy jobs an organization may have waiting or running; more are refused (429).
+    heavy_queued_per_organization: int = Field(default=100, ge=1)
     # Extra modules whose tasks a worker should know (plugins, deployments' own tasks).
     import_paths: list[str] = Field(default_factory=list)
 
@@ -144,7 +155,8 @@ class SearchSettings(BaseModel):
 
 
 class RateLimitSettings(BaseModel):
-    """Requests allowed per API key, per user, or per client address when anonymous."""
+    """Requests allowed per API key, per user, or per client address when anonymous; and per
+    organization, whatever number of keys and members share it."""
 
     enabled: bool = True
     standard: RatePolicy = Field(default_factory=lambda: RatePolicy(limit=1200, period_seconds=60))
@@ -152,8 +164,13 @@ class RateLimitSettings(BaseModel):
     auth: RatePolicy = Field(
         default_factory=lambda: RatePolicy(limit=30, period_seconds=60, burst=10)
     )
-    # Recognitions, training, exports.
+    # Work that grows with its input or runs a model: recognitions, batches, imports, exports,
+    # training, model uploads, image uploads, bulk writes, near-duplicate scans, image search.
     expensive: RatePolicy = Field(default_factory=lambda: RatePolicy(limit=120, period_seconds=60))
+    # An organization's own bucket in each class holds this many credentials' worth (limit
+    # and burst): every request spends its credential's bucket and its organization's, so
+    # minting more API keys or inviting more members buys no more than this.
+    organization_multiple: int = Field(default=5, ge=1)
 
     def policy(self, rate_class: str) -> RatePolicy | None:
         if not self.enabled:

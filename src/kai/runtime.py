@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kai.config import JobSettings, Settings
 from kai.kit.crypto import SecretBox, master_key
-from kai.kit.db import APP_ROLE, create_engine, create_session_factory
+from kai.kit.db import APP_ROLE, SETTINGS_INFO, create_engine, create_session_factory
 from kai.kit.images import ImageLimits
 from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
@@ -117,7 +117,7 @@ class Runtime:
             settings=settings,
             database_url=database_url,
             engine=engine,
-            session_factory=create_session_factory(engine),
+            session_factory=create_session_factory(engine, info={SETTINGS_INFO: settings}),
             storage=create_storage(settings),
             embedded=embedded,
         )

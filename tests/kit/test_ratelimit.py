@@ -23,6 +23,7 @@ from kai.kit.ratelimit import (
     RateLimiter,
     RateLimiterUnavailable,
     RedisRateLimiter,
+    binding_decision,
     create_rate_limiter,
 )
 
@@ -268,6 +269,68 @@ async def test_headers_of_a_real_refusal(backend: Backend) -> None:
         "RateLimit-Policy": '5;w=60;policy="search"',
         "Retry-After": "12",
     }
+
+
+# Several buckets at once: a key's own, and the organization's it shares with others.
+
+
+async def test_a_request_spends_every_bucket_it_passes(backend: Backend) -> None:
+    key, shared = RateLimit(5, 60), RateLimit(8, 60)
+
+    decisions = await backend.limiter.hit_all([("key-1", key), ("org", shared)])
+
+    assert [(d.allowed, d.remaining) for d in decisions] == [(True, 4), (True, 7)]
+    assert (await backend.limiter.hit("org", shared)).remaining == 6
+
+
+async def test_the_shared_bucket_runs_out_for_every_key(backend: Backend) -> None:
+    key, shared = RateLimit(5, 60), RateLimit(8, 60)
+    passed = []
+    for index in range(12):
+        decisions = await backend.limiter.hit_all([(f"key-{index % 3}", key), ("org", shared)])
+        passed.append(all(decision.allowed for decision in decisions))
+
+    # Three keys of five each would allow 12; their shared bucket allows 8.
+    assert passed == [True] * 8 + [False] * 4
+
+
+async def test_a_refusal_by_one_bucket_spends_none(backend: Backend) -> None:
+    key, shared = RateLimit(5, 60), RateLimit(2, 60)
+    await backend.limiter.hit_all([("key-1", key), ("org", shared)], cost=2)
+
+    refused = await backend.limiter.hit_all([("key-2", key), ("org", shared)])
+
+    assert [decision.allowed for decision in refused] == [True, False]
+    assert 29 < refused[1].retry_after_seconds <= 30
+    # key-2 was not charged for the request its organization refused.
+    assert (await backend.limiter.hit("key-2", key)).remaining == 4
+    assert binding_decision(refused) == 1
+
+
+async def test_concurrent_requests_through_two_buckets_get_the_smaller_limit(
+    backend: Backend,
+) -> None:
+    key, shared = RateLimit(10, 60), RateLimit(6, 60)
+
+    outcomes = await asyncio.gather(
+        *(backend.limiter.hit_all([(f"key-{i % 2}", key), ("org", shared)]) for i in range(20))
+    )
+
+    assert sum(all(d.allowed for d in decisions) for decisions in outcomes) == 6
+    assert (await backend.limiter.hit("key-0", key)).remaining + (
+        await backend.limiter.hit("key-1", key)
+    ).remaining == 2 * 10 - 6 - 2
+
+
+def test_the_binding_decision_is_the_tightest() -> None:
+    def decision(allowed: bool, remaining: int, retry_after: float) -> RateLimitDecision:
+        return RateLimitDecision(allowed, 10, remaining, 1.0, retry_after)
+
+    assert binding_decision([decision(True, 5, 0), decision(True, 2, 0)]) == 1
+    assert binding_decision([decision(False, 0, 3), decision(True, 0, 0)]) == 0
+    assert binding_decision([decision(False, 0, 3), decision(False, 0, 9)]) == 1
+    with pytest.raises(ValueError, match="at least one"):
+        binding_decision([])
 
 
 # Headers, from decisions built by hand.

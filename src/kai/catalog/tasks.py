@@ -24,7 +24,7 @@ async def make_image_derivatives(run: JobRun) -> dict[str, Any]:
     )
 
 
-@job_task("catalog.import", max_attempts=3)
+@job_task("catalog.import", max_attempts=3, heavy=True)
 async def import_file(run: JobRun) -> dict[str, Any]:
     """An uploaded catalog file, imported as its uploader asked."""
     if run.organization_id is None:
@@ -45,7 +45,7 @@ async def import_file(run: JobRun) -> dict[str, Any]:
         raise PermanentJobError(exc.detail or exc.title) from exc
 
 
-@job_task("catalog.reindex_documents", max_attempts=3)
+@job_task("catalog.reindex_documents", max_attempts=3, heavy=True)
 async def reindex_documents(run: JobRun) -> dict[str, Any]:
     """Every material's full-text document, rewritten (the search language changed)."""
     if run.organization_id is None:

@@ -1,15 +1,19 @@
-"""What every route declares: who may call it. One of `require(...)`, `authenticated()`,
-`password_session()`, `recently_authenticated()` or `public()`; a test walks the app and fails
-on a route that declares none.
+"""What every route declares: who may call it, and at which rate. One of `require(...)`,
+`authenticated()`, `password_session()`, `recently_authenticated()` or `public()`, each with
+its `rate_class`; a test walks the app and fails on a route that declares none, and on
+expensive work declared at the standard rate.
 
 The factories return plain functions (not callable objects) so that FastAPI can read their
-annotations; each carries `kai_access` for that test and for the OpenAPI document.
+annotations; each carries `kai_access` and `kai_rate_class` for those tests and for the
+OpenAPI document.
 """
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request, Response
 
+from kai.config import RatePolicy
 from kai.deps import DbSession, RuntimeDep
 from kai.identity import audit, step_up
 from kai.identity.actor import Actor, Origin
@@ -22,7 +26,7 @@ from kai.identity.errors import (
 )
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
-from kai.kit.ratelimit import RateLimit
+from kai.kit.ratelimit import RateLimit, binding_decision, declared_rate_class
 from kai.runtime import Runtime
 
 RateClass = Literal["standard", "auth", "expensive"]
@@ -48,21 +52,50 @@ def _bearer(request: Request) -> str:
 
 
 async def _limit(
-    runtime: Runtime, response: Response | None, rate_class: RateClass, subject: str
+    runtime: Runtime,
+    response: Response | None,
+    rate_class: RateClass,
+    subject: str,
+    organization_id: uuid.UUID | None = None,
 ) -> None:
+    """Spend the caller's bucket of `rate_class`, and its organization's when it acts for one:
+    both, or neither when either refuses (429 naming the bucket that ran out)."""
+    declared_rate_class.set(rate_class)
     policy = runtime.settings.rate_limits.policy(rate_class)
     if policy is None:
         return
-    limit = RateLimit(policy.limit, policy.period_seconds, policy.burst)
-    decision = await runtime.rate_limiter.hit(f"{rate_class}:{subject}", limit)
-    headers = decision.headers(rate_class, limit)
-    if not decision.allowed:
+    # (policy name in the headers, bucket key, limit); the organization's bucket comes last.
+    buckets: list[tuple[str, str, RateLimit]] = [
+        (rate_class, f"{rate_class}:{subject}", _rate_limit(policy))
+    ]
+    if organization_id is not None:
+        multiple = runtime.settings.rate_limits.organization_multiple
+        buckets.append(
+            (
+                f"{rate_class} per organization",
+                f"{rate_class}:organization:{organization_id}",
+                _rate_limit(policy, multiple),
+            )
+        )
+    decisions = await runtime.rate_limiter.hit_all([(key, limit) for _, key, limit in buckets])
+    binding = binding_decision(decisions)
+    name, _, limit = buckets[binding]
+    headers = decisions[binding].headers(name, limit)
+    if not decisions[binding].allowed:
+        per = f"{limit.limit} `{rate_class}` requests per {policy.period_seconds:g} seconds"
         raise RateLimited(
-            f"The limit is {policy.limit} requests per {policy.period_seconds:g} seconds.",
+            f"Your organization's limit is {per}, shared by all its members and API keys."
+            if organization_id is not None and binding == len(buckets) - 1
+            else f"The limit is {per}.",
             headers=headers,
         )
     if response is not None:
         response.headers.update(headers)
+
+
+def _rate_limit(policy: RatePolicy, multiple: int = 1) -> RateLimit:
+    burst = policy.burst * multiple if policy.burst is not None else None
+    return RateLimit(policy.limit * multiple, policy.period_seconds, burst)
 
 
 async def _actor(request: Request, session: DbSession, runtime: RuntimeDep) -> Actor:
@@ -78,7 +111,7 @@ def require(permission: Permission, *, rate_class: RateClass = "standard") -> An
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
     ) -> Actor:
         actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, actor.author)
+        await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         if actor.needs_mfa_enrolment:
             raise MfaEnrolmentRequired()
         if actor.organization_id is None or not actor.can(permission):
@@ -94,6 +127,7 @@ def require(permission: Permission, *, rate_class: RateClass = "standard") -> An
         return actor
 
     dependency.kai_access = ("permission", permission.value)  # type: ignore[attr-defined]
+    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
     return dependency
 
 
@@ -104,10 +138,11 @@ def authenticated(*, rate_class: RateClass = "standard") -> Any:
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
     ) -> Actor:
         actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, actor.author)
+        await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         return actor
 
     dependency.kai_access = ("authenticated", None)  # type: ignore[attr-defined]
+    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
     return dependency
 
 
@@ -156,6 +191,7 @@ def public(*, rate_class: RateClass | None = "standard") -> Any:
         await _limit(runtime, response, rate_class, f"address:{address}")
 
     dependency.kai_access = ("public", None)  # type: ignore[attr-defined]
+    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
     return dependency
 
 

@@ -161,8 +161,15 @@ def act_for_each_transaction(session: AsyncSession, *, organization_id: uuid.UUI
     event.listen(session.sync_session, "after_begin", scope)
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+# `session.info` key of the process's Settings, for infrastructure that needs them deep inside
+# a unit of work (the job queue's per-organization caps) without every caller passing them.
+SETTINGS_INFO = "kai.settings"
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 @contextlib.asynccontextmanager

@@ -24,6 +24,7 @@ from kai.kit.errors import (
     unexpected_error_response,
 )
 from kai.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from kai.kit.ratelimit import declared_rate_class
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -86,6 +87,8 @@ class RequestContextMiddleware:
                     return {"type": "http.disconnect"}
             return message
 
+        # Nothing declared yet: the route's access dependency says which class it pays.
+        rate_class = declared_rate_class.set("")
         try:
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
@@ -103,6 +106,7 @@ class RequestContextMiddleware:
                 await unexpected_error_response(scope)(scope, receive, send_with_id)
             status = 500
         finally:
+            declared_rate_class.reset(rate_class)
             self._record(scope, status, time.perf_counter() - started)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:

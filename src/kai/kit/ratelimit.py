@@ -13,7 +13,8 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +32,13 @@ _MICROSECONDS = 1_000_000
 _MAX_REFILL_SECONDS = 10 * 365 * 24 * 3600
 # Printable ASCII: what a quoted string in RateLimit-Policy may carry.
 _POLICY_NAME = re.compile(r"[\x20-\x7e]+")
+
+
+# The rate class the current request's route declared: "" in a request whose route declared
+# none (a probe), None outside any request (a job, a command). Work that only routes of the
+# `expensive` class may start checks it, so a new route that starts such work and forgets
+# the class fails loudly in its first test instead of going unlimited.
+declared_rate_class: ContextVar[str | None] = ContextVar("kai_declared_rate_class", default=None)
 
 
 class RateLimiterUnavailable(KaiError):
@@ -113,11 +121,32 @@ class RateLimiter(Protocol):
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         """Count a request of `cost` against `key`, unless that would exceed `limit`."""
 
+    async def hit_all(
+        self, buckets: Sequence[tuple[str, RateLimit]], *, cost: int = 1
+    ) -> list[RateLimitDecision]:
+        """Count a request against every bucket, or against none when any would refuse it.
+
+        One decision per bucket, as that bucket alone would decide; the request passes when
+        all of them allow it. Checked and spent at once, so concurrent requests cannot slip
+        between the buckets.
+        """
+
     async def reset(self, key: str) -> None:
         """Forget `key`'s usage: its next request finds a full bucket."""
 
     async def close(self) -> None:
         """Release connections; the limiter is unusable afterwards."""
+
+
+def binding_decision(decisions: Sequence[RateLimitDecision]) -> int:
+    """Which of a request's decisions to tell the client about: the refusal that asks for the
+    longest wait, or, when every bucket allowed it, the one with the least left."""
+    if not decisions:
+        raise ValueError("a request passes at least one bucket")
+    refused = [index for index, decision in enumerate(decisions) if not decision.allowed]
+    if refused:
+        return max(refused, key=lambda index: decisions[index].retry_after_seconds)
+    return min(range(len(decisions)), key=lambda index: decisions[index].remaining)
 
 
 def _gcra(
@@ -180,19 +209,29 @@ class MemoryRateLimiter:
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         """Count a request of `cost` against `key`, unless that would exceed `limit`."""
-        limit.check_cost(cost)
+        return (await self.hit_all([(key, limit)], cost=cost))[0]
+
+    async def hit_all(
+        self, buckets: Sequence[tuple[str, RateLimit]], *, cost: int = 1
+    ) -> list[RateLimitDecision]:
+        """Count a request against every bucket, or against none when any would refuse it."""
+        for _, limit in buckets:
+            limit.check_cost(cost)
         now = self._now()
         if now >= self._next_sweep:
             self._sweep(now)
-        new_tat, decision = _gcra(self._tats.get(key), now, limit, cost)
-        if new_tat is not None:
-            self._tats[key] = new_tat
-        if key in self._tats:
-            # Refused requests count as use too: a key being hammered is the last to forget.
-            self._tats.move_to_end(key)
-            while len(self._tats) > self._max_keys:
-                self._tats.popitem(last=False)
-        return decision
+        outcomes = [_gcra(self._tats.get(key), now, limit, cost) for key, limit in buckets]
+        if all(new_tat is not None for new_tat, _ in outcomes):
+            for (key, _), (new_tat, _) in zip(buckets, outcomes, strict=True):
+                assert new_tat is not None
+                self._tats[key] = new_tat
+        for key, _ in buckets:
+            if key in self._tats:
+                # Refused requests count as use too: a key being hammered is the last to forget.
+                self._tats.move_to_end(key)
+        while len(self._tats) > self._max_keys:
+            self._tats.popitem(last=False)
+        return [decision for _, decision in outcomes]
 
     def _sweep(self, now: int) -> None:
         for key in [key for key, tat in self._tats.items() if tat <= now]:
@@ -208,26 +247,46 @@ class MemoryRateLimiter:
         self._tats.clear()
 
 
-# KEYS[1]: the bucket; ARGV: emission interval and capacity in µs, cost. Mirrors `_gcra`.
-# TIME is the server's clock, the one every instance shares. Numbers are written with %d:
-# Lua's own tostring keeps only 14 digits. The key lives until its bucket is full again.
+# KEYS: the buckets; ARGV[1]: the cost, then each bucket's emission interval and capacity in
+# µs. Mirrors `_gcra` for each bucket, and stores the new TATs only when every bucket allows
+# the request. TIME is the server's clock, the one every instance shares. Numbers are written
+# with %d: Lua's own tostring keeps only 14 digits. A key lives until its bucket is full again.
 _GCRA_SCRIPT = """
-local interval = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+local cost = tonumber(ARGV[1])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + cost * interval
-local retry_after = new_tat - capacity - now
-if retry_after > 0 then
-  local remaining = math.max(0, math.floor((capacity - (tat - now)) / interval))
-  return {0, remaining, tat - now, retry_after}
+local replies = {}
+local new_tats = {}
+local all_allowed = true
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local capacity = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local new_tat = tat + cost * interval
+  local retry_after = new_tat - capacity - now
+  local at = 4 * (i - 1)
+  if retry_after > 0 then
+    all_allowed = false
+    replies[at + 1] = 0
+    replies[at + 2] = math.max(0, math.floor((capacity - (tat - now)) / interval))
+    replies[at + 3] = tat - now
+    replies[at + 4] = retry_after
+  else
+    new_tats[i] = new_tat
+    replies[at + 1] = 1
+    replies[at + 2] = math.floor((capacity - (new_tat - now)) / interval)
+    replies[at + 3] = new_tat - now
+    replies[at + 4] = 0
+  end
 end
-local ttl_ms = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
-return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0}
+if all_allowed then
+  for i, key in ipairs(KEYS) do
+    local ttl_ms = math.ceil((new_tats[i] - now) / 1000)
+    redis.call('SET', key, string.format('%d', new_tats[i]), 'PX', ttl_ms)
+  end
+end
+return replies
 """
 
 
@@ -256,16 +315,26 @@ class RedisRateLimiter:
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         """Count a request of `cost` against `key`, unless that would exceed `limit`."""
-        limit.check_cost(cost)
-        interval = limit.interval_us
+        return (await self.hit_all([(key, limit)], cost=cost))[0]
+
+    async def hit_all(
+        self, buckets: Sequence[tuple[str, RateLimit]], *, cost: int = 1
+    ) -> list[RateLimitDecision]:
+        """Count a request against every bucket, or against none when any would refuse it."""
+        args: list[int] = [cost]
+        for _, limit in buckets:
+            limit.check_cost(cost)
+            args += [limit.interval_us, limit.capacity * limit.interval_us]
         try:
-            reply = await self._script(
-                keys=[self._prefix + key], args=[interval, limit.capacity * interval, cost]
-            )
+            reply = await self._script(keys=[self._prefix + key for key, _ in buckets], args=args)
         except self._errors as error:
             raise RateLimiterUnavailable(f"Redis did not answer: {error}") from error
-        allowed, remaining, reset_us, retry_after_us = (int(value) for value in reply)
-        return _decision(limit, allowed == 1, remaining, reset_us, retry_after_us)
+        values = [int(value) for value in reply]
+        decisions = []
+        for index, (_, limit) in enumerate(buckets):
+            allowed, remaining, reset_us, retry_after_us = values[4 * index : 4 * index + 4]
+            decisions.append(_decision(limit, allowed == 1, remaining, reset_us, retry_after_us))
+        return decisions
 
     async def reset(self, key: str) -> None:
         """Forget `key`'s usage: its next request finds a full bucket."""

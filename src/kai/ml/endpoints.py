@@ -21,8 +21,11 @@ from kai.ml.training import TrainingOptions
 router = APIRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
 
 ModelsRead = Annotated[Actor, Depends(require(Permission.MODELS_READ))]
-ModelsTrain = Annotated[Actor, Depends(require(Permission.MODELS_TRAIN))]
+# Training runs for minutes on every photo of the catalog: the expensive rate.
+ModelsTrain = Annotated[Actor, Depends(require(Permission.MODELS_TRAIN, rate_class="expensive"))]
 ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
+# An uploaded model is checked by running it, in a child process.
+ModelUpload = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY, rate_class="expensive"))]
 
 
 @router.post(
@@ -118,7 +121,7 @@ async def list_backbones(actor: ModelsRead, session: DbSession) -> list[ImageMod
     responses=problem_responses(409, 413, 422),
 )
 async def upload_backbone(
-    actor: ModelsDeploy,
+    actor: ModelUpload,
     session: DbSession,
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="The .onnx file (weights inside it).")],

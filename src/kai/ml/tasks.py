@@ -11,7 +11,7 @@ from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
 
 
-@job_task("ml.train_model", max_attempts=2)
+@job_task("ml.train_model", max_attempts=2, heavy=True)
 async def train_model(run: JobRun) -> dict[str, Any]:
     """Train one recorded model version; a training that cannot succeed marks it failed.
     Idempotent: the version is the job's, trained once however often the job runs."""

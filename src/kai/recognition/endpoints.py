@@ -43,6 +43,13 @@ router = APIRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH
 
 RecognitionsCreate = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_CREATE))]
 RecognitionsRead = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_READ))]
+# Running models on photos, and reading a whole batch back: the expensive rate.
+Recognize = Annotated[
+    Actor, Depends(require(Permission.RECOGNITIONS_CREATE, rate_class="expensive"))
+]
+BatchResultsRead = Annotated[
+    Actor, Depends(require(Permission.RECOGNITIONS_READ, rate_class="expensive"))
+]
 ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
 # A recognition's photo never changes under its id.
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -92,7 +99,7 @@ def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> Recognitio
     responses=problem_responses(409, 413, 422),
 )
 async def recognize(
-    actor: RecognitionsCreate,
+    actor: Recognize,
     session: DbSession,
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC; checked by content.")],
@@ -231,7 +238,8 @@ async def give_feedback(
 
 
 catalog_router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
-MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+# A scan of every pair of the catalog's images.
+CatalogScan = Annotated[Actor, Depends(require(Permission.MATERIALS_READ, rate_class="expensive"))]
 
 
 class NearDuplicateRead(BaseModel):
@@ -250,7 +258,7 @@ class NearDuplicateRead(BaseModel):
     "refused on upload already; these are the same product photographed or entered twice.",
 )
 async def near_duplicates(
-    actor: MaterialsRead,
+    actor: CatalogScan,
     session: DbSession,
     threshold: Annotated[float | None, Query(ge=0.5, le=1.0)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -277,7 +285,7 @@ batches_router = APIRouter(
     responses=problem_responses(409, 413, 422),
 )
 async def create_batch(
-    actor: RecognitionsCreate,
+    actor: Recognize,
     session: DbSession,
     runtime: RuntimeDep,
     files: Annotated[
@@ -346,7 +354,7 @@ async def get_batch(batch_id: uuid.UUID, actor: RecognitionsRead, session: DbSes
 )
 async def batch_results(
     batch_id: uuid.UUID,
-    actor: RecognitionsRead,
+    actor: BatchResultsRead,
     session: DbSession,
     format: Literal["json", "csv"] = "json",
 ) -> Response:

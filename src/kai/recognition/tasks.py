@@ -9,7 +9,7 @@ from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 from kai.recognition import batches, service
 
 
-@job_task("recognition.recognize_batch", max_attempts=3)
+@job_task("recognition.recognize_batch", max_attempts=3, heavy=True)
 async def recognize_batch(run: JobRun) -> dict[str, Any]:
     """Every photo of a batch not yet recognized (a retry picks up where the last stopped)."""
     if run.organization_id is None:

@@ -31,6 +31,10 @@ FilterText = Annotated[str, StringConstraints(max_length=200, pattern=FILTER)]
 router = APIRouter(tags=["search"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+# The whole catalog in one response.
+MaterialsExport = Annotated[
+    Actor, Depends(require(Permission.MATERIALS_READ, rate_class="expensive"))
+]
 
 
 async def search_request(
@@ -120,7 +124,7 @@ async def search(
     },
 )
 async def export(
-    actor: MaterialsRead,
+    actor: MaterialsExport,
     session: DbSession,
     runtime: RuntimeDep,
     request: Request,

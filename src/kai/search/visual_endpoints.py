@@ -24,6 +24,8 @@ from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
 router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
+# Decoding and embedding a photo costs what a recognition does.
+ImageSearch = Annotated[Actor, Depends(require(Permission.MATERIALS_READ, rate_class="expensive"))]
 
 
 class MaterialHasNoImage(Conflict):
@@ -60,7 +62,7 @@ def _look_alike(found: visual.SimilarMaterial) -> LookAlike:
     responses=problem_responses(404, 413, 422),
 )
 async def search_by_image(
-    actor: MaterialsRead,
+    actor: ImageSearch,
     session: DbSession,
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC; checked by content.")],

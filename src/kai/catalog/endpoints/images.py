@@ -26,6 +26,8 @@ router = APIRouter(
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 MaterialsWrite = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE))]
+# Every upload is checked, stored and processed in a job: the expensive rate.
+ImageUpload = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE, rate_class="expensive"))]
 # Derivatives never change under an image id: a browser may keep them as long as it likes.
 IMMUTABLE = "private, max-age=31536000, immutable"
 
@@ -84,7 +86,7 @@ def _read(image: MaterialImage) -> ImageRead:
 )
 async def upload_image(
     material_id: uuid.UUID,
-    actor: MaterialsWrite,
+    actor: ImageUpload,
     session: DbSession,
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="The image; its content decides its type.")],

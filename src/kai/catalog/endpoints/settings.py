@@ -17,7 +17,10 @@ from kai.kit.errors import problem_responses
 router = APIRouter(prefix="/catalog/settings", tags=["catalog"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
-OrganizationManage = Annotated[Actor, Depends(require(Permission.ORGANIZATION_MANAGE))]
+# A new search language rewrites every material's search document, in a job.
+CatalogReindex = Annotated[
+    Actor, Depends(require(Permission.ORGANIZATION_MANAGE, rate_class="expensive"))
+]
 
 
 @router.get("", summary="The catalog's settings")
@@ -33,6 +36,6 @@ async def get_settings(actor: MaterialsRead, session: DbSession) -> CatalogSetti
     responses=problem_responses(422),
 )
 async def update_settings(
-    actor: OrganizationManage, session: DbSession, data: CatalogSettingsUpdate
+    actor: CatalogReindex, session: DbSession, data: CatalogSettingsUpdate
 ) -> CatalogSettingsRead:
     return await settings.update_settings(session, actor=actor, data=data)

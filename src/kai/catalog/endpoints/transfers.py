@@ -19,7 +19,9 @@ from kai.kit.errors import InvalidValue, problem_responses
 
 router = APIRouter(prefix="/catalog", tags=["catalog transfers"], responses=AUTH_RESPONSES)
 
-MaterialsWrite = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE))]
+MaterialsImport = Annotated[
+    Actor, Depends(require(Permission.MATERIALS_WRITE, rate_class="expensive"))
+]
 
 
 class RowProblem(BaseModel):
@@ -73,7 +75,7 @@ def _mapping(raw: str | None) -> dict[str, str]:
                **problem_responses(400, 413, 422)},
 )  # fmt: skip
 async def import_materials(
-    actor: MaterialsWrite,
+    actor: MaterialsImport,
     session: DbSession,
     runtime: RuntimeDep,
     response: Response,

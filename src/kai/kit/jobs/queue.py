@@ -4,6 +4,13 @@ A job is enqueued inside the caller's transaction (the `jobs` row and procrastin
 row commit or roll back together). A worker runs each attempt in its own transaction: the
 task's writes and the job's `succeeded` mark commit together, so a worker killed mid-job
 leaves nothing half-done and the retried attempt starts from a clean state.
+
+Heavy jobs (a task registered with `heavy=True`: batches, trainings, imports) of one
+organization take one of its `heavy_per_organization` lock slots. Procrastinate runs the
+jobs of one lock one at a time, in order, and its fetch skips a job whose lock is taken or
+has an earlier job waiting; so an organization has at most that many heavy jobs running,
+and the rest of its backlog is passed over for the next organization's jobs, which start on
+the next free worker.
 """
 
 from __future__ import annotations
@@ -22,14 +29,17 @@ import structlog
 from procrastinate import App, JobContext, PsycopgConnector, RetryDecision
 from procrastinate.exceptions import JobAborted
 from procrastinate.retry import BaseRetryStrategy
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kai.config import JobSettings, Settings
-from kai.kit.db import act_for_each_transaction, commit, scoped_transaction
+from kai.config import HEAVY_SLOTS_MAX, JobSettings, Settings
+from kai.kit.db import SETTINGS_INFO, act_for_each_transaction, commit, scoped_transaction
+from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
 from kai.kit.jobs.models import Job, JobStatus
 from kai.kit.jobs.repository import JobRepository
 from kai.kit.metrics import JOB_DURATION, JOBS
+from kai.kit.ratelimit import declared_rate_class
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.transactional import discard_uncommitted
 
@@ -45,6 +55,20 @@ KIND_MAX_LENGTH = 100
 # (`job_app.with_connector(...)`). Deferring never uses this connector's pool: it always
 # passes the caller's own database connection.
 job_app = App(connector=PsycopgConnector())
+
+# Kinds registered with `heavy=True`; known wherever their task module was imported.
+HEAVY_KINDS: set[str] = set()
+HEAVY_LOCK_PREFIX = "kai.heavy"
+# Retry-After for a refused heavy job: the backlog drains at the pace of its jobs.
+_QUEUE_FULL_RETRY_SECONDS = 60
+
+
+class TooManyQueuedJobs(KaiError):
+    status, type, title = 429, "too-many-queued-jobs", "Too many jobs are waiting"
+
+
+class HeavyJobFromCheapRoute(RuntimeError):
+    """A route queued heavy work without declaring the `expensive` rate class: a bug."""
 
 
 class JobRuntime(Protocol):
@@ -160,11 +184,16 @@ JobFunction = Callable[[JobRun], Awaitable[dict[str, Any] | None]]
 class TrackedTask:
     """A task whose every job is visible in the `jobs` table. Create with `job_task`."""
 
-    def __init__(self, kind: str, function: JobFunction, queue: str, max_attempts: int) -> None:
+    def __init__(
+        self, kind: str, function: JobFunction, queue: str, max_attempts: int, heavy: bool
+    ) -> None:
         self.kind = kind
         self.function = function
         self.queue = queue
         self.max_attempts = max_attempts
+        self.heavy = heavy
+        if heavy:
+            HEAVY_KINDS.add(kind)
         self.procrastinate_task = job_app.task(
             name=kind, queue=queue, pass_context=True, retry=_TrackedRetry()
         )(self._run)
@@ -255,7 +284,13 @@ async def enqueue_kind(
 
     A domain asks a later domain for work this way (the catalog asks search to embed what
     changed) without importing it: the task is found by name in the worker that runs it.
+    A heavy kind of an organization takes one of its lock slots (see the module's doc).
     """
+    lock = None
+    if kind in HEAVY_KINDS:
+        _check_paid_for(kind)
+        if organization_id is not None:
+            lock = await _heavy_lock(session, organization_id)
     job = await JobRepository(session).add(
         Job(
             kind=kind,
@@ -267,13 +302,62 @@ async def enqueue_kind(
     )
     connection = await (await session.connection()).get_raw_connection()
     queue_job_id = await job_app.configure_task(
-        name=kind, queue=queue, connection=connection.driver_connection
+        name=kind, queue=queue, lock=lock, connection=connection.driver_connection
     ).defer_async(
         job_id=str(job.id), organization_id=str(organization_id) if organization_id else None
     )
     job.queue_job_id = queue_job_id
     await session.flush()
     return job
+
+
+def _check_paid_for(kind: str) -> None:
+    declared = declared_rate_class.get()
+    # None: not in a request (a job, a command). In a request, only a route that pays the
+    # expensive rate may start heavy work; anything else is a route that forgot to say so.
+    if declared is not None and declared != "expensive":
+        raise HeavyJobFromCheapRoute(
+            f"{kind} is heavy work: only a route declaring rate_class='expensive' may queue it"
+            f" (this one declared {declared or 'no rate class'!r})"
+        )
+
+
+def _job_settings(session: AsyncSession) -> JobSettings:
+    settings = session.info.get(SETTINGS_INFO)
+    return settings.jobs if isinstance(settings, Settings) else JobSettings()
+
+
+async def _heavy_lock(session: AsyncSession, organization_id: uuid.UUID) -> str:
+    """The organization's lock slot with the fewest heavy jobs waiting or running.
+
+    Two transactions queueing at once may pick the same slot; that costs balance, not the
+    cap, which procrastinate's fetch enforces per lock.
+    """
+    settings = _job_settings(session)
+    # Every slot the organization could have: jobs queued before the setting was lowered
+    # still count, and still hold their slots.
+    every_slot = [
+        f"{HEAVY_LOCK_PREFIX}:{organization_id}:{slot}" for slot in range(HEAVY_SLOTS_MAX)
+    ]
+    active = {
+        row.lock: row.jobs
+        for row in await session.execute(
+            text(
+                "SELECT lock, count(*) AS jobs FROM procrastinate_jobs"
+                " WHERE lock = ANY(:locks) AND status IN ('todo', 'doing') GROUP BY lock"
+            ),
+            {"locks": every_slot},
+        )
+    }
+    queued = sum(active.values())
+    if queued >= settings.heavy_queued_per_organization:
+        raise TooManyQueuedJobs(
+            f"Your organization has {queued} heavy jobs (batches, trainings, imports) waiting or"
+            " running; queue more once some have finished.",
+            headers={"Retry-After": str(_QUEUE_FULL_RETRY_SECONDS)},
+        )
+    slots = every_slot[: settings.heavy_per_organization]
+    return min(slots, key=lambda lock: active.get(lock, 0))
 
 
 _ASKED = "kai.kit.jobs.asked_in_transaction"
@@ -355,13 +439,21 @@ async def _finish_cancelling(
 
 
 def job_task(
-    kind: str, *, queue: str = DEFAULT_QUEUE, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    kind: str,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    heavy: bool = False,
 ) -> Callable[[JobFunction], TrackedTask]:
-    """Register `function` as the task run for jobs of `kind` (a dotted name)."""
+    """Register `function` as the task run for jobs of `kind` (a dotted name).
+
+    `heavy`: work that grows with an organization's input (a batch, a training, an import):
+    capped per organization on the shared queue, and queued only by expensive-class routes.
+    """
     if not re.fullmatch(KIND_PATTERN, kind) or len(kind) > KIND_MAX_LENGTH:
         raise ValueError(f"job kind {kind!r} is not a dotted lower-case name")
 
     def register(function: JobFunction) -> TrackedTask:
-        return TrackedTask(kind, function, queue, max_attempts)
+        return TrackedTask(kind, function, queue, max_attempts, heavy)
 
     return register
