@@ -9,6 +9,7 @@ from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 from kai.ml import training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
+from kai.vision.backbones.sandboxed import ImageModelFailed
 
 
 @job_task("ml.train_model", max_attempts=2)
@@ -28,7 +29,7 @@ async def train_model(run: JobRun) -> dict[str, Any]:
             limits=run.image_limits,
             progress=run.report_progress,
         )
-    except (NotEnoughPhotos, BackboneUnavailable) as exc:
+    except (NotEnoughPhotos, BackboneUnavailable, ImageModelFailed) as exc:
         reason = exc.detail or exc.title
         # The attempt's transaction is rolled back: the failure is recorded beside it.
         async with run.separate_transaction() as session:
