@@ -46,6 +46,10 @@ _HEADER_LENGTH = struct.Struct(">I")
 _PAYLOAD_LENGTH = struct.Struct(">Q")
 _CHUNK = 1024 * 1024
 
+# Processor and wall time a child may take to start: importing the handler is the server's own
+# code, before the child has read anything untrusted (requests have the limits given).
+START_SECONDS = 60.0
+
 FailureReason = Literal["memory", "cpu", "time", "crashed", "protocol"]
 
 # The child's first words once it is sealed; `landlock` is the ABI it confined itself with (0:
@@ -94,7 +98,11 @@ class Sandbox:
     ) -> None:
         self.limits = limits
         self.landlock = 0
+        # Its working directory stays empty; libraries' temporary files go beside it.
         self._scratch = tempfile.mkdtemp(prefix="kai-sandbox-")
+        working, temporary = Path(self._scratch) / "work", Path(self._scratch) / "tmp"
+        working.mkdir()
+        temporary.mkdir()
         config = {
             "handler": handler,
             "path": [*python_path, _kai_path()],
@@ -105,8 +113,9 @@ class Sandbox:
         env = {
             "PATH": os.defpath,
             "LANG": "C.UTF-8",
-            "HOME": self._scratch,
-            "TMPDIR": self._scratch,
+            # No home: runtimes keep caches there (onnxruntime a device id); none is needed.
+            "HOME": "/nonexistent",
+            "TMPDIR": str(temporary),
             "OMP_NUM_THREADS": "1",
             **(environment or {}),
         }
@@ -116,7 +125,7 @@ class Sandbox:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                cwd=self._scratch,
+                cwd=working,
                 env=env,
                 close_fds=True,
                 # Its own session: a Ctrl-C at the terminal is the server's to handle.
@@ -131,7 +140,8 @@ class Sandbox:
         self._answers = self._process.stdout.fileno()
         os.set_blocking(self._requests, False)
         try:
-            hello, _ = self._receive(time.monotonic() + limits.wall_seconds, max_payload=0)
+            started = time.monotonic() + max(limits.wall_seconds, START_SECONDS)
+            hello, _ = self._receive(started, max_payload=0)
         except BaseException:
             self.close()
             raise
@@ -255,7 +265,7 @@ def child_main(config: Mapping[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    _budget_cpu(cpu_seconds)
+    _budget_cpu(max(cpu_seconds, START_SECONDS))
     try:
         handler = importlib.import_module(str(config["handler"]))
         prepare = getattr(handler, "prepare", None)

@@ -31,7 +31,10 @@ async def train_model(run: JobRun) -> dict[str, Any]:
         )
     except (NotEnoughPhotos, BackboneUnavailable, ImageModelFailed) as exc:
         reason = exc.detail or exc.title
-        # The attempt's transaction is rolled back: the failure is recorded beside it.
+        # The attempt's transaction is rolled back: the failure is recorded beside it. It
+        # holds the version's row lock (run_training reads it FOR UPDATE): released first, or
+        # the recording would wait on it until the statement timeout.
+        await run.session.rollback()
         async with run.separate_transaction() as session:
             await training.record_failure(
                 session,

@@ -254,7 +254,7 @@ def _embed_share(
         except ImageModelFailed as exc:
             # The organization's uploaded model, in its sandbox: these photos fail with why.
             for photo in embedded:
-                photo.error = f"{backbone.name}: {exc.detail or exc.title}"[:2000]
+                photo.error = (exc.detail or exc.title)[:2000]
             break
         each = round((time.perf_counter() - started) * 1000 / max(1, len(views)), 3)
         for photo, row in zip(embedded, rows, strict=True):

@@ -45,7 +45,7 @@ def _load(header: dict[str, Any], payload: bytes) -> dict[str, Any]:
         return {"refused": exc.rule, "subject": exc.subject}
     del payload
     try:
-        session = OnnxSession(checked, spec, threads=int(header["threads"]))
+        session = OnnxSession(checked, spec, threads=int(header["threads"]), gpu=False)
         del checked
         # Photos are embedded several at a time: a model exported for one image at a time
         # (a fixed batch of 1) would load and run here and fail in every training.

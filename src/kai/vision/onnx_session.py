@@ -78,7 +78,11 @@ class OnnxSession:
     for a model it refuses, and ModelMismatch for one that is not as its spec says.
     """
 
-    def __init__(self, model: str | bytes, spec: OnnxModelSpec, *, threads: int = 0) -> None:
+    def __init__(
+        self, model: str | bytes, spec: OnnxModelSpec, *, threads: int = 0, gpu: bool = True
+    ) -> None:
+        """`gpu`: use a GPU provider where one is present (a sandboxed child does not: it can
+        open no device)."""
         self.spec = spec
         options = ort.SessionOptions()
         options.intra_op_num_threads = runtime_threads(threads)
@@ -91,6 +95,7 @@ class OnnxSession:
             provider
             for provider in ("CUDAExecutionProvider", "CPUExecutionProvider")
             if provider in ort.get_available_providers()
+            and (gpu or provider == "CPUExecutionProvider")
         ]
         self._session = ort.InferenceSession(model, options, providers=providers)
         inputs = self._session.get_inputs()

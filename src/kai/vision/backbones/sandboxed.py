@@ -51,6 +51,11 @@ class _Model:
     spec: OnnxModelSpec
     settings: VisionSettings
     max_bytes: int
+    # In use (training, recognitions): its failures name it; an upload's check need not.
+    named: bool = False
+
+    def error(self, words: str) -> ImageModelFailed:
+        return ImageModelFailed(f"{self.spec.name}: {words}" if self.named else words)
 
     @property
     def limits(self) -> Limits:
@@ -133,10 +138,10 @@ def _refusal(model: _Model, answer: dict[str, Any], *, loading: bool) -> ImageMo
     if isinstance(rule, str) and rule in REFUSALS:
         subject = answer.get("subject")
         named = f" ({subject})" if isinstance(subject, str) and _PLAIN_NAME.match(subject) else ""
-        return ImageModelFailed(REFUSALS[rule].format(subject=named))
+        return model.error(REFUSALS[rule].format(subject=named))
     what, value = answer.get("mismatch"), answer.get("value")
     if isinstance(what, str) and isinstance(value, str):
-        return ImageModelFailed(model.mismatch(what, value))
+        return model.error(model.mismatch(what, value))
     reason = answer.get("failed")
     return _failed(
         model, reason if isinstance(reason, str) else "protocol", loading=loading, said=answer
@@ -154,7 +159,7 @@ def _failed(
         loading=loading,
         runtime_error=str(runtime_error)[:2000] if runtime_error is not None else None,
     )
-    return ImageModelFailed(model.failure(reason, loading=loading))
+    return model.error(model.failure(reason, loading=loading))
 
 
 @dataclass(eq=False)
@@ -232,9 +237,13 @@ def _acquire(pool: _Pool) -> _Child:
     with _lock:
         pool.starting -= 1
         pool.busy += 1
-    if dimension != pool.dimension:
+    if dimension != pool.dimension:  # not the model that was checked on upload
         _release(pool, _Child(sandbox), failed=True)
-        raise _failed(pool.model, "protocol", loading=True)
+        failure = _failed(pool.model, "protocol", loading=True)
+        with _lock:
+            _break(pool, failure)
+        raise failure
+    _start_reaper()
     return _Child(sandbox)
 
 
@@ -263,6 +272,30 @@ def _reap(now: float) -> list[_Child]:
         stale += [child for child in pool.idle if now - child.last_used > idle_for]
         pool.idle = [child for child in pool.idle if now - child.last_used <= idle_for]
     return stale
+
+
+_reaper: threading.Thread | None = None
+# How often idle children are looked for (each model's own idle time decides which go).
+REAP_EVERY_SECONDS = 15.0
+
+
+def _start_reaper() -> None:
+    """Stop idle children even while no request comes (one daemon thread a process)."""
+    global _reaper
+    with _lock:
+        if _reaper is not None:
+            return
+        _reaper = threading.Thread(target=_reap_forever, name="kai-sandbox-reaper", daemon=True)
+        _reaper.start()
+
+
+def _reap_forever() -> None:
+    while True:
+        time.sleep(REAP_EVERY_SECONDS)
+        with _lock:
+            stale = _reap(time.monotonic())
+        for child in stale:
+            child.sandbox.close()
 
 
 def _least_recently_used() -> _Child | None:
@@ -298,6 +331,11 @@ class SandboxedBackbone:
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def processes(self) -> list[int]:
+        """The process ids of the model's idle children (for diagnostics and tests)."""
+        with _lock:
+            return [child.sandbox.pid for child in self._pool.idle]
 
     def embed(self, photos: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         views = [view for photo in photos for view in photo]
@@ -362,7 +400,7 @@ def backbone(
 ) -> SandboxedBackbone:
     """The uploaded model `model_id` of the organization as a backbone (no child starts until
     it embeds). `digest` names its weights; `read_model` gives its bytes when a child starts."""
-    model = _Model(spec=spec, settings=settings, max_bytes=max_bytes)
+    model = _Model(spec=spec, settings=settings, max_bytes=max_bytes, named=True)
     # Another server setting (tests change them) is another pool.
     key = (organization_id, model_id, digest, settings.model_dump_json(), max_bytes)
     with _lock:
@@ -398,12 +436,6 @@ def stop_all() -> None:
         _pools.clear()
     for child in stopping:
         child.sandbox.close()
-
-
-def children() -> list[int]:
-    """The process ids of the idle children (for tests and diagnostics)."""
-    with _lock:
-        return [child.sandbox.pid for pool in _pools.values() for child in pool.idle]
 
 
 atexit.register(stop_all)
