@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import secrets
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -340,7 +341,13 @@ def test_each_organizations_model_runs_in_children_of_its_own_that_hold_no_secre
         assert list(working.iterdir()) == []
         descriptors = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         assert all(link.startswith("pipe:") or link == "/dev/null" for link in descriptors)
+    # A child that died while idle (killed from outside) is replaced on the next photo.
+    os.kill(first, signal.SIGKILL)
+    os.waitid(os.P_PID, first, os.WEXITED | os.WNOWAIT)
+    assert np.allclose(backbones[0].embed([[photo]]), rows[0])
+    (replacement,) = backbones[0].processes()
+    assert replacement != first
     # A deleted model's children stop; the other organization's stay.
     sandboxed.forget(organizations[0], model_id)
-    assert not Path(f"/proc/{first}").exists()
+    assert not Path(f"/proc/{replacement}").exists()
     assert Path(f"/proc/{second}").exists()

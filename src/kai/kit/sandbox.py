@@ -229,14 +229,17 @@ class Sandbox:
         return bytes(parts)
 
     def _wait(self, deadline: float, *, write: bool) -> None:
+        """Until the pipe is ready (or closed), or the deadline has passed."""
         remaining = deadline - time.monotonic()
-        ready: list[Any] = []
+        ready: list[tuple[int, int]] = []
         if remaining > 0:
-            fd = self._requests if write else self._answers
-            readable, writable, _ = select.select(
-                [] if write else [fd], [fd] if write else [], [], remaining
-            )
-            ready = writable if write else readable
+            # poll, not select: a busy server's descriptors go past select's 1024.
+            waiting = select.poll()
+            if write:
+                waiting.register(self._requests, select.POLLOUT)
+            else:
+                waiting.register(self._answers, select.POLLIN)
+            ready = waiting.poll(remaining * 1000)
         if not ready:
             raise SandboxFailed("time")
 

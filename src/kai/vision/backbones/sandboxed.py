@@ -110,6 +110,9 @@ def _start(model: _Model, data: bytes) -> tuple[Sandbox, int]:
         sandbox = Sandbox(CHILD_MODULE, model.limits)
     except SandboxFailed as exc:
         raise _failed(model, exc.reason, loading=True) from None
+    except OSError as exc:  # no process could be started (the machine's limits)
+        log.error("vision.sandbox_not_started", model=model.spec.name, error=str(exc))
+        raise BackboneUnavailable("The image model cannot be started now; try again.") from None
     try:
         answer, _ = sandbox.call(
             {
@@ -207,9 +210,12 @@ def _acquire(pool: _Pool) -> _Child:
                 stopping += _reap(now)
                 if now < pool.broken_until:
                     raise ImageModelFailed(pool.broken_because)
-                if pool.idle:
-                    pool.busy += 1
-                    return pool.idle.pop()
+                while pool.idle:
+                    child = pool.idle.pop()
+                    if child.sandbox.alive:
+                        pool.busy += 1
+                        return child
+                    stopping.append(child)  # died while idle (killed from outside): replaced
                 room = pool.live < sandbox_settings.processes_per_model
                 if room and _live_children() >= sandbox_settings.max_processes:
                     evicted = _least_recently_used()
