@@ -192,6 +192,27 @@ class EmailSettings(BaseModel):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class ModelSandboxSettings(BaseModel):
+    """The child processes that run organizations' uploaded image models (and check them
+    on upload): each serves one model of one organization, within these limits."""
+
+    # Address space of one child (RLIMIT_AS): the runtime, the model (a 240 MB ResNet-152
+    # needs about three times its size while it loads) and its activations.
+    memory_mb: int = Field(default=3072, ge=256)
+    # Processor time of one request (loading and checking a model, or embedding up to 32
+    # views of 224 px, fewer of larger ones), and the wall-clock time the server waits for it.
+    cpu_seconds: float = Field(default=30.0, gt=0)
+    wall_seconds: float = Field(default=60.0, gt=0)
+    # Children per model (a batch embeds photos on several at once) and in all; an idle child
+    # is stopped after idle_seconds, the least recently used first when the cap is reached.
+    processes_per_model: int = Field(default=2, ge=1)
+    max_processes: int = Field(default=8, ge=1)
+    idle_seconds: float = Field(default=600.0, gt=0)
+    # A model that failed (out of time or memory, or refused) is not started again for this
+    # long: its recognitions fail at once with the same reason.
+    retry_after_seconds: float = Field(default=60.0, ge=0)
+
+
 class VisionSettings(BaseModel):
     """How photos are prepared and embedded for recognition."""
 
@@ -209,6 +230,7 @@ class VisionSettings(BaseModel):
     # adaptive histogram equalisation of lightness.
     white_balance: bool = False
     clahe: bool = False
+    sandbox: ModelSandboxSettings = Field(default_factory=ModelSandboxSettings)
 
 
 class OutboundSettings(BaseModel):

@@ -152,6 +152,7 @@ async def upload_backbone(
             "input": input,
             "output": output,
         },
+        settings=runtime.settings,
     )
     return _uploaded(model)
 

@@ -1,6 +1,7 @@
 """Image models an organization brings: ONNX backbones uploaded with how to feed them, checked
-by running them once, stored in the organization's storage, and trained on as
-`custom:<name>` beside (or instead of) the built-in backbones.
+(by `onnx`, then by running them once) in a sandbox child, stored in the organization's
+storage, and trained on as `custom:<name>` beside (or instead of) the built-in backbones. The
+server never runs an uploaded model itself: its children do (kai.vision.backbones.sandboxed).
 
 Backbone names a training may ask for: the built-ins, the organization's own `custom:<name>`,
 and, from the command line only, `onnx:<file>` (a file on the server's disk).
@@ -18,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,11 +37,11 @@ from kai.vision.backbones import (
     USER_PREFIX,
     Backbone,
     BackboneUnavailable,
-    OnnxBackbone,
     OnnxModelSpec,
     efficientnet,
     get_backbone,
     handcrafted,
+    sandboxed,
 )
 from kai.vision.backbones.onnx import spec_path
 
@@ -68,26 +68,13 @@ class ImageModelNotFound(NotFound):
     type, title = "image-model-not-found", "No such image model"
 
 
-def _check_runs(data: bytes, spec: OnnxModelSpec) -> int:
-    """Load the model from its bytes (so it cannot reach for files beside it) and embed one
-    blank image: its embedding's width, or why it cannot be used."""
-    with tempfile.TemporaryDirectory(prefix="kai-model-check-") as scratch:
-        path = Path(scratch) / "model.onnx"
-        path.write_bytes(data)
-        try:
-            backbone = OnnxBackbone(path, spec, threads=1, from_bytes=True)
-            dimension = backbone.dimension
-            # Photos are embedded several at a time: a model exported for one image at a
-            # time (a fixed batch of 1) would load and run here and fail in every training.
-            blank = np.zeros((spec.input_side, spec.input_side, 3), dtype=np.uint8)
-            backbone.embed([[blank], [blank]])
-        except BackboneUnavailable as exc:
-            raise InvalidImageModel(exc.detail or exc.title) from None
-        except Exception as exc:  # onnxruntime's own errors: a shape or type it refuses
-            raise InvalidImageModel(
-                f"The model does not run on {spec.input_side} px RGB images, several at once "
-                f"(a dynamic batch size), as declared: {exc}"
-            ) from None
+def _check(data: bytes, spec: OnnxModelSpec, settings: Settings) -> int:
+    """Check the model in a sandbox child (parsed with `onnx`, then run on two blank images):
+    its embedding's width, or why it cannot be used."""
+    try:
+        dimension = sandboxed.check(data, spec, settings=settings.vision, max_bytes=MAX_MODEL_BYTES)
+    except sandboxed.ImageModelFailed as exc:
+        raise InvalidImageModel(exc.detail) from None
     if not 1 <= dimension <= MAX_DIMENSION:
         raise InvalidImageModel(f"The embedding has {dimension} values; at most {MAX_DIMENSION}.")
     return dimension
@@ -109,6 +96,7 @@ async def upload(
     name: str,
     data: bytes,
     spec: dict[str, Any],
+    settings: Settings,
 ) -> ImageModel:
     """Check, store and record a model; nothing is kept when it cannot be used."""
     organization_id = actor.tenant_id
@@ -121,7 +109,7 @@ async def upload(
         raise InvalidImageModel(f"The model's description is not valid: {exc}") from None
     if len(data) > MAX_MODEL_BYTES:
         raise PayloadTooLarge(f"A model may be at most {MAX_MODEL_BYTES} bytes.")
-    dimension = await asyncio.to_thread(_check_runs, data, checked)
+    dimension = await asyncio.to_thread(_check, data, checked, settings)
     digest = hashlib.sha256(data).hexdigest()
     # Named by the upload, never reused: the file of a model deleted and uploaded again is
     # removed after the deletion commits, and must not be the new upload's.
@@ -172,6 +160,8 @@ async def delete(
     await repository.delete(model)
     # The file goes once the row's removal has committed: a rollback keeps both.
     await delete_after_commit(session, [model.storage_key], organization_id=actor.tenant_id)
+    # Its children stop now; a rollback only means one starts again when next asked.
+    sandboxed.forget(actor.tenant_id, model.id)
     # This server's copy too (others keep theirs, unused: no version can name it now).
     local = _local_copy(settings, actor.tenant_id, model.id)
     for stale in (local, spec_path(local)):
@@ -210,12 +200,12 @@ async def load_backbone(
     name: str,
     settings: Settings,
 ) -> Backbone:
-    """The named backbone for the organization, loaded once per process; an uploaded model is
-    first copied from storage to the model store's `custom/<organization>/` on this server."""
-    threads = settings.vision.threads
+    """The named backbone for the organization: a built-in one loaded once per process, or an
+    uploaded model, run in its sandbox children (first copied from storage to the model
+    store's `custom/<organization>/` on this server, where children read it when they start)."""
     if not name.startswith(CUSTOM_PREFIX):
         return await asyncio.to_thread(
-            get_backbone, name, model_dir=settings.model_dir, threads=threads
+            get_backbone, name, model_dir=settings.model_dir, threads=settings.vision.threads
         )
     model = await ImageModelRepository(session).by_name(
         organization_id, name.removeprefix(CUSTOM_PREFIX)
@@ -223,14 +213,30 @@ async def load_backbone(
     if model is None:
         raise BackboneUnavailable(f"The image model {name!r} was deleted.")
     # Named by the upload's id: a model deleted and uploaded again under its name (the same
-    # file, another spec, say) is another file here, and another backbone in the cache.
+    # file, another spec, say) is another file here, and another pool of children.
     path = _local_copy(settings, organization_id, model.id)
     if not path.is_file():
         data = await storage.read(model.storage_key)
         await asyncio.to_thread(_place, path, data, {**model.spec, "name": name})
-    return await asyncio.to_thread(
-        get_backbone, USER_PREFIX + str(path), model_dir=settings.model_dir, threads=threads
+    return sandboxed.backbone(
+        organization_id=organization_id,
+        model_id=model.id,
+        spec=OnnxModelSpec.from_json({**model.spec, "name": name}),
+        digest=model.sha256,
+        dimension=model.dimension,
+        read_model=lambda: _read_copy(path, model.sha256),
+        settings=settings.vision,
+        max_bytes=MAX_MODEL_BYTES,
     )
+
+
+def _read_copy(path: Path, sha256: str) -> bytes:
+    """This server's copy of a model, if it is still the upload's bytes."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        path.unlink(missing_ok=True)
+        raise BackboneUnavailable("This server's copy of the image model changed; try again.")
+    return data
 
 
 def _local_copy(settings: Settings, organization_id: uuid.UUID, model_id: uuid.UUID) -> Path:

@@ -9,6 +9,7 @@ from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
 from kai.ml import training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
+from kai.vision.backbones.sandboxed import ImageModelFailed
 
 
 @job_task("ml.train_model", max_attempts=2, heavy=True)
@@ -30,9 +31,12 @@ async def train_model(run: JobRun) -> dict[str, Any]:
             limits=run.image_limits,
             progress=run.report_progress,
         )
-    except (NotEnoughPhotos, BackboneUnavailable) as exc:
+    except (NotEnoughPhotos, BackboneUnavailable, ImageModelFailed) as exc:
         reason = exc.detail or exc.title
-        # The attempt's transaction is rolled back: the failure is recorded beside it.
+        # The attempt's transaction is rolled back: the failure is recorded beside it. It
+        # holds the version's row lock (run_training reads it FOR UPDATE): released first, or
+        # the recording would wait on it until the statement timeout.
+        await run.session.rollback()
         async with run.separate_transaction() as session:
             await training.record_failure(
                 session,

@@ -48,6 +48,7 @@ from kai.search import visual
 from kai.search.service import visual_filter
 from kai.vision.backbones import Backbone
 from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
+from kai.vision.backbones.sandboxed import ImageModelFailed
 from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_upload
 
 MAX_PHOTOS = 1000
@@ -241,7 +242,13 @@ def _embed_share(
     embedded = [photo for photo in done if photo.error is None]
     for backbone in backbones:
         started = time.perf_counter()
-        rows = backbone.embed([prepared.views[backbone.input_side] for prepared in views])
+        try:
+            rows = backbone.embed([prepared.views[backbone.input_side] for prepared in views])
+        except ImageModelFailed as exc:
+            # The organization's uploaded model, in its sandbox: these photos fail with why.
+            for photo in embedded:
+                photo.error = (exc.detail or exc.title)[:2000]
+            break
         each = round((time.perf_counter() - started) * 1000 / max(1, len(views)), 3)
         for photo, row in zip(embedded, rows, strict=True):
             photo.vectors[backbone.name] = row
