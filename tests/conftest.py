@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import logging
 import os
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -27,6 +31,7 @@ from kai.app import create_app
 from kai.config import Settings
 from kai.kit.db import create_engine, libpq_url
 from kai.kit.jobs.worker import run_worker
+from kai.kit.logging import configure_logging
 from kai.kit.pgembed import EmbeddedPostgres
 from kai.kit.storage import create_storage
 from kai.migrations import runner
@@ -278,3 +283,35 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shared = tmp_path_factory.getbasetemp().parent / "kai-models"
     shared.mkdir(exist_ok=True)
     return shared
+
+
+class _CurrentStdout:
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def logged(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON log lines written since the last call, as the server writes them to stdout.
+
+    Logging goes through the standard library's root handler, which this points at the
+    captured stdout: a structlog logger cached by an earlier test still reaches it (structlog's
+    own capture would miss those). The handler goes afterwards, before its stream closes.
+    """
+    configure_logging("info", "json")
+    # Written to whatever stdout is when a line is logged: pytest points it at the capture
+    # only while the test runs, after this fixture is set up.
+    [handler] = logging.getLogger().handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(_CurrentStdout())
+    capsys.readouterr()
+
+    def read() -> list[dict[str, Any]]:
+        out = capsys.readouterr().out
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    yield read
+    logging.getLogger().handlers[:] = []

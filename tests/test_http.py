@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from fastapi import APIRouter
@@ -15,7 +15,6 @@ from sqlalchemy import text
 from kai.app import create_app
 from kai.config import Settings
 from kai.deps import DbSession
-from kai.kit.logging import configure_logging
 from kai.runtime import Runtime
 
 pytestmark = pytest.mark.database
@@ -173,14 +172,12 @@ async def test_a_request_id_is_generated_when_absent_or_unusable(client: AsyncCl
 
 
 async def test_every_log_line_of_a_request_carries_its_request_id(
-    probe_client: AsyncClient, capsys: pytest.CaptureFixture[str]
+    probe_client: AsyncClient, logged: Callable[[], list[dict[str, Any]]]
 ) -> None:
-    configure_logging("info", "json")
-    capsys.readouterr()
     response = await probe_client.get("/api/v1/_probe/crash", headers={"X-Request-ID": "trace-me"})
     assert response.status_code == 500
 
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    lines = logged()
     assert lines, "the request logged nothing"
     assert all(line["request_id"] == "trace-me" for line in lines)
     events = {line["event"] for line in lines}
@@ -188,15 +185,14 @@ async def test_every_log_line_of_a_request_carries_its_request_id(
 
 
 async def test_the_access_log_records_route_status_and_duration(
-    settings: Settings, runtime: Runtime, capsys: pytest.CaptureFixture[str]
+    settings: Settings, runtime: Runtime, logged: Callable[[], list[dict[str, Any]]]
 ) -> None:
-    configure_logging("info", "json")
     app = create_app(settings.model_copy(update={"access_log": True}), runtime=runtime)
-    capsys.readouterr()
+    logged()
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://kai.test") as http:
         await http.get(f"/api/v1/jobs/{uuid.uuid4()}", headers={"X-Request-ID": "access-1"})
 
-    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    entries = logged()
     access = [entry for entry in entries if entry["event"] == "request"]
     assert len(access) == 1
     assert access[0]["route"] == "/api/v1/jobs/{job_id}"

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import orjson
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
 from kai.config import OutboundSettings
 from kai.identity import sso
@@ -127,18 +126,20 @@ async def test_an_sso_issuer_inside_the_network_is_refused_and_never_fetched(
 
 @pytest.mark.database
 async def test_why_is_in_the_log_under_the_request_id(
-    client: httpx.AsyncClient, owner: Member, internal: Peer
+    client: httpx.AsyncClient,
+    owner: Member,
+    internal: Peer,
+    logged: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        response = await client.put(
-            "/api/v1/organization/sso",
-            json={"issuer": f"https://localhost:{internal.port}", "client_id": "kai"},
-            headers={**owner.headers, "X-Request-ID": "ssrf-attempt-1"},
-        )
+    response = await client.put(
+        "/api/v1/organization/sso",
+        json={"issuer": f"https://localhost:{internal.port}", "client_id": "kai"},
+        headers={**owner.headers, "X-Request-ID": "ssrf-attempt-1"},
+    )
 
     assert _problem(response, 422) == "sso-issuer-invalid"
     assert response.json()["request_id"] == "ssrf-attempt-1"
-    refused = [entry for entry in logs if entry["event"] == "outbound.refused"]
+    refused = [entry for entry in logged() if entry["event"] == "outbound.refused"]
     assert len(refused) == 1
     assert refused[0]["request_id"] == "ssrf-attempt-1"
     assert "loopback" in refused[0]["reason"]

@@ -18,7 +18,7 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +28,6 @@ from httpx import ASGITransport, AsyncClient
 
 from kai.app import create_app
 from kai.config import ModelSandboxSettings, Settings, VisionSettings
-from kai.kit.logging import configure_logging
 from kai.runtime import Runtime
 from kai.vision.backbones import sandboxed
 from kai.vision.onnx_check import REFUSALS
@@ -136,20 +135,15 @@ async def _nothing_kept(runtime: Runtime, client: AsyncClient, owner: Member) ->
     assert stored == []
 
 
-def _logged(out: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-
 @pytest.mark.database
 async def test_a_model_whose_weights_name_a_server_file_is_refused_and_nothing_of_it_leaks(
     strict: tuple[Runtime, AsyncClient],
     server_directory: bytes,
     capsys: pytest.CaptureFixture[str],
+    logged: Callable[[], list[dict[str, Any]]],
 ) -> None:
     runtime, client = strict
     owner = await member(runtime, client)
-    configure_logging("info", "json")
-    capsys.readouterr()
     secret_file = Path.cwd() / "kai-data" / "secret_key"
     attacks = [
         attack_models.external_data("kai-data/secret_key", "initializer"),
@@ -176,12 +170,10 @@ async def test_a_model_whose_weights_name_a_server_file_is_refused_and_nothing_o
 
 @pytest.mark.database
 async def test_the_runtimes_error_text_goes_to_the_log_and_the_caller_reads_fixed_words(
-    strict: tuple[Runtime, AsyncClient], capsys: pytest.CaptureFixture[str]
+    strict: tuple[Runtime, AsyncClient], logged: Callable[[], list[dict[str, Any]]]
 ) -> None:
     runtime, client = strict
     owner = await member(runtime, client)
-    configure_logging("info", "json")
-    capsys.readouterr()
 
     answer = await client.post(
         "/api/v1/backbones",
@@ -194,11 +186,7 @@ async def test_the_runtimes_error_text_goes_to_the_log_and_the_caller_reads_fixe
     assert answer.json()["detail"] == DOES_NOT_RUN
     assert "7654321" not in answer.text
     assert "onnxruntime" not in answer.text.lower()
-    (failure,) = [
-        line
-        for line in _logged(capsys.readouterr().out)
-        if line["event"] == "vision.image_model_failed"
-    ]
+    (failure,) = [line for line in logged() if line["event"] == "vision.image_model_failed"]
     assert failure["request_id"] == "reshape-leak-1"
     assert "7654321" in failure["runtime_error"]
     await _nothing_kept(runtime, client, owner)
