@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import Settings
@@ -56,6 +55,7 @@ class InvalidImageModel(Unprocessable):
 
 class ImageModelTaken(Conflict):
     type, title = "image-model-taken", "An image model has this name"
+    constraints = ("uq_image_models_name",)
 
 
 class ImageModelInUse(Conflict):
@@ -122,21 +122,19 @@ async def upload(
     dimension = await asyncio.to_thread(_check_runs, data, checked)
     digest = hashlib.sha256(data).hexdigest()
     key = model_key(organization_id, f"backbones/{name}-{digest[:12]}.onnx")
-    try:
-        model = await repository.add(
-            ImageModel(
-                organization_id=organization_id,
-                name=name,
-                sha256=digest,
-                size_bytes=len(data),
-                storage_key=key,
-                spec={k: v for k, v in checked.to_json().items() if k != "name"},
-                dimension=dimension,
-                created_by=actor.author,
-            )
+    # The same name uploaded at the same moment: the unique index answers ImageModelTaken.
+    model = await repository.add(
+        ImageModel(
+            organization_id=organization_id,
+            name=name,
+            sha256=digest,
+            size_bytes=len(data),
+            storage_key=key,
+            spec={k: v for k, v in checked.to_json().items() if k != "name"},
+            dimension=dimension,
+            created_by=actor.author,
         )
-    except IntegrityError:  # the same name uploaded at the same moment
-        raise ImageModelTaken(f"There is an image model called {name!r} already.") from None
+    )
     await storage.put(key, data, content_type="application/octet-stream")
     return model
 
