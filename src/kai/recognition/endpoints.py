@@ -142,7 +142,10 @@ async def list_recognitions(
     unknown: bool | None = None,
     model_version_id: uuid.UUID | None = None,
     project_id: Annotated[
-        uuid.UUID | None, Query(description="Only those filed in this project.")
+        uuid.UUID | None,
+        Query(
+            description="Only those filed in this project (none for a project you cannot see)."
+        ),
     ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
