@@ -18,6 +18,8 @@ from kai.config import Settings
 from kai.deps import DbSession
 from kai.kit.errors import Conflict
 from kai.runtime import Runtime
+from tests.catalog.factories import create_category
+from tests.catalog.test_imports import _run_queued_import
 from tests.identity.factories import member
 
 pytestmark = pytest.mark.database
@@ -193,3 +195,27 @@ async def test_a_broken_foreign_key_stays_a_server_error(probe_client: AsyncClie
     assert response.headers["content-type"] == "application/problem+json"
     assert "probe_parents" not in response.text
     assert "foreign key" not in response.text
+
+
+async def test_an_import_finds_a_material_by_a_code_with_accents_again(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    # The import looked codes up lower-cased by Python, the index compares PostgreSQL's lower():
+    # a code with a capital "É" was not found again, taken for new, and refused by the index.
+    owner = await member(runtime, client)
+    await create_category(client, owner, "Émaux")
+    content = "code,name,category\nÉMAIL-1,Émail bleu,Émaux\n".encode()
+    reports = []
+    for _ in range(2):
+        queued = await client.post(
+            "/api/v1/catalog/imports",
+            files={"file": ("catalog.csv", content, "text/csv")},
+            headers=owner.headers,
+        )
+        assert queued.status_code == 202, queued.text
+        reports.append(await _run_queued_import(runtime, owner, queued.json()["job"]["id"]))
+
+    assert [(r["created"], r["unchanged"], r["error_count"]) for r in reports] == [
+        (1, 0, 0),
+        (0, 1, 0),
+    ]
