@@ -247,6 +247,17 @@ async def test_organization_settings(runtime: Runtime, client: AsyncClient) -> N
     ):
         refused = await client.patch("/api/v1/organization", json=bad, headers=owner.headers)
         assert refused.status_code in (404, 422), bad
+    # null leaves a setting as it was (it was a 500), but for the session lifetime's default.
+    nulls = dict.fromkeys(("name", "signup_policy", "mfa_required", "default_role"))
+    kept = await client.patch(
+        "/api/v1/organization",
+        json={**nulls, "allowed_email_domains": None, "session_lifetime_hours": None},
+        headers=owner.headers,
+    )
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["name"] == "Marble & Sons"
+    assert kept.json()["allowed_email_domains"] == ["marble.example"]
+    assert kept.json()["session_lifetime_hours"] is None
 
 
 async def test_creating_another_organization(runtime: Runtime, client: AsyncClient) -> None:

@@ -124,6 +124,9 @@ async def test_filters_narrow_and_facets_count_the_matches(
     assert await codes("tag=white&tag=bathroom") == {"CAR-600"}
     assert await codes("status=active&q=tile") == {"URB-900"}
     assert await codes("q=marble&filter=finish:polished") == {"CAL-300"}
+    # Tags with words: the full-text matches' tags compared as a PostgreSQL array (was a 500).
+    assert await codes("q=marble&tag=white") == {"CAR-600", "CAL-300"}
+    assert await codes("q=marble&tag=bathroom") == {"CAR-600"}
 
 
 async def test_bad_filters_are_refused_clearly(runtime: Runtime, client: AsyncClient) -> None:

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog import events
 from kai.catalog.errors import (
     CategoryInUse,
-    CategoryNameTaken,
     CategoryNotFound,
     InvalidCategoryMove,
     PropertySchemaConflict,
@@ -170,8 +169,8 @@ async def create_category(
             raise InvalidCategoryMove(f"Categories nest at most {MAX_DEPTH} levels deep.")
         by_id = {c.id: c for c in await repository.many(organization_id, parent.path)}
         chain = [*(by_id[i] for i in parent.path if i in by_id), parent]
-    if await repository.name_taken(organization_id, parent_id, name):
-        raise CategoryNameTaken(f"There is a category called {name!r} here already.")
+    # Sibling names are unique by the database's index (CategoryNameTaken), not by a look
+    # first: that would race with a concurrent create, and could fold case differently.
     category = Category(
         organization_id=organization_id,
         parent_id=parent_id,
@@ -218,11 +217,6 @@ async def update_category(
         depth_below = max((len(d.path) - len(category.path) for d in descendants), default=0)
         if len(new_path) + depth_below >= MAX_DEPTH:
             raise InvalidCategoryMove(f"Categories nest at most {MAX_DEPTH} levels deep.")
-    if (moved or renamed) and await repository.name_taken(
-        organization_id, parent_id, name, other_than=category.id
-    ):
-        raise CategoryNameTaken(f"There is a category called {name!r} there already.")
-
     if "properties" in changes and changes["properties"] is not None:
         category.properties = [
             definition.model_dump(exclude_defaults=True) for definition in changes["properties"]

@@ -23,6 +23,7 @@ class UnknownCategory(Unprocessable):
 
 class CategoryNameTaken(Conflict):
     type, title = "category-name-taken", "A sibling category has this name"
+    constraints = ("uq_categories_sibling_name",)
 
 
 class CategoryInUse(Conflict):
@@ -43,10 +44,12 @@ class InvalidProperties(Unprocessable):
 
 class CodeTaken(Conflict):
     type, title = "code-taken", "Another material has this code"
+    constraints = ("uq_materials_org_code",)
 
 
 class DuplicateImage(Conflict):
     type, title = "duplicate-image", "This image is already in the catalog"
+    constraints = ("uq_material_images_org_sha256",)
 
 
 class PriceWithoutCurrency(Unprocessable):

@@ -33,7 +33,7 @@ from kai.catalog.schemas import MaterialCreate, MaterialRead, UnitSystem
 from kai.identity import accounts, audit
 from kai.identity.actor import Actor
 from kai.kit.db import new_id
-from kai.kit.errors import PreconditionFailed
+from kai.kit.errors import PreconditionFailed, conflict_for
 from kai.kit.pagination import PageParams
 
 # Fields a version records, in the order they are shown.
@@ -165,11 +165,12 @@ async def _record(
 
 
 async def _flush_unique(session: AsyncSession, material: Material, code: str) -> Material:
-    # The pre-check leaves a window to a concurrent writer: the unique index closes it.
+    # The pre-check leaves a window to a concurrent writer: the unique index closes it. The
+    # error is raised here, not left to the HTTP handler, so that imports report it per row.
     try:
         return await MaterialRepository(session).refresh(material)
     except IntegrityError as exc:
-        if "uq_materials_org_code" in str(exc.orig):
+        if isinstance(conflict_for(exc), CodeTaken):
             raise CodeTaken(f"Another material has the code {code!r}.") from exc
         raise
 

@@ -92,10 +92,12 @@ class InvalidToken(KaiError):
 
 class EmailTaken(Conflict):
     type, title = "email-taken", "An account with this email address exists"
+    constraints = ("uq_users_email",)
 
 
 class SlugTaken(Conflict):
     type, title = "slug-taken", "The organization's short name is taken"
+    constraints = ("uq_organizations_slug",)
 
 
 class OrganizationNotFound(NotFound):

@@ -47,6 +47,7 @@ OWNER = "owner"
 
 class AlreadyMember(Conflict):
     type, title = "already-member", "This person is already a member"
+    constraints = ("uq_memberships_org_user",)
 
 
 async def get_organization(session: AsyncSession, *, actor: Actor) -> Organization:

@@ -335,12 +335,6 @@ class TeamRepository:
             self.session, statement, order_by=(Team.created_at, Team.id), params=params
         )
 
-    async def name_taken(self, organization_id: uuid.UUID, name: str) -> bool:
-        statement = select(func.count()).where(
-            Team.organization_id == organization_id, func.lower(Team.name) == name.lower()
-        )
-        return bool((await self.session.execute(statement)).scalar_one())
-
     async def member_ids(self, team_id: uuid.UUID) -> list[uuid.UUID]:
         statement = (
             select(TeamMember.user_id)
@@ -364,9 +358,17 @@ class TeamRepository:
         )
         return set((await self.session.scalars(statement)).all())
 
-    async def add_member(self, member: TeamMember) -> None:
-        self.session.add(member)
-        await self.session.flush()
+    async def add_member(
+        self, organization_id: uuid.UUID, team_id: uuid.UUID, user_id: uuid.UUID
+    ) -> bool:
+        """Whether the person joined now (False: they were in the team already)."""
+        statement = (
+            insert(TeamMember)
+            .values(organization_id=organization_id, team_id=team_id, user_id=user_id)
+            .on_conflict_do_nothing()
+            .returning(TeamMember.user_id)
+        )
+        return (await self.session.execute(statement)).first() is not None
 
     async def member(self, team_id: uuid.UUID, user_id: uuid.UUID) -> TeamMember | None:
         return await self.session.get(TeamMember, (team_id, user_id))

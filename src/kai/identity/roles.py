@@ -18,6 +18,7 @@ from kai.kit.errors import Conflict
 
 class RoleKeyTaken(Conflict):
     type, title = "role-key-taken", "A role with this key exists"
+    constraints = ("uq_roles_org_key",)
 
 
 class RoleInUse(Conflict):
@@ -46,10 +47,10 @@ async def create_role(
 ) -> Role:
     organization_id = actor.tenant_id
     actor.refuse_beyond_own(permissions, what="A role cannot hold")
-    repository = RoleRepository(session)
-    if key in BUILT_IN_ROLES or await repository.by_key(organization_id, key) is not None:
+    if key in BUILT_IN_ROLES:
         raise RoleKeyTaken(f"The key {key!r} is taken.")
-    role = await repository.add(
+    # Another custom role's key: the unique index says so (RoleKeyTaken), race-free.
+    role = await RoleRepository(session).add(
         Role(
             organization_id=organization_id,
             key=key,

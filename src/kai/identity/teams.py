@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from kai.identity import audit
 from kai.identity.actor import Actor
 from kai.identity.errors import MemberNotFound, TeamNotFound
-from kai.identity.models import Team, TeamMember, User
+from kai.identity.models import Team, User
 from kai.identity.repository import MembershipRepository, TeamRepository
 from kai.kit.errors import Conflict
 from kai.kit.pagination import PageParams
@@ -26,6 +26,7 @@ from kai.kit.pagination import PageParams
 
 class TeamNameTaken(Conflict):
     type, title = "team-name-taken", "A team with this name exists"
+    constraints = ("uq_teams_org_name",)
 
 
 async def teams_of(session: AsyncSession, actor: Actor) -> set[uuid.UUID]:
@@ -67,10 +68,9 @@ async def unknown_teams(
 
 async def create_team(session: AsyncSession, *, actor: Actor, name: str, description: str) -> Team:
     organization_id = actor.tenant_id
-    repository = TeamRepository(session)
-    if await repository.name_taken(organization_id, name):
-        raise TeamNameTaken(f"There is a team called {name!r} already.")
-    team = await repository.add(
+    # No look before the insert: the unique index decides (TeamNameTaken), with the database's
+    # own idea of case, and two creates at once cannot both pass a look.
+    team = await TeamRepository(session).add(
         Team(organization_id=organization_id, name=name, description=description)
     )
     await audit.record(
@@ -102,10 +102,6 @@ async def update_team(
     session: AsyncSession, *, actor: Actor, team_id: uuid.UUID, changes: dict[str, Any]
 ) -> Team:
     team = await get_team(session, actor=actor, team_id=team_id)
-    name: str = changes.get("name") or team.name
-    renamed = name.lower() != team.name.lower()
-    if renamed and await TeamRepository(session).name_taken(team.organization_id, name):
-        raise TeamNameTaken(f"There is a team called {name!r} already.")
     for field, value in changes.items():
         setattr(team, field, value)
     await session.flush()
@@ -149,11 +145,8 @@ async def add_team_member(
     team = await get_team(session, actor=actor, team_id=team_id)
     if await MembershipRepository(session).get(team.organization_id, user_id) is None:
         raise MemberNotFound(f"No member {user_id} in this organization.")
-    repository = TeamRepository(session)
-    if await repository.member(team.id, user_id) is None:
-        await repository.add_member(
-            TeamMember(team_id=team.id, user_id=user_id, organization_id=team.organization_id)
-        )
+    # Adding someone twice (even twice at once) is no conflict: they are in the team.
+    if await TeamRepository(session).add_member(team.organization_id, team.id, user_id):
         await audit.record(
             session,
             action="team.member_added",

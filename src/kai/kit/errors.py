@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
@@ -73,8 +73,32 @@ class NotFound(KaiError):
     status, type, title = 404, "not-found", "Not found"
 
 
+# Unique constraints and indexes by name, and the conflict that breaking one means.
+_CONFLICTS: dict[str, type[Conflict]] = {}
+# PostgreSQL's unique_violation and exclusion_violation: a row that another row excludes.
+_EXCLUDED_ROW_STATES = frozenset({"23505", "23P01"})
+
+
 class Conflict(KaiError):
+    """The request collides with the current state of a resource.
+
+    A subclass names in `constraints` the unique constraints (or indexes) of the database
+    that state its rule: a write that breaks one answers that subclass, so the database
+    decides (a check before the write races with a concurrent one, and may compare text
+    differently). A violated constraint nobody registered still answers a plain 409.
+    """
+
     status, type, title = 409, "conflict", "Conflict"
+    constraints: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for constraint in cls.__dict__.get("constraints", ()):
+            claimed = _CONFLICTS.get(constraint)
+            # The same class defined again (its module reloaded) takes its own place.
+            if claimed is not None and claimed.__qualname__ != cls.__qualname__:
+                raise TypeError(f"{constraint} already means {claimed.__qualname__}")
+            _CONFLICTS[constraint] = cls
 
 
 class PreconditionFailed(KaiError):
@@ -207,8 +231,35 @@ async def _data_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def conflict_for(exc: IntegrityError) -> Conflict | None:
+    """The conflict a write refused by a unique constraint means; None for other refusals."""
+    if getattr(exc.orig, "sqlstate", None) not in _EXCLUDED_ROW_STATES:
+        return None
+    diagnostic = getattr(exc.orig, "diag", None)
+    constraint = getattr(diagnostic, "constraint_name", None) or ""
+    registered = _CONFLICTS.get(constraint)
+    if registered is not None:
+        return registered()
+    # The constraint's name is the server's business, not the caller's.
+    log.warning("request.unregistered_conflict", constraint=constraint)
+    return Conflict(
+        "The request collides with a resource that exists already "
+        "(or with another request made at the same moment)."
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IntegrityError)
+    conflict = conflict_for(exc)
+    if conflict is None:
+        # A foreign key or a check the code should have caught: a bug, answered as one.
+        raise exc
+    return await _kai_error(request, conflict)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(KaiError, _kai_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

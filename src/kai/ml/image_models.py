@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import Settings
@@ -58,6 +57,7 @@ class InvalidImageModel(Unprocessable):
 
 class ImageModelTaken(Conflict):
     type, title = "image-model-taken", "An image model has this name"
+    constraints = ("uq_image_models_name",)
 
 
 class ImageModelInUse(Conflict):
@@ -115,22 +115,20 @@ async def upload(
     # removed after the deletion commits, and must not be the new upload's.
     model_id = new_id()
     key = model_key(organization_id, f"backbones/{name}-{model_id}.onnx")
-    try:
-        model = await repository.add(
-            ImageModel(
-                id=model_id,
-                organization_id=organization_id,
-                name=name,
-                sha256=digest,
-                size_bytes=len(data),
-                storage_key=key,
-                spec={k: v for k, v in checked.to_json().items() if k != "name"},
-                dimension=dimension,
-                created_by=actor.author,
-            )
+    # The same name uploaded at the same moment: the unique index answers ImageModelTaken.
+    model = await repository.add(
+        ImageModel(
+            id=model_id,
+            organization_id=organization_id,
+            name=name,
+            sha256=digest,
+            size_bytes=len(data),
+            storage_key=key,
+            spec={k: v for k, v in checked.to_json().items() if k != "name"},
+            dimension=dimension,
+            created_by=actor.author,
         )
-    except IntegrityError:  # the same name uploaded at the same moment
-        raise ImageModelTaken(f"There is an image model called {name!r} already.") from None
+    )
     await put_for_transaction(session, storage, key, data, content_type="application/octet-stream")
     return model
 

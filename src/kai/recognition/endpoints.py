@@ -96,7 +96,7 @@ def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> Recognitio
     "",
     summary="Recognize a photo: what material it is, how sure, and similar catalog materials",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(404, 409, 413, 422),
 )
 async def recognize(
     actor: Recognize,
@@ -113,7 +113,8 @@ async def recognize(
         Form(description="Similar materials only with these property values (`finish:honed`)."),
     ] = None,
     project_id: Annotated[
-        uuid.UUID | None, Form(description="File the recognition in this project.")
+        uuid.UUID | None,
+        Form(description="File the recognition in this project (404 for one you cannot see)."),
     ] = None,
 ) -> RecognitionRead:
     limits = runtime.image_limits
@@ -150,7 +151,8 @@ async def list_recognitions(
     unknown: bool | None = None,
     model_version_id: uuid.UUID | None = None,
     project_id: Annotated[
-        uuid.UUID | None, Query(description="Only those filed in this project.")
+        uuid.UUID | None,
+        Query(description="Only those filed in this project (none for a project you cannot see)."),
     ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -282,7 +284,7 @@ batches_router = APIRouter(
     description="Every file is checked first: one that is not a photo refuses the batch (422, "
     "naming each), and nothing is kept. The results come per photo at `/{id}/results`.",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(404, 409, 413, 422),
 )
 async def create_batch(
     actor: Recognize,
@@ -296,7 +298,8 @@ async def create_batch(
     category_id: Annotated[uuid.UUID | None, Form()] = None,
     filter: Annotated[list[ValueFilter] | None, Form()] = None,
     project_id: Annotated[
-        uuid.UUID | None, Form(description="File the recognitions in this project.")
+        uuid.UUID | None,
+        Form(description="File the recognitions in this project (404 for one you cannot see)."),
     ] = None,
 ) -> BatchRead:
     limits = runtime.image_limits

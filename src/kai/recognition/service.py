@@ -363,9 +363,11 @@ async def list_recognitions(
     until: datetime | None,
     params: PageParams,
 ) -> tuple[list[Recognition], str | None]:
-    """Recognitions the actor may see, optionally of one project only."""
-    if project_id is not None:
-        await projects.get_project(session, actor=actor, project_id=project_id)
+    """Recognitions the actor may see, optionally of one project only.
+
+    A filter narrows the list: a project that does not exist, or that the actor may not see,
+    matches nothing (an empty page, as for every other filter by id), not a 404.
+    """
     return await RecognitionRepository(session).list_page(
         actor.tenant_id,
         label=label,

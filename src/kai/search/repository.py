@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     DateTime,
     Float,
@@ -31,7 +30,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import CatalogSettings, Category, Material
@@ -125,6 +124,7 @@ _MATCHED_COLUMNS = (
     column("rank", REAL),
     column("category_id", Uuid),
     column("status", String),
+    # PostgreSQL's ARRAY: the tag filter's `contains` (@>) needs it (the generic one was a 500).
     column("tags", ARRAY(String)),
     column("price", Numeric),
     column("properties", JSONB),

@@ -431,11 +431,13 @@ async def visual_filter(
     filters: Sequence[str],
 ) -> tuple[list[uuid.UUID] | None, dict[str, Any] | None]:
     """What visually similar materials must be: in a category's subtree, and with property
-    values (`key:value` only: the image index filters by containment, not ranges)."""
+    values (`key:value` only: the image index filters by containment, not ranges).
+
+    A filter narrows: a category that is not the organization's matches nothing, as every
+    filter by id does (an empty list, not a 404).
+    """
     if category_id is None and not filters:
         return None, None
-    if category_id is not None:
-        await categories.get_category(session, actor=actor, category_id=category_id)
     views = await categories.cached_categories(session, actor=actor)
     subtree = _subtree(views, category_id)
     definitions = _definitions(views)

@@ -59,7 +59,7 @@ def _look_alike(found: visual.SimilarMaterial) -> LookAlike:
     "/search/images",
     summary="Reverse image search: the materials that look most like a photo",
     description="Needs no trained model. The photo is checked as any upload is, and not kept.",
-    responses=problem_responses(404, 413, 422),
+    responses=problem_responses(413, 422),
 )
 async def search_by_image(
     actor: ImageSearch,

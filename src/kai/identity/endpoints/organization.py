@@ -58,7 +58,13 @@ async def get_organization(actor: MembersRead, session: DbSession) -> Organizati
 async def update_organization(
     body: OrganizationUpdate, actor: OrganizationManage, session: DbSession
 ) -> OrganizationRead:
-    changes = body.model_dump(exclude_unset=True)
+    # null leaves a setting as it is (it was a 500, from a NOT NULL column), except the
+    # session lifetime, where it means the platform's default.
+    changes = {
+        name: value
+        for name, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or name == "session_lifetime_hours"
+    }
     organization = await organizations.update_organization(session, actor=actor, changes=changes)
     return OrganizationRead.model_validate(organization)
 
