@@ -49,6 +49,7 @@ PUBLIC_ROUTES = {
     ("GET", "/api/v1/auth/sso/{organization_slug}/login"),
     ("POST", "/api/v1/auth/sso/{organization_slug}/login"),
     ("GET", "/api/v1/auth/sso/{organization_slug}/callback"),
+    ("POST", "/api/v1/auth/sso/confirm"),
 }
 
 # Bodies valid enough to get past validation to the lookup, by route; `{}` otherwise.

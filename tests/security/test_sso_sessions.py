@@ -1,10 +1,12 @@
 """An organization's identity provider must not take over its members' whole accounts.
 
-The admins of an organization run its identity provider, and that provider can say anyone is
-anyone: here it signs in as Vera, a member who also owns another organization, with a made-up
-subject and her verified address. The session it gets acts for that organization, as it
-should; everything beyond it (her password, two-factor settings, recovery codes, sessions,
-her other organizations and their keys) is refused until her own password is confirmed.
+The admins of an organization run its identity provider. Before it signs anyone in, that
+person links their account to it from their own mailbox (tests/security/test_sso_provisioning.py);
+from then on the provider can sign in as that subject whenever its admins like. Here Vera, a
+member who also owns another organization, has linked her account, and the provider signs in
+as her. The session it gets acts for that organization, as it should; everything beyond it
+(her password, two-factor settings, recovery codes, sessions, her other organizations and
+their keys) is refused until her own password is confirmed.
 """
 
 from __future__ import annotations
@@ -38,16 +40,16 @@ from tests.identity.test_sso import (
     SLUG,
     _served_at_public_url,
     configure,
+    first_sso_login,
     owner_of,
     problem,
-    sso_login,
 )
 
 pytestmark = pytest.mark.database
 
 VERA_EMAIL = "vera@tiles.example"
-# What the organization's provider claims: Vera's verified address, under a subject of its own.
-IMPOSTOR = OidcUser(sub="made-up-by-the-admin", email=VERA_EMAIL, name="Vera Steiner")
+# Vera at the organization's provider: once linked, its admins sign in as this subject at will.
+IMPOSTOR = OidcUser(sub="vera-at-the-provider", email=VERA_EMAIL, name="Vera Steiner")
 # Someone the provider brings in, who never had a password.
 NICO = OidcUser(sub="nico-3e1f", email="nico@tiles.example", name="Nico Brandt")
 NEW_PASSWORD = "basalt staircase lantern 7"
@@ -122,7 +124,9 @@ async def scene(
     assert key.status_code == 201, key.text
     assert (await configure(client, admin, provider)).status_code == 200
 
-    signed_in = await sso_login(client, IMPOSTOR)
+    # Vera links her account from her mailbox (she wanted to sign in through it); then the
+    # provider signs in as her without her.
+    signed_in = await first_sso_login(client, runtime, IMPOSTOR)
 
     assert signed_in.status_code == 200, signed_in.text
     return Scene(
@@ -322,7 +326,7 @@ async def test_someone_without_a_password_sets_one_by_email_first(
 ) -> None:
     admin = await owner_of(runtime, client, SLUG)
     assert (await configure(client, admin, provider)).status_code == 200
-    signed_in = await sso_login(client, NICO)
+    signed_in = await first_sso_login(client, runtime, NICO)
     assert signed_in.status_code == 200, signed_in.text
     headers = _bearer(signed_in.json()["access_token"])
 
@@ -391,7 +395,7 @@ async def test_an_organization_requiring_two_factor_leaves_it_to_its_provider(
         "/api/v1/organization", json={"mfa_required": True}, headers=admin.headers
     )
     assert required.status_code == 200, required.text
-    signed_in = await sso_login(client, NICO)
+    signed_in = await first_sso_login(client, runtime, NICO)
 
     works = await client.get("/api/v1/members", headers=_bearer(signed_in.json()["access_token"]))
 

@@ -24,6 +24,7 @@ from kai.identity.models import User, UserToken
 from kai.identity.repository import (
     InvitationRepository,
     OrganizationRepository,
+    SsoLinkRepository,
     UserRepository,
     UserTokenRepository,
 )
@@ -43,9 +44,10 @@ RESET_PASSWORD: Final = "reset_password"  # noqa: S105 - a message's name, not a
 SIGNUP_REPEATED: Final = "signup_repeated"
 INVITATION: Final = "invitation"
 ACCOUNT_LOCKED: Final = "account_locked"
+SSO_LINK: Final = "sso_link"
 
 Message = Literal[
-    "verify_email", "reset_password", "signup_repeated", "invitation", "account_locked"
+    "verify_email", "reset_password", "signup_repeated", "invitation", "account_locked", "sso_link"
 ]
 
 
@@ -94,6 +96,8 @@ async def compose(
         if organization_id is None:
             return None
         return await _invitation(session, settings, params, organization_id, now)
+    if message == SSO_LINK:
+        return await _sso_link(session, settings, params, now)
     address = params.get("to")
     if not isinstance(address, str):
         return None
@@ -210,5 +214,57 @@ async def _invitation(
             f"You are invited to join {organization.name} on KAI as {invitation.role}.\n\n"
             f"{settings.auth.public_url}/invitations/accept?token={token}\n\n"
             f"The invitation works once, for {days} days.\n"
+        ),
+    )
+
+
+async def _sso_link(
+    session: AsyncSession, settings: Settings, params: dict[str, Any], now: datetime
+) -> Email | None:
+    """The link that finishes a first sign-in through an organization's provider.
+
+    Whether the address has an account is looked up here, by the platform's job, and heard
+    only by the mailbox: the browser and the organization saw the same either way.
+    """
+    try:
+        link_id = uuid.UUID(str(params.get("link_id")))
+    except ValueError:
+        return None
+    link = await SsoLinkRepository(session).get(link_id, for_update=True)
+    if link is None or link.expires_at <= now:
+        return None
+    organization = await OrganizationRepository(session).get(link.organization_id)
+    account = await UserRepository(session).by_email(link.email)
+    if organization is None or (account is not None and account.disabled):
+        return None
+    # The link's token is made now: the row was written with one nobody knows.
+    token = random_token(32)
+    link.token_digest = token_digest(token)
+    await session.flush()
+    url = f"{settings.auth.public_url}/sso/confirm?token={token}"
+    minutes = max(1, round((link.expires_at - now) / timedelta(minutes=1)))
+    name = organization.name
+    asked = (
+        f"Someone just signed in through the single sign-on of {name} on KAI with this address.\n\n"
+    )
+    lasts = f"The link works once, for {minutes} minutes. "
+    if account is None:
+        return Email(
+            to=link.email,
+            subject=f"Confirm your address to join {name} on KAI",
+            text=(
+                f"{asked}If it was you, confirm to create your KAI account and join {name}:\n\n"
+                f"{url}\n\n{lasts}If it was not you, ignore this message: no account is made.\n"
+            ),
+        )
+    return Email(
+        to=account.email,
+        subject=f"Link your KAI account to {name}'s sign-in",
+        text=(
+            f"{asked}If it was you, confirm to link your existing KAI account to {name}'s "
+            f"sign-in (and to join {name}, if you are not a member yet):\n\n{url}\n\n"
+            f"From then on {name}'s identity provider signs you in to {name} without your "
+            "password; your password, second factor and other organizations stay as they "
+            f"are.\n\n{lasts}If it was not you, ignore this message: nothing changes.\n"
         ),
     )

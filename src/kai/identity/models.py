@@ -317,6 +317,12 @@ class SsoProvider(TimestampedMixin, Base):
         ARRAY(String(253)), server_default=text("'{}'")
     )
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # The person who chose `default_role` (an API key's: the person who minted it). Newcomers
+    # get that role only while this person could still grant it; None (they left, or it was
+    # set before this was recorded): nobody new joins until the settings are saved again.
+    configured_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
 
 
 class SsoLoginAttempt(Base):
@@ -336,17 +342,60 @@ class SsoLoginAttempt(Base):
 
 
 class UserIdentity(Base):
-    """A user's account at an identity provider (issuer and subject)."""
+    """A user's account at one organization's identity provider (issuer and subject).
+
+    The provider speaks for its own organization only: another organization naming the same
+    issuer and subject finds no link here. An account table like `users` (not under row-level
+    security): a password reset drops a person's links in every organization at once.
+    """
 
     __tablename__ = "user_identities"
-    __table_args__ = (Index("uq_user_identities_issuer_subject", "issuer", "subject", unique=True),)
+    __table_args__ = (
+        Index(
+            "uq_user_identities_org_issuer_subject",
+            "organization_id",
+            "issuer",
+            "subject",
+            unique=True,
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
     issuer: Mapped[str] = mapped_column(String(500))
     subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class SsoLinkRequest(Base):
+    """A first sign-in through an organization's provider, waiting for its mailbox's owner.
+
+    The provider's word proves who someone is in its organization, never that they own an
+    address: nothing is created, linked or joined until the emailed link is followed. Keyed
+    by the link's token, which the job that sends it mints (the digest stored at first is of
+    a token nobody knows). Not under row-level security: nothing of the organization reads it,
+    and the link is followed before KAI knows which organization it is for.
+    """
+
+    __tablename__ = "sso_link_requests"
+    __table_args__ = (Index("ix_sso_link_requests_org_email", "organization_id", "email"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    # As the provider vouched for it, lower case.
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), server_default=text("''"))
+    token_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 
 

@@ -23,6 +23,7 @@ from kai.identity.models import (
     RecoveryCode,
     RefreshToken,
     Role,
+    SsoLinkRequest,
     SsoProvider,
     Team,
     TeamMember,
@@ -574,3 +575,54 @@ class LoginThrottleRepository:
             delete(LoginThrottle).where(LoginThrottle.email_digest == email_digest)
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+class SsoLinkRepository:
+    """First sign-ins through an organization's provider that wait for their mailbox's owner
+    (here rather than with the rest of single sign-on: the email jobs read them too)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, link: SsoLinkRequest) -> SsoLinkRequest:
+        self.session.add(link)
+        await self.session.flush()
+        return link
+
+    async def get(self, link_id: uuid.UUID, *, for_update: bool = False) -> SsoLinkRequest | None:
+        statement = select(SsoLinkRequest).where(SsoLinkRequest.id == link_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def by_token(self, digest: bytes) -> SsoLinkRequest | None:
+        statement = (
+            select(SsoLinkRequest).where(SsoLinkRequest.token_digest == digest).with_for_update()
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def requested_since(
+        self, organization_id: uuid.UUID, email: str, since: datetime
+    ) -> bool:
+        statement = (
+            select(SsoLinkRequest.id)
+            .where(
+                SsoLinkRequest.organization_id == organization_id,
+                SsoLinkRequest.email == email,
+                SsoLinkRequest.created_at > since,
+            )
+            .limit(1)
+        )
+        return (await self.session.scalar(statement)) is not None
+
+    async def delete_expired(self, organization_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            delete(SsoLinkRequest).where(
+                SsoLinkRequest.organization_id == organization_id,
+                SsoLinkRequest.expires_at <= now,
+            )
+        )
+
+    async def delete(self, link: SsoLinkRequest) -> None:
+        await self.session.delete(link)
+        await self.session.flush()

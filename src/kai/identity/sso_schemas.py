@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -54,4 +55,18 @@ class SsoProviderRead(BaseModel):
 class SsoLoginStart(BaseModel):
     authorization_url: str = Field(
         description="Send the browser here; the provider returns it to `redirect_uri`."
+    )
+
+
+class SsoLinkSent(BaseModel):
+    """A first sign-in through the provider: it finishes from a link sent to the address."""
+
+    email: str = Field(description="Where the link was sent.")
+    detail: str
+
+
+class SsoLinkConfirmed(BaseModel):
+    organization_id: uuid.UUID
+    login_url: str = Field(
+        description="Sign in here: the organization's provider now signs this person in."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.deps import DbSession, RuntimeDep
@@ -14,8 +14,14 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, origin_of, public, require
 from kai.identity.models import SsoProvider
 from kai.identity.permissions import Permission
-from kai.identity.schemas import TokenResponse
-from kai.identity.sso_schemas import SsoLoginStart, SsoProviderRead, SsoProviderWrite
+from kai.identity.schemas import TokenRequest, TokenResponse
+from kai.identity.sso_schemas import (
+    SsoLinkConfirmed,
+    SsoLinkSent,
+    SsoLoginStart,
+    SsoProviderRead,
+    SsoProviderWrite,
+)
 from kai.kit.errors import problem_responses
 from kai.runtime import Runtime
 
@@ -99,11 +105,18 @@ async def start_login(
     name=CALLBACK_ROUTE,
     summary="Finish signing in: where the provider sends the browser back",
     description=(
-        "Each login's `state` works once. Someone new joins the organization with the "
-        "provider's default role."
+        "Each login's `state` works once. Someone the organization's provider linked before "
+        "gets KAI tokens. A first sign-in answers 202: a link went to the address the provider "
+        "vouched for, and following it (`POST /auth/sso/confirm`) creates the account or links "
+        "the existing one, and joins the organization with the provider's default role. The "
+        "202 is the same whether or not the address has an account."
     ),
+    response_model=TokenResponse,
     dependencies=[AuthPublic],
-    responses=problem_responses(400, 401, 403, 404, 409, 429, 502),
+    responses={
+        202: {"model": SsoLinkSent, "description": "A link to finish signing in was emailed"},
+        **problem_responses(400, 401, 403, 404, 409, 429, 502),
+    },
 )
 async def callback(
     organization_slug: OrganizationSlug,
@@ -117,8 +130,8 @@ async def callback(
         str | None, Query(max_length=500, pattern=VISIBLE_ASCII, description="RFC 9207")
     ] = None,
     error: Annotated[str | None, Query(max_length=200, pattern=VISIBLE_ASCII)] = None,
-) -> TokenResponse:
-    pair = await sso.finish_login(
+) -> TokenResponse | JSONResponse:
+    outcome = await sso.finish_login(
         session,
         runtime,
         organization_slug=organization_slug,
@@ -128,12 +141,43 @@ async def callback(
         error=error,
         origin=origin_of(request),
     )
+    if isinstance(outcome, sso.LinkSent):
+        sent = SsoLinkSent(
+            email=outcome.email,
+            detail=f"We sent a link to {outcome.email} to finish signing in.",
+        )
+        return JSONResponse(
+            sent.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED, headers=NO_STORE
+        )
     response.headers.update(NO_STORE)
     return TokenResponse(
-        access_token=pair.access_token,
-        refresh_token=pair.refresh_token,
-        expires_in=pair.expires_in,
-        organization_id=pair.organization_id,
+        access_token=outcome.access_token,
+        refresh_token=outcome.refresh_token,
+        expires_in=outcome.expires_in,
+        organization_id=outcome.organization_id,
+    )
+
+
+@router.post(
+    "/confirm",
+    summary="Finish a first single sign-on with the emailed link",
+    description=(
+        "Creates the account (or links the existing one) to the organization's provider and "
+        "joins the organization. Then sign in at `login_url`: the provider signs this person "
+        "in directly from now on."
+    ),
+    dependencies=[AuthPublic],
+    responses=problem_responses(400, 403, 404, 409, 429),
+)
+async def confirm(
+    body: TokenRequest, request: Request, session: DbSession, runtime: RuntimeDep
+) -> SsoLinkConfirmed:
+    organization = await sso.confirm_link(
+        session, runtime, token=body.token, origin=origin_of(request)
+    )
+    return SsoLinkConfirmed(
+        organization_id=organization.id,
+        login_url=_url(request, runtime, LOGIN_ROUTE, organization.slug),
     )
 
 

@@ -2,9 +2,11 @@
 
 A login is the authorization code flow with PKCE (S256), a state that works once and a nonce
 bound into the ID token. The ID token is believed only once its signature checks out against
-the provider's published keys and its issuer, audience, lifetime and nonce match. The person it
-names is found by (issuer, subject), else by a verified address among the organization's
-members, else created; then made a member with the provider's default role.
+the provider's published keys and its issuer, audience, lifetime and nonce match. What it says
+proves who someone is in the provider's organization, never that they own an address: a
+subject that organization's provider linked before signs in; any other is sent, by email to
+the address, a link that creates or links the account and joins it with the provider's
+default role (`provisioning`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from kai.identity.sso.client import (
 )
 from kai.identity.sso.errors import (
     SsoAccountDisabled,
-    SsoAccountExists,
     SsoClientSecretRequired,
     SsoCodeInvalid,
     SsoDefaultRoleNotAllowed,
@@ -43,9 +44,8 @@ from kai.identity.sso.errors import (
     SsoProviderUnavailable,
     SsoStateInvalid,
 )
-from kai.identity.sso.repository import (
-    SsoRepository,
-)
+from kai.identity.sso.provisioning import LinkSent, confirm_link
+from kai.identity.sso.repository import SsoRepository
 from kai.identity.sso.service import (
     configure_provider,
     delete_provider,
@@ -65,9 +65,9 @@ __all__ = [
     "OWNER",
     "PROVIDER_UNAVAILABLE",
     "SCOPES",
+    "LinkSent",
     "ProviderMetadata",
     "SsoAccountDisabled",
-    "SsoAccountExists",
     "SsoClientSecretRequired",
     "SsoCodeInvalid",
     "SsoDefaultRoleNotAllowed",
@@ -83,6 +83,7 @@ __all__ = [
     "SsoStateInvalid",
     "TtlCache",
     "configure_provider",
+    "confirm_link",
     "delete_provider",
     "discover",
     "finish_login",

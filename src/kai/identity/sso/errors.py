@@ -49,10 +49,6 @@ class SsoAccountDisabled(KaiError):
     status, type, title = 403, "sso-account-disabled", "This account is disabled"
 
 
-class SsoAccountExists(Conflict):
-    type, title = "sso-account-exists", "An account with this address exists elsewhere"
-
-
 class SsoMisconfigured(Conflict):
     type, title = "sso-misconfigured", "Single sign-on is misconfigured for this organization"
 

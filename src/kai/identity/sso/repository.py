@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity.models import (
+    SsoLinkRequest,
     SsoLoginAttempt,
     SsoProvider,
     UserIdentity,
@@ -42,6 +43,10 @@ class SsoRepository:
                 SsoLoginAttempt.organization_id == provider.organization_id
             )
         )
+        # Sign-ins waiting for their mailbox die with the provider that asked for them.
+        await self.session.execute(
+            delete(SsoLinkRequest).where(SsoLinkRequest.organization_id == provider.organization_id)
+        )
         await self.session.flush()
 
     async def add_attempt(self, attempt: SsoLoginAttempt) -> None:
@@ -67,9 +72,14 @@ class SsoRepository:
             )
         )
 
-    async def identity(self, issuer: str, subject: str) -> UserIdentity | None:
+    async def identity(
+        self, organization_id: uuid.UUID, issuer: str, subject: str
+    ) -> UserIdentity | None:
+        """The link this organization's provider made for `subject` (none made elsewhere)."""
         statement = select(UserIdentity).where(
-            UserIdentity.issuer == issuer, UserIdentity.subject == subject
+            UserIdentity.organization_id == organization_id,
+            UserIdentity.issuer == issuer,
+            UserIdentity.subject == subject,
         )
         return (await self.session.scalars(statement)).one_or_none()
 

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import structlog
@@ -15,16 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity import audit, organizations
 from kai.identity.actor import Actor, Origin
-from kai.identity.errors import RoleNotFound
-from kai.identity.models import (
-    Membership,
-    Organization,
-    SsoLoginAttempt,
-    SsoProvider,
-    User,
-    UserIdentity,
-)
-from kai.identity.repository import MembershipRepository, OrganizationRepository, UserRepository
+from kai.identity.models import Organization, SsoLoginAttempt, SsoProvider, User
+from kai.identity.repository import ApiKeyRepository, OrganizationRepository, UserRepository
 from kai.identity.sessions import TokenPair, open_session
 from kai.identity.sso.client import (
     ATTEMPT_LIFETIME,
@@ -37,11 +28,8 @@ from kai.identity.sso.client import (
 )
 from kai.identity.sso.errors import (
     SsoAccountDisabled,
-    SsoAccountExists,
     SsoClientSecretRequired,
     SsoDefaultRoleNotAllowed,
-    SsoEmailDomainNotAllowed,
-    SsoEmailNotVerified,
     SsoIssuerInvalid,
     SsoLoginDenied,
     SsoMisconfigured,
@@ -49,9 +37,14 @@ from kai.identity.sso.errors import (
     SsoProviderUnavailable,
     SsoStateInvalid,
 )
-from kai.identity.sso.repository import (
-    SsoRepository,
+from kai.identity.sso.provisioning import (
+    LinkSent,
+    check_domain,
+    join,
+    person_from_claims,
+    request_link,
 )
+from kai.identity.sso.repository import SsoRepository
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
 from kai.kit.errors import KaiError
@@ -87,6 +80,15 @@ async def _check_default_role(session: AsyncSession, actor: Actor, role: str) ->
         raise SsoDefaultRoleNotAllowed("Choose a role without ownership, such as `member`.")
     granted = await organizations.role_permissions(session, actor.tenant_id, role)
     actor.refuse_beyond_own(granted, what="You cannot grant")
+
+
+async def _person_behind(session: AsyncSession, actor: Actor) -> uuid.UUID | None:
+    """Whose permissions cap the role newcomers get: the actor, or the person who minted the
+    API key acting (a key never holds more than they did)."""
+    if actor.kind == "api_key" and actor.api_key_id is not None:
+        key = await ApiKeyRepository(session).get(actor.tenant_id, actor.api_key_id)
+        return key.created_by if key is not None else None
+    return actor.user_id
 
 
 async def get_provider(session: AsyncSession, *, actor: Actor) -> SsoProvider:
@@ -136,6 +138,7 @@ async def configure_provider(
     provider.default_role = default_role
     provider.allowed_email_domains = sorted({domain.lower() for domain in allowed_email_domains})
     provider.enabled = enabled
+    provider.configured_by = await _person_behind(session, actor)
     if client_secret is not None:
         provider.sealed_client_secret = runtime.secret_box("sso").seal(
             client_secret.encode(), context=_secret_context(organization_id)
@@ -291,109 +294,6 @@ async def _record_refusal(
     )
 
 
-@dataclass(frozen=True)
-class _Person:
-    subject: str
-    email: str | None
-    email_verified: bool
-    name: str
-
-
-def _person(claims: dict[str, Any]) -> _Person:
-    email = claims.get("email")
-    if isinstance(email, str):
-        email = email.strip().lower()
-    usable = isinstance(email, str) and len(email) <= 320 and email.count("@") == 1
-    verified = claims.get("email_verified")
-    name = claims.get("name")
-    return _Person(
-        subject=claims["sub"],
-        email=email if usable else None,
-        # Some providers send the string "true".
-        email_verified=usable and (verified is True or verified == "true"),
-        name=name.strip()[:200] if isinstance(name, str) else "",
-    )
-
-
-def _check_domain(person: _Person, organization: Organization, provider: SsoProvider) -> None:
-    restrictions = [provider.allowed_email_domains]
-    if organization.signup_policy == "email_domain":
-        restrictions.append(organization.allowed_email_domains)
-    restrictions = [domains for domains in restrictions if domains]
-    if not restrictions:
-        return
-    if person.email is None or not person.email_verified:
-        raise SsoEmailNotVerified("This organization takes only addresses of certain domains.")
-    domain = person.email.rsplit("@", 1)[1]
-    if any(domain not in {allowed.lower() for allowed in domains} for domains in restrictions):
-        raise SsoEmailDomainNotAllowed(f"Addresses at {domain} cannot log in here.")
-
-
-async def _find_or_create_user(
-    session: AsyncSession,
-    runtime: Runtime,
-    *,
-    organization: Organization,
-    provider: SsoProvider,
-    person: _Person,
-) -> tuple[User, str | None]:
-    """The user the ID token names, and how they came to be linked (None: linked before)."""
-    repository = SsoRepository(session)
-    users = UserRepository(session)
-    identity = await repository.identity(provider.issuer, person.subject)
-    if identity is not None:
-        user = await users.get(identity.user_id)
-        assert user is not None
-        return user, None
-    if person.email is None or not person.email_verified:
-        raise SsoEmailNotVerified("KAI needs an address the provider has verified.")
-    user = await users.by_email(person.email, for_update=True)
-    now = runtime.clock()
-    if user is None:
-        user = await users.add(
-            User(email=person.email, name=person.name, email_verified_at=now, password_hash=None)
-        )
-        how = "created"
-    else:
-        # An organization's provider speaks for its own people only: taking over any account
-        # by its address would let whoever runs some organization's provider be anyone.
-        await act_for(session, organization_id=organization.id, user_id=user.id)
-        if await MembershipRepository(session).get(organization.id, user.id) is None:
-            raise SsoAccountExists(
-                "Log in with your password, or ask this organization to invite your account."
-            )
-        if user.email_verified_at is None:
-            # Whoever set this unverified account's password may not be its address's owner.
-            await users.update(
-                user.id, email_verified_at=now, password_hash=None, sessions_valid_after=now
-            )
-        how = "linked"
-    await repository.add_identity(
-        UserIdentity(user_id=user.id, issuer=provider.issuer, subject=person.subject)
-    )
-    return user, how
-
-
-async def _join(
-    session: AsyncSession, organization: Organization, provider: SsoProvider, user: User
-) -> bool:
-    """Make the user a member with the provider's default role; False when one already."""
-    await act_for(session, organization_id=organization.id, user_id=user.id)
-    memberships = MembershipRepository(session)
-    if await memberships.get(organization.id, user.id) is not None:
-        return False
-    try:
-        await organizations.role_permissions(session, organization.id, provider.default_role)
-    except RoleNotFound as error:
-        raise SsoMisconfigured(
-            f"The default role {provider.default_role!r} no longer exists: ask an administrator."
-        ) from error
-    await memberships.add(
-        Membership(organization_id=organization.id, user_id=user.id, role=provider.default_role)
-    )
-    return True
-
-
 async def finish_login(
     session: AsyncSession,
     runtime: Runtime,
@@ -404,10 +304,13 @@ async def finish_login(
     origin: Origin,
     issuer: str | None = None,
     error: str | None = None,
-) -> TokenPair:
-    """Complete a login from the provider's redirect: the user's first pair of KAI tokens.
+) -> TokenPair | LinkSent:
+    """Complete a login from the provider's redirect.
 
-    `issuer` is the redirect's `iss` (RFC 9207) and `error` its OAuth error, when present.
+    A subject this organization's provider linked before gets the user's first pair of KAI
+    tokens. Any other is a first sign-in: its address is sent a link that finishes it
+    (`LinkSent`), whoever has that address. `issuer` is the redirect's `iss` (RFC 9207) and
+    `error` its OAuth error, when present.
     """
     attempt = await _use_attempt(
         runtime, organization_slug=organization_slug, state=state, origin=origin
@@ -437,14 +340,20 @@ async def finish_login(
             nonce=attempt.nonce,
             now=runtime.clock(),
         )
-        person = _person(claims)
-        _check_domain(person, organization, provider)
-        user, how = await _find_or_create_user(
-            session, runtime, organization=organization, provider=provider, person=person
+        person = person_from_claims(claims)
+        check_domain(person, organization, provider)
+        identity = await SsoRepository(session).identity(
+            organization.id, provider.issuer, person.subject
         )
+        if identity is None:
+            return await request_link(
+                session, runtime, organization=organization, provider=provider, person=person
+            )
+        user = await UserRepository(session).get(identity.user_id)
+        assert user is not None
         if user.disabled:
             raise SsoAccountDisabled()
-        joined = await _join(session, organization, provider, user)
+        joined = await join(session, organization, provider, user)
     except KaiError as refusal:
         await _record_refusal(runtime, attempt.organization_id, refusal, origin)
         raise
@@ -454,7 +363,6 @@ async def finish_login(
         organization=organization,
         provider=provider,
         user=user,
-        how=how,
         joined=joined,
         origin=origin,
     )
@@ -467,7 +375,6 @@ async def _open(
     organization: Organization,
     provider: SsoProvider,
     user: User,
-    how: str | None,
     joined: bool,
     origin: Origin,
 ) -> TokenPair:
@@ -477,29 +384,22 @@ async def _open(
         await users.update(user.id, default_organization_id=organization.id)
     await users.update(user.id, last_login_at=now)
     await act_for(session, organization_id=organization.id, user_id=user.id)
-    events: list[tuple[str, dict[str, Any]]] = []
-    if how == "linked":
-        events.append(("sso.identity_linked", {"issuer": provider.issuer}))
-    if how == "created" or joined:
-        role = provider.default_role if joined else None
-        created = how == "created"
-        events.append(
-            (
-                "sso.user_provisioned",
-                {"issuer": provider.issuer, "account_created": created, "role": role},
-            )
-        )
-    for action, details in events:
+    if joined:
+        # A linked person whose membership had ended, back through the provider.
         await audit.record(
             session,
-            action=action,
+            action="sso.user_provisioned",
             organization_id=organization.id,
             actor_type="user",
             actor_id=str(user.id),
             target_type="user",
             target_id=str(user.id),
             origin=origin,
-            details=details,
+            details={
+                "issuer": provider.issuer,
+                "account_created": False,
+                "role": provider.default_role,
+            },
         )
     return await open_session(
         session, runtime, user=user, organization=organization, methods=["sso"], origin=origin
