@@ -84,3 +84,83 @@ def _is_procrastinate(diff: object) -> bool:
         getattr(getattr(target[1], "table", None), "name", "") if isinstance(target, tuple) else ""
     )
     return str(name).startswith("procrastinate") or str(table).startswith("procrastinate")
+
+
+def test_single_sign_on_links_of_before_stay_with_the_organizations_they_joined(
+    empty_database: str,
+) -> None:
+    # Before 0017 a link was found by issuer and subject platform-wide: any organization naming
+    # the issuer signed its person in. Each becomes one link per organization whose provider
+    # names the issuer and has the person as a member; who configured a provider comes from
+    # the audit log.
+    url = empty_database
+    runner.upgrade(url, "0015")
+    issuer = "https://idp.shared.example"
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+
+        def row(sql: str, *params: object) -> str:
+            found = connection.execute(sql, params).fetchone()
+            assert found is not None
+            return str(found[0])
+
+        def organization(slug: str) -> str:
+            return row(
+                "INSERT INTO organizations (id, name, slug) VALUES (gen_random_uuid(), %s, %s)"
+                " RETURNING id",
+                slug,
+                slug,
+            )
+
+        def user(email: str) -> str:
+            return row(
+                "INSERT INTO users (id, email) VALUES (gen_random_uuid(), %s) RETURNING id", email
+            )
+
+        joined, elsewhere, unrelated = (organization(slug) for slug in ("a", "b", "c"))
+        owner, member, stray = (user(f"{name}@x.example") for name in ("o", "m", "s"))
+        for organization_id, user_id, role in (
+            (joined, owner, "owner"),
+            (joined, member, "editor"),
+        ):
+            connection.execute(
+                "INSERT INTO memberships (id, organization_id, user_id, role)"
+                " VALUES (gen_random_uuid(), %s, %s, %s)",
+                (organization_id, user_id, role),
+            )
+        for organization_id, provider_issuer in (
+            (joined, issuer),
+            (elsewhere, issuer),
+            (unrelated, "https://idp.other.example"),
+        ):
+            connection.execute(
+                "INSERT INTO sso_providers (id, organization_id, issuer, client_id)"
+                " VALUES (gen_random_uuid(), %s, %s, 'kai')",
+                (organization_id, provider_issuer),
+            )
+        for user_id, subject in ((member, "member-sub"), (stray, "stray-sub")):
+            connection.execute(
+                "INSERT INTO user_identities (id, user_id, issuer, subject)"
+                " VALUES (gen_random_uuid(), %s, %s, %s)",
+                (user_id, issuer, subject),
+            )
+        # The audit log is written only for the organization acted for.
+        connection.execute("SELECT set_config('kai.organization_id', %s, false)", (joined,))
+        connection.execute(
+            "SELECT kai_audit_append(%s, 'user', %s, 'sso.provider.configured', 'success',"
+            " 'sso_provider', NULL, NULL, NULL, NULL, '{}'::jsonb)",
+            (joined, owner),
+        )
+
+    runner.upgrade(url)
+
+    with psycopg.connect(libpq_url(url)) as connection:
+        links = connection.execute(
+            "SELECT user_id::text, organization_id::text, subject FROM user_identities"
+        ).fetchall()
+        configured = dict(
+            connection.execute(
+                "SELECT organization_id::text, configured_by::text FROM sso_providers"
+            ).fetchall()
+        )
+    assert links == [(member, joined, "member-sub")]
+    assert configured == {joined: owner, elsewhere: None, unrelated: None}
