@@ -89,7 +89,7 @@ def _is_procrastinate(diff: object) -> bool:
 def test_single_sign_on_links_of_before_stay_with_the_organizations_they_joined(
     empty_database: str,
 ) -> None:
-    # Before 0017 a link was found by issuer and subject platform-wide: any organization naming
+    # Before 0016 a link was found by issuer and subject platform-wide: any organization naming
     # the issuer signed its person in. Each becomes one link per organization whose provider
     # names the issuer and has the person as a member; who configured a provider comes from
     # the audit log.

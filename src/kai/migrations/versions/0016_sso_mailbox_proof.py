@@ -15,7 +15,7 @@ Who configured a provider is read from the audit log (the newest `sso.provider.c
 by a person, or by an API key: the person who minted it). Where it cannot be told, nobody new
 joins through the provider until someone saves its settings again.
 
-Revision ID: 0017
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-12
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
+revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
