@@ -186,11 +186,12 @@ async def verify_email(
     user = await _use_token(session, runtime, token=token, purpose=emails.VERIFY_EMAIL)
     if user.email_verified_at is None:
         await UserRepository(session).update(user.id, email_verified_at=runtime.clock())
-    await act_for(session, organization_id=user.default_organization_id, user_id=user.id)
+    await act_for(session, organization_id=None, user_id=user.id)
+    # The account's own event, not any organization's (see `lockout.failed`).
     await audit.record(
         session,
         action="user.email_verified",
-        organization_id=user.default_organization_id,
+        organization_id=None,
         actor_type="user",
         actor_id=str(user.id),
         origin=origin,
@@ -225,11 +226,13 @@ async def reset_password(
     # made before (perhaps by a provider that pre-created the account) are dropped; a member's
     # next single sign-on links again.
     await UserRepository(session).remove_identities(user.id)
-    await act_for(session, organization_id=user.default_organization_id, user_id=user.id)
+    await act_for(session, organization_id=None, user_id=user.id)
+    # The account's own event: the organization the person last acted for has no business
+    # knowing when, or from where, they reset their password.
     await audit.record(
         session,
         action="user.password_reset",
-        organization_id=user.default_organization_id,
+        organization_id=None,
         actor_type="user",
         actor_id=str(user.id),
         origin=origin,
