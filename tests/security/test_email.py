@@ -300,8 +300,17 @@ async def test_reset_and_resend_do_the_same_work_whoever_has_the_address(
     assert await outbox_messages(committed_runtime, addresses[3]) == []
 
 
+@pytest.mark.parametrize(
+    ("organization", "audit_events"),
+    [({}, 1), ({"organization_name": "Nia's Tiles"}, 2)],
+    ids=["alone", "with-an-organization"],
+)
 async def test_signing_up_with_a_taken_address_does_the_work_of_a_new_sign_up(
-    committed_runtime: Runtime, committed_client: AsyncClient, owner_engine: AsyncEngine
+    committed_runtime: Runtime,
+    committed_client: AsyncClient,
+    owner_engine: AsyncEngine,
+    organization: dict[str, str],
+    audit_events: int,
 ) -> None:
     taken = await create_user(committed_runtime)
     answers = []
@@ -310,12 +319,13 @@ async def test_signing_up_with_a_taken_address_does_the_work_of_a_new_sign_up(
             owner_engine,
             committed_client,
             "/api/v1/auth/signup",
-            {"email": address, "password": STRONG, "name": "Nia Stone"},
+            {"email": address, "password": STRONG, "name": "Nia Stone", **organization},
         )
-        # Both: one platform email job for the address, one audit event (so both wait for the
-        # audit chain alike), nothing sent in the request.
+        # Both: one platform email job for the address, as many audit events (so both wait
+        # for the audit chain alike: a new organization is one more), nothing sent in the
+        # request.
         assert written["email_jobs"] == [(None, ["message", "to"], address)]
-        assert written["audit_events"] == 1
+        assert written["audit_events"] == audit_events
         assert written["user_tokens"] == 0
         answers.append((status, body))
     assert answers[0] == answers[1]

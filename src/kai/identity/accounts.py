@@ -127,7 +127,21 @@ async def signup(
     )
     if existing is not None:
         # Same answer as a new sign-up; the owner of the address hears about it by email.
-        # Audited like a new one, so that both wait for the audit chain's lock alike.
+        # Audited like a new one, event for event, so that both wait for the audit chain's
+        # lock alike: a new sign-up with an organization records its creation too, after
+        # looking for a free short name.
+        if organization_name:
+            slug = await unique_slug(session, slugify(organization_name))
+            await audit.record(
+                session,
+                action="organization.not_created",
+                organization_id=None,
+                outcome="failure",
+                target_type="user",
+                target_id=str(existing.id),
+                origin=origin,
+                details={"name": organization_name, "slug": slug, "reason": "address taken"},
+            )
         await audit.record(
             session,
             action="user.signup_repeated",
