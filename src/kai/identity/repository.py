@@ -411,6 +411,21 @@ class InvitationRepository:
         )
         return (await self.session.scalars(statement)).one_or_none()
 
+    async def revoke_pending_from(self, organization_id: uuid.UUID, inviter_id: uuid.UUID) -> int:
+        """Withdraw every pending invitation `inviter_id` sent; how many there were."""
+        result = await self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.organization_id == organization_id,
+                Invitation.invited_by == inviter_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def pending(
         self, organization_id: uuid.UUID, params: PageParams
     ) -> tuple[list[Invitation], str | None]:

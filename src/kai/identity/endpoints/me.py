@@ -152,7 +152,11 @@ async def create_organization(
 @router.post(
     "/invitations/accept",
     summary="Join an organization with an invitation sent to your address",
-    responses=problem_responses(400),
+    description=(
+        "410 `invitation-void` when whoever sent it can no longer grant its role (they left, "
+        "were removed or now hold less)."
+    ),
+    responses=problem_responses(400, 410),
 )
 async def accept_invitation(
     body: TokenRequest,
