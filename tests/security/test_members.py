@@ -154,6 +154,73 @@ async def test_nobody_grants_a_role_with_permissions_they_lack(
     assert sorted(lead["permissions"]) == ["materials:write", "members:read"]
 
 
+async def test_any_member_may_leave_but_only_a_member_manager_removes_others(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await custom_role(client, owner, "scanner", ["recognitions:create"])
+    scanner = await member(runtime, client, role="scanner", organization=owner.organization)
+    colleague = await member(runtime, client, role="member", organization=owner.organization)
+
+    # Not even `members:read`: a role too narrow to see the members list still may go.
+    assert refused(
+        await client.delete(f"/api/v1/members/{colleague.user.id}", headers=scanner.headers)
+    )
+    left = await client.delete(f"/api/v1/members/{scanner.user.id}", headers=scanner.headers)
+
+    assert left.status_code == 204, left.text
+    assert await role_of(client, owner, scanner) is None
+    assert await role_of(client, owner, colleague) == "member"
+
+
+async def test_a_team_manager_cannot_join_a_team_to_see_what_is_shared_with_it(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    board = await client.post("/api/v1/teams", json={"name": "Board"}, headers=owner.headers)
+    assert board.status_code == 201
+    board_id = board.json()["id"]
+    secret = await client.post(
+        "/api/v1/projects",
+        json={"name": "Takeover of Rossi Stone", "team_ids": [board_id]},
+        headers=owner.headers,
+    )
+    assert secret.status_code == 201, secret.text
+    project = f"/api/v1/projects/{secret.json()['id']}"
+    await custom_role(
+        client, owner, "organizer", ["members:read", "teams:manage", "recognitions:read"]
+    )
+    organizer = await member(runtime, client, role="organizer", organization=owner.organization)
+    accomplice = await member(runtime, client, role="member", organization=owner.organization)
+
+    for someone in (organizer, accomplice):
+        joined = await client.put(
+            f"/api/v1/teams/{board_id}/members/{someone.user.id}", headers=organizer.headers
+        )
+        assert refused(joined)
+    assert (await client.get(project, headers=organizer.headers)).status_code == 404
+    board_members = await client.get(f"/api/v1/teams/{board_id}/members", headers=owner.headers)
+    assert board_members.json() == []
+
+    # Teams of their own they still run: they join what they create, and fill it.
+    own = await client.post(
+        "/api/v1/teams", json={"name": "Night shift"}, headers=organizer.headers
+    )
+    assert own.status_code == 201
+    added = await client.put(
+        f"/api/v1/teams/{own.json()['id']}/members/{accomplice.user.id}",
+        headers=organizer.headers,
+    )
+    assert added.status_code == 204
+    night_shift = await client.get(
+        f"/api/v1/teams/{own.json()['id']}/members", headers=owner.headers
+    )
+    assert {person["user_id"] for person in night_shift.json()} == {
+        str(organizer.user.id),
+        str(accomplice.user.id),
+    }
+
+
 Race = Callable[[Member, Member], Awaitable[Response]]
 
 

@@ -27,6 +27,7 @@ from kai.identity.errors import (
     InvitationVoid,
     LastOwner,
     MemberNotFound,
+    MfaEnrolmentRequired,
     OrganizationNotFound,
     PermissionDenied,
     RoleNotFound,
@@ -197,11 +198,15 @@ async def change_role(
 
 
 async def remove_member(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID) -> None:
-    """Remove a member (or leave, for oneself); the last owner cannot go."""
+    """Remove a member (or leave, for oneself: being a member is enough); the last owner
+    cannot go."""
     organization_id = actor.tenant_id
-    leaving = actor.user_id == user_id
-    if not leaving and not actor.can(Permission.MEMBERS_MANAGE):
-        raise PermissionDenied("This needs the permission `members:manage`.")
+    leaving = actor.kind == "user" and actor.user_id == user_id
+    if not leaving:
+        if actor.needs_mfa_enrolment:
+            raise MfaEnrolmentRequired()
+        if not actor.can(Permission.MEMBERS_MANAGE):
+            raise PermissionDenied("This needs the permission `members:manage`.")
     repository = MembershipRepository(session)
     membership = await _lock_for_member_change(session, actor, user_id)
     await _check_may_change(session, actor, membership)
