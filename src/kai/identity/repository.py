@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -455,14 +455,49 @@ class UserTokenRepository:
         )
         return (await self.session.scalars(statement)).one_or_none()
 
-    async def void_unused(self, user_id: uuid.UUID, purpose: str) -> None:
+    async def minted_after(
+        self, user_id: uuid.UUID, purpose: str, after: datetime, *, except_job: uuid.UUID | None
+    ) -> bool:
+        """Whether a token of `purpose` was made for the user later than `after`, by another
+        job than `except_job`."""
+        statement = select(UserToken.id).where(
+            UserToken.user_id == user_id,
+            UserToken.purpose == purpose,
+            UserToken.created_at > after,
+        )
+        if except_job is not None:
+            statement = statement.where(
+                UserToken.job_id.is_(None) | (UserToken.job_id != except_job)
+            )
+        return (await self.session.scalars(statement.limit(1))).first() is not None
+
+    async def void_unused(
+        self,
+        user_id: uuid.UUID,
+        purpose: str,
+        *,
+        keep_newest: int = 0,
+        made_by_job: uuid.UUID | None = None,
+    ) -> None:
+        """Void the user's unused tokens of `purpose` but the `keep_newest` newest, and every
+        one `made_by_job` made, kept or not."""
+        unused = (
+            UserToken.user_id == user_id,
+            UserToken.purpose == purpose,
+            UserToken.used_at.is_(None),
+        )
+        kept = (
+            select(UserToken.id)
+            .where(*unused)
+            .order_by(UserToken.created_at.desc(), UserToken.id.desc())
+            .limit(keep_newest)
+        )
+        voided: ColumnElement[bool] = UserToken.id.not_in(kept)
+        if made_by_job is not None:
+            voided = voided | (UserToken.job_id == made_by_job)
         await self.session.execute(
             update(UserToken)
-            .where(
-                UserToken.user_id == user_id,
-                UserToken.purpose == purpose,
-                UserToken.used_at.is_(None),
-            )
+            .where(*unused, voided)
             .values(used_at=func.now())
             .execution_options(synchronize_session=False)
         )

@@ -221,8 +221,10 @@ async def verify_email(
     dependencies=[AuthPublic],
     responses=problem_responses(429, 503),
 )
-async def resend_verification(body: EmailRequest, session: DbSession) -> Accepted:
-    await accounts.resend_verification(session, email=body.email)
+async def resend_verification(
+    body: EmailRequest, session: DbSession, runtime: RuntimeDep
+) -> Accepted:
+    await accounts.resend_verification(session, runtime, email=body.email)
     return Accepted(detail="If the address has an unconfirmed account, a new link is on its way.")
 
 
@@ -233,8 +235,10 @@ async def resend_verification(body: EmailRequest, session: DbSession) -> Accepte
     dependencies=[AuthPublic],
     responses=problem_responses(429, 503),
 )
-async def request_password_reset(body: EmailRequest, session: DbSession) -> Accepted:
-    await accounts.request_password_reset(session, email=body.email)
+async def request_password_reset(
+    body: EmailRequest, session: DbSession, runtime: RuntimeDep
+) -> Accepted:
+    await accounts.request_password_reset(session, runtime, email=body.email)
     return Accepted(detail="If the address has an account, a reset link is on its way.")
 
 
