@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -466,9 +466,7 @@ class UserTokenRepository:
             UserToken.created_at > after,
         )
         if except_job is not None:
-            statement = statement.where(
-                UserToken.job_id.is_(None) | (UserToken.job_id != except_job)
-            )
+            statement = statement.where(UserToken.job_id.is_distinct_from(except_job))
         return (await self.session.scalars(statement.limit(1))).first() is not None
 
     async def void_unused(
@@ -479,22 +477,21 @@ class UserTokenRepository:
         keep_newest: int = 0,
         made_by_job: uuid.UUID | None = None,
     ) -> None:
-        """Void the user's unused tokens of `purpose` but the `keep_newest` newest, and every
-        one `made_by_job` made, kept or not."""
+        """Void the user's unused tokens of `purpose`: every one `made_by_job` made, and of the
+        others all but the `keep_newest` newest."""
         unused = (
             UserToken.user_id == user_id,
             UserToken.purpose == purpose,
             UserToken.used_at.is_(None),
         )
+        others = UserToken.job_id.is_distinct_from(made_by_job) if made_by_job else true()
         kept = (
             select(UserToken.id)
-            .where(*unused)
+            .where(*unused, others)
             .order_by(UserToken.created_at.desc(), UserToken.id.desc())
             .limit(keep_newest)
         )
-        voided: ColumnElement[bool] = UserToken.id.not_in(kept)
-        if made_by_job is not None:
-            voided = voided | (UserToken.job_id == made_by_job)
+        voided: ColumnElement[bool] = UserToken.id.not_in(kept) | ~others
         await self.session.execute(
             update(UserToken)
             .where(*unused, voided)
