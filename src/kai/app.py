@@ -232,6 +232,10 @@ _PASSWORD_PROOF = {
         "A single sign-on session needs `POST /api/v1/auth/step-up` first "
         "(else 403 `step-up-required`)."
     ),
+    "other-organizations": (
+        "A single sign-on session needs `POST /api/v1/auth/step-up` within the last few "
+        "minutes (else 403 `step-up-required`)."
+    ),
 }
 
 

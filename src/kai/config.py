@@ -171,6 +171,12 @@ class RateLimitSettings(BaseModel):
     # and burst): every request spends its credential's bucket and its organization's, so
     # minting more API keys or inviting more members buys no more than this.
     organization_multiple: int = Field(default=5, ge=1)
+    # Emailed links of one kind (password resets, address confirmations) asked for one
+    # address, whoever asks: past it, requests are answered alike and dropped. (The job that
+    # sends them also sends at most one link of a kind to an address every few minutes.)
+    email_address: RatePolicy = Field(
+        default_factory=lambda: RatePolicy(limit=6, period_seconds=3600, burst=3)
+    )
 
     def policy(self, rate_class: str) -> RatePolicy | None:
         if not self.enabled:

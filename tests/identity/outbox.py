@@ -36,6 +36,7 @@ async def deliver_emails(runtime: Runtime, *, organization_id: uuid.UUID | None 
                 params=job.params,
                 organization_id=job.organization_id,
                 now=runtime.clock(),
+                job_id=job.id,
             )
             if message is not None:
                 await sender.send(message)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from httpx import AsyncClient
 
+from kai.identity import emails
 from kai.runtime import Runtime
+from tests.identity.conftest import Clock
 from tests.identity.factories import PASSWORD, create_user, login, member, unique_email
 from tests.identity.outbox import latest_token, outbox_messages
 
@@ -122,16 +126,57 @@ async def test_a_password_reset_works_once_and_ends_every_session(
     await login(client, owner.user.email, STRONG)
 
 
-async def test_only_the_newest_reset_link_works(runtime: Runtime, client: AsyncClient) -> None:
+async def test_asking_again_sends_no_link_for_a_while_and_keeps_the_last_few_working(
+    runtime: Runtime, client: AsyncClient, clock: Clock
+) -> None:
     user = await create_user(runtime)
-    await client.post("/api/v1/auth/password-reset", json={"email": user.email})
-    first = await latest_token(runtime, user.email, "reset-password")
-    await client.post("/api/v1/auth/password-reset", json={"email": user.email})
-    assert await latest_token(runtime, user.email, "reset-password") != first
-    response = await client.post(
-        "/api/v1/auth/password-reset/confirm", json={"token": first, "password": STRONG}
+    # Only the sending job's rules here; the limit on requests per address is another wall
+    # (tests/security/test_email.py).
+    runtime.settings = runtime.settings.model_copy(
+        update={"rate_limits": runtime.settings.rate_limits.model_copy(update={"enabled": False})}
     )
-    assert response.status_code == 400
+
+    async def ask() -> list[str]:
+        await client.post("/api/v1/auth/password-reset", json={"email": user.email})
+        return [
+            re.findall(r"/reset-password\?token=([A-Za-z0-9_-]+)", message.get_content())[0]
+            for message in await outbox_messages(runtime, user.email)
+        ]
+
+    first = await ask()
+    assert len(first) == 1
+    # A moment later: nothing new, the link already sent stays the one to use.
+    assert await ask() == first
+    links = first
+    for _ in range(3):
+        clock.advance(seconds=emails.RESEND_AFTER.total_seconds())
+        links = await ask()
+    assert len(links) == 4
+
+    # The newest LINKS_KEPT work; older ones were voided by the newer.
+    void = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": links[0], "password": STRONG}
+    )
+    assert void.status_code == 400
+    kept = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": links[1], "password": STRONG}
+    )
+    assert kept.status_code == 204
+    await login(client, user.email, STRONG)
+
+
+async def test_asking_for_links_never_sent_does_not_use_up_the_budget_of_those_that_are(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    user = await create_user(runtime)  # confirmed: a confirmation link is never sent
+    for _ in range(5):
+        resent = await client.post("/api/v1/auth/verify-email/resend", json={"email": user.email})
+        assert resent.status_code == 202
+
+    await client.post("/api/v1/auth/password-reset", json={"email": user.email})
+
+    [reset] = await outbox_messages(runtime, user.email)
+    assert "/reset-password?token=" in reset.get_content()
 
 
 async def test_changing_ones_password_keeps_this_session_and_ends_the_others(

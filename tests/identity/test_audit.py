@@ -20,39 +20,48 @@ async def test_security_events_are_recorded_with_who_where_and_which_request(
     committed_runtime: Runtime, committed_client: AsyncClient
 ) -> None:
     owner = await member(committed_runtime, committed_client)
-    await committed_client.post(
-        "/api/v1/auth/login",
-        json={"email": owner.user.email, "password": "wrong password!!"},
-        headers={"User-Agent": "pytest-browser/1.0"},
+    editor = await member(
+        committed_runtime, committed_client, role="editor", organization=owner.organization
     )
+    refused = await committed_client.get(
+        "/api/v1/audit-events",
+        headers={**editor.headers, "User-Agent": "pytest-browser/1.0"},
+    )
+    assert refused.status_code == 403
     await committed_client.post(
         "/api/v1/api-keys",
         json={"name": "ERP", "permissions": ["jobs:read"]},
         headers={**owner.headers, "X-Request-ID": "req-42"},
     )
+    # A failed login is the account's event, not the organization's (it stays off this log).
+    await committed_client.post(
+        "/api/v1/auth/login", json={"email": owner.user.email, "password": "wrong password!!"}
+    )
     response = await committed_client.get("/api/v1/audit-events", headers=owner.headers)
     assert response.status_code == 200
     actions = [event["action"] for event in response.json()["items"]]
     # Newest first.
-    assert actions[:3] == ["api_key.created", "auth.login.failed", "auth.login.succeeded"]
+    assert actions[:3] == ["api_key.created", "access.denied", "auth.login.succeeded"]
     assert "organization.created" in actions
+    assert "auth.login.failed" not in actions
     created = response.json()["items"][0]
     assert created["actor_type"] == "user"
     assert created["actor_id"] == str(owner.user.id)
     assert created["request_id"] == "req-42"
     assert created["client_address"] == "127.0.0.1"
     assert created["details"]["permissions"] == ["jobs:read"]
-    failed = response.json()["items"][1]
-    assert failed["outcome"] == "failure"
-    assert failed["user_agent"] == "pytest-browser/1.0"
-    assert failed["details"]["reason"] == "wrong password"
+    denied = response.json()["items"][1]
+    assert denied["outcome"] == "failure"
+    assert denied["actor_id"] == str(editor.user.id)
+    assert denied["user_agent"] == "pytest-browser/1.0"
+    assert denied["details"]["permission"] == "audit:read"
 
     filtered = await committed_client.get(
         "/api/v1/audit-events",
-        params={"action": "auth.login", "outcome": "failure"},
+        params={"action": "access", "outcome": "failure"},
         headers=owner.headers,
     )
-    assert [e["action"] for e in filtered.json()["items"]] == ["auth.login.failed"]
+    assert [e["action"] for e in filtered.json()["items"]] == ["access.denied"]
     paged = await committed_client.get(
         "/api/v1/audit-events", params={"limit": 1}, headers=owner.headers
     )

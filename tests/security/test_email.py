@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kai.app import create_app
 from kai.identity import emails
 from kai.runtime import Runtime
 from tests.conftest import worker_running
@@ -300,8 +301,17 @@ async def test_reset_and_resend_do_the_same_work_whoever_has_the_address(
     assert await outbox_messages(committed_runtime, addresses[3]) == []
 
 
+@pytest.mark.parametrize(
+    ("organization", "audit_events"),
+    [({}, 1), ({"organization_name": "Nia's Tiles"}, 2)],
+    ids=["alone", "with-an-organization"],
+)
 async def test_signing_up_with_a_taken_address_does_the_work_of_a_new_sign_up(
-    committed_runtime: Runtime, committed_client: AsyncClient, owner_engine: AsyncEngine
+    committed_runtime: Runtime,
+    committed_client: AsyncClient,
+    owner_engine: AsyncEngine,
+    organization: dict[str, str],
+    audit_events: int,
 ) -> None:
     taken = await create_user(committed_runtime)
     answers = []
@@ -310,12 +320,13 @@ async def test_signing_up_with_a_taken_address_does_the_work_of_a_new_sign_up(
             owner_engine,
             committed_client,
             "/api/v1/auth/signup",
-            {"email": address, "password": STRONG, "name": "Nia Stone"},
+            {"email": address, "password": STRONG, "name": "Nia Stone", **organization},
         )
-        # Both: one platform email job for the address, one audit event (so both wait for the
-        # audit chain alike), nothing sent in the request.
+        # Both: one platform email job for the address, as many audit events (so both wait
+        # for the audit chain alike: a new organization is one more), nothing sent in the
+        # request.
         assert written["email_jobs"] == [(None, ["message", "to"], address)]
-        assert written["audit_events"] == 1
+        assert written["audit_events"] == audit_events
         assert written["user_tokens"] == 0
         answers.append((status, body))
     assert answers[0] == answers[1]
@@ -363,3 +374,48 @@ async def test_an_invitation_withdrawn_before_its_email_went_out_is_never_sent(
     assert job["result"] == {"sent": False}
     assert mail_server.to(guest) == []
     assert uuid.UUID(str(job["organization_id"])) == owner.organization_id
+
+
+async def test_a_flood_of_reset_requests_sends_one_email_and_voids_no_link(
+    smtp_runtime: Runtime, mail_server: MailServer, owner_engine: AsyncEngine
+) -> None:
+    # Anyone may ask for anyone's reset link, from as many client addresses as they like: each
+    # request used to send a new link and void the one before, so the owner's inbox filled
+    # and the link they were about to use stopped working.
+    victim = await create_user(smtp_runtime)
+    nobody = unique_email("nobody")
+    app = create_app(smtp_runtime.settings, runtime=smtp_runtime)
+
+    async def ask(address: str, number: int) -> tuple[int, Any]:
+        # A client address of its own each time: the per-client limit is not what stops it.
+        transport = ASGITransport(
+            app=app, raise_app_exceptions=False, client=(f"198.51.100.{number}", 40000)
+        )
+        async with AsyncClient(transport=transport, base_url="http://kai.test") as client:
+            answer = await client.post("/api/v1/auth/password-reset", json={"email": address})
+        return answer.status_code, answer.json()
+
+    async with worker_running(smtp_runtime):
+        first = await ask(victim.email, 0)
+        [message] = await eventually(lambda: mail_server.to(victim.email), "the reset email")
+        link = link_token(message, "reset-password")
+        answers = [first] + [await ask(victim.email, number) for number in range(1, 20)]
+        strangers = [await ask(nobody, number) for number in range(20, 40)]
+        await eventually(lambda: all_sent(owner_engine), "every queued email job to finish")
+
+    # Every answer alike, whether or not the address has an account, dropped or not.
+    assert {(status, str(body)) for status, body in answers + strangers} == {(202, str(first[1]))}
+    # Past the address's budget nothing more was even queued; of what was, one email left.
+    policy = smtp_runtime.settings.rate_limits.email_address
+    jobs = await email_jobs(owner_engine)
+    assert len(jobs) <= 2 * (policy.burst or policy.limit)
+    assert len(mail_server.to(victim.email)) == 1
+    assert mail_server.to(nobody) == []
+
+    # The link in the inbox still works.
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://kai.test") as client:
+        reset = await client.post(
+            "/api/v1/auth/password-reset/confirm", json={"token": link, "password": STRONG}
+        )
+        assert reset.status_code == 204, reset.text
+        await login(client, victim.email, STRONG)

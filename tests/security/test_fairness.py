@@ -115,6 +115,17 @@ def test_the_openapi_document_names_each_routes_rate_class() -> None:
     assert "x-kai-rate-class" not in paths["/healthz"]["get"]
 
 
+def test_every_route_that_takes_a_credential_declares_its_rate_class() -> None:
+    undeclared = {
+        (method, route.path)
+        for route in api_routes(_app())
+        for method in route.methods - {"HEAD"}
+        if route.access is not None and route.access[0] != "public" and route.rate_class is None
+    }
+
+    assert undeclared == set()
+
+
 def test_batches_trainings_imports_and_reindexing_are_heavy_jobs() -> None:
     load_task_modules(DOMAIN_TASK_MODULES)
 
@@ -252,6 +263,33 @@ async def test_more_api_keys_or_members_buy_no_more_expensive_requests(
         assert (
             await client.get("/api/v1/catalog/exports", headers=other.headers)
         ).status_code == 200
+
+
+async def test_routes_asking_for_a_password_proof_spend_the_organizations_budget_too(
+    runtime: Runtime,
+) -> None:
+    # An owner changing their own account still spends what the organization shares: the
+    # routes that ask for a password proof are not a way around its budget.
+    limited = _limited(
+        runtime,
+        MemoryRateLimiter(),
+        multiple=1,
+        standard=RatePolicy(limit=4, period_seconds=60),
+    )
+    async with _client(limited) as client:
+        owner = await member(limited, client)
+        colleague = await member(limited, client, role="member", organization=owner.organization)
+        for path in ("mfa/totp/enrol", "mfa/totp/enrol", "logout-everywhere"):
+            spent = await client.post(f"/api/v1/auth/{path}", headers=owner.headers)
+            assert spent.status_code in (200, 409), spent.text
+        # Three of the organization's four spent by the owner: one left for the colleague.
+        passed = await client.get("/api/v1/auth/mfa", headers=colleague.headers)
+        assert passed.status_code == 200, passed.text
+
+        refused = await client.get("/api/v1/materials", headers=colleague.headers)
+
+        assert refused.status_code == 429
+        assert "organization" in refused.json()["detail"]
 
 
 # Heavy jobs on the shared queue.

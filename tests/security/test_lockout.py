@@ -13,7 +13,10 @@ import uuid
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kai.identity.audit import verify_chain
 from kai.identity.lockout import email_digest
 from kai.identity.models import LoginThrottle
 from kai.kit import totp
@@ -224,7 +227,7 @@ def test_kai_admin_unlock_lifts_a_lock(database_url: str) -> None:
 
 
 async def test_wrong_passwords_given_to_reauthentication_count_with_logins(
-    committed_runtime: Runtime, committed_client: httpx.AsyncClient
+    committed_runtime: Runtime, committed_client: httpx.AsyncClient, owner_engine: AsyncEngine
 ) -> None:
     clock = _tune(committed_runtime, throttle_after_failures=4, lockout_after_failures=6)
     person = await member(committed_runtime, committed_client)
@@ -297,12 +300,16 @@ async def test_wrong_passwords_given_to_reauthentication_count_with_logins(
     locked = await _login(committed_client, person.user.email, PASSWORD)
     assert _kind(locked) == "login-locked"
     assert len(await _lock_notices(committed_runtime, person.user.email)) == 1
-    events = await committed_client.get(
-        "/api/v1/audit-events",
-        params={"action": "auth.reauthentication.failed"},
-        headers=headers,
-    )
-    purposes = [event["details"]["purpose"] for event in events.json()["items"]]
+    # The platform's events (the account's, not its organization's: see below).
+    async with owner_engine.connect() as connection:
+        purposes = (
+            await connection.scalars(
+                text(
+                    "SELECT details->>'purpose' FROM audit_events"
+                    " WHERE action = 'auth.reauthentication.failed' AND organization_id IS NULL"
+                )
+            )
+        ).all()
     assert sorted(purposes) == sorted(
         [
             "step-up",
@@ -314,3 +321,57 @@ async def test_wrong_passwords_given_to_reauthentication_count_with_logins(
             "password-change",
         ]
     )
+
+
+# --- what an organization sees ------------------------------------------------------------------
+
+
+async def test_an_organization_does_not_see_its_members_failed_logins_nor_why_they_failed(
+    committed_runtime: Runtime, committed_client: httpx.AsyncClient, owner_engine: AsyncEngine
+) -> None:
+    # The failures are the account's, not the organization's: "wrong one-time code" would tell
+    # its admins (or whoever holds `audit:read`) that the person's password was just typed
+    # right, and from where.
+    clock = _tune(committed_runtime, throttle_after_failures=100, lockout_after_failures=3)
+    admin = await member(committed_runtime, committed_client)
+    person = await member(
+        committed_runtime, committed_client, role="member", organization=admin.organization
+    )
+    secret, _ = await _enrol(committed_client, person, clock)
+    clock.advance(seconds=30)
+    wrong_code = f"{(int(totp.totp(secret, clock.now.timestamp())) + 1) % 1_000_000:06d}"
+
+    address = person.user.email
+    assert (await _login(committed_client, address, "a wrong guess")).status_code == 401
+    with_code = await committed_client.post(
+        "/api/v1/auth/login", json={"email": address, "password": PASSWORD, "totp_code": wrong_code}
+    )
+    assert _kind(with_code) == "invalid-mfa-code"
+    assert (await _login(committed_client, address, "another guess")).status_code == 401
+    assert _kind(await _login(committed_client, address, PASSWORD)) == "login-locked"
+
+    log = await committed_client.get("/api/v1/audit-events?limit=100", headers=admin.headers)
+    assert log.status_code == 200
+    seen = log.json()["items"]
+    assert not [event for event in seen if event["action"].startswith("auth.login.failed")]
+    assert not [event for event in seen if event["action"] == "auth.account.locked"]
+    assert not [event for event in seen if "reason" in event["details"]]
+
+    # The platform keeps them, for its operator, in the same hash chain.
+    async with owner_engine.connect() as connection:
+        platform = (
+            await connection.execute(
+                text(
+                    "SELECT action, details->>'reason' FROM audit_events"
+                    " WHERE organization_id IS NULL AND action LIKE 'auth.%' ORDER BY seq"
+                )
+            )
+        ).all()
+        report = await verify_chain(connection)
+    assert [tuple(row) for row in platform] == [
+        ("auth.login.failed", "wrong password"),
+        ("auth.login.failed", "wrong one-time code"),
+        ("auth.login.failed", "wrong password"),
+        ("auth.account.locked", None),
+    ]
+    assert report.intact

@@ -11,6 +11,7 @@ their keys) is refused until her own password is confirmed.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ from tests.identity.factories import (
     create_organization,
     create_user,
     login,
+    member,
+    unique_email,
 )
 from tests.identity.oidc.harness import OidcUser, ProviderHandle, running_provider
 from tests.identity.outbox import latest_token
@@ -180,12 +183,24 @@ async def test_the_provider_cannot_take_over_a_members_account(
             json={"organization_id": str(scene.other.id)},
             headers=headers,
         ),
+        # One she does not belong to gets the same answer: no 404 tells where she does.
+        "switch to a stranger's": await client.post(
+            "/api/v1/auth/switch-organization",
+            json={"organization_id": str(uuid.uuid4())},
+            headers=headers,
+        ),
         "create an organization": await client.post(
             "/api/v1/organizations", json={"name": "Vera's Front"}, headers=headers
         ),
         "rename her": await client.patch(
             "/api/v1/me", json={"name": "Vera (please wire me money)"}, headers=headers
         ),
+        "silence her security alerts": await client.patch(
+            "/api/v1/me",
+            json={"notification_settings": {"security_alerts": False}},
+            headers=headers,
+        ),
+        "read her two-factor status": await client.get("/api/v1/auth/mfa", headers=headers),
         "revoke her other key": await client.delete(
             f"/api/v1/api-keys/{scene.other_key_id}", headers=headers
         ),
@@ -203,8 +218,11 @@ async def test_the_provider_cannot_take_over_a_members_account(
         "change password": (403, "step-up-required"),
         "end every session": (403, "step-up-required"),
         "switch organization": (403, "step-up-required"),
+        "switch to a stranger's": (403, "step-up-required"),
         "create an organization": (403, "step-up-required"),
         "rename her": (403, "step-up-required"),
+        "silence her security alerts": (403, "step-up-required"),
+        "read her two-factor status": (403, "step-up-required"),
         "revoke her other key": (404, "api-key-not-found"),
         "step up with a guess": (401, "invalid-credentials"),
     }
@@ -215,6 +233,13 @@ async def test_the_provider_cannot_take_over_a_members_account(
     # Preferences of her own that nobody else sees stay hers to set from any session.
     units = await client.patch("/api/v1/me", json={"units": "imperial"}, headers=headers)
     assert units.status_code == 200
+    quieter = await client.patch(
+        "/api/v1/me",
+        json={"locale": "de", "notification_settings": {"weekly_summary": True}},
+        headers=headers,
+    )
+    assert quieter.status_code == 200, quieter.text
+    assert quieter.json()["notification_settings"]["security_alerts"] is True
 
     # Vera's account is as it was: her session elsewhere, her password, her second factor,
     # her recovery codes, her other organization's key.
@@ -403,3 +428,68 @@ async def test_an_organization_requiring_two_factor_leaves_it_to_its_provider(
     # Password sessions still enrol first.
     blocked = await client.get("/api/v1/members", headers=admin.headers)
     assert problem(blocked, 403) == "mfa-enrolment-required"
+
+
+async def test_one_step_up_does_not_open_her_other_organizations_for_the_whole_session(
+    client: httpx.AsyncClient, scene: Scene, clock: Clock, runtime: Runtime
+) -> None:
+    # A third organization invites her; the provider's session must not be able to accept it,
+    # nor switch or found organizations, on the strength of a step-up made long ago.
+    inviter = await member(runtime, client, email=unique_email("inviter"))
+    invited = await client.post(
+        "/api/v1/invitations",
+        json={"email": VERA_EMAIL, "role": "admin"},
+        headers=inviter.headers,
+    )
+    assert invited.status_code == 201, invited.text
+    invitation = await latest_token(
+        runtime, VERA_EMAIL, "invitations/accept", organization_id=inviter.organization_id
+    )
+    stepped_up = await client.post(
+        "/api/v1/auth/step-up",
+        json={"password": PASSWORD, "totp_code": _code(scene.vera_totp, clock)},
+        headers=scene.impostor_headers,
+    )
+    assert stepped_up.status_code == 200, stepped_up.text
+    headers = _bearer(stepped_up.json()["access_token"])
+
+    clock.advance(minutes=runtime.settings.auth.step_up_minutes, seconds=1)
+    attempts = {
+        "switch": await client.post(
+            "/api/v1/auth/switch-organization",
+            json={"organization_id": str(scene.other.id)},
+            headers=headers,
+        ),
+        "create": await client.post(
+            "/api/v1/organizations", json={"name": "Vera's Front"}, headers=headers
+        ),
+        "join": await client.post(
+            "/api/v1/invitations/accept", json={"token": invitation}, headers=headers
+        ),
+    }
+    assert {what: problem(answer, 403) for what, answer in attempts.items()} == {
+        "switch": "step-up-required",
+        "create": "step-up-required",
+        "join": "step-up-required",
+    }
+    assert "/api/v1/auth/step-up" in attempts["join"].json()["detail"]
+
+    # A fresh proof opens them again, for a few minutes.
+    again = await client.post(
+        "/api/v1/auth/step-up",
+        json={"password": PASSWORD, "totp_code": _code(scene.vera_totp, clock)},
+        headers=headers,
+    )
+    assert again.status_code == 200, again.text
+    headers = _bearer(again.json()["access_token"])
+    joined = await client.post(
+        "/api/v1/invitations/accept", json={"token": invitation}, headers=headers
+    )
+    assert joined.status_code == 200, joined.text
+    assert joined.json()["role"] == "admin"
+    switched = await client.post(
+        "/api/v1/auth/switch-organization",
+        json={"organization_id": str(scene.other.id)},
+        headers=headers,
+    )
+    assert switched.status_code == 200, switched.text

@@ -35,6 +35,7 @@ from kai.identity.repository import (
 )
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
+from kai.kit.ratelimit import RateLimit
 from kai.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -127,7 +128,21 @@ async def signup(
     )
     if existing is not None:
         # Same answer as a new sign-up; the owner of the address hears about it by email.
-        # Audited like a new one, so that both wait for the audit chain's lock alike.
+        # Audited like a new one, event for event, so that both wait for the audit chain's
+        # lock alike: a new sign-up with an organization records its creation too, after
+        # looking for a free short name.
+        if organization_name:
+            slug = await unique_slug(session, slugify(organization_name))
+            await audit.record(
+                session,
+                action="organization.not_created",
+                organization_id=None,
+                outcome="failure",
+                target_type="user",
+                target_id=str(existing.id),
+                origin=origin,
+                details={"name": organization_name, "slug": slug, "reason": "address taken"},
+            )
         await audit.record(
             session,
             action="user.signup_repeated",
@@ -159,9 +174,37 @@ async def signup(
     return SignupResult(user_id=user.id, organization_id=organization_id)
 
 
-async def resend_verification(session: AsyncSession, *, email: str) -> None:
+async def _address_may_get_mail(runtime: Runtime, email: str, message: emails.Message) -> bool:
+    """Spend a request from the address's bucket of `message` links; False once it is empty.
+
+    Counted per address asked for, whether or not an account has it, so being refused says
+    nothing about which addresses exist. And refused silently: the caller gets the same 202
+    as anyone, because a 429 (with its Retry-After) would tell a stranger that someone else
+    asked for that address's links just now. The person loses nothing: whoever emptied the
+    bucket had their links sent to the person's inbox, where they stay valid (see `emails`).
+    One bucket per kind of link, so that asking for links that are never sent (confirmations
+    for a confirmed address) cannot empty the bucket of those that are.
+    """
+    limits = runtime.settings.rate_limits
+    if not limits.enabled:
+        return True
+    policy = limits.email_address
+    address = token_digest("email-links:" + email.strip().lower()).hex()
+    decision = await runtime.rate_limiter.hit(
+        f"email-address:{message}:{address}",
+        RateLimit(policy.limit, policy.period_seconds, policy.burst),
+    )
+    if not decision.allowed:
+        log.info("auth.email_links_dropped")
+    return decision.allowed
+
+
+async def resend_verification(session: AsyncSession, runtime: Runtime, *, email: str) -> None:
     """Queue a new confirmation link; the job sends it only if an unconfirmed account has the
-    address (the request does the same work whoever has it)."""
+    address (the request does the same work whoever has it), and past the address's limit
+    nothing is queued (whoever has it)."""
+    if not await _address_may_get_mail(runtime, email, emails.VERIFY_EMAIL):
+        return
     await act_for(session, organization_id=None)  # a platform job
     await emails.queue(session, emails.VERIFY_EMAIL, to=email)
 
@@ -186,11 +229,12 @@ async def verify_email(
     user = await _use_token(session, runtime, token=token, purpose=emails.VERIFY_EMAIL)
     if user.email_verified_at is None:
         await UserRepository(session).update(user.id, email_verified_at=runtime.clock())
-    await act_for(session, organization_id=user.default_organization_id, user_id=user.id)
+    await act_for(session, organization_id=None, user_id=user.id)
+    # The account's own event, not any organization's (see `lockout.failed`).
     await audit.record(
         session,
         action="user.email_verified",
-        organization_id=user.default_organization_id,
+        organization_id=None,
         actor_type="user",
         actor_id=str(user.id),
         origin=origin,
@@ -198,9 +242,12 @@ async def verify_email(
     return user
 
 
-async def request_password_reset(session: AsyncSession, *, email: str) -> None:
+async def request_password_reset(session: AsyncSession, runtime: Runtime, *, email: str) -> None:
     """Queue a reset link; the job sends it only if an enabled account has the address (the
-    request does the same work whoever has it)."""
+    request does the same work whoever has it), and past the address's limit nothing is
+    queued (whoever has it)."""
+    if not await _address_may_get_mail(runtime, email, emails.RESET_PASSWORD):
+        return
     await act_for(session, organization_id=None)  # a platform job
     await emails.queue(session, emails.RESET_PASSWORD, to=email)
 
@@ -225,11 +272,13 @@ async def reset_password(
     # made before (perhaps by a provider that pre-created the account) are dropped; a member's
     # next single sign-on links again.
     await UserRepository(session).remove_identities(user.id)
-    await act_for(session, organization_id=user.default_organization_id, user_id=user.id)
+    await act_for(session, organization_id=None, user_id=user.id)
+    # The account's own event: the organization the person last acted for has no business
+    # knowing when, or from where, they reset their password.
     await audit.record(
         session,
         action="user.password_reset",
-        organization_id=user.default_organization_id,
+        organization_id=None,
         actor_type="user",
         actor_id=str(user.id),
         origin=origin,

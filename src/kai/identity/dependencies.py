@@ -1,5 +1,6 @@
 """What every route declares: who may call it, and at which rate. One of `require(...)`,
-`authenticated()`, `password_session()`, `recently_authenticated()` or `public()`, each with
+`authenticated()`, `password_session()`, `other_organizations()`, `recently_authenticated()`
+or `public()`, each with
 its `rate_class`; a test walks the app and fails on a route that declares none, and on
 expensive work declared at the standard rate.
 
@@ -154,12 +155,32 @@ def password_session(*, rate_class: RateClass = "standard") -> Any:
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
     ) -> Actor:
         actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, actor.author)
+        await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         person = user_only(actor)
         await step_up.require_password_session(session, actor=person)
         return person
 
     dependency.kai_access = ("password-session", None)  # type: ignore[attr-defined]
+    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
+    return dependency
+
+
+def other_organizations(*, rate_class: RateClass = "standard") -> Any:
+    """A person who may act beyond the organization their session acts for (switch to, create
+    or join another): a session begun with the password, or a single sign-on session whose
+    password proof (`POST /auth/step-up`) is recent."""
+
+    async def dependency(
+        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
+    ) -> Actor:
+        actor = await _actor(request, session, runtime)
+        await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
+        person = user_only(actor)
+        await step_up.require_reach_beyond(session, runtime, actor=person)
+        return person
+
+    dependency.kai_access = ("other-organizations", None)  # type: ignore[attr-defined]
+    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
     return dependency
 
 
@@ -171,12 +192,13 @@ def recently_authenticated(*, rate_class: RateClass = "standard") -> Any:
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
     ) -> Actor:
         actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, actor.author)
+        await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         person = user_only(actor)
         await step_up.require_recent_password(session, runtime, actor=person)
         return person
 
     dependency.kai_access = ("step-up", None)  # type: ignore[attr-defined]
+    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
     return dependency
 
 

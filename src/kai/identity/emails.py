@@ -8,7 +8,11 @@ the sender) looks the account up, mints the link and sends it. So:
 - a request for an address with an account does exactly the work of one without (the same
   insert of the same job), so neither the answer nor its timing tells which addresses exist;
 - a link's token exists in clear only in the job's memory and in the message: the database
-  keeps its digest, never the token (a queued job's params hold no secret).
+  keeps its digest, never the token (a queued job's params hold no secret);
+- however often someone asks for a person's reset or confirmation link, the person gets at
+  most one of a kind every `RESEND_AFTER` (a job finding a newer one sends nothing), and a
+  new link leaves the `LINKS_KEPT` newest working, so asking again cannot void the link the
+  person is about to use.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ SEND_EMAIL = "identity.send_email"
 EMAIL_QUEUE = "email"
 # With the default backoff (2 s doubling, at most 10 min) a little over half an hour of retries.
 MAX_ATTEMPTS = 12
+# A link of a kind made for an address less than this long ago: the job sends none.
+RESEND_AFTER = timedelta(minutes=5)
+# Unused links of a kind that stay valid (until they expire) when a new one is made.
+LINKS_KEPT = 3
 
 # What a job may send (also the purposes of the links it mints).
 VERIFY_EMAIL: Final = "verify_email"
@@ -84,12 +92,15 @@ async def compose(
     params: dict[str, Any],
     organization_id: uuid.UUID | None,
     now: datetime,
+    job_id: uuid.UUID | None = None,
 ) -> Email | None:
-    """The message a queued job stands for, with a fresh link where it carries one.
+    """The message a queued job (`job_id`) stands for, with a fresh link where it carries one.
 
     None when there is nothing to send: no account has the address (or not one that needs
-    the message), the invitation was accepted or withdrawn. A link minted here voids the one
-    before it, so only the newest message's link works. Commit `session` before sending.
+    the message), another job made it a link of this kind less than `RESEND_AFTER` ago, the
+    invitation was accepted or withdrawn. A link made here voids the ones this job made
+    before (attempts whose message did not leave) and all but the `LINKS_KEPT` newest
+    others. Commit `session` before sending.
     """
     message = params.get("message")
     if message == INVITATION:
@@ -102,7 +113,7 @@ async def compose(
     if not isinstance(address, str):
         return None
     # Locked: two jobs for one address mint their links one after the other, and the later
-    # voids the earlier.
+    # sees the earlier's.
     user = await UserRepository(session).by_email(address, for_update=True)
     if user is None:
         return None
@@ -111,7 +122,16 @@ async def compose(
         if user.email_verified_at is not None or user.disabled:
             return None
         hours = settings.auth.email_token_hours
-        token = await _new_token(session, user, VERIFY_EMAIL, now + timedelta(hours=hours))
+        token = await _new_token(
+            session,
+            user,
+            VERIFY_EMAIL,
+            now=now,
+            expires_at=now + timedelta(hours=hours),
+            job_id=job_id,
+        )
+        if token is None:
+            return None
         return Email(
             to=user.email,
             subject="Confirm your email address for KAI",
@@ -125,7 +145,16 @@ async def compose(
         if user.disabled:
             return None
         minutes = settings.auth.password_reset_minutes
-        token = await _new_token(session, user, RESET_PASSWORD, now + timedelta(minutes=minutes))
+        token = await _new_token(
+            session,
+            user,
+            RESET_PASSWORD,
+            now=now,
+            expires_at=now + timedelta(minutes=minutes),
+            job_id=job_id,
+        )
+        if token is None:
+            return None
         return Email(
             to=user.email,
             subject="Reset your KAI password",
@@ -161,11 +190,28 @@ async def compose(
     return None
 
 
-async def _new_token(session: AsyncSession, user: User, purpose: str, expires_at: datetime) -> str:
-    token = random_token(32)
+async def _new_token(
+    session: AsyncSession,
+    user: User,
+    purpose: str,
+    *,
+    now: datetime,
+    expires_at: datetime,
+    job_id: uuid.UUID | None,
+) -> str | None:
+    """A new link's token; None when another job made one of this kind a moment ago.
+
+    Whoever asks for links to someone's address (anyone may) thus sends them at most one of a
+    kind every RESEND_AFTER, and cannot void the one in their inbox: the person uses the
+    link they already have, which stays valid with the LINKS_KEPT - 1 before it.
+    """
     tokens = UserTokenRepository(session)
-    # Only the newest link of each kind works.
-    await tokens.void_unused(user.id, purpose)
+    if await tokens.minted_after(user.id, purpose, now - RESEND_AFTER, except_job=job_id):
+        return None
+    # This job's own earlier links go (their attempts failed to send, or never said they
+    # sent); of the others, the newest stay valid beside the new one.
+    await tokens.void_unused(user.id, purpose, keep_newest=LINKS_KEPT - 1, made_by_job=job_id)
+    token = random_token(32)
     await tokens.add(
         UserToken(
             user_id=user.id,
@@ -173,6 +219,8 @@ async def _new_token(session: AsyncSession, user: User, purpose: str, expires_at
             token_digest=token_digest(token),
             email=user.email,
             expires_at=expires_at,
+            created_at=now,
+            job_id=job_id,
         )
     )
     return token

@@ -120,6 +120,11 @@ class InvitationNotFound(NotFound):
     type, title = "invitation-not-found", "No such invitation"
 
 
+class InvitationVoid(KaiError):
+    # The invitation was valid when sent, but whoever sent it can no longer grant its role.
+    status, type, title = 410, "invitation-void", "This invitation can no longer be accepted"
+
+
 class ApiKeyNotFound(NotFound):
     type, title = "api-key-not-found", "No such API key"
 

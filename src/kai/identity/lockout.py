@@ -138,14 +138,18 @@ async def failed(
     reason: str,
     purpose: str = "login",
 ) -> None:
-    """Audit a wrong password or code; tell the owner of the address when it locked it."""
+    """Audit a wrong password or code; tell the owner of the address when it locked it.
+
+    Recorded as the platform's events (no organization): they are about the account, not
+    about any organization it belongs to, and their reasons ("wrong one-time code" says the
+    password was right) and addresses are not for an organization's `audit:read` holders.
+    """
     # In transactions of their own: the request's is rolled back by the refusal.
-    organization_id = user.default_organization_id if user else None
     await audit.record_detached(
         runtime.session_factory,
         action="auth.login.failed" if purpose == "login" else "auth.reauthentication.failed",
         outcome="failure",
-        organization_id=organization_id,
+        organization_id=None,
         actor_type="user" if user else "anonymous",
         actor_id=str(user.id) if user else None,
         origin=origin,
@@ -162,7 +166,7 @@ async def failed(
         runtime.session_factory,
         action="auth.account.locked",
         outcome="success",
-        organization_id=organization_id,
+        organization_id=None,
         actor_type="system",
         target_type="user",
         target_id=str(user.id),

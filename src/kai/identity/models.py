@@ -197,6 +197,8 @@ class UserToken(Base):
     __tablename__ = "user_tokens"
     __table_args__ = (
         CheckConstraint("purpose IN ('verify_email', 'reset_password')", name="purpose_known"),
+        # A job looks for recent links of one person and kind, and keeps the newest few.
+        Index("ix_user_tokens_user_id_purpose_created_at", "user_id", "purpose", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -210,6 +212,9 @@ class UserToken(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    # The email job that made it: its own retries replace it, and do not count it as a link
+    # sent to the address a moment ago.
+    job_id: Mapped[uuid.UUID | None]
 
 
 class AuthSession(Base):

@@ -1,7 +1,10 @@
 """Organizations and who belongs to them: settings, members, roles given, invitations.
 
 Nobody can give what they do not have: a role is granted, or an invitation sent, only by a
-member holding every permission of that role; only owners make or unmake owners. Nobody can
+member holding every permission of that role; only owners make or unmake owners. An
+invitation is that grant made later, so it is checked again when accepted: its sender must
+still be a member holding the role's permissions (an owner, for an owner's invitation), and
+a member's pending invitations are withdrawn when they leave or are removed. Nobody can
 take from someone who has more: a member holding a permission the actor lacks cannot be
 demoted, given another role or removed by them. Changes that may take an owner away wait
 for each other (the organization's row is locked first), so concurrent ones cannot leave the
@@ -21,8 +24,10 @@ from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     InvalidToken,
     InvitationNotFound,
+    InvitationVoid,
     LastOwner,
     MemberNotFound,
+    MfaEnrolmentRequired,
     OrganizationNotFound,
     PermissionDenied,
     RoleNotFound,
@@ -30,6 +35,7 @@ from kai.identity.errors import (
 from kai.identity.models import Invitation, Membership, Organization, User
 from kai.identity.permissions import BUILT_IN_ROLES, Permission, parse_permissions
 from kai.identity.repository import (
+    ApiKeyRepository,
     InvitationRepository,
     MembershipRepository,
     OrganizationRepository,
@@ -192,17 +198,23 @@ async def change_role(
 
 
 async def remove_member(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID) -> None:
-    """Remove a member (or leave, for oneself); the last owner cannot go."""
+    """Remove a member (or leave, for oneself: being a member is enough); the last owner
+    cannot go."""
     organization_id = actor.tenant_id
-    leaving = actor.user_id == user_id
-    if not leaving and not actor.can(Permission.MEMBERS_MANAGE):
-        raise PermissionDenied("This needs the permission `members:manage`.")
+    leaving = actor.kind == "user" and actor.user_id == user_id
+    if not leaving:
+        if actor.needs_mfa_enrolment:
+            raise MfaEnrolmentRequired()
+        if not actor.can(Permission.MEMBERS_MANAGE):
+            raise PermissionDenied("This needs the permission `members:manage`.")
     repository = MembershipRepository(session)
     membership = await _lock_for_member_change(session, actor, user_id)
     await _check_may_change(session, actor, membership)
     if membership.role == OWNER and await repository.count_role(organization_id, OWNER) <= 1:
         raise LastOwner("Transfer ownership before the last owner leaves.")
     await repository.delete(membership)
+    # What they offered in the organization's name goes with them.
+    withdrawn = await InvitationRepository(session).revoke_pending_from(organization_id, user_id)
     await audit.record(
         session,
         action="member.left" if leaving else "member.removed",
@@ -210,7 +222,7 @@ async def remove_member(session: AsyncSession, *, actor: Actor, user_id: uuid.UU
         actor=actor,
         target_type="user",
         target_id=str(user_id),
-        details={"role": membership.role},
+        details={"role": membership.role, "invitations_withdrawn": withdrawn},
     )
 
 
@@ -249,6 +261,7 @@ async def invite(
 ) -> Invitation:
     organization_id = actor.tenant_id
     await _check_may_grant(session, actor, role)
+    inviter = await _accountable_person(session, actor)
     existing = await UserRepository(session).by_email(email)
     if existing is not None and await MembershipRepository(session).get(
         organization_id, existing.id
@@ -262,7 +275,7 @@ async def invite(
             # The job that sends the invitation mints its link: until then no token opens it,
             # and none is ever kept in clear.
             token_digest=token_digest(random_token(32)),
-            invited_by=actor.user_id,
+            invited_by=inviter,
             expires_at=runtime.clock() + timedelta(days=runtime.settings.auth.invitation_days),
         )
     )
@@ -282,6 +295,46 @@ async def invite(
         invitation_id=str(invitation.id),
     )
     return invitation
+
+
+async def _accountable_person(session: AsyncSession, actor: Actor) -> uuid.UUID | None:
+    """Whose grant an invitation is: the person, or the person who made the API key (a key
+    holds no more than its maker does now, so neither may its invitations)."""
+    if actor.kind == "user":
+        return actor.user_id
+    if actor.kind == "api_key" and actor.api_key_id is not None:
+        key = await ApiKeyRepository(session).get(actor.tenant_id, actor.api_key_id)
+        return key.created_by if key is not None else None
+    return None
+
+
+async def _check_inviter_still_grants(session: AsyncSession, invitation: Invitation) -> None:
+    """Refuse an invitation whose sender could not send it now: no longer a member, or no
+    longer holding every permission of its role (an owner's, for an owner's invitation)."""
+    organization_id = invitation.organization_id
+    inviter = (
+        await MembershipRepository(session).get(organization_id, invitation.invited_by)
+        if invitation.invited_by is not None
+        else None
+    )
+    if inviter is None:
+        raise InvitationVoid(
+            "Whoever invited you is no longer a member of the organization: ask it for a new "
+            "invitation."
+        )
+    try:
+        granted = await role_permissions(session, organization_id, invitation.role)
+    except RoleNotFound:
+        raise InvitationVoid(
+            f"The role {invitation.role!r} no longer exists in the organization: ask it for a "
+            "new invitation."
+        ) from None
+    held = await _held_permissions(session, inviter)
+    if (invitation.role == OWNER and inviter.role != OWNER) or not granted <= held:
+        raise InvitationVoid(
+            f"Whoever invited you can no longer make anyone {invitation.role}: ask the "
+            "organization for a new invitation."
+        )
 
 
 async def list_invitations(
@@ -313,7 +366,8 @@ async def revoke_invitation(
 async def accept_invitation(
     session: AsyncSession, runtime: Runtime, *, user: User, token: str, origin: Origin
 ) -> Membership:
-    """Join the inviting organization; the invitation must be for this user's address."""
+    """Join the inviting organization; the invitation must be for this user's address, and
+    its sender must still be able to grant its role (InvitationVoid, 410, if not)."""
     invitations = InvitationRepository(session)
     digest = token_digest(token)
     organization_id = await invitations.organization_of_token(digest)
@@ -330,6 +384,7 @@ async def accept_invitation(
         or invitation.email.lower() != user.email.lower()
     ):
         raise InvalidToken()
+    await _check_inviter_still_grants(session, invitation)
     invitation.accepted_at = now
     invitation.accepted_by = user.id
     memberships = MembershipRepository(session)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -412,6 +412,21 @@ class InvitationRepository:
         )
         return (await self.session.scalars(statement)).one_or_none()
 
+    async def revoke_pending_from(self, organization_id: uuid.UUID, inviter_id: uuid.UUID) -> int:
+        """Withdraw every pending invitation `inviter_id` sent; how many there were."""
+        result = await self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.organization_id == organization_id,
+                Invitation.invited_by == inviter_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def pending(
         self, organization_id: uuid.UUID, params: PageParams
     ) -> tuple[list[Invitation], str | None]:
@@ -441,14 +456,46 @@ class UserTokenRepository:
         )
         return (await self.session.scalars(statement)).one_or_none()
 
-    async def void_unused(self, user_id: uuid.UUID, purpose: str) -> None:
+    async def minted_after(
+        self, user_id: uuid.UUID, purpose: str, after: datetime, *, except_job: uuid.UUID | None
+    ) -> bool:
+        """Whether a token of `purpose` was made for the user later than `after`, by another
+        job than `except_job`."""
+        statement = select(UserToken.id).where(
+            UserToken.user_id == user_id,
+            UserToken.purpose == purpose,
+            UserToken.created_at > after,
+        )
+        if except_job is not None:
+            statement = statement.where(UserToken.job_id.is_distinct_from(except_job))
+        return (await self.session.scalars(statement.limit(1))).first() is not None
+
+    async def void_unused(
+        self,
+        user_id: uuid.UUID,
+        purpose: str,
+        *,
+        keep_newest: int = 0,
+        made_by_job: uuid.UUID | None = None,
+    ) -> None:
+        """Void the user's unused tokens of `purpose`: every one `made_by_job` made, and of the
+        others all but the `keep_newest` newest."""
+        unused = (
+            UserToken.user_id == user_id,
+            UserToken.purpose == purpose,
+            UserToken.used_at.is_(None),
+        )
+        others = UserToken.job_id.is_distinct_from(made_by_job) if made_by_job else true()
+        kept = (
+            select(UserToken.id)
+            .where(*unused, others)
+            .order_by(UserToken.created_at.desc(), UserToken.id.desc())
+            .limit(keep_newest)
+        )
+        voided: ColumnElement[bool] = UserToken.id.not_in(kept) | ~others
         await self.session.execute(
             update(UserToken)
-            .where(
-                UserToken.user_id == user_id,
-                UserToken.purpose == purpose,
-                UserToken.used_at.is_(None),
-            )
+            .where(*unused, voided)
             .values(used_at=func.now())
             .execution_options(synchronize_session=False)
         )

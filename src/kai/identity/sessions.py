@@ -23,7 +23,6 @@ from kai.identity.errors import (
     InvalidRefreshToken,
     MemberNotFound,
     MfaRequired,
-    StepUpRequired,
 )
 from kai.identity.lockout import email_digest
 from kai.identity.mfa import check_second_factor, has_confirmed_totp
@@ -301,7 +300,13 @@ async def logout_everywhere(session: AsyncSession, runtime: Runtime, *, actor: A
 async def switch_organization(
     session: AsyncSession, runtime: Runtime, *, actor: Actor, organization_id: uuid.UUID
 ) -> TokenPair:
-    """Make the session act for another organization the user belongs to."""
+    """Make the session act for another organization the user belongs to.
+
+    The caller has checked that the session may reach beyond its organization
+    (`step_up.require_reach_beyond`) before this looks at any membership: an organization's
+    identity provider vouches for its own organization only, and a 404 here would tell its
+    admins where else the person belongs.
+    """
     assert actor.user_id is not None
     assert actor.session_id is not None
     await act_for(session, organization_id=organization_id, user_id=actor.user_id)
@@ -312,13 +317,6 @@ async def switch_organization(
     auth_session = await SessionRepository(session).get(actor.session_id, for_update=True)
     if auth_session is None:
         raise InvalidCredentials()
-    if "pwd" not in auth_session.methods:
-        # An organization's identity provider vouches for its own organization only: else an
-        # admin running that provider could act as the person in their other organizations.
-        raise StepUpRequired(
-            "A single sign-on session stays in its organization: confirm your password "
-            "(`POST /api/v1/auth/step-up`) to switch."
-        )
     auth_session.organization_id = organization_id
     await UserRepository(session).update(actor.user_id, default_organization_id=organization_id)
     await session.flush()

@@ -4,12 +4,16 @@ A single sign-on session proves only what an organization's identity provider sa
 provider is run by the organization's admins: it can open a session as any of its members.
 Such a session acts for its organization and no further. Whatever reaches beyond it (the
 account's password, two-factor settings and sessions, its name as other organizations see it,
-its other organizations) needs the person's own password first, with their one-time code
-when two-factor authentication is on: `POST /api/v1/auth/step-up`, recorded on the session.
+its security alerts, its other organizations) needs the person's own password first, with
+their one-time code when two-factor authentication is on: `POST /api/v1/auth/step-up`,
+recorded on the session.
 
 Changes to credentials and sessions need that proof to be recent (`step_up_minutes`) in every
 session, so that a stolen access token cannot make them either; a password login is such a
-proof at its start.
+proof at its start. Switching to, creating or joining another organization needs it recent in
+a single sign-on session (a session begun with the password needs nothing more); seeing the
+other organizations, the name, the security alerts and the two-factor status need a step-up
+at some time in the session.
 """
 
 from __future__ import annotations
@@ -150,6 +154,28 @@ async def reaches_beyond_organization(session: AsyncSession, *, actor: Actor) ->
     if actor.kind != "user":
         return False
     return "pwd" in (await _session_of(session, actor)).methods
+
+
+async def require_reach_beyond(session: AsyncSession, runtime: Runtime, *, actor: Actor) -> None:
+    """Refuse switching to, creating or joining another organization unless the session began
+    with the password, or (a single sign-on session) proved it within `step_up_minutes`.
+
+    A single sign-on session's step-up is asked again each time its proof has grown old, so
+    that one step-up does not open every other organization for the whole session."""
+    auth_session = await _session_of(session, actor)
+    if "sso" in auth_session.methods:
+        proved = auth_session.password_verified_at
+        if proved is not None and runtime.clock() - proved <= _window(runtime):
+            return
+    elif "pwd" in auth_session.methods:
+        return
+    raise await _refusal(
+        session,
+        actor,
+        "A single sign-on session acts for its organization only: confirm your password "
+        f"({STEP_UP_ROUTE}) to switch to, create or join another organization; it holds for "
+        f"{runtime.settings.auth.step_up_minutes} minutes.",
+    )
 
 
 async def require_password_session(session: AsyncSession, *, actor: Actor) -> None:

@@ -15,9 +15,9 @@ async def send_email(run: JobRun) -> dict[str, Any]:
     """One account email: written with a fresh link, sent, and never sent twice.
 
     A failed send raises, and the job is retried with backoff: each attempt mints a new link
-    (the unsent one is void). Once the mail server has taken the message, the job says so at
-    once, outside the attempt's transaction: an attempt after that (the worker died before
-    committing) finds it and sends nothing.
+    (the unsent one is void; links other jobs sent stay as they were). Once the mail server
+    has taken the message, the job says so at once, outside the attempt's transaction: an
+    attempt after that (the worker died before committing) finds it and sends nothing.
     """
     if "sent_at" in run.params:
         return {"sent": True}
@@ -29,6 +29,7 @@ async def send_email(run: JobRun) -> dict[str, Any]:
             params=run.params,
             organization_id=run.organization_id,
             now=datetime.now(UTC),
+            job_id=run.job_id,
         )
     if message is None:
         # Nothing to send; the address is forgotten all the same.

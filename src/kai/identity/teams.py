@@ -2,6 +2,17 @@
 
 A resource shared with chosen teams is visible to their members and to owners and admins;
 one shared with no team is visible to everyone who may read that kind of resource.
+
+A team grants no permission, only sight: its members see what is shared with it (within what
+their role lets them read). So bringing someone into a team is a grant of that sight, and
+follows the rule of every grant: nobody gives what they do not have. Owners and admins see
+everything and may add anyone to any team; anyone else holding `teams:manage` (a custom role)
+may add people only to teams they belong to themselves, so cannot add themselves (or an
+accomplice) to a team to see what it is shared with. Whoever creates a team without seeing
+everything joins it: nothing is shared with a new team yet, and they can then fill it. API
+keys belong to no team and see only what is shared with everyone, so they add nobody.
+Taking people out of a team, renaming or deleting it only narrows what anyone sees, and stays
+with `teams:manage`.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from kai.identity import audit
 from kai.identity.actor import Actor
-from kai.identity.errors import MemberNotFound, TeamNotFound
+from kai.identity.errors import MemberNotFound, PermissionDenied, TeamNotFound
 from kai.identity.models import Team, User
 from kai.identity.repository import MembershipRepository, TeamRepository
 from kai.kit.errors import Conflict
@@ -82,6 +93,9 @@ async def create_team(session: AsyncSession, *, actor: Actor, name: str, descrip
         target_id=str(team.id),
         details={"name": name},
     )
+    if not actor.unrestricted and actor.kind == "user" and actor.user_id is not None:
+        # Else they could not add anyone to it (see the module's docstring).
+        await _add_member(session, actor=actor, team=team, user_id=actor.user_id)
     return team
 
 
@@ -142,9 +156,24 @@ async def team_members(session: AsyncSession, *, actor: Actor, team_id: uuid.UUI
 async def add_team_member(
     session: AsyncSession, *, actor: Actor, team_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
+    """Bring a member into a team: only someone who sees what it is shared with may."""
     team = await get_team(session, actor=actor, team_id=team_id)
+    repository = TeamRepository(session)
+    if not actor.unrestricted and (
+        actor.user_id is None or await repository.member(team.id, actor.user_id) is None
+    ):
+        raise PermissionDenied(
+            "Only owners, admins and the team's own members may add people to it: its members "
+            "see what is shared with it."
+        )
     if await MembershipRepository(session).get(team.organization_id, user_id) is None:
         raise MemberNotFound(f"No member {user_id} in this organization.")
+    await _add_member(session, actor=actor, team=team, user_id=user_id)
+
+
+async def _add_member(
+    session: AsyncSession, *, actor: Actor, team: Team, user_id: uuid.UUID
+) -> None:
     # Adding someone twice (even twice at once) is no conflict: they are in the team.
     if await TeamRepository(session).add_member(team.organization_id, team.id, user_id):
         await audit.record(

@@ -14,6 +14,8 @@ from kai.identity.dependencies import (
     PUBLIC_RESPONSES,
     authenticated,
     origin_of,
+    other_organizations,
+    password_session,
     public,
     recently_authenticated,
     user_only,
@@ -46,6 +48,10 @@ AuthPublic = Depends(public(rate_class="auth"))
 Person = Annotated[Actor, Depends(authenticated())]
 # Changes to the account's credentials and sessions: a password proof of the last minutes.
 SteppedUp = Annotated[Actor, Depends(recently_authenticated())]
+# Reaches another organization: a single sign-on session's password proof must be recent.
+BeyondOrganization = Annotated[Actor, Depends(other_organizations())]
+# Beyond the organization a single sign-on session acts for: the password proved in session.
+AccountHolder = Annotated[Actor, Depends(password_session())]
 # Takes the password: limited like the login form, on top of the per-address count.
 PasswordChecked = Annotated[Actor, Depends(authenticated(rate_class="auth"))]
 
@@ -152,12 +158,16 @@ async def confirm_password(
     summary="Act for another organization you belong to",
     description=(
         "Answers a new access token; the session's refresh token follows the switch. A "
-        "single sign-on session confirms the password first (`POST /api/v1/auth/step-up`)."
+        "single sign-on session confirms the password first (`POST /api/v1/auth/step-up`, "
+        "within the last few minutes)."
     ),
     responses=problem_responses(401, 403, 404, 429),
 )
 async def switch_organization(
-    body: SwitchOrganizationRequest, actor: Person, session: DbSession, runtime: RuntimeDep
+    body: SwitchOrganizationRequest,
+    actor: BeyondOrganization,
+    session: DbSession,
+    runtime: RuntimeDep,
 ) -> TokenResponse:
     pair = await sessions.switch_organization(
         session, runtime, actor=user_only(actor), organization_id=body.organization_id
@@ -211,8 +221,10 @@ async def verify_email(
     dependencies=[AuthPublic],
     responses=problem_responses(429, 503),
 )
-async def resend_verification(body: EmailRequest, session: DbSession) -> Accepted:
-    await accounts.resend_verification(session, email=body.email)
+async def resend_verification(
+    body: EmailRequest, session: DbSession, runtime: RuntimeDep
+) -> Accepted:
+    await accounts.resend_verification(session, runtime, email=body.email)
     return Accepted(detail="If the address has an unconfirmed account, a new link is on its way.")
 
 
@@ -223,8 +235,10 @@ async def resend_verification(body: EmailRequest, session: DbSession) -> Accepte
     dependencies=[AuthPublic],
     responses=problem_responses(429, 503),
 )
-async def request_password_reset(body: EmailRequest, session: DbSession) -> Accepted:
-    await accounts.request_password_reset(session, email=body.email)
+async def request_password_reset(
+    body: EmailRequest, session: DbSession, runtime: RuntimeDep
+) -> Accepted:
+    await accounts.request_password_reset(session, runtime, email=body.email)
     return Accepted(detail="If the address has an account, a reset link is on its way.")
 
 
@@ -249,8 +263,15 @@ async def reset_password(
 mfa_router = APIRouter(prefix="/auth/mfa", tags=["auth"], responses=AUTH_RESPONSES)
 
 
-@mfa_router.get("", summary="Whether two-factor authentication is on")
-async def mfa_status(actor: Person, session: DbSession) -> MfaStatus:
+@mfa_router.get(
+    "",
+    summary="Whether two-factor authentication is on",
+    description=(
+        "How the account is protected is the person's own business, not the business of an "
+        "organization's identity provider."
+    ),
+)
+async def mfa_status(actor: AccountHolder, session: DbSession) -> MfaStatus:
     person = user_only(actor)
     assert person.user_id is not None
     enabled, left = await mfa.status(session, user_id=person.user_id)

@@ -13,6 +13,7 @@ from kai.identity.dependencies import (
     AUTH_RESPONSES,
     authenticated,
     origin_of,
+    other_organizations,
     password_session,
     user_only,
 )
@@ -20,6 +21,7 @@ from kai.identity.repository import MembershipRepository, OrganizationRepository
 from kai.identity.schemas import (
     MembershipRead,
     MeRead,
+    NotificationSettings,
     OrganizationCreate,
     OrganizationRead,
     PasswordChange,
@@ -35,6 +37,8 @@ router = APIRouter(tags=["me"], responses=AUTH_RESPONSES)
 Caller = Annotated[Actor, Depends(authenticated())]
 # Beyond the organization a single sign-on session acts for: the password proved in session.
 AccountHolder = Annotated[Actor, Depends(password_session())]
+# Into another organization: a single sign-on session's password proof must be recent.
+BeyondOrganization = Annotated[Actor, Depends(other_organizations())]
 
 
 @router.get("/me", summary="Who is calling: the person or key, its organization, its permissions")
@@ -61,13 +65,23 @@ async def me(actor: Caller, session: DbSession) -> MeRead:
     "/me",
     summary="Change your name, locale, units or notification settings",
     description=(
-        "Your name shows in all your organizations: a single sign-on session steps up "
-        "(`POST /api/v1/auth/step-up`) to change it."
+        "Your name shows in all your organizations, and security alerts are about your whole "
+        "account: a single sign-on session steps up (`POST /api/v1/auth/step-up`) to change "
+        "either. Notification settings not sent stay as they are."
     ),
 )
 async def update_profile(body: ProfileUpdate, actor: Caller, session: DbSession) -> UserRead:
     person = user_only(actor)
+    assert person.user_id is not None
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "notification_settings" in changes:
+        user = await UserRepository(session).get(person.user_id)
+        assert user is not None
+        current = NotificationSettings(**(user.notification_settings or {}))
+        wanted = current.model_copy(update=changes["notification_settings"])
+        if wanted.security_alerts != current.security_alerts:
+            await step_up.require_password_session(session, actor=person)
+        changes["notification_settings"] = wanted.model_dump()
     if "name" in changes:
         await step_up.require_password_session(session, actor=person)
     user = await accounts.update_profile(session, actor=person, changes=changes)
@@ -123,7 +137,7 @@ async def my_organizations(actor: Caller, session: DbSession) -> list[Membership
     responses=problem_responses(409),
 )
 async def create_organization(
-    body: OrganizationCreate, request: Request, actor: AccountHolder, session: DbSession
+    body: OrganizationCreate, request: Request, actor: BeyondOrganization, session: DbSession
 ) -> OrganizationRead:
     person = user_only(actor)
     assert person.user_id is not None
@@ -138,12 +152,16 @@ async def create_organization(
 @router.post(
     "/invitations/accept",
     summary="Join an organization with an invitation sent to your address",
-    responses=problem_responses(400),
+    description=(
+        "410 `invitation-void` when whoever sent it can no longer grant its role (they left, "
+        "were removed or now hold less)."
+    ),
+    responses=problem_responses(400, 410),
 )
 async def accept_invitation(
     body: TokenRequest,
     request: Request,
-    actor: AccountHolder,
+    actor: BeyondOrganization,
     session: DbSession,
     runtime: RuntimeDep,
 ) -> MembershipRead:

@@ -112,11 +112,13 @@ async def change_role(
 @router.delete(
     "/members/{user_id}",
     summary="Remove a member, or leave (your own id)",
-    description="Removing others needs `members:manage`; anyone may leave.",
+    description=(
+        "Removing others needs `members:manage`; any member may leave, whatever their role."
+    ),
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(404, 409),
 )
-async def remove_member(user_id: uuid.UUID, actor: MembersRead, session: DbSession) -> None:
+async def remove_member(user_id: uuid.UUID, actor: Caller, session: DbSession) -> None:
     await organizations.remove_member(session, actor=actor, user_id=user_id)
 
 
