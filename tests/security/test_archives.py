@@ -1,9 +1,11 @@
 """Hostile archives and images: zip bombs, zips inside zips, and files smuggled after an image.
 
 Every zip a request sends (a catalog import, a recognition batch's zips) is inflated under one
-budget, a few times the body limit, counted as it inflates; a zip inside a zip is refused by
-its name or its first bytes; the inflating and parsing run in a thread, so the server answers
-everyone else meanwhile. An image keeps nothing after its end marker.
+budget, a few times the body limit, counted as it inflates; only stored and deflated entries are
+read (zipfile inflates bzip2 and LZMA without bounds); a zip inside a zip is refused by its name
+or its first bytes; a malformed zip is refused, never a 500; the inflating and parsing run in a
+thread, so the server answers everyone else meanwhile. An image keeps nothing after its end
+marker, and one whose end cannot be found is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import gzip
 import io
 import time
 import uuid
+import zipfile
 from typing import Any
 
 import pytest
@@ -34,8 +37,11 @@ from tests.security.zips import (
     MIB,
     bomb_entry,
     deflated_entry,
+    mutated,
+    needing_version,
     plain_zip,
     while_pinging,
+    with_empty_name,
     zip_of,
 )
 
@@ -170,6 +176,87 @@ def test_the_budget_is_counted_as_bytes_come_out_not_as_headers_claim() -> None:
     with pytest.raises(ArchiveTooLarge):
         batches.checked_photos([("two.zip", archive)], limits, budget)
     assert budget.used <= 10 * MIB + 64 * 1024
+
+
+# --- compression methods and malformed zips ------------------------------------------------
+
+# zipfile decompresses a whole read of these with no limit on what comes out: 710 bytes of
+# bzip2 once became 1.5 GiB before the budget was charged. A small entry shows the refusal.
+UNBOUNDED_METHODS = pytest.mark.parametrize(
+    "method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA], ids=["bzip2", "lzma"]
+)
+
+
+@UNBOUNDED_METHODS
+async def test_a_catalog_zip_compressed_other_than_with_deflate_is_refused(
+    runtime: Runtime, client: AsyncClient, method: int
+) -> None:
+    owner = await member(runtime, client)
+    archive = plain_zip({"materials.csv": b"code,name\nA-1,One\n"}, method)
+
+    for dry_run in (True, False):
+        refused = _problem(await _import(client, owner, archive, dry_run=dry_run), 400)
+        assert "materials.csv is compressed with" in refused["detail"]
+        assert "deflate" in refused["detail"]
+
+    assert await _stored(runtime, owner) == []
+    jobs = await client.get("/api/v1/jobs", headers=owner.headers)
+    assert jobs.json()["items"] == []
+
+
+@UNBOUNDED_METHODS
+async def test_a_batch_zip_compressed_other_than_with_deflate_is_refused(
+    runtime: Runtime, client: AsyncClient, method: int
+) -> None:
+    owner = await member(runtime, client)
+    archive = plain_zip({"wall.jpg": photo(64, 48)}, method)
+
+    refused = _problem(await _batch(client, owner, ("photos.zip", archive)), 422)
+
+    assert "deflate" in refused["detail"]
+    assert [error["loc"][-1] for error in refused["errors"]] == ["photos.zip/wall.jpg"]
+    assert await _stored(runtime, owner) == []
+
+
+def _catalog_zip() -> bytes:
+    return plain_zip(
+        {
+            "materials.csv": b"code,name,images\nA-1,One,photos/a.jpg\n",
+            "photos/a.jpg": photo(64, 48),
+            "notes.txt": b"read me " * 40,
+        }
+    )
+
+
+# The shapes the review found, then mutants of a good zip (the same ones on every run).
+MALFORMED = [
+    needing_version(_catalog_zip(), 200),  # "version 20.0 needed": NotImplementedError
+    with_empty_name(_catalog_zip()),  # is_dir() of an empty name: IndexError
+    *mutated(_catalog_zip(), 40, seed=13),
+]
+
+
+@pytest.mark.parametrize("route", ["import", "batch"])
+async def test_malformed_zips_are_refused_with_a_problem_never_a_500(
+    runtime: Runtime, client: AsyncClient, route: str
+) -> None:
+    owner = await member(runtime, client)
+    answers: list[int] = []
+    for number, archive in enumerate(MALFORMED):
+        if route == "import":
+            response = await _import(client, owner, archive, dry_run=True)
+        else:
+            response = await _batch(client, owner, ("photos.zip", archive))
+        assert response.status_code < 500, (number, response.text)
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "zipfile" not in response.text
+        answers.append(response.status_code)
+
+    # The review's two, at least, are refused as the unreadable zips they are.
+    for response_status in answers[:2]:
+        assert response_status == (400 if route == "import" else 422)
+    assert await _stored(runtime, owner) == []
 
 
 # --- nested archives ----------------------------------------------------------------------
