@@ -26,7 +26,7 @@ from kai.catalog import imports
 from kai.catalog.models import MaterialImage
 from kai.kit.archives import ArchiveTooLarge, InflateBudget
 from kai.kit.db import act_for
-from kai.kit.images import ImageLimits, without_trailer
+from kai.kit.images import ImageLimits, ImageRejected, without_trailer
 from kai.recognition import batches
 from kai.runtime import Runtime
 from tests.catalog.factories import create_material
@@ -321,6 +321,56 @@ def _encoded(image_format: str) -> bytes:
 def test_whatever_follows_an_image_is_cut_off(image: bytes) -> None:
     assert without_trailer(image + POLYGLOT_TAIL) == image
     assert without_trailer(image) == image
+
+
+# A zip holding no 0xFF byte: after a JPEG that lost its end marker, nothing in it reads as
+# one, so the picture's end cannot be found at all (the review's polyglot).
+MARKERLESS_ZIP = plain_zip({"a.txt": b"hello " * 100}, zipfile.ZIP_STORED)
+
+
+def test_an_image_whose_end_cannot_be_found_is_refused() -> None:
+    assert b"\xff" not in MARKERLESS_ZIP
+    webp = bytearray(_encoded("WEBP"))
+    webp[4:8] = (len(webp) + 4096).to_bytes(4, "little")  # a RIFF size past the file's end
+    without_end = [
+        photo(64, 48)[:-2] + MARKERLESS_ZIP,  # the JPEG's EOI dropped, a zip in its place
+        _encoded("PNG")[:-12] + MARKERLESS_ZIP,  # the PNG's IEND chunk dropped
+        bytes(webp) + MARKERLESS_ZIP,
+    ]
+
+    for data in without_end:
+        with pytest.raises(ImageRejected, match="its end cannot be found"):
+            without_trailer(data)
+
+
+async def test_a_photo_without_its_end_followed_by_a_zip_is_refused_everywhere(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    material = await create_material(client, owner)
+    polyglot = photo(320, 240)[:-2] + MARKERLESS_ZIP
+
+    uploaded = await client.post(
+        f"/api/v1/materials/{material['id']}/images",
+        files={"file": ("tile.jpg", polyglot, "image/jpeg")},
+        headers=owner.headers,
+    )
+    assert "its end cannot be found" in _problem(uploaded, 422)["detail"]
+
+    batch = await _batch(client, owner, ("site.zip", plain_zip({"wall.jpg": polyglot})))
+    refused = _problem(batch, 422)
+    assert [error["loc"][-1] for error in refused["errors"]] == ["site.zip/wall.jpg"]
+    assert "its end cannot be found" in refused["errors"][0]["msg"]
+
+    archive = plain_zip(
+        {"materials.csv": b"code,name,images\nT-1,Tile,tile.jpg\n", "tile.jpg": polyglot}
+    )
+    started = await _import(client, owner, archive)
+    assert started.status_code == 202, started.text
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["images"]) == (1, 0), report
+    assert "its end cannot be found" in report["errors"][0]["message"]
+    assert [key for key in await _stored(runtime, owner) if "/materials/" in key] == []
 
 
 async def test_a_photo_that_is_also_a_zip_is_stored_without_the_zip(
