@@ -56,11 +56,15 @@ FIELDS = (
     "images",
 )
 LIST_SEPARATOR = re.compile(r"\s*[;|]\s*")
+# A side or a number: plain digits, or with an exponent as other programs write them.
+_SIDE = r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
 DIMENSIONS = re.compile(
-    r"^\s*(?P<l>\d+(?:\.\d+)?)\s*[x\u00d7*]\s*(?P<w>\d+(?:\.\d+)?)"
-    r"(?:\s*[x\u00d7*]\s*(?P<t>\d+(?:\.\d+)?))?\s*(?P<unit>[A-Za-z]+)?\s*$"
+    rf"^\s*(?P<l>{_SIDE})\s*[x\u00d7*]\s*(?P<w>{_SIDE})"
+    rf"(?:\s*[x\u00d7*]\s*(?P<t>{_SIDE}))?\s*(?P<unit>[A-Za-z]+)?\s*$"
 )
-NUMBER_WITH_UNIT = re.compile(r"^\s*(?P<number>-?\d+(?:[.,]\d+)?)\s*(?P<unit>[A-Za-z%/0-9_]+)?\s*$")
+NUMBER_WITH_UNIT = re.compile(
+    r"^\s*(?P<number>-?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?)\s*(?P<unit>[A-Za-z%/0-9_]+)?\s*$"
+)
 # Price lists from much of Europe write 92,50.
 DECIMAL_COMMA = re.compile(r"^\s*\d+,\d{1,4}\s*$")
 TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
@@ -366,7 +370,9 @@ def property_from_text(definition: PropertyDefinition, value: Any) -> Any:
             return text
         number_text = match["number"].replace(",", ".")
         number: float | int = (
-            int(number_text) if kind == "integer" and "." not in number_text else float(number_text)
+            int(number_text)
+            if kind == "integer" and number_text.lstrip("-").isdigit()
+            else float(number_text)
         )
         if match["unit"]:
             return {"value": number, "unit": match["unit"]}
@@ -783,12 +789,23 @@ def _cell(value: Any) -> str:
         return "; ".join(str(item) for item in value)
     if isinstance(value, dict) and "length" in value:
         sides = [value.get("length"), value.get("width"), value.get("thickness")]
-        return "x".join(f"{side:g}" for side in sides if side is not None)
+        return "x".join(_number(side) for side in sides if side is not None)
     if isinstance(value, float):
-        return f"{value:g}"
+        return _number(value)
     if isinstance(value, Decimal):
         return f"{value:f}"
     return str(value)
+
+
+def _number(value: float) -> str:
+    """`value` as the import reads it back exactly: the fewest digits that give the same float
+    (`repr`'s), written out without an exponent, and a whole number without its ".0"."""
+    if isinstance(value, int):
+        return str(value)
+    text = repr(value)
+    if "e" in text:
+        text = f"{Decimal(text):f}"
+    return text.removesuffix(".0")
 
 
 def export_record(material: Material, categories: _Categories) -> dict[str, Any]:
