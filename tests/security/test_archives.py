@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import time
+import tracemalloc
 import uuid
 import zipfile
 from typing import Any
@@ -26,6 +27,7 @@ from kai.catalog import imports
 from kai.catalog.models import MaterialImage
 from kai.kit.archives import ArchiveTooLarge, InflateBudget
 from kai.kit.db import act_for
+from kai.kit.errors import PayloadTooLarge
 from kai.kit.images import ImageLimits, ImageRejected, without_trailer
 from kai.recognition import batches
 from kai.runtime import Runtime
@@ -257,6 +259,57 @@ async def test_malformed_zips_are_refused_with_a_problem_never_a_500(
     for response_status in answers[:2]:
         assert response_status == (400 if route == "import" else 422)
     assert await _stored(runtime, owner) == []
+
+
+# --- a JSON table is measured before it is parsed -------------------------------------------
+
+
+def _empty_objects(count: int) -> bytes:
+    """The review's JSON: `[{},{},...]`, three bytes an object, a dict each once parsed."""
+    return b"[" + b"{}," * (count - 1) + b"{}]"
+
+
+# Just past the cap: some 6 MB that deflate to a few KB, two million dicts if parsed.
+PAST_THE_JSON_CAP = _empty_objects(imports.MAX_JSON_VALUES // 2 + 1)
+
+
+async def test_a_json_import_past_its_caps_is_refused_before_it_is_parsed(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    archive = zip_of(deflated_entry("materials.json", PAST_THE_JSON_CAP))
+    assert len(archive) < 64 * 1024
+
+    answers = [await _import(client, owner, archive, dry_run=dry_run) for dry_run in (True, False)]
+    answers.append(
+        await client.post(
+            "/api/v1/catalog/imports",
+            files={"file": ("catalog.json", PAST_THE_JSON_CAP, "application/json")},
+            headers=owner.headers,
+        )
+    )
+
+    for answer in answers:
+        refused = _problem(answer, 413)
+        assert "commas and brackets" in refused["detail"]
+        assert "import it in parts" in refused["detail"]
+    assert await _stored(runtime, owner) == []
+    jobs = await client.get("/api/v1/jobs", headers=owner.headers)
+    assert jobs.json()["items"] == []
+
+
+def test_measuring_a_json_table_past_its_caps_builds_nothing() -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge):
+            imports.read_file(
+                PAST_THE_JSON_CAP, image_bytes_limit=MIB, budget=InflateBudget(100 * MIB)
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Parsed, its two million dicts would take some 150 MiB; measured, a copy of it at most.
+    assert peak < 2 * len(PAST_THE_JSON_CAP)
 
 
 # --- nested archives ----------------------------------------------------------------------

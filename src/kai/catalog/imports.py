@@ -77,6 +77,14 @@ MAX_ZIP_ENTRIES = 20_000
 # measured (benchmarks/catalog.py: 100,000 rows of 16 columns).
 MAX_ROWS = 200_000
 MAX_CELLS = 3_200_000
+# A JSON table is parsed whole, every value built at once (30 MB of `[{},{},...]` once made
+# ten million dicts, 842 MiB, before the row cap was looked at), so it is measured before it
+# is parsed. Every value but the first follows a comma or opens a bracket: their count bounds
+# the values (those inside strings count too, which errs only towards refusing). Enough for
+# a cell each and four a row (the row's braces and comma, a properties object, a list).
+MAX_JSON_VALUES = MAX_CELLS + 4 * MAX_ROWS
+# And its bytes, which bound what the strings hold: a generous 32 a cell.
+MAX_JSON_BYTES = 32 * MAX_CELLS
 # Read ahead of a CSV to guess its delimiter and line ends.
 CSV_HEAD_BYTES = 64 * 1024
 
@@ -174,8 +182,22 @@ def read_file(
 def _read_rows(stream: io.BufferedReader[Any], kind: Literal["csv", "json"]) -> list[SourceRow]:
     if kind == "csv":
         return _read_csv(stream)
+    # A piece at a time: read(n) of a large n sets aside n bytes before reading any.
+    text = bytearray()
+    while len(text) <= MAX_JSON_BYTES:
+        piece = stream.read(min(CSV_HEAD_BYTES, MAX_JSON_BYTES + 1 - len(text)))
+        if not piece:
+            break
+        text += piece
+    values = text.count(b",") + text.count(b"{") + text.count(b"[")
+    if len(text) > MAX_JSON_BYTES or values > MAX_JSON_VALUES:
+        raise PayloadTooLarge(
+            f"The JSON is larger than one import takes ({MAX_ROWS} rows, {MAX_CELLS} cells: at "
+            f"most {MAX_JSON_VALUES} commas and brackets, {MAX_JSON_BYTES} bytes); import it "
+            "in parts."
+        )
     try:
-        parsed = orjson.loads(stream.read())
+        parsed = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidImportFile(f"The JSON is not valid: {exc}.") from exc
     items = parsed.get("materials") if isinstance(parsed, dict) else parsed
