@@ -55,6 +55,8 @@ Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50),
     AfterValidator(_no_separator),
+    # Said in the API's document too (the check above words the refusal).
+    Field(json_schema_extra={"pattern": "^[^;|]+$"}),
 ]
 
 
