@@ -359,6 +359,31 @@ async def test_an_import_cancelled_before_it_runs_leaves_no_file(
     assert await _stored(runtime, owner) == set()
 
 
+async def test_an_import_cancelled_as_a_worker_takes_it_leaves_no_file(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    job = await _start_import(client, owner, "A-1")
+    (upload,) = await _stored(runtime, owner, "users/uploads/")
+    # A worker has taken the job from the queue but not begun its attempt: it will find the
+    # job cancelling, and never begin it.
+    async with scoped_transaction(
+        runtime.session_factory, organization_id=owner.organization_id
+    ) as session:
+        await session.execute(
+            text(
+                "UPDATE procrastinate_jobs SET status = 'doing'"
+                " WHERE id = (SELECT queue_job_id FROM jobs WHERE id = :id)"
+            ),
+            {"id": job["id"]},
+        )
+
+    cancelling = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=owner.headers)
+
+    assert cancelling.json()["status"] == "cancelling", cancelling.text
+    assert await run_queued_deletions(runtime, owner.organization_id) == [upload]
+
+
 async def test_an_import_cancelled_while_it_runs_leaves_no_file(
     committed_runtime: Runtime,
     committed_client: AsyncClient,
