@@ -380,6 +380,7 @@ async def test_an_import_job_meeting_an_unreadable_file_fails_at_once_saying_why
     committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
 ) -> None:
     from kai.catalog.tasks import import_file
+    from kai.kit.jobs.tasks import OWNED_OBJECTS
     from kai.kit.storage.keys import user_upload_key
     from tests.recognition.test_recognitions import _finished
 
@@ -399,6 +400,7 @@ async def test_an_import_job_meeting_an_unreadable_file_fails_at_once_saying_why
                 "mode": "skip_invalid",
                 "actor": {"kind": "user", "user_id": str(owner.user.id), "api_key_id": None},
                 "limits": {"max_bytes": 1024 * 1024, "max_pixels": 1_000_000},
+                OWNED_OBJECTS: [key],
             },
         )
 
@@ -407,4 +409,7 @@ async def test_an_import_job_meeting_an_unreadable_file_fails_at_once_saying_why
     assert (job["status"], job["attempts"]) == ("failed", 1), job
     assert "line 3" in job["error"]
     assert await _codes(committed_client, owner) == set()
-    await committed_runtime.storage.delete(key)
+    # Nothing would ever read the file again: it goes with the job's failure.
+    [removal] = await _finished(committed_client, owner, "storage.delete_objects")
+    assert removal["status"] == "succeeded", removal
+    assert [stored.key async for stored in committed_runtime.storage.list(key)] == []

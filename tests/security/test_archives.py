@@ -1,9 +1,11 @@
 """Hostile archives and images: zip bombs, zips inside zips, and files smuggled after an image.
 
 Every zip a request sends (a catalog import, a recognition batch's zips) is inflated under one
-budget, a few times the body limit, counted as it inflates; a zip inside a zip is refused by
-its name or its first bytes; the inflating and parsing run in a thread, so the server answers
-everyone else meanwhile. An image keeps nothing after its end marker.
+budget, a few times the body limit, counted as it inflates; only stored and deflated entries are
+read (zipfile inflates bzip2 and LZMA without bounds); a zip inside a zip is refused by its name
+or its first bytes; a malformed zip is refused, never a 500; the inflating and parsing run in a
+thread, so the server answers everyone else meanwhile. An image keeps nothing after its end
+marker, and one whose end cannot be found is refused.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import gzip
 import io
 import time
+import tracemalloc
 import uuid
+import zipfile
 from typing import Any
 
 import pytest
@@ -23,7 +27,8 @@ from kai.catalog import imports
 from kai.catalog.models import MaterialImage
 from kai.kit.archives import ArchiveTooLarge, InflateBudget
 from kai.kit.db import act_for
-from kai.kit.images import ImageLimits, without_trailer
+from kai.kit.errors import PayloadTooLarge
+from kai.kit.images import ImageLimits, ImageRejected, without_trailer
 from kai.recognition import batches
 from kai.runtime import Runtime
 from tests.catalog.factories import create_material
@@ -34,8 +39,11 @@ from tests.security.zips import (
     MIB,
     bomb_entry,
     deflated_entry,
+    mutated,
+    needing_version,
     plain_zip,
     while_pinging,
+    with_empty_name,
     zip_of,
 )
 
@@ -172,6 +180,138 @@ def test_the_budget_is_counted_as_bytes_come_out_not_as_headers_claim() -> None:
     assert budget.used <= 10 * MIB + 64 * 1024
 
 
+# --- compression methods and malformed zips ------------------------------------------------
+
+# zipfile decompresses a whole read of these with no limit on what comes out: 710 bytes of
+# bzip2 once became 1.5 GiB before the budget was charged. A small entry shows the refusal.
+UNBOUNDED_METHODS = pytest.mark.parametrize(
+    "method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA], ids=["bzip2", "lzma"]
+)
+
+
+@UNBOUNDED_METHODS
+async def test_a_catalog_zip_compressed_other_than_with_deflate_is_refused(
+    runtime: Runtime, client: AsyncClient, method: int
+) -> None:
+    owner = await member(runtime, client)
+    archive = plain_zip({"materials.csv": b"code,name\nA-1,One\n"}, method)
+
+    for dry_run in (True, False):
+        refused = _problem(await _import(client, owner, archive, dry_run=dry_run), 400)
+        assert "materials.csv is compressed with" in refused["detail"]
+        assert "deflate" in refused["detail"]
+
+    assert await _stored(runtime, owner) == []
+    jobs = await client.get("/api/v1/jobs", headers=owner.headers)
+    assert jobs.json()["items"] == []
+
+
+@UNBOUNDED_METHODS
+async def test_a_batch_zip_compressed_other_than_with_deflate_is_refused(
+    runtime: Runtime, client: AsyncClient, method: int
+) -> None:
+    owner = await member(runtime, client)
+    archive = plain_zip({"wall.jpg": photo(64, 48)}, method)
+
+    refused = _problem(await _batch(client, owner, ("photos.zip", archive)), 422)
+
+    assert "deflate" in refused["detail"]
+    assert [error["loc"][-1] for error in refused["errors"]] == ["photos.zip/wall.jpg"]
+    assert await _stored(runtime, owner) == []
+
+
+def _catalog_zip() -> bytes:
+    return plain_zip(
+        {
+            "materials.csv": b"code,name,images\nA-1,One,photos/a.jpg\n",
+            "photos/a.jpg": photo(64, 48),
+            "notes.txt": b"read me " * 40,
+        }
+    )
+
+
+# The shapes the review found, then mutants of a good zip (the same ones on every run).
+MALFORMED = [
+    needing_version(_catalog_zip(), 200),  # "version 20.0 needed": NotImplementedError
+    with_empty_name(_catalog_zip()),  # is_dir() of an empty name: IndexError
+    *mutated(_catalog_zip(), 40, seed=13),
+]
+
+
+@pytest.mark.parametrize("route", ["import", "batch"])
+async def test_malformed_zips_are_refused_with_a_problem_never_a_500(
+    runtime: Runtime, client: AsyncClient, route: str
+) -> None:
+    owner = await member(runtime, client)
+    answers: list[int] = []
+    for number, archive in enumerate(MALFORMED):
+        if route == "import":
+            response = await _import(client, owner, archive, dry_run=True)
+        else:
+            response = await _batch(client, owner, ("photos.zip", archive))
+        assert response.status_code < 500, (number, response.text)
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "zipfile" not in response.text
+        answers.append(response.status_code)
+
+    # The review's two, at least, are refused as the unreadable zips they are.
+    for response_status in answers[:2]:
+        assert response_status == (400 if route == "import" else 422)
+    assert await _stored(runtime, owner) == []
+
+
+# --- a JSON table is measured before it is parsed -------------------------------------------
+
+
+def _empty_objects(count: int) -> bytes:
+    """The review's JSON: `[{},{},...]`, three bytes an object, a dict each once parsed."""
+    return b"[" + b"{}," * (count - 1) + b"{}]"
+
+
+# Just past the cap: some 6 MB that deflate to a few KB, two million dicts if parsed.
+PAST_THE_JSON_CAP = _empty_objects(imports.MAX_JSON_VALUES // 2 + 1)
+
+
+async def test_a_json_import_past_its_caps_is_refused_before_it_is_parsed(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    archive = zip_of(deflated_entry("materials.json", PAST_THE_JSON_CAP))
+    assert len(archive) < 64 * 1024
+
+    answers = [await _import(client, owner, archive, dry_run=dry_run) for dry_run in (True, False)]
+    answers.append(
+        await client.post(
+            "/api/v1/catalog/imports",
+            files={"file": ("catalog.json", PAST_THE_JSON_CAP, "application/json")},
+            headers=owner.headers,
+        )
+    )
+
+    for answer in answers:
+        refused = _problem(answer, 413)
+        assert "commas and brackets" in refused["detail"]
+        assert "import it in parts" in refused["detail"]
+    assert await _stored(runtime, owner) == []
+    jobs = await client.get("/api/v1/jobs", headers=owner.headers)
+    assert jobs.json()["items"] == []
+
+
+def test_measuring_a_json_table_past_its_caps_builds_nothing() -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge):
+            imports.read_file(
+                PAST_THE_JSON_CAP, image_bytes_limit=MIB, budget=InflateBudget(100 * MIB)
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Parsed, its two million dicts would take some 150 MiB; measured, a copy of it at most.
+    assert peak < 2 * len(PAST_THE_JSON_CAP)
+
+
 # --- nested archives ----------------------------------------------------------------------
 
 INNER_ZIP = plain_zip({"inner.jpg": photo(64, 48)})
@@ -234,6 +374,56 @@ def _encoded(image_format: str) -> bytes:
 def test_whatever_follows_an_image_is_cut_off(image: bytes) -> None:
     assert without_trailer(image + POLYGLOT_TAIL) == image
     assert without_trailer(image) == image
+
+
+# A zip holding no 0xFF byte: after a JPEG that lost its end marker, nothing in it reads as
+# one, so the picture's end cannot be found at all (the review's polyglot).
+MARKERLESS_ZIP = plain_zip({"a.txt": b"hello " * 100}, zipfile.ZIP_STORED)
+
+
+def test_an_image_whose_end_cannot_be_found_is_refused() -> None:
+    assert b"\xff" not in MARKERLESS_ZIP
+    webp = bytearray(_encoded("WEBP"))
+    webp[4:8] = (len(webp) + 4096).to_bytes(4, "little")  # a RIFF size past the file's end
+    without_end = [
+        photo(64, 48)[:-2] + MARKERLESS_ZIP,  # the JPEG's EOI dropped, a zip in its place
+        _encoded("PNG")[:-12] + MARKERLESS_ZIP,  # the PNG's IEND chunk dropped
+        bytes(webp) + MARKERLESS_ZIP,
+    ]
+
+    for data in without_end:
+        with pytest.raises(ImageRejected, match="its end cannot be found"):
+            without_trailer(data)
+
+
+async def test_a_photo_without_its_end_followed_by_a_zip_is_refused_everywhere(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    material = await create_material(client, owner)
+    polyglot = photo(320, 240)[:-2] + MARKERLESS_ZIP
+
+    uploaded = await client.post(
+        f"/api/v1/materials/{material['id']}/images",
+        files={"file": ("tile.jpg", polyglot, "image/jpeg")},
+        headers=owner.headers,
+    )
+    assert "its end cannot be found" in _problem(uploaded, 422)["detail"]
+
+    batch = await _batch(client, owner, ("site.zip", plain_zip({"wall.jpg": polyglot})))
+    refused = _problem(batch, 422)
+    assert [error["loc"][-1] for error in refused["errors"]] == ["site.zip/wall.jpg"]
+    assert "its end cannot be found" in refused["errors"][0]["msg"]
+
+    archive = plain_zip(
+        {"materials.csv": b"code,name,images\nT-1,Tile,tile.jpg\n", "tile.jpg": polyglot}
+    )
+    started = await _import(client, owner, archive)
+    assert started.status_code == 202, started.text
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["images"]) == (1, 0), report
+    assert "its end cannot be found" in report["errors"][0]["message"]
+    assert [key for key in await _stored(runtime, owner) if "/materials/" in key] == []
 
 
 async def test_a_photo_that_is_also_a_zip_is_stored_without_the_zip(

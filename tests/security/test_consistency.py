@@ -36,6 +36,7 @@ from tests.catalog.factories import create_category, create_material
 from tests.catalog.test_images import photo
 from tests.conftest import _client_of, empty_committed_tables, worker_running
 from tests.identity.factories import Member, member
+from tests.kit.deletions import run_queued_deletions
 from tests.ml.test_image_models import _tiny, _upload
 from tests.recognition.test_batches import _brass, _mosaic
 from tests.recognition.test_recognitions import WAIT_SECONDS, _catalog, _finished, _train
@@ -165,16 +166,15 @@ async def test_a_model_deleted_in_a_transaction_that_rolls_back_keeps_its_file(
 # --- a retried import leaves nothing of its failed attempt -----------------------------------
 
 
-@pytest.fixture
-async def impatient_runtime(
-    settings: Settings, owner_engine: AsyncEngine
+@contextlib.asynccontextmanager
+async def _impatient(
+    settings: Settings, owner_engine: AsyncEngine, *, retry_seconds: float
 ) -> AsyncIterator[Runtime]:
-    """A runtime that really commits, whose statements give up after waiting a second for
-    another transaction's lock, and whose jobs retry five seconds after a failure."""
     assert settings.database_url is not None
     url = settings.database_url.get_secret_value()
-    # Long enough to look at what the failed attempt left before the next one begins.
-    jobs = settings.jobs.model_copy(update={"retry_base_seconds": 5.0, "retry_max_seconds": 5.0})
+    jobs = settings.jobs.model_copy(
+        update={"retry_base_seconds": retry_seconds, "retry_max_seconds": retry_seconds}
+    )
     impatient = settings.model_copy(update={"jobs": jobs})
     engine = create_engine(
         url,
@@ -198,6 +198,26 @@ async def impatient_runtime(
         await empty_committed_tables(owner_engine)
 
 
+@pytest.fixture
+async def impatient_runtime(
+    settings: Settings, owner_engine: AsyncEngine
+) -> AsyncIterator[Runtime]:
+    """A runtime that really commits, whose statements give up after waiting a second for
+    another transaction's lock, and whose jobs retry five seconds after a failure."""
+    # Long enough to look at what the failed attempt left before the next one begins.
+    async with _impatient(settings, owner_engine, retry_seconds=5.0) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+async def impatient_quick_runtime(
+    settings: Settings, owner_engine: AsyncEngine
+) -> AsyncIterator[Runtime]:
+    """As `impatient_runtime`, its jobs retrying at once."""
+    async with _impatient(settings, owner_engine, retry_seconds=0.2) as runtime:
+        yield runtime
+
+
 async def _job(client: AsyncClient, owner: Member, job_id: str) -> dict[str, Any]:
     answer = await client.get(f"/api/v1/jobs/{job_id}", headers=owner.headers)
     body: dict[str, Any] = answer.json()
@@ -212,7 +232,7 @@ async def _wait_for_job(
         job = await _job(client, owner, job_id)
         if job["status"] == status:
             return job
-        assert job["status"] in ("queued", "running", "retrying"), job
+        assert job["status"] in ("queued", "running", "retrying", "cancelling"), job
         await asyncio.sleep(0.05)
     raise AssertionError(f"job {job_id} not {status} within {WAIT_SECONDS} s")
 
@@ -286,6 +306,124 @@ async def test_an_import_attempt_that_fails_midway_leaves_no_images_and_its_retr
             }
         assert len(named) == 9
         assert await _stored(runtime, owner) == named
+
+
+# --- an import's uploaded file goes however its job ends -------------------------------------
+
+
+async def _start_import(client: AsyncClient, owner: Member, code: str) -> dict[str, Any]:
+    """An import of one row, naming the material `code` "Renamed"."""
+    content = f"code,name\n{code},Renamed\n".encode()
+    started = await client.post(
+        "/api/v1/catalog/imports",
+        files={"file": ("catalog.csv", content, "text/csv")},
+        headers=owner.headers,
+    )
+    assert started.status_code == 202, started.text
+    job: dict[str, Any] = started.json()["job"]
+    return job
+
+
+@contextlib.asynccontextmanager
+async def _held(owner_engine: AsyncEngine, material: dict[str, Any]) -> AsyncIterator[None]:
+    """Someone else's long edit of `material`: its row locked for the block's duration."""
+    async with owner_engine.connect() as editor:
+        edit = await editor.begin()
+        await editor.execute(
+            text("SELECT id FROM materials WHERE id = :id FOR UPDATE"), {"id": material["id"]}
+        )
+        try:
+            yield
+        finally:
+            await edit.rollback()
+
+
+async def _until_gone(runtime: Runtime, owner: Member, folder: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while await _stored(runtime, owner, folder):
+        assert time.monotonic() < deadline, await _stored(runtime, owner, folder)
+        await asyncio.sleep(0.1)
+
+
+async def test_an_import_cancelled_before_it_runs_leaves_no_file(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    job = await _start_import(client, owner, "A-1")
+    (upload,) = await _stored(runtime, owner, "users/uploads/")
+
+    cancelled = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=owner.headers)
+
+    assert cancelled.json()["status"] == "cancelled", cancelled.text
+    assert await run_queued_deletions(runtime, owner.organization_id) == [upload]
+    assert await _stored(runtime, owner) == set()
+
+
+async def test_an_import_cancelled_as_a_worker_takes_it_leaves_no_file(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    job = await _start_import(client, owner, "A-1")
+    (upload,) = await _stored(runtime, owner, "users/uploads/")
+    # A worker has taken the job from the queue but not begun its attempt: it will find the
+    # job cancelling, and never begin it.
+    async with scoped_transaction(
+        runtime.session_factory, organization_id=owner.organization_id
+    ) as session:
+        await session.execute(
+            text(
+                "UPDATE procrastinate_jobs SET status = 'doing'"
+                " WHERE id = (SELECT queue_job_id FROM jobs WHERE id = :id)"
+            ),
+            {"id": job["id"]},
+        )
+
+    cancelling = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=owner.headers)
+
+    assert cancelling.json()["status"] == "cancelling", cancelling.text
+    assert await run_queued_deletions(runtime, owner.organization_id) == [upload]
+
+
+async def test_an_import_cancelled_while_it_runs_leaves_no_file(
+    committed_runtime: Runtime,
+    committed_client: AsyncClient,
+    running_worker: None,
+    owner_engine: AsyncEngine,
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    locked = await create_material(client, owner, code="LOCKED-1")
+    async with _held(owner_engine, locked):
+        # The import waits on the locked row for as long as it is held: it is still running
+        # when it is cancelled, whenever that is.
+        job = await _start_import(client, owner, locked["code"])
+        assert len(await _stored(committed_runtime, owner, "users/uploads/")) == 1
+        await _wait_for_job(client, owner, job["id"], "running")
+
+        cancelling = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=owner.headers)
+        assert cancelling.json()["status"] == "cancelling", cancelling.text
+        await _until_gone(committed_runtime, owner, "users/uploads/")
+
+    assert (await _wait_for_job(client, owner, job["id"], "cancelled"))["attempts"] == 1
+    material = await client.get(f"/api/v1/materials/{locked['id']}", headers=owner.headers)
+    assert material.json()["name"] == locked["name"]
+
+
+async def test_an_import_whose_every_attempt_fails_leaves_no_file(
+    impatient_quick_runtime: Runtime, owner_engine: AsyncEngine
+) -> None:
+    runtime = impatient_quick_runtime
+    async with _client_of(runtime.settings, runtime) as client, worker_running(runtime):
+        owner = await member(runtime, client)
+        locked = await create_material(client, owner, code="LOCKED-1")
+        async with _held(owner_engine, locked):
+            # Every attempt gives up waiting for the row, and the last fails the job.
+            job = await _start_import(client, owner, locked["code"])
+            failed = await _wait_for_job(client, owner, job["id"], "failed")
+            await _until_gone(runtime, owner, "users/uploads/")
+
+        assert failed["attempts"] == failed["max_attempts"] == 3, failed
+        assert await _stored(runtime, owner) == set()
 
 
 # --- a batch run twice at once records each photo once ---------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import random
 import struct
 import time
 import zipfile
@@ -76,12 +77,52 @@ def zip_of(*entries: Entry) -> bytes:
     return out.getvalue()
 
 
-def plain_zip(files: dict[str, bytes]) -> bytes:
+def plain_zip(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", method) as archive:
         for name, data in files.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def _central_entry(data: bytearray) -> int:
+    return data.index(b"PK\x01\x02")
+
+
+def needing_version(archive: bytes, version: int) -> bytes:
+    """`archive` whose first entry says it needs zip version `version` / 10 to extract."""
+    data = bytearray(archive)
+    data[_central_entry(data) + 6] = version
+    return bytes(data)
+
+
+def with_empty_name(archive: bytes) -> bytes:
+    """`archive` whose first entry's name, in the central directory, is empty."""
+    data = bytearray(archive)
+    entry = _central_entry(data)
+    length = int.from_bytes(data[entry + 28 : entry + 30], "little")
+    data[entry + 28 : entry + 30] = b"\0\0"
+    del data[entry + 46 : entry + 46 + length]
+    end = data.rindex(b"PK\x05\x06")
+    size = int.from_bytes(data[end + 12 : end + 16], "little") - length
+    data[end + 12 : end + 16] = size.to_bytes(4, "little")
+    return bytes(data)
+
+
+def mutated(archive: bytes, count: int, *, seed: int) -> list[bytes]:
+    """`count` copies of `archive`, each with one to six bytes set at random (the same ones
+    for the same seed); half of them changed in the central directory, which the zip library
+    reads first."""
+    rng = random.Random(seed)  # noqa: S311 - repeatable test input, not a secret
+    directory = archive.index(b"PK\x01\x02")
+    copies = []
+    for number in range(count):
+        data = bytearray(archive)
+        start = directory if number % 2 else 0
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(start, len(data))] = rng.randrange(256)
+        copies.append(bytes(data))
+    return copies
 
 
 async def while_pinging(

@@ -56,11 +56,15 @@ FIELDS = (
     "images",
 )
 LIST_SEPARATOR = re.compile(r"\s*[;|]\s*")
+# A side or a number: plain digits, or with an exponent as other programs write them.
+_SIDE = r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
 DIMENSIONS = re.compile(
-    r"^\s*(?P<l>\d+(?:\.\d+)?)\s*[x\u00d7*]\s*(?P<w>\d+(?:\.\d+)?)"
-    r"(?:\s*[x\u00d7*]\s*(?P<t>\d+(?:\.\d+)?))?\s*(?P<unit>[A-Za-z]+)?\s*$"
+    rf"^\s*(?P<l>{_SIDE})\s*[x\u00d7*]\s*(?P<w>{_SIDE})"
+    rf"(?:\s*[x\u00d7*]\s*(?P<t>{_SIDE}))?\s*(?P<unit>[A-Za-z]+)?\s*$"
 )
-NUMBER_WITH_UNIT = re.compile(r"^\s*(?P<number>-?\d+(?:[.,]\d+)?)\s*(?P<unit>[A-Za-z%/0-9_]+)?\s*$")
+NUMBER_WITH_UNIT = re.compile(
+    r"^\s*(?P<number>-?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?)\s*(?P<unit>[A-Za-z%/0-9_]+)?\s*$"
+)
 # Price lists from much of Europe write 92,50.
 DECIMAL_COMMA = re.compile(r"^\s*\d+,\d{1,4}\s*$")
 TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
@@ -73,6 +77,14 @@ MAX_ZIP_ENTRIES = 20_000
 # measured (benchmarks/catalog.py: 100,000 rows of 16 columns).
 MAX_ROWS = 200_000
 MAX_CELLS = 3_200_000
+# A JSON table is parsed whole, every value built at once (30 MB of `[{},{},...]` once made
+# ten million dicts, 842 MiB, before the row cap was looked at), so it is measured before it
+# is parsed. Every value but the first follows a comma or opens a bracket: their count bounds
+# the values (those inside strings count too, which errs only towards refusing). Enough for
+# a cell each and four a row (the row's braces and comma, a properties object, a list).
+MAX_JSON_VALUES = MAX_CELLS + 4 * MAX_ROWS
+# And its bytes, which bound what the strings hold: a generous 32 a cell.
+MAX_JSON_BYTES = 32 * MAX_CELLS
 # Read ahead of a CSV to guess its delimiter and line ends.
 CSV_HEAD_BYTES = 64 * 1024
 
@@ -170,8 +182,22 @@ def read_file(
 def _read_rows(stream: io.BufferedReader[Any], kind: Literal["csv", "json"]) -> list[SourceRow]:
     if kind == "csv":
         return _read_csv(stream)
+    # A piece at a time: read(n) of a large n sets aside n bytes before reading any.
+    text = bytearray()
+    while len(text) <= MAX_JSON_BYTES:
+        piece = stream.read(min(CSV_HEAD_BYTES, MAX_JSON_BYTES + 1 - len(text)))
+        if not piece:
+            break
+        text += piece
+    values = text.count(b",") + text.count(b"{") + text.count(b"[")
+    if len(text) > MAX_JSON_BYTES or values > MAX_JSON_VALUES:
+        raise PayloadTooLarge(
+            f"The JSON is larger than one import takes ({MAX_ROWS} rows, {MAX_CELLS} cells: at "
+            f"most {MAX_JSON_VALUES} commas and brackets, {MAX_JSON_BYTES} bytes); import it "
+            "in parts."
+        )
     try:
-        parsed = orjson.loads(stream.read())
+        parsed = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidImportFile(f"The JSON is not valid: {exc}.") from exc
     items = parsed.get("materials") if isinstance(parsed, dict) else parsed
@@ -366,7 +392,9 @@ def property_from_text(definition: PropertyDefinition, value: Any) -> Any:
             return text
         number_text = match["number"].replace(",", ".")
         number: float | int = (
-            int(number_text) if kind == "integer" and "." not in number_text else float(number_text)
+            int(number_text)
+            if kind == "integer" and number_text.lstrip("-").isdigit()
+            else float(number_text)
         )
         if match["unit"]:
             return {"value": number, "unit": match["unit"]}
@@ -783,12 +811,23 @@ def _cell(value: Any) -> str:
         return "; ".join(str(item) for item in value)
     if isinstance(value, dict) and "length" in value:
         sides = [value.get("length"), value.get("width"), value.get("thickness")]
-        return "x".join(f"{side:g}" for side in sides if side is not None)
+        return "x".join(_number(side) for side in sides if side is not None)
     if isinstance(value, float):
-        return f"{value:g}"
+        return _number(value)
     if isinstance(value, Decimal):
         return f"{value:f}"
     return str(value)
+
+
+def _number(value: float) -> str:
+    """`value` as the import reads it back exactly: the fewest digits that give the same float
+    (`repr`'s), written out without an exponent, and a whole number without its ".0"."""
+    if isinstance(value, int):
+        return str(value)
+    text = repr(value)
+    if "e" in text:
+        text = f"{Decimal(text):f}"
+    return text.removesuffix(".0")
 
 
 def export_record(material: Material, categories: _Categories) -> dict[str, Any]:

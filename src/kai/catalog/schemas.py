@@ -40,8 +40,23 @@ Currency = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
 ]
 Price = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999"), decimal_places=4)]
+# A spreadsheet cell lists tags separated by these (the export writes them so, the import
+# splits on them): a tag holding one would come back from an export as two.
+TAG_SEPARATORS = (";", "|")
+
+
+def _no_separator(tag: str) -> str:
+    if any(separator in tag for separator in TAG_SEPARATORS):
+        raise ValueError("a tag cannot contain ';' or '|': they separate tags in a CSV cell")
+    return tag
+
+
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50),
+    AfterValidator(_no_separator),
+    # Said in the API's document too (the check above words the refusal).
+    Field(json_schema_extra={"pattern": "^[^;|]+$"}),
 ]
 
 

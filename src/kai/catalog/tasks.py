@@ -9,6 +9,7 @@ from kai.catalog import events, images, transfers
 from kai.catalog.repository import SettingsRepository
 from kai.kit.errors import KaiError
 from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
+from kai.kit.jobs.tasks import discarding_owned_objects_at_the_end
 
 
 @job_task("catalog.image_derivatives", max_attempts=5)
@@ -29,20 +30,23 @@ async def import_file(run: JobRun) -> dict[str, Any]:
     """An uploaded catalog file, imported as its uploader asked."""
     if run.organization_id is None:
         raise PermanentJobError("an import belongs to an organization")
-    try:
-        return await transfers.run_import(
-            run.session,
-            run.storage,
-            organization_id=run.organization_id,
-            params=run.params,
-            progress=run.report_progress,
-        )
-    except KaiError as exc:
-        if exc.status >= 500:
-            raise
-        # The file itself is at fault (unreadable, too large unpacked): a retry reads the
-        # same bytes. The job fails at once, saying why; its transaction wrote nothing.
-        raise PermanentJobError(exc.detail or exc.title) from exc
+    # The uploaded file is the job's alone: a success removes it, and so does a cancellation
+    # or a failure for good (else nothing would ever name it again).
+    async with discarding_owned_objects_at_the_end(run):
+        try:
+            return await transfers.run_import(
+                run.session,
+                run.storage,
+                organization_id=run.organization_id,
+                params=run.params,
+                progress=run.report_progress,
+            )
+        except KaiError as exc:
+            if exc.status >= 500:
+                raise
+            # The file itself is at fault (unreadable, too large unpacked): a retry reads the
+            # same bytes. The job fails at once, saying why; its transaction wrote nothing.
+            raise PermanentJobError(exc.detail or exc.title) from exc
 
 
 @job_task("catalog.reindex_documents", max_attempts=3, heavy=True)

@@ -11,6 +11,7 @@ from kai.identity.actor import Actor
 from kai.kit.errors import Conflict, NotFound
 from kai.kit.jobs.models import Job, JobStatus
 from kai.kit.jobs.repository import JobRepository
+from kai.kit.jobs.tasks import discard_owned_objects
 from kai.kit.pagination import PageParams
 
 
@@ -62,6 +63,11 @@ async def cancel_job(session: AsyncSession, *, actor: Actor, job_id: uuid.UUID) 
     queue_status = await _queue_status(session, job.queue_job_id)
     new_status = JobStatus.CANCELLING if queue_status == "doing" else JobStatus.CANCELLED
     await repository.set_status(job.id, new_status)
+    if new_status == JobStatus.CANCELLED or status != JobStatus.RUNNING:
+        # It will not run again (a job a worker has taken but not begun finds itself
+        # cancelled and never begins): what only it would have used goes now. A running
+        # job's task removes it as it stops.
+        await discard_owned_objects(session, job.params, organization_id=job.organization_id)
     await session.refresh(job)
     return job
 

@@ -7,6 +7,10 @@ that every archive of a request shares, and reading stops the moment it is spent
 that is itself an archive (by its name or by its first bytes) is refused: a zip inside a zip
 would multiply the budget's reach and is never what an upload needs.
 
+Only entries stored or compressed with deflate are read: zipfile inflates those a piece of
+bounded size at a time, but decompresses a whole read of bzip2 or LZMA input with no limit on
+what comes out (a 710-byte zip once became 1.5 GiB before the budget saw a byte of it).
+
 Reading is blocking work: callers run it in a thread, never on the event loop.
 """
 
@@ -29,6 +33,10 @@ _CENTRAL_ENTRY: Final = b"PK\x01\x02"
 # The settings' default budget (KAI_ARCHIVE_INFLATE_FACTOR x KAI_MAX_BODY_BYTES), for work
 # queued without one.
 DEFAULT_MAX_INFLATED_BYTES: Final = 4 * 25 * 1024 * 1024
+
+# How an entry may be compressed: the methods whose output zipfile bounds per read.
+_READABLE_METHODS: Final = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+_METHOD_NAMES: Final = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "Deflate64"}
 
 # Names that say "archive", whatever the content turns out to be.
 ARCHIVE_SUFFIXES: Final = (
@@ -184,9 +192,21 @@ class ZipUpload:
             raise ArchiveTooLarge(f"{name} holds more than {max_entries} files.")
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            self.entries = [info for info in self._zip.infolist() if not info.is_dir()]
+        except Exception:
+            # Whatever a malformed directory makes the library raise: BadZipFile, but also
+            # NotImplementedError for a "version needed" it does not know, IndexError for an
+            # empty name, and others. Each is the same refusal, in none of the library's words.
             raise UnreadableArchive(f"{name} is not a readable zip.") from None
-        self.entries = [info for info in self._zip.infolist() if not info.is_dir()]
+        for info in self.entries:
+            if info.compress_type not in _READABLE_METHODS:
+                self.close()
+                method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+                raise UnreadableArchive(
+                    f"{info.filename} is compressed with {method}, which KAI does not read; "
+                    "zip the files again with deflate (the usual zip compression).",
+                    entry=info.filename,
+                )
         # What the headers claim is a bound worth checking first (nothing is inflated for a
         # zip that admits to being too large); the count while reading is what holds.
         claimed = sum(info.file_size for info in self.entries)

@@ -41,6 +41,10 @@ THUMBNAIL_SIDE = 256
 
 _ACCEPTED = "KAI accepts JPEG, PNG, WebP and HEIC images."
 _CORRUPT = "The image data is truncated or corrupt."
+_NO_END = (
+    "The image data is truncated or corrupt: its end cannot be found (it may be cut short, or "
+    "have other data inside it). Save the picture again and upload that."
+)
 
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -161,11 +165,14 @@ def without_trailer(data: bytes) -> bytes:
     """`data` up to the end of its image (JPEG EOI, PNG IEND, the RIFF or ISO-media boxes'
     end): what follows is no part of the picture, and may be anything (a zip appended makes
     a JPEG that is also an archive; phones append motion-photo videos), so it is not kept.
-    A file whose structure cannot be followed to its end is returned as it is; anything but
-    an image KAI accepts is refused as `inspect_image` refuses it."""
+    A file whose structure cannot be followed to its end is refused (ImageRejected): a
+    decoder may still read it, so what follows its picture could not be told apart and cut
+    off. Anything but an image KAI accepts is refused as `inspect_image` refuses it."""
     image_format = _sniff(data)
     end = _IMAGE_ENDS[image_format](data)
-    return data[:end] if end is not None and 0 < end < len(data) else data
+    if end is None:
+        raise ImageRejected(_NO_END)
+    return data[:end]
 
 
 def _jpeg_end(data: bytes) -> int | None:
