@@ -257,6 +257,55 @@ async def test_what_a_failing_provider_says_stays_out_of_the_answer(
     assert hostile.record.bytes_sent < 16 * 1024 * 1024
 
 
+# An A-label (`xn--...`) that decodes to no valid name: `xn--localhost` is punycode for
+# characters no host name may hold.
+BAD_IDN_HOSTS = ["xn--localhost", "xn--", "xn--zz-.example"]
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("host", BAD_IDN_HOSTS)
+async def test_an_issuer_with_an_undecodable_host_is_refused_not_a_crash(
+    client: httpx.AsyncClient, owner: Member, host: str
+) -> None:
+    response = await configure_issuer(client, owner, f"https://{host}")
+
+    assert _problem(response, 422) == "sso-issuer-invalid"
+    assert response.json()["detail"] == sso.client.ISSUER_UNUSABLE
+    assert "Codepoint" not in response.text
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("endpoint", ["authorization_endpoint", "token_endpoint", "jwks_uri"])
+async def test_a_discovery_document_naming_an_undecodable_host_is_the_providers_failure(
+    client: httpx.AsyncClient, owner: Member, runtime: Runtime, endpoint: str
+) -> None:
+    _trusting(runtime, "127.0.0.2")
+    document = discovery_of_itself(**{endpoint: "https://xn--localhost/oidc"})
+    with running_peer({sso.DISCOVERY_PATH: document}, host="127.0.0.2") as hostile:
+        configured = await configure_issuer(client, owner, hostile.origin)
+        # The same document met at login, for a provider stored while it still answered well.
+        async with runtime.session_factory.begin() as session:
+            await act_for(session, organization_id=owner.organization_id)
+            session.add(
+                SsoProvider(
+                    organization_id=owner.organization_id,
+                    issuer=hostile.origin,
+                    client_id="kai",
+                    sealed_client_secret=runtime.secret_box("sso").seal(
+                        b"secret", context=f"sso:{owner.organization_id}"
+                    ),
+                )
+            )
+        slug = owner.organization.slug if owner.organization else ""
+        login = await client.get(f"/api/v1/auth/sso/{slug}/login")
+
+    assert _problem(configured, 422) == "sso-issuer-invalid"
+    assert configured.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert _problem(login, 502) == "sso-provider-unavailable"
+    assert login.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert "location" not in login.headers
+
+
 # --- the client itself ------------------------------------------------------------------------
 
 
@@ -466,6 +515,7 @@ async def test_a_slow_answer_is_cut_off_at_the_total_deadline() -> None:
         "https://user:pass@idp.example.com/",
         "https:///no-host",
         "not a url",
+        *(f"https://{host}/" for host in BAD_IDN_HOSTS),
     ],
 )
 async def test_urls_kai_never_requests(url: str) -> None:

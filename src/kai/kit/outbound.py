@@ -358,15 +358,18 @@ class OutboundClient:
         """
         try:
             parsed = httpx.URL(url)
+            # httpx decodes an internationalised name (`xn--...`) only here, and the `idna`
+            # errors of one that decodes to nothing valid are ValueErrors: inside the `try`.
+            host = parsed.host
         except (httpx.InvalidURL, ValueError, TypeError) as error:
             raise OutboundRefused(f"not a URL: {error}") from error
-        if parsed.scheme not in ("https", "http") or not parsed.host:
+        if parsed.scheme not in ("https", "http") or not host:
             raise OutboundRefused("not an http(s) URL with a host")
         if parsed.userinfo:
             # `https://trusted.example@elsewhere.example` reads as one host and goes to another.
             raise OutboundRefused("credentials in the URL")
         if parsed.scheme == "http" and not (
-            self.policy.allow_http and self.policy.trusts_host(parsed.host)
+            self.policy.allow_http and self.policy.trusts_host(host)
         ):
             raise OutboundRefused("plain http to a host the operator does not list")
         return parsed
