@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -54,23 +55,33 @@ T = TypeVar("T")
 
 
 class TtlCache(Generic[T]):
-    """Values by URL for a while, in this process only (each replica fetches its own)."""
+    """Values by URL for a while, in this process only (each replica fetches its own).
+
+    Bounded, the least recently used going first: whoever names many URLs (one organization
+    cycling through issuers) pushes out the entries nobody has used for longest, not the
+    providers that other organizations are signing in through.
+    """
 
     def __init__(self, ttl_seconds: float, max_entries: int = 1000) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
-        self.entries: dict[str, tuple[float, T]] = {}
+        self.entries: OrderedDict[str, tuple[float, T]] = OrderedDict()
 
     def get(self, key: str) -> T | None:
         entry = self.entries.get(key)
-        if entry is None or time.monotonic() - entry[0] > self.ttl_seconds:
+        if entry is None:
             return None
+        if time.monotonic() - entry[0] > self.ttl_seconds:
+            del self.entries[key]
+            return None
+        self.entries.move_to_end(key)
         return entry[1]
 
     def put(self, key: str, value: T) -> None:
-        if len(self.entries) >= self.max_entries:
-            self.entries.clear()
         self.entries[key] = (time.monotonic(), value)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
 
 
 @dataclass(frozen=True)
