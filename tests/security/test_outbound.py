@@ -8,7 +8,11 @@ operator lists still works (tests/identity/test_sso.py signs in through one).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +31,7 @@ from kai.kit.outbound import (
     OutboundRefused,
     OutboundUnavailable,
     Resolver,
+    ThreadedResolver,
     address_refusal,
 )
 from kai.runtime import Runtime
@@ -521,3 +526,92 @@ async def test_a_slow_answer_is_cut_off_at_the_total_deadline() -> None:
 async def test_urls_kai_never_requests(url: str) -> None:
     with pytest.raises(OutboundRefused):
         OutboundClient(TRUSTED_LOOPBACK).check_url(url)
+
+
+# --- names whose DNS stalls -------------------------------------------------------------------
+
+# asyncio's default executor, which `loop.getaddrinfo` and `asyncio.to_thread` share, has this
+# many threads (ThreadPoolExecutor's default size on Python 3.11).
+DEFAULT_EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
+# Only so that a broken resolver fails the test rather than hanging it: with the fix, nothing
+# waits for this.
+HANG_GUARD_SECONDS = 60
+
+
+class StalledDns:
+    """A blocking lookup that stalls, as a name's DNS servers that never answer would, until
+    released; then it answers loopback, so no request ever leaves the machine."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self.started: asyncio.Queue[str] = asyncio.Queue()
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self._loop.call_soon_threadsafe(self.started.put_nowait, host)
+        self.release.wait()
+        return ["127.0.0.1"]
+
+    @contextlib.contextmanager
+    def released_at_the_end(self) -> Iterator[None]:
+        guard = self._loop.call_later(HANG_GUARD_SECONDS, self.release.set)
+        try:
+            yield
+        finally:
+            self.release.set()
+            guard.cancel()
+
+
+async def test_stalled_lookups_leave_the_shared_thread_pool_free() -> None:
+    dns = StalledDns()
+    outbound = OutboundClient(
+        # Long deadlines: the stalled requests stay pending for the whole test.
+        OutboundPolicy(timeout_seconds=300, connect_timeout_seconds=60),
+        resolver=ThreadedResolver(threads=2, max_lookups=DEFAULT_EXECUTOR_THREADS, lookup=dns),
+    )
+    # As many requests to stalling names as the default executor has threads: were they
+    # resolved there, they would hold every one of them.
+    stalled = [
+        asyncio.create_task(outbound.request("GET", f"https://stalls-{number}.example/"))
+        for number in range(DEFAULT_EXECUTOR_THREADS)
+    ]
+    with dns.released_at_the_end():
+        # The resolver's own two threads are both stuck; the other lookups wait their turn.
+        assert {await dns.started.get(), await dns.started.get()} <= {
+            f"stalls-{number}.example" for number in range(DEFAULT_EXECUTOR_THREADS)
+        }
+
+        # Unrelated work on the shared pool runs at once, while every lookup still stalls...
+        ran_while_stalled = await asyncio.to_thread(lambda: not dns.release.is_set())
+        # ...and one request more than the resolver takes is refused without waiting, with
+        # the same failure as any other.
+        with pytest.raises(OutboundUnavailable) as refused:
+            await outbound.request("GET", "https://one-too-many.example/")
+
+    assert ran_while_stalled
+    assert "lookups in flight" in refused.value.reason
+    # Released, the stalled names answered loopback: refused, and nothing was connected to.
+    for request in stalled:
+        with pytest.raises(OutboundRefused):
+            await request
+
+
+async def test_a_lookup_given_up_on_still_counts_until_its_thread_returns() -> None:
+    # `asyncio.timeout` cancels the wait for a lookup; its thread goes on. Counting only the
+    # waits would let stalled lookups pile up behind the bound.
+    dns = StalledDns()
+    resolver = ThreadedResolver(threads=1, max_lookups=2, lookup=dns)
+    with dns.released_at_the_end():
+        given_up = asyncio.create_task(resolver("stalls.example", 443))
+        assert await dns.started.get() == "stalls.example"
+        given_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await given_up
+        queued = asyncio.create_task(resolver("queued.example", 443))
+        await asyncio.sleep(0)  # its first step: it takes its place in the queue
+        with pytest.raises(OutboundUnavailable):
+            await resolver("refused.example", 443)
+
+    # Once the stalled thread returns, the queued lookup runs and the bound frees up.
+    assert await queued == ["127.0.0.1"]
+    assert await resolver("later.example", 443) == ["127.0.0.1"]
