@@ -150,18 +150,14 @@ async def test_why_is_in_the_log_under_the_request_id(
     assert "loopback" in refused[0]["reason"]
 
 
-@pytest.mark.database
-async def test_a_stored_issuer_inside_the_network_is_not_fetched_at_login(
-    client: httpx.AsyncClient, owner: Member, runtime: Runtime, internal: Peer
-) -> None:
-    # Saved before the checks existed (or straight into the table): the login fetches through
-    # the same client and is refused just the same.
+async def store_provider(runtime: Runtime, owner: Member, issuer: str) -> str:
+    """Store the owner's organization's provider as it is, unchecked; its login path."""
     async with runtime.session_factory.begin() as session:
         await act_for(session, organization_id=owner.organization_id)
         session.add(
             SsoProvider(
                 organization_id=owner.organization_id,
-                issuer=f"https://localhost:{internal.port}",
+                issuer=issuer,
                 client_id="kai",
                 sealed_client_secret=runtime.secret_box("sso").seal(
                     b"secret", context=f"sso:{owner.organization_id}"
@@ -169,8 +165,18 @@ async def test_a_stored_issuer_inside_the_network_is_not_fetched_at_login(
             )
         )
     slug = owner.organization.slug if owner.organization else ""
+    return f"/api/v1/auth/sso/{slug}/login"
 
-    response = await client.get(f"/api/v1/auth/sso/{slug}/login")
+
+@pytest.mark.database
+async def test_a_stored_issuer_inside_the_network_is_not_fetched_at_login(
+    client: httpx.AsyncClient, owner: Member, runtime: Runtime, internal: Peer
+) -> None:
+    # Saved before the checks existed (or straight into the table): the login fetches through
+    # the same client and is refused just the same.
+    login = await store_provider(runtime, owner, f"https://localhost:{internal.port}")
+
+    response = await client.get(login)
 
     assert _problem(response, 502) == "sso-provider-unavailable"
     assert response.json()["detail"] == sso.PROVIDER_UNAVAILABLE
@@ -262,6 +268,33 @@ async def test_what_a_failing_provider_says_stays_out_of_the_answer(
     assert hostile.record.bytes_sent < 16 * 1024 * 1024
 
 
+@pytest.mark.database
+async def test_logins_do_not_ask_a_failing_provider_again_and_again(
+    client: httpx.AsyncClient, owner: Member, runtime: Runtime
+) -> None:
+    # Anyone may start a login as often as they like: each one must not be a new request to
+    # (or a new name lookup of) an issuer that has just failed.
+    _trusting(runtime, "127.0.0.2")
+    routes: dict[str, Route] = {sso.DISCOVERY_PATH: json_answer(SECRET, status=503)}
+    with running_peer(routes, host="127.0.0.2") as failing:
+        login = await store_provider(runtime, owner, failing.origin)
+        refused = [await client.get(login) for _ in range(5)]
+        asked_at_login = len(failing.record.requests)
+        # Its administrator mends the provider and sets it up again: that asks at once, and
+        # logins work from then on.
+        routes[sso.DISCOVERY_PATH] = discovery_of_itself()
+        configured = await configure_issuer(client, owner, failing.origin)
+        working = await client.get(login)
+
+    for response in refused:
+        assert _problem(response, 502) == "sso-provider-unavailable"
+        assert response.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert asked_at_login == 1
+    assert configured.status_code == 200, configured.text
+    assert working.status_code == 302, working.text
+    assert working.headers["location"].startswith(f"{failing.origin}/auth?")
+
+
 # An A-label (`xn--...`) that decodes to no valid name: `xn--localhost` is punycode for
 # characters no host name may hold.
 BAD_IDN_HOSTS = ["xn--localhost", "xn--", "xn--zz-.example"]
@@ -287,28 +320,17 @@ async def test_a_discovery_document_naming_an_undecodable_host_is_the_providers_
     _trusting(runtime, "127.0.0.2")
     document = discovery_of_itself(**{endpoint: "https://xn--localhost/oidc"})
     with running_peer({sso.DISCOVERY_PATH: document}, host="127.0.0.2") as hostile:
+        # Met at login, for a provider stored while its document still answered well...
+        login = await client.get(await store_provider(runtime, owner, hostile.origin))
+        # ...and when an administrator sets it up again.
         configured = await configure_issuer(client, owner, hostile.origin)
-        # The same document met at login, for a provider stored while it still answered well.
-        async with runtime.session_factory.begin() as session:
-            await act_for(session, organization_id=owner.organization_id)
-            session.add(
-                SsoProvider(
-                    organization_id=owner.organization_id,
-                    issuer=hostile.origin,
-                    client_id="kai",
-                    sealed_client_secret=runtime.secret_box("sso").seal(
-                        b"secret", context=f"sso:{owner.organization_id}"
-                    ),
-                )
-            )
-        slug = owner.organization.slug if owner.organization else ""
-        login = await client.get(f"/api/v1/auth/sso/{slug}/login")
 
-    assert _problem(configured, 422) == "sso-issuer-invalid"
-    assert configured.json()["detail"] == sso.PROVIDER_UNAVAILABLE
     assert _problem(login, 502) == "sso-provider-unavailable"
     assert login.json()["detail"] == sso.PROVIDER_UNAVAILABLE
     assert "location" not in login.headers
+    assert _problem(configured, 422) == "sso-issuer-invalid"
+    assert configured.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert [seen.path for seen in hostile.record.requests] == [sso.DISCOVERY_PATH] * 2
 
 
 # --- the client itself ------------------------------------------------------------------------

@@ -33,6 +33,9 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "PS256", "ES256", "EdDSA"})
 KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 CLOCK_LEEWAY_SECONDS = 60
 METADATA_TTL_SECONDS = 3600.0
+# Anyone may start a login, as often as they like: an issuer whose discovery failed is not
+# asked again for this long, except by an administrator setting the provider up.
+FAILED_DISCOVERY_TTL_SECONDS = 60.0
 # An OAuth error code from the browser's redirect is safe to repeat to the caller.
 OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 OWNER = "owner"
@@ -83,6 +86,9 @@ class TtlCache(Generic[T]):
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)
 
+    def discard(self, key: str) -> None:
+        self.entries.pop(key, None)
+
 
 @dataclass(frozen=True)
 class ProviderMetadata:
@@ -98,6 +104,8 @@ class ProviderMetadata:
 
 metadata_cache: TtlCache[ProviderMetadata] = TtlCache(METADATA_TTL_SECONDS)
 keys_cache: TtlCache[list[dict[str, Any]]] = TtlCache(METADATA_TTL_SECONDS)
+# Issuers whose discovery failed lately.
+failed_discoveries: TtlCache[bool] = TtlCache(FAILED_DISCOVERY_TTL_SECONDS)
 
 
 def _unavailable(reason: str, **context: object) -> SsoProviderUnavailable:
@@ -136,11 +144,30 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 async def discover(
     issuer: str, *, outbound: OutboundClient, fresh: bool = False
 ) -> ProviderMetadata:
-    """The provider's metadata from its discovery document, checked; cached for an hour."""
+    """The provider's metadata from its discovery document, checked; cached for an hour.
+
+    A failure is remembered for a minute, and only a `fresh` discovery asks again sooner.
+    """
     issuer_url = _checked_issuer(issuer, outbound)
-    cached = None if fresh else metadata_cache.get(issuer)
-    if cached is not None:
-        return cached
+    if not fresh:
+        cached = metadata_cache.get(issuer)
+        if cached is not None:
+            return cached
+        if failed_discoveries.get(issuer):
+            raise _unavailable("discovery failed within the last minute", issuer=issuer)
+    try:
+        metadata = await _fetch_metadata(issuer, issuer_url, outbound)
+    except SsoProviderUnavailable:
+        failed_discoveries.put(issuer, True)
+        raise
+    failed_discoveries.discard(issuer)
+    metadata_cache.put(issuer, metadata)
+    return metadata
+
+
+async def _fetch_metadata(
+    issuer: str, issuer_url: httpx.URL, outbound: OutboundClient
+) -> ProviderMetadata:
     url = issuer.rstrip("/") + DISCOVERY_PATH
     status, document = await _fetch_json(
         outbound, "GET", url, headers={"Accept": "application/json"}
@@ -177,15 +204,13 @@ async def discover(
         raise _unavailable(
             f"ID tokens signed with none of {', '.join(sorted(ALLOWED_ALGORITHMS))}", url=url
         )
-    metadata = ProviderMetadata(
+    return ProviderMetadata(
         issuer=issuer,
         authorization_endpoint=endpoints["authorization_endpoint"],
         token_endpoint=endpoints["token_endpoint"],
         jwks_uri=endpoints["jwks_uri"],
         algorithms=frozenset(algorithms),
     )
-    metadata_cache.put(issuer, metadata)
-    return metadata
 
 
 async def _published_keys(
