@@ -14,12 +14,14 @@ import ipaddress
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kai.config import OutboundSettings
 from kai.identity import sso
@@ -574,6 +576,11 @@ class StalledDns:
         self.release.wait()
         return ["127.0.0.1"]
 
+    async def stalled(self) -> str:
+        """The next name whose lookup has begun (and stalls)."""
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            return await self.started.get()
+
     @contextlib.contextmanager
     def released_at_the_end(self) -> Iterator[None]:
         guard = self._loop.call_later(HANG_GUARD_SECONDS, self.release.set)
@@ -599,7 +606,7 @@ async def test_stalled_lookups_leave_the_shared_thread_pool_free() -> None:
     ]
     with dns.released_at_the_end():
         # The resolver's own two threads are both stuck; the other lookups wait their turn.
-        assert {await dns.started.get(), await dns.started.get()} <= {
+        assert {await dns.stalled(), await dns.stalled()} <= {
             f"stalls-{number}.example" for number in range(DEFAULT_EXECUTOR_THREADS)
         }
 
@@ -625,7 +632,7 @@ async def test_a_lookup_given_up_on_still_counts_until_its_thread_returns() -> N
     resolver = ThreadedResolver(threads=1, max_lookups=2, lookup=dns)
     with dns.released_at_the_end():
         given_up = asyncio.create_task(resolver("stalls.example", 443))
-        assert await dns.started.get() == "stalls.example"
+        assert await dns.stalled() == "stalls.example"
         given_up.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await given_up
@@ -637,3 +644,83 @@ async def test_a_lookup_given_up_on_still_counts_until_its_thread_returns() -> N
     # Once the stalled thread returns, the queued lookup runs and the bound frees up.
     assert await queued == ["127.0.0.1"]
     assert await resolver("later.example", 443) == ["127.0.0.1"]
+
+
+async def connections_held_while_stalled(
+    engine: AsyncEngine, dns: StalledDns, request: Awaitable[httpx.Response], name: str
+) -> tuple[int, httpx.Response]:
+    """How many more pooled connections were out while `request` waited on `name`'s stalled
+    lookup than before it; and its answer, once the name answered loopback."""
+    idle = engine.pool.checkedout()  # type: ignore[attr-defined]
+    with dns.released_at_the_end():
+        answer = asyncio.create_task(request)
+        assert await dns.stalled() == name
+        held = engine.pool.checkedout()  # type: ignore[attr-defined]
+    return held - idle, await answer
+
+
+def stalling_outbound(runtime: Runtime, *trusted: str) -> StalledDns:
+    """Make every name `runtime` requests (but `trusted` ones, over http) stall."""
+    dns = StalledDns()
+    runtime.outbound = OutboundClient(  # type: ignore[misc]
+        OutboundPolicy(allowed_hosts=frozenset(trusted), allow_http=bool(trusted)),
+        resolver=ThreadedResolver(threads=1, max_lookups=1, lookup=dns),
+    )
+    return dns
+
+
+# A pooled connection held by each request that waits on a provider would let one
+# organization (or anyone, at its login routes) take the pool from every other.
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("route", ["setup", "login"])
+async def test_no_database_connection_waits_on_a_stalled_discovery(
+    committed_client: httpx.AsyncClient,
+    committed_runtime: Runtime,
+    engine: AsyncEngine,
+    route: str,
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    dns = stalling_outbound(committed_runtime)
+    issuer = f"https://{route}-stalls.example"
+    if route == "setup":
+        request = configure_issuer(committed_client, owner, issuer)
+    else:
+        request = committed_client.get(await store_provider(committed_runtime, owner, issuer))
+
+    held, response = await connections_held_while_stalled(
+        engine, dns, request, f"{route}-stalls.example"
+    )
+
+    assert held == 0
+    # The name answered loopback in the end: refused as ever.
+    if route == "setup":
+        assert _problem(response, 422) == "sso-issuer-invalid"
+    else:
+        assert _problem(response, 502) == "sso-provider-unavailable"
+
+
+@pytest.mark.database
+async def test_no_database_connection_waits_on_a_stalled_token_endpoint(
+    committed_client: httpx.AsyncClient, committed_runtime: Runtime, engine: AsyncEngine
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    dns = stalling_outbound(committed_runtime, "127.0.0.2")
+    stalled = discovery_of_itself(token_endpoint="https://token-stalls.example/token")
+    with running_peer({sso.DISCOVERY_PATH: stalled}, host="127.0.0.2") as provider:
+        login = await store_provider(committed_runtime, owner, provider.origin)
+        started = await committed_client.get(login)
+        assert started.status_code == 302, started.text
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        callback = login.removesuffix("/login") + "/callback"
+
+        held, response = await connections_held_while_stalled(
+            engine,
+            dns,
+            committed_client.get(callback, params={"state": state, "code": "a-code"}),
+            "token-stalls.example",
+        )
+
+    assert held == 0
+    assert _problem(response, 502) == "sso-provider-unavailable"

@@ -16,6 +16,7 @@ from kai.identity.models import SsoProvider
 from kai.identity.permissions import Permission
 from kai.identity.schemas import TokenResponse
 from kai.identity.sso_schemas import SsoLoginStart, SsoProviderRead, SsoProviderWrite
+from kai.kit.db import commit
 from kai.kit.errors import problem_responses
 from kai.runtime import Runtime
 
@@ -184,6 +185,10 @@ async def configure_provider(
     session: DbSession,
     runtime: RuntimeDep,
 ) -> SsoProviderRead:
+    # The service asks the issuer first, which may take the provider seconds: the transaction
+    # authentication began ends now, so no pooled connection waits on a server an
+    # organization chose (the service scopes the next one).
+    await commit(session)
     provider = await sso.configure_provider(
         session,
         runtime,
