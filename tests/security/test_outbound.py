@@ -646,6 +646,26 @@ async def test_a_lookup_given_up_on_still_counts_until_its_thread_returns() -> N
     assert await resolver("later.example", 443) == ["127.0.0.1"]
 
 
+async def test_a_resolver_too_busy_to_try_is_not_held_against_an_issuer() -> None:
+    # Someone else's stalled names fill the resolver: the login that finds it full fails, but
+    # the next one, once there is room, asks the issuer again.
+    dns = StalledDns()
+    outbound = OutboundClient(
+        OutboundPolicy(), resolver=ThreadedResolver(threads=1, max_lookups=1, lookup=dns)
+    )
+    with dns.released_at_the_end():
+        holding = asyncio.create_task(outbound.request("GET", "https://busy-stalls.example/"))
+        assert await dns.stalled() == "busy-stalls.example"
+        with pytest.raises(sso.SsoProviderUnavailable):
+            await sso.discover("https://bystander.example", outbound=outbound)
+    with pytest.raises(OutboundRefused):
+        await holding
+
+    with pytest.raises(sso.SsoProviderUnavailable):
+        await sso.discover("https://bystander.example", outbound=outbound)
+    assert await dns.stalled() == "bystander.example"
+
+
 async def connections_held_while_stalled(
     engine: AsyncEngine, dns: StalledDns, request: Awaitable[httpx.Response], name: str
 ) -> tuple[int, httpx.Response]:

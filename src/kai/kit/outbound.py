@@ -132,6 +132,10 @@ class OutboundUnavailable(OutboundError):
     """The remote side was unreachable, too slow, or answered too much."""
 
 
+class OutboundBusy(OutboundUnavailable):
+    """KAI has too much of this in flight to start another now; no fault of the remote side."""
+
+
 # --- resolving names -------------------------------------------------------------------------
 
 # A blocking lookup: the addresses of a host name for a port, in the order to try them.
@@ -184,7 +188,7 @@ class ThreadedResolver:
     async def __call__(self, host: str, port: int) -> list[str]:
         with self._lock:
             if self._in_flight >= self._max_lookups:
-                raise OutboundUnavailable(
+                raise OutboundBusy(
                     f"{self._in_flight} name lookups in flight already; {host} not looked up"
                 )
             self._in_flight += 1

@@ -20,7 +20,7 @@ from kai.identity.sso.errors import (
     SsoIdTokenInvalid,
     SsoProviderUnavailable,
 )
-from kai.kit.outbound import OutboundClient, OutboundError, OutboundRefused
+from kai.kit.outbound import OutboundBusy, OutboundClient, OutboundError, OutboundRefused
 
 log = structlog.get_logger(__name__)
 
@@ -157,8 +157,11 @@ async def discover(
             raise _unavailable("discovery failed within the last minute", issuer=issuer)
     try:
         metadata = await _fetch_metadata(issuer, issuer_url, outbound)
-    except SsoProviderUnavailable:
-        failed_discoveries.put(issuer, True)
+    except SsoProviderUnavailable as error:
+        # A resolver too busy to try says nothing of the issuer: that is no reason to leave
+        # its organization without logins for a minute.
+        if not isinstance(error.__cause__, OutboundBusy):
+            failed_discoveries.put(issuer, True)
         raise
     failed_discoveries.discard(issuer)
     metadata_cache.put(issuer, metadata)
