@@ -45,6 +45,7 @@ from tests.identity.oidc.harness import (
     running_provider,
 )
 from tests.identity.outbox import latest_token, outbox_messages
+from tests.security.peers import PeerHandler, Route, running_peer
 
 pytestmark = pytest.mark.database
 
@@ -802,6 +803,49 @@ async def test_keys_are_fetched_again_when_the_provider_rotated_them(
 
     assert (await verify(id_token, metadata))["sub"] == ANNA.sub
     assert sso.keys_cache.get(metadata.jwks_uri)
+
+
+def discovery_at(path: str) -> Route:
+    """A minimal discovery document for the issuer `http://<host>{path}`."""
+
+    def route(handler: PeerHandler) -> None:
+        issuer = f"http://{handler.headers['Host']}{path}"
+        document = {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/auth",
+            "token_endpoint": f"{issuer}/token",
+            "jwks_uri": f"{issuer}/jwks",
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+        handler.answer(200, json.dumps(document).encode())
+
+    return route
+
+
+async def test_cycling_through_issuers_evicts_only_the_least_recently_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One organization names issuer after issuer (each setup is discovered and cached) while
+    # people of another keep signing in through theirs: a small cache shows the bound.
+    cache = sso.TtlCache[sso.ProviderMetadata](sso.METADATA_TTL_SECONDS, max_entries=4)
+    monkeypatch.setattr(sso.client, "metadata_cache", cache)
+    cycled = [f"/cycled-{number}" for number in range(12)]
+    routes = {f"{path}{sso.DISCOVERY_PATH}": discovery_at(path) for path in ["/ours", *cycled]}
+    with running_peer(routes) as peer:
+        ours = peer.url("/ours")
+        await sso.discover(ours, outbound=OUTBOUND)
+        for number, path in enumerate(cycled):
+            await sso.discover(peer.url(path), outbound=OUTBOUND, fresh=True)
+            if number % 2:
+                assert (await sso.discover(ours, outbound=OUTBOUND)).issuer == ours
+        fetched = [seen.path for seen in peer.record.requests]
+
+    # Ours was fetched once, however many issuers came and went around it...
+    assert fetched.count(f"/ours{sso.DISCOVERY_PATH}") == 1
+    # ...and the cache stayed within its bound by letting the oldest cycled ones go.
+    assert len(cache.entries) == 4
+    assert peer.url(cycled[0]) not in cache.entries
+    assert peer.url(cycled[-1]) in cache.entries
 
 
 # --- setting the provider up ----------------------------------------------------------------

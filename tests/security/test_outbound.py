@@ -8,14 +8,20 @@ operator lists still works (tests/identity/test_sso.py signs in through one).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kai.config import OutboundSettings
 from kai.identity import sso
@@ -27,6 +33,7 @@ from kai.kit.outbound import (
     OutboundRefused,
     OutboundUnavailable,
     Resolver,
+    ThreadedResolver,
     address_refusal,
 )
 from kai.runtime import Runtime
@@ -145,18 +152,14 @@ async def test_why_is_in_the_log_under_the_request_id(
     assert "loopback" in refused[0]["reason"]
 
 
-@pytest.mark.database
-async def test_a_stored_issuer_inside_the_network_is_not_fetched_at_login(
-    client: httpx.AsyncClient, owner: Member, runtime: Runtime, internal: Peer
-) -> None:
-    # Saved before the checks existed (or straight into the table): the login fetches through
-    # the same client and is refused just the same.
+async def store_provider(runtime: Runtime, owner: Member, issuer: str) -> str:
+    """Store the owner's organization's provider as it is, unchecked; its login path."""
     async with runtime.session_factory.begin() as session:
         await act_for(session, organization_id=owner.organization_id)
         session.add(
             SsoProvider(
                 organization_id=owner.organization_id,
-                issuer=f"https://localhost:{internal.port}",
+                issuer=issuer,
                 client_id="kai",
                 sealed_client_secret=runtime.secret_box("sso").seal(
                     b"secret", context=f"sso:{owner.organization_id}"
@@ -164,8 +167,18 @@ async def test_a_stored_issuer_inside_the_network_is_not_fetched_at_login(
             )
         )
     slug = owner.organization.slug if owner.organization else ""
+    return f"/api/v1/auth/sso/{slug}/login"
 
-    response = await client.get(f"/api/v1/auth/sso/{slug}/login")
+
+@pytest.mark.database
+async def test_a_stored_issuer_inside_the_network_is_not_fetched_at_login(
+    client: httpx.AsyncClient, owner: Member, runtime: Runtime, internal: Peer
+) -> None:
+    # Saved before the checks existed (or straight into the table): the login fetches through
+    # the same client and is refused just the same.
+    login = await store_provider(runtime, owner, f"https://localhost:{internal.port}")
+
+    response = await client.get(login)
 
     assert _problem(response, 502) == "sso-provider-unavailable"
     assert response.json()["detail"] == sso.PROVIDER_UNAVAILABLE
@@ -255,6 +268,71 @@ async def test_what_a_failing_provider_says_stays_out_of_the_answer(
         assert remote not in response.text
     # An endless answer was cut off near the limit, not read to its end.
     assert hostile.record.bytes_sent < 16 * 1024 * 1024
+
+
+@pytest.mark.database
+async def test_logins_do_not_ask_a_failing_provider_again_and_again(
+    client: httpx.AsyncClient, owner: Member, runtime: Runtime
+) -> None:
+    # Anyone may start a login as often as they like: each one must not be a new request to
+    # (or a new name lookup of) an issuer that has just failed.
+    _trusting(runtime, "127.0.0.2")
+    routes: dict[str, Route] = {sso.DISCOVERY_PATH: json_answer(SECRET, status=503)}
+    with running_peer(routes, host="127.0.0.2") as failing:
+        login = await store_provider(runtime, owner, failing.origin)
+        refused = [await client.get(login) for _ in range(5)]
+        asked_at_login = len(failing.record.requests)
+        # Its administrator mends the provider and sets it up again: that asks at once, and
+        # logins work from then on.
+        routes[sso.DISCOVERY_PATH] = discovery_of_itself()
+        configured = await configure_issuer(client, owner, failing.origin)
+        working = await client.get(login)
+
+    for response in refused:
+        assert _problem(response, 502) == "sso-provider-unavailable"
+        assert response.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert asked_at_login == 1
+    assert configured.status_code == 200, configured.text
+    assert working.status_code == 302, working.text
+    assert working.headers["location"].startswith(f"{failing.origin}/auth?")
+
+
+# An A-label (`xn--...`) that decodes to no valid name: `xn--localhost` is punycode for
+# characters no host name may hold.
+BAD_IDN_HOSTS = ["xn--localhost", "xn--", "xn--zz-.example"]
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("host", BAD_IDN_HOSTS)
+async def test_an_issuer_with_an_undecodable_host_is_refused_not_a_crash(
+    client: httpx.AsyncClient, owner: Member, host: str
+) -> None:
+    response = await configure_issuer(client, owner, f"https://{host}")
+
+    assert _problem(response, 422) == "sso-issuer-invalid"
+    assert response.json()["detail"] == sso.client.ISSUER_UNUSABLE
+    assert "Codepoint" not in response.text
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("endpoint", ["authorization_endpoint", "token_endpoint", "jwks_uri"])
+async def test_a_discovery_document_naming_an_undecodable_host_is_the_providers_failure(
+    client: httpx.AsyncClient, owner: Member, runtime: Runtime, endpoint: str
+) -> None:
+    _trusting(runtime, "127.0.0.2")
+    document = discovery_of_itself(**{endpoint: "https://xn--localhost/oidc"})
+    with running_peer({sso.DISCOVERY_PATH: document}, host="127.0.0.2") as hostile:
+        # Met at login, for a provider stored while its document still answered well...
+        login = await client.get(await store_provider(runtime, owner, hostile.origin))
+        # ...and when an administrator sets it up again.
+        configured = await configure_issuer(client, owner, hostile.origin)
+
+    assert _problem(login, 502) == "sso-provider-unavailable"
+    assert login.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert "location" not in login.headers
+    assert _problem(configured, 422) == "sso-issuer-invalid"
+    assert configured.json()["detail"] == sso.PROVIDER_UNAVAILABLE
+    assert [seen.path for seen in hostile.record.requests] == [sso.DISCOVERY_PATH] * 2
 
 
 # --- the client itself ------------------------------------------------------------------------
@@ -466,8 +544,203 @@ async def test_a_slow_answer_is_cut_off_at_the_total_deadline() -> None:
         "https://user:pass@idp.example.com/",
         "https:///no-host",
         "not a url",
+        *(f"https://{host}/" for host in BAD_IDN_HOSTS),
     ],
 )
 async def test_urls_kai_never_requests(url: str) -> None:
     with pytest.raises(OutboundRefused):
         OutboundClient(TRUSTED_LOOPBACK).check_url(url)
+
+
+# --- names whose DNS stalls -------------------------------------------------------------------
+
+# asyncio's default executor, which `loop.getaddrinfo` and `asyncio.to_thread` share, has this
+# many threads (ThreadPoolExecutor's default size on Python 3.11).
+DEFAULT_EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
+# Only so that a broken resolver fails the test rather than hanging it: with the fix, nothing
+# waits for this.
+HANG_GUARD_SECONDS = 60
+
+
+class StalledDns:
+    """A blocking lookup that stalls, as a name's DNS servers that never answer would, until
+    released; then it answers loopback, so no request ever leaves the machine."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self.started: asyncio.Queue[str] = asyncio.Queue()
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self._loop.call_soon_threadsafe(self.started.put_nowait, host)
+        self.release.wait()
+        return ["127.0.0.1"]
+
+    async def stalled(self) -> str:
+        """The next name whose lookup has begun (and stalls)."""
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            return await self.started.get()
+
+    @contextlib.contextmanager
+    def released_at_the_end(self) -> Iterator[None]:
+        guard = self._loop.call_later(HANG_GUARD_SECONDS, self.release.set)
+        try:
+            yield
+        finally:
+            self.release.set()
+            guard.cancel()
+
+
+async def test_stalled_lookups_leave_the_shared_thread_pool_free() -> None:
+    dns = StalledDns()
+    outbound = OutboundClient(
+        # Long deadlines: the stalled requests stay pending for the whole test.
+        OutboundPolicy(timeout_seconds=300, connect_timeout_seconds=60),
+        resolver=ThreadedResolver(threads=2, max_lookups=DEFAULT_EXECUTOR_THREADS, lookup=dns),
+    )
+    # As many requests to stalling names as the default executor has threads: were they
+    # resolved there, they would hold every one of them.
+    stalled = [
+        asyncio.create_task(outbound.request("GET", f"https://stalls-{number}.example/"))
+        for number in range(DEFAULT_EXECUTOR_THREADS)
+    ]
+    with dns.released_at_the_end():
+        # The resolver's own two threads are both stuck; the other lookups wait their turn.
+        assert {await dns.stalled(), await dns.stalled()} <= {
+            f"stalls-{number}.example" for number in range(DEFAULT_EXECUTOR_THREADS)
+        }
+
+        # Unrelated work on the shared pool runs at once, while every lookup still stalls...
+        ran_while_stalled = await asyncio.to_thread(lambda: not dns.release.is_set())
+        # ...and one request more than the resolver takes is refused without waiting, with
+        # the same failure as any other.
+        with pytest.raises(OutboundUnavailable) as refused:
+            await outbound.request("GET", "https://one-too-many.example/")
+
+    assert ran_while_stalled
+    assert "lookups in flight" in refused.value.reason
+    # Released, the stalled names answered loopback: refused, and nothing was connected to.
+    for request in stalled:
+        with pytest.raises(OutboundRefused):
+            await request
+
+
+async def test_a_lookup_given_up_on_still_counts_until_its_thread_returns() -> None:
+    # `asyncio.timeout` cancels the wait for a lookup; its thread goes on. Counting only the
+    # waits would let stalled lookups pile up behind the bound.
+    dns = StalledDns()
+    resolver = ThreadedResolver(threads=1, max_lookups=2, lookup=dns)
+    with dns.released_at_the_end():
+        given_up = asyncio.create_task(resolver("stalls.example", 443))
+        assert await dns.stalled() == "stalls.example"
+        given_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await given_up
+        queued = asyncio.create_task(resolver("queued.example", 443))
+        await asyncio.sleep(0)  # its first step: it takes its place in the queue
+        with pytest.raises(OutboundUnavailable):
+            await resolver("refused.example", 443)
+
+    # Once the stalled thread returns, the queued lookup runs and the bound frees up.
+    assert await queued == ["127.0.0.1"]
+    assert await resolver("later.example", 443) == ["127.0.0.1"]
+
+
+async def test_a_resolver_too_busy_to_try_is_not_held_against_an_issuer() -> None:
+    # Someone else's stalled names fill the resolver: the login that finds it full fails, but
+    # the next one, once there is room, asks the issuer again.
+    dns = StalledDns()
+    outbound = OutboundClient(
+        OutboundPolicy(), resolver=ThreadedResolver(threads=1, max_lookups=1, lookup=dns)
+    )
+    with dns.released_at_the_end():
+        holding = asyncio.create_task(outbound.request("GET", "https://busy-stalls.example/"))
+        assert await dns.stalled() == "busy-stalls.example"
+        with pytest.raises(sso.SsoProviderUnavailable):
+            await sso.discover("https://bystander.example", outbound=outbound)
+    with pytest.raises(OutboundRefused):
+        await holding
+
+    with pytest.raises(sso.SsoProviderUnavailable):
+        await sso.discover("https://bystander.example", outbound=outbound)
+    assert await dns.stalled() == "bystander.example"
+
+
+async def connections_held_while_stalled(
+    engine: AsyncEngine, dns: StalledDns, request: Awaitable[httpx.Response], name: str
+) -> tuple[int, httpx.Response]:
+    """How many more pooled connections were out while `request` waited on `name`'s stalled
+    lookup than before it; and its answer, once the name answered loopback."""
+    idle = engine.pool.checkedout()  # type: ignore[attr-defined]
+    with dns.released_at_the_end():
+        answer = asyncio.create_task(request)
+        assert await dns.stalled() == name
+        held = engine.pool.checkedout()  # type: ignore[attr-defined]
+    return held - idle, await answer
+
+
+def stalling_outbound(runtime: Runtime, *trusted: str) -> StalledDns:
+    """Make every name `runtime` requests (but `trusted` ones, over http) stall."""
+    dns = StalledDns()
+    runtime.outbound = OutboundClient(  # type: ignore[misc]
+        OutboundPolicy(allowed_hosts=frozenset(trusted), allow_http=bool(trusted)),
+        resolver=ThreadedResolver(threads=1, max_lookups=1, lookup=dns),
+    )
+    return dns
+
+
+# A pooled connection held by each request that waits on a provider would let one
+# organization (or anyone, at its login routes) take the pool from every other.
+
+
+@pytest.mark.database
+@pytest.mark.parametrize("route", ["setup", "login"])
+async def test_no_database_connection_waits_on_a_stalled_discovery(
+    committed_client: httpx.AsyncClient,
+    committed_runtime: Runtime,
+    engine: AsyncEngine,
+    route: str,
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    dns = stalling_outbound(committed_runtime)
+    issuer = f"https://{route}-stalls.example"
+    if route == "setup":
+        request = configure_issuer(committed_client, owner, issuer)
+    else:
+        request = committed_client.get(await store_provider(committed_runtime, owner, issuer))
+
+    held, response = await connections_held_while_stalled(
+        engine, dns, request, f"{route}-stalls.example"
+    )
+
+    assert held == 0
+    # The name answered loopback in the end: refused as ever.
+    if route == "setup":
+        assert _problem(response, 422) == "sso-issuer-invalid"
+    else:
+        assert _problem(response, 502) == "sso-provider-unavailable"
+
+
+@pytest.mark.database
+async def test_no_database_connection_waits_on_a_stalled_token_endpoint(
+    committed_client: httpx.AsyncClient, committed_runtime: Runtime, engine: AsyncEngine
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    dns = stalling_outbound(committed_runtime, "127.0.0.2")
+    stalled = discovery_of_itself(token_endpoint="https://token-stalls.example/token")
+    with running_peer({sso.DISCOVERY_PATH: stalled}, host="127.0.0.2") as provider:
+        login = await store_provider(committed_runtime, owner, provider.origin)
+        started = await committed_client.get(login)
+        assert started.status_code == 302, started.text
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        callback = login.removesuffix("/login") + "/callback"
+
+        held, response = await connections_held_while_stalled(
+            engine,
+            dns,
+            committed_client.get(callback, params={"state": state, "code": "a-code"}),
+            "token-stalls.example",
+        )
+
+    assert held == 0
+    assert _problem(response, 502) == "sso-provider-unavailable"

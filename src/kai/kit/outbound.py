@@ -6,7 +6,8 @@ reads at most so many bytes in so many seconds. The address is checked where the
 is made: the name is resolved here, every address it resolves to is judged, and the socket
 connects to an address that was judged, so a name that answers a public address to a check
 and an internal one to the connection (DNS rebinding) gains nothing. TLS still verifies the
-certificate against the name, and the Host header still carries it.
+certificate against the name, and the Host header still carries it. Names are looked up on a
+few threads of their own, so names whose DNS stalls hold none of the process's shared ones.
 
 Hosts and networks the operator lists (`KAI_OUTBOUND__*`) are trusted whatever their address.
 What went wrong is logged with the request id; callers and their users learn only that the
@@ -19,7 +20,9 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,19 +111,6 @@ def _literal_address(host: str) -> IPAddress | None:
         return None
 
 
-async def system_resolver(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for `host`, in its order."""
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-    )
-    addresses: list[str] = []
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
 # --- refusals ---------------------------------------------------------------------------------
 
 
@@ -140,6 +130,86 @@ class OutboundRefused(OutboundError):
 
 class OutboundUnavailable(OutboundError):
     """The remote side was unreachable, too slow, or answered too much."""
+
+
+class OutboundBusy(OutboundUnavailable):
+    """KAI has too much of this in flight to start another now; no fault of the remote side."""
+
+
+# --- resolving names -------------------------------------------------------------------------
+
+# A blocking lookup: the addresses of a host name for a port, in the order to try them.
+BlockingLookup = Callable[[str, int], list[str]]
+
+# Every lookup of a name users gave runs on these few threads, so names whose DNS stalls can
+# fill them and nothing else; past this many lookups running or queued, the next is refused.
+RESOLVER_THREADS = 4
+RESOLVER_MAX_LOOKUPS = 32
+
+
+def getaddrinfo_lookup(host: str, port: int) -> list[str]:
+    """Every address the system resolver gives for `host`, in its order (blocks its thread)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    addresses: list[str] = []
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class ThreadedResolver:
+    """The system resolver on threads of its own, with a bound on the lookups in flight.
+
+    `getaddrinfo` holds its thread until the name's DNS servers answer or it gives up, and how
+    slowly they answer is the name owner's choice. On asyncio's default executor those threads
+    are the whole process's (`to_thread`: files, images, password hashes), and a timeout
+    abandons the wait, not the thread. Here stalled lookups hold only this resolver's threads.
+    A lookup counts until its thread is done with it (or it leaves the queue unstarted), not
+    until its caller stops waiting; at `max_lookups` the next is refused at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        threads: int = RESOLVER_THREADS,
+        max_lookups: int = RESOLVER_MAX_LOOKUPS,
+        lookup: BlockingLookup = getaddrinfo_lookup,
+    ) -> None:
+        if not 1 <= threads <= max_lookups:
+            raise ValueError("a resolver needs 1 to max_lookups threads")
+        self._lookup = lookup
+        self._max_lookups = max_lookups
+        # Threads start on first use: a process that never names a URL never has them.
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kai-resolve")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        with self._lock:
+            if self._in_flight >= self._max_lookups:
+                raise OutboundBusy(
+                    f"{self._in_flight} name lookups in flight already; {host} not looked up"
+                )
+            self._in_flight += 1
+        try:
+            future = self._executor.submit(self._lookup, host, port)
+        except BaseException:
+            self._done(None)
+            raise
+        # Before `wrap_future` adds its own: the count is down before an awaiting caller
+        # resumes. Called from the thread that ran the lookup, or here when it is cancelled
+        # unstarted (a caller that gave up on a queued lookup).
+        future.add_done_callback(self._done)
+        return await asyncio.wrap_future(future)
+
+    def _done(self, _: Future[list[str]] | None) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+# Every client's unless it is given another: the bound is the process's.
+system_resolver = ThreadedResolver()
 
 
 # --- the policy and the connection ----------------------------------------------------------
@@ -358,15 +428,18 @@ class OutboundClient:
         """
         try:
             parsed = httpx.URL(url)
+            # httpx decodes an internationalised name (`xn--...`) only here, and the `idna`
+            # errors of one that decodes to nothing valid are ValueErrors: inside the `try`.
+            host = parsed.host
         except (httpx.InvalidURL, ValueError, TypeError) as error:
             raise OutboundRefused(f"not a URL: {error}") from error
-        if parsed.scheme not in ("https", "http") or not parsed.host:
+        if parsed.scheme not in ("https", "http") or not host:
             raise OutboundRefused("not an http(s) URL with a host")
         if parsed.userinfo:
             # `https://trusted.example@elsewhere.example` reads as one host and goes to another.
             raise OutboundRefused("credentials in the URL")
         if parsed.scheme == "http" and not (
-            self.policy.allow_http and self.policy.trusts_host(parsed.host)
+            self.policy.allow_http and self.policy.trusts_host(host)
         ):
             raise OutboundRefused("plain http to a host the operator does not list")
         return parsed

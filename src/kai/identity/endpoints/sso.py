@@ -22,6 +22,7 @@ from kai.identity.sso_schemas import (
     SsoProviderRead,
     SsoProviderWrite,
 )
+from kai.kit.db import commit
 from kai.kit.errors import problem_responses
 from kai.runtime import Runtime
 
@@ -228,6 +229,10 @@ async def configure_provider(
     session: DbSession,
     runtime: RuntimeDep,
 ) -> SsoProviderRead:
+    # The service asks the issuer first, which may take the provider seconds: the transaction
+    # authentication began ends now, so no pooled connection waits on a server an
+    # organization chose (the service scopes the next one).
+    await commit(session)
     provider = await sso.configure_provider(
         session,
         runtime,

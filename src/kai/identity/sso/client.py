@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -19,7 +20,7 @@ from kai.identity.sso.errors import (
     SsoIdTokenInvalid,
     SsoProviderUnavailable,
 )
-from kai.kit.outbound import OutboundClient, OutboundError, OutboundRefused
+from kai.kit.outbound import OutboundBusy, OutboundClient, OutboundError, OutboundRefused
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,9 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "PS256", "ES256", "EdDSA"})
 KEY_TYPES = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 CLOCK_LEEWAY_SECONDS = 60
 METADATA_TTL_SECONDS = 3600.0
+# Anyone may start a login, as often as they like: an issuer whose discovery failed is not
+# asked again for this long, except by an administrator setting the provider up.
+FAILED_DISCOVERY_TTL_SECONDS = 60.0
 # An OAuth error code from the browser's redirect is safe to repeat to the caller.
 OAUTH_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 OWNER = "owner"
@@ -54,23 +58,36 @@ T = TypeVar("T")
 
 
 class TtlCache(Generic[T]):
-    """Values by URL for a while, in this process only (each replica fetches its own)."""
+    """Values by URL for a while, in this process only (each replica fetches its own).
+
+    Bounded, the least recently used going first: whoever names many URLs (one organization
+    cycling through issuers) pushes out the entries nobody has used for longest, not the
+    providers that other organizations are signing in through.
+    """
 
     def __init__(self, ttl_seconds: float, max_entries: int = 1000) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
-        self.entries: dict[str, tuple[float, T]] = {}
+        self.entries: OrderedDict[str, tuple[float, T]] = OrderedDict()
 
     def get(self, key: str) -> T | None:
         entry = self.entries.get(key)
-        if entry is None or time.monotonic() - entry[0] > self.ttl_seconds:
+        if entry is None:
             return None
+        if time.monotonic() - entry[0] > self.ttl_seconds:
+            del self.entries[key]
+            return None
+        self.entries.move_to_end(key)
         return entry[1]
 
     def put(self, key: str, value: T) -> None:
-        if len(self.entries) >= self.max_entries:
-            self.entries.clear()
         self.entries[key] = (time.monotonic(), value)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        self.entries.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,8 @@ class ProviderMetadata:
 
 metadata_cache: TtlCache[ProviderMetadata] = TtlCache(METADATA_TTL_SECONDS)
 keys_cache: TtlCache[list[dict[str, Any]]] = TtlCache(METADATA_TTL_SECONDS)
+# Issuers whose discovery failed lately.
+failed_discoveries: TtlCache[bool] = TtlCache(FAILED_DISCOVERY_TTL_SECONDS)
 
 
 def _unavailable(reason: str, **context: object) -> SsoProviderUnavailable:
@@ -125,11 +144,33 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 async def discover(
     issuer: str, *, outbound: OutboundClient, fresh: bool = False
 ) -> ProviderMetadata:
-    """The provider's metadata from its discovery document, checked; cached for an hour."""
+    """The provider's metadata from its discovery document, checked; cached for an hour.
+
+    A failure is remembered for a minute, and only a `fresh` discovery asks again sooner.
+    """
     issuer_url = _checked_issuer(issuer, outbound)
-    cached = None if fresh else metadata_cache.get(issuer)
-    if cached is not None:
-        return cached
+    if not fresh:
+        cached = metadata_cache.get(issuer)
+        if cached is not None:
+            return cached
+        if failed_discoveries.get(issuer):
+            raise _unavailable("discovery failed within the last minute", issuer=issuer)
+    try:
+        metadata = await _fetch_metadata(issuer, issuer_url, outbound)
+    except SsoProviderUnavailable as error:
+        # A resolver too busy to try says nothing of the issuer: that is no reason to leave
+        # its organization without logins for a minute.
+        if not isinstance(error.__cause__, OutboundBusy):
+            failed_discoveries.put(issuer, True)
+        raise
+    failed_discoveries.discard(issuer)
+    metadata_cache.put(issuer, metadata)
+    return metadata
+
+
+async def _fetch_metadata(
+    issuer: str, issuer_url: httpx.URL, outbound: OutboundClient
+) -> ProviderMetadata:
     url = issuer.rstrip("/") + DISCOVERY_PATH
     status, document = await _fetch_json(
         outbound, "GET", url, headers={"Accept": "application/json"}
@@ -166,15 +207,13 @@ async def discover(
         raise _unavailable(
             f"ID tokens signed with none of {', '.join(sorted(ALLOWED_ALGORITHMS))}", url=url
         )
-    metadata = ProviderMetadata(
+    return ProviderMetadata(
         issuer=issuer,
         authorization_endpoint=endpoints["authorization_endpoint"],
         token_endpoint=endpoints["token_endpoint"],
         jwks_uri=endpoints["jwks_uri"],
         algorithms=frozenset(algorithms),
     )
-    metadata_cache.put(issuer, metadata)
-    return metadata
 
 
 async def _published_keys(

@@ -113,14 +113,17 @@ async def configure_provider(
     """Create or replace the organization's provider; the issuer must answer discovery now.
 
     Without `client_secret` the stored one is kept, as long as the client stays the same.
+    Discovery comes before any use of `session`: a caller that has ended its transaction
+    holds no connection while the provider answers, and the transaction begun after it is
+    scoped to the actor here.
     """
     organization_id = actor.tenant_id
-    await _check_default_role(session, actor, default_role)
-    # Before the row is locked: the provider may take seconds to answer.
     try:
         await discover(issuer, outbound=runtime.outbound, fresh=True)
     except SsoProviderUnavailable as error:
         raise SsoIssuerInvalid(error.detail) from error
+    await act_for(session, organization_id=organization_id, user_id=actor.user_id)
+    await _check_default_role(session, actor, default_role)
     repository = SsoRepository(session)
     provider = await repository.provider(organization_id, for_update=True)
     keeps_secret = (
@@ -186,16 +189,20 @@ async def delete_provider(session: AsyncSession, *, actor: Actor) -> None:
 
 
 async def _enabled_provider(
-    session: AsyncSession, organization_slug: str
+    runtime: Runtime, organization_slug: str
 ) -> tuple[Organization, SsoProvider]:
-    # Unknown organization, no provider, provider off: one answer, which tells nothing more.
-    organization = await OrganizationRepository(session).by_slug(organization_slug)
-    if organization is None:
-        raise SsoNotConfigured()
-    await act_for(session, organization_id=organization.id)
-    provider = await SsoRepository(session).provider(organization.id)
-    if provider is None or not provider.enabled or provider.sealed_client_secret is None:
-        raise SsoNotConfigured()
+    """The organization and its provider, read in a transaction of their own that is over
+    before the provider is asked anything: anyone may start logins, and no pooled connection
+    waits while a provider (which its organization chose) takes its time to answer."""
+    async with runtime.session_factory.begin() as session:
+        # Unknown organization, no provider, provider off: one answer, which tells no more.
+        organization = await OrganizationRepository(session).by_slug(organization_slug)
+        if organization is None:
+            raise SsoNotConfigured()
+        await act_for(session, organization_id=organization.id)
+        provider = await SsoRepository(session).provider(organization.id)
+        if provider is None or not provider.enabled or provider.sealed_client_secret is None:
+            raise SsoNotConfigured()
     return organization, provider
 
 
@@ -211,8 +218,9 @@ async def start_login(
 
     `redirect_uri` is KAI's own callback URL, made by the server, never taken from a client.
     """
-    organization, provider = await _enabled_provider(session, organization_slug)
+    organization, provider = await _enabled_provider(runtime, organization_slug)
     metadata = await discover(provider.issuer, outbound=runtime.outbound)
+    await act_for(session, organization_id=organization.id)
     state, nonce, code_verifier = random_token(32), random_token(32), random_token(48)
     now = runtime.clock()
     repository = SsoRepository(session)
@@ -316,7 +324,7 @@ async def finish_login(
         runtime, organization_slug=organization_slug, state=state, origin=origin
     )
     try:
-        organization, provider = await _enabled_provider(session, organization_slug)
+        organization, provider = await _enabled_provider(runtime, organization_slug)
         if issuer is not None and issuer != provider.issuer:
             raise SsoStateInvalid("The answer came from another identity provider.")
         if error is not None or code is None:
@@ -342,6 +350,8 @@ async def finish_login(
         )
         person = person_from_claims(claims)
         check_domain(person, organization, provider)
+        # The provider has had its say: only now does `session` begin its transaction.
+        await act_for(session, organization_id=organization.id)
         identity = await SsoRepository(session).identity(
             organization.id, provider.issuer, person.subject
         )
