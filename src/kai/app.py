@@ -18,6 +18,7 @@ from kai.catalog.endpoints import ROUTERS as CATALOG_ROUTERS
 from kai.config import Settings
 from kai.identity.endpoints import ROUTERS as IDENTITY_ROUTERS
 from kai.jobs.endpoints import router as jobs_router
+from kai.kit import sandbox
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ml.endpoints import backbones_router
@@ -60,6 +61,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
+        sandbox.warn_if_confined_less()
         active = runtime or Runtime.create(settings, database_url or "")
         app.state.runtime = active
         worker = _start_worker(active) if run_worker else None

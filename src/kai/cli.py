@@ -130,11 +130,13 @@ def worker(
 ) -> None:
     """Run background jobs until interrupted; scale out by running more of these."""
     from kai.kit.jobs.worker import run_worker
+    from kai.kit.sandbox import warn_if_confined_less
     from kai.runtime import Runtime
 
     settings = command_settings()
 
     async def main(url: str) -> None:
+        warn_if_confined_less()
         runtime = Runtime.create(settings, url)
         try:
             await run_worker(

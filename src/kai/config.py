@@ -209,10 +209,15 @@ class ModelSandboxSettings(BaseModel):
     # views of 224 px, fewer of larger ones), and the wall-clock time the server waits for it.
     cpu_seconds: float = Field(default=30.0, gt=0)
     wall_seconds: float = Field(default=60.0, gt=0)
-    # Children per model (a batch embeds photos on several at once) and in all; an idle child
-    # is stopped after idle_seconds, the least recently used first when the cap is reached.
+    # Children per model (a batch embeds photos on several at once) and in all, upload checks
+    # included; an idle child is stopped after idle_seconds, the least recently used first
+    # when a cap is reached. When none may start, the caller is answered at once (429 when its
+    # organization's are busy, 503 when the server's are), never kept waiting.
     processes_per_model: int = Field(default=2, ge=1)
     max_processes: int = Field(default=8, ge=1)
+    # The part of max_processes one organization's models and checks may hold at once (at
+    # least one): the rest stays for the others.
+    organization_share: float = Field(default=0.5, gt=0, le=1)
     idle_seconds: float = Field(default=600.0, gt=0)
     # A model that failed (out of time or memory, or refused) is not started again for this
     # long: its recognitions fail at once with the same reason.

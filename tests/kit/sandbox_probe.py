@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+
+def prepare() -> None:
+    """Leave a thread running, as onnxruntime does when it is imported: sealing must reach it."""
+    threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()
 
 
 def handle(header: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
@@ -40,7 +48,49 @@ def handle(header: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], byte
         os.abort()
     if op == "shout":
         return {}, b"x" * header["bytes"]
+    if op == "nest":
+        # Brackets nested deeper than the server's recursion limit (the child raises its own).
+        sys.setrecursionlimit(header["depth"] * 2)
+        nested: list[Any] = []
+        for _ in range(header["depth"]):
+            nested = [nested]
+        return {"nested": nested}, b""
+    if op == "fork":
+        return _attempt(_fork), b""
+    if op == "run":
+        # What a hostile model would try; refused by the filter.
+        return _attempt(lambda: os.execv("/bin/true", ["/bin/true"])), b""  # noqa: S606
+    if op == "udp-socket":
+        return _attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()), b""
+    if op == "reopen":
+        # Free a slot under the descriptor cap (fd 3: the /dev/null the seal opened), then open.
+        os.close(3)
+        return _attempt(lambda: os.close(os.open(header["path"], os.O_RDONLY))), b""
+    if op == "unlink":
+        return _attempt(lambda: os.unlink(header["path"])), b""
+    if op == "signal-parent":
+        # Signal 0 only asks whether the server could be signalled; it does nothing to it.
+        return _attempt(lambda: os.kill(os.getppid(), 0)), b""
+    if op == "thread":
+        ran: list[bool] = []
+        worker = threading.Thread(target=lambda: ran.append(True))
+        worker.start()
+        worker.join()
+        return {"ran": ran == [True]}, b""
     return {"unknown": op}, b""
+
+
+def _attempt(action: Callable[[], object]) -> dict[str, Any]:
+    try:
+        action()
+    except OSError as exc:
+        return {"errno": exc.errno}
+    return {"done": True}
+
+
+def _fork() -> None:
+    if os.fork() == 0:
+        os._exit(0)
 
 
 def _is_open(fd: int) -> bool:

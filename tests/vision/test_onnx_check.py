@@ -73,6 +73,36 @@ def test_the_tiny_backbone_passes_and_is_handed_on_as_parsed() -> None:
     assert onnx.load_from_string(checked) == onnx.load_from_string(data)
 
 
+def _with_unknown_field(message: bytes, text: bytes) -> bytes:
+    """`message` with a length-delimited field of a number no ONNX message uses (9999)."""
+    tag = (9999 << 3) | 2
+    return message + _varint(tag) + _varint(len(text)) + text
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def test_fields_the_checker_does_not_know_do_not_reach_the_runtime() -> None:
+    built = onnx.load_from_string(attack_models.tiny())
+    # One in a node, deep in the graph, and one on the model itself.
+    node = built.graph.node[0]
+    node.ParseFromString(_with_unknown_field(node.SerializeToString(), b"unseen-in-a-node"))
+    data = _with_unknown_field(built.SerializeToString(), b"unseen-on-the-model")
+    assert b"unseen-in-a-node" in data
+    assert b"unseen-on-the-model" in data
+
+    checked = check_model(data, max_bytes=LIMIT)
+
+    assert b"unseen" not in checked
+    assert checked == check_model(attack_models.tiny(), max_bytes=LIMIT)
+
+
 def test_a_real_backbone_export_keeps_every_rule(model_dir: Path) -> None:
     get_backbone(efficientnet.NAME, model_dir=model_dir)
 

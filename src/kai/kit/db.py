@@ -161,6 +161,15 @@ def act_for_each_transaction(session: AsyncSession, *, organization_id: uuid.UUI
     event.listen(session.sync_session, "after_begin", scope)
 
 
+async def release_connection(session: AsyncSession, *, organization_id: uuid.UUID | None) -> None:
+    """Give the session's connection back to the pool during slow work that needs none (a
+    request at its boundary: what it did so far, its authentication, commits now). The next
+    statement begins a new transaction, scoped to `organization_id` as `act_for` scopes one."""
+    if session.in_transaction():
+        await commit(session)
+    act_for_each_transaction(session, organization_id=organization_id)
+
+
 # `session.info` key of the process's Settings, for infrastructure that needs them deep inside
 # a unit of work (the job queue's per-organization caps) without every caller passing them.
 SETTINGS_INFO = "kai.settings"

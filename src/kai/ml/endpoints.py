@@ -12,6 +12,7 @@ from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
+from kai.kit.db import release_connection
 from kai.kit.errors import problem_responses
 from kai.ml import image_models, training
 from kai.ml.models import ImageModel
@@ -116,9 +117,11 @@ async def list_backbones(actor: ModelsRead, session: DbSession) -> list[ImageMod
     summary="Upload an ONNX image model to train on as a backbone",
     description="The model is run once on a blank image of the declared size before it is "
     "kept: one that does not load or run so is refused (422) and nothing is stored. Its "
-    "output is a feature map (averaged over positions) or a vector per image.",
+    "output is a feature map (averaged over positions) or a vector per image. The check takes "
+    "one of the organization's image-model processes: when they are all busy, 429 (503 when "
+    "the server's are), with Retry-After.",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(409, 413, 422, 429, 503),
 )
 async def upload_backbone(
     actor: ModelUpload,
@@ -137,9 +140,8 @@ async def upload_backbone(
     output: Annotated[str | None, Form(max_length=200)] = None,
 ) -> ImageModelRead:
     data = await file.read(image_models.MAX_MODEL_BYTES + 1)
-    model = await image_models.upload(
+    upload = await image_models.prepare_upload(
         session,
-        runtime.storage,
         actor=actor,
         name=name,
         data=data,
@@ -152,7 +154,14 @@ async def upload_backbone(
             "input": input,
             "output": output,
         },
-        settings=runtime.settings,
+    )
+    # The check runs the model in a child for up to a minute: the request's database
+    # connection goes back to the pool meanwhile, and the model is recorded in a new
+    # transaction (where a name taken meanwhile is still a 409, by the unique index).
+    await release_connection(session, organization_id=actor.tenant_id)
+    dimension = await image_models.check_upload(upload, actor=actor, settings=runtime.settings)
+    model = await image_models.record_upload(
+        session, runtime.storage, actor=actor, upload=upload, dimension=dimension
     )
     return _uploaded(model)
 

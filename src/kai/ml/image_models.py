@@ -3,6 +3,9 @@
 storage, and trained on as `custom:<name>` beside (or instead of) the built-in backbones. The
 server never runs an uploaded model itself: its children do (kai.vision.backbones.sandboxed).
 
+An upload is prepared (name, description, size), checked in a child (the request holding no
+database connection meanwhile: the endpoint gives it back) and then recorded.
+
 Backbone names a training may ask for: the built-ins, the organization's own `custom:<name>`,
 and, from the command line only, `onnx:<file>` (a file on the server's disk).
 """
@@ -16,6 +19,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +72,6 @@ class ImageModelNotFound(NotFound):
     type, title = "image-model-not-found", "No such image model"
 
 
-def _check(data: bytes, spec: OnnxModelSpec, settings: Settings) -> int:
-    """Check the model in a sandbox child (parsed with `onnx`, then run on two blank images):
-    its embedding's width, or why it cannot be used."""
-    try:
-        dimension = sandboxed.check(data, spec, settings=settings.vision, max_bytes=MAX_MODEL_BYTES)
-    except sandboxed.ImageModelFailed as exc:
-        raise InvalidImageModel(exc.detail) from None
-    if not 1 <= dimension <= MAX_DIMENSION:
-        raise InvalidImageModel(f"The embedding has {dimension} values; at most {MAX_DIMENSION}.")
-    return dimension
-
-
 def built_in_backbones() -> list[tuple[str, int, int | None]]:
     """Name, input side and (where known without loading) embedding width of each built-in."""
     return [
@@ -88,20 +80,21 @@ def built_in_backbones() -> list[tuple[str, int, int | None]]:
     ]
 
 
-async def upload(
-    session: AsyncSession,
-    storage: ObjectStorage,
-    *,
-    actor: Actor,
-    name: str,
-    data: bytes,
-    spec: dict[str, Any],
-    settings: Settings,
-) -> ImageModel:
-    """Check, store and record a model; nothing is kept when it cannot be used."""
-    organization_id = actor.tenant_id
-    repository = ImageModelRepository(session)
-    if await repository.by_name(organization_id, name) is not None:
+@dataclass(frozen=True)
+class Upload:
+    """A model uploaded under a name, its description checked (the model itself not yet)."""
+
+    name: str
+    data: bytes
+    spec: OnnxModelSpec
+
+
+async def prepare_upload(
+    session: AsyncSession, *, actor: Actor, name: str, data: bytes, spec: dict[str, Any]
+) -> Upload:
+    """What is wrong with the upload short of running it: its name taken, its description, its
+    size."""
+    if await ImageModelRepository(session).by_name(actor.tenant_id, name) is not None:
         raise ImageModelTaken(f"There is an image model called {name!r} already.")
     try:
         checked = OnnxModelSpec.from_json({**spec, "name": CUSTOM_PREFIX + name})
@@ -109,22 +102,54 @@ async def upload(
         raise InvalidImageModel(f"The model's description is not valid: {exc}") from None
     if len(data) > MAX_MODEL_BYTES:
         raise PayloadTooLarge(f"A model may be at most {MAX_MODEL_BYTES} bytes.")
-    dimension = await asyncio.to_thread(_check, data, checked, settings)
+    return Upload(name=name, data=data, spec=checked)
+
+
+async def check_upload(upload: Upload, *, actor: Actor, settings: Settings) -> int:
+    """Run the model once in a sandbox child counted as one of the organization's (parsed with
+    `onnx`, then run on two blank images; no database needed): its embedding's width, why it
+    cannot be used, or ImageModelsBusy at once when no child is free."""
+    try:
+        dimension = await sandboxed.check(
+            upload.data,
+            upload.spec,
+            organization_id=actor.tenant_id,
+            settings=settings.vision,
+            max_bytes=MAX_MODEL_BYTES,
+        )
+    except sandboxed.ImageModelFailed as exc:
+        raise InvalidImageModel(exc.detail) from None
+    if not 1 <= dimension <= MAX_DIMENSION:
+        raise InvalidImageModel(f"The embedding has {dimension} values; at most {MAX_DIMENSION}.")
+    return dimension
+
+
+async def record_upload(
+    session: AsyncSession,
+    storage: ObjectStorage,
+    *,
+    actor: Actor,
+    upload: Upload,
+    dimension: int,
+) -> ImageModel:
+    """Store and record a checked model (ImageModelTaken when its name was taken meanwhile)."""
+    organization_id = actor.tenant_id
+    data = upload.data
     digest = hashlib.sha256(data).hexdigest()
     # Named by the upload, never reused: the file of a model deleted and uploaded again is
     # removed after the deletion commits, and must not be the new upload's.
     model_id = new_id()
-    key = model_key(organization_id, f"backbones/{name}-{model_id}.onnx")
-    # The same name uploaded at the same moment: the unique index answers ImageModelTaken.
-    model = await repository.add(
+    key = model_key(organization_id, f"backbones/{upload.name}-{model_id}.onnx")
+    # The same name uploaded meanwhile: the unique index answers ImageModelTaken.
+    model = await ImageModelRepository(session).add(
         ImageModel(
             id=model_id,
             organization_id=organization_id,
-            name=name,
+            name=upload.name,
             sha256=digest,
             size_bytes=len(data),
             storage_key=key,
-            spec={k: v for k, v in checked.to_json().items() if k != "name"},
+            spec={k: v for k, v in upload.spec.to_json().items() if k != "name"},
             dimension=dimension,
             created_by=actor.author,
         )

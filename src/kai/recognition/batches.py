@@ -48,7 +48,7 @@ from kai.search import visual
 from kai.search.service import visual_filter
 from kai.vision.backbones import Backbone
 from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
-from kai.vision.backbones.sandboxed import ImageModelFailed
+from kai.vision.backbones.sandboxed import ImageModelFailed, ImageModelsBusy
 from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_upload
 
 MAX_PHOTOS = 1000
@@ -244,8 +244,9 @@ def _embed_share(
         started = time.perf_counter()
         try:
             rows = backbone.embed([prepared.views[backbone.input_side] for prepared in views])
-        except ImageModelFailed as exc:
-            # The organization's uploaded model, in its sandbox: these photos fail with why.
+        except (ImageModelFailed, ImageModelsBusy) as exc:
+            # The organization's uploaded model, in its sandbox (or none of its processes
+            # free): these photos fail with why.
             for photo in embedded:
                 photo.error = (exc.detail or exc.title)[:2000]
             break

@@ -95,8 +95,11 @@ def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> Recognitio
 @router.post(
     "",
     summary="Recognize a photo: what material it is, how sure, and similar catalog materials",
+    description="With an uploaded backbone, the photo is embedded in one of the organization's "
+    "image-model processes: when they are all busy, 429 (503 when the server's are), with "
+    "Retry-After.",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(404, 409, 413, 422),
+    responses=problem_responses(404, 409, 413, 422, 503),
 )
 async def recognize(
     actor: Recognize,

@@ -8,7 +8,8 @@ Refused: any tensor kept outside the file (external data: onnxruntime would read
 file, resolved against the working directory, as weights), in initializers, sparse
 initializers, node attributes, subgraphs or functions; operators outside the standard
 `ai.onnx` domain or outside the operators an image backbone is made of; functions and
-training information; and sizes no backbone has.
+training information; and sizes no backbone has. Fields this `onnx` does not know, anywhere in
+the model, are dropped before it is re-serialized.
 """
 
 from __future__ import annotations
@@ -251,6 +252,8 @@ def check_model(data: bytes, *, max_bytes: int) -> bytes:
     if nodes > MAX_NODES:
         raise UnsafeModel("nodes")
     _check_sizes(model, [graph for graph, _ in graphs], max_bytes)
+    # Fields this `onnx` does not know were never checked: onnxruntime's parser may know them.
+    model.DiscardUnknownFields()
     return bytes(model.SerializeToString())
 
 
