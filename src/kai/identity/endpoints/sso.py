@@ -22,7 +22,7 @@ from kai.identity.sso_schemas import (
     SsoProviderRead,
     SsoProviderWrite,
 )
-from kai.kit.db import commit
+from kai.kit.db import release_connection
 from kai.kit.errors import problem_responses
 from kai.runtime import Runtime
 
@@ -231,8 +231,8 @@ async def configure_provider(
 ) -> SsoProviderRead:
     # The service asks the issuer first, which may take the provider seconds: the transaction
     # authentication began ends now, so no pooled connection waits on a server an
-    # organization chose (the service scopes the next one).
-    await commit(session)
+    # organization chose.
+    await release_connection(session, organization_id=actor.tenant_id)
     provider = await sso.configure_provider(
         session,
         runtime,
