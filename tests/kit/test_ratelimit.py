@@ -525,7 +525,9 @@ async def test_survives_the_server_forgetting_the_script(
 
 
 @pytest.mark.parametrize("operation", ["hit", "reset"])
-async def test_unreachable_redis_is_unavailable(dead_endpoint: str, operation: str) -> None:
+async def test_unreachable_redis_is_unavailable(
+    dead_endpoint: str, operation: str, logged: Callable[[], list[dict[str, Any]]]
+) -> None:
     limiter = RedisRateLimiter(dead_endpoint.replace("http://", "redis://"))
     started = time.monotonic()
 
@@ -533,6 +535,14 @@ async def test_unreachable_redis_is_unavailable(dead_endpoint: str, operation: s
         await perform(limiter, operation)
 
     assert raised.value.status == 503
+    assert raised.value.headers["Retry-After"]
+    # The caller learns that limits cannot be checked, not where Redis runs or what it said.
+    port = dead_endpoint.rsplit(":", 1)[1]
+    assert raised.value.detail is not None
+    assert port not in raised.value.detail
+    assert "refused" not in raised.value.detail.lower()
+    [failure] = [line for line in logged() if line["event"] == "ratelimit.redis_failed"]
+    assert port in failure["error"]
     # A request waits on this: it must fail fast, not after a long series of retries.
     assert time.monotonic() - started < 2
     await limiter.close()

@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import structlog
+
 from kai.kit.errors import KaiError
 
 if TYPE_CHECKING:
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
 DEFAULT_PREFIX = "kai:ratelimit:"
+# What a caller is told when Redis fails: its own words (addresses, versions) go to the log.
+_UNAVAILABLE = "Rate limits cannot be checked just now; try again shortly."
+
+log = structlog.get_logger(__name__)
 
 _MICROSECONDS = 1_000_000
 # Redis runs Lua on doubles, exact for integers below 2**53: in µs since 1970, until 2255.
@@ -328,7 +334,7 @@ class RedisRateLimiter:
         try:
             reply = await self._script(keys=[self._prefix + key for key, _ in buckets], args=args)
         except self._errors as error:
-            raise RateLimiterUnavailable(f"Redis did not answer: {error}") from error
+            raise _unavailable(error) from error
         values = [int(value) for value in reply]
         decisions = []
         for index, (_, limit) in enumerate(buckets):
@@ -341,11 +347,16 @@ class RedisRateLimiter:
         try:
             await self._redis.delete(self._prefix + key)
         except self._errors as error:
-            raise RateLimiterUnavailable(f"Redis did not answer: {error}") from error
+            raise _unavailable(error) from error
 
     async def close(self) -> None:
         """Close the connections to Redis."""
         await self._redis.aclose()
+
+
+def _unavailable(error: Exception) -> RateLimiterUnavailable:
+    log.error("ratelimit.redis_failed", error=f"{type(error).__name__}: {error}")
+    return RateLimiterUnavailable(_UNAVAILABLE, headers={"Retry-After": "5"})
 
 
 def create_rate_limiter(redis_url: str | None, *, prefix: str = DEFAULT_PREFIX) -> RateLimiter:
