@@ -15,7 +15,8 @@ from httpx import AsyncClient
 from kai.kit.db import act_for, scoped_transaction
 from kai.kit.images import ImageLimits
 from kai.recognition import batches
-from kai.recognition.models import RecognitionBatchItem
+from kai.recognition.models import RecognitionBatch, RecognitionBatchItem
+from kai.recognition.tasks import recognize_batch
 from kai.runtime import Runtime
 from tests.conftest import worker_running
 from tests.identity.factories import member
@@ -235,3 +236,27 @@ async def test_a_photo_unreadable_at_its_turn_fails_alone_and_a_rerun_redoes_not
     assert (again["recognized"], again["failed"]) == (18, 2)
     listed = await client.get("/api/v1/recognitions", params={"limit": 100}, headers=owner.headers)
     assert len(listed.json()["items"]) == 18
+
+
+async def test_a_batch_whose_job_is_cancelled_before_it_runs_fails(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        batch = RecognitionBatch(organization_id=owner.organization_id, status="queued", total=3)
+        session.add(batch)
+        await session.flush()
+        job = await recognize_batch.enqueue(
+            session, params={"batch_id": str(batch.id)}, organization_id=owner.organization_id
+        )
+        batch.job_id = job.id
+
+    cancelled = await client.post(f"/api/v1/jobs/{job.id}/cancel", headers=owner.headers)
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    # No worker will ever run it: the batch does not wait for one for ever.
+    shown = await client.get(f"/api/v1/recognition-batches/{batch.id}", headers=owner.headers)
+    assert shown.json()["status"] == "failed"
+    assert shown.json()["finished_at"] is not None
