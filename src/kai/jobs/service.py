@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.identity.actor import Actor
 from kai.kit.errors import Conflict, NotFound
 from kai.kit.jobs.models import Job, JobStatus
-from kai.kit.jobs.queue import final_failure, given_up_by_cancelling
+from kai.kit.jobs.queue import final_failure, given_up_as
 from kai.kit.jobs.repository import JobRepository
 from kai.kit.pagination import PageParams
 
@@ -66,7 +66,7 @@ async def cancel_job(session: AsyncSession, *, actor: Actor, job_id: uuid.UUID) 
     if new_status == JobStatus.CANCELLED:
         # It will never run: what it was to work on is given up with it, in this transaction.
         # (A running job's worker does this once it has stopped it.)
-        await final_failure(session, given_up_by_cancelling(job))
+        await final_failure(session, given_up_as(job))
     await session.refresh(job)
     return job
 

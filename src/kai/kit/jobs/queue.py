@@ -275,9 +275,6 @@ class TrackedTask:
                 return None
             attempt, max_attempts, params = job.attempts, job.max_attempts, dict(job.params)
 
-        def given_up(reason: str, *, cancelled: bool) -> JobGivenUp:
-            return JobGivenUp(tracked_id, self.kind, tenant, params, cancelled, reason)
-
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -296,12 +293,7 @@ class TrackedTask:
         except (JobAborted, asyncio.CancelledError):
             outcome = "cancelled"
             await asyncio.shield(
-                _give_up(
-                    factory,
-                    JobStatus.CANCELLED,
-                    None,
-                    given_up(CANCELLED_REASON, cancelled=True),
-                )
+                _give_up(factory, tracked_id, JobStatus.CANCELLED, None, CANCELLED_REASON)
             )
             bound.info("job.cancelled", attempt=attempt)
             raise
@@ -310,7 +302,7 @@ class TrackedTask:
             permanent = isinstance(exc, PermanentJobError)
             if attempt >= max_attempts or permanent:
                 reason = str(exc)[:2000] if permanent else UNEXPECTED_REASON
-                await _give_up(factory, JobStatus.FAILED, error, given_up(reason, cancelled=False))
+                await _give_up(factory, tracked_id, JobStatus.FAILED, error, reason)
                 bound.error("job.failed", attempt=attempt, error=error)
                 raise
             outcome = "retried"
@@ -481,12 +473,17 @@ async def _record(
 
 
 async def _give_up(
-    factory: _TenantSessions, status: JobStatus, error: str | None, given_up: JobGivenUp
+    factory: _TenantSessions, job_id: uuid.UUID, status: JobStatus, error: str | None, reason: str
 ) -> None:
-    """Record the job's end and let its task clean up after it, in one transaction."""
+    """Record the job's end and let its task clean up after it, in one transaction; the hook
+    is told the job's params as they are now (a task may have changed them as it went)."""
     async with factory.begin() as session:
-        await JobRepository(session).set_status(given_up.job_id, status, error=error)
-        await final_failure(session, given_up)
+        repository = JobRepository(session)
+        await repository.set_status(job_id, status, error=error)
+        job = await repository.get(job_id, organization_id=factory.organization_id)
+        if job is not None:
+            cancelled = status == JobStatus.CANCELLED
+            await final_failure(session, given_up_as(job, reason=reason, cancelled=cancelled))
 
 
 async def final_failure(session: AsyncSession, given_up: JobGivenUp) -> None:
@@ -510,14 +507,12 @@ async def _finish_cancelling(
         job = await repository.get(job_id, organization_id=organization_id, for_update=True)
         if job is not None and job.status == JobStatus.CANCELLING:
             await repository.set_status(job_id, JobStatus.CANCELLED)
-            await final_failure(session, given_up_by_cancelling(job))
+            await final_failure(session, given_up_as(job))
 
 
-def given_up_by_cancelling(job: Job) -> JobGivenUp:
-    """What a hook is told of a job cancelled before (or instead of) its next attempt."""
-    return JobGivenUp(
-        job.id, job.kind, job.organization_id, dict(job.params), True, CANCELLED_REASON
-    )
+def given_up_as(job: Job, *, reason: str = CANCELLED_REASON, cancelled: bool = True) -> JobGivenUp:
+    """What a hook is told of `job`: by default, that it was cancelled."""
+    return JobGivenUp(job.id, job.kind, job.organization_id, dict(job.params), cancelled, reason)
 
 
 def job_task(
