@@ -47,6 +47,12 @@ async def store(body: Echo, session: DbSession) -> Echo:
     return body
 
 
+@probe.get("/slow")
+async def slow(session: DbSession) -> None:
+    await session.execute(text("SET LOCAL statement_timeout = 50"))
+    await session.execute(text("SELECT pg_sleep(30)"))
+
+
 @pytest.fixture
 async def probe_client(settings: Settings, runtime: Runtime) -> AsyncIterator[AsyncClient]:
     small = settings.model_copy(update={"max_body_bytes": 2048})
@@ -136,6 +142,22 @@ async def test_a_value_the_database_cannot_hold_is_a_400_problem(
         "/api/v1/_probe/store", json={"name": "oak\u0000", "count": 1}
     )
     assert_problem(response, 400, "invalid-value")
+    # The request's transaction was rolled back; the next one works normally.
+    response = await probe_client.post("/api/v1/_probe/store", json={"name": "oak", "count": 1})
+    assert response.status_code == 200
+
+
+async def test_a_statement_stopped_by_the_timeout_is_a_503_problem_to_retry(
+    probe_client: AsyncClient, logged: Callable[[], list[dict[str, Any]]]
+) -> None:
+    response = await probe_client.get("/api/v1/_probe/slow")
+
+    body = assert_problem(response, 503, "database-busy")
+    assert int(response.headers["retry-after"]) > 0
+    assert "pg_sleep" not in response.text
+    [line] = [line for line in logged() if line["event"] == "request.statement_timeout"]
+    assert "statement timeout" in line["error"]
+    assert line["request_id"] == body["request_id"]
     # The request's transaction was rolled back; the next one works normally.
     response = await probe_client.post("/api/v1/_probe/store", json={"name": "oak", "count": 1})
     assert response.status_code == 200

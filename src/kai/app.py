@@ -20,6 +20,7 @@ from kai.identity.endpoints import ROUTERS as IDENTITY_ROUTERS
 from kai.jobs.endpoints import router as jobs_router
 from kai.kit import sandbox
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
+from kai.kit.jobs.worker import load_task_modules
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ml.endpoints import backbones_router
 from kai.ml.endpoints import router as models_router
@@ -29,7 +30,7 @@ from kai.recognition.endpoints import batches_router
 from kai.recognition.endpoints import catalog_router as near_duplicates_router
 from kai.recognition.endpoints import router as recognitions_router
 from kai.recognition.project_endpoints import router as projects_router
-from kai.runtime import Runtime
+from kai.runtime import DOMAIN_TASK_MODULES, Runtime
 from kai.search import semantic
 from kai.search.endpoints import router as search_router
 from kai.search.visual_endpoints import router as visual_router
@@ -57,6 +58,9 @@ def create_app(
     """Build the app around `runtime`, or around a runtime of its own made from `database_url`."""
     if runtime is None and database_url is None:
         raise ValueError("create_app needs a runtime or a database URL")
+    # Cancelling a queued job runs its task's `on_final_failure` in the request: every task
+    # must be known here, not only those whose routes happened to queue one already.
+    load_task_modules((*DOMAIN_TASK_MODULES, *settings.jobs.import_paths))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from httpx import AsyncClient
 from sqlalchemy import select, text
 
 from kai.catalog import imports, transfers
+from kai.catalog.tasks import reindex
 from kai.kit.db import act_for
 from kai.kit.jobs.models import Job
 from kai.runtime import Runtime
@@ -287,6 +288,13 @@ async def test_imported_materials_are_found_and_versioned_like_ones_made_through
         f"/api/v1/categories/{marble['id']}", json={"name": "Statuario"}, headers=owner.headers
     )
     assert renamed.status_code == 200, renamed.text
+    # What the reindex job the rename queued does, called directly.
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        reindexing = (
+            await session.scalars(select(Job).where(Job.kind == "catalog.reindex_documents"))
+        ).one()
+        await reindex(session, organization_id=owner.organization_id, params=reindexing.params)
     assert await found("statuario") == {"CAR-600", "CAL-300", "CAR-601"}
     assert await found("marble") == set()
 

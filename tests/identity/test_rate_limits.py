@@ -27,10 +27,11 @@ def _limited(runtime: Runtime, **policies: RatePolicy) -> Runtime:
     return dataclasses.replace(runtime, settings=settings)
 
 
-def _client(runtime: Runtime) -> AsyncClient:
+def _client(runtime: Runtime, address: str = "127.0.0.1") -> AsyncClient:
     app = create_app(runtime.settings, runtime=runtime)
     return AsyncClient(
-        transport=ASGITransport(app=app, raise_app_exceptions=False), base_url="http://kai.test"
+        transport=ASGITransport(app=app, raise_app_exceptions=False, client=(address, 50000)),
+        base_url="http://kai.test",
     )
 
 
@@ -67,6 +68,54 @@ async def test_authenticated_calls_are_limited_per_caller(runtime: Runtime) -> N
         # Health probes are never limited.
         for _ in range(20):
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_each_failed_authentication_spends_the_addresss_auth_budget(
+    runtime: Runtime,
+) -> None:
+    limited = _limited(runtime, auth=RatePolicy(limit=3, period_seconds=60))
+    async with _client(limited, "192.0.2.1") as elsewhere:
+        alice = await member(limited, elsewhere)
+    async with _client(limited) as client:
+        wrong = [
+            {"authorization": "Bearer not-a-token"},
+            {"authorization": "Bearer kai_abcdefghijkl_" + "x" * 40},  # no such API key
+            {"authorization": f"Bearer {alice.access_token}x"},
+        ]
+        statuses = [
+            (await client.get("/api/v1/me", headers=headers)).status_code for headers in wrong
+        ]
+        refused = await client.get("/api/v1/me", headers=wrong[0])
+
+        assert statuses == [401, 401, 401]
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+        # The address's login form shares that budget; a right credential is not held back.
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": alice.user.email, "password": "wrong"}
+        )
+        assert login.status_code == 429
+        assert (await client.get("/api/v1/me", headers=alice.headers)).status_code == 200
+        # Asking without any credential costs no lookup, and no budget.
+        assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_an_ipv6_caller_is_limited_by_its_64_not_by_each_address(runtime: Runtime) -> None:
+    limited = _limited(runtime, auth=RatePolicy(limit=2, period_seconds=60))
+    reset = {"email": "someone@tiles.example"}
+
+    async def statuses(address: str, count: int) -> list[int]:
+        async with _client(limited, address) as client:
+            return [
+                (await client.post("/api/v1/auth/password-reset", json=reset)).status_code
+                for _ in range(count)
+            ]
+
+    assert await statuses("2001:db8:1:2::10", 1) == [202]
+    # Another address of the same /64 (a host's next privacy address) is the same caller.
+    assert await statuses("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 2) == [202, 429]
+    # The next /64 is another customer's.
+    assert await statuses("2001:db8:1:3::10", 1) == [202]
 
 
 @pytest.fixture

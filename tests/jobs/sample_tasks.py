@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
+from kai.kit.jobs.queue import JobGivenUp, JobRun, PermanentJobError, job_task
 
 EFFECTS_TABLE = "test_job_effects"
 
@@ -75,3 +76,32 @@ async def own_transactions(run: JobRun) -> dict[str, Any]:
             {"job": run.job_id, "n": run.attempt},
         )
     return {"attempt_transaction_open": run.session.in_transaction()}
+
+
+# The attempt recorded for what a task's on_final_failure hook wrote.
+GIVEN_UP = 0
+
+
+async def _note_given_up(session: AsyncSession, given_up: JobGivenUp) -> None:
+    how = "cancelled" if given_up.cancelled else "failed"
+    await session.execute(
+        text(
+            f"INSERT INTO {EFFECTS_TABLE} (job_id, attempt, note) VALUES (:job, :attempt, :note)"
+            " ON CONFLICT (job_id) DO NOTHING"
+        ),
+        {"job": given_up.job_id, "attempt": GIVEN_UP, "note": f"{how}: {given_up.reason}"},
+    )
+
+
+@job_task("tests.given_up", max_attempts=2, on_final_failure=_note_given_up)
+async def given_up(run: JobRun) -> dict[str, Any]:
+    """Fails as `mode` says (unexpectedly, permanently), or works until cancelled."""
+    mode = run.params.get("mode")
+    if mode == "permanent":
+        raise PermanentJobError("the photo is not there")
+    if mode == "work":
+        for step in range(600):
+            await run.report_progress(step + 1, 600)
+            await asyncio.sleep(0.1)
+        return {}
+    raise ValueError("something unexpected")

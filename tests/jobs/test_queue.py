@@ -203,6 +203,53 @@ async def test_cancelling_a_finished_job_is_a_conflict(
             await service.cancel_job(session, actor=PLATFORM, job_id=job_id)
 
 
+UNEXPECTED = "failed: The job stopped on an unexpected error; the server's log has the details."
+
+
+async def test_a_job_given_up_after_its_last_attempt_runs_its_tasks_hook_once(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    unexpected = await enqueue(jobs_runtime, sample_tasks.given_up, mode="unexpected")
+    permanent = await enqueue(jobs_runtime, sample_tasks.given_up, mode="permanent")
+
+    failed = await wait_for(jobs_runtime, unexpected, (JobStatus.FAILED,))
+    refused = await wait_for(jobs_runtime, permanent, (JobStatus.FAILED,))
+
+    # Not after the first attempt, which was retried: once, after the last.
+    assert failed.attempts == 2
+    assert await effects(jobs_runtime, unexpected) == [(sample_tasks.GIVEN_UP, UNEXPECTED)]
+    # An unexpected error's own words stay in the job's error, not in what the hook is told.
+    assert failed.error == "ValueError: something unexpected"
+    assert refused.attempts == 1
+    assert await effects(jobs_runtime, permanent) == [
+        (sample_tasks.GIVEN_UP, "failed: the photo is not there")
+    ]
+
+
+async def test_a_job_cancelled_queued_or_running_runs_its_tasks_hook(
+    jobs_runtime: Runtime, start_worker: Callable[[], None]
+) -> None:
+    cancelled = (sample_tasks.GIVEN_UP, "cancelled: The job was cancelled.")
+    queued = await enqueue(jobs_runtime, sample_tasks.given_up, mode="work")
+    async with jobs_runtime.session_factory.begin() as session:
+        await service.cancel_job(session, actor=PLATFORM, job_id=queued)
+    # At once, in the cancelling transaction: no worker will ever see this job.
+    assert await effects(jobs_runtime, queued) == [cancelled]
+
+    start_worker()
+    running = await enqueue(jobs_runtime, sample_tasks.given_up, mode="work")
+    await wait_for(
+        jobs_runtime, running, (JobStatus.RUNNING,), condition=lambda job: job.progress_done > 0
+    )
+    assert await effects(jobs_runtime, running) == []
+    async with jobs_runtime.session_factory.begin() as session:
+        await service.cancel_job(session, actor=PLATFORM, job_id=running)
+
+    await wait_for(jobs_runtime, running, (JobStatus.CANCELLED,))
+    assert await effects(jobs_runtime, running) == [cancelled]
+
+
 def test_backoff_doubles_from_the_base_and_is_capped() -> None:
     settings = JobSettings(retry_base_seconds=2, retry_max_seconds=30)
     assert [backoff_seconds(n, settings) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]

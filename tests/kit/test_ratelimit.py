@@ -23,6 +23,7 @@ from kai.kit.ratelimit import (
     RateLimiter,
     RateLimiterUnavailable,
     RedisRateLimiter,
+    address_key,
     binding_decision,
     create_rate_limiter,
 )
@@ -441,9 +442,40 @@ async def test_memory_holds_at_most_max_keys(clock: FakeClock) -> None:
     assert len(limiter) == 100
 
 
+async def test_a_flood_of_addresses_never_evicts_an_organizations_bucket(
+    clock: FakeClock,
+) -> None:
+    limiter = MemoryRateLimiter(clock=clock, max_keys=100, max_address_keys=100)
+    expensive = RateLimit(2, 3600)
+    organization = "expensive:organization:5f0c"
+    await hits(limiter, organization, expensive, 2)
+    assert not (await limiter.hit(organization, expensive)).allowed
+
+    # Public routes called from ten thousand addresses (networks, once keyed by /64).
+    for number in range(10_000):
+        await limiter.hit(f"standard:{address_key(f'2001:db8:{number:x}::1')}", RateLimit(5, 60))
+
+    # The organization's bucket was kept, spent as it was: a full one would let it through.
+    assert not (await limiter.hit(organization, expensive)).allowed
+    assert len(limiter) == 101  # the address buckets are bounded apart
+
+
+def test_an_ipv6_caller_is_one_bucket_per_64_and_an_ipv4_caller_per_address() -> None:
+    one_host = {address_key(f"2001:db8:aa:bb::{suffix}") for suffix in ("1", "ffff", "1:2:3")}
+    assert one_host == {"address:2001:db8:aa:bb::/64"}
+    assert address_key("2001:db8:aa:bc::1") != address_key("2001:db8:aa:bb::1")
+    assert address_key("192.0.2.1") != address_key("192.0.2.2")
+    # An IPv4 client seen through an IPv6 socket is the same IPv4 client.
+    assert address_key("::ffff:192.0.2.1") == address_key("192.0.2.1") == "address:192.0.2.1"
+    assert address_key(None) == "address:unknown"
+    assert address_key("testclient") == "address:testclient"
+
+
 def test_memory_refuses_a_useless_size() -> None:
     with pytest.raises(ValueError, match="max_keys"):
         MemoryRateLimiter(max_keys=0)
+    with pytest.raises(ValueError, match="max_address_keys"):
+        MemoryRateLimiter(max_address_keys=0)
 
 
 # The Redis backend's own.
@@ -525,7 +557,9 @@ async def test_survives_the_server_forgetting_the_script(
 
 
 @pytest.mark.parametrize("operation", ["hit", "reset"])
-async def test_unreachable_redis_is_unavailable(dead_endpoint: str, operation: str) -> None:
+async def test_unreachable_redis_is_unavailable(
+    dead_endpoint: str, operation: str, logged: Callable[[], list[dict[str, Any]]]
+) -> None:
     limiter = RedisRateLimiter(dead_endpoint.replace("http://", "redis://"))
     started = time.monotonic()
 
@@ -533,6 +567,14 @@ async def test_unreachable_redis_is_unavailable(dead_endpoint: str, operation: s
         await perform(limiter, operation)
 
     assert raised.value.status == 503
+    assert raised.value.headers["Retry-After"]
+    # The caller learns that limits cannot be checked, not where Redis runs or what it said.
+    port = dead_endpoint.rsplit(":", 1)[1]
+    assert raised.value.detail is not None
+    assert port not in raised.value.detail
+    assert "refused" not in raised.value.detail.lower()
+    [failure] = [line for line in logged() if line["event"] == "ratelimit.redis_failed"]
+    assert port in failure["error"]
     # A request waits on this: it must fail fast, not after a long series of retries.
     assert time.monotonic() - started < 2
     await limiter.close()

@@ -7,16 +7,21 @@ import csv
 import io
 import uuid
 import zipfile
+import zlib
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from PIL import ImageFile
 
+from kai.kit.archives import InflateBudget
 from kai.kit.db import act_for, scoped_transaction
 from kai.kit.images import ImageLimits
-from kai.recognition import batches
-from kai.recognition.models import RecognitionBatchItem
+from kai.recognition import batches, service
+from kai.recognition.models import RecognitionBatch, RecognitionBatchItem
+from kai.recognition.tasks import recognize_batch
 from kai.runtime import Runtime
+from tests.catalog.test_images import png_bomb
 from tests.conftest import worker_running
 from tests.identity.factories import member
 from tests.recognition.test_recognitions import _catalog, _finished, _train
@@ -31,6 +36,55 @@ def _zip(entries: dict[str, bytes]) -> bytes:
         for name, data in entries.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def _png(side: int, pixels: bytes | None = None) -> bytes:
+    """A 1-bit PNG of side x side pixels, flat (a few KB whatever its size), or with an IDAT
+    chunk of `pixels` as they are."""
+    if pixels is None:
+        return png_bomb(side)
+    whole = png_bomb(1)
+    header = whole[: whole.index(b"IDAT") - 4].replace(
+        (1).to_bytes(4, "big") * 2, side.to_bytes(4, "big") * 2, 1
+    )
+    header = header[:29] + (zlib.crc32(header[12:29]) & 0xFFFFFFFF).to_bytes(4, "big")
+    idat = len(pixels).to_bytes(4, "big") + b"IDAT" + pixels
+    idat += (zlib.crc32(b"IDAT" + pixels) & 0xFFFFFFFF).to_bytes(4, "big")
+    return header + idat + whole[whole.index(b"IEND") - 4 :]
+
+
+def test_an_uploaded_batch_is_checked_by_header_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow's decoding, counted: what a photo's check costs grows with it, not with its bytes.
+    loads: list[str | None] = []
+    load = ImageFile.ImageFile.load
+
+    def counted(image: ImageFile.ImageFile) -> Any:
+        loads.append(image.format)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted)
+    # 49 megapixels each, a few KB: about half a processor-second apiece to decode in full.
+    flat = _png(7000)
+    limits = ImageLimits()
+    budget = InflateBudget(100 * 1024 * 1024)
+    uploaded = [(f"flat-{number}.png", flat) for number in range(500)]
+    uploaded.append(("site.zip", _zip({f"wall-{n}.png": flat for n in range(100)})))
+    # Broken pixel data behind a sound header: only decoding would tell.
+    uploaded.append(("smudged.png", _png(64, pixels=b"not deflate data")))
+
+    photos = batches.checked_photos(uploaded, limits, budget)
+
+    assert len(photos) == 601
+    assert {photo.format for photo in photos} == {"png"}
+    assert loads == []
+    # Too many pixels is told from the header too, before any decoding.
+    with pytest.raises(batches.BatchRejected) as refused:
+        batches.checked_photos(
+            [("ok.png", flat), ("huge.png", _png(7072))], limits, InflateBudget(1024 * 1024)
+        )
+    assert [error["loc"][-1] for error in refused.value.errors or []] == ["huge.png"]
+    assert "50000000 pixels" in refused.value.errors[0]["msg"]  # type: ignore[index]
+    assert loads == []
 
 
 def _brass(seed: int) -> bytes:
@@ -134,12 +188,14 @@ async def test_a_batch_with_anything_but_photos_is_refused_whole(
             ("files", ("invoice.jpg", b"%PDF-1.7 not a photo", "image/jpeg")),
         ],
         "a broken zip": [("files", ("photos.zip", b"PK\x03\x04 broken", "application/zip"))],
-        "a zip with a truncated photo": [
+        # (One cut later, in its pixel data, passes the header check and fails alone when the
+        # job decodes it.)
+        "a zip with a photo cut short in its header": [
             (
                 "files",
                 (
                     "photos.zip",
-                    _zip({"cut.jpg": jpeg(grain(300, blur=5, colour=(90, 90, 90), seed=2))[:900]}),
+                    _zip({"cut.jpg": jpeg(grain(300, blur=5, colour=(90, 90, 90), seed=2))[:300]}),
                     "application/zip",
                 ),
             )
@@ -229,9 +285,45 @@ async def test_a_photo_unreadable_at_its_turn_fails_alone_and_a_rerun_redoes_not
     assert (
         await client.get(recognition.json()["image_url"], headers=owner.headers)
     ).status_code == 200
+    # Each recognized photo's shown copy was stored with its recognition; failed ones have none.
+    for row in rows:
+        if row["recognition_id"] is not None:
+            kept = service.shown_key(owner.organization_id, uuid.UUID(row["recognition_id"]))
+            assert await committed_runtime.storage.exists(kept), row
+    shown = [
+        stored
+        async for stored in committed_runtime.storage.list(
+            f"{owner.organization_id}/users/uploads/recognitions/shown/"
+        )
+    ]
+    assert len(shown) == 18
 
     # The job run again (a retry after a crash) finds nothing left to do.
     again = await batches.run_batch(sessions, committed_runtime.storage, **arguments)
     assert (again["recognized"], again["failed"]) == (18, 2)
     listed = await client.get("/api/v1/recognitions", params={"limit": 100}, headers=owner.headers)
     assert len(listed.json()["items"]) == 18
+
+
+async def test_a_batch_whose_job_is_cancelled_before_it_runs_fails(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        batch = RecognitionBatch(organization_id=owner.organization_id, status="queued", total=3)
+        session.add(batch)
+        await session.flush()
+        job = await recognize_batch.enqueue(
+            session, params={"batch_id": str(batch.id)}, organization_id=owner.organization_id
+        )
+        batch.job_id = job.id
+
+    cancelled = await client.post(f"/api/v1/jobs/{job.id}/cancel", headers=owner.headers)
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    # No worker will ever run it: the batch does not wait for one for ever.
+    shown = await client.get(f"/api/v1/recognition-batches/{batch.id}", headers=owner.headers)
+    assert shown.json()["status"] == "failed"
+    assert shown.json()["finished_at"] is not None

@@ -16,6 +16,8 @@ from PIL import Image
 
 from kai.kit.db import act_for
 from kai.ml.models import ModelVersion
+from kai.recognition import service
+from kai.recognition.models import Recognition
 from kai.runtime import Runtime
 from tests.catalog.factories import create_category, create_material
 from tests.catalog.test_images import png_bomb
@@ -164,9 +166,13 @@ async def test_a_photo_is_recognized_after_training_and_feedback_feeds_the_next_
         "/api/v1/recognitions", params={"label": "Blue mosaic"}, headers=owner.headers
     )
     assert by_label.json()["items"] == []
+    # The copy shown was made with the recognition, not on each showing.
+    kept = service.shown_key(owner.organization_id, uuid.UUID(recognition["id"]))
+    assert await committed_runtime.storage.exists(kept)
     shown = await client.get(recognition["image_url"], headers=owner.headers)
     assert shown.status_code == 200
     assert shown.headers["content-type"] == "image/webp"
+    assert shown.content == await committed_runtime.storage.read(kept)
 
     # "Wrong: it is blue mosaic": kept as a labelled photo for the next training.
     said = await client.post(
@@ -297,3 +303,45 @@ async def test_bad_uploads_are_refused_and_leave_nothing_behind(
     assert listed.json()["items"] == []
     prefix = f"{owner.organization.id}/users/"
     assert [stored async for stored in committed_runtime.storage.list(prefix)] == []
+
+
+async def test_a_photo_is_shown_from_a_copy_decoded_once(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    organization_id = owner.organization_id
+    original = jpeg(grain(1600, blur=3, colour=(150, 120, 90), seed=5))
+    # A recognition from before shown copies were kept: only its photo is stored.
+    recognition = Recognition(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        image_key=f"{organization_id}/users/uploads/recognitions/old.jpg",
+        sha256="0" * 64,
+        content_type="image/jpeg",
+        width=1600,
+        height=1600,
+        unknown=True,
+        unknown_reason="low_confidence",
+        predictions=[],
+        similar=[],
+        timings={},
+    )
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=organization_id)
+        session.add(recognition)
+    await runtime.storage.put(recognition.image_key, original)
+    shown_key = service.shown_key(organization_id, recognition.id)
+    assert not await runtime.storage.exists(shown_key)
+    url = f"/api/v1/recognitions/{recognition.id}/image"
+
+    first = await client.get(url, headers=owner.headers)
+
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "image/webp"
+    assert Image.open(io.BytesIO(first.content)).size == (1024, 1024)
+    # Made once, and kept: the next showing reads it, and decodes nothing.
+    assert await runtime.storage.read(shown_key) == first.content
+    await runtime.storage.delete(recognition.image_key)
+    second = await client.get(url, headers=owner.headers)
+    assert second.status_code == 200
+    assert second.content == first.content

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 
+from kai.catalog.repository import SettingsRepository
+from kai.catalog.tasks import reindex
+from kai.kit.db import act_for
+from kai.kit.jobs.models import Job
 from kai.runtime import Runtime
 from tests.catalog.factories import TILE_PROPERTIES, create_category, create_material
 from tests.identity.factories import Member, member
@@ -201,18 +206,44 @@ async def test_search_sees_only_live_materials_of_ones_own_organization(
     assert theirs.json()["suggestions"] == []
 
 
-async def test_renaming_a_category_reindexes_its_materials(
+async def test_renaming_a_category_reindexes_its_materials_in_a_job(
     runtime: Runtime, client: AsyncClient
 ) -> None:
     owner = await member(runtime, client)
     catalog = await _catalog(client, owner)
     assert _codes(await _search(client, owner, "q=travertine")) == []
-    await client.patch(
-        f"/api/v1/categories/{catalog['limestone']['id']}",
+    renamed = await client.patch(
+        f"/api/v1/categories/{catalog['stone']['id']}",
         json={"name": "Travertine"},
         headers=owner.headers,
     )
-    assert _codes(await _search(client, owner, "q=travertine")) == ["CRM-100"]
+    assert renamed.status_code == 200, renamed.text
+
+    # The request rewrote nothing itself: it queued one heavy job for the subtree.
+    queued = await client.get(
+        "/api/v1/jobs", params={"kind": "catalog.reindex_documents"}, headers=owner.headers
+    )
+    [listed] = queued.json()["items"]
+    assert listed["status"] == "queued"
+    assert _codes(await _search(client, owner, "q=travertine")) == []
+
+    # What the job does, called directly: a statement per chunk, the subtree's materials only.
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        job = await session.get(Job, uuid.UUID(listed["id"]))
+        assert job is not None
+        assert set(job.params["category_ids"]) == {
+            catalog[name]["id"] for name in ("stone", "marble", "limestone")
+        }
+        rewritten = await reindex(session, organization_id=owner.organization_id, params=job.params)
+        assert rewritten == 3  # not Ceramics' porcelain
+        every = SettingsRepository(session)
+        assert await every.reindex_materials(owner.organization_id, chunk=2) == 4
+    assert sorted(_codes(await _search(client, owner, "q=travertine"))) == [
+        "CAL-300",
+        "CAR-600",
+        "CRM-100",
+    ]
 
 
 async def test_suggestions_complete_and_forgive_typos(

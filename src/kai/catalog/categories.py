@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.catalog import events
 from kai.catalog.errors import (
     CategoryInUse,
     CategoryNotFound,
@@ -194,7 +193,10 @@ async def update_category(
     category_id: uuid.UUID,
     changes: dict[str, Any],
 ) -> CategoryView:
-    """Rename, describe, reorder, move (`parent_id`, None for the top) or redefine properties."""
+    """Rename, describe, reorder, move (`parent_id`, None for the top) or redefine properties.
+    A rename or a move queues the job that rewrites its subtree's materials' documents."""
+    from kai.catalog.tasks import reindex_documents
+
     organization_id = actor.tenant_id
     repository = CategoryRepository(session)
     category = await get_category(session, actor=actor, category_id=category_id, for_update=True)
@@ -235,10 +237,13 @@ async def update_category(
     for member in subtree:
         _effective([*(tree[i] for i in member.path if i in tree), member])
     if moved or renamed:
-        await MaterialRepository(session).reindex_categories(
-            organization_id, [member.id for member in subtree]
+        # The subtree's materials name these categories in their search documents: a job
+        # rewrites them (work that grows with the catalog, on the organization's heavy slots).
+        await reindex_documents.enqueue(
+            session,
+            params={"category_ids": [str(member.id) for member in subtree]},
+            organization_id=organization_id,
         )
-        await events.materials_text_changed(session, organization_id=organization_id)
     await session.refresh(category)
     return await view(session, actor=actor, category=category)
 

@@ -21,6 +21,7 @@ from kai.kit.jobs.tasks import delete_after_commit
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import ImageVariant, material_image_key
 from kai.kit.storage.transactional import put_for_transaction
+from kai.kit.threads import IMAGE_CHECKS
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,7 @@ async def attach_image(
 
     organization_id = actor.tenant_id
     # Whatever follows the picture's end (an appended zip, a phone's motion video) is dropped.
-    data, inspected = await asyncio.to_thread(imaging.accept_upload, data, limits)
+    data, inspected = await IMAGE_CHECKS.run(imaging.accept_upload, data, limits)
     repository = ImageRepository(session)
     existing = await repository.by_sha256(organization_id, inspected.sha256)
     if existing is not None:

@@ -26,6 +26,9 @@ from kai.kit.errors import conflict_for
 from kai.kit.json import dumps
 from kai.kit.pagination import PageParams, paginate
 
+# Materials whose search documents one statement rewrites.
+REINDEX_CHUNK = 2000
+
 
 class CategoryRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -291,20 +294,6 @@ class MaterialRepository:
         )
         return set((await self.session.scalars(statement)).all())
 
-    async def reindex_categories(
-        self, organization_id: uuid.UUID, category_ids: Sequence[uuid.UUID]
-    ) -> None:
-        """Rewrite these materials' full-text documents (their category names changed)."""
-        await self.session.execute(
-            update(Material)
-            .where(
-                Material.organization_id == organization_id,
-                Material.category_id.in_(category_ids),
-            )
-            .values(category_id=Material.category_id)
-            .execution_options(synchronize_session=False)
-        )
-
     async def list_page(
         self, organization_id: uuid.UUID, filters: MaterialFilters, params: PageParams
     ) -> tuple[list[Material], str | None]:
@@ -442,12 +431,40 @@ class SettingsRepository:
         )
         return [str(row[0]) for row in rows]
 
-    async def reindex_materials(self, organization_id: uuid.UUID) -> int:
-        """Rewrite every material's full-text document (the trigger reads the language)."""
-        result = await self.session.execute(
-            update(Material)
-            .where(Material.organization_id == organization_id)
-            .values(category_id=Material.category_id)
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+    async def reindex_materials(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        category_ids: Sequence[uuid.UUID] | None = None,
+        chunk: int = REINDEX_CHUNK,
+    ) -> int:
+        """Rewrite the full-text documents of the organization's materials (the trigger reads
+        the language and the category names), of those in `category_ids` only if given. A
+        chunk a statement, in order of id: no statement runs into the statement timeout,
+        however large the catalog."""
+        rewritten = 0
+        after: uuid.UUID | None = None
+        while True:
+            chosen = (
+                select(Material.id)
+                .where(Material.organization_id == organization_id)
+                .order_by(Material.id)
+                .limit(chunk)
+            )
+            if category_ids is not None:
+                chosen = chosen.where(Material.category_id.in_(list(category_ids)))
+            if after is not None:
+                chosen = chosen.where(Material.id > after)
+            ids = (
+                await self.session.scalars(
+                    update(Material)
+                    .where(Material.id.in_(chosen.scalar_subquery()))
+                    .values(category_id=Material.category_id)
+                    .returning(Material.id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            rewritten += len(ids)
+            if len(ids) < chunk:
+                return rewritten
+            after = max(ids)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from kai.catalog import events, images, transfers
 from kai.catalog.repository import SettingsRepository
 from kai.kit.errors import KaiError
@@ -51,9 +53,26 @@ async def import_file(run: JobRun) -> dict[str, Any]:
 
 @job_task("catalog.reindex_documents", max_attempts=3, heavy=True)
 async def reindex_documents(run: JobRun) -> dict[str, Any]:
-    """Every material's full-text document, rewritten (the search language changed)."""
+    """Materials' full-text documents, rewritten: every one (the search language changed), or
+    those of `category_ids` (categories renamed or moved)."""
     if run.organization_id is None:
         raise PermanentJobError("a catalog belongs to an organization")
-    rewritten = await SettingsRepository(run.session).reindex_materials(run.organization_id)
-    await events.materials_text_changed(run.session, organization_id=run.organization_id)
+    rewritten = await reindex(run.session, organization_id=run.organization_id, params=run.params)
     return {"materials": rewritten}
+
+
+async def reindex(
+    session: AsyncSession, *, organization_id: uuid.UUID, params: dict[str, Any]
+) -> int:
+    """What `reindex_documents` does, in `session`: how many documents it rewrote."""
+    named = params.get("category_ids")
+    try:
+        category_ids = None if named is None else [uuid.UUID(str(each)) for each in named]
+    except (TypeError, ValueError) as exc:
+        raise PermanentJobError("the job names no list of category ids") from exc
+    rewritten = await SettingsRepository(session).reindex_materials(
+        organization_id, category_ids=category_ids
+    )
+    # Their words changed with their categories' names: their meaning may have too.
+    await events.materials_text_changed(session, organization_id=organization_id)
+    return rewritten

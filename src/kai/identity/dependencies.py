@@ -27,7 +27,7 @@ from kai.identity.errors import (
 )
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
-from kai.kit.ratelimit import RateLimit, binding_decision, declared_rate_class
+from kai.kit.ratelimit import RateLimit, address_key, binding_decision, declared_rate_class
 from kai.runtime import Runtime
 
 RateClass = Literal["standard", "auth", "expensive"]
@@ -100,9 +100,19 @@ def _rate_limit(policy: RatePolicy, multiple: int = 1) -> RateLimit:
 
 
 async def _actor(request: Request, session: DbSession, runtime: RuntimeDep) -> Actor:
-    return await authenticate(
-        session, runtime, credential=_bearer(request), origin=origin_of(request)
-    )
+    credential = _bearer(request)
+    try:
+        return await authenticate(
+            session, runtime, credential=credential, origin=origin_of(request)
+        )
+    except NotAuthenticated:
+        # Each credential tried cost lookups: a wrong one spends its address's `auth` bucket.
+        await _limit(runtime, None, "auth", _address(request))
+        raise
+
+
+def _address(request: Request) -> str:
+    return address_key(request.client.host if request.client else None)
 
 
 def require(permission: Permission, *, rate_class: RateClass = "standard") -> Any:
@@ -209,8 +219,7 @@ def public(*, rate_class: RateClass | None = "standard") -> Any:
     async def dependency(request: Request, response: Response, runtime: RuntimeDep) -> None:
         if rate_class is None:
             return
-        address = request.client.host if request.client else "unknown"
-        await _limit(runtime, response, rate_class, f"address:{address}")
+        await _limit(runtime, response, rate_class, _address(request))
 
     dependency.kai_access = ("public", None)  # type: ignore[attr-defined]
     dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.identity.actor import Actor
 from kai.kit.errors import Conflict, NotFound
 from kai.kit.jobs.models import Job, JobStatus
+from kai.kit.jobs.queue import final_failure, given_up_as
 from kai.kit.jobs.repository import JobRepository
 from kai.kit.jobs.tasks import discard_owned_objects
 from kai.kit.pagination import PageParams
@@ -68,6 +69,10 @@ async def cancel_job(session: AsyncSession, *, actor: Actor, job_id: uuid.UUID) 
         # cancelled and never begins): what only it would have used goes now. A running
         # job's task removes it as it stops.
         await discard_owned_objects(session, job.params, organization_id=job.organization_id)
+    if new_status == JobStatus.CANCELLED:
+        # It will never run: what it was to work on is given up with it, in this transaction.
+        # (A running job's worker does this once it has stopped it.)
+        await final_failure(session, given_up_as(job))
     await session.refresh(job)
     return job
 

@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
@@ -117,6 +117,16 @@ class PayloadTooLarge(KaiError):
 
 class ServiceUnavailable(KaiError):
     status, type, title = 503, "service-unavailable", "A part the platform needs is unavailable"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    type, title = "database-busy", "The database took too long to answer"
+
+
+# PostgreSQL's query_canceled: the statement timeout (KAI_DATABASE__STATEMENT_TIMEOUT_MS) or
+# a cancel stopped the statement. Not the caller's fault, nor a bug to hide behind a 500.
+_QUERY_CANCELED = "57014"
+_BUSY_RETRY_SECONDS = 30
 
 
 _HTTP_TYPES = {
@@ -231,6 +241,22 @@ async def _data_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _operational_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OperationalError)
+    if getattr(exc.orig, "sqlstate", None) != _QUERY_CANCELED:
+        # A lost connection or the like: the server's trouble, answered as a 500.
+        raise exc
+    log.warning("request.statement_timeout", error=str(exc.orig).splitlines()[0])
+    return problem_response(
+        request,
+        status=DatabaseBusy.status,
+        type_=DatabaseBusy.type,
+        title=DatabaseBusy.title,
+        detail="The request ran longer than the database allows a statement; try again later.",
+        headers={"Retry-After": str(_BUSY_RETRY_SECONDS)},
+    )
+
+
 def conflict_for(exc: IntegrityError) -> Conflict | None:
     """The conflict a write refused by a unique constraint means; None for other refusals."""
     if getattr(exc.orig, "sqlstate", None) not in _EXCLUDED_ROW_STATES:
@@ -260,6 +286,7 @@ async def _integrity_error(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(OperationalError, _operational_error)
     app.add_exception_handler(KaiError, _kai_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

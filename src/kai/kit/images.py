@@ -144,6 +144,16 @@ class InspectedImage:
 
 
 @dataclass(frozen=True)
+class ImageHeader:
+    """What an upload's header says it is, nothing decoded."""
+
+    format: ImageFormat
+    # As stored: before any EXIF orientation (reading that may mean reading the whole file).
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
 class Derivative:
     """A re-encoded copy of an image: WebP, sRGB, upright, and without any metadata."""
 
@@ -273,6 +283,32 @@ def inspect_image(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> Inspecte
         sha256=hashlib.sha256(data).hexdigest(),
         size_bytes=len(data),
     )
+
+
+def read_header(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ImageHeader:
+    """The format `data` has by content and the size its header gives, both checked against
+    `limits`; ImageRejected or ImageTooLarge otherwise. No pixel is decoded (a fraction of a
+    millisecond, whatever the size): a file whose pixel data is broken passes here, and is
+    refused where it is decoded."""
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"The file is {len(data)} bytes; the limit is {limits.max_bytes} bytes."
+        )
+    image_format = _sniff(data)
+    try:
+        image = _OPENERS[image_format](io.BytesIO(data), "")
+    except _UNREADABLE:
+        raise ImageRejected(_CORRUPT) from None
+    try:
+        if image.format not in _PILLOW_FORMATS[image_format]:
+            raise ImageRejected(
+                f"The file starts like {image_format.upper()} but reads as {image.format}."
+            )
+        _check_dimensions(image.size, limits)
+        width, height = image.size
+    finally:
+        image.close()
+    return ImageHeader(format=image_format, width=width, height=height)
 
 
 def decode_image(

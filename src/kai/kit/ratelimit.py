@@ -9,6 +9,7 @@ backends run the same integer arithmetic in microseconds, so they decide alike a
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import time
@@ -18,6 +19,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import structlog
+
 from kai.kit.errors import KaiError
 
 if TYPE_CHECKING:
@@ -25,6 +28,10 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
 DEFAULT_PREFIX = "kai:ratelimit:"
+# What a caller is told when Redis fails: its own words (addresses, versions) go to the log.
+_UNAVAILABLE = "Rate limits cannot be checked just now; try again shortly."
+
+log = structlog.get_logger(__name__)
 
 _MICROSECONDS = 1_000_000
 # Redis runs Lua on doubles, exact for integers below 2**53: in µs since 1970, until 2255.
@@ -32,6 +39,11 @@ _MICROSECONDS = 1_000_000
 _MAX_REFILL_SECONDS = 10 * 365 * 24 * 3600
 # Printable ASCII: what a quoted string in RateLimit-Policy may carry.
 _POLICY_NAME = re.compile(r"[\x20-\x7e]+")
+# Buckets of callers known only by their address carry this subject prefix (`address_key`).
+ADDRESS_PREFIX = "address:"
+# An IPv6 customer is given a /64 at least (often a /56 or /48): one bucket per /64, or one
+# host could take a fresh bucket with each of its 2**64 addresses.
+IPV6_NETWORK_BITS = 64
 
 
 # The rate class the current request's route declared: "" in a request whose route declared
@@ -39,6 +51,30 @@ _POLICY_NAME = re.compile(r"[\x20-\x7e]+")
 # `expensive` class may start checks it, so a new route that starts such work and forgets
 # the class fails loudly in its first test instead of going unlimited.
 declared_rate_class: ContextVar[str | None] = ContextVar("kai_declared_rate_class", default=None)
+
+
+def address_key(host: str | None) -> str:
+    """The bucket subject of a caller known only by its address: an IPv4 address as it is, an
+    IPv6 address by its /64 (an IPv4-mapped one as the IPv4 address it carries)."""
+    if not host:
+        return f"{ADDRESS_PREFIX}unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        # Not an address (a test transport's name, a proxy's label): kept, bounded in length.
+        return ADDRESS_PREFIX + host[:100]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"{ADDRESS_PREFIX}{address.ipv4_mapped}"
+        host_bits = 128 - IPV6_NETWORK_BITS
+        network = ipaddress.IPv6Address(int(address) >> host_bits << host_bits)
+        return f"{ADDRESS_PREFIX}{network}/{IPV6_NETWORK_BITS}"
+    return f"{ADDRESS_PREFIX}{address}"
+
+
+def _is_address_bucket(key: str) -> bool:
+    # Keys are `{rate class}:{subject}`; an address subject is `address:...`.
+    return key.startswith(ADDRESS_PREFIX) or key.partition(":")[2].startswith(ADDRESS_PREFIX)
 
 
 class RateLimiterUnavailable(KaiError):
@@ -182,7 +218,11 @@ class MemoryRateLimiter:
 
     Safe within one event loop, as `hit` never awaits between reading and writing a bucket.
     Buckets that are full again are dropped every `sweep_interval_seconds` (losing nothing:
-    an absent bucket is a full one); past `max_keys`, the least recently used go first.
+    an absent bucket is a full one). Past `max_address_keys` buckets of callers known by
+    their address only, the least recently used of those go first; past `max_keys` others
+    (credentials', organizations'), the least recently used of those. The two are counted
+    apart, so a flood from many addresses never evicts an organization's bucket (which
+    would come back full).
     """
 
     def __init__(
@@ -190,22 +230,31 @@ class MemoryRateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 100_000,
+        max_address_keys: int = 100_000,
         sweep_interval_seconds: float = 60.0,
     ) -> None:
         if max_keys < 1:
             raise ValueError(f"max_keys must be at least 1, not {max_keys}")
+        if max_address_keys < 1:
+            raise ValueError(f"max_address_keys must be at least 1, not {max_address_keys}")
         self._clock = clock
-        self._max_keys = max_keys
         self._sweep_interval = round(sweep_interval_seconds * _MICROSECONDS)
-        self._tats: OrderedDict[str, int] = OrderedDict()
+        # (buckets, the most kept): credentials' and organizations', then addresses'.
+        self._pools: tuple[tuple[OrderedDict[str, int], int], ...] = (
+            (OrderedDict(), max_keys),
+            (OrderedDict(), max_address_keys),
+        )
         self._next_sweep = self._now() + self._sweep_interval
 
     def __len__(self) -> int:
         """How many buckets are held in memory."""
-        return len(self._tats)
+        return sum(len(tats) for tats, _ in self._pools)
 
     def _now(self) -> int:
         return round(self._clock() * _MICROSECONDS)
+
+    def _tats(self, key: str) -> OrderedDict[str, int]:
+        return self._pools[1 if _is_address_bucket(key) else 0][0]
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         """Count a request of `cost` against `key`, unless that would exceed `limit`."""
@@ -220,31 +269,35 @@ class MemoryRateLimiter:
         now = self._now()
         if now >= self._next_sweep:
             self._sweep(now)
-        outcomes = [_gcra(self._tats.get(key), now, limit, cost) for key, limit in buckets]
+        outcomes = [_gcra(self._tats(key).get(key), now, limit, cost) for key, limit in buckets]
         if all(new_tat is not None for new_tat, _ in outcomes):
             for (key, _), (new_tat, _) in zip(buckets, outcomes, strict=True):
                 assert new_tat is not None
-                self._tats[key] = new_tat
+                self._tats(key)[key] = new_tat
         for key, _ in buckets:
-            if key in self._tats:
+            tats = self._tats(key)
+            if key in tats:
                 # Refused requests count as use too: a key being hammered is the last to forget.
-                self._tats.move_to_end(key)
-        while len(self._tats) > self._max_keys:
-            self._tats.popitem(last=False)
+                tats.move_to_end(key)
+        for tats, most in self._pools:
+            while len(tats) > most:
+                tats.popitem(last=False)
         return [decision for _, decision in outcomes]
 
     def _sweep(self, now: int) -> None:
-        for key in [key for key, tat in self._tats.items() if tat <= now]:
-            del self._tats[key]
+        for tats, _ in self._pools:
+            for key in [key for key, tat in tats.items() if tat <= now]:
+                del tats[key]
         self._next_sweep = now + self._sweep_interval
 
     async def reset(self, key: str) -> None:
         """Forget `key`'s usage: its next request finds a full bucket."""
-        self._tats.pop(key, None)
+        self._tats(key).pop(key, None)
 
     async def close(self) -> None:
         """Drop every bucket."""
-        self._tats.clear()
+        for tats, _ in self._pools:
+            tats.clear()
 
 
 # KEYS: the buckets; ARGV[1]: the cost, then each bucket's emission interval and capacity in
@@ -328,7 +381,7 @@ class RedisRateLimiter:
         try:
             reply = await self._script(keys=[self._prefix + key for key, _ in buckets], args=args)
         except self._errors as error:
-            raise RateLimiterUnavailable(f"Redis did not answer: {error}") from error
+            raise _unavailable(error) from error
         values = [int(value) for value in reply]
         decisions = []
         for index, (_, limit) in enumerate(buckets):
@@ -341,11 +394,16 @@ class RedisRateLimiter:
         try:
             await self._redis.delete(self._prefix + key)
         except self._errors as error:
-            raise RateLimiterUnavailable(f"Redis did not answer: {error}") from error
+            raise _unavailable(error) from error
 
     async def close(self) -> None:
         """Close the connections to Redis."""
         await self._redis.aclose()
+
+
+def _unavailable(error: Exception) -> RateLimiterUnavailable:
+    log.error("ratelimit.redis_failed", error=f"{type(error).__name__}: {error}")
+    return RateLimiterUnavailable(_UNAVAILABLE, headers={"Retry-After": "5"})
 
 
 def create_rate_limiter(redis_url: str | None, *, prefix: str = DEFAULT_PREFIX) -> RateLimiter:

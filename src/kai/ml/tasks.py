@@ -5,14 +5,29 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.kit.jobs.queue import JobGivenUp, JobRun, PermanentJobError, job_task
 from kai.ml import training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
 from kai.vision.backbones.sandboxed import ImageModelFailed
 
 
-@job_task("ml.train_model", max_attempts=2, heavy=True)
+async def _training_given_up(session: AsyncSession, given_up: JobGivenUp) -> None:
+    """The version fails with why, whatever stopped its job (the last attempt's error, or a
+    cancellation): a version left "training" would block deleting the backbones it names."""
+    if given_up.organization_id is None or "model_version_id" not in given_up.params:
+        return
+    await training.record_failure(
+        session,
+        organization_id=given_up.organization_id,
+        version_id=uuid.UUID(str(given_up.params["model_version_id"])),
+        reason=given_up.reason,
+    )
+
+
+@job_task("ml.train_model", max_attempts=2, heavy=True, on_final_failure=_training_given_up)
 async def train_model(run: JobRun) -> dict[str, Any]:
     """Train one recorded model version; a training that cannot succeed marks it failed.
     Idempotent: the version is the job's, trained once however often the job runs."""
@@ -32,16 +47,5 @@ async def train_model(run: JobRun) -> dict[str, Any]:
             progress=run.report_progress,
         )
     except (NotEnoughPhotos, BackboneUnavailable, ImageModelFailed) as exc:
-        reason = exc.detail or exc.title
-        # The attempt's transaction is rolled back: the failure is recorded beside it. It
-        # holds the version's row lock (run_training reads it FOR UPDATE): released first, or
-        # the recording would wait on it until the statement timeout.
-        await run.session.rollback()
-        async with run.separate_transaction() as session:
-            await training.record_failure(
-                session,
-                organization_id=run.organization_id,
-                version_id=version_id,
-                reason=reason,
-            )
-        raise PermanentJobError(reason) from exc
+        # Retrying cannot help; the version is marked failed with this reason.
+        raise PermanentJobError(exc.detail or exc.title) from exc

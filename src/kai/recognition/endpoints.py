@@ -3,7 +3,6 @@ feedback on them, and the organization's recognition thresholds."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -21,6 +20,7 @@ from kai.kit import json
 from kai.kit.archives import InflateBudget
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.threads import IMAGE_CHECKS
 from kai.ml import training
 from kai.recognition import batches, service
 from kai.recognition.models import Recognition
@@ -53,7 +53,6 @@ BatchResultsRead = Annotated[
 ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
 # A recognition's photo never changes under its id.
 IMMUTABLE = "private, max-age=31536000, immutable"
-PHOTO_SIDE = 1024
 
 
 def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> RecognitionRead:
@@ -214,11 +213,10 @@ async def get_image(
     recognition_id: uuid.UUID, actor: RecognitionsRead, session: DbSession, runtime: RuntimeDep
 ) -> Response:
     recognition = await service.get_recognition(session, actor=actor, recognition_id=recognition_id)
-    original = await runtime.storage.read(recognition.image_key)
-    shown = await asyncio.to_thread(
-        imaging.make_derivative, original, max_side=PHOTO_SIDE, limits=runtime.image_limits
+    shown = await service.shown_photo(runtime.storage, recognition, limits=runtime.image_limits)
+    return Response(
+        shown, media_type=imaging.CONTENT_TYPES["webp"], headers={"Cache-Control": IMMUTABLE}
     )
-    return Response(shown.data, media_type=shown.content_type, headers={"Cache-Control": IMMUTABLE})
 
 
 @router.post(
@@ -284,8 +282,10 @@ batches_router = APIRouter(
 @batches_router.post(
     "",
     summary="Recognize many photos (files, or zips of them) in a job",
-    description="Every file is checked first: one that is not a photo refuses the batch (422, "
-    "naming each), and nothing is kept. The results come per photo at `/{id}/results`.",
+    description="Every file is checked first, by its header (format by content, size): one "
+    "that is not a photo refuses the batch (422, naming each), and nothing is kept. A photo "
+    "whose pixel data turns out unreadable fails alone when the job decodes it. The results "
+    "come per photo at `/{id}/results`.",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(404, 409, 413, 422),
 )
@@ -310,9 +310,10 @@ async def create_batch(
         (upload.filename or f"photo-{index}", await upload.read())
         for index, upload in enumerate(files, start=1)
     ]
-    # Every zip of the upload inflates under one budget, counted as it inflates, in a thread.
+    # Every zip of the upload inflates under one budget, counted as it inflates, on the
+    # image-check threads (not the default executor, which password checks need).
     budget = InflateBudget(runtime.settings.max_inflated_bytes)
-    photos = await asyncio.to_thread(batches.checked_photos, uploaded, limits, budget)
+    photos = await IMAGE_CHECKS.run(batches.checked_photos, uploaded, limits, budget)
     options = service.RecognitionOptions(
         top_k=top_k,
         similar_k=similar_k,

@@ -24,11 +24,19 @@ from kai.catalog import categories
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.errors import Conflict, NotFound, Unprocessable
-from kai.kit.images import EXTENSIONS, ImageLimits, without_trailer
+from kai.kit.images import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    PROCESSED_SIDE,
+    ImageLimits,
+    make_derivative,
+    without_trailer,
+)
 from kai.kit.pagination import PageParams
-from kai.kit.storage import ObjectStorage
+from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.kit.storage.transactional import remove_unless_committed
+from kai.kit.threads import IMAGE_CHECKS
 from kai.ml import image_models, training
 from kai.ml import service as ml
 from kai.ml.models import ModelVersion
@@ -48,6 +56,8 @@ DEFAULT_NEAR_DUPLICATE = 0.95
 # No answer is certain: a confidence is reported at most this high (a threshold of 1 thus
 # means "always unknown").
 MAX_CONFIDENCE = 0.9999
+# Longer side of the copy of a recognized photo that is shown (the original never is).
+PHOTO_SIDE = PROCESSED_SIDE
 
 
 class NoTrainedModel(Conflict):
@@ -130,8 +140,9 @@ async def recognize(
     started = clock.lap("load", started)
     enhancement = training.enhancement_for(version, settings)
     # Whatever follows the picture's end (an appended zip, a phone's motion video) is dropped.
-    data = await asyncio.to_thread(without_trailer, data)
-    inspected, prepared = await asyncio.to_thread(
+    # Decoding runs on the image-check threads, never on those password checks need.
+    data = await IMAGE_CHECKS.run(without_trailer, data)
+    inspected, prepared = await IMAGE_CHECKS.run(
         prepare_upload,
         data,
         sides=sorted({backbone.input_side for backbone in backbones}),
@@ -143,10 +154,21 @@ async def recognize(
     image_key = user_upload_key(
         organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
     )
-    # The photo is valid: it is stored while the backbones work (on other cores), and removed
-    # again if the recognition is not committed after all.
+    # The photo is valid: it and the copy shown of it are stored while the backbones work (on
+    # other cores), and removed again if the recognition is not committed after all.
     await remove_unless_committed(session, storage, image_key)
-    storing = asyncio.create_task(storage.put(image_key, data, content_type=inspected.content_type))
+    await remove_unless_committed(session, storage, shown_key(organization_id, recognition_id))
+    storing = asyncio.create_task(
+        _store_photo(
+            storage,
+            organization_id,
+            recognition_id,
+            image_key=image_key,
+            data=data,
+            content_type=inspected.content_type,
+            limits=limits,
+        )
+    )
     try:
         return await _answer(
             session,
@@ -180,8 +202,50 @@ async def recognize(
         raise
 
 
-async def _nothing() -> None:
-    return None
+def shown_key(organization_id: uuid.UUID, recognition_id: uuid.UUID) -> str:
+    """Where the copy of a recognition's photo that is shown is kept: WebP, at most
+    PHOTO_SIDE on its longer side, without the original's metadata."""
+    return user_upload_key(organization_id, f"recognitions/shown/{recognition_id}.webp")
+
+
+def shown_copy(data: bytes, limits: ImageLimits) -> bytes:
+    """The copy of a photo that is shown (blocking: a decode and an encode)."""
+    return make_derivative(data, max_side=PHOTO_SIDE, limits=limits).data
+
+
+async def _store_photo(
+    storage: ObjectStorage,
+    organization_id: uuid.UUID,
+    recognition_id: uuid.UUID,
+    *,
+    image_key: str,
+    data: bytes,
+    content_type: str,
+    limits: ImageLimits,
+) -> None:
+    await storage.put(image_key, data, content_type=content_type)
+    shown = await IMAGE_CHECKS.run(shown_copy, data, limits)
+    await storage.put(
+        shown_key(organization_id, recognition_id), shown, content_type=CONTENT_TYPES["webp"]
+    )
+
+
+async def shown_photo(
+    storage: ObjectStorage, recognition: Recognition, *, limits: ImageLimits
+) -> bytes:
+    """The copy of the recognition's photo that is shown, as stored when it was recognized.
+    A recognition from before such copies were kept gets one made on its first showing, and
+    kept: each photo is decoded for showing once, not on every request."""
+    key = shown_key(recognition.organization_id, recognition.id)
+    try:
+        return await storage.read(key)
+    except ObjectNotFound:
+        pass
+    original = await storage.read(recognition.image_key)
+    shown = await IMAGE_CHECKS.run(shown_copy, original, limits)
+    # Named by the committed row's id, like its photo: kept as long as the photo is.
+    await storage.put(key, shown, content_type=CONTENT_TYPES["webp"])
+    return shown
 
 
 async def _answer(

@@ -5,11 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kai.kit.jobs.queue import JobGivenUp, JobRun, PermanentJobError, job_task
 from kai.recognition import batches, service
 
 
-@job_task("recognition.recognize_batch", max_attempts=3, heavy=True)
+async def _batch_given_up(session: AsyncSession, given_up: JobGivenUp) -> None:
+    """A batch whose job was cancelled or failed for good fails, with the photos recognized
+    so far kept: it would otherwise stay "queued" or "running" for ever."""
+    if "batch_id" in given_up.params:
+        await batches.mark_failed(session, batch_id=uuid.UUID(str(given_up.params["batch_id"])))
+
+
+@job_task(
+    "recognition.recognize_batch", max_attempts=3, heavy=True, on_final_failure=_batch_given_up
+)
 async def recognize_batch(run: JobRun) -> dict[str, Any]:
     """Every photo of a batch not yet recognized (a retry picks up where the last stopped)."""
     if run.organization_id is None:
@@ -26,6 +37,4 @@ async def recognize_batch(run: JobRun) -> dict[str, Any]:
             progress=run.report_progress,
         )
     except (service.NoTrainedModel, service.ModelOutdated) as exc:
-        async with run.separate_transaction() as session:
-            await batches.mark_failed(session, batch_id=batch_id)
         raise PermanentJobError(exc.detail or exc.title) from exc

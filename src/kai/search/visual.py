@@ -20,6 +20,7 @@ from kai.kit.db import scoped_transaction
 from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
 from kai.kit.storage import ObjectStorage
+from kai.kit.threads import IMAGE_CHECKS
 from kai.search.visual_repository import CatalogImage, VisualMatch, VisualRepository
 from kai.vision.backbones import Backbone
 from kai.vision.preprocessing import prepare_image
@@ -174,7 +175,7 @@ async def similar_to_photo(
 ) -> PhotoMatches:
     """Reverse image search: the materials that look most like an uploaded photo (no trained
     model needed, only the default backbone). The photo is validated, not kept."""
-    prepared = await asyncio.to_thread(prepare_image, data, side=backbone.input_side, limits=limits)
+    prepared = await IMAGE_CHECKS.run(prepare_image, data, side=backbone.input_side, limits=limits)
     timings = dict(prepared.timings)
     started = time.perf_counter()
     vector = await asyncio.to_thread(backbone.embed, [prepared.views])

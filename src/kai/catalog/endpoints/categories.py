@@ -20,6 +20,10 @@ router = APIRouter(prefix="/categories", tags=["categories"], responses=AUTH_RES
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 MaterialsWrite = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE))]
+# A rename or a move queues the rewrite of the subtree's materials (a heavy job).
+CategoriesReshape = Annotated[
+    Actor, Depends(require(Permission.MATERIALS_WRITE, rate_class="expensive"))
+]
 
 
 def _read(view: CategoryView) -> CategoryRead:
@@ -75,10 +79,13 @@ async def get_category(
 @router.patch(
     "/{category_id}",
     summary="Rename, move, reorder or redefine the properties of a category",
+    description="Renaming or moving a category rewrites the search documents of every material "
+    "in its subtree in a `catalog.reindex_documents` job (see `/api/v1/jobs`): until it has "
+    "run, full-text search matches them by the old category names.",
     responses=problem_responses(404, 409),
 )
 async def update_category(
-    category_id: uuid.UUID, body: CategoryUpdate, actor: MaterialsWrite, session: DbSession
+    category_id: uuid.UUID, body: CategoryUpdate, actor: CategoriesReshape, session: DbSession
 ) -> CategoryRead:
     # `parent_id: null` means "to the top"; an absent `parent_id` means "where it is".
     changes = {field: getattr(body, field) for field in body.model_fields_set}

@@ -5,6 +5,11 @@ row commit or roll back together). A worker runs each attempt in its own transac
 task's writes and the job's `succeeded` mark commit together, so a worker killed mid-job
 leaves nothing half-done and the retried attempt starts from a clean state.
 
+A task may name what to do once its job is given up (`on_final_failure`): its last attempt
+failed, or it was cancelled. That runs in a transaction of its own (the attempt's is rolled
+back), or in the cancelling request's, so what the job was working on (a batch, a model
+version) never stays "running" for ever.
+
 Heavy jobs (a task registered with `heavy=True`: batches, trainings, imports) of one
 organization take one of its `heavy_per_organization` lock slots. Procrastinate runs the
 jobs of one lock one at a time, in order, and its fetch skips a job whose lock is taken or
@@ -96,6 +101,30 @@ class PermanentJobError(Exception):
     """Raised by a task when retrying cannot help (bad input, missing object)."""
 
 
+# What the owner of a job given up is told, unless a PermanentJobError said why.
+CANCELLED_REASON = "The job was cancelled."
+UNEXPECTED_REASON = "The job stopped on an unexpected error; the server's log has the details."
+
+
+@dataclass(frozen=True)
+class JobGivenUp:
+    """A job that will not run again: its last attempt failed, or it was cancelled."""
+
+    job_id: uuid.UUID
+    kind: str
+    organization_id: uuid.UUID | None
+    params: dict[str, Any]
+    cancelled: bool
+    # Fit to show the job's owner: a PermanentJobError's message, or a fixed sentence
+    # (an unexpected error's own words stay in the log and the job's `error`).
+    reason: str
+
+
+# Called with a session acting for the job's organization; must be idempotent (a job may be
+# given up by its worker and by a cancelling request alike).
+FinalFailureHook = Callable[[AsyncSession, JobGivenUp], Awaitable[None]]
+
+
 class _RetryLater(Exception):
     def __init__(self, delay_seconds: float, cause: BaseException) -> None:
         super().__init__(str(cause))
@@ -181,17 +210,29 @@ class JobRun:
 JobFunction = Callable[[JobRun], Awaitable[dict[str, Any] | None]]
 
 
+# Every tracked task by kind, where its module was imported.
+TASKS: dict[str, TrackedTask] = {}
+
+
 class TrackedTask:
     """A task whose every job is visible in the `jobs` table. Create with `job_task`."""
 
     def __init__(
-        self, kind: str, function: JobFunction, queue: str, max_attempts: int, heavy: bool
+        self,
+        kind: str,
+        function: JobFunction,
+        queue: str,
+        max_attempts: int,
+        heavy: bool,
+        on_final_failure: FinalFailureHook | None = None,
     ) -> None:
         self.kind = kind
         self.function = function
         self.queue = queue
         self.max_attempts = max_attempts
         self.heavy = heavy
+        self.on_final_failure = on_final_failure
+        TASKS[kind] = self
         if heavy:
             HEAVY_KINDS.add(kind)
         self.procrastinate_task = job_app.task(
@@ -251,14 +292,17 @@ class TrackedTask:
             return result
         except (JobAborted, asyncio.CancelledError):
             outcome = "cancelled"
-            await asyncio.shield(_record(factory, tracked_id, JobStatus.CANCELLED, None))
+            await asyncio.shield(
+                _give_up(factory, tracked_id, JobStatus.CANCELLED, None, CANCELLED_REASON)
+            )
             bound.info("job.cancelled", attempt=attempt)
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
-            final = attempt >= max_attempts or isinstance(exc, PermanentJobError)
-            if final:
-                await _record(factory, tracked_id, JobStatus.FAILED, error)
+            permanent = isinstance(exc, PermanentJobError)
+            if attempt >= max_attempts or permanent:
+                reason = str(exc)[:2000] if permanent else UNEXPECTED_REASON
+                await _give_up(factory, tracked_id, JobStatus.FAILED, error, reason)
                 bound.error("job.failed", attempt=attempt, error=error)
                 raise
             outcome = "retried"
@@ -428,6 +472,33 @@ async def _record(
         await JobRepository(session).set_status(job_id, status, error=error)
 
 
+async def _give_up(
+    factory: _TenantSessions, job_id: uuid.UUID, status: JobStatus, error: str | None, reason: str
+) -> None:
+    """Record the job's end and let its task clean up after it, in one transaction; the hook
+    is told the job's params as they are now (a task may have changed them as it went)."""
+    async with factory.begin() as session:
+        repository = JobRepository(session)
+        await repository.set_status(job_id, status, error=error)
+        job = await repository.get(job_id, organization_id=factory.organization_id)
+        if job is not None:
+            cancelled = status == JobStatus.CANCELLED
+            await final_failure(session, given_up_as(job, reason=reason, cancelled=cancelled))
+
+
+async def final_failure(session: AsyncSession, given_up: JobGivenUp) -> None:
+    """Run the `on_final_failure` hook of the job's task, if it has one, in a savepoint of
+    `session`'s transaction: a hook that fails is logged, and takes nothing else back."""
+    task = TASKS.get(given_up.kind)
+    if task is None or task.on_final_failure is None:
+        return
+    try:
+        async with session.begin_nested():
+            await task.on_final_failure(session, given_up)
+    except Exception:
+        log.exception("job.final_failure_hook_failed", job_id=str(given_up.job_id))
+
+
 async def _finish_cancelling(
     factory: _TenantSessions, job_id: uuid.UUID, organization_id: uuid.UUID | None
 ) -> None:
@@ -436,6 +507,12 @@ async def _finish_cancelling(
         job = await repository.get(job_id, organization_id=organization_id, for_update=True)
         if job is not None and job.status == JobStatus.CANCELLING:
             await repository.set_status(job_id, JobStatus.CANCELLED)
+            await final_failure(session, given_up_as(job))
+
+
+def given_up_as(job: Job, *, reason: str = CANCELLED_REASON, cancelled: bool = True) -> JobGivenUp:
+    """What a hook is told of `job`: by default, that it was cancelled."""
+    return JobGivenUp(job.id, job.kind, job.organization_id, dict(job.params), cancelled, reason)
 
 
 def job_task(
@@ -444,16 +521,20 @@ def job_task(
     queue: str = DEFAULT_QUEUE,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     heavy: bool = False,
+    on_final_failure: FinalFailureHook | None = None,
 ) -> Callable[[JobFunction], TrackedTask]:
     """Register `function` as the task run for jobs of `kind` (a dotted name).
 
     `heavy`: work that grows with an organization's input (a batch, a training, an import):
     capped per organization on the shared queue, and queued only by expensive-class routes.
+    `on_final_failure`: called once the job is given up (its last attempt failed, or it was
+    cancelled, queued or running), in a transaction that commits whatever became of the
+    attempt's: for marking what the job was working on as failed, or removing its files.
     """
     if not re.fullmatch(KIND_PATTERN, kind) or len(kind) > KIND_MAX_LENGTH:
         raise ValueError(f"job kind {kind!r} is not a dotted lower-case name")
 
     def register(function: JobFunction) -> TrackedTask:
-        return TrackedTask(kind, function, queue, max_attempts, heavy)
+        return TrackedTask(kind, function, queue, max_attempts, heavy, on_final_failure)
 
     return register

@@ -49,6 +49,10 @@ async def delete_objects_task(run: JobRun) -> dict[str, Any]:
     keys = run.params.get("keys")
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
         raise PermanentJobError("the job names no list of object keys")
+    if run.organization_id is None:
+        # Only an organization's objects are removed this way: a job of no organization
+        # would check no prefix, and could remove any tenant's files.
+        raise PermanentJobError("the job acts for no organization")
     try:
         removed = await delete_objects(run.storage, keys, organization_id=run.organization_id)
     except (ValueError, InvalidObjectKey) as exc:
@@ -57,7 +61,7 @@ async def delete_objects_task(run: JobRun) -> dict[str, Any]:
 
 
 async def delete_after_commit(
-    session: AsyncSession, keys: Sequence[str], *, organization_id: uuid.UUID | None
+    session: AsyncSession, keys: Sequence[str], *, organization_id: uuid.UUID
 ) -> Job | None:
     """Remove the objects under `keys` once `session`'s transaction commits, and never if it
     rolls back: the rows that name them are then still there, and so must the bytes be.
@@ -75,7 +79,7 @@ async def delete_after_commit(
 
 
 async def delete_objects(
-    storage: ObjectStorage, keys: Sequence[str], *, organization_id: uuid.UUID | None
+    storage: ObjectStorage, keys: Sequence[str], *, organization_id: uuid.UUID
 ) -> int:
     """Remove each object (one already gone is no error); how many keys were handled.
 
@@ -88,9 +92,10 @@ async def delete_objects(
     return len(keys)
 
 
-def _check_keys(keys: Sequence[str], organization_id: uuid.UUID | None) -> None:
-    # A job acting for one organization removes only that organization's objects.
-    prefix = organization_prefix(organization_id) if organization_id is not None else ""
+def _check_keys(keys: Sequence[str], organization_id: uuid.UUID) -> None:
+    # A job acting for one organization removes only that organization's objects; there is
+    # no way to name none (organization_prefix refuses anything but a UUID).
+    prefix = organization_prefix(organization_id)
     for key in keys:
         validate_key(key)
         if not key.startswith(prefix):
