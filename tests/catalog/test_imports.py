@@ -388,7 +388,6 @@ async def test_an_import_job_meeting_an_unreadable_file_fails_at_once_saying_why
     committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
 ) -> None:
     from kai.catalog.tasks import import_file
-    from kai.kit.jobs.tasks import OWNED_OBJECTS
     from kai.kit.storage.keys import user_upload_key
     from tests.recognition.test_recognitions import _finished
 
@@ -408,7 +407,6 @@ async def test_an_import_job_meeting_an_unreadable_file_fails_at_once_saying_why
                 "mode": "skip_invalid",
                 "actor": {"kind": "user", "user_id": str(owner.user.id), "api_key_id": None},
                 "limits": {"max_bytes": 1024 * 1024, "max_pixels": 1_000_000},
-                OWNED_OBJECTS: [key],
             },
         )
 

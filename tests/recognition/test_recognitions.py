@@ -166,9 +166,10 @@ async def test_a_photo_is_recognized_after_training_and_feedback_feeds_the_next_
         "/api/v1/recognitions", params={"label": "Blue mosaic"}, headers=owner.headers
     )
     assert by_label.json()["items"] == []
-    # The copy shown was made with the recognition, not on each showing.
+    # The copy shown is made when it is first asked for (not in the recognition's time), and
+    # kept for every later showing.
     kept = service.shown_key(owner.organization_id, uuid.UUID(recognition["id"]))
-    assert await committed_runtime.storage.exists(kept)
+    assert not await committed_runtime.storage.exists(kept)
     shown = await client.get(recognition["image_url"], headers=owner.headers)
     assert shown.status_code == 200
     assert shown.headers["content-type"] == "image/webp"
@@ -311,7 +312,7 @@ async def test_a_photo_is_shown_from_a_copy_decoded_once(
     owner = await member(runtime, client)
     organization_id = owner.organization_id
     original = jpeg(grain(1600, blur=3, colour=(150, 120, 90), seed=5))
-    # A recognition from before shown copies were kept: only its photo is stored.
+    # Only its photo is stored, as a recognition leaves it.
     recognition = Recognition(
         id=uuid.uuid4(),
         organization_id=organization_id,

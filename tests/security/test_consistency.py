@@ -360,28 +360,36 @@ async def test_an_import_cancelled_before_it_runs_leaves_no_file(
 
 
 async def test_an_import_cancelled_as_a_worker_takes_it_leaves_no_file(
-    runtime: Runtime, client: AsyncClient
+    committed_runtime: Runtime, committed_client: AsyncClient
 ) -> None:
+    runtime, client = committed_runtime, committed_client
     owner = await member(runtime, client)
     job = await _start_import(client, owner, "A-1")
     (upload,) = await _stored(runtime, owner, "users/uploads/")
-    # A worker has taken the job from the queue but not begun its attempt: it will find the
-    # job cancelling, and never begin it.
+    # A worker has taken the job from the queue but not begun its attempt.
+    queue_job = "(SELECT queue_job_id FROM jobs WHERE id = :id)"
     async with scoped_transaction(
         runtime.session_factory, organization_id=owner.organization_id
     ) as session:
         await session.execute(
-            text(
-                "UPDATE procrastinate_jobs SET status = 'doing'"
-                " WHERE id = (SELECT queue_job_id FROM jobs WHERE id = :id)"
-            ),
+            text(f"UPDATE procrastinate_jobs SET status = 'doing' WHERE id = {queue_job}"),
             {"id": job["id"]},
         )
 
     cancelling = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=owner.headers)
-
     assert cancelling.json()["status"] == "cancelling", cancelling.text
-    assert await run_queued_deletions(runtime, owner.organization_id) == [upload]
+
+    # That worker dies before it begins: the recovery of stalled jobs finds the job (no
+    # worker holds it), which the queue fails rather than hands back since it was being
+    # cancelled; it ends cancelled, never begun, and the upload goes with it.
+    async with worker_running(runtime):
+        await _wait_for_job(client, owner, job["id"], "cancelled")
+        [removal] = await _finished(client, owner, "storage.delete_objects")
+    assert removal["status"] == "succeeded", removal
+    assert upload not in await _stored(runtime, owner, "users/uploads/")
+    # And it never ran: the row it would have made is not there.
+    listed = await client.get("/api/v1/materials", headers=owner.headers)
+    assert listed.json()["items"] == []
 
 
 async def test_an_import_cancelled_while_it_runs_leaves_no_file(

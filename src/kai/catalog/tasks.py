@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog import events, images, transfers
 from kai.catalog.repository import SettingsRepository
 from kai.kit.errors import KaiError
-from kai.kit.jobs.queue import JobRun, PermanentJobError, job_task
-from kai.kit.jobs.tasks import discarding_owned_objects_at_the_end
+from kai.kit.jobs.queue import JobGivenUp, JobRun, PermanentJobError, job_task
+from kai.kit.jobs.tasks import delete_after_commit
 
 
 @job_task("catalog.image_derivatives", max_attempts=5)
@@ -27,28 +27,33 @@ async def make_image_derivatives(run: JobRun) -> dict[str, Any]:
     )
 
 
-@job_task("catalog.import", max_attempts=3, heavy=True)
+async def _discard_upload(session: AsyncSession, given_up: JobGivenUp) -> None:
+    # The uploaded file is the job's alone: a success removes it, and so does a cancellation
+    # or a failure for good (else nothing would ever name it again).
+    key = given_up.params.get("file_key")
+    if isinstance(key, str) and given_up.organization_id is not None:
+        await delete_after_commit(session, [key], organization_id=given_up.organization_id)
+
+
+@job_task("catalog.import", max_attempts=3, heavy=True, on_final_failure=_discard_upload)
 async def import_file(run: JobRun) -> dict[str, Any]:
     """An uploaded catalog file, imported as its uploader asked."""
     if run.organization_id is None:
         raise PermanentJobError("an import belongs to an organization")
-    # The uploaded file is the job's alone: a success removes it, and so does a cancellation
-    # or a failure for good (else nothing would ever name it again).
-    async with discarding_owned_objects_at_the_end(run):
-        try:
-            return await transfers.run_import(
-                run.session,
-                run.storage,
-                organization_id=run.organization_id,
-                params=run.params,
-                progress=run.report_progress,
-            )
-        except KaiError as exc:
-            if exc.status >= 500:
-                raise
-            # The file itself is at fault (unreadable, too large unpacked): a retry reads the
-            # same bytes. The job fails at once, saying why; its transaction wrote nothing.
-            raise PermanentJobError(exc.detail or exc.title) from exc
+    try:
+        return await transfers.run_import(
+            run.session,
+            run.storage,
+            organization_id=run.organization_id,
+            params=run.params,
+            progress=run.report_progress,
+        )
+    except KaiError as exc:
+        if exc.status >= 500:
+            raise
+        # The file itself is at fault (unreadable, too large unpacked): a retry reads the
+        # same bytes. The job fails at once, saying why; its transaction wrote nothing.
+        raise PermanentJobError(exc.detail or exc.title) from exc
 
 
 @job_task("catalog.reindex_documents", max_attempts=3, heavy=True)

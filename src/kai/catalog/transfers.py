@@ -36,7 +36,7 @@ from kai.kit import images as imaging
 from kai.kit.archives import DEFAULT_MAX_INFLATED_BYTES, InflateBudget
 from kai.kit.db import act_for, scoped_transaction
 from kai.kit.jobs.models import Job
-from kai.kit.jobs.tasks import OWNED_OBJECTS, delete_after_commit
+from kai.kit.jobs.tasks import delete_after_commit
 from kai.kit.json import dumps
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
@@ -177,8 +177,6 @@ async def start_import(
             "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
             # The job reads the file under the budget it was checked with.
             "max_inflated_bytes": max_inflated_bytes,
-            # Removed however the job ends: done, failed for good, or cancelled.
-            OWNED_OBJECTS: [key],
         },
     )
     # Timestamps the database set: loaded now, while the session may still do I/O.

@@ -12,7 +12,6 @@ from kai.kit.errors import Conflict, NotFound
 from kai.kit.jobs.models import Job, JobStatus
 from kai.kit.jobs.queue import final_failure, given_up_as
 from kai.kit.jobs.repository import JobRepository
-from kai.kit.jobs.tasks import discard_owned_objects
 from kai.kit.pagination import PageParams
 
 
@@ -64,11 +63,6 @@ async def cancel_job(session: AsyncSession, *, actor: Actor, job_id: uuid.UUID) 
     queue_status = await _queue_status(session, job.queue_job_id)
     new_status = JobStatus.CANCELLING if queue_status == "doing" else JobStatus.CANCELLED
     await repository.set_status(job.id, new_status)
-    if new_status == JobStatus.CANCELLED or status != JobStatus.RUNNING:
-        # It will not run again (a job a worker has taken but not begun finds itself
-        # cancelled and never begins): what only it would have used goes now. A running
-        # job's task removes it as it stops.
-        await discard_owned_objects(session, job.params, organization_id=job.organization_id)
     if new_status == JobStatus.CANCELLED:
         # It will never run: what it was to work on is given up with it, in this transaction.
         # (A running job's worker does this once it has stopped it.)

@@ -35,7 +35,7 @@ from kai.kit.pagination import PageParams, paginate
 from kai.kit.spreadsheets import CsvWriter
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
-from kai.kit.storage.transactional import put_for_transaction, remove_unless_committed
+from kai.kit.storage.transactional import put_for_transaction
 from kai.ml import service as ml
 from kai.ml import training
 from kai.ml.models import ModelVersion
@@ -212,8 +212,6 @@ class _Embedded:
 
     position: int
     inspected: InspectedImage | None = None
-    # The copy of the photo that is shown (service.shown_copy), kept with its recognition.
-    shown: bytes | None = None
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -238,13 +236,10 @@ def _embed_share(
             inspected, prepared = prepare_upload(
                 data, sides=sides, enhancement=enhancement, limits=limits
             )
-            started = time.perf_counter()
-            shown = service.shown_copy(data, limits)
-            prepared.timings["shown"] = round((time.perf_counter() - started) * 1000, 3)
         except KaiError as exc:
             done.append(_Embedded(position, error=(exc.detail or exc.title)[:2000]))
             continue
-        done.append(_Embedded(position, inspected, shown, timings=dict(prepared.timings)))
+        done.append(_Embedded(position, inspected, timings=dict(prepared.timings)))
         views.append(prepared)
     embedded = [photo for photo in done if photo.error is None]
     for backbone in backbones:
@@ -496,8 +491,6 @@ async def _record(
             properties=recognizing.similarity_filter[1],
         )
         searched = round((time.perf_counter() - begun) * 1000 / max(1, len(judged)), 3)
-        # The copies shown of the photos recorded here, by key.
-        shown: dict[str, bytes] = {}
         for (photo, verdict), similar in zip(judged, similar_each, strict=True):
             item = items[photo.position]
             inspected = photo.inspected
@@ -517,8 +510,6 @@ async def _record(
                 created_by=recognizing.author,
             )
             verdict.apply(recognition, similar)
-            if photo.shown is not None:
-                shown[service.shown_key(organization_id, recognition.id)] = photo.shown
             photo.timings["classify"] = classified
             photo.timings["similar"] = searched
             # A photo's own steps; the chunk's share of the waiting is not counted.
@@ -530,21 +521,6 @@ async def _record(
         for photo in unreadable:
             items[photo.position].status = "failed"
             items[photo.position].error = photo.error
-        # Stored side by side, and removed again if this chunk's recording does not commit.
-        for key in shown:
-            await remove_unless_committed(session, storage, key)
-        stored = await asyncio.gather(
-            *(
-                storage.put(key, data, content_type=CONTENT_TYPES["webp"])
-                for key, data in shown.items()
-            ),
-            # Every put over before a failure ends the transaction (and removes what they
-            # wrote): none may land after that.
-            return_exceptions=True,
-        )
-        for outcome in stored:
-            if isinstance(outcome, BaseException):
-                raise outcome
         await session.flush()
         # Counted by what this transaction changed, added to the row as it is when the
         # update runs: counts stay right whoever else records photos of the batch.

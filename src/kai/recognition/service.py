@@ -154,21 +154,12 @@ async def recognize(
     image_key = user_upload_key(
         organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
     )
-    # The photo is valid: it and the copy shown of it are stored while the backbones work (on
-    # other cores), and removed again if the recognition is not committed after all.
+    # The photo is valid: it is stored while the backbones work (on other cores), and removed
+    # again if the recognition is not committed after all. The copy that is shown is made
+    # when it is first asked for: most photos are never looked at again, and making it here
+    # would cost a recognition three times its decoding.
     await remove_unless_committed(session, storage, image_key)
-    await remove_unless_committed(session, storage, shown_key(organization_id, recognition_id))
-    storing = asyncio.create_task(
-        _store_photo(
-            storage,
-            organization_id,
-            recognition_id,
-            image_key=image_key,
-            data=data,
-            content_type=inspected.content_type,
-            limits=limits,
-        )
-    )
+    storing = asyncio.create_task(storage.put(image_key, data, content_type=inspected.content_type))
     try:
         return await _answer(
             session,
@@ -213,29 +204,11 @@ def shown_copy(data: bytes, limits: ImageLimits) -> bytes:
     return make_derivative(data, max_side=PHOTO_SIDE, limits=limits).data
 
 
-async def _store_photo(
-    storage: ObjectStorage,
-    organization_id: uuid.UUID,
-    recognition_id: uuid.UUID,
-    *,
-    image_key: str,
-    data: bytes,
-    content_type: str,
-    limits: ImageLimits,
-) -> None:
-    await storage.put(image_key, data, content_type=content_type)
-    shown = await IMAGE_CHECKS.run(shown_copy, data, limits)
-    await storage.put(
-        shown_key(organization_id, recognition_id), shown, content_type=CONTENT_TYPES["webp"]
-    )
-
-
 async def shown_photo(
     storage: ObjectStorage, recognition: Recognition, *, limits: ImageLimits
 ) -> bytes:
-    """The copy of the recognition's photo that is shown, as stored when it was recognized.
-    A recognition from before such copies were kept gets one made on its first showing, and
-    kept: each photo is decoded for showing once, not on every request."""
+    """The copy of the recognition's photo that is shown: made on its first showing and kept,
+    so each photo is decoded for showing once, not on every request."""
     key = shown_key(recognition.organization_id, recognition.id)
     try:
         return await storage.read(key)

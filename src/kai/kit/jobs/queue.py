@@ -499,6 +499,19 @@ async def final_failure(session: AsyncSession, given_up: JobGivenUp) -> None:
         log.exception("job.final_failure_hook_failed", job_id=str(given_up.job_id))
 
 
+async def finish_cancelling(
+    session_factory: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    organization_id: uuid.UUID | None,
+) -> None:
+    """End a job that was being cancelled and will not run again (its worker found it so
+    before beginning, or died): it is cancelled, and its task told it was given up. A job in
+    any other state is left as it is."""
+    await _finish_cancelling(
+        _TenantSessions(session_factory, organization_id), job_id, organization_id
+    )
+
+
 async def _finish_cancelling(
     factory: _TenantSessions, job_id: uuid.UUID, organization_id: uuid.UUID | None
 ) -> None:

@@ -3,19 +3,16 @@ the transaction that forgot them has committed, and removing those a job owned o
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from procrastinate import JobContext
-from procrastinate.exceptions import JobAborted
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.kit.jobs.models import Job, JobStatus
+from kai.kit.jobs.models import Job
 from kai.kit.jobs.queue import JobRun, JobRuntime, PermanentJobError, job_app, job_task
 from kai.kit.jobs.repository import JobRepository, retention_cutoff
 from kai.kit.storage import InvalidObjectKey, ObjectStorage, organization_prefix, validate_key
@@ -100,62 +97,3 @@ def _check_keys(keys: Sequence[str], organization_id: uuid.UUID) -> None:
         validate_key(key)
         if not key.startswith(prefix):
             raise ValueError(f"the object {key!r} is not the organization's")
-
-
-# A job's params may list under this key stored objects that only the job uses (the upload an
-# import reads): once the job has ended, however it ended, nothing needs them.
-OWNED_OBJECTS = "owned_objects"
-
-
-def owned_objects(params: Mapping[str, Any]) -> list[str]:
-    """The keys of the objects a job with `params` owns."""
-    keys = params.get(OWNED_OBJECTS)
-    return [key for key in keys if isinstance(key, str)] if isinstance(keys, list) else []
-
-
-async def discard_owned_objects(
-    session: AsyncSession, params: Mapping[str, Any], *, organization_id: uuid.UUID | None
-) -> Job | None:
-    """Remove the objects a job owns once `session`'s transaction commits: for a job that ends
-    there (succeeds, or is cancelled before it runs)."""
-    return await delete_after_commit(
-        session, owned_objects(params), organization_id=organization_id
-    )
-
-
-@contextlib.asynccontextmanager
-async def discarding_owned_objects_at_the_end(run: JobRun) -> AsyncIterator[None]:
-    """Around a task's work: when the attempt ends the job without success (cancelled while it
-    runs, failed permanently, or failed on its last attempt), the objects the job owns are
-    removed, queued in a transaction of their own since the attempt's rolls back. An attempt
-    to be retried keeps them for the next; a success removes them in its own transaction."""
-    try:
-        yield
-    except BaseException as exc:
-        # A cancelled attempt still queues the removal before it goes.
-        await asyncio.shield(_discard_if_the_end(run, exc))
-        raise
-
-
-async def _discard_if_the_end(run: JobRun, exc: BaseException) -> None:
-    if not owned_objects(run.params):
-        return
-    try:
-        async with run.separate_transaction() as session:
-            job = await JobRepository(session).get(run.job_id, organization_id=run.organization_id)
-            if job is None:
-                return
-            if isinstance(exc, JobAborted | asyncio.CancelledError):
-                # Cancelled by someone, not handed back by a worker that is stopping.
-                ended = job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED)
-            elif isinstance(exc, PermanentJobError):
-                ended = True
-            else:
-                ended = isinstance(exc, Exception) and job.attempts >= job.max_attempts
-            if ended:
-                await discard_owned_objects(
-                    session, run.params, organization_id=run.organization_id
-                )
-    except Exception as problem:
-        # The attempt's own failure is what to raise; the objects stay, as before this.
-        log.warning("jobs.owned_objects_kept", job_id=str(run.job_id), error=type(problem).__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,7 +13,7 @@ import structlog
 from procrastinate import App, PsycopgConnector
 
 from kai.kit.db import libpq_url
-from kai.kit.jobs.queue import JobRuntime, job_app
+from kai.kit.jobs.queue import JobRuntime, finish_cancelling, job_app
 
 log = structlog.get_logger(__name__)
 
@@ -35,19 +36,31 @@ def worker_connector(database_url: str, *, pool_size: int) -> PsycopgConnector:
     )
 
 
-async def recover_stalled_jobs(app: App, *, silent_for_seconds: float) -> int:
-    """Hand running jobs whose worker stopped sending heartbeats back to the queue."""
+async def recover_stalled_jobs(app: App, runtime: JobRuntime, *, silent_for_seconds: float) -> int:
+    """Hand running jobs whose worker stopped sending heartbeats back to the queue. One that
+    was being cancelled is not handed back (the queue fails it): it ends cancelled here, and
+    its task is told it was given up, as if its worker had stopped it."""
     stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=silent_for_seconds)
     for job in stalled:
         await app.job_manager.retry_job(job)
         log.warning("job.recovered", queue_job_id=job.id, task=job.task_name)
+        tracked = job.task_kwargs.get("job_id")
+        if isinstance(tracked, str):
+            organization = job.task_kwargs.get("organization_id")
+            await finish_cancelling(
+                runtime.session_factory,
+                uuid.UUID(tracked),
+                uuid.UUID(organization) if isinstance(organization, str) else None,
+            )
     return len(list(stalled))
 
 
-async def _recover_forever(app: App, *, silent_for_seconds: float, every_seconds: float) -> None:
+async def _recover_forever(
+    app: App, runtime: JobRuntime, *, silent_for_seconds: float, every_seconds: float
+) -> None:
     while True:
         try:
-            await recover_stalled_jobs(app, silent_for_seconds=silent_for_seconds)
+            await recover_stalled_jobs(app, runtime, silent_for_seconds=silent_for_seconds)
         except Exception:
             log.exception("job.recovery_failed")
         await asyncio.sleep(every_seconds)
@@ -84,6 +97,7 @@ async def _run(
         recovery = asyncio.create_task(
             _recover_forever(
                 app,
+                runtime,
                 silent_for_seconds=settings.stalled_after_seconds,
                 every_seconds=settings.stalled_check_seconds,
             )
