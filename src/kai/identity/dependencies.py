@@ -10,9 +10,11 @@ OpenAPI document.
 """
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import RatePolicy
 from kai.deps import DbSession, RuntimeDep
@@ -157,9 +159,12 @@ def authenticated(*, rate_class: RateClass = "standard") -> Any:
     return dependency
 
 
-def password_session(*, rate_class: RateClass = "standard") -> Any:
-    """A person whose session proved their password, at its login or by a step-up since: for
-    what reaches beyond the organization a single sign-on session acts for."""
+def _person(
+    kind: str,
+    rate_class: RateClass,
+    proof: Callable[[AsyncSession, Runtime, Actor], Awaitable[None]],
+) -> Any:
+    """A signed-in person (never an API key) whose session shows `proof`."""
 
     async def dependency(
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
@@ -167,12 +172,22 @@ def password_session(*, rate_class: RateClass = "standard") -> Any:
         actor = await _actor(request, session, runtime)
         await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         person = user_only(actor)
-        await step_up.require_password_session(session, actor=person)
+        await proof(session, runtime, person)
         return person
 
-    dependency.kai_access = ("password-session", None)  # type: ignore[attr-defined]
+    dependency.kai_access = (kind, None)  # type: ignore[attr-defined]
     dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
     return dependency
+
+
+def password_session(*, rate_class: RateClass = "standard") -> Any:
+    """A person whose session proved their password, at its login or by a step-up since: for
+    what reaches beyond the organization a single sign-on session acts for."""
+
+    async def proof(session: AsyncSession, _runtime: Runtime, person: Actor) -> None:
+        await step_up.require_password_session(session, actor=person)
+
+    return _person("password-session", rate_class, proof)
 
 
 def other_organizations(*, rate_class: RateClass = "standard") -> Any:
@@ -180,36 +195,20 @@ def other_organizations(*, rate_class: RateClass = "standard") -> Any:
     or join another): a session begun with the password, or a single sign-on session whose
     password proof (`POST /auth/step-up`) is recent."""
 
-    async def dependency(
-        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
-    ) -> Actor:
-        actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
-        person = user_only(actor)
+    async def proof(session: AsyncSession, runtime: Runtime, person: Actor) -> None:
         await step_up.require_reach_beyond(session, runtime, actor=person)
-        return person
 
-    dependency.kai_access = ("other-organizations", None)  # type: ignore[attr-defined]
-    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
-    return dependency
+    return _person("other-organizations", rate_class, proof)
 
 
 def recently_authenticated(*, rate_class: RateClass = "standard") -> Any:
     """A person whose session proved their password within the last few minutes (a password
     login, or `POST /auth/step-up`): for changes to the account's credentials and sessions."""
 
-    async def dependency(
-        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
-    ) -> Actor:
-        actor = await _actor(request, session, runtime)
-        await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
-        person = user_only(actor)
+    async def proof(session: AsyncSession, runtime: Runtime, person: Actor) -> None:
         await step_up.require_recent_password(session, runtime, actor=person)
-        return person
 
-    dependency.kai_access = ("step-up", None)  # type: ignore[attr-defined]
-    dependency.kai_rate_class = rate_class  # type: ignore[attr-defined]
-    return dependency
+    return _person("step-up", rate_class, proof)
 
 
 def public(*, rate_class: RateClass | None = "standard") -> Any:

@@ -290,24 +290,8 @@ def read_header(data: bytes, limits: ImageLimits = DEFAULT_LIMITS) -> ImageHeade
     `limits`; ImageRejected or ImageTooLarge otherwise. No pixel is decoded (a fraction of a
     millisecond, whatever the size): a file whose pixel data is broken passes here, and is
     refused where it is decoded."""
-    if len(data) > limits.max_bytes:
-        raise ImageTooLarge(
-            f"The file is {len(data)} bytes; the limit is {limits.max_bytes} bytes."
-        )
-    image_format = _sniff(data)
-    try:
-        image = _OPENERS[image_format](io.BytesIO(data), "")
-    except _UNREADABLE:
-        raise ImageRejected(_CORRUPT) from None
-    try:
-        if image.format not in _PILLOW_FORMATS[image_format]:
-            raise ImageRejected(
-                f"The file starts like {image_format.upper()} but reads as {image.format}."
-            )
-        _check_dimensions(image.size, limits)
+    with _opened(data, limits) as (image_format, image):
         width, height = image.size
-    finally:
-        image.close()
     return ImageHeader(format=image_format, width=width, height=height)
 
 
@@ -376,11 +360,9 @@ def make_derivative(
 
 
 @contextmanager
-def _loaded(
-    data: bytes, limits: ImageLimits, *, draft_side: int | None = None
-) -> Iterator[tuple[ImageFormat, ImageFile.ImageFile, tuple[int, int]]]:
-    """The fully decoded first frame of `data`, after every check, and its size as stored
-    (before any DCT scaling); closed on leaving."""
+def _opened(data: bytes, limits: ImageLimits) -> Iterator[tuple[ImageFormat, ImageFile.ImageFile]]:
+    """`data` opened (its header read, no pixel decoded) after every check of its size, its
+    format by content and its dimensions; closed on leaving."""
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(
             f"The file is {len(data)} bytes; the limit is {limits.max_bytes} bytes."
@@ -396,6 +378,18 @@ def _loaded(
                 f"The file starts like {image_format.upper()} but reads as {image.format}."
             )
         _check_dimensions(image.size, limits)
+        yield image_format, image
+    finally:
+        image.close()
+
+
+@contextmanager
+def _loaded(
+    data: bytes, limits: ImageLimits, *, draft_side: int | None = None
+) -> Iterator[tuple[ImageFormat, ImageFile.ImageFile, tuple[int, int]]]:
+    """The fully decoded first frame of `data`, after every check, and its size as stored
+    (before any DCT scaling); closed on leaving."""
+    with _opened(data, limits) as (image_format, image):
         full_size = image.size
         if draft_side is not None and image_format == "jpeg":
             image.draft(None, (draft_side, draft_side))
@@ -406,8 +400,6 @@ def _loaded(
         except _UNREADABLE:
             raise ImageRejected(_CORRUPT) from None
         yield image_format, image, full_size
-    finally:
-        image.close()
 
 
 def _check_dimensions(size: tuple[int, int], limits: ImageLimits) -> None:
