@@ -197,6 +197,16 @@ async def committed_runtime(
 
     The tables it may touch are emptied afterwards.
     """
+    async with committing_runtime(settings, engine, owner_engine) as runtime:
+        yield runtime
+
+
+@contextlib.asynccontextmanager
+async def committing_runtime(
+    settings: Settings, engine: AsyncEngine, owner_engine: AsyncEngine, *, owns_engine: bool = False
+) -> AsyncIterator[Runtime]:
+    """A runtime on `engine` whose sessions really commit; the tables it may touch are emptied
+    afterwards (and `engine` disposed of, when the runtime `owns_engine`)."""
     assert settings.database_url is not None
     runtime = Runtime(
         settings=settings,
@@ -208,7 +218,7 @@ async def committed_runtime(
     try:
         yield runtime
     finally:
-        await runtime.close_services()
+        await (runtime.close() if owns_engine else runtime.close_services())
         await empty_committed_tables(owner_engine)
 
 

@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kai.app import create_app
 from kai.config import EmailSettings, Settings
-from kai.kit.storage import create_storage
 from kai.runtime import Runtime
-from tests.conftest import empty_committed_tables
+from tests.conftest import committing_runtime
 
 
 class MailServer:
@@ -101,18 +100,8 @@ async def smtp_runtime(
             )
         }
     )
-    runtime = Runtime(
-        settings=smtp_settings,
-        database_url=settings.database_url.get_secret_value(),
-        engine=engine,
-        session_factory=async_sessionmaker(engine, expire_on_commit=False),
-        storage=create_storage(smtp_settings),
-    )
-    try:
+    async with committing_runtime(smtp_settings, engine, owner_engine) as runtime:
         yield runtime
-    finally:
-        await runtime.close_services()
-        await empty_committed_tables(owner_engine)
 
 
 @pytest.fixture

@@ -27,14 +27,13 @@ from kai.identity.actor import Actor
 from kai.identity.permissions import Permission
 from kai.kit.db import create_engine, scoped_transaction
 from kai.kit.images import ImageLimits
-from kai.kit.storage import create_storage
 from kai.ml import image_models, training
 from kai.ml.models import ModelVersion
 from kai.recognition import batches
 from kai.runtime import Runtime
 from tests.catalog.factories import create_category, create_material
 from tests.catalog.test_images import photo
-from tests.conftest import _client_of, empty_committed_tables, worker_running
+from tests.conftest import _client_of, committing_runtime, worker_running
 from tests.identity.factories import Member, member
 from tests.kit.deletions import run_queued_deletions
 from tests.ml.test_image_models import _tiny, _upload
@@ -184,18 +183,8 @@ async def _impatient(
             "application_name": "kai-test",
         },
     )
-    runtime = Runtime(
-        settings=impatient,
-        database_url=url,
-        engine=engine,
-        session_factory=async_sessionmaker(engine, expire_on_commit=False),
-        storage=create_storage(impatient),
-    )
-    try:
+    async with committing_runtime(impatient, engine, owner_engine, owns_engine=True) as runtime:
         yield runtime
-    finally:
-        await runtime.close()
-        await empty_committed_tables(owner_engine)
 
 
 @pytest.fixture
