@@ -35,7 +35,7 @@ run: $(VENV)/.installed-run
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
