@@ -182,3 +182,91 @@ async def test_reading_needs_materials_read_and_changing_needs_materials_write(
         f"/api/v1/categories/{stone['id']}", json={"name": "Rock"}, headers=viewer.headers
     )
     assert refused.status_code == 403
+
+
+async def test_a_subcategory_may_not_loosen_what_its_parent_promises(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    tiles = await create_category(client, owner, "Tiles", properties=TILE_PROPERTIES)
+
+    async def child(properties: list[dict[str, object]]) -> dict[str, object]:
+        response = await client.post(
+            "/api/v1/categories",
+            json={"name": "Porcelain", "parent_id": tiles["id"], "properties": properties},
+            headers=owner.headers,
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["type"].endswith("/property-schema-conflict")
+        detail: dict[str, object] = response.json()
+        return detail
+
+    wider = await child(
+        [{"key": "thickness", "label": "Thickness", "type": "number", "unit": "mm",
+          "minimum": 1, "maximum": 100, "required": True}]
+    )  # fmt: skip
+    assert "minimum is 3 mm in a parent category (1 here)" in str(wider["detail"])
+    assert "maximum is 40 mm in a parent category (100 here)" in str(wider["detail"])
+    sparkly = await child(
+        [{"key": "finish", "label": "Finish", "type": "enum", "options": ["glossy", "sparkly"]}]
+    )
+    assert "glossy and sparkly are not among" in str(sparkly["detail"])
+    optional = await child(
+        [{"key": "thickness", "label": "Thickness", "type": "number", "unit": "mm"}]
+    )
+    assert "required in a parent category" in str(optional["detail"])
+
+    listed = (await client.get("/api/v1/categories", headers=owner.headers)).json()
+    assert [category["name"] for category in listed] == ["Tiles"]
+
+
+async def test_taking_away_what_materials_use_is_refused_with_their_count(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    tiles = await create_category(client, owner, "Tiles", properties=TILE_PROPERTIES)
+    porcelain = await create_category(client, owner, "Porcelain", parent_id=tiles["id"])
+    for finish, thickness in (("honed", 10), ("honed", 12), ("polished", 30)):
+        await create_material(
+            client,
+            owner,
+            category_id=porcelain["id"],
+            properties={"thickness": thickness, "finish": finish},
+        )
+    thickness, finish, frost, size = (dict(p) for p in TILE_PROPERTIES)
+
+    async def redefine(*properties: dict[str, object]) -> dict[str, object]:
+        response = await client.patch(
+            f"/api/v1/categories/{tiles['id']}",
+            json={"properties": list(properties)},
+            headers=owner.headers,
+        )
+        body: dict[str, object] = response.json()
+        body["status"] = response.status_code
+        return body
+
+    no_honed = await redefine(
+        thickness, {**finish, "options": ["polished", "brushed"]}, frost, size
+    )
+    assert no_honed["status"] == 409
+    assert str(no_honed["type"]).endswith("/property-in-use")
+    assert str(no_honed["detail"]).startswith("2 material(s)")
+    assert "finish of 2" in str(no_honed["detail"])
+
+    no_finish = await redefine(thickness, frost, size)
+    assert no_finish["status"] == 409
+    assert str(no_finish["detail"]).startswith("3 material(s)")
+
+    thinner = await redefine({**thickness, "maximum": 20}, finish, frost, size)
+    assert thinner["status"] == 409
+    assert str(thinner["detail"]).startswith("1 material(s)")
+    assert "must be between 3 and 20 mm (it is 30 mm)" in str(thinner["detail"])
+
+    # Nothing changed: the materials still fit, and what nobody uses may go.
+    unused = await redefine(
+        {**thickness, "maximum": 30}, {**finish, "options": ["polished", "honed"]}, frost
+    )
+    assert unused["status"] == 200, unused
+    schema = {p["key"]: p for p in unused["effective_properties"]}
+    assert schema["finish"]["options"] == ["polished", "honed"]
+    assert "size" not in schema

@@ -444,6 +444,31 @@ def test_a_descendant_may_narrow_an_inherited_definition_in_place() -> None:
     assert merged[1] is honed_only
 
 
+@pytest.mark.parametrize(
+    ("loosened", "said"),
+    [
+        (definition("thickness", "number", unit="mm", minimum=1, maximum=30, required=True),
+         "its minimum is 3 mm in a parent category (1 here)"),
+        (definition("thickness", "number", unit="mm", minimum=3, maximum=100, required=True),
+         "its maximum is 30 mm in a parent category (100 here)"),
+        (definition("thickness", "number", unit="mm", minimum=3, required=True),
+         "its maximum is 30 mm in a parent category (no maximum here)"),
+        (definition("thickness", "number", unit="mm", minimum=3, maximum=30),
+         "it is required in a parent category"),
+        (definition("finish", "enum", options=["honed", "glossy", "sparkly"]),
+         "glossy and sparkly are not among the parent category's options "
+         "(polished, honed or Brushed)"),
+        (definition("finish", "enum", options=["brushed"]), "brushed is not among"),
+    ],
+)  # fmt: skip
+def test_a_descendant_may_not_loosen_what_it_inherits(
+    loosened: PropertyDefinition, said: str
+) -> None:
+    with pytest.raises(ValueError, match="may only narrow") as refused:
+        merge_definitions([[THICKNESS, FINISH], [loosened]])
+    assert said in str(refused.value)
+
+
 def test_a_descendant_may_not_retype_or_reunit_an_inherited_property() -> None:
     retyped = definition("thickness", "text")
     with pytest.raises(ValueError, match="'thickness' is of type number"):

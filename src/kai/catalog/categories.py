@@ -17,11 +17,12 @@ from kai.catalog.errors import (
     CategoryInUse,
     CategoryNotFound,
     InvalidCategoryMove,
+    PropertyInUse,
     PropertySchemaConflict,
     UnknownCategory,
 )
 from kai.catalog.models import Category
-from kai.catalog.properties import PropertyDefinition, merge_definitions
+from kai.catalog.properties import PropertyDefinition, merge_definitions, validate_properties
 from kai.catalog.repository import CategoryRepository, MaterialRepository
 from kai.identity import audit
 from kai.identity.actor import Actor
@@ -200,6 +201,7 @@ async def update_category(
     organization_id = actor.tenant_id
     repository = CategoryRepository(session)
     category = await get_category(session, actor=actor, category_id=category_id, for_update=True)
+    before = await _subtree_schemas(repository, organization_id, category.id)
     parent_id = changes.get("parent_id", category.parent_id)
     name = changes.get("name") or category.name
     moved = "parent_id" in changes and parent_id != category.parent_id
@@ -230,12 +232,16 @@ async def update_category(
         category.parent_id = parent_id
         await repository.move_subtree(organization_id, category.id, new_path)
         category.path = new_path
-    # The new shape must hold for the category and for everything inheriting from it.
+    # The new shape must hold for the category and for everything inheriting from it, and
+    # for the materials filed there.
     await session.flush()
     tree = {c.id: c for c in await repository.all(organization_id)}
     subtree = [c for c in tree.values() if c.id == category.id or category.id in c.path]
-    for member in subtree:
-        _effective([*(tree[i] for i in member.path if i in tree), member])
+    after = {
+        member.id: _effective([*(tree[i] for i in member.path if i in tree), member])
+        for member in subtree
+    }
+    await _refuse_stranding(session, organization_id, before, after)
     if moved or renamed:
         # The subtree's materials name these categories in their search documents: a job
         # rewrites them (work that grows with the catalog, on the organization's heavy slots).
@@ -246,6 +252,69 @@ async def update_category(
         )
     await session.refresh(category)
     return await view(session, actor=actor, category=category)
+
+
+async def _subtree_schemas(
+    repository: CategoryRepository, organization_id: uuid.UUID, category_id: uuid.UUID
+) -> dict[uuid.UUID, list[PropertyDefinition]]:
+    """The effective schema of a category and of each category under it."""
+    tree = {c.id: c for c in await repository.all(organization_id)}
+    return {
+        member.id: _effective([*(tree[i] for i in member.path if i in tree), member])
+        for member in tree.values()
+        if member.id == category_id or category_id in member.path
+    }
+
+
+async def _refuse_stranding(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    before: dict[uuid.UUID, list[PropertyDefinition]],
+    after: dict[uuid.UUID, list[PropertyDefinition]],
+) -> None:
+    """Refuse a change of definitions (or of the ancestors a move brings) that live materials'
+    values would no longer fit: a removed property or option they use, a narrower range, a
+    property made required that some lack. The answer counts them and says what each key
+    would break; nothing is rewritten behind the catalog manager's back."""
+    materials = MaterialRepository(session)
+    stranded: dict[str, set[uuid.UUID]] = {}
+    reasons: dict[str, str] = {}
+    for category_id, schema in after.items():
+        old = {definition.key: definition for definition in before.get(category_id, [])}
+        new = {definition.key: definition for definition in schema}
+        changed = [key for key in old.keys() | new.keys() if old.get(key) != new.get(key)]
+        if not changed:
+            continue
+        rows = await materials.stored_properties(
+            organization_id,
+            category_id,
+            changed,
+            every_material=any(key in new and new[key].required for key in changed),
+        )
+        definitions = [new[key] for key in changed if key in new]
+        for material_id, values in rows:
+            _, errors = validate_properties(definitions, values)
+            for error in errors:
+                stranded.setdefault(error.key, set()).add(material_id)
+                reasons.setdefault(error.key, error.message)
+    if stranded:
+        count = len(set().union(*stranded.values()))
+        details = "; ".join(
+            f"{key} of {len(ids)} ({reasons[key]})" for key, ids in sorted(stranded.items())
+        )
+        raise PropertyInUse(
+            f"{count} material(s) in this category or under it would no longer fit: "
+            f"{details}. Change or move those materials first "
+            "(a search filter on the property finds them), then change the definitions.",
+            errors=[
+                {
+                    "loc": ["body", "properties"],
+                    "msg": f"{key}: {len(ids)} material(s): {reasons[key]}",
+                    "type": "in_use",
+                }
+                for key, ids in sorted(stranded.items())
+            ],
+        )
 
 
 async def delete_category(session: AsyncSession, *, actor: Actor, category_id: uuid.UUID) -> None:

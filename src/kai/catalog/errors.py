@@ -38,6 +38,10 @@ class PropertySchemaConflict(Unprocessable):
     type, title = "property-schema-conflict", "The property definitions contradict each other"
 
 
+class PropertyInUse(Conflict):
+    type, title = "property-in-use", "Materials use what the change would take away"
+
+
 class InvalidProperties(Unprocessable):
     type, title = "invalid-properties", "Some property values do not fit the category's schema"
 

@@ -217,8 +217,10 @@ def merge_definitions(chain: Sequence[Sequence[PropertyDefinition]]) -> list[Pro
     """The effective schema of the last category of `chain` (root first), ancestors' keys first.
 
     A descendant may redefine an inherited key with the same type and unit (its definition
-    wins: to narrow a range, make it required), not with another type or unit: the values
-    of a whole subtree share one canonical form so that they can be searched together.
+    wins), and may only narrow it: a range within the inherited one, options among the
+    inherited ones, required where it was. What a category promises of its materials then
+    holds of every material under it, and the values of a whole subtree share one canonical
+    form so that they can be searched together.
     """
     merged: dict[str, PropertyDefinition] = {}
     for level in chain:
@@ -239,9 +241,44 @@ def merge_definitions(chain: Sequence[Sequence[PropertyDefinition]]) -> list[Pro
                     f"property {key!r} is kept in {inherited.unit or 'no unit'} in a parent "
                     f"category; a subcategory cannot keep it in {definition.unit or 'no unit'}"
                 )
+            if inherited is not None:
+                loosened = _loosened(inherited, definition)
+                if loosened:
+                    raise ValueError(
+                        f"property {key!r}: a subcategory may only narrow what it inherits, "
+                        f"and {'; '.join(loosened)}"
+                    )
             # Replacing a key keeps its place, so inherited properties stay first.
             merged[key] = definition
     return list(merged.values())
+
+
+def _loosened(inherited: PropertyDefinition, definition: PropertyDefinition) -> list[str]:
+    """How `definition` lets through what `inherited` refuses (nothing: an empty list)."""
+    unit = inherited.unit
+    found = []
+    low, high = inherited.minimum, inherited.maximum
+    if low is not None and (definition.minimum is None or definition.minimum < low):
+        given = "no minimum" if definition.minimum is None else _number_text(definition.minimum)
+        limit = _with_unit(_number_text(low), unit)
+        found.append(f"its minimum is {limit} in a parent category ({given} here)")
+    if high is not None and (definition.maximum is None or definition.maximum > high):
+        given = "no maximum" if definition.maximum is None else _number_text(definition.maximum)
+        limit = _with_unit(_number_text(high), unit)
+        found.append(f"its maximum is {limit} in a parent category ({given} here)")
+    if inherited.options is not None and definition.options is not None:
+        # Spelt as inherited, so that the whole subtree's values count as one in facets.
+        offered = set(inherited.options)
+        extra = [option for option in definition.options if option not in offered]
+        if extra:
+            verb = "is" if len(extra) == 1 else "are"
+            found.append(
+                f"{_listed(extra)} {verb} not among the parent category's options "
+                f"({_choices(inherited)})"
+            )
+    if inherited.required and not definition.required:
+        found.append("it is required in a parent category")
+    return found
 
 
 # --- parsing input into canonical values ----------------------------------------------------

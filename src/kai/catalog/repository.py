@@ -283,6 +283,29 @@ class MaterialRepository:
         )
         return int((await self.session.execute(statement)).scalar_one())
 
+    async def stored_properties(
+        self,
+        organization_id: uuid.UUID,
+        category_id: uuid.UUID,
+        keys: Sequence[str],
+        *,
+        every_material: bool,
+    ) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+        """The live materials of a category and their stored values of `keys`: those holding
+        any of them, or every one when `every_material` (a key that became required)."""
+        pairs = [part for key in keys for part in (key, Material.properties[key])]
+        picked = func.jsonb_strip_nulls(func.jsonb_build_object(*pairs))
+        statement = select(Material.id, picked).where(
+            Material.organization_id == organization_id,
+            Material.category_id == category_id,
+            Material.deleted_at.is_(None),
+        )
+        if not every_material:
+            statement = statement.where(
+                Material.properties.has_any(bindparam("keys", list(keys), type_=ARRAY(String)))
+            )
+        return [(row[0], dict(row[1])) for row in await self.session.execute(statement)]
+
     async def live_ids(
         self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
     ) -> set[uuid.UUID]:
