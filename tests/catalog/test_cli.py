@@ -62,7 +62,7 @@ async def test_import_then_export_from_the_command_line(
                         "--output", str(target))  # fmt: skip
         assert exported.returncode == 0, exported.stderr
         rows = list(csv.DictReader(io.StringIO(target.read_text())))
-        assert [(r["code"], r["properties.thickness"]) for r in rows] == [("T-1", "9")]
+        assert [(r["code"], r["properties.thickness"]) for r in rows] == [("T-1", "9 mm")]
 
         missing = run_kai(settings, "catalog", "export", "--organization", "no-such-org")
         assert missing.returncode == 1

@@ -24,6 +24,7 @@ from kai.catalog.errors import (
 from kai.catalog.models import Category
 from kai.catalog.properties import PropertyDefinition, merge_definitions, validate_properties
 from kai.catalog.repository import CategoryRepository, MaterialRepository
+from kai.catalog.units import same_dimension
 from kai.identity import audit
 from kai.identity.actor import Actor
 
@@ -184,6 +185,7 @@ async def create_category(
     )
     effective = _effective([*chain, category])
     category = await repository.add(category)
+    _keys_agree(await repository.all(organization_id))
     return CategoryView(category, effective)
 
 
@@ -241,6 +243,7 @@ async def update_category(
         member.id: _effective([*(tree[i] for i in member.path if i in tree), member])
         for member in subtree
     }
+    _keys_agree(list(tree.values()))
     await _refuse_stranding(session, organization_id, before, after)
     if moved or renamed:
         # The subtree's materials name these categories in their search documents: a job
@@ -252,6 +255,35 @@ async def update_category(
         )
     await session.refresh(category)
     return await view(session, actor=actor, category=category)
+
+
+def _keys_agree(tree: Sequence[Category]) -> None:
+    """A key means one thing across the catalog: one type and, for measures, one dimension
+    (units may differ: Tiles may keep thickness in mm and Stone in cm), so that a search
+    filter or facet on it compares like with like in every category."""
+    by_id = {category.id: category for category in tree}
+    seen: dict[str, tuple[PropertyDefinition, Category]] = {}
+    for category in tree:
+        chain = [*(by_id[i] for i in category.path if i in by_id), category]
+        for definition in _effective(chain):
+            first = seen.setdefault(definition.key, (definition, category))
+            other, where = first
+            if other.type != definition.type:
+                raise PropertySchemaConflict(
+                    f"property {definition.key!r} is of type {other.type} in {where.name}; "
+                    f"it cannot be {definition.type} in {category.name}: a key means one "
+                    "thing across the catalog (give this one another key)"
+                )
+            if (
+                other.unit is not None
+                and definition.unit is not None
+                and not same_dimension(other.unit, definition.unit)
+            ):
+                raise PropertySchemaConflict(
+                    f"property {definition.key!r} is kept in {other.unit} in {where.name}; "
+                    f"{definition.unit} in {category.name} measures something else: a key "
+                    "means one thing across the catalog (give this one another key)"
+                )
 
 
 async def _subtree_schemas(

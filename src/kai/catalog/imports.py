@@ -811,7 +811,10 @@ def _cell(value: Any) -> str:
         return "; ".join(str(item) for item in value)
     if isinstance(value, dict) and "length" in value:
         sides = [value.get("length"), value.get("width"), value.get("thickness")]
-        return "x".join(_number(side) for side in sides if side is not None)
+        text = "x".join(_number(side) for side in sides if side is not None)
+        return f"{text} {value['unit']}" if value.get("unit") else text
+    if isinstance(value, dict) and "value" in value:
+        return f"{_cell(value['value'])} {value['unit']}"
     if isinstance(value, float):
         return _number(value)
     if isinstance(value, Decimal):
@@ -831,7 +834,20 @@ def _number(value: float) -> str:
 
 
 def export_record(material: Material, categories: _Categories) -> dict[str, Any]:
-    """One material as an import reads it back (canonical units)."""
+    """One material as an import reads it back: measures with the unit they are kept in
+    (`{"value": 20, "unit": "mm"}`, `20 mm` in a CSV), since two categories may keep one key
+    in different units."""
+    view = categories.by_id.get(material.category_id) if material.category_id else None
+    units = {d.key: d.unit for d in view.effective if d.unit} if view is not None else {}
+    properties: dict[str, Any] = {}
+    for key, value in material.properties.items():
+        unit = units.get(key)
+        if unit is not None and isinstance(value, dict):
+            properties[key] = {**value, "unit": unit}
+        elif unit is not None and isinstance(value, int | float):
+            properties[key] = {"value": value, "unit": unit}
+        else:
+            properties[key] = value
     return {
         "code": material.code,
         "name": material.name,
@@ -843,7 +859,7 @@ def export_record(material: Material, categories: _Categories) -> dict[str, Any]
         "currency": material.currency,
         "tags": list(material.tags),
         "status": material.status,
-        "properties": dict(material.properties),
+        "properties": properties,
     }
 
 

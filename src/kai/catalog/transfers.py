@@ -285,7 +285,7 @@ async def export_pieces(
     fmt: str,
     pages: Callable[[str | None], Awaitable[tuple[list[Material], str | None]]],
 ) -> AsyncIterator[str]:
-    """The materials `pages` yields, as CSV or JSON text in pieces (canonical units)."""
+    """The materials `pages` yields, as CSV or JSON text in pieces (each measure with its unit)."""
     views = await list_categories(session, actor=actor)
     categories = categories_index(views)
     columns = export_columns(views)

@@ -63,6 +63,21 @@ class PropertyFilter:
     # "=": equals (enum, boolean, text) or contains (multi_enum); ">=", "<=", ">", "<": numbers.
     operator: str
     value: Any
+    # Only materials of these categories (None: any): a number compared in their unit.
+    category_ids: tuple[uuid.UUID, ...] | None = None
+
+
+# Filters a material must meet one of (a number in each unit its categories keep it in).
+PropertyCondition = tuple[PropertyFilter, ...]
+
+
+@dataclass(frozen=True)
+class NumericFacet:
+    """A number counted in buckets, in one unit: the values of the categories listed are
+    converted to it as `stored * factor + offset`."""
+
+    key: str
+    conversions: tuple[tuple[tuple[uuid.UUID, ...], float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,7 @@ class SearchQuery:
     manufacturer: str | None = None
     price_min: Decimal | None = None
     price_max: Decimal | None = None
-    properties: Sequence[PropertyFilter] = ()
+    properties: Sequence[PropertyCondition] = ()
     # Set for semantic and hybrid search of a text; None: full-text only.
     semantic: SemanticQuery | None = None
 
@@ -341,7 +356,7 @@ class SearchRepository:
         *,
         language: str,
         enum_keys: Sequence[str],
-        numeric_keys: Sequence[str],
+        numeric: Sequence[NumericFacet],
     ) -> FacetRows:
         """Counts of the whole match set (the rows `search` pages through), in one statement.
 
@@ -359,7 +374,7 @@ class SearchRepository:
         else:
             matches = await self._matches(query, language)
         numbers: list[tuple[str, ColumnElement[Any]]] = [("price", cast(source.price, Float))]
-        numbers += [(f"properties.{key}", _number(source.properties, key)) for key in numeric_keys]
+        numbers += [(f"properties.{facet.key}", _in_one_unit(source, facet)) for facet in numeric]
         selected = select(
             source.category_id.label("category_id"),
             source.status.label("status"),
@@ -544,22 +559,41 @@ def _filters(query: SearchQuery, source: Any) -> list[Any]:
         conditions.append(source.price >= query.price_min)
     if query.price_max is not None:
         conditions.append(source.price <= query.price_max)
-    for condition in query.properties:
-        if condition.operator == "=":
-            # Containment, so the GIN index on properties answers it.
-            conditions.append(
-                source.properties.contains(cast({condition.key: condition.value}, JSONB))
-            )
-        else:
-            number = _number(source.properties, condition.key)
-            compare = {
-                ">=": number >= condition.value,
-                "<=": number <= condition.value,
-                ">": number > condition.value,
-                "<": number < condition.value,
-            }[condition.operator]
-            conditions.append(compare)
+    for alternatives in query.properties:
+        met = [_property_filter(condition, source) for condition in alternatives]
+        conditions.append(met[0] if len(met) == 1 else or_(*met))
     return conditions
+
+
+def _property_filter(condition: PropertyFilter, source: Any) -> ColumnElement[bool]:
+    compare: ColumnElement[bool]
+    if condition.operator == "=":
+        # Containment, so the GIN index on properties answers it.
+        compare = source.properties.contains(cast({condition.key: condition.value}, JSONB))
+    else:
+        number = _number(source.properties, condition.key)
+        compare = {
+            ">=": number >= condition.value,
+            "<=": number <= condition.value,
+            ">": number > condition.value,
+            "<": number < condition.value,
+        }[condition.operator]
+    if condition.category_ids is not None:
+        compare = and_(source.category_id.in_(condition.category_ids), compare)
+    return compare
+
+
+def _in_one_unit(source: Any, facet: NumericFacet) -> ColumnElement[Any]:
+    number = _number(source.properties, facet.key)
+    if not facet.conversions:
+        return number
+    return case(
+        *(
+            (source.category_id.in_(ids), number * factor + offset)
+            for ids, factor, offset in facet.conversions
+        ),
+        else_=number,
+    )
 
 
 def _sort_keys(sort: str, rank: ColumnElement[Any], source: Any) -> list[tuple[Any, bool]]:

@@ -7,7 +7,7 @@ import dataclasses
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,8 @@ from kai.search.repository import (
     MARK_END,
     MARK_START,
     FacetRows,
+    NumericFacet,
+    PropertyCondition,
     PropertyFilter,
     SearchQuery,
     SearchRepository,
@@ -90,13 +92,49 @@ class SearchRequest:
     units: UnitSystem | None = None
 
 
-def _definitions(views: Sequence[CategoryView]) -> dict[str, PropertyDefinition]:
-    """Every property key of the organization's schemas (the first definition of a key wins)."""
-    found: dict[str, PropertyDefinition] = {}
+@dataclass(frozen=True)
+class PropertyKey:
+    """A property key as the categories searched define it: one type and, for measures, one
+    dimension across the catalog, though each category may keep it in its own unit."""
+
+    key: str
+    # Each category's effective definition of the key, in the tree's order.
+    definitions: Mapping[uuid.UUID, PropertyDefinition]
+    names: Mapping[uuid.UUID, str]
+
+    @property
+    def first(self) -> PropertyDefinition:
+        return next(iter(self.definitions.values()))
+
+    @property
+    def options(self) -> list[str]:
+        """Every category's options, each spelling once, in the order first met."""
+        found: dict[str, None] = {}
+        for definition in self.definitions.values():
+            found.update(dict.fromkeys(definition.options or []))
+        return list(found)
+
+    def by_unit(self) -> dict[str | None, tuple[uuid.UUID, ...]]:
+        """The categories keeping the key in each unit (the first category's unit first)."""
+        groups: dict[str | None, list[uuid.UUID]] = {}
+        for category_id, definition in self.definitions.items():
+            groups.setdefault(definition.unit, []).append(category_id)
+        return {unit: tuple(ids) for unit, ids in groups.items()}
+
+
+def _keys(
+    views: Sequence[CategoryView], scope: Sequence[uuid.UUID] | None = None
+) -> dict[str, PropertyKey]:
+    """Every property key of the categories searched (all of them when `scope` is None)."""
+    wanted = None if scope is None else set(scope)
+    found: dict[str, dict[uuid.UUID, PropertyDefinition]] = {}
+    names = {view.category.id: view.category.name for view in views}
     for view in views:
+        if wanted is not None and view.category.id not in wanted:
+            continue
         for definition in view.effective:
-            found.setdefault(definition.key, definition)
-    return found
+            found.setdefault(definition.key, {})[view.category.id] = definition
+    return {key: PropertyKey(key, definitions, names) for key, definitions in found.items()}
 
 
 def _subtree(
@@ -119,52 +157,85 @@ def _filter_problem(raw: str, message: str) -> InvalidFilter:
     )
 
 
-def parse_filter(raw: str, definitions: dict[str, PropertyDefinition]) -> list[PropertyFilter]:
-    """One `filter=` value as conditions on stored (canonical) property values."""
+def parse_filter(raw: str, keys: Mapping[str, PropertyKey]) -> list[PropertyCondition]:
+    """One `filter=` value as conditions on stored values, each in its category's unit."""
     match = FILTER_PATTERN.fullmatch(raw.strip())
     if match is None:
         raise _filter_problem(raw, "write it as key:value, key>=number or key<=number")
-    key, operator, value = match["key"], match["op"], match["value"].strip()
-    definition = definitions.get(key)
-    if definition is None:
-        raise _filter_problem(raw, f"no category defines a property {key!r}")
-    if definition.type in RANGED_TYPES:
-        number = _number(raw, value, definition)
+    name, operator, value = match["key"], match["op"], match["value"].strip()
+    key = keys.get(name)
+    if key is None:
+        raise _filter_problem(raw, f"no category searched defines a property {name!r}")
+    kind = key.first.type
+    if kind in RANGED_TYPES:
+        numbers = _numbers(raw, value, key)
         if operator == ":":
-            return [PropertyFilter(key, ">=", number), PropertyFilter(key, "<=", number)]
-        return [PropertyFilter(key, operator, number)]
+            # Equal within float noise: 0.75 in is 19.049999999999997 mm.
+            return [
+                tuple(PropertyFilter(name, ">=", n - _slack(n), ids) for n, ids in numbers),
+                tuple(PropertyFilter(name, "<=", n + _slack(n), ids) for n, ids in numbers),
+            ]
+        return [tuple(PropertyFilter(name, operator, n, ids) for n, ids in numbers)]
     if operator != ":":
-        raise _filter_problem(raw, f"{key} is not a number: use {key}:value")
-    if definition.type == "boolean":
+        raise _filter_problem(raw, f"{name} is not a number: use {name}:value")
+    if kind == "boolean":
         if value.lower() not in ("true", "false"):
             raise _filter_problem(raw, "use true or false")
-        return [PropertyFilter(key, "=", value.lower() == "true")]
-    if definition.type in ("enum", "multi_enum"):
-        options = {option.lower(): option for option in definition.options or []}
-        option = options.get(value.lower())
-        if option is None:
-            raise _filter_problem(raw, f"one of {', '.join(definition.options or [])}")
-        stored: Any = [option] if definition.type == "multi_enum" else option
-        return [PropertyFilter(key, "=", stored)]
-    if definition.type in ("text", "colour"):
-        return [PropertyFilter(key, "=", value.upper() if definition.type == "colour" else value)]
-    raise _filter_problem(raw, f"{definition.type} properties cannot be filtered on")
+        return [(PropertyFilter(name, "=", value.lower() == "true"),)]
+    if kind in ("enum", "multi_enum"):
+        # Each spelling the categories use (siblings may write "Honed" and "honed").
+        spellings = [option for option in key.options if option.casefold() == value.casefold()]
+        if not spellings:
+            raise _filter_problem(raw, f"one of {', '.join(key.options)}")
+        return [
+            tuple(
+                PropertyFilter(name, "=", [option] if kind == "multi_enum" else option)
+                for option in spellings
+            )
+        ]
+    if kind in ("text", "colour"):
+        return [(PropertyFilter(name, "=", value.upper() if kind == "colour" else value),)]
+    raise _filter_problem(raw, f"{kind} properties cannot be filtered on")
 
 
-def _number(raw: str, value: str, definition: PropertyDefinition) -> float:
+def _slack(number: float) -> float:
+    return max(abs(number) * 1e-9, 1e-12)
+
+
+def _numbers(
+    raw: str, value: str, key: PropertyKey
+) -> list[tuple[float, tuple[uuid.UUID, ...] | None]]:
+    """The filter's number in each unit the key is kept in, with the categories keeping it
+    so (None: every category searched keeps it in one unit)."""
     match = NUMBER_WITH_UNIT.fullmatch(value)
     if match is None:
         raise _filter_problem(raw, "expected a number, optionally with a unit (12mm, 0.5in)")
     number = float(match["number"])
     unit = match["unit"]
-    if unit and definition.unit and unit != definition.unit:
+    groups = key.by_unit()
+    if not unit:
+        if len(groups) > 1:
+            kept = "; ".join(
+                f"in {canonical} in {_named(key, ids)}" for canonical, ids in groups.items()
+            )
+            examples = " or ".join(f"{number:g}{canonical}" for canonical in groups)
+            raise _filter_problem(raw, f"{key.key} is kept {kept}: give the unit, as {examples}")
+        return [(number, None)]
+    if None in groups:
+        raise _filter_problem(raw, f"{key.key} has no unit")
+    converted = []
+    for canonical, ids in groups.items():
         try:
-            number = convert(number, unit, definition.unit)
+            shown = number if unit == canonical else convert(number, unit, str(canonical))
         except UnitError as exc:
             raise _filter_problem(raw, str(exc)) from exc
-    elif unit and not definition.unit:
-        raise _filter_problem(raw, f"{definition.key} has no unit")
-    return number
+        converted.append((shown, ids if len(groups) > 1 else None))
+    return converted
+
+
+def _named(key: PropertyKey, ids: Sequence[uuid.UUID]) -> str:
+    names = [key.names[category_id] for category_id in ids[:3]]
+    return ", ".join(names) + (", ..." if len(ids) > 3 else "")
 
 
 def _marked(fragment: str | None) -> str | None:
@@ -177,17 +248,15 @@ def _marked(fragment: str | None) -> str | None:
 
 async def _prepared(
     session: AsyncSession, actor: Actor, request: SearchRequest, settings: SearchSettings
-) -> tuple[SearchQuery, str, Sequence[CategoryView], dict[str, PropertyDefinition]]:
+) -> tuple[SearchQuery, str, Sequence[CategoryView], dict[str, PropertyKey]]:
     """The request as a query (with its meaning, for semantic and hybrid search), the
-    catalog's language, its categories and properties."""
+    catalog's language, its categories and the property keys of those searched."""
     organization_id = actor.tenant_id
     # The tree from memory while its version stands (every search needs it whole).
     views = await categories.cached_categories(session, actor=actor)
-    definitions = _definitions(views)
-    conditions = [
-        condition for raw in request.filters for condition in parse_filter(raw, definitions)
-    ]
     category_ids = _subtree(views, request.category_id)
+    keys = _keys(views, category_ids)
+    conditions = [condition for raw in request.filters for condition in parse_filter(raw, keys)]
     text = request.text.strip() if request.text else None
     query = SearchQuery(
         organization_id=organization_id,
@@ -202,7 +271,7 @@ async def _prepared(
         properties=conditions,
     )
     language = await SearchRepository(session).language(organization_id)
-    return await _with_meaning(query, request, settings), language, views, definitions
+    return await _with_meaning(query, request, settings), language, views, keys
 
 
 async def _with_meaning(
@@ -237,7 +306,7 @@ async def search(
     settings: SearchSettings | None = None,
 ) -> SearchResults:
     repository = SearchRepository(session)
-    query, language, views, definitions = await _prepared(
+    query, language, views, keys = await _prepared(
         session, actor, request, settings or SearchSettings()
     )
     hits, next_cursor = await repository.search(
@@ -264,16 +333,16 @@ async def search(
     facets = None
     total = len(items)
     if request.facets:
-        enum_keys = [key for key, d in definitions.items() if d.type in FACETED_TYPES]
-        numeric_keys = [key for key, d in definitions.items() if d.type in RANGED_TYPES]
+        enum_keys = [name for name, key in keys.items() if key.first.type in FACETED_TYPES]
+        numeric = [_numeric_facet(key) for key in keys.values() if key.first.type in RANGED_TYPES]
         rows = await repository.facets(
             query,
             language=language,
             enum_keys=enum_keys,
-            numeric_keys=numeric_keys[:MAX_RANGE_FACETS],
+            numeric=numeric[:MAX_RANGE_FACETS],
         )
         total = rows.total
-        facets = _facets(rows, views, definitions, units)
+        facets = _facets(rows, views, keys, units)
     return SearchResults(
         items=items, next_cursor=next_cursor, total=total, facets=facets, mode=request.mode
     )
@@ -320,10 +389,24 @@ async def export(
     return pieces()
 
 
+def _numeric_facet(key: PropertyKey) -> NumericFacet:
+    """A number's facet, counted in the unit of the first category keeping it: the values of
+    categories keeping it in another unit are converted (`stored * factor + offset`)."""
+    groups = key.by_unit()
+    target = next(iter(groups))
+    conversions = []
+    for unit, ids in list(groups.items())[1:]:
+        if unit is None or target is None:
+            continue
+        offset = convert(0.0, unit, target)
+        conversions.append((ids, convert(1.0, unit, target) - offset, offset))
+    return NumericFacet(key.key, tuple(conversions))
+
+
 def _facets(
     rows: FacetRows,
     views: Sequence[CategoryView],
-    definitions: dict[str, PropertyDefinition],
+    keys: Mapping[str, PropertyKey],
     units: UnitSystem,
 ) -> Facets:
     # A category counts its own matches and those of every subcategory.
@@ -346,20 +429,21 @@ def _facets(
         if rolled.get(view.category.id)
     ]
     properties = []
-    for key, counts in rows.properties.items():
-        definition = definitions[key]
-        order = {option: index for index, option in enumerate(definition.options or [])}
+    for name, counts in rows.properties.items():
+        key = keys[name]
+        order = {option: index for index, option in enumerate(key.options)}
         values = sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
         properties.append(
             PropertyFacet(
-                key=key,
-                label=definition.label,
+                key=name,
+                label=key.first.label,
                 values=[FacetCount(value=v, label=v, count=n) for v, n in values],
             )
         )
     ranges = []
     for name, (low, high, buckets) in rows.ranges.items():
-        ranged = definitions.get(name.removeprefix("properties."))
+        ranged_key = keys.get(name.removeprefix("properties."))
+        ranged = ranged_key.first if ranged_key else None
         unit = ranged.unit if ranged and name != "price" else None
         shown_unit = preferred(unit, units) if unit else None
 
@@ -440,11 +524,14 @@ async def visual_filter(
         return None, None
     views = await categories.cached_categories(session, actor=actor)
     subtree = _subtree(views, category_id)
-    definitions = _definitions(views)
+    keys = _keys(views, subtree)
     wanted: dict[str, Any] = {}
     for raw in filters:
-        for condition in parse_filter(raw, definitions):
-            if condition.operator != "=":
-                raise _filter_problem(raw, "similar materials are filtered by key:value only")
+        for alternatives in parse_filter(raw, keys):
+            condition = alternatives[0]
+            if condition.operator != "=" or len(alternatives) > 1:
+                raise _filter_problem(
+                    raw, "similar materials are filtered by key:value of a text, option or yes/no"
+                )
             wanted[condition.key] = condition.value
     return subtree, wanted or None
