@@ -46,14 +46,15 @@ def serve(tmp_path: Path) -> Iterator[object]:
     for process in started:
         if process.poll() is None:
             process.kill()
-            process.wait(10)
+            process.wait(30)
     server = EmbeddedPostgres(tmp_path / "kai-data" / "postgres")
     if server.is_running():
         server.stop()
 
 
 def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    # Generous: a first start migrates a new database, on a machine that may be busy.
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         assert process.poll() is None, "kai serve exited before it was ready"
         try:
