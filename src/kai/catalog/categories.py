@@ -355,11 +355,20 @@ async def delete_category(session: AsyncSession, *, actor: Actor, category_id: u
     category = await get_category(session, actor=actor, category_id=category_id, for_update=True)
     if await repository.has_children(organization_id, category.id):
         raise CategoryInUse("Move or delete its subcategories first.")
-    count = await MaterialRepository(session).count_in_categories(organization_id, [category.id])
+    materials = MaterialRepository(session)
+    count = await materials.count_in_categories(organization_id, [category.id])
     if count:
-        raise CategoryInUse(
-            f"{count} material(s) are filed under it (deleted ones too): move them first."
+        deleted = await materials.count_deleted_in_categories(organization_id, [category.id])
+        live = count - deleted
+        moved = f"{live} material(s) are filed under it: move them first" if live else ""
+        purged = (
+            f"{deleted} deleted material(s) are filed under it: purge them "
+            "(`?purge_deleted_materials=true`, or `POST /api/v1/materials/{id}/purge`), or "
+            "move them (`PATCH /api/v1/materials/{id}?include_deleted=true`)"
+            if deleted
+            else ""
         )
+        raise CategoryInUse("; ".join(part for part in (moved, purged) if part) + ".")
     await repository.delete(category)
     await audit.record(
         session,

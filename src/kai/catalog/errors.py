@@ -42,6 +42,10 @@ class PropertyInUse(Conflict):
     type, title = "property-in-use", "Materials use what the change would take away"
 
 
+class MaterialNotDeleted(Conflict):
+    type, title = "material-not-deleted", "Only a deleted material can be purged"
+
+
 class InvalidProperties(Unprocessable):
     type, title = "invalid-properties", "Some property values do not fit the category's schema"
 

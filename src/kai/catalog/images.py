@@ -173,12 +173,7 @@ async def delete_image(
     )
     repository = ImageRepository(session)
     was_primary = image.is_primary
-    # The derivatives' keys whether or not recorded: a derivatives job whose last attempt
-    # failed after writing one leaves it under that key, and this is its last chance to go.
-    recorded = (image.original_key, image.processed_key, image.thumbnail_key)
-    keys = [key for key in recorded if key] + list(
-        _derivative_keys(image.organization_id, image.id)
-    )
+    keys = image_keys(image)
     await repository.delete(image)
     if was_primary:
         remaining = await repository.of_material(image.organization_id, image.material_id)
@@ -259,6 +254,15 @@ async def make_derivatives(
         "processed": [processed.width, processed.height],
         "thumbnail": [thumbnail.width, thumbnail.height],
     }
+
+
+def image_keys(image: MaterialImage) -> list[str]:
+    """Every stored object of an image: its original and its derivatives, whether or not
+    recorded (a derivatives job whose last attempt failed after writing one leaves it under
+    its key, and forgetting the image is that object's last chance to go)."""
+    recorded = (image.original_key, image.processed_key, image.thumbnail_key)
+    derived = _derivative_keys(image.organization_id, image.id)
+    return list(dict.fromkeys([*(key for key in recorded if key), *derived]))
 
 
 def _derivative_keys(organization_id: uuid.UUID, image_id: uuid.UUID) -> tuple[str, str]:

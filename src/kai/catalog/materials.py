@@ -287,10 +287,18 @@ async def update_material(
     changes: dict[str, Any],
     if_match: str | None,
     action: str = "updated",
+    include_deleted: bool = False,
 ) -> Material:
-    """Apply the fields in `changes` (as sent: absent fields stay) to the current version."""
+    """Apply the fields in `changes` (as sent: absent fields stay) to the current version;
+    a deleted material too when `include_deleted` (to move it, or fix it before restoring)."""
     organization_id = actor.tenant_id
-    material = await get_material(session, actor=actor, material_id=material_id, for_update=True)
+    material = await get_material(
+        session,
+        actor=actor,
+        material_id=material_id,
+        include_deleted=include_deleted,
+        for_update=True,
+    )
     _check_version(material, if_match)
     before = {**_snapshot(material), "properties": dict(material.properties)}
 
@@ -309,8 +317,13 @@ async def update_material(
         properties = _checked(schema, properties, partial=False)
 
     code = changes.get("code") or material.code
-    if code.lower() != material.code.lower() and await MaterialRepository(session).code_taken(
-        organization_id, code, other_than=material.id
+    # A deleted material's code is nobody's: only a live one's must be free.
+    if (
+        material.deleted_at is None
+        and code.lower() != material.code.lower()
+        and await MaterialRepository(session).code_taken(
+            organization_id, code, other_than=material.id
+        )
     ):
         raise CodeTaken(f"Another material has the code {code!r}.")
     for field in ("name", "code", "description", "manufacturer", "supplier", "tags"):
@@ -396,28 +409,47 @@ async def delete_materials(
 
 
 async def restore_material(
-    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID, if_match: str | None
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    if_match: str | None,
+    code: str | None = None,
 ) -> Material:
+    """Bring a deleted material back, under a new `code` when given (its own may have been
+    taken meanwhile); its values must still fit its category."""
     material = await get_material(
         session, actor=actor, material_id=material_id, include_deleted=True, for_update=True
     )
     _check_version(material, if_match)
     if material.deleted_at is None:
         return material
+    wanted = code or material.code
     if await MaterialRepository(session).code_taken(
-        material.organization_id, material.code, other_than=material.id
+        material.organization_id, wanted, other_than=material.id
     ):
         raise CodeTaken(
-            f"Another material took the code {material.code!r} meanwhile: change one of them."
+            f"Another material has the code {wanted!r}: restore this one under a new code "
+            '(`{"code": "..."}`).',
+            errors=[{"loc": ["body", "code"], "msg": "taken", "type": "code_taken"}],
         )
-    deleted_at = material.deleted_at.isoformat()
+    schema = await _schema(session, material.organization_id, material.category_id)
+    _, problems = validate_properties(schema, material.properties)
+    if problems:
+        raise InvalidProperties(
+            "Its values no longer fit its category: change or move it first "
+            f"(PATCH /api/v1/materials/{material.id}?include_deleted=true), then restore it.",
+            errors=_errors(problems),
+        )
+    changes: dict[str, Any] = {"deleted_at": {"old": material.deleted_at.isoformat(), "new": None}}
+    if wanted != material.code:
+        changes["code"] = {"old": material.code, "new": wanted}
+        material.code = wanted
     material.deleted_at = None
     material.version += 1
     material.updated_by = actor.author
     material = await _flush_unique(session, material, material.code)
-    await _record(
-        session, material, "restored", {"deleted_at": {"old": deleted_at, "new": None}}, actor
-    )
+    await _record(session, material, "restored", changes, actor)
     await audit.record(
         session,
         action="material.restored",

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import String, any_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -280,6 +280,39 @@ class MaterialRepository:
         """Materials filed under these categories, deleted ones included (they may return)."""
         statement = select(func.count()).where(
             Material.organization_id == organization_id, Material.category_id.in_(category_ids)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def deleted_in_category(
+        self, organization_id: uuid.UUID, category_id: uuid.UUID, *, for_update: bool = False
+    ) -> list[Material]:
+        statement = select(Material).where(
+            Material.organization_id == organization_id,
+            Material.category_id == category_id,
+            Material.deleted_at.is_not(None),
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return list((await self.session.scalars(statement)).all())
+
+    async def delete_rows(
+        self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """Remove materials for good (what references them goes or lets go by its keys)."""
+        await self.session.execute(
+            delete(Material)
+            .where(Material.organization_id == organization_id, Material.id.in_(material_ids))
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.flush()
+
+    async def count_deleted_in_categories(
+        self, organization_id: uuid.UUID, category_ids: Sequence[uuid.UUID]
+    ) -> int:
+        statement = select(func.count()).where(
+            Material.organization_id == organization_id,
+            Material.category_id.in_(category_ids),
+            Material.deleted_at.is_not(None),
         )
         return int((await self.session.execute(statement)).scalar_one())
 

@@ -154,6 +154,17 @@ class MaterialCreate(BaseModel):
         return self
 
 
+class MaterialRestore(BaseModel):
+    """How a deleted material comes back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: MaterialCode | None = Field(
+        default=None,
+        description="A new code, for when another material has taken its own meanwhile.",
+    )
+
+
 class MaterialUpdate(BaseModel):
     """Only the fields sent change; in `properties`, only the keys sent (`null` removes one)."""
 

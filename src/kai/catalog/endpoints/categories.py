@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 
-from kai.catalog import categories
+from kai.catalog import categories, purge
 from kai.catalog.categories import CategoryView
 from kai.catalog.schemas import CategoryCreate, CategoryRead, CategoryUpdate
 from kai.deps import DbSession
@@ -102,6 +102,18 @@ async def update_category(
     responses=problem_responses(404, 409),
 )
 async def delete_category(
-    category_id: uuid.UUID, actor: MaterialsWrite, session: DbSession
+    category_id: uuid.UUID,
+    actor: MaterialsWrite,
+    session: DbSession,
+    purge_deleted_materials: Annotated[
+        bool,
+        Query(
+            description="Purge the deleted materials filed under it first (for good: they "
+            "cannot be restored after). Live materials still have to be moved."
+        ),
+    ] = False,
 ) -> None:
+    await categories.get_category(session, actor=actor, category_id=category_id, for_update=True)
+    if purge_deleted_materials:
+        await purge.purge_deleted_in_category(session, actor=actor, category_id=category_id)
     await categories.delete_category(session, actor=actor, category_id=category_id)

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from kai.catalog import materials, transfers
+from kai.catalog import materials, purge, transfers
 from kai.catalog.endpoints.transfers import ImportReportRead
 from kai.catalog.imports import ImportMode
 from kai.catalog.models import Material, MaterialStatus
 from kai.catalog.schemas import (
     MaterialCreate,
     MaterialRead,
+    MaterialRestore,
     MaterialUpdate,
     MaterialVersionRead,
     UnitSystem,
@@ -195,10 +196,18 @@ async def update_material(
     response: Response,
     if_match: IfMatch = None,
     units: Units = None,
+    include_deleted: Annotated[
+        bool, Query(description="Change a deleted material too (to move or fix it).")
+    ] = False,
 ) -> MaterialRead:
     changes = {field: getattr(body, field) for field in body.model_fields_set}
     material = await materials.update_material(
-        session, actor=actor, material_id=material_id, changes=changes, if_match=if_match
+        session,
+        actor=actor,
+        material_id=material_id,
+        changes=changes,
+        if_match=if_match,
+        include_deleted=include_deleted,
     )
     return await _one(session, actor, material, units, response)
 
@@ -220,7 +229,7 @@ async def delete_material(
 @router.post(
     "/{material_id}/restore",
     summary="Restore a deleted material",
-    responses=problem_responses(404, 409, 412),
+    responses=problem_responses(404, 409, 412, 422),
 )
 async def restore_material(
     material_id: uuid.UUID,
@@ -229,11 +238,27 @@ async def restore_material(
     response: Response,
     if_match: IfMatch = None,
     units: Units = None,
+    body: MaterialRestore | None = None,
 ) -> MaterialRead:
     material = await materials.restore_material(
-        session, actor=actor, material_id=material_id, if_match=if_match
+        session,
+        actor=actor,
+        material_id=material_id,
+        if_match=if_match,
+        code=body.code if body else None,
     )
     return await _one(session, actor, material, units, response)
+
+
+@router.post(
+    "/{material_id}/purge",
+    summary="Remove a deleted material for good",
+    description="Its versions and images go with it; it cannot be restored after.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 409),
+)
+async def purge_material(material_id: uuid.UUID, actor: MaterialsWrite, session: DbSession) -> None:
+    await purge.purge_material(session, actor=actor, material_id=material_id)
 
 
 @router.get(
