@@ -116,12 +116,32 @@ async def test_a_project_collects_recognitions_and_chosen_materials(
     assert chosen.json()["quantity"] == 12.5
     assert chosen.json()["name"] == "Carrara"
     assert chosen.json()["recognition_id"] == kitchen
-    # Choosing it again changes what is said of it; it is still one line.
+    # PATCH changes only what it sends: the note stays, and so does the recognition.
+    patched = await client.patch(
+        f"{url}/materials/{carrara['id']}", json={"quantity": "14.250"}, headers=owner.headers
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["quantity"] == 14.25
+    assert (patched.json()["unit"], patched.json()["note"]) == ("m2", "honed")
+    assert patched.json()["recognition_id"] == kitchen
+    noted = await client.patch(
+        f"{url}/materials/{carrara['id']}",
+        json={"note": "honed, sealed", "unit": None},
+        headers=owner.headers,
+    )
+    assert (noted.json()["quantity"], noted.json()["unit"]) == (14.25, None)
+    assert noted.json()["note"] == "honed, sealed"
+    # Choosing it again with PUT replaces the whole entry; it is still one line.
     again = await client.put(
         f"{url}/materials/{carrara['id']}", json={"quantity": "14.250"}, headers=owner.headers
     )
     assert again.json()["quantity"] == 14.25
     assert again.json()["note"] == ""
+    assert again.json()["recognition_id"] is None
+    unchosen = await client.patch(
+        f"{url}/materials/{uuid.uuid4()}", json={"note": "x"}, headers=owner.headers
+    )
+    assert unchosen.status_code == 404
 
     assert await _ids(client, owner, "/api/v1/recognitions", project_id=project["id"]) == [kitchen]
     assert set(await _ids(client, owner, "/api/v1/recognitions")) == {kitchen, loose}

@@ -217,7 +217,7 @@ async def test_thresholds_decide_when_the_answer_is_unknown(
         answers.append(answered.json()["predictions"])
     assert answers[0] == answers[1]
 
-    strict = await client.put(
+    strict = await client.patch(
         "/api/v1/recognitions/settings",
         json={"confidence_threshold": 1.0},
         headers=owner.headers,
@@ -346,3 +346,22 @@ async def test_a_photo_is_shown_from_a_copy_decoded_once(
     second = await client.get(url, headers=owner.headers)
     assert second.status_code == 200
     assert second.content == first.content
+
+
+async def test_settings_change_only_what_is_sent(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    url = "/api/v1/recognitions/settings"
+    whole = await client.put(
+        url,
+        json={"confidence_threshold": 0.5, "near_duplicate_threshold": 0.9},
+        headers=owner.headers,
+    )
+    assert whole.status_code == 200, whole.text
+    # The PUT of one threshold reset the other to its default: PUT is the whole
+    # settings now, and PATCH the way to change one.
+    half = await client.put(url, json={"confidence_threshold": 0.6}, headers=owner.headers)
+    assert half.status_code == 422
+    changed = await client.patch(url, json={"confidence_threshold": 0.6}, headers=owner.headers)
+    assert changed.json() == {"confidence_threshold": 0.6, "near_duplicate_threshold": 0.9}
+    read = await client.get(url, headers=owner.headers)
+    assert read.json() == {"confidence_threshold": 0.6, "near_duplicate_threshold": 0.9}

@@ -225,7 +225,18 @@ class CatalogSettingsRead(BaseModel):
     )
 
 
+SearchLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,63}$")]
+
+
 class CatalogSettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    search_language: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,63}$")]
+    search_language: SearchLanguage
+
+
+class CatalogSettingsChange(BaseModel):
+    """The settings sent change; the others stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search_language: SearchLanguage | None = None

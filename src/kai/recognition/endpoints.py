@@ -31,6 +31,7 @@ from kai.recognition.schemas import (
     ModelVersionRef,
     Prediction,
     RecognitionRead,
+    RecognitionSettingsChange,
     RecognitionSettingsRead,
     RecognitionSettingsUpdate,
     SimilarMaterial,
@@ -185,6 +186,19 @@ async def get_settings(actor: RecognitionsRead, session: DbSession) -> Recogniti
 @router.put("/settings", summary="Change the organization's recognition thresholds")
 async def put_settings(
     body: RecognitionSettingsUpdate, actor: ModelsDeploy, session: DbSession
+) -> RecognitionSettingsRead:
+    found = await service.update_recognition_settings(
+        session,
+        actor=actor,
+        confidence=body.confidence_threshold,
+        near_duplicate=body.near_duplicate_threshold,
+    )
+    return RecognitionSettingsRead.model_validate(found)
+
+
+@router.patch("/settings", summary="Change some of the organization's recognition thresholds")
+async def patch_settings(
+    body: RecognitionSettingsChange, actor: ModelsDeploy, session: DbSession
 ) -> RecognitionSettingsRead:
     found = await service.update_recognition_settings(
         session,

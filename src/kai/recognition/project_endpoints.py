@@ -19,6 +19,7 @@ from kai.recognition import projects
 from kai.recognition.models import Project, ProjectMaterial
 from kai.recognition.schemas import (
     ProjectCreate,
+    ProjectMaterialChange,
     ProjectMaterialPut,
     ProjectMaterialRead,
     ProjectRead,
@@ -192,7 +193,8 @@ async def list_materials(
 
 @router.put(
     "/{project_id}/materials/{material_id}",
-    summary="Choose a catalog material for the project, or change its quantity and note",
+    summary="Choose a catalog material for the project (the whole entry: fields not sent are "
+    "cleared)",
     responses=problem_responses(404, 409, 422),
 )
 async def choose_material(
@@ -211,6 +213,29 @@ async def choose_material(
         unit=body.unit,
         note=body.note,
         recognition_id=body.recognition_id,
+    )
+    return _material(chosen, material)
+
+
+@router.patch(
+    "/{project_id}/materials/{material_id}",
+    summary="Change the quantity, unit or note of a material chosen for the project",
+    description="Only the fields sent change (PUT replaces the whole entry).",
+    responses=problem_responses(404, 409, 422),
+)
+async def change_material(
+    project_id: uuid.UUID,
+    material_id: uuid.UUID,
+    body: ProjectMaterialChange,
+    actor: ProjectsManage,
+    session: DbSession,
+) -> ProjectMaterialRead:
+    chosen, material = await projects.change_material(
+        session,
+        actor=actor,
+        project_id=project_id,
+        material_id=material_id,
+        changes={field: getattr(body, field) for field in body.model_fields_set},
     )
     return _material(chosen, material)
 

@@ -275,6 +275,33 @@ async def choose_material(
     return chosen, material
 
 
+async def change_material(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    project_id: uuid.UUID,
+    material_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> tuple[ProjectMaterial, Material]:
+    """Change what is said of a material chosen for the project: only the fields given."""
+    project = await open_project(session, actor=actor, project_id=project_id)
+    chosen = await ProjectRepository(session).chosen(actor.tenant_id, project.id, material_id)
+    if chosen is None:
+        raise NotInProject(f"Material {material_id} is not chosen for this project.")
+    current = {
+        "quantity": chosen.quantity,
+        "unit": chosen.unit,
+        "note": chosen.note,
+        "recognition_id": chosen.recognition_id,
+    }
+    merged = {**current, **changes}
+    if merged["note"] is None:
+        merged["note"] = ""
+    return await choose_material(
+        session, actor=actor, project_id=project_id, material_id=material_id, **merged
+    )
+
+
 async def remove_material(
     session: AsyncSession, *, actor: Actor, project_id: uuid.UUID, material_id: uuid.UUID
 ) -> None:

@@ -96,11 +96,33 @@ class RecognitionSettingsRead(BaseModel):
     near_duplicate_threshold: float
 
 
+ConfidenceThreshold = Annotated[
+    float,
+    Field(ge=0.0, le=1.0, description="Below this confidence a photo is called unknown."),
+]
+NearDuplicateThreshold = Annotated[
+    float,
+    Field(ge=0.5, le=1.0, description="Similarity from which two catalog images are reported as "
+          "near-duplicates."),
+]  # fmt: skip
+
+
 class RecognitionSettingsUpdate(BaseModel):
+    """Both thresholds (PUT replaces the settings whole)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    confidence_threshold: float = Field(ge=0.0, le=1.0)
-    near_duplicate_threshold: float = Field(default=0.95, ge=0.5, le=1.0)
+    confidence_threshold: ConfidenceThreshold
+    near_duplicate_threshold: NearDuplicateThreshold
+
+
+class RecognitionSettingsChange(BaseModel):
+    """The thresholds sent change; the others stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confidence_threshold: ConfidenceThreshold | None = None
+    near_duplicate_threshold: NearDuplicateThreshold | None = None
 
 
 class BatchRead(BaseModel):
@@ -193,6 +215,17 @@ class ProjectMaterialPut(BaseModel):
     recognition_id: uuid.UUID | None = Field(
         default=None, description="The recognition the material was chosen from, if any."
     )
+
+
+class ProjectMaterialChange(BaseModel):
+    """The fields sent change (`null` clears quantity, unit or recognition); the rest stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: Quantity | None = None
+    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    recognition_id: uuid.UUID | None = None
 
 
 class ProjectMaterialRead(BaseModel):

@@ -477,8 +477,18 @@ async def recognition_settings(session: AsyncSession, *, actor: Actor) -> Recogn
 
 
 async def update_recognition_settings(
-    session: AsyncSession, *, actor: Actor, confidence: float, near_duplicate: float
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    confidence: float | None = None,
+    near_duplicate: float | None = None,
 ) -> RecognitionSettings:
+    """Change the thresholds given; those not given stay as they are."""
+    current = await _settings(session, actor.tenant_id)
     return await RecognitionRepository(session).save_settings(
-        actor.tenant_id, confidence=confidence, near_duplicate=near_duplicate
+        actor.tenant_id,
+        confidence=current.confidence_threshold if confidence is None else confidence,
+        near_duplicate=(
+            current.near_duplicate_threshold if near_duplicate is None else near_duplicate
+        ),
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from kai.catalog import settings
-from kai.catalog.schemas import CatalogSettingsRead, CatalogSettingsUpdate
+from kai.catalog.schemas import CatalogSettingsChange, CatalogSettingsRead, CatalogSettingsUpdate
 from kai.deps import DbSession
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
@@ -39,3 +39,19 @@ async def update_settings(
     actor: CatalogReindex, session: DbSession, data: CatalogSettingsUpdate
 ) -> CatalogSettingsRead:
     return await settings.update_settings(session, actor=actor, data=data)
+
+
+@router.patch(
+    "",
+    summary="Change some of the catalog's settings",
+    description="Only the settings sent change. A new search language takes effect as a job "
+    "rewrites every material's search document (`reindex_job_id`).",
+    responses=problem_responses(422),
+)
+async def change_settings(
+    actor: CatalogReindex, session: DbSession, data: CatalogSettingsChange
+) -> CatalogSettingsRead:
+    if data.search_language is None:
+        return await settings.get_settings(session, actor=actor)
+    whole = CatalogSettingsUpdate(search_language=data.search_language)
+    return await settings.update_settings(session, actor=actor, data=whole)
