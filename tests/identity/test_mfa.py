@@ -54,9 +54,21 @@ async def test_with_totp_on_a_login_needs_a_fresh_code_each_time(
     )
     assert without.status_code == 401
     assert without.json()["type"].endswith("/mfa-required")
-    # The code used to confirm is spent; the next step's code works, once.
+    # The code used to confirm is spent, and the answer says so; the next step's code works,
+    # once.
     spent = totp.totp(secret, clock.now.timestamp())
-    assert await _login(client, person.user.email, totp_code=spent) == 401
+    reused = await client.post(
+        "/api/v1/auth/login",
+        json={"email": person.user.email, "password": PASSWORD, "totp_code": spent},
+    )
+    assert reused.status_code == 401
+    assert reused.json()["type"].endswith("/mfa-code-used")
+    assert "wait for the next one" in reused.json()["detail"]
+    wrong = await client.post(
+        "/api/v1/auth/login",
+        json={"email": person.user.email, "password": PASSWORD, "totp_code": "000000"},
+    )
+    assert wrong.json()["type"].endswith("/invalid-mfa-code")
     clock.advance(seconds=30)
     fresh = totp.totp(secret, clock.now.timestamp())
     ok = await client.post(

@@ -184,7 +184,10 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
     stolen = await client.post(
         "/api/v1/invitations/accept", json={"token": token}, headers=stranger.headers
     )
-    assert stolen.status_code == 400
+    assert stolen.status_code == 403
+    assert stolen.json()["type"].endswith("/invitation-for-another-account")
+    local, domain = guest.email.split("@")
+    assert f"sent to {local[0]}•••@{domain}: sign in as that account" in stolen.json()["detail"]
 
     tokens = await login(client, guest.email)
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -32,6 +32,10 @@ class InvalidMfaCode(KaiError):
     status, type, title = 401, "invalid-mfa-code", "The one-time code is not correct"
 
 
+class MfaCodeUsed(KaiError):
+    status, type, title = 401, "mfa-code-used", "This one-time code was already used"
+
+
 class InvalidRefreshToken(KaiError):
     status, type, title = 401, "invalid-refresh-token", "The refresh token is not valid"
 
@@ -88,6 +92,11 @@ class WeakPassword(KaiError):
 
 class InvalidToken(KaiError):
     status, type, title = 400, "invalid-token", "The link is not valid or has expired"
+
+
+class InvitationForAnotherAccount(KaiError):
+    status, type = 403, "invitation-for-another-account"
+    title = "The invitation is for another account"
 
 
 class EmailTaken(Conflict):

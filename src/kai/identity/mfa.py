@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -10,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity import audit, lockout
 from kai.identity.actor import Actor
-from kai.identity.errors import InvalidMfaCode
+from kai.identity.errors import InvalidMfaCode, MfaCodeUsed
 from kai.identity.models import TotpCredential
 from kai.identity.repository import MfaRepository, UserRepository
 from kai.kit import totp
 from kai.kit.crypto import token_digest
-from kai.kit.errors import Conflict
+from kai.kit.errors import Conflict, KaiError
 from kai.runtime import Runtime
 
 ISSUER = "KAI"
@@ -56,21 +57,39 @@ async def has_confirmed_totp(session: AsyncSession, user_id: uuid.UUID) -> bool:
     return credential is not None and credential.confirmed_at is not None
 
 
+class CodeCheck(enum.Enum):
+    """How a one-time code fared: good, wrong, or good but spent."""
+
+    ACCEPTED = "accepted"
+    WRONG = "wrong"
+    USED = "used"
+
+    def __bool__(self) -> bool:
+        return self is CodeCheck.ACCEPTED
+
+    def refusal(self) -> KaiError:
+        """What to answer a refused code: a spent one says so (it was right, a moment ago:
+        the person needs the next one, not to doubt their authenticator)."""
+        if self is CodeCheck.USED:
+            return MfaCodeUsed("Each code works once: wait for the next one and send that.")
+        return InvalidMfaCode()
+
+
 async def _verify_totp(
     session: AsyncSession, runtime: Runtime, credential: TotpCredential, code: str
-) -> bool:
+) -> CodeCheck:
     secret = runtime.secret_box("totp").open(
         credential.sealed_secret, context=_box_context(credential.user_id)
     )
     step = totp.matching_step(secret, code.strip(), runtime.clock().timestamp())
+    if step is None:
+        return CodeCheck.WRONG
     # A code is good once: refuse its step, and any earlier one, from then on.
-    if step is None or (
-        credential.last_used_step is not None and step <= credential.last_used_step
-    ):
-        return False
+    if credential.last_used_step is not None and step <= credential.last_used_step:
+        return CodeCheck.USED
     credential.last_used_step = step
     await session.flush()
-    return True
+    return CodeCheck.ACCEPTED
 
 
 async def check_second_factor(
@@ -80,16 +99,18 @@ async def check_second_factor(
     user_id: uuid.UUID,
     totp_code: str | None,
     recovery_code: str | None,
-) -> bool:
+) -> CodeCheck:
     repository = MfaRepository(session)
     credential = await repository.totp(user_id, for_update=True)
     if credential is None or credential.confirmed_at is None:
-        return False
+        return CodeCheck.WRONG
     if totp_code:
         return await _verify_totp(session, runtime, credential, totp_code)
-    if recovery_code:
-        return await repository.use_recovery_code(user_id, _recovery_digest(user_id, recovery_code))
-    return False
+    if recovery_code and await repository.use_recovery_code(
+        user_id, _recovery_digest(user_id, recovery_code)
+    ):
+        return CodeCheck.ACCEPTED
+    return CodeCheck.WRONG
 
 
 async def begin_enrolment(session: AsyncSession, runtime: Runtime, *, actor: Actor) -> Enrolment:
@@ -126,8 +147,9 @@ async def confirm_enrolment(
         raise TotpNotPending()
     if credential.confirmed_at is not None:
         raise TotpAlreadyEnabled()
-    if not await _verify_totp(session, runtime, credential, code):
-        raise InvalidMfaCode()
+    checked = await _verify_totp(session, runtime, credential, code)
+    if not checked:
+        raise checked.refusal()
     credential.confirmed_at = runtime.clock()
     codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
     await repository.replace_recovery_codes(
@@ -193,13 +215,14 @@ async def _reauthenticate(
         runtime, actor=actor, user=user, password=password, purpose=purpose
     )
     is_totp = code.strip().isdigit()
-    if not await check_second_factor(
+    checked = await check_second_factor(
         session,
         runtime,
         user_id=actor.user_id,
         totp_code=code if is_totp else None,
         recovery_code=None if is_totp else code,
-    ):
+    )
+    if not checked:
         await lockout.failed(
             runtime,
             attempt,
@@ -208,7 +231,7 @@ async def _reauthenticate(
             reason="wrong one-time code",
             purpose=purpose,
         )
-        raise InvalidMfaCode()
+        raise checked.refusal()
     await lockout.succeeded(session, attempt)
 
 

@@ -23,6 +23,7 @@ from kai.identity import audit, emails
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     InvalidToken,
+    InvitationForAnotherAccount,
     InvitationNotFound,
     InvitationVoid,
     LastOwner,
@@ -363,6 +364,12 @@ async def revoke_invitation(
         )
 
 
+def _masked(email: str) -> str:
+    """An address as a hint to whoever holds its link: `j•••@example.com`."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
 async def accept_invitation(
     session: AsyncSession, runtime: Runtime, *, user: User, token: str, origin: Origin
 ) -> Membership:
@@ -381,9 +388,13 @@ async def accept_invitation(
         or invitation.accepted_at is not None
         or invitation.revoked_at is not None
         or invitation.expires_at <= now
-        or invitation.email.lower() != user.email.lower()
     ):
         raise InvalidToken()
+    if invitation.email.lower() != user.email.lower():
+        raise InvitationForAnotherAccount(
+            f"This invitation was sent to {_masked(invitation.email)}: sign in as that "
+            "account to accept it (or ask for an invitation to this one)."
+        )
     await _check_inviter_still_grants(session, invitation)
     invitation.accepted_at = now
     invitation.accepted_by = user.id

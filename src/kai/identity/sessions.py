@@ -19,7 +19,6 @@ from kai.identity.actor import Actor, Origin
 from kai.identity.errors import (
     EmailNotVerified,
     InvalidCredentials,
-    InvalidMfaCode,
     InvalidRefreshToken,
     MemberNotFound,
     MfaRequired,
@@ -78,13 +77,14 @@ async def login(
         if not totp_code and not recovery_code:
             await lockout.incomplete(runtime, attempt, user=user, origin=origin)
             raise MfaRequired("Send `totp_code` (or a `recovery_code`) with the password.")
-        if not await check_second_factor(
+        checked = await check_second_factor(
             session, runtime, user_id=user.id, totp_code=totp_code, recovery_code=recovery_code
-        ):
+        )
+        if not checked:
             await lockout.failed(
                 runtime, attempt, user=user, origin=origin, reason="wrong one-time code"
             )
-            raise InvalidMfaCode()
+            raise checked.refusal()
         methods.append("otp")
     if user.email_verified_at is None:
         raise EmailNotVerified("Follow the link in the email we sent, or ask for a new one.")

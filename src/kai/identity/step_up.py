@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.identity import audit, lockout, sessions
 from kai.identity.actor import Actor
 from kai.identity.errors import (
-    InvalidMfaCode,
     MfaRequired,
     NotAuthenticated,
     PasswordNotSet,
@@ -74,9 +73,10 @@ async def step_up(
                 runtime, attempt, user=user, origin=actor.origin, purpose="step-up"
             )
             raise MfaRequired("Send `totp_code` (or a `recovery_code`) with the password.")
-        if not await check_second_factor(
+        checked = await check_second_factor(
             session, runtime, user_id=user.id, totp_code=totp_code, recovery_code=recovery_code
-        ):
+        )
+        if not checked:
             await lockout.failed(
                 runtime,
                 attempt,
@@ -85,7 +85,7 @@ async def step_up(
                 reason="wrong one-time code",
                 purpose="step-up",
             )
-            raise InvalidMfaCode()
+            raise checked.refusal()
         proofs.append("otp")
     await lockout.succeeded(session, attempt)
     auth_session = await _session_of(session, actor, for_update=True)

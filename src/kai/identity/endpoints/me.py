@@ -154,9 +154,10 @@ async def create_organization(
     summary="Join an organization with an invitation sent to your address",
     description=(
         "410 `invitation-void` when whoever sent it can no longer grant its role (they left, "
-        "were removed or now hold less)."
+        "were removed or now hold less); 403 `invitation-for-another-account` when it was "
+        "sent to another address than yours."
     ),
-    responses=problem_responses(400, 410),
+    responses=problem_responses(400, 403, 410),
 )
 async def accept_invitation(
     body: TokenRequest,
