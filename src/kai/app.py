@@ -17,6 +17,7 @@ from kai import __version__
 from kai.catalog.endpoints import ROUTERS as CATALOG_ROUTERS
 from kai.config import Settings
 from kai.identity.endpoints import ROUTERS as IDENTITY_ROUTERS
+from kai.identity.pages import router as pages_router
 from kai.jobs.endpoints import router as jobs_router
 from kai.kit import sandbox
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
@@ -121,6 +122,8 @@ def create_app(
     # Probes first, then one level of routers: FastAPI tries routes in order, through every
     # level of nesting, and the routing was a measurable part of each request's cost.
     app.include_router(ops_router)
+    # The pages emailed links open (outside the API: people, not programs, use them).
+    app.include_router(pages_router)
     for router in (
         *IDENTITY_ROUTERS,
         *CATALOG_ROUTERS,

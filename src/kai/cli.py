@@ -78,13 +78,17 @@ def serve(
     from kai.ops.listeners import bind_listeners
 
     settings = command_settings()
+    # The address given here is the server's own: links in emails follow it by default.
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port if port is not None else settings.port}
+    )
     # The embedded database is migrated on start; a configured one by `kai db upgrade`.
     with _database(settings, migrate=settings.embedded_database) as urls:
         application = create_app(settings, database_url=urls.app, run_worker=not no_worker)
         config = uvicorn.Config(
             application,
-            host=host or settings.host,
-            port=port if port is not None else settings.port,
+            host=settings.host,
+            port=settings.port,
             loop="uvloop",
             http="httptools",
             log_config=None,

@@ -128,8 +128,9 @@ class AuthSettings(BaseModel):
     password_reset_minutes: int = Field(default=30, ge=5)
     invitation_days: int = Field(default=7, ge=1)
     allow_signup: bool = True
-    # Where links in emails point (the web app).
-    public_url: str = "http://127.0.0.1:8000"
+    # Where links in emails (and single sign-on redirects) point: the address people reach
+    # the server at. Unset, the server's own (`KAI_HOST`, `KAI_PORT`).
+    public_url: str | None = None
 
 
 class RatePolicy(BaseModel):
@@ -329,6 +330,19 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     access_log: bool = True
+
+    @property
+    def public_url(self) -> str:
+        """The address people reach this server at, without a trailing slash."""
+        if self.auth.public_url:
+            return self.auth.public_url.rstrip("/")
+        # A server bound to every interface is reached on this machine by loopback; one
+        # reached from elsewhere sets KAI_AUTH__PUBLIC_URL.
+        everywhere = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - read
+        host = everywhere.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @model_validator(mode="after")
     def _owasp_password_cost(self) -> Settings:

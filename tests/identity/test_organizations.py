@@ -191,12 +191,24 @@ async def test_inviting_accepting_and_withdrawing(runtime: Runtime, client: Asyn
 
     tokens = await login(client, guest.email)
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    # With no organization of their own yet, a 403 says which step is missing.
+    nowhere = await client.get("/api/v1/materials", headers=headers)
+    assert nowhere.status_code == 403
+    assert nowhere.json()["type"].endswith("/organization-required")
+    assert "POST /api/v1/auth/switch-organization" in nowhere.json()["detail"]
     accepted = await client.post(
         "/api/v1/invitations/accept", json={"token": token}, headers=headers
     )
     assert accepted.status_code == 200
     assert accepted.json()["role"] == "editor"
-    again = await client.post("/api/v1/invitations/accept", json={"token": token}, headers=headers)
+    # The session acts for the organization joined: its new token works there at once.
+    joined = accepted.json()["tokens"]
+    assert joined["organization_id"] == str(owner.organization_id)
+    as_editor = {"Authorization": f"Bearer {joined['access_token']}"}
+    assert (await client.get("/api/v1/members", headers=as_editor)).status_code == 200
+    again = await client.post(
+        "/api/v1/invitations/accept", json={"token": token}, headers=as_editor
+    )
     assert again.status_code == 400
     members = (await client.get("/api/v1/members", headers=owner.headers)).json()["items"]
     assert {m["email"]: m["role"] for m in members}[guest.email] == "editor"

@@ -50,6 +50,12 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/auth/sso/{organization_slug}/login"),
     ("GET", "/api/v1/auth/sso/{organization_slug}/callback"),
     ("POST", "/api/v1/auth/sso/confirm"),
+    # The pages emailed links open: each does what its API route above does.
+    *(
+        (method, path)
+        for path in ("/verify-email", "/reset-password", "/invitations/accept", "/sso/confirm")
+        for method in ("GET", "POST")
+    ),
 }
 
 # Bodies valid enough to get past validation to the lookup, by route; `{}` otherwise.

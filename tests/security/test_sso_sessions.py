@@ -487,6 +487,8 @@ async def test_one_step_up_does_not_open_her_other_organizations_for_the_whole_s
     )
     assert joined.status_code == 200, joined.text
     assert joined.json()["role"] == "admin"
+    # Joining moved the session to the organization joined; it carries on from there.
+    headers = _bearer(joined.json()["tokens"]["access_token"])
     switched = await client.post(
         "/api/v1/auth/switch-organization",
         json={"organization_id": str(scene.other.id)},

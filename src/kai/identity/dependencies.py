@@ -23,6 +23,7 @@ from kai.identity.actor import Actor, Origin
 from kai.identity.authentication import authenticate
 from kai.identity.errors import (
     MfaEnrolmentRequired,
+    NoActiveOrganization,
     NotAuthenticated,
     PermissionDenied,
     RateLimited,
@@ -136,6 +137,13 @@ def require(permission: Permission, *, rate_class: RateClass = "standard") -> An
                 actor=actor,
                 details={"permission": permission.value, "path": request.url.path[:300]},
             )
+            if actor.organization_id is None:
+                raise NoActiveOrganization(
+                    "You act for no organization yet: choose one of yours "
+                    "(`GET /api/v1/me/organizations`, then "
+                    "`POST /api/v1/auth/switch-organization`) or create one "
+                    "(`POST /api/v1/organizations`)."
+                )
             raise PermissionDenied(f"This needs the permission `{permission.value}`.")
         return actor
 

@@ -117,7 +117,7 @@ async def compose(
     user = await UserRepository(session).by_email(address, for_update=True)
     if user is None:
         return None
-    public_url = settings.auth.public_url
+    public_url = settings.public_url
     if message == VERIFY_EMAIL:
         if user.email_verified_at is not None or user.disabled:
             return None
@@ -260,7 +260,7 @@ async def _invitation(
         subject=f"You are invited to {organization.name} on KAI",
         text=(
             f"You are invited to join {organization.name} on KAI as {invitation.role}.\n\n"
-            f"{settings.auth.public_url}/invitations/accept?token={token}\n\n"
+            f"{settings.public_url}/invitations/accept?token={token}\n\n"
             f"The invitation works once, for {days} days.\n"
         ),
     )
@@ -289,7 +289,7 @@ async def _sso_link(
     token = random_token(32)
     link.token_digest = token_digest(token)
     await session.flush()
-    url = f"{settings.auth.public_url}/sso/confirm?token={token}"
+    url = f"{settings.public_url}/sso/confirm?token={token}"
     minutes = max(1, round((link.expires_at - now) / timedelta(minutes=1)))
     name = organization.name
     asked = (

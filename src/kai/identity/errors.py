@@ -44,6 +44,10 @@ class PermissionDenied(KaiError):
     status, type, title = 403, "permission-denied", "You do not have permission to do this"
 
 
+class NoActiveOrganization(PermissionDenied):
+    type, title = "organization-required", "Choose an organization to act for first"
+
+
 class MfaEnrolmentRequired(KaiError):
     status, type, title = (
         403,

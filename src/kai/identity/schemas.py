@@ -239,6 +239,12 @@ class MembershipRead(BaseModel):
     joined_at: datetime
 
 
+class InvitationAccepted(MembershipRead):
+    """The membership, and a token acting in it: the session now acts for that organization."""
+
+    tokens: TokenResponse = Field(description="The session's new token, for that organization.")
+
+
 class MemberRead(BaseModel):
     user_id: uuid.UUID
     email: str

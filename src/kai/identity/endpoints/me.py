@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from kai.deps import DbSession, RuntimeDep
-from kai.identity import accounts, organizations, step_up
+from kai.identity import accounts, organizations, sessions, step_up
 from kai.identity.actor import Actor
 from kai.identity.dependencies import (
     AUTH_RESPONSES,
@@ -19,6 +19,7 @@ from kai.identity.dependencies import (
 )
 from kai.identity.repository import MembershipRepository, OrganizationRepository, UserRepository
 from kai.identity.schemas import (
+    InvitationAccepted,
     MembershipRead,
     MeRead,
     NotificationSettings,
@@ -27,6 +28,7 @@ from kai.identity.schemas import (
     PasswordChange,
     ProfileUpdate,
     TokenRequest,
+    TokenResponse,
     UserRead,
 )
 from kai.kit.db import act_for
@@ -155,7 +157,8 @@ async def create_organization(
     description=(
         "410 `invitation-void` when whoever sent it can no longer grant its role (they left, "
         "were removed or now hold less); 403 `invitation-for-another-account` when it was "
-        "sent to another address than yours."
+        "sent to another address than yours. The session then acts for the organization "
+        "joined: `tokens` holds its new access token."
     ),
     responses=problem_responses(400, 403, 410),
 )
@@ -165,7 +168,7 @@ async def accept_invitation(
     actor: BeyondOrganization,
     session: DbSession,
     runtime: RuntimeDep,
-) -> MembershipRead:
+) -> InvitationAccepted:
     person = user_only(actor)
     assert person.user_id is not None
     user = await UserRepository(session).get(person.user_id)
@@ -173,9 +176,19 @@ async def accept_invitation(
     membership = await organizations.accept_invitation(
         session, runtime, user=user, token=body.token, origin=origin_of(request)
     )
+    # Whoever accepts means to work there next: the session follows.
+    pair = await sessions.switch_organization(
+        session, runtime, actor=person, organization_id=membership.organization_id
+    )
     organization = await OrganizationRepository(session).get(membership.organization_id)
-    return MembershipRead(
+    return InvitationAccepted(
         organization=OrganizationRead.model_validate(organization),
         role=membership.role,
         joined_at=membership.created_at,
+        tokens=TokenResponse(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_in=pair.expires_in,
+            organization_id=pair.organization_id,
+        ),
     )

@@ -45,7 +45,7 @@ def _url(request: Request, runtime: Runtime, route: str, organization_slug: str)
     # From the configured public URL, never the request's Host header: the provider matches
     # the redirect URI exactly, and a forged host must not choose where codes go.
     path = request.app.url_path_for(route, organization_slug=organization_slug)
-    return runtime.settings.auth.public_url.rstrip("/") + str(path)
+    return runtime.settings.public_url + str(path)
 
 
 async def _start(
