@@ -194,6 +194,32 @@ async def test_json_and_a_zip_with_images(runtime: Runtime, client: AsyncClient)
     assert refused.json()["errors"][0]["column"] == "images"
 
 
+async def test_the_files_operating_systems_leave_in_an_import_zip_are_skipped(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("materials.csv", "code,name,images\nA-1,Carrara,car.jpg\n")
+        zipped.writestr("car.jpg", photo(colour=(200, 200, 190)))
+        # Taken for a second table, the AppleDouble copy would refuse the file.
+        zipped.writestr("._materials.csv", b"\x00\x05\x16\x07 AppleDouble")
+        zipped.writestr("__MACOSX/._materials.csv", b"resource fork")
+        zipped.writestr("Thumbs.db", b"\xd0\xcf\x11\xe0 explorer thumbnails")
+        zipped.writestr("desktop.ini", b"[.ShellClassInfo]")
+        zipped.writestr(".DS_Store", b"\x00\x00\x00\x01Bud1")
+
+    dry = await _import(
+        client, owner, archive.getvalue(), name="catalog.zip", mapping=None, dry_run=True
+    )
+    assert dry.status_code == 200, dry.text
+    assert (dry.json()["valid"], dry.json()["error_count"]) == (1, 0), dry.json()
+    started = await _import(client, owner, archive.getvalue(), name="catalog.zip", mapping=None)
+    assert started.status_code == 202, started.text
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["images"], report["error_count"]) == (1, 1, 0), report
+
+
 @pytest.mark.parametrize(
     "content",
     [b"", b"\x00\x01\x02binary", b'[{"code": ', b"PK\x03\x04broken zip", b"[1, 2, 3]"],

@@ -295,9 +295,7 @@ def _read_zip(
         with ZipUpload(
             data, name="The upload", budget=budget, max_entries=MAX_ZIP_ENTRIES
         ) as archive:
-            entries = [
-                info for info in archive.entries if not info.filename.startswith("__MACOSX/")
-            ]
+            entries = archive.entries
             tables = [info for info in entries if info.filename.lower().endswith((".csv", ".json"))]
             if len(tables) != 1:
                 raise InvalidImportFile(
