@@ -12,20 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kai.catalog import images
 from kai.catalog.categories import list_categories
 from kai.catalog.errors import BulkRejected, DuplicateImage
+from kai.catalog.import_files import CatalogFile, SourceRow, detect_format, read_file
 from kai.catalog.imports import (
-    CatalogFile,
     ImageAdder,
     ImageProblem,
     ImportMode,
     ImportReport,
-    SourceRow,
     categories_index,
     csv_lines,
-    detect_format,
     export_columns,
     export_record,
     import_catalog,
-    read_file,
 )
 from kai.catalog.models import Material
 from kai.catalog.repository import MaterialFilters, MaterialRepository
