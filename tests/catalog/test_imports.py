@@ -527,6 +527,16 @@ async def test_a_column_that_names_no_field_is_a_problem_of_the_file(
     items = (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"]
     assert all("finish" not in item["properties"] for item in items)
 
+    # Said of the header, whether or not a row could be read; so is a column named twice.
+    for header, column, words in (
+        (b"code,name,propertes.finish\n", "propertes.finish", "did you mean"),
+        (b"code,name,name\nJUR-1,Jura,Jura bianco\n", "name", "names this column twice"),
+    ):
+        dry = (await _import(client, owner, header, mapping=None, dry_run=True)).json()
+        [problem] = dry["errors"]
+        assert (problem["index"], problem["line"], problem["column"]) == (None, 1, column)
+        assert words in problem["message"]
+
     # Mapped away, it is no problem; mapped to a field KAI does not have, the request is refused.
     ignored = await _import(
         client, owner, content, mapping=json.dumps({"propertes.finish": "ignore"}), dry_run=True

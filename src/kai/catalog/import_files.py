@@ -84,13 +84,24 @@ class SourceRow:
 
 
 @dataclass
+class Table:
+    """The records of a CSV or JSON table, and what is known of it as a whole."""
+
+    rows: list[SourceRow]
+    # A CSV's column names, those read (JSON records each name their own).
+    header: list[str] | None = None
+    # Problems of the file as a whole (a column named twice in the header).
+    problems: list[RowError] = field(default_factory=list)
+
+
+@dataclass
 class CatalogFile:
     rows: list[SourceRow]
     # The zip's other files by name, their bytes only when asked for (an import job needs
     # them; a check of the file needs their names).
     images: dict[str, bytes]
     image_names: frozenset[str] = frozenset()
-    # Problems of the file as a whole (a column named twice in the header).
+    header: list[str] | None = None
     problems: list[RowError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -119,14 +130,11 @@ def read_file(
     if kind == "zip":
         return _read_zip(data, image_bytes_limit, budget, keep_images)
     with io.BufferedReader(io.BytesIO(data), CSV_HEAD_BYTES) as stream:
-        rows, problems = _read_rows(stream, kind)
-    return CatalogFile(rows=rows, images={}, problems=problems)
+        table = _read_rows(stream, kind)
+    return CatalogFile(table.rows, {}, header=table.header, problems=table.problems)
 
 
-def _read_rows(
-    stream: io.BufferedReader[Any], kind: Literal["csv", "json"]
-) -> tuple[list[SourceRow], list[RowError]]:
-    """The records of a table, and the problems of the file as a whole."""
+def _read_rows(stream: io.BufferedReader[Any], kind: Literal["csv", "json"]) -> Table:
     if kind == "csv":
         return _read_csv(stream)
     # A piece at a time: read(n) of a large n sets aside n bytes before reading any.
@@ -152,7 +160,7 @@ def _read_rows(
         raise InvalidImportFile('JSON must be a list of objects, or {"materials": [...]}.')
     if len(items) > MAX_ROWS or sum(len(item) for item in items) > MAX_CELLS:
         raise _too_large()
-    return [SourceRow(index, None, item) for index, item in enumerate(items)], []
+    return Table([SourceRow(index, None, item) for index, item in enumerate(items)])
 
 
 def _too_large() -> PayloadTooLarge:
@@ -211,7 +219,7 @@ def _delimiter(sample: str) -> str:
     return tied[0]
 
 
-def _read_csv(stream: io.BufferedReader[Any]) -> tuple[list[SourceRow], list[RowError]]:
+def _read_csv(stream: io.BufferedReader[Any]) -> Table:
     """The rows of a CSV, read from `stream` a piece at a time (never the whole text), and
     the problems of its header.
 
@@ -287,7 +295,7 @@ def _read_csv(stream: io.BufferedReader[Any]) -> tuple[list[SourceRow], list[Row
         ) from None
     finally:
         text.detach()
-    return rows, problems
+    return Table(rows, [column for column in columns if column is not None], problems)
 
 
 def _read_zip(
@@ -303,22 +311,22 @@ def _read_zip(
                 raise InvalidImportFile(
                     "The zip must hold exactly one .csv or .json file of materials."
                 )
-            table = tables[0]
+            entry = tables[0]
             kind: Literal["csv", "json"] = (
-                "json" if table.filename.lower().endswith(".json") else "csv"
+                "json" if entry.filename.lower().endswith(".json") else "csv"
             )
-            with archive.open(table) as stream:
-                rows, problems = _read_rows(stream, kind)
+            with archive.open(entry) as stream:
+                table = _read_rows(stream, kind)
             images: dict[str, bytes] = {}
             for info in entries:
-                if info is table:
+                if info is entry:
                     continue
                 # Longer than an image may be: read that far, and refused when attached.
                 if keep_images:
                     images[info.filename] = archive.read(info, limit=image_bytes_limit)
                 else:
                     archive.check(info, limit=image_bytes_limit)
-            names = frozenset(info.filename for info in entries if info is not table)
+            names = frozenset(info.filename for info in entries if info is not entry)
     except UnreadableArchive as exc:
         raise InvalidImportFile(exc.message) from None
-    return CatalogFile(rows=rows, images=images, image_names=names, problems=problems)
+    return CatalogFile(table.rows, images, names, header=table.header, problems=table.problems)

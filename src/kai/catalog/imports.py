@@ -530,26 +530,30 @@ class ImageProblem(Exception):
 @dataclass
 class _Survey:
     """What one pass over the rows finds before they are checked: their codes, and the
-    columns that name no field (each with the first row that has it)."""
+    columns that name no field (each with the first record that has it, in JSON)."""
 
     codes: list[str]
-    unknown: dict[str, SourceRow]
+    unknown: dict[str, SourceRow | None]  # None: a column of a CSV's header
 
 
-def _survey(columns: _Columns, rows: Sequence[SourceRow]) -> _Survey:
+def _survey(columns: _Columns, file: CatalogFile) -> _Survey:
     codes: list[str] = []
-    unknown: dict[str, SourceRow] = {}
-    for row in rows:
-        for column in row.values:
-            if columns.target(column) is None and column not in unknown:
-                unknown[column] = row
+    unknown: dict[str, SourceRow | None] = {}
+    if file.header is not None:
+        # A CSV: every row has the header's columns, even when no row could be read.
+        unknown.update((column, None) for column in file.header if columns.target(column) is None)
+    for row in file.rows:
+        if file.header is None:
+            for column in row.values:
+                if columns.target(column) is None and column not in unknown:
+                    unknown[column] = row
         code = columns.fields(row.values).get("code")
         if not _blank(code):
             codes.append(str(code).strip())
     return _Survey(codes=codes, unknown=unknown)
 
 
-def _unknown_column(column: str, row: SourceRow, categories: _Categories) -> RowError:
+def _unknown_column(column: str, row: SourceRow | None, categories: _Categories) -> RowError:
     """The problem of a column that names no field: where it is (the header of a CSV, the
     first record holding it in JSON), and the field it may have meant."""
     known = [*FIELDS, "sku", *(f"properties.{key}" for key in categories.property_keys())]
@@ -559,9 +563,7 @@ def _unknown_column(column: str, row: SourceRow, categories: _Categories) -> Row
         f"no field is called {column!r}{meant}, so its values are left out: name it after a "
         f'field or map it to one, or to "{IGNORE}"'
     )
-    if row.line is not None:
-        return RowError(None, 1, column, message)
-    return row.error(column, message)
+    return RowError(None, 1, column, message) if row is None else row.error(column, message)
 
 
 async def import_catalog(
@@ -587,7 +589,7 @@ async def import_catalog(
     columns = _Columns(mapping)
     categories = _Categories(await list_categories(session, actor=actor))
     # Python over every row: in a thread, as every other pass over the rows is.
-    survey = await asyncio.to_thread(_survey, columns, file.rows)
+    survey = await asyncio.to_thread(_survey, columns, file)
     for problem in file.problems:
         report.add(problem)
     for column, first in survey.unknown.items():
