@@ -435,7 +435,18 @@ def catalog_import(
         )
         for problem in summary["errors"][:50]:
             column = f" {problem['column']}" if problem["column"] else ""
-            typer.echo(f"  row {problem['row']}{column}: {problem['message']}")
+            # A CSV's line, as an editor shows it; a JSON record's index, from 0.
+            place = (
+                f"line {problem['line']}"
+                if problem["line"] is not None
+                else f"materials[{problem['index']}]"
+            )
+            typer.echo(f"  {place}{column}: {problem['message']}")
+        if summary["refused"]:
+            typer.echo(
+                ("Nothing would be imported" if dry_run else "Nothing was imported")
+                + ": the file has problems (--mode skip_invalid imports the valid rows)."
+            )
     if summary["error_count"]:
         raise typer.Exit(1)
 

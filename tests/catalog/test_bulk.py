@@ -99,7 +99,7 @@ async def test_one_bad_record_refuses_the_lot_and_names_every_problem(
     )
     assert skipped.status_code == 200, skipped.text
     assert skipped.json()["created"] == 1
-    assert {error["row"] for error in skipped.json()["errors"]} == {2, 3}
+    assert {error["index"] for error in skipped.json()["errors"]} == {1, 2}
     assert await _codes(client, owner) == {"B-1"}
 
 

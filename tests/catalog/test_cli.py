@@ -43,7 +43,7 @@ async def test_import_then_export_from_the_command_line(
         settings = committed_runtime.settings
         refused = run_kai(settings, "catalog", "import", str(source), "--organization", slug)
         assert refused.returncode == 1
-        assert "row 3 properties.thickness" in refused.stdout
+        assert "line 3 properties.thickness" in refused.stdout
 
         dry = run_kai(settings, "catalog", "import", str(source), "--organization", slug,
                    "--mode", "skip_invalid", "--dry-run", "--json")  # fmt: skip

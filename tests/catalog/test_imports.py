@@ -99,7 +99,7 @@ async def test_broken_rows_in_all_or_nothing_mode_import_nothing_and_are_all_rep
     )
     content = (HEADER + GOOD_ROWS + broken).encode()
     dry = (await _import(client, owner, content, dry_run=True)).json()
-    failed = {(error["row"], error["column"]) for error in dry["errors"]}
+    failed = {(error["line"], error["column"]) for error in dry["errors"]}
     assert {
         (5, "category"),
         (6, "properties.thickness"),
@@ -192,6 +192,32 @@ async def test_json_and_a_zip_with_images(runtime: Runtime, client: AsyncClient)
         zipped.writestr("materials.json", json.dumps([{**rows[0], "images": "nowhere.jpg"}]))
     refused = await _import(client, owner, missing.getvalue(), mapping=None, dry_run=True)
     assert refused.json()["errors"][0]["column"] == "images"
+
+
+async def test_the_files_operating_systems_leave_in_an_import_zip_are_skipped(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("materials.csv", "code,name,images\nA-1,Carrara,car.jpg\n")
+        zipped.writestr("car.jpg", photo(colour=(200, 200, 190)))
+        # Taken for a second table, the AppleDouble copy would refuse the file.
+        zipped.writestr("._materials.csv", b"\x00\x05\x16\x07 AppleDouble")
+        zipped.writestr("__MACOSX/._materials.csv", b"resource fork")
+        zipped.writestr("Thumbs.db", b"\xd0\xcf\x11\xe0 explorer thumbnails")
+        zipped.writestr("desktop.ini", b"[.ShellClassInfo]")
+        zipped.writestr(".DS_Store", b"\x00\x00\x00\x01Bud1")
+
+    dry = await _import(
+        client, owner, archive.getvalue(), name="catalog.zip", mapping=None, dry_run=True
+    )
+    assert dry.status_code == 200, dry.text
+    assert (dry.json()["valid"], dry.json()["error_count"]) == (1, 0), dry.json()
+    started = await _import(client, owner, archive.getvalue(), name="catalog.zip", mapping=None)
+    assert started.status_code == 202, started.text
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["images"], report["error_count"]) == (1, 1, 0), report
 
 
 @pytest.mark.parametrize(
@@ -326,7 +352,7 @@ async def test_a_problem_in_a_later_chunk_undoes_the_chunks_written_before_it(
     started = await _import(client, owner, content)
     report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
     assert (report["written"], report["created"], report["valid"]) == (False, 0, 3)
-    assert {(error["row"], error["column"]) for error in report["errors"]} == {
+    assert {(error["line"], error["column"]) for error in report["errors"]} == {
         (5, "properties.thickness"),
         (6, "code"),
     }
@@ -419,3 +445,286 @@ async def test_an_import_job_meeting_an_unreadable_file_fails_at_once_saying_why
     [removal] = await _finished(committed_client, owner, "storage.delete_objects")
     assert removal["status"] == "succeeded", removal
     assert [stored.key async for stored in committed_runtime.storage.list(key)] == []
+
+
+# --- rows that do not fit the header, columns that name no field ---------------------------
+
+
+async def test_an_unquoted_semicolon_is_reported_at_its_row_and_the_others_are_read(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    # A semicolon CSV with decimal commas, as much of Europe saves one. The first row's
+    # description spans two lines; the second's holds a ";" no quotes protect.
+    content = (
+        b"code;name;category;price;currency;properties.thickness;description\n"
+        b'CAR-600;Carrara;Stone;89,00;EUR;10;"white,\nveined"\n'
+        b"CAL-300;Calacatta;Stone;240,00;EUR;20;white; gold veins\n"
+        b"CRM-100;Crema;Stone;45,50;EUR;12;beige\n"
+    )
+
+    dry = (await _import(client, owner, content, mapping=None, dry_run=True)).json()
+
+    assert (dry["rows"], dry["valid"], dry["error_count"]) == (3, 2, 1), dry
+    [problem] = dry["errors"]
+    assert (problem["index"], problem["line"], problem["column"]) == (1, 4, None)
+    assert "8 cells where the header has 7 columns" in problem["message"]
+    assert "a semicolon must be in double quotes" in problem["message"]
+    assert [(row["index"], row["line"], row["action"]) for row in dry["actions"]] == [
+        (0, 2, "create"), (1, 4, "invalid"), (2, 5, "create"),
+    ]  # fmt: skip
+
+    started = await _import(client, owner, content, mapping=None, mode="skip_invalid")
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["error_count"]) == (2, 1)
+    items = (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"]
+    assert {(item["code"], item["price"]) for item in items} == {
+        ("CAR-600", "89.00"), ("CRM-100", "45.50"),
+    }  # fmt: skip
+
+    # A row short of cells is one too: its cells could belong to any column.
+    short = b"code;name;category;properties.thickness\nJUR-1;Jura;Stone;10\nJUR-2;Jura;10\n"
+    dry = (await _import(client, owner, short, mapping=None, dry_run=True)).json()
+    assert [(e["index"], e["line"]) for e in dry["errors"]] == [(1, 3)], dry
+    assert "3 cells where the header has 4" in dry["errors"][0]["message"]
+    # Blank rows and trailing empty cells (spreadsheets write both) are no problem.
+    padded = b"code;name;category;properties.thickness\n\n;;;\nJUR-1;Jura;Stone;10;;\n"
+    dry = (await _import(client, owner, padded, mapping=None, dry_run=True)).json()
+    assert (dry["rows"], dry["valid"], dry["error_count"]) == (1, 1, 0), dry
+    assert dry["actions"][0]["line"] == 4
+
+
+async def test_a_column_that_names_no_field_is_a_problem_of_the_file(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    content = (
+        b"code,name,category,properties.thickness,propertes.finish\n"
+        b"CAR-600,Carrara,Stone,10,honed\n"
+        b"CAL-300,Calacatta,Stone,20,polished\n"
+    )
+
+    for mode in ("all_or_nothing", "skip_invalid"):
+        dry = (await _import(client, owner, content, mapping=None, mode=mode, dry_run=True)).json()
+        [problem] = dry["errors"]
+        assert (problem["index"], problem["line"], problem["column"]) == (
+            None, 1, "propertes.finish",
+        )  # fmt: skip
+        assert 'did you mean "properties.finish"?' in problem["message"]
+        assert dry["valid"] == 2
+        assert dry["refused"] is (mode == "all_or_nothing")
+
+    started = await _import(client, owner, content, mapping=None)
+    refused = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (refused["refused"], refused["written"], refused["created"]) == (True, False, 0)
+    assert await _codes(client, owner) == set()
+
+    started = await _import(client, owner, content, mapping=None, mode="skip_invalid")
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["created"], report["error_count"], report["refused"]) == (2, 1, False)
+    items = (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"]
+    assert all("finish" not in item["properties"] for item in items)
+
+    # Said of the header, whether or not a row could be read; so is a column named twice.
+    for header, column, words in (
+        (b"code,name,propertes.finish\n", "propertes.finish", "did you mean"),
+        (b"code,name,name\nJUR-1,Jura,Jura bianco\n", "name", "names this column twice"),
+    ):
+        dry = (await _import(client, owner, header, mapping=None, dry_run=True)).json()
+        [problem] = dry["errors"]
+        assert (problem["index"], problem["line"], problem["column"]) == (None, 1, column)
+        assert words in problem["message"]
+
+    # Mapped away, it is no problem; mapped to a field KAI does not have, the request is refused.
+    ignored = await _import(
+        client, owner, content, mapping=json.dumps({"propertes.finish": "ignore"}), dry_run=True
+    )
+    assert ignored.json()["error_count"] == 0, ignored.text
+    for dry_run in (True, False):
+        misspelt = await _import(
+            client, owner, content, mapping=json.dumps({"propertes.finish": "finnish"}),
+            dry_run=dry_run,
+        )  # fmt: skip
+        assert misspelt.status_code == 400, misspelt.text
+        assert misspelt.json()["type"].endswith("/invalid-mapping")
+        assert "'finnish'" in misspelt.json()["detail"]
+
+
+async def test_a_dry_run_says_what_each_row_would_do_as_the_import_then_does(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=TILE_PROPERTIES)
+    for code, price in (("CAR-600", "89.00"), ("CAL-300", "240.00")):
+        await create_material(
+            client, owner, category_id=stone["id"], code=code, name=code, price=price,
+            currency="EUR", properties={"thickness": 10},
+        )  # fmt: skip
+    content = (
+        b"code,name,category,price,currency,properties.thickness\n"
+        b"CAR-600,,,89,EUR,10\n"  # as it is already
+        b"CAL-300,,,250,EUR,0.5 in\n"  # a new price and thickness
+        b"NER-100,Nero,Stone,45.5,EUR,12\n"  # new
+        b"BAD-1,Too thick,Stone,45.5,EUR,90\n"
+    )
+
+    dry = (
+        await _import(client, owner, content, mapping=None, mode="skip_invalid", dry_run=True)
+    ).json()
+
+    assert (dry["created"], dry["updated"], dry["unchanged"], dry["error_count"]) == (1, 1, 1, 1)
+    actions = [(row["line"], row["code"], row["action"]) for row in dry["actions"]]
+    assert actions == [
+        (2, "CAR-600", "unchanged"), (3, "CAL-300", "update"), (4, "NER-100", "create"),
+        (5, "BAD-1", "invalid"),
+    ]  # fmt: skip
+    assert [(error["line"], error["column"]) for error in dry["errors"]] == [
+        (5, "properties.thickness")
+    ]
+
+    started = await _import(client, owner, content, mapping=None, mode="skip_invalid")
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert [(row["line"], row["code"], row["action"]) for row in report["actions"]] == actions
+    assert (report["created"], report["updated"], report["unchanged"]) == (1, 1, 1)
+
+
+# --- empty cells, refused imports, one numbering -------------------------------------------
+
+
+async def test_an_empty_cell_leaves_its_field_as_it_is_in_every_column(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=TILE_PROPERTIES)
+    kept = {
+        "name": "Carrara", "description": "White marble.", "manufacturer": "Cava", "supplier":
+        "Stonehouse", "price": "89.00", "currency": "EUR", "tags": ["white", "bathroom"],
+        "status": "active", "properties": {"thickness": 10, "finish": "honed"},
+    }  # fmt: skip
+    material = await create_material(client, owner, category_id=stone["id"], code="CAR-600", **kept)
+    columns = [
+        "code", "name", "category", "description", "manufacturer", "supplier", "price",
+        "currency", "tags", "status", "properties.thickness", "properties.finish",
+    ]  # fmt: skip
+    # Every cell empty but the code's and the new supplier's.
+    content = (
+        ",".join(columns) + "\n" + ",".join(
+            "CAR-600" if column == "code" else "Marmi" if column == "supplier" else ""
+            for column in columns
+        ) + "\n"
+    ).encode()  # fmt: skip
+
+    started = await _import(client, owner, content, mapping=None)
+    report = await _run_queued_import(runtime, owner, started.json()["job"]["id"])
+    assert (report["updated"], report["error_count"]) == (1, 0), report
+
+    after = (await client.get(f"/api/v1/materials/{material['id']}", headers=owner.headers)).json()
+    assert after["supplier"] == "Marmi"
+    assert {field: after[field] for field in kept} == {
+        **kept, "supplier": "Marmi", "properties": {
+            "thickness": {"value": 10, "unit": "mm"}, "finish": "honed"
+        },
+    }  # fmt: skip
+
+    # Records of a bulk request alike: null, "" and [] are no value.
+    bulk = await client.post(
+        "/api/v1/materials/bulk",
+        json={"materials": [{"code": "CAR-600", "description": "", "price": None, "tags": [],
+                             "status": None, "properties": {"finish": None}}]},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert bulk.status_code == 200, bulk.text
+    assert bulk.json()["unchanged"] == 1
+    again = (await client.get(f"/api/v1/materials/{material['id']}", headers=owner.headers)).json()
+    assert again["version"] == after["version"]
+    # Clearing is a change of the material itself.
+    cleared = await client.patch(
+        f"/api/v1/materials/{material['id']}",
+        json={"tags": [], "description": "", "properties": {"finish": None}},
+        headers=owner.headers,
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["tags"], cleared.json()["description"]) == ([], "")
+    assert "finish" not in cleared.json()["properties"]
+
+
+async def test_a_refused_import_job_fails_with_its_report(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    from tests.recognition.test_recognitions import _finished
+
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    await _stone(client, owner)
+    content = (HEADER + GOOD_ROWS + "BAD-2,Too thick,Stone,10,EUR,honed,90,,\n").encode()
+
+    started = await _import(client, owner, content)
+    assert started.status_code == 202, started.text
+    [job] = await _finished(client, owner, "catalog.import")
+
+    assert (job["status"], job["attempts"]) == ("failed", 1), job
+    assert "Nothing was imported" in job["error"]
+    report = job["result"]
+    assert (report["refused"], report["written"], report["created"]) == (True, False, 0)
+    assert [(error["line"], error["column"]) for error in report["errors"]] == [
+        (5, "properties.thickness")
+    ]
+    assert await _codes(client, owner) == set()
+    # Nothing would read the uploaded file again: it goes with the job's failure.
+    [removal] = await _finished(client, owner, "storage.delete_objects")
+    assert removal["status"] == "succeeded", removal
+    stored = f"{owner.organization_id}/users/uploads/imports/"
+    assert [key async for key in committed_runtime.storage.list(stored)] == []
+
+    # The same file without its bad row imports, and its job succeeds.
+    fixed = await _import(client, owner, (HEADER + GOOD_ROWS).encode())
+    assert fixed.status_code == 202, fixed.text
+    jobs = await _finished(client, owner, "catalog.import", 2)
+    done = next(job for job in jobs if job["id"] == fixed.json()["job"]["id"])
+    assert done["status"] == "succeeded", done
+    assert (done["result"]["created"], done["result"]["refused"]) == (3, False)
+
+
+async def test_a_record_is_numbered_alike_in_a_bulk_refusal_and_an_import_report(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _stone(client, owner)
+    records: list[dict[str, Any]] = [
+        {"code": f"ST-{n}", "name": f"Stone {n}", "category": "Stone",
+         "properties": {"thickness": 10}}
+        for n in range(12)
+    ]  # fmt: skip
+    records[8]["price"] = "ten"
+    records[8]["currency"] = "EUR"
+
+    bulk = await client.post(
+        "/api/v1/materials/bulk", json={"materials": records}, headers=owner.headers
+    )
+    assert bulk.status_code == 422, bulk.text
+    assert [error["loc"] for error in bulk.json()["errors"]] == [["body", "materials", 8, "price"]]
+
+    as_json = await _import(client, owner, json.dumps(records).encode(), mapping=None, dry_run=True)
+    [problem] = as_json.json()["errors"]
+    assert (problem["index"], problem["line"], problem["column"]) == (8, None, "price")
+
+    lines = ["code,name,category,properties.thickness,price,currency"] + [
+        f"{r['code']},{r['name']},Stone,10,{r.get('price', '')},{r.get('currency', '')}"
+        for r in records
+    ]
+    as_csv = await _import(client, owner, "\n".join(lines).encode(), mapping=None, dry_run=True)
+    [problem] = as_csv.json()["errors"]
+    # The same index; and the line a spreadsheet or an editor shows it on.
+    assert (problem["index"], problem["line"], problem["column"]) == (8, 10, "price")
+
+    # A field no material has is named at the first record that gives it.
+    records[3]["prise"] = "12.00"
+    misspelt = await client.post(
+        "/api/v1/materials/bulk", json={"materials": records[:8]}, headers=owner.headers
+    )
+    assert misspelt.status_code == 422, misspelt.text
+    [error] = misspelt.json()["errors"]
+    assert error["loc"] == ["body", "materials", 3, "prise"]
+    assert 'did you mean "price"?' in error["msg"]

@@ -115,6 +115,7 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
             "site/floor.jpg": _brass(22),
             "__MACOSX/site/._wall.jpg": b"resource fork",
             "site/.DS_Store": b"finder",
+            "site/Thumbs.db": b"explorer",
         }
     )
 
@@ -172,6 +173,46 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
     assert len(listed.json()["items"]) == 4  # each photo's recognition, filed in the project
     batches = await client.get("/api/v1/recognition-batches", headers=owner.headers)
     assert [item["id"] for item in batches.json()["items"]] == [batch["id"]]
+
+
+# What Finder, Explorer and Spotlight leave in the folders a person zips.
+SYSTEM_FILES = {
+    "site/Thumbs.db": b"\xd0\xcf\x11\xe0 explorer thumbnails",
+    "site/ehthumbs.db": b"media center thumbnails",
+    "site/desktop.ini": b"[.ShellClassInfo]",
+    "site/.DS_Store": b"\x00\x00\x00\x01Bud1",
+    "site/._wall.jpg": b"\x00\x05\x16\x07 AppleDouble",
+    "site/Icon\r": b"",
+    "__MACOSX/site/._wall.jpg": b"resource fork",
+    ".Spotlight-V100/Store-V2/index": b"spotlight",
+    ".Trashes/501/old.jpg": b"trash",
+    "$RECYCLE.BIN/S-1-5-21/desktop.ini": b"recycle bin",
+}
+
+
+async def test_the_files_operating_systems_leave_in_a_zip_are_skipped(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    with_photo = _zip({"site/wall.jpg": _mosaic(1), **SYSTEM_FILES})
+
+    # Checked and accepted: what stops it is only the model it still lacks.
+    accepted = await client.post(
+        "/api/v1/recognition-batches",
+        files=[("files", ("site.zip", with_photo, "application/zip"))],
+        headers=owner.headers,
+    )
+    assert accepted.status_code == 409, accepted.text
+    assert "Train a model first" in accepted.json()["detail"]
+
+    # And they are not photos either: a zip of nothing else holds none.
+    empty = await client.post(
+        "/api/v1/recognition-batches",
+        files=[("files", ("site.zip", _zip(SYSTEM_FILES), "application/zip"))],
+        headers=owner.headers,
+    )
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["detail"] == "The batch has no photos."
 
 
 async def test_a_batch_with_anything_but_photos_is_refused_whole(

@@ -25,7 +25,7 @@ from httpx import AsyncClient, Response
 from PIL import Image
 from sqlalchemy import select
 
-from kai.catalog import imports
+from kai.catalog import import_files
 from kai.catalog.models import MaterialImage
 from kai.kit.archives import ArchiveTooLarge, InflateBudget
 from kai.kit.db import act_for
@@ -114,18 +114,18 @@ async def test_a_catalog_zip_of_too_many_rows_is_parsed_in_a_thread_while_others
     runtime: Runtime, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A fifth of the real cap keeps the test short; the reading is the same.
-    monkeypatch.setattr(imports, "MAX_ROWS", imports.MAX_ROWS // 5)
+    monkeypatch.setattr(import_files, "MAX_ROWS", import_files.MAX_ROWS // 5)
     owner = await member(runtime, client)
     # Honest headers and well under the unpacking budget, but more rows than an import holds.
     row = b"C-%06d,Some material name that is long enough,Stone > Marble," + b"x" * 200 + b"\n"
     rows = b"code,name,category,description\n" + b"".join(
-        row % number for number in range(imports.MAX_ROWS + 10_000)
+        row % number for number in range(import_files.MAX_ROWS + 10_000)
     )
     archive = zip_of(deflated_entry("materials.csv", rows))
     # The reading waits, once begun, until the server has answered someone else: were it on
     # the event loop, nobody could be answered and it would give up waiting.
     reading, answered = threading.Event(), threading.Event()
-    read_rows = imports._read_rows
+    read_rows = import_files._read_rows
 
     def read_once_others_are_served(stream: Any, kind: Any) -> Any:
         reading.set()
@@ -133,7 +133,7 @@ async def test_a_catalog_zip_of_too_many_rows_is_parsed_in_a_thread_while_others
             raise AssertionError("the server answered nobody while the rows were read")
         return read_rows(stream, kind)
 
-    monkeypatch.setattr(imports, "_read_rows", read_once_others_are_served)
+    monkeypatch.setattr(import_files, "_read_rows", read_once_others_are_served)
 
     importing = asyncio.ensure_future(_import(client, owner, archive, dry_run=True))
     assert await asyncio.to_thread(reading.wait, 60)
@@ -285,7 +285,7 @@ def _empty_objects(count: int) -> bytes:
 
 
 # Just past the cap: some 6 MB that deflate to a few KB, two million dicts if parsed.
-PAST_THE_JSON_CAP = _empty_objects(imports.MAX_JSON_VALUES // 2 + 1)
+PAST_THE_JSON_CAP = _empty_objects(import_files.MAX_JSON_VALUES // 2 + 1)
 
 
 async def test_a_json_import_past_its_caps_is_refused_before_it_is_parsed(
@@ -317,7 +317,7 @@ def test_measuring_a_json_table_past_its_caps_builds_nothing() -> None:
     tracemalloc.start()
     try:
         with pytest.raises(PayloadTooLarge):
-            imports.read_file(
+            import_files.read_file(
                 PAST_THE_JSON_CAP, image_bytes_limit=MIB, budget=InflateBudget(100 * MIB)
             )
         _, peak = tracemalloc.get_traced_memory()

@@ -1,25 +1,33 @@
 """Catalog import: CSV, JSON, or a zip of either with the images its rows name.
 
-Every row is checked before anything is written: a dry run reports what an import would do;
-`all_or_nothing` writes nothing unless every row is valid; `skip_invalid` writes the valid
-rows. Rows update the live material with the same code (SKU) rather than adding a second one,
-so importing the same file twice changes nothing the second time.
+Every row is checked before anything is written: a dry run reports what an import would do,
+row by row; `all_or_nothing` writes nothing unless every row is valid (the report is then
+`refused`); `skip_invalid` writes the valid rows. Rows update the live material with the
+same code (SKU) rather than adding a second one, so importing the same file twice changes
+nothing the second time.
+
+One rule for empty values, in every column: an empty cell (or, in JSON, null, "" or []) is
+no value. A new material gets the field's default; one already in the catalog keeps what it
+has. Clearing a field is a change of the material (`PATCH`), not of an import.
+
+A column that names no field is a problem of the file, not left out silently: all or
+nothing refuses the file, skip invalid leaves the column out. Problems name their record by
+`index` (from 0, as the bulk request's `loc` does) and, in a CSV, by `line` (where the row
+starts; the header is line 1).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import csv
+import difflib
 import io
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-import orjson
 import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,19 +36,18 @@ from kai.catalog import events
 from kai.catalog import materials as material_service
 from kai.catalog.categories import CategoryView, list_categories
 from kai.catalog.errors import CodeTaken, InvalidProperties, PriceWithoutCurrency
+from kai.catalog.import_files import CatalogFile, RowError, SourceRow
 from kai.catalog.models import Material
 from kai.catalog.properties import PropertyDefinition
 from kai.catalog.repository import MaterialRepository
 from kai.catalog.schemas import MaterialCreate
 from kai.identity.actor import Actor
-from kai.kit.archives import InflateBudget, UnreadableArchive, ZipUpload, is_zip
-from kai.kit.errors import BadRequest, PayloadTooLarge
-from kai.kit.spreadsheets import CsvWriter, restore_cell
+from kai.kit.errors import InvalidValue
+from kai.kit.spreadsheets import CsvWriter
 
 log = structlog.get_logger(__name__)
 
 ImportMode = Literal["all_or_nothing", "skip_invalid"]
-ImportFormat = Literal["csv", "json", "zip"]
 FIELDS = (
     "name",
     "code",
@@ -69,38 +76,27 @@ NUMBER_WITH_UNIT = re.compile(
 DECIMAL_COMMA = re.compile(r"^\s*\d+,\d{1,4}\s*$")
 TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0"})
-# A report lists this many problems; the count says how many there were in all.
+# A report lists this many problems, and the actions of this many rows; the counts say how
+# many there were in all.
 MAX_REPORTED_ERRORS = 1000
-MAX_ZIP_ENTRIES = 20_000
-# Rows are held for the checks, so a file's rows and cells are capped (as what a zip may
-# unpack to is): about 300 MB of Python objects at worst, and twice the largest catalog
-# measured (benchmarks/catalog.py: 100,000 rows of 16 columns).
-MAX_ROWS = 200_000
-MAX_CELLS = 3_200_000
-# A JSON table is parsed whole, every value built at once (30 MB of `[{},{},...]` once made
-# ten million dicts, 842 MiB, before the row cap was looked at), so it is measured before it
-# is parsed. Every value but the first follows a comma or opens a bracket: their count bounds
-# the values (those inside strings count too, which errs only towards refusing). Enough for
-# a cell each and four a row (the row's braces and comma, a properties object, a list).
-MAX_JSON_VALUES = MAX_CELLS + 4 * MAX_ROWS
-# And its bytes, which bound what the strings hold: a generous 32 a cell.
-MAX_JSON_BYTES = 32 * MAX_CELLS
-# Read ahead of a CSV to guess its delimiter and line ends.
-CSV_HEAD_BYTES = 64 * 1024
+MAX_REPORTED_ROWS = 1000
 
 
-class InvalidImportFile(BadRequest):
-    type, title = "invalid-import-file", "The file cannot be read as a catalog"
+RowAction = Literal["create", "update", "unchanged", "invalid"]
 
 
 @dataclass
-class RowError:
-    row: int
-    column: str | None
-    message: str
+class RowOutcome:
+    """What one record does: creates a material, updates one, finds it as it says already,
+    or is invalid (its problems are in the report's errors)."""
+
+    index: int
+    line: int | None
+    code: str | None
+    action: RowAction
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "message": self.message}
+        return {"index": self.index, "line": self.line, "code": self.code, "action": self.action}
 
 
 @dataclass
@@ -113,13 +109,22 @@ class ImportReport:
     images: int = 0
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
+    actions: list[RowOutcome] = field(default_factory=list)
     dry_run: bool = False
     written: bool = False
+    refused: bool = False
 
     def add(self, error: RowError) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(error)
+
+    def outcome(self, row: SourceRow, code: str | None, action: RowAction) -> RowOutcome:
+        """The record's action, listed if it is among the first `MAX_REPORTED_ROWS`."""
+        outcome = RowOutcome(row.index, row.line, code, action)
+        if len(self.actions) < MAX_REPORTED_ROWS:
+            self.actions.append(outcome)
+        return outcome
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -131,197 +136,11 @@ class ImportReport:
             "images": self.images,
             "error_count": self.error_count,
             "errors": [error.as_dict() for error in self.errors],
+            "actions": [action.as_dict() for action in self.actions],
             "dry_run": self.dry_run,
             "written": self.written,
+            "refused": self.refused,
         }
-
-
-@dataclass
-class SourceRow:
-    number: int  # as a spreadsheet counts: the header is row 1
-    values: dict[str, Any]
-
-
-@dataclass
-class CatalogFile:
-    rows: list[SourceRow]
-    # The zip's other files by name, their bytes only when asked for (an import job needs
-    # them; a check of the file needs their names).
-    images: dict[str, bytes]
-    image_names: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        if self.images and not self.image_names:
-            self.image_names = frozenset(self.images)
-
-
-def detect_format(data: bytes) -> ImportFormat:
-    if is_zip(data):
-        return "zip"
-    head = data.lstrip()[:1]
-    return "json" if head in (b"[", b"{") else "csv"
-
-
-def read_file(
-    data: bytes, *, image_bytes_limit: int, budget: InflateBudget, keep_images: bool = True
-) -> CatalogFile:
-    """Rows of a CSV or JSON file, or of the one such file inside a zip with its images.
-
-    Blocking work (a zip is inflated, the rows parsed): run it in a thread. A zip's files are
-    inflated under `budget` as they are read, the table streamed rather than held whole;
-    without `keep_images` the images are inflated (to check them) but not kept."""
-    if not data:
-        raise InvalidImportFile("The file is empty.")
-    kind = detect_format(data)
-    if kind == "zip":
-        return _read_zip(data, image_bytes_limit, budget, keep_images)
-    with io.BufferedReader(io.BytesIO(data), CSV_HEAD_BYTES) as stream:
-        return CatalogFile(rows=_read_rows(stream, kind), images={})
-
-
-def _read_rows(stream: io.BufferedReader[Any], kind: Literal["csv", "json"]) -> list[SourceRow]:
-    if kind == "csv":
-        return _read_csv(stream)
-    # A piece at a time: read(n) of a large n sets aside n bytes before reading any.
-    text = bytearray()
-    while len(text) <= MAX_JSON_BYTES:
-        piece = stream.read(min(CSV_HEAD_BYTES, MAX_JSON_BYTES + 1 - len(text)))
-        if not piece:
-            break
-        text += piece
-    values = text.count(b",") + text.count(b"{") + text.count(b"[")
-    if len(text) > MAX_JSON_BYTES or values > MAX_JSON_VALUES:
-        raise PayloadTooLarge(
-            f"The JSON is larger than one import takes ({MAX_ROWS} rows, {MAX_CELLS} cells: at "
-            f"most {MAX_JSON_VALUES} commas and brackets, {MAX_JSON_BYTES} bytes); import it "
-            "in parts."
-        )
-    try:
-        parsed = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidImportFile(f"The JSON is not valid: {exc}.") from exc
-    items = parsed.get("materials") if isinstance(parsed, dict) else parsed
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise InvalidImportFile('JSON must be a list of objects, or {"materials": [...]}.')
-    if len(items) > MAX_ROWS or sum(len(item) for item in items) > MAX_CELLS:
-        raise _too_large()
-    return [SourceRow(number=index + 1, values=item) for index, item in enumerate(items)]
-
-
-def _too_large() -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The file holds more than {MAX_ROWS} rows or {MAX_CELLS} cells; import it in parts."
-    )
-
-
-# What the csv module says, as a person fixing the file needs it said.
-_CSV_PROBLEMS = (
-    ("new-line character seen in unquoted field",
-     "a line break (carriage return) inside a cell that is not in double quotes; quote the "
-     "cell or remove the line break"),
-    ("line contains nul", "a NUL character: is it really text?"),
-    ("field larger than field limit", "a cell longer than the limit of {limit} characters"),
-    ("unexpected end of data", "a quoted cell that is never closed"),
-    ("expected after", "a double quote inside a cell that is not itself quoted"),
-)  # fmt: skip
-
-
-def _csv_problem(exc: csv.Error, line: int) -> InvalidImportFile:
-    said = str(exc).lower()
-    what = next(
-        (plain for words, plain in _CSV_PROBLEMS if words in said), "a row the CSV reader rejects"
-    )
-    return InvalidImportFile(
-        f"The CSV cannot be read at line {line}: "
-        f"{what.format(limit=csv.field_size_limit())}. Nothing was imported."
-    )
-
-
-def _read_csv(stream: io.BufferedReader[Any]) -> list[SourceRow]:
-    """The rows of a CSV, read from `stream` a piece at a time (never the whole text).
-
-    A bare carriage return ends a line only in a file whose lines end so (classic Mac
-    spreadsheets); in a file with line feeds it is a mistake inside a cell, and refused with
-    its line rather than splitting that row in two silently."""
-    head = stream.peek(CSV_HEAD_BYTES)[:CSV_HEAD_BYTES]
-    if b"\x00" in head:
-        raise InvalidImportFile("The CSV contains NUL characters: is it really text?")
-    sample = head.decode("utf-8-sig", errors="ignore")[:8192]
-    delimiter = ","
-    with contextlib.suppress(csv.Error):
-        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-    # Only the delimiter is guessed: the quote is always the double quote (a guess could take
-    # the single quote that an export puts before a formula-like cell for one).
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n" if b"\n" in head else "")
-    reader = csv.DictReader(text, delimiter=delimiter)
-    rows: list[SourceRow] = []
-    cells = 0
-    try:
-        if not reader.fieldnames:
-            raise InvalidImportFile("The CSV has no header row.")
-        header = {name: restore_cell(name).strip() for name in reader.fieldnames if name}
-        for row in reader:
-            extra = row.pop(None, None)
-            cells += len(row) + len(extra or ())
-            if cells > MAX_CELLS or len(rows) >= MAX_ROWS:
-                raise _too_large()
-            # A cell the export kept from reading as a formula ('=...) reads back as written.
-            values: dict[str, Any] = {
-                header[key]: restore_cell(value) if value else value
-                for key, value in row.items()
-                if key
-            }
-            if extra:
-                values["\x00extra"] = extra
-            rows.append(SourceRow(number=reader.line_num, values=values))
-    except csv.Error as exc:
-        # The line being read (DictReader's own count moves only on a row read whole).
-        raise _csv_problem(exc, max(1, reader.reader.line_num)) from None
-    except UnicodeDecodeError:
-        read = reader.reader.line_num
-        raise InvalidImportFile(
-            "The CSV is not UTF-8 text; save it as UTF-8"
-            + (f" (the problem is after line {read})." if read else ".")
-        ) from None
-    finally:
-        text.detach()
-    return rows
-
-
-def _read_zip(
-    data: bytes, image_bytes_limit: int, budget: InflateBudget, keep_images: bool
-) -> CatalogFile:
-    try:
-        with ZipUpload(
-            data, name="The upload", budget=budget, max_entries=MAX_ZIP_ENTRIES
-        ) as archive:
-            entries = [
-                info for info in archive.entries if not info.filename.startswith("__MACOSX/")
-            ]
-            tables = [info for info in entries if info.filename.lower().endswith((".csv", ".json"))]
-            if len(tables) != 1:
-                raise InvalidImportFile(
-                    "The zip must hold exactly one .csv or .json file of materials."
-                )
-            table = tables[0]
-            kind: Literal["csv", "json"] = (
-                "json" if table.filename.lower().endswith(".json") else "csv"
-            )
-            with archive.open(table) as stream:
-                rows = _read_rows(stream, kind)
-            images: dict[str, bytes] = {}
-            for info in entries:
-                if info is table:
-                    continue
-                # Longer than an image may be: read that far, and refused when attached.
-                if keep_images:
-                    images[info.filename] = archive.read(info, limit=image_bytes_limit)
-                else:
-                    archive.check(info, limit=image_bytes_limit)
-            names = frozenset(info.filename for info in entries if info is not table)
-    except UnreadableArchive as exc:
-        raise InvalidImportFile(exc.message) from None
-    return CatalogFile(rows=rows, images=images, image_names=names)
 
 
 # --- rows to materials ----------------------------------------------------------------------
@@ -329,13 +148,49 @@ def _read_zip(
 
 @dataclass
 class PlannedRow:
-    row: int
+    source: SourceRow
     data: MaterialCreate
     image_names: list[str]
     # For a new material: its canonical properties and its category's schema.
     properties: dict[str, Any] = field(default_factory=dict)
     schema: list[PropertyDefinition] = field(default_factory=list)
     new: bool = False
+    # Its line in the report's `actions`, when it is among the first rows.
+    outcome: RowOutcome | None = None
+
+
+IGNORE = "ignore"
+
+
+class InvalidMapping(InvalidValue):
+    type, title = "invalid-mapping", "The mapping names a field KAI does not have"
+
+
+def _field_name(name: str) -> str | None:
+    """The field a column or mapping target called `name` fills, if any."""
+    lowered = name.strip().lower()
+    if lowered in FIELDS or lowered == "properties":
+        return lowered
+    if lowered.startswith("properties.") and lowered != "properties.":
+        return lowered
+    if lowered == "sku":
+        return "code"
+    return None
+
+
+def check_mapping(mapping: Mapping[str, str]) -> dict[str, str]:
+    """`mapping` with each target as a field's name; a target that is no field refuses it
+    (a misspelt one would otherwise leave its column out without a word)."""
+    checked: dict[str, str] = {}
+    for column, target in mapping.items():
+        name = IGNORE if target.strip().lower() == IGNORE else _field_name(target)
+        if name is None:
+            raise InvalidMapping(
+                f"`mapping` sends {column!r} to {target!r}, which is no field: map a column to "
+                f'one of {", ".join(FIELDS)}, `properties.<key>`, or "{IGNORE}".'
+            )
+        checked[column] = name
+    return checked
 
 
 class _Columns:
@@ -343,35 +198,36 @@ class _Columns:
     fields. Worked out once per column name, not once per row."""
 
     def __init__(self, mapping: Mapping[str, str]) -> None:
-        self.mapping = mapping
+        self.mapping = check_mapping(mapping)
+        # A column's field, IGNORE, or None when it names no field.
         self.targets: dict[str, str | None] = {}
 
     def target(self, column: str) -> str | None:
-        target = self.mapping.get(column)
-        if target is None:
-            lowered = column.strip().lower()
-            if lowered in FIELDS or lowered == "properties" or lowered.startswith("properties."):
-                target = lowered
-            elif lowered == "sku":
-                target = "code"
-        return None if target == "ignore" else target
+        targets = self.targets
+        if column in targets:
+            return targets[column]
+        target = targets[column] = self.mapping.get(column) or _field_name(column)
+        return target
 
     def fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row under KAI's field names."""
         fields: dict[str, Any] = {}
-        targets = self.targets
         for column, value in values.items():
-            if column in targets:
-                target = targets[column]
-            else:
-                target = targets[column] = self.target(column)
-            if target is not None:
+            target = self.target(column)
+            if target is not None and target != IGNORE:
                 fields[target] = value
         return fields
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """Whether `value` is empty: an empty cell, an empty string, null or an empty list. An
+    empty value is no value: a new material gets the field's default, one already in the
+    catalog keeps what it has (clearing a field is a `PATCH` of the material)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, list | dict) and not value
 
 
 def _text_list(value: Any) -> list[str]:
@@ -457,6 +313,11 @@ class _Categories:
         self.found[text] = view
         return view
 
+    def property_keys(self) -> list[str]:
+        """Every property key of every category, each once."""
+        keys = (definition.key for view in self.by_id.values() for definition in view.effective)
+        return list(dict.fromkeys(keys))
+
     def definitions(self, view: CategoryView) -> dict[str, PropertyDefinition]:
         """The category's effective property definitions by key."""
         category_id = view.category.id
@@ -482,25 +343,27 @@ class _Planner:
         self,
         *,
         actor: Actor,
-        mapping: Mapping[str, str],
+        columns: _Columns,
         categories: _Categories,
         report: ImportReport,
         existing: Mapping[str, Material],
         image_names: frozenset[str],
     ) -> None:
         self.actor = actor
-        self.columns = _Columns(mapping)
+        self.columns = columns
         self.categories = categories
         self.report = report
         self.existing = existing
         self.image_names = image_names
-        self.seen_codes: dict[str, int] = {}
+        self.seen_codes: dict[str, SourceRow] = {}
+        # What the valid rows do, counted as they are checked (a dry run's answer).
+        self.planned: dict[RowAction, int] = {"create": 0, "update": 0, "unchanged": 0}
 
     def prepare(self, rows: Sequence[SourceRow]) -> _Chunk:
         """`rows` checked, and the columns and first versions of the new materials among the
         valid ones (CPU work only: an import runs it in a thread while the database writes
         the previous chunk)."""
-        planned = self.check(rows)
+        planned = self.plan(rows)
         materials = [
             material_service.new_material_values(self.actor, row.data, row.properties, row.schema)
             for row in planned
@@ -512,121 +375,195 @@ class _Planner:
         ]
         return _Chunk(planned=planned, materials=materials, versions=versions)
 
-    def check(self, rows: Sequence[SourceRow]) -> list[PlannedRow]:
-        """The valid rows of `rows` whose images are all in the zip."""
-        planned = []
-        for row in self.plan(rows):
-            missing = [name for name in row.image_names if name not in self.image_names]
-            for name in missing:
-                self.report.add(RowError(row.row, "images", f"{name!r} is not in the zip"))
-            if not missing:
-                planned.append(row)
-        return planned
-
     def plan(self, rows: Sequence[SourceRow]) -> list[PlannedRow]:
-        """The valid rows of `rows`; every problem of the others in the report. A row for a
-        code already in the catalog changes what it names and keeps the rest (a price list
-        may name only codes and prices)."""
+        """The valid rows of `rows`; every problem of the others in the report, and what each
+        row does in its `actions`."""
         planned: list[PlannedRow] = []
-        report, columns, categories = self.report, self.columns, self.categories
-        existing, seen_codes = self.existing, self.seen_codes
+        report = self.report
         for source in rows:
             report.rows += 1
-            row_errors: list[RowError] = []
-            if "\x00extra" in source.values:
-                row_errors.append(RowError(source.number, None, "more cells than the header names"))
-            fields = columns.fields(source.values)
-            payload: dict[str, Any] = {}
-            properties: dict[str, Any] = {}
-            schema: list[PropertyDefinition] = []
-            definitions: Mapping[str, PropertyDefinition] = {}
-            category_value = fields.pop("category_id", None) or fields.pop("category", None)
-            fields.pop("category", None)
-            if not _blank(category_value):
-                view = categories.find(category_value)
-                if view is None:
-                    row_errors.append(
-                        RowError(source.number, "category", f"no category {category_value!r}")
-                    )
-                else:
-                    payload["category_id"] = view.category.id
-                    schema = view.effective
-                    definitions = categories.definitions(view)
-            image_names = _text_list(fields.pop("images", "") or "")
-            for name, value in fields.items():
-                if name.startswith("properties."):
-                    key = name.removeprefix("properties.")
-                    if _blank(value):
-                        continue
-                    definition = definitions.get(key)
-                    properties[key] = property_from_text(definition, value) if definition else value
-                elif name == "tags":
-                    payload["tags"] = [] if _blank(value) else _text_list(value)
-                elif name == "price" and isinstance(value, str) and DECIMAL_COMMA.fullmatch(value):
-                    payload["price"] = value.strip().replace(",", ".")
-                elif not _blank(value):
-                    payload[name] = value.strip() if isinstance(value, str) else value
-            if isinstance(payload.get("properties"), dict):  # JSON rows may nest them
-                properties = {**payload.pop("properties"), **properties}
-            if properties:
-                payload["properties"] = properties
-            code = str(payload.get("code", "")).strip().lower()
-            current = existing.get(code)
-            if current is not None:
-                payload.setdefault("name", current.name)
-                if "category_id" not in payload and current.category_id is not None:
-                    view = categories.by_id.get(current.category_id)
-                    schema = view.effective if view else []
-            data = None
-            try:
-                data = MaterialCreate.model_validate(payload)
-            except ValidationError as exc:
-                for detail in exc.errors():
-                    column = ".".join(str(part) for part in detail["loc"]) or None
-                    row_errors.append(RowError(source.number, column, detail["msg"]))
-            # The properties too, whatever else is wrong: the report should name every problem.
-            canonical, problems = material_service.validate_row_properties(
-                schema, payload.get("properties", {}), partial=current is not None
-            )
-            row_errors.extend(
-                RowError(source.number, f"properties.{problem.key}", problem.message)
-                for problem in problems
-            )
-            if data is not None:
-                first = seen_codes.get(data.code.lower())
-                if first is not None:
-                    row_errors.append(
-                        RowError(source.number, "code", f"the code is on row {first} already")
-                    )
-                else:
-                    seen_codes[data.code.lower()] = source.number
-            if row_errors or data is None:
-                for error in row_errors:
+            errors: list[RowError] = []
+            row = self._plan_row(source, errors) if source.problem is None else None
+            if source.problem is not None:
+                errors.append(source.error(None, source.problem))
+            if errors or row is None:
+                for error in errors:
                     report.add(error)
+                code = self.columns.fields(source.values).get("code")
+                report.outcome(source, None if _blank(code) else str(code).strip(), "invalid")
                 continue
             report.valid += 1
-            planned.append(
-                PlannedRow(
-                    row=source.number,
-                    data=data,
-                    image_names=image_names,
-                    properties=canonical,
-                    schema=schema,
-                    new=current is None,
-                )
-            )
+            action: RowAction = "create" if row.new else "update"
+            if not row.new and not _changes(self.existing[row.data.code.lower()], row):
+                action = "unchanged"
+            self.planned[action] += 1
+            row.outcome = report.outcome(source, row.data.code, action)
+            planned.append(row)
         return planned
 
+    def _plan_row(self, source: SourceRow, errors: list[RowError]) -> PlannedRow | None:
+        """The row as a material to write, or None with its problems in `errors`. A row for a
+        code already in the catalog changes what it names and keeps the rest (a price list
+        may name only codes and prices); an empty value is no value (`_blank`)."""
+        categories = self.categories
+        fields = self.columns.fields(source.values)
+        payload: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        schema: list[PropertyDefinition] = []
+        definitions: Mapping[str, PropertyDefinition] = {}
+        code = fields.get("code")
+        current = None if _blank(code) else self.existing.get(str(code).strip().lower())
+        if current is not None and current.category_id is not None:
+            # Its values are read as its category's, unless the row moves it to another.
+            view = categories.by_id.get(current.category_id)
+            if view is not None:
+                schema, definitions = view.effective, categories.definitions(view)
+        category_value = fields.pop("category_id", None)
+        if _blank(category_value):
+            category_value = fields.get("category")
+        fields.pop("category", None)
+        if not _blank(category_value):
+            view = categories.find(category_value)
+            if view is None:
+                errors.append(source.error("category", f"no category {category_value!r}"))
+            else:
+                payload["category_id"] = view.category.id
+                schema = view.effective
+                definitions = categories.definitions(view)
+        image_names = _text_list(fields.pop("images", "") or "")
+        errors.extend(
+            source.error("images", f"{name!r} is not in the zip")
+            for name in image_names
+            if name not in self.image_names
+        )
+        nested = fields.pop("properties", None)
+        if isinstance(nested, dict):  # JSON rows may nest them
+            properties.update((key, value) for key, value in nested.items() if not _blank(value))
+        elif not _blank(nested):
+            errors.append(source.error("properties", "give properties as an object of values"))
+        for name, value in fields.items():
+            if _blank(value):
+                continue
+            if name.startswith("properties."):
+                key = name.removeprefix("properties.")
+                definition = definitions.get(key)
+                properties[key] = property_from_text(definition, value) if definition else value
+            elif name == "price" and isinstance(value, str) and DECIMAL_COMMA.fullmatch(value):
+                payload["price"] = value.strip().replace(",", ".")
+            elif name == "tags":
+                payload["tags"] = _text_list(value)
+            else:
+                payload[name] = value.strip() if isinstance(value, str) else value
+        if properties:
+            payload["properties"] = properties
+        if current is not None:
+            payload.setdefault("name", current.name)
+        data = None
+        try:
+            data = MaterialCreate.model_validate(payload)
+        except ValidationError as exc:
+            for detail in exc.errors():
+                column = ".".join(str(part) for part in detail["loc"]) or None
+                errors.append(source.error(column, detail["msg"]))
+        # The properties too, whatever else is wrong: the report should name every problem.
+        canonical, problems = material_service.validate_row_properties(
+            schema, properties, partial=current is not None
+        )
+        errors.extend(
+            source.error(f"properties.{problem.key}", problem.message) for problem in problems
+        )
+        if current is not None and payload.get("category_id", current.category_id) != (
+            current.category_id
+        ):
+            # Moved to another category, the values it keeps must suit that one too.
+            _, kept = material_service.validate_row_properties(
+                schema, {**current.properties, **canonical}, partial=False
+            )
+            errors.extend(
+                source.error(f"properties.{problem.key}", problem.message)
+                for problem in kept
+                if problem.key not in properties
+            )
+        if data is not None:
+            first = self.seen_codes.get(data.code.lower())
+            if first is not None:
+                errors.append(source.error("code", f"the code is on {first.place} already"))
+            else:
+                self.seen_codes[data.code.lower()] = source
+        if errors or data is None:
+            return None
+        return PlannedRow(
+            source=source,
+            data=data,
+            image_names=image_names,
+            properties=canonical,
+            schema=schema,
+            new=current is None,
+        )
 
-ImageAdder = Callable[[Material, str, bytes], Any]
+
+def _changes(current: Material, row: PlannedRow) -> bool:
+    """Whether writing `row` over `current` changes it (what a dry run can tell without
+    writing; the write itself compares versions)."""
+    given = row.data.model_dump(exclude={"code", "properties"}, exclude_unset=True)
+    for name, value in given.items():
+        held = getattr(current, name)
+        if name == "status":
+            value, held = str(value), str(held)
+        if value != held:
+            return True
+    stored = current.properties
+    return any(stored.get(key) != value for key, value in row.properties.items())
 
 
-def _codes(columns: _Columns, rows: Sequence[SourceRow]) -> list[str]:
-    return [
-        str(code).strip()
-        for code in (columns.fields(row.values).get("code") for row in rows)
-        if not _blank(code)
-    ]
+ImageAdder = Callable[[Material, str, bytes], Awaitable[bool]]
+
+
+class ImageProblem(Exception):
+    """An image of a row that could not be attached; `message` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class _Survey:
+    """What one pass over the rows finds before they are checked: their codes, and the
+    columns that name no field (each with the first record that has it, in JSON)."""
+
+    codes: list[str]
+    unknown: dict[str, SourceRow | None]  # None: a column of a CSV's header
+
+
+def _survey(columns: _Columns, file: CatalogFile) -> _Survey:
+    codes: list[str] = []
+    unknown: dict[str, SourceRow | None] = {}
+    if file.header is not None:
+        # A CSV: every row has the header's columns, even when no row could be read.
+        unknown.update((column, None) for column in file.header if columns.target(column) is None)
+    for row in file.rows:
+        if file.header is None:
+            for column in row.values:
+                if columns.target(column) is None and column not in unknown:
+                    unknown[column] = row
+        code = columns.fields(row.values).get("code")
+        if not _blank(code):
+            codes.append(str(code).strip())
+    return _Survey(codes=codes, unknown=unknown)
+
+
+def _unknown_column(column: str, row: SourceRow | None, categories: _Categories) -> RowError:
+    """The problem of a column that names no field: where it is (the header of a CSV, the
+    first record holding it in JSON), and the field it may have meant."""
+    known = [*FIELDS, "sku", *(f"properties.{key}" for key in categories.property_keys())]
+    close = difflib.get_close_matches(column.strip().lower(), known, n=1)
+    meant = f' (did you mean "{close[0]}"?)' if close else ""
+    message = (
+        f"no field is called {column!r}{meant}, so its values are left out: name it after a "
+        f'field or map it to one, or to "{IGNORE}"'
+    )
+    return RowError(None, 1, column, message) if row is None else row.error(column, message)
 
 
 async def import_catalog(
@@ -644,71 +581,143 @@ async def import_catalog(
 
     New materials are written a chunk at a time while the next chunk is checked (in a
     thread: the checks are Python, the writes the database's). All or nothing writes inside
-    a savepoint, released only if no row had a problem.
+    a savepoint, released only if no row had a problem; else the report is `refused`.
+    A column that names no field is a problem of the file: all or nothing refuses it, skip
+    invalid leaves the column out.
     """
     report = ImportReport(dry_run=dry_run)
+    columns = _Columns(mapping)
     categories = _Categories(await list_categories(session, actor=actor))
     # Python over every row: in a thread, as every other pass over the rows is.
-    codes = await asyncio.to_thread(_codes, _Columns(mapping), file.rows)
-    existing = await MaterialRepository(session).live_by_codes(actor.tenant_id, codes)
+    survey = await asyncio.to_thread(_survey, columns, file)
+    for problem in file.problems:
+        report.add(problem)
+    for column, first in survey.unknown.items():
+        report.add(_unknown_column(column, first, categories))
+    existing = await MaterialRepository(session).live_by_codes(actor.tenant_id, survey.codes)
     planner = _Planner(
         actor=actor,
-        mapping=mapping,
+        columns=columns,
         categories=categories,
         report=report,
         existing=existing,
         image_names=file.image_names,
     )
+    all_or_nothing = mode == "all_or_nothing"
     if dry_run:
-        await asyncio.to_thread(planner.check, file.rows)
+        await asyncio.to_thread(planner.plan, file.rows)
+        planned = planner.planned
+        report.created, report.updated = planned["create"], planned["update"]
+        report.unchanged = planned["unchanged"]
+        report.refused = all_or_nothing and report.error_count > 0
         return report
-    savepoint = await session.begin_nested() if mode == "all_or_nothing" else None
+    savepoint = await session.begin_nested() if all_or_nothing else None
     try:
         writable, created = await _insert_new(session, actor, planner, file.rows, mode, progress)
+        if all_or_nothing and report.error_count:
+            return _refused(report)
+        report.created = len(created)
+        attach = _ImageAttacher(file, add_image, report)
+        if add_image is not None:
+            repository = MaterialRepository(session)
+            for row in writable:
+                if row.source.index in created and row.image_names:
+                    material = await repository.get(actor.tenant_id, created[row.source.index])
+                    if material is not None:
+                        await attach(row, material)
+        refusals = await _update_existing(
+            session,
+            actor,
+            writable,
+            existing,
+            report,
+            attach,
+            None if progress is None else _offset(progress, len(created)),
+        )
+        if all_or_nothing and refusals:
+            return _refused(report)
     except BaseException:
         if savepoint is not None:
             await savepoint.rollback()
         raise
-    if mode == "all_or_nothing" and report.error_count:
-        if savepoint is not None:
-            await savepoint.rollback()
-        return report
-    report.created += len(created)
-    if add_image is not None:
-        repository = MaterialRepository(session)
-        for row in writable:
-            if row.row in created and row.image_names:
-                material = await repository.get(actor.tenant_id, created[row.row])
-                for name in row.image_names:
-                    if material is not None and await add_image(material, name, file.images[name]):
-                        report.images += 1
-    changing = [row for row in writable if not row.new]
-    try:
-        for index, row in enumerate(changing):
-            try:
-                material, outcome = await _write(session, actor, row.data, existing)
-            except (InvalidProperties, CodeTaken, PriceWithoutCurrency) as exc:
-                report.add(RowError(row.row, None, exc.detail or exc.title))
-                if mode == "all_or_nothing":
-                    raise
-                continue
-            setattr(report, outcome, getattr(report, outcome) + 1)
-            if add_image is not None:
-                for name in row.image_names:
-                    if await add_image(material, name, file.images[name]):
-                        report.images += 1
-            if progress is not None and index % 500 == 0:
-                await progress(len(created) + index, len(writable))
-    except BaseException:
-        if savepoint is not None:
-            await savepoint.rollback()
-        raise
-    if savepoint is not None:
-        await savepoint.commit()
+    finally:
+        if savepoint is not None and savepoint.is_active:
+            await (savepoint.rollback() if report.refused else savepoint.commit())
     report.written = True
     if report.created or report.updated:
         await events.materials_text_changed(session, organization_id=actor.tenant_id)
     return report
+
+
+def _refused(report: ImportReport) -> ImportReport:
+    """`report` of an all or nothing import that found problems: nothing is written (the
+    caller rolls back its transaction too, which removes the images it stored)."""
+    report.refused = True
+    report.created = report.updated = report.unchanged = report.images = 0
+    return report
+
+
+class _ImageAttacher:
+    """Attaches the images a written row names to its material; an image that cannot be is
+    reported at its row, and the material stays written."""
+
+    def __init__(
+        self, file: CatalogFile, add_image: ImageAdder | None, report: ImportReport
+    ) -> None:
+        self.file = file
+        self.add_image = add_image
+        self.report = report
+
+    async def __call__(self, row: PlannedRow, material: Material) -> None:
+        if self.add_image is None:
+            return
+        for name in row.image_names:
+            try:
+                if await self.add_image(material, name, self.file.images[name]):
+                    self.report.images += 1
+            except ImageProblem as problem:
+                self.report.add(row.source.error("images", f"{name}: {problem.message}"))
+
+
+async def _update_existing(
+    session: AsyncSession,
+    actor: Actor,
+    writable: Sequence[PlannedRow],
+    existing: dict[str, Material],
+    report: ImportReport,
+    attach: _ImageAttacher,
+    progress: Callable[[int, int], Any] | None,
+) -> int:
+    """The valid rows for materials already in the catalog written over them, and their
+    images attached; how many rows the database refused (reported, written no further)."""
+    refusals = 0
+    changing = [row for row in writable if not row.new]
+    for index, row in enumerate(changing):
+        try:
+            material, outcome = await _write(session, actor, row.data, existing)
+        except (InvalidProperties, CodeTaken, PriceWithoutCurrency) as exc:
+            report.add(row.source.error(None, exc.detail or exc.title))
+            report.valid -= 1
+            refusals += 1
+            if row.outcome is not None:
+                row.outcome.action = "invalid"
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        if row.outcome is not None:
+            row.outcome.action = "update" if outcome == "updated" else "unchanged"
+        await attach(row, material)
+        if progress is not None and index % 500 == 0:
+            await progress(index, len(writable))
+    return refusals
+
+
+def _offset(progress: Callable[[int, int], Any], done: int) -> Callable[[int, int], Any]:
+    """`progress` told of rows after the `done` ones already counted."""
+
+    def told(count: int, total: int) -> Any:
+        return progress(done + count, total)
+
+    return told
 
 
 INSERT_BATCH = 5000
@@ -745,7 +754,7 @@ async def _insert_new(
                 continue
             await repository.insert_many(actor.tenant_id, chunk.materials, chunk.versions)
             created.update(
-                (row.row, columns["id"])
+                (row.source.index, columns["id"])
                 for row, columns in zip(
                     (row for row in chunk.planned if row.new), chunk.materials, strict=True
                 )

@@ -41,7 +41,7 @@ async def import_file(run: JobRun) -> dict[str, Any]:
     if run.organization_id is None:
         raise PermanentJobError("an import belongs to an organization")
     try:
-        return await transfers.run_import(
+        report = await transfers.run_import(
             run.session,
             run.storage,
             organization_id=run.organization_id,
@@ -54,6 +54,14 @@ async def import_file(run: JobRun) -> dict[str, Any]:
         # The file itself is at fault (unreadable, too large unpacked): a retry reads the
         # same bytes. The job fails at once, saying why; its transaction wrote nothing.
         raise PermanentJobError(exc.detail or exc.title) from exc
+    if report["refused"]:
+        # All or nothing, and not all was right: the job failed, its result says why.
+        raise PermanentJobError(
+            f"Nothing was imported: the file has {report['error_count']} problem(s), listed "
+            "in the job's result.",
+            result=report,
+        )
+    return report
 
 
 @job_task("catalog.reindex_documents", max_attempts=3, heavy=True)

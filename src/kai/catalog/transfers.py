@@ -12,19 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kai.catalog import images
 from kai.catalog.categories import list_categories
 from kai.catalog.errors import BulkRejected, DuplicateImage
+from kai.catalog.import_files import CatalogFile, SourceRow, detect_format, read_file
 from kai.catalog.imports import (
-    CatalogFile,
+    ImageAdder,
+    ImageProblem,
     ImportMode,
     ImportReport,
-    RowError,
-    SourceRow,
     categories_index,
     csv_lines,
-    detect_format,
     export_columns,
     export_record,
     import_catalog,
-    read_file,
 )
 from kai.catalog.models import Material
 from kai.catalog.repository import MaterialFilters, MaterialRepository
@@ -45,13 +43,10 @@ from kai.kit.storage.transactional import put_for_transaction
 
 
 def _image_adder(
-    session: AsyncSession,
-    storage: ObjectStorage,
-    actor: Actor,
-    limits: imaging.ImageLimits,
-    report: list[RowError],
-) -> Callable[[Material, str, bytes], Awaitable[bool]]:
+    session: AsyncSession, storage: ObjectStorage, actor: Actor, limits: imaging.ImageLimits
+) -> ImageAdder:
     async def add(material: Material, name: str, data: bytes) -> bool:
+        """Whether the image was added; ImageProblem if it cannot be."""
         try:
             await images.attach_image(
                 session,
@@ -66,11 +61,10 @@ def _image_adder(
         except DuplicateImage as exc:
             # Already this material's: importing the same zip again adds nothing.
             if str(material.id) not in (exc.detail or ""):
-                report.append(RowError(0, "images", f"{name}: {exc.detail}"))
+                raise ImageProblem(exc.detail or exc.title) from None
             return False
         except (imaging.ImageRejected, imaging.ImageTooLarge) as exc:
-            report.append(RowError(0, "images", f"{name}: {exc.detail or exc.title}"))
-            return False
+            raise ImageProblem(exc.detail or exc.title) from None
         return True
 
     return add
@@ -115,21 +109,22 @@ async def bulk_upsert(
     dry_run: bool,
 ) -> ImportReport:
     """Materials given as records (the fields of an import's JSON), created or updated by
-    code at once. All or nothing refuses the whole batch, naming every problem."""
+    code at once. All or nothing refuses the whole batch, naming every problem at the
+    record's index in `loc`, the same index the report gives."""
     catalog = CatalogFile(
-        rows=[SourceRow(number=index + 1, values=dict(item)) for index, item in enumerate(items)],
-        images={},
+        rows=[SourceRow(index, None, dict(item)) for index, item in enumerate(items)], images={}
     )
     report = await import_catalog(
         session, actor=actor, file=catalog, mapping={}, mode=mode, dry_run=dry_run
     )
-    if not dry_run and mode == "all_or_nothing" and report.error_count:
+    if not dry_run and report.refused:
         raise BulkRejected(
-            f"{len({error.row for error in report.errors})} of {len(items)} materials have "
+            f"{len({error.index for error in report.errors})} of {len(items)} materials have "
             "problems; nothing was written.",
             errors=[
                 {
-                    "loc": ["body", "materials", error.row - 1]
+                    "loc": ["body", "materials"]
+                    + ([error.index] if error.index is not None else [])
                     + ([error.column] if error.column else []),
                     "msg": error.message,
                     "type": "bulk_item",
@@ -249,20 +244,16 @@ async def _import_with_images(
 ) -> ImportReport:
     """Read and import a file, its images attached and their problems in the report."""
     catalog = await _read(data, limits, max_inflated_bytes, keep_images=True)
-    image_problems: list[RowError] = []
-    report = await import_catalog(
+    return await import_catalog(
         session,
         actor=actor,
         file=catalog,
         mapping=mapping,
         mode=mode,
         dry_run=dry_run,
-        add_image=_image_adder(session, storage, actor, limits, image_problems),
+        add_image=_image_adder(session, storage, actor, limits),
         progress=progress,
     )
-    for problem in image_problems:
-        report.add(problem)
-    return report
 
 
 async def record_export(
@@ -349,6 +340,9 @@ async def import_from_command_line(
             max_inflated_bytes=max_inflated_bytes,
             progress=progress,
         )
+        if report.refused:
+            # Nothing of it stays, nor the images it stored before it found why.
+            await session.rollback()
         if report.written:
             await audit.record(
                 session,

@@ -24,7 +24,10 @@ class JobRead(BaseModel):
     kind: str = Field(description="What the job does, as a dotted name: `catalog.import_csv`.")
     status: JobStatus
     progress: JobProgress
-    result: dict[str, Any] | None = Field(description="Summary of what a finished job did.")
+    result: dict[str, Any] | None = Field(
+        description="Summary of what a finished job did; of a failed one, what it found when "
+        "it says (a refused import: its report)."
+    )
     error: str | None = Field(description="Why the last attempt failed.")
     attempts: int = Field(description="Attempts started so far.")
     max_attempts: int

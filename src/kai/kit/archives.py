@@ -7,6 +7,10 @@ that every archive of a request shares, and reading stops the moment it is spent
 that is itself an archive (by its name or by its first bytes) is refused: a zip inside a zip
 would multiply the budget's reach and is never what an upload needs.
 
+What operating systems leave in the folders they zip (Finder's `.DS_Store` and `__MACOSX/`
+resource forks, Explorer's `Thumbs.db` and `desktop.ini`, other hidden files) is never what
+a person meant to upload: `ZipUpload.entries` leaves it out, for every kind of upload alike.
+
 Only entries stored or compressed with deflate are read: zipfile inflates those a piece of
 bounded size at a time, but decompresses a whole read of bzip2 or LZMA input with no limit on
 what comes out (a 710-byte zip once became 1.5 GiB before the budget saw a byte of it).
@@ -57,6 +61,28 @@ _SIGNATURES: Final = (
     (b"\x1f\x9d", "compress"),
     (b"LZIP", "lzip"),
 )
+
+
+# Files and folders an operating system writes on its own (compared in lower case).
+_SYSTEM_FILES: Final = frozenset({
+    "thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "icon\r",
+})  # fmt: skip
+_SYSTEM_FOLDERS: Final = frozenset({
+    "__macosx", "$recycle.bin", "system volume information",
+})  # fmt: skip
+
+
+def is_system_file(path: str) -> bool:
+    """Whether a zip entry at `path` is one an operating system put there, not a person: a
+    hidden file or one in a hidden folder (`.DS_Store`, `._photo.jpg`, `.Spotlight-V100/`,
+    `.Trashes/`), a Windows or macOS folder file (`Thumbs.db`, `desktop.ini`, `Icon\\r`), or
+    anything under `__MACOSX/`, `$RECYCLE.BIN/` or `System Volume Information/`."""
+    parts = [part for part in path.replace("\\", "/").split("/") if part]
+    if not parts:
+        return False
+    if any(part.startswith(".") or part.lower() in _SYSTEM_FOLDERS for part in parts):
+        return True
+    return parts[-1].lower() in _SYSTEM_FILES
 
 
 class ArchiveTooLarge(PayloadTooLarge):
@@ -181,7 +207,10 @@ def _entry_errors(name: str) -> Iterator[None]:
 
 
 class ZipUpload:
-    """An uploaded zip, its entries read under `budget` (shared by a request's archives)."""
+    """An uploaded zip, its entries read under `budget` (shared by a request's archives).
+
+    `entries` are its files, folders and system files (`is_system_file`) left out; the names
+    of the system files are in `skipped`."""
 
     def __init__(self, data: bytes, *, name: str, budget: InflateBudget, max_entries: int) -> None:
         self.name = name
@@ -192,12 +221,16 @@ class ZipUpload:
             raise ArchiveTooLarge(f"{name} holds more than {max_entries} files.")
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
-            self.entries = [info for info in self._zip.infolist() if not info.is_dir()]
+            files = [info for info in self._zip.infolist() if not info.is_dir()]
         except Exception:
             # Whatever a malformed directory makes the library raise: BadZipFile, but also
             # NotImplementedError for a "version needed" it does not know, IndexError for an
             # empty name, and others. Each is the same refusal, in none of the library's words.
             raise UnreadableArchive(f"{name} is not a readable zip.") from None
+        # Left out before anything is checked: how a system file is compressed, or what it
+        # holds, is no reason to refuse the upload.
+        self.entries = [info for info in files if not is_system_file(info.filename)]
+        self.skipped = [info.filename for info in files if is_system_file(info.filename)]
         for info in self.entries:
             if info.compress_type not in _READABLE_METHODS:
                 self.close()

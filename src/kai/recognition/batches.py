@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -87,22 +86,14 @@ def _problem(name: str, message: str) -> dict[str, Any]:
 def _unpacked(
     name: str, data: bytes, limits: ImageLimits, budget: InflateBudget
 ) -> Iterator[tuple[str, bytes]]:
-    """A zip's files (folders, hidden files and macOS resource forks left out), or the file;
+    """A zip's files (folders and the files operating systems leave left out), or the file;
     a zip's inflated under `budget`, which every zip of the upload shares."""
     if not is_zip(data):
         yield name, data
         return
     try:
         with ZipUpload(data, name=name, budget=budget, max_entries=MAX_ZIP_ENTRIES) as archive:
-            members = [
-                member
-                for member in archive.entries
-                if not any(
-                    part.startswith(".") or part == "__MACOSX"
-                    for part in PurePosixPath(member.filename).parts
-                )
-            ]
-            for member in members:
+            for member in archive.entries:
                 # Longer than a photo may be: read no further, and refused by size below.
                 yield f"{name}/{member.filename}", archive.read(member, limit=limits.max_bytes)
     except UnreadableArchive as exc:

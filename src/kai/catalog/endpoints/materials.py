@@ -120,7 +120,8 @@ class MaterialsBulk(BaseModel):
         description="Records with the fields of an import (`code`, `name`, `category` as a "
         "path such as `Stone > Marble` or `category_id`, `description`, `price`, `currency`, "
         "`tags`, `status`, `properties` or `properties.<key>`...). A code already in the "
-        "catalog updates that material, changing only the fields given.",
+        "catalog updates that material, changing only the fields given: an empty value "
+        '(null, `""`, `[]`) leaves its field as it is. A field KAI does not have is a problem.',
     )
     mode: ImportMode = Field(
         default="all_or_nothing",
@@ -144,7 +145,8 @@ class Deleted(BaseModel):
     "/bulk",
     summary="Create or update many materials at once, by code",
     description=f"Up to {BULK_LIMIT} records in one transaction; larger catalogs go through "
-    "`/api/v1/catalog/imports`. The report's rows count the records from 1.",
+    "`/api/v1/catalog/imports`. Records are counted from 0, in the report's `index` as in "
+    'the 422\'s `loc` (`["body", "materials", 8, "price"]`).',
     responses=problem_responses(409, 422),
 )
 async def bulk_upsert(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile, status
 from pydantic import BaseModel, Field
 
 from kai.catalog import transfers
-from kai.catalog.imports import ImportMode
+from kai.catalog.imports import ImportMode, check_mapping
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
@@ -25,22 +25,47 @@ MaterialsImport = Annotated[
 
 
 class RowProblem(BaseModel):
-    row: int = Field(description="As a spreadsheet numbers it: the header is row 1.")
-    column: str | None
+    index: int | None = Field(
+        description="The record, counted from 0 (as a JSON list and a bulk request's `loc` "
+        "count); null for a problem of the header."
+    )
+    line: int | None = Field(
+        description="CSV: the line the row starts on, the header being line 1 (a spreadsheet's "
+        "row number, unless a cell above holds a line break); null in JSON."
+    )
+    column: str | None = Field(description="The column or field, when the problem is one's.")
     message: str
+
+
+class RowActionRead(BaseModel):
+    index: int = Field(description="The record, counted from 0.")
+    line: int | None = Field(description="CSV: the line the row starts on; null in JSON.")
+    code: str | None
+    action: Literal["create", "update", "unchanged", "invalid"] = Field(
+        description="What the row does: creates a material, updates the one with its code, "
+        "finds it as it says already, or is invalid (see `errors`)."
+    )
 
 
 class ImportReportRead(BaseModel):
     rows: int
     valid: int
-    created: int
+    created: int = Field(
+        description="Materials created (in a dry run, that the import would create; so for "
+        "`updated` and `unchanged`)."
+    )
     updated: int
     unchanged: int
     images: int
     error_count: int = Field(description="Every problem; `errors` lists the first 1,000.")
     errors: list[RowProblem]
+    actions: list[RowActionRead] = Field(description="What each row does, the first 1,000.")
     dry_run: bool
-    written: bool = Field(description="Whether anything was written.")
+    written: bool = Field(description="Whether the import was carried out.")
+    refused: bool = Field(
+        description="`all_or_nothing` found problems: nothing was written (in a dry run, "
+        "nothing would be)."
+    )
 
 
 class ImportStarted(BaseModel):
@@ -58,7 +83,7 @@ def _mapping(raw: str | None) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
     ):
         raise InvalidValue("`mapping` must be a JSON object of column to field.")
-    return mapping
+    return check_mapping(mapping)
 
 
 @router.post(
@@ -67,9 +92,14 @@ def _mapping(raw: str | None) -> dict[str, str]:
     description="Columns named like fields (`code` or `sku`, `name`, `category` as a path such "
     "as `Stone > Marble`, `price`, `currency`, `tags` separated by `;`, `status`, "
     "`properties.<key>`, `images`) are taken as they are; `mapping` renames others "
-    '(`{"Article no.": "code", "Finish": "properties.finish", "Notes": "ignore"}`). A row '
-    "whose code is in the catalog updates that material. `dry_run` answers the report at once "
-    "and writes nothing; otherwise the import runs as a job (202).",
+    '(`{"Article no.": "code", "Finish": "properties.finish", "Notes": "ignore"}`). A column '
+    "that names no field is a problem of the file: `all_or_nothing` refuses the file, "
+    "`skip_invalid` leaves the column out. A row whose code is in the catalog updates that "
+    "material, changing only what the row gives: an empty cell leaves its field as it is "
+    "(clear a field with `PATCH /api/v1/materials/{id}`). `dry_run` answers the report at "
+    "once, with what each row would do, and writes nothing; otherwise the import runs as a "
+    "job (202), which fails with the report as its result when `all_or_nothing` refuses the "
+    "file.",
     status_code=status.HTTP_202_ACCEPTED,
     responses={200: {"model": ImportReportRead, "description": "The dry run's report."},
                **problem_responses(400, 413, 422)},

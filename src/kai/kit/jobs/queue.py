@@ -98,7 +98,12 @@ class JobRuntime(Protocol):
 
 
 class PermanentJobError(Exception):
-    """Raised by a task when retrying cannot help (bad input, missing object)."""
+    """Raised by a task when retrying cannot help (bad input, missing object). `result`, if
+    given, is kept as the failed job's result (what it found: an import's report)."""
+
+    def __init__(self, message: str, *, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 # What the owner of a job given up is told, unless a PermanentJobError said why.
@@ -302,7 +307,8 @@ class TrackedTask:
             permanent = isinstance(exc, PermanentJobError)
             if attempt >= max_attempts or permanent:
                 reason = str(exc)[:2000] if permanent else UNEXPECTED_REASON
-                await _give_up(factory, tracked_id, JobStatus.FAILED, error, reason)
+                found = exc.result if isinstance(exc, PermanentJobError) else None
+                await _give_up(factory, tracked_id, JobStatus.FAILED, error, reason, found)
                 bound.error("job.failed", attempt=attempt, error=error)
                 raise
             outcome = "retried"
@@ -473,13 +479,20 @@ async def _record(
 
 
 async def _give_up(
-    factory: _TenantSessions, job_id: uuid.UUID, status: JobStatus, error: str | None, reason: str
+    factory: _TenantSessions,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    error: str | None,
+    reason: str,
+    result: dict[str, Any] | None = None,
 ) -> None:
-    """Record the job's end and let its task clean up after it, in one transaction; the hook
-    is told the job's params as they are now (a task may have changed them as it went)."""
+    """Record the job's end (with `result`, what a failed one found) and let its task clean
+    up after it, in one transaction; the hook is told the job's params as they are now (a
+    task may have changed them as it went)."""
     async with factory.begin() as session:
         repository = JobRepository(session)
-        await repository.set_status(job_id, status, error=error)
+        found = {} if result is None else {"result": result}
+        await repository.set_status(job_id, status, error=error, **found)
         job = await repository.get(job_id, organization_id=factory.organization_id)
         if job is not None:
             cancelled = status == JobStatus.CANCELLED
