@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from kai import config
 from kai.cli import app
+from kai.config import Settings
+from tests.commands import run_kai
 
 runner = CliRunner()
 
@@ -84,3 +86,17 @@ def test_admin_check_fails_when_the_database_is_unreachable(
     monkeypatch.setenv("KAI_DATA_DIR", str(tmp_path))
     result = runner.invoke(app, ["admin", "check"])
     assert result.exit_code != 0
+
+
+@pytest.mark.database
+def test_logs_go_to_standard_error_and_standard_output_carries_only_the_answer(
+    settings: Settings,
+) -> None:
+    # Alembic logs a few lines at the default level whenever it runs: none may be printed
+    # where a script reads the command's answer.
+    upgraded = run_kai(settings, "db", "upgrade")
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    [answer] = upgraded.stdout.splitlines()
+    assert answer.startswith("database at ")
+    assert "Context impl PostgresqlImpl" in upgraded.stderr
