@@ -33,6 +33,7 @@ from kai.ml import image_models
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import NotEnoughPhotos, Recognizer, photos_shortfall, train_recognizer
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
+from kai.ml.service import material_label
 from kai.vision.backbones import DEFAULT_BACKBONES, Backbone
 from kai.vision.preprocessing import Enhancement, prepare_views
 
@@ -278,7 +279,7 @@ def _catalog_label(
     photo: CatalogPhoto, options: TrainingOptions, categories: dict[uuid.UUID, Category]
 ) -> tuple[str, uuid.UUID | None] | None:
     if options.label_by == "material":
-        return f"{photo.material_name} ({photo.material_code})", photo.category_id
+        return material_label(photo.material_name, photo.material_code), photo.category_id
     return _label_of(photo.category_id, options.category_level, categories)
 
 
