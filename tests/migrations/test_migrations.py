@@ -270,3 +270,32 @@ def test_photos_labelled_by_feedback_that_contradicted_itself_are_no_longer_trai
         "right, the material",
     }
     assert feedback == (7,)
+
+
+def test_permissions_no_route_needs_are_taken_from_stored_roles_and_keys(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    runner.upgrade(url, "0018")
+    held = ["materials:read", "webhooks:manage", "analytics:read"]
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO organizations (id, name, slug) VALUES (gen_random_uuid(), 'a', 'a')"
+        )
+        connection.execute(
+            "INSERT INTO roles (id, organization_id, key, name, permissions)"
+            " SELECT gen_random_uuid(), id, 'watcher', 'Watcher', %s FROM organizations",
+            (held,),
+        )
+        connection.execute(
+            "INSERT INTO api_keys (id, organization_id, name, prefix, secret_digest, permissions)"
+            " SELECT gen_random_uuid(), id, 'k', 'kai_x', '\\x00', %s FROM organizations",
+            (held,),
+        )
+
+    runner.upgrade(url)
+
+    with psycopg.connect(libpq_url(url)) as connection:
+        for table in ("roles", "api_keys"):
+            found = connection.execute(f"SELECT permissions FROM {table}").fetchall()
+            assert found == [(["materials:read"],)], table
