@@ -12,6 +12,7 @@ from kai import config
 from kai.cli import app
 from kai.config import Settings
 from tests.commands import run_kai
+from tests.security.peers import free_port
 
 runner = CliRunner()
 
@@ -100,3 +101,20 @@ def test_logs_go_to_standard_error_and_standard_output_carries_only_the_answer(
     [answer] = upgraded.stdout.splitlines()
     assert answer.startswith("database at ")
     assert "Context impl PostgresqlImpl" in upgraded.stderr
+
+
+@pytest.mark.database
+def test_embedded_start_prints_its_url_alone(settings: Settings, tmp_path: Path) -> None:
+    # As a script reads it: URL=$(kai db embedded start DIR --port P).
+    cluster = tmp_path / "cluster"
+    port = free_port()
+    try:
+        started = run_kai(settings, "db", "embedded", "start", str(cluster), "--port", str(port))
+
+        assert started.returncode == 0, started.stderr
+        [url] = started.stdout.splitlines()
+        assert url.startswith("postgresql://")
+        assert f"@127.0.0.1:{port}/" in url
+        assert "embedded_postgres.started" in started.stderr
+    finally:
+        run_kai(settings, "db", "embedded", "stop", str(cluster))
