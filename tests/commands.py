@@ -19,7 +19,8 @@ def run_kai(
         KAI_DATABASE_URL=settings.database_url.get_secret_value(),
         KAI_DATA_DIR=str(settings.data_dir),
         KAI_VISION__MODEL_DIR=str(settings.model_dir),
-        KAI_LOG_LEVEL="warning",
+        # Logged at the default level: what a command logs must never reach its answer.
+        KAI_LOG_LEVEL="info",
     )
     return subprocess.run(
         [sys.executable, "-m", "kai", *args],

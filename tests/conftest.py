@@ -295,33 +295,33 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared
 
 
-class _CurrentStdout:
+class _CurrentStderr:
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        return sys.stderr.write(text)
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 @pytest.fixture
 def logged(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """The JSON log lines written since the last call, as the server writes them to stdout.
+    """The JSON log lines written since the last call, as the server writes them to stderr.
 
     Logging goes through the standard library's root handler, which this points at the
-    captured stdout: a structlog logger cached by an earlier test still reaches it (structlog's
+    captured stderr: a structlog logger cached by an earlier test still reaches it (structlog's
     own capture would miss those). The handler goes afterwards, before its stream closes.
     """
     configure_logging("info", "json")
-    # Written to whatever stdout is when a line is logged: pytest points it at the capture
+    # Written to whatever stderr is when a line is logged: pytest points it at the capture
     # only while the test runs, after this fixture is set up.
     [handler] = logging.getLogger().handlers
     assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(_CurrentStdout())
+    handler.setStream(_CurrentStderr())
     capsys.readouterr()
 
     def read() -> list[dict[str, Any]]:
-        out = capsys.readouterr().out
-        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        err = capsys.readouterr().err
+        return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
     yield read
     logging.getLogger().handlers[:] = []

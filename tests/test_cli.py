@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from kai import config
 from kai.cli import app
+from kai.config import Settings
+from tests.commands import run_kai
+from tests.security.peers import free_port
 
 runner = CliRunner()
 
@@ -84,3 +87,34 @@ def test_admin_check_fails_when_the_database_is_unreachable(
     monkeypatch.setenv("KAI_DATA_DIR", str(tmp_path))
     result = runner.invoke(app, ["admin", "check"])
     assert result.exit_code != 0
+
+
+@pytest.mark.database
+def test_logs_go_to_standard_error_and_standard_output_carries_only_the_answer(
+    settings: Settings,
+) -> None:
+    # Alembic logs a few lines at the default level whenever it runs: none may be printed
+    # where a script reads the command's answer.
+    upgraded = run_kai(settings, "db", "upgrade")
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    [answer] = upgraded.stdout.splitlines()
+    assert answer.startswith("database at ")
+    assert "Context impl PostgresqlImpl" in upgraded.stderr
+
+
+@pytest.mark.database
+def test_embedded_start_prints_its_url_alone(settings: Settings, tmp_path: Path) -> None:
+    # As a script reads it: URL=$(kai db embedded start DIR --port P).
+    cluster = tmp_path / "cluster"
+    port = free_port()
+    try:
+        started = run_kai(settings, "db", "embedded", "start", str(cluster), "--port", str(port))
+
+        assert started.returncode == 0, started.stderr
+        [url] = started.stdout.splitlines()
+        assert url.startswith("postgresql://")
+        assert f"@127.0.0.1:{port}/" in url
+        assert "embedded_postgres.started" in started.stderr
+    finally:
+        run_kai(settings, "db", "embedded", "stop", str(cluster))

@@ -199,6 +199,7 @@ def embedded_start(
     """Start a cluster of the bundled PostgreSQL listening on 127.0.0.1; print its URL."""
     from kai.kit.pgembed import EmbeddedPostgres
 
+    command_settings()  # for its logging: on stderr, so that the URL printed is all of stdout
     server = EmbeddedPostgres(directory, tcp_host="127.0.0.1", tcp_port=port)
     url = server.acquire()
     # Held by no process: it runs until `kai db embedded stop`.
@@ -213,6 +214,7 @@ def embedded_stop(
     """Stop a cluster started with `kai db embedded start`."""
     from kai.kit.pgembed import EmbeddedPostgres
 
+    command_settings()
     EmbeddedPostgres(directory).stop()
 
 

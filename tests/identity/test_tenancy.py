@@ -24,6 +24,7 @@ from kai.app import api_routes, create_app
 from kai.catalog.models import Category, Material, MaterialImage
 from kai.config import Settings
 from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
+from kai.identity.permissions import Permission
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
 from kai.ml.models import ImageModel, ModelVersion
@@ -97,6 +98,20 @@ def test_the_openapi_document_says_what_each_route_needs() -> None:
     assert operation["security"] == [{"bearer": []}]
     assert operation["x-kai-permission"] == "members:manage"
     assert app.openapi()["paths"]["/api/v1/auth/login"]["post"]["security"] == []
+
+
+def test_every_permission_a_role_or_key_may_hold_is_needed_by_some_route() -> None:
+    # A permission no route asks for would be offered, granted and shown, and do nothing.
+    app = create_app(Settings(_env_file=None), database_url="postgresql://unused/kai")  # type: ignore[call-arg]
+    document = app.openapi()
+    needed = {
+        operation.get("x-kai-permission")
+        for item in document["paths"].values()
+        for operation in item.values()
+    }
+    offered = set(document["components"]["schemas"]["Permission"]["enum"])
+    assert offered == {permission.value for permission in Permission}
+    assert offered - needed == set()
 
 
 async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) -> dict[str, str]:

@@ -55,6 +55,17 @@ async def broken(run: JobRun) -> dict[str, Any]:
     raise ValueError("always fails")
 
 
+# What a failing statement would show, were its text passed on to the job's owner.
+STATEMENT_SECRET = "sk-not-for-the-job-owner"
+
+
+@job_task("tests.bad_statement", max_attempts=2)
+async def bad_statement(run: JobRun) -> dict[str, Any]:
+    """A statement the database refuses: its error carries the SQL and its parameters."""
+    await run.session.execute(text("SELECT length(:secret) / 0"), {"secret": STATEMENT_SECRET})
+    return {}
+
+
 @job_task("tests.slow", max_attempts=3)
 async def slow(run: JobRun) -> dict[str, Any]:
     """Writes its effect, reports progress, then works for `seconds` before committing."""

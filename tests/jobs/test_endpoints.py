@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.kit.db import act_for
+from kai.kit.db import act_for, scoped_transaction
 from kai.kit.jobs.models import Job, JobStatus
-from kai.kit.jobs.queue import TrackedTask
+from kai.kit.jobs.queue import UNEXPECTED_REASON, TrackedTask
 from kai.kit.jobs.repository import JobRepository
 from kai.runtime import Runtime
 from tests.identity.factories import Member, member
 from tests.jobs import sample_tasks
+from tests.jobs.sample_tasks import STATEMENT_SECRET
 
 pytestmark = pytest.mark.database
 
@@ -143,3 +148,37 @@ async def test_bad_listing_parameters_are_problems(
     response = await client.get("/api/v1/jobs", params=params)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_failed_jobs_error_is_a_plain_sentence_never_its_statement(
+    committed_runtime: Runtime,
+    committed_client: AsyncClient,
+    running_worker: None,
+    logged: Callable[[], list[dict[str, Any]]],
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    async with scoped_transaction(
+        committed_runtime.session_factory, organization_id=owner.organization_id
+    ) as session:
+        job = await sample_tasks.bad_statement.enqueue(
+            session, organization_id=owner.organization_id
+        )
+
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while not seen or seen[-1]["status"] != "failed":
+        assert time.monotonic() < deadline, seen[-1:]
+        response = await committed_client.get(f"/api/v1/jobs/{job.id}", headers=owner.headers)
+        seen.append(response.json())
+        await asyncio.sleep(0.05)
+
+    assert seen[-1]["attempts"] == 2
+    assert seen[-1]["error"] == UNEXPECTED_REASON
+    # Retrying or failed, the owner never reads the statement or what it was given...
+    for polled in seen:
+        assert "SELECT" not in (polled["error"] or "")
+        assert STATEMENT_SECRET not in (polled["error"] or "")
+    # ...which the server's log keeps, under the job's id, for whoever runs the server.
+    [failed] = [line for line in logged() if line["event"] == "job.failed"]
+    assert failed["job_id"] == str(job.id)
+    assert "division by zero" in failed["exception"]

@@ -164,3 +164,138 @@ def test_single_sign_on_links_of_before_stay_with_the_organizations_they_joined(
         )
     assert links == [(member, joined, "member-sub")]
     assert configured == {joined: owner, elsewhere: None, unrelated: None}
+
+
+def test_photos_labelled_by_feedback_that_contradicted_itself_are_no_longer_trained_on(
+    empty_database: str,
+) -> None:
+    # Before 0018 "right" could name another category than KAI's answer, and "wrong" the
+    # answer itself; the photo was labelled with what was named either way.
+    url = empty_database
+    runner.upgrade(url, "0017")
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+
+        def row(sql: str, *params: object) -> str:
+            found = connection.execute(sql, params).fetchone()
+            assert found is not None
+            return str(found[0])
+
+        org = row(
+            "INSERT INTO organizations (id, name, slug) VALUES (gen_random_uuid(), 'a', 'a')"
+            " RETURNING id"
+        )
+
+        def category(name: str, *path: str) -> str:
+            return row(
+                "INSERT INTO categories (id, organization_id, name, path)"
+                " VALUES (gen_random_uuid(), %s, %s, %s::uuid[]) RETURNING id",
+                org,
+                name,
+                list(path),
+            )
+
+        def material(name: str, code: str, category_id: str) -> str:
+            return row(
+                "INSERT INTO materials (id, organization_id, name, code, category_id)"
+                " VALUES (gen_random_uuid(), %s, %s, %s, %s) RETURNING id",
+                org,
+                name,
+                code,
+                category_id,
+            )
+
+        def version(number: int, label_by: str) -> str:
+            return row(
+                "INSERT INTO model_versions (id, organization_id, number, labelling)"
+                " VALUES (gen_random_uuid(), %s, %s, jsonb_build_object('label_by', %s::text))"
+                " RETURNING id",
+                org,
+                number,
+                label_by,
+            )
+
+        tiles = category("Tiles")
+        porcelain = category("Porcelain", tiles)
+        stone = category("Stone")
+        grey = material("Grey", "G-1", porcelain)
+        white = material("White", "W-1", porcelain)
+        by_category, by_material = version(1, "category"), version(2, "material")
+
+        def said(
+            case: str, answer: tuple[str, str, str], correct: bool, named: dict[str, str]
+        ) -> None:
+            label, category_id, version_id = answer
+            recognition = row(
+                "INSERT INTO recognitions (id, organization_id, model_version_id, image_key,"
+                " sha256, content_type, width, height, label, category_id, unknown,"
+                " predictions, \"similar\", timings) VALUES (gen_random_uuid(), %s, %s, %s, '0',"
+                " 'image/png', 1, 1, %s, %s, false, '[]', '[]', '{}') RETURNING id",
+                org,
+                version_id,
+                case,
+                label,
+                category_id,
+            )
+            named_ids = (named.get("category"), named.get("material"))
+            connection.execute(
+                "INSERT INTO recognition_feedback (organization_id, recognition_id, correct,"
+                " category_id, material_id) VALUES (%s, %s, %s, %s, %s)",
+                (org, recognition, correct, *named_ids),
+            )
+            connection.execute(
+                "INSERT INTO labeled_photos (id, organization_id, recognition_id, image_key,"
+                " category_id, material_id) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s)",
+                (org, recognition, case, *named_ids),
+            )
+
+        tiles_answer = ("Tiles", tiles, by_category)
+        grey_answer = ("Grey (G-1)", porcelain, by_material)
+        said("right, another category", tiles_answer, True, {"category": stone})
+        said("right, more precisely", tiles_answer, True, {"category": porcelain})
+        said("wrong, the answer itself", tiles_answer, False, {"category": tiles})
+        said("wrong, another category", tiles_answer, False, {"category": stone})
+        said("right, another material", grey_answer, True, {"material": white})
+        said("wrong, another material", grey_answer, False, {"material": white})
+        said("right, the material", grey_answer, True, {"material": grey})
+
+    runner.upgrade(url)
+
+    with psycopg.connect(libpq_url(url)) as connection:
+        kept = {row[0] for row in connection.execute("SELECT image_key FROM labeled_photos")}
+        feedback = connection.execute("SELECT count(*) FROM recognition_feedback").fetchone()
+    assert kept == {
+        "right, more precisely",
+        "wrong, another category",
+        "wrong, another material",
+        "right, the material",
+    }
+    assert feedback == (7,)
+
+
+def test_permissions_no_route_needs_are_taken_from_stored_roles_and_keys(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    runner.upgrade(url, "0018")
+    held = ["materials:read", "webhooks:manage", "analytics:read"]
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO organizations (id, name, slug) VALUES (gen_random_uuid(), 'a', 'a')"
+        )
+        connection.execute(
+            "INSERT INTO roles (id, organization_id, key, name, permissions)"
+            " SELECT gen_random_uuid(), id, 'watcher', 'Watcher', %s FROM organizations",
+            (held,),
+        )
+        connection.execute(
+            "INSERT INTO api_keys (id, organization_id, name, prefix, secret_digest, permissions)"
+            " SELECT gen_random_uuid(), id, 'k', 'kai_x', '\\x00', %s FROM organizations",
+            (held,),
+        )
+
+    runner.upgrade(url)
+
+    with psycopg.connect(libpq_url(url)) as connection:
+        for table in ("roles", "api_keys"):
+            found = connection.execute(f"SELECT permissions FROM {table}").fetchall()
+            assert found == [(["materials:read"],)], table

@@ -18,7 +18,9 @@ from kai.kit.jobs.queue import UNEXPECTED_REASON
 from kai.ml import training
 from kai.ml.tasks import train_model
 from kai.runtime import Runtime
+from tests.catalog.factories import create_category, create_material
 from tests.identity.factories import Member, member
+from tests.vision.textures import material_set
 
 pytestmark = pytest.mark.database
 
@@ -71,4 +73,93 @@ async def test_a_training_whose_last_attempt_fails_unexpectedly_fails_its_versio
     assert failed["error"] == UNEXPECTED_REASON
     ran = (await client.get(f"/api/v1/jobs/{job.id}", headers=owner.headers)).json()
     assert (ran["status"], ran["attempts"]) == ("failed", 2)
-    assert "ValidationError" in ran["error"]
+    # The error's own words are the server log's, not the job's owner's.
+    assert ran["error"] == UNEXPECTED_REASON
+
+
+async def _photographed(
+    client: AsyncClient, owner: Member, material: dict[str, Any], photos: list[bytes]
+) -> None:
+    for photo in photos:
+        uploaded = await client.post(
+            f"/api/v1/materials/{material['id']}/images",
+            files={"file": ("photo.jpg", photo, "image/jpeg")},
+            headers=owner.headers,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+
+
+async def _ready_images(client: AsyncClient, owner: Member, count: int) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        jobs = await client.get(
+            "/api/v1/jobs",
+            params={"kind": "catalog.image_derivatives", "status": "succeeded"},
+            headers=owner.headers,
+        )
+        if len(jobs.json()["items"]) == count:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{count} images not ready after {WAIT_SECONDS} s")
+
+
+async def test_a_training_with_a_label_of_one_photo_fails_at_once_saying_how_to_train(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    photos = material_set(2)
+    tiles = await create_category(client, owner, "Tiles")
+    porcelain = await create_category(client, owner, "Porcelain", parent_id=tiles["id"])
+    ceramic = await create_category(client, owner, "Ceramic", parent_id=tiles["id"])
+    stone = await create_category(client, owner, "Stone")
+    for category, name, shots in (
+        (porcelain, "Porcelain grey", photos["brushed_brass"]),
+        (ceramic, "Ceramic blue", photos["blue_mosaic"][:1]),
+        (stone, "Terrazzo", photos["grey_terrazzo"]),
+    ):
+        material = await create_material(client, owner, category_id=category["id"], name=name)
+        await _photographed(client, owner, material, shots)
+    await _ready_images(client, owner, 5)
+
+    # By material, Ceramic blue has one photo; by top-level category (Tiles, Stone), none
+    # has fewer than two.
+    started = time.monotonic()
+    by_material = await client.post(
+        "/api/v1/models", json={"label_by": "material"}, headers=owner.headers
+    )
+    assert by_material.status_code == 202, by_material.text
+    failed = await _settled(client, owner, uuid.UUID(by_material.json()["id"]))
+
+    # Refused before a photo is embedded, once, with what to do instead.
+    assert time.monotonic() - started < 15
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("Every label needs at least two photos; Ceramic blue (")
+    assert failed["error"].endswith(
+        'has one. Add photos, or train with label_by "category" and category_level 1: every'
+        " label then has at least two."
+    )
+    job = (await client.get(f"/api/v1/jobs/{failed['job_id']}", headers=owner.headers)).json()
+    assert (job["status"], job["attempts"], job["error"]) == ("failed", 1, failed["error"])
+
+    by_category = await client.post("/api/v1/models", json={}, headers=owner.headers)
+    failed = await _settled(client, owner, uuid.UUID(by_category.json()["id"]))
+    assert failed["error"] == (
+        "Every label needs at least two photos; Ceramic has one. Add photos, or train with"
+        " category_level 1: every label then has at least two."
+    )
+
+
+async def test_a_training_cancelled_before_it_runs_fails_its_version(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    started = await client.post("/api/v1/models", json={}, headers=owner.headers)
+    assert started.status_code == 202, started.text
+    version = started.json()
+
+    cancelled = await client.post(f"/api/v1/jobs/{version['job_id']}/cancel", headers=owner.headers)
+
+    assert cancelled.json()["status"] == "cancelled", cancelled.text
+    read = (await client.get(f"/api/v1/models/{version['id']}", headers=owner.headers)).json()
+    assert (read["status"], read["error"]) == ("failed", "The job was cancelled.")

@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import typer.main
 from httpx import AsyncClient
+from typer.core import TyperGroup
 
+from kai.cli import app
 from kai.runtime import Runtime
 from tests.commands import run_kai
 from tests.identity.factories import member
@@ -85,3 +88,48 @@ async def test_training_without_photos_says_why(
 
     assert trained.returncode == 1
     assert "at least two labels" in trained.stderr
+
+
+async def test_training_held_back_by_a_label_of_one_photo_says_which_option_gets_past_it(
+    committed_runtime: Runtime, committed_client: AsyncClient, tmp_path: Path
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    assert owner.organization is not None
+    slug = owner.organization.slug
+    settings = committed_runtime.settings
+    folder = tmp_path / "samples"
+    for label, photos in material_set(2).items():
+        (folder / label).mkdir(parents=True)
+        for index, data in enumerate(photos):
+            (folder / label / f"{index}.jpg").write_bytes(data)
+    # A material per photo: by material, every label has one photo; by category, two.
+    imported = run_kai(
+        settings, "dataset", "import", str(folder), "--organization", slug,
+        "--materials", "image", "--json",
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+
+    trained = run_kai(settings, "train", "--organization", slug, "--label-by", "material", "--json")
+
+    assert trained.returncode == 1
+    assert trained.stdout == ""
+    said = trained.stderr.strip().splitlines()[-1]
+    assert said.startswith("error: Every label needs at least two photos; ")
+    assert said.endswith(
+        "Add photos, or train with --label-by category: every label then has at least two."
+    )
+    # The version is not left "training": it failed, with the reason the API gives.
+    [version] = (await committed_client.get("/api/v1/models", headers=owner.headers)).json()
+    assert version["status"] == "failed"
+    assert version["error"].endswith(
+        'train with label_by "category": every label then has at least two.'
+    )
+
+
+def test_kai_train_explains_each_option_in_a_sentence() -> None:
+    command = typer.main.get_command(app)
+    assert isinstance(command, TyperGroup)
+    for option in command.commands["train"].params:
+        explained = getattr(option, "help", None) or ""
+        assert explained[:1].isupper(), option.name
+        assert explained.endswith("."), option.name

@@ -163,7 +163,8 @@ async def test_a_model_whose_weights_name_a_server_file_is_refused_and_nothing_o
         assert status == 422, body
         assert body["type"].endswith("/invalid-image-model")
         assert body["detail"] == REFUSALS["external-data"]
-    said = json.dumps(answers) + capsys.readouterr().out
+    printed = capsys.readouterr()
+    said = json.dumps(answers) + printed.out + printed.err
     assert not [trace for trace in _traces(server_directory) if trace in said]
     await _nothing_kept(runtime, client, owner)
 

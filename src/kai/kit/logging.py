@@ -15,7 +15,9 @@ def _orjson_renderer(_: Any, __: str, event: dict[str, Any]) -> str:
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Route structlog and the standard library (uvicorn, procrastinate, alembic) to one stream."""
+    """Route structlog and the standard library (uvicorn, procrastinate, alembic) to one
+    stream: standard error, so that what a command prints on standard output is its answer
+    alone (`kai ... --json | jq`)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -44,7 +46,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -167,6 +168,21 @@ class Trained:
     metrics: dict[str, Any]
 
 
+def photos_shortfall(labels: Sequence[str]) -> str | None:
+    """Why photos with these labels cannot be trained on; None when they can."""
+    counts = Counter(labels)
+    if len(counts) < 2:
+        return "Training needs photos of at least two labels."
+    thin = sorted(name for name, count in counts.items() if count < 2)
+    if thin:
+        more = f" and {len(thin) - 10} more" if len(thin) > 10 else ""
+        return (
+            f"Every label needs at least two photos; {', '.join(thin[:10])}{more} "
+            f"{'has' if len(thin) == 1 else 'have'} one."
+        )
+    return None
+
+
 def train_recognizer(
     embeddings: Mapping[str, np.ndarray],
     labels: Sequence[str],
@@ -181,14 +197,9 @@ def train_recognizer(
     targets = np.asarray([str(label) for label in labels])
     names = sorted(set(targets.tolist()))
     counts = {name: int(np.sum(targets == name)) for name in names}
-    if len(names) < 2:
-        raise NotEnoughPhotos("Training needs photos of at least two labels.")
-    thin = sorted(name for name, count in counts.items() if count < 2)
-    if thin:
-        raise NotEnoughPhotos(
-            f"Every label needs at least two photos; {', '.join(thin[:10])} "
-            f"{'has' if len(thin) == 1 else 'have'} one."
-        )
+    shortfall = photos_shortfall(targets.tolist())
+    if shortfall is not None:
+        raise NotEnoughPhotos(shortfall)
     folds = min(VALIDATION_FOLDS, min(counts.values()))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     backbones = list(embeddings)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -143,6 +143,16 @@ class ModelVersionRepository:
             .order_by(LabeledPhoto.id)
         )
         return [LabeledExample(*row) for row in (await self.session.execute(statement)).all()]
+
+    async def forget_labeled_photo(
+        self, organization_id: uuid.UUID, recognition_id: uuid.UUID
+    ) -> None:
+        await self.session.execute(
+            delete(LabeledPhoto).where(
+                LabeledPhoto.organization_id == organization_id,
+                LabeledPhoto.recognition_id == recognition_id,
+            )
+        )
 
     async def save_labeled_photo(self, photo: LabeledPhoto) -> None:
         """The recognition's photo as labelled data (one per recognition, the latest label)."""

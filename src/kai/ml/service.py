@@ -18,6 +18,21 @@ async def active_version(
     return await ModelVersionRepository(session).active(organization_id)
 
 
+async def labels_materials(
+    session: AsyncSession, *, organization_id: uuid.UUID, version_id: uuid.UUID | None
+) -> bool:
+    """Whether the version's labels are materials (`label_by: material`), not categories."""
+    if version_id is None:
+        return False
+    version = await ModelVersionRepository(session).get(organization_id, version_id)
+    return version is not None and version.labelling.get("label_by") == "material"
+
+
+def material_label(name: str, code: str) -> str:
+    """A material's label in a version labelled by material."""
+    return f"{name} ({code})"
+
+
 async def label_recognized_photo(
     session: AsyncSession,
     *,
@@ -28,8 +43,12 @@ async def label_recognized_photo(
     material_id: uuid.UUID | None,
 ) -> None:
     """A recognition's photo as labelled data for the next training (one per recognition:
-    the latest label wins)."""
-    await ModelVersionRepository(session).save_labeled_photo(
+    the latest label wins; naming nothing, it is no longer labelled)."""
+    repository = ModelVersionRepository(session)
+    if category_id is None and material_id is None:
+        await repository.forget_labeled_photo(actor.tenant_id, recognition_id)
+        return
+    await repository.save_labeled_photo(
         LabeledPhoto(
             id=uuid.uuid4(),
             organization_id=actor.tenant_id,

@@ -31,8 +31,9 @@ from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
 from kai.ml import image_models
 from kai.ml.models import ModelVersion
-from kai.ml.recognizer import NotEnoughPhotos, Recognizer, train_recognizer
+from kai.ml.recognizer import NotEnoughPhotos, Recognizer, photos_shortfall, train_recognizer
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
+from kai.ml.service import material_label
 from kai.vision.backbones import DEFAULT_BACKBONES, Backbone
 from kai.vision.preprocessing import Enhancement, prepare_views
 
@@ -180,20 +181,36 @@ def _label_of(
     return category.name, category.id
 
 
-async def gather_examples(
-    session: AsyncSession, *, organization_id: uuid.UUID, options: TrainingOptions
-) -> list[Example]:
-    """The photos to learn from: catalog images and photos people labelled in feedback."""
+@dataclass(frozen=True)
+class Sources:
+    """What an organization's photos may be labelled from: its catalog's photos, the photos
+    people labelled in feedback, and the category tree."""
+
+    categories: dict[uuid.UUID, Category]
+    catalog: list[CatalogPhoto]
+    feedback: list[LabeledExample]
+
+
+async def training_sources(session: AsyncSession, *, organization_id: uuid.UUID) -> Sources:
     repository = ModelVersionRepository(session)
-    categories = await repository.categories(organization_id)
+    return Sources(
+        await repository.categories(organization_id),
+        await repository.catalog_photos(organization_id),
+        await repository.labeled_photos(organization_id),
+    )
+
+
+def label_examples(sources: Sources, options: TrainingOptions) -> list[Example]:
+    """The photos to learn from, labelled as `options` say."""
+    categories = sources.categories
     examples: list[Example] = []
     # Two categories of one name at a level (Tiles under Stone and under Ceramics) are two
     # labels: the label shown is the name, and the category id keeps them apart.
-    for photo in await repository.catalog_photos(organization_id):
+    for photo in sources.catalog:
         labelled = _catalog_label(photo, options, categories)
         if labelled is not None:
             examples.append(Example(photo.key, labelled[0], labelled[1], "catalog", photo.image_id))
-    for labeled in await repository.labeled_photos(organization_id):
+    for labeled in sources.feedback:
         labelled = _feedback_label(labeled, options, categories)
         if labelled is not None:
             examples.append(
@@ -202,11 +219,67 @@ async def gather_examples(
     return _distinct_labels(examples)
 
 
+class TooFewPhotos(NotEnoughPhotos):
+    """Labelled this way, the photos cannot be trained on; `remedy` names the labelling
+    (`label_by`, `category_level`) under which the same photos could, if one does."""
+
+    def __init__(self, reason: str, *, remedy: dict[str, Any] | None) -> None:
+        self.reason = reason
+        self.remedy = remedy
+        super().__init__(f"{reason} {advice(remedy)}")
+
+
+def advice(remedy: dict[str, Any] | None, *, as_flags: bool = False) -> str:
+    """How to get past too few photos, with the training options (or the `kai train` flags)
+    that would do it."""
+    if remedy is None:
+        return "Add photos: at least two labels, each with two photos or more."
+    if as_flags:
+        named = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in remedy.items())
+    else:
+        named = " and ".join(f"{key} {json.dumps(value)}" for key, value in remedy.items())
+    return f"Add photos, or train with {named}: every label then has at least two."
+
+
+def _check_enough_photos(
+    examples: Sequence[Example], sources: Sources, options: TrainingOptions
+) -> None:
+    """Refuse at once, before any photo is embedded, a labelling that cannot be trained on;
+    saying which other labelling of the same photos could."""
+    shortfall = photos_shortfall([example.label for example in examples])
+    if shortfall is None:
+        return
+    raise TooFewPhotos(shortfall, remedy=_remedy(sources, options))
+
+
+def _remedy(sources: Sources, options: TrainingOptions) -> dict[str, Any] | None:
+    """The finest labelling other than `options` whose every label has two photos or more."""
+    depth = max((len(category.path) for category in sources.categories.values()), default=0)
+    # Finest first: each material, each photo's own category, then its ancestors level by
+    # level up to the top-level categories.
+    candidates: list[tuple[str, int | None]] = [("material", None), ("category", None)]
+    candidates += [("category", level) for level in range(depth, 0, -1)]
+    current = (options.label_by, None if options.label_by == "material" else options.category_level)
+    for label_by, level in candidates:
+        if (label_by, level) == current:
+            continue
+        tried = options.model_copy(update={"label_by": label_by, "category_level": level})
+        labels = [example.label for example in label_examples(sources, tried)]
+        if photos_shortfall(labels) is None:
+            remedy: dict[str, Any] = {}
+            if label_by != options.label_by:
+                remedy["label_by"] = label_by
+            if level is not None:
+                remedy["category_level"] = level
+            return remedy or None
+    return None
+
+
 def _catalog_label(
     photo: CatalogPhoto, options: TrainingOptions, categories: dict[uuid.UUID, Category]
 ) -> tuple[str, uuid.UUID | None] | None:
     if options.label_by == "material":
-        return f"{photo.material_name} ({photo.material_code})", photo.category_id
+        return material_label(photo.material_name, photo.material_code), photo.category_id
     return _label_of(photo.category_id, options.category_level, categories)
 
 
@@ -447,15 +520,17 @@ async def _plan(
     if version.status != "training":
         return f"model version already {version.status}"
     options = TrainingOptions.model_validate(version.options)
+    sources = await training_sources(session, organization_id=organization_id)
+    examples = label_examples(sources, options)
+    if len({example.label for example in examples}) > MAX_LABELS:
+        raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
+    _check_enough_photos(examples, sources, options)
     backbones = [
         await image_models.load_backbone(
             session, storage, organization_id=organization_id, name=name, settings=settings
         )
         for name in options.backbones
     ]
-    examples = await gather_examples(session, organization_id=organization_id, options=options)
-    if len({example.label for example in examples}) > MAX_LABELS:
-        raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
     return _Plan(version, options, backbones, examples)
 
 

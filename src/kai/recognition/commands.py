@@ -3,11 +3,12 @@ from a folder of labelled photos to an answer, in this process, without the HTTP
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 EMBED_ALL = 1_000_000
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
@@ -126,15 +127,32 @@ def dataset_import(
 
 
 def train(
-    organization: Annotated[str, typer.Option(help="Slug of the organization.")],
-    label_by: Annotated[str, typer.Option(help="category, or material.")] = "category",
+    organization: Annotated[str, typer.Option(help="The organization to train for, by its slug.")],
+    label_by: Annotated[
+        str,
+        typer.Option(
+            help="What names each photo's label: `category`, its material's category; "
+            "`material`, the material itself."
+        ),
+    ] = "category",
     category_level: Annotated[
-        int | None, typer.Option(min=1, help="Tree level naming the labels (1: top level).")
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --label-by category, the level of the category tree that names the "
+            "labels (1: the top-level categories); left out, each material's own category.",
+        ),
     ] = None,
     backbone: Annotated[
-        list[str] | None, typer.Option(help="Backbones [default: efficientnet-lite0, handcrafted].")
+        list[str] | None,
+        typer.Option(
+            help="A backbone of the ensemble; repeat it for several "
+            "[default: efficientnet-lite0, handcrafted]."
+        ),
     ] = None,
-    activate: Annotated[bool, typer.Option(help="Make the new version active.")] = True,
+    activate: Annotated[
+        bool, typer.Option(help="Make the new version the one recognitions use.")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the version as JSON.")] = False,
 ) -> None:
     """Train a new model version on the organization's photos, in this process."""
@@ -144,10 +162,10 @@ def train(
 
     from kai.catalog.transfers import operator_for
     from kai.kit.db import act_for, scoped_transaction
+    from kai.kit.errors import KaiError
     from kai.ml import training
-    from kai.ml.recognizer import NotEnoughPhotos
     from kai.ml.schemas import ModelVersionRead
-    from kai.vision.backbones import BackboneUnavailable
+    from kai.runtime import run_with_runtime
 
     settings = command_settings()
     try:
@@ -161,7 +179,6 @@ def train(
         )
     except ValidationError as exc:
         _fail(str(exc.errors()[0]["msg"]))
-        return
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.session_factory.begin() as session:
@@ -169,18 +186,19 @@ def train(
             await act_for(session, organization_id=actor.organization_id)
             version = await training.new_version(session, actor=actor, options=options)
             version_id = version.id
-        with progress_bar() as bar:
-            task = bar.add_task("embedding photos", total=None)
 
-            async def progress(done: int, total: int | None) -> None:
-                bar.update(task, completed=done, total=total)
+        def sessions() -> AbstractAsyncContextManager[AsyncSession]:
+            return scoped_transaction(
+                runtime.session_factory, organization_id=actor.organization_id
+            )
 
-            def sessions() -> AbstractAsyncContextManager[AsyncSession]:
-                return scoped_transaction(
-                    runtime.session_factory, organization_id=actor.organization_id
-                )
+        try:
+            with progress_bar() as bar:
+                task = bar.add_task("embedding photos", total=None)
 
-            try:
+                async def progress(done: int, total: int | None) -> None:
+                    bar.update(task, completed=done, total=total)
+
                 await training.run_training(
                     sessions,
                     runtime.storage,
@@ -190,22 +208,28 @@ def train(
                     limits=runtime.image_limits,
                     progress=progress,
                 )
-            except (NotEnoughPhotos, BackboneUnavailable) as exc:
-                async with runtime.session_factory.begin() as session:
-                    await act_for(session, organization_id=actor.organization_id)
-                    await training.record_failure(
-                        session,
-                        organization_id=actor.tenant_id,
-                        version_id=version_id,
-                        reason=exc.detail or exc.title,
-                    )
-                raise
-        async with runtime.session_factory.begin() as session:
-            await act_for(session, organization_id=actor.organization_id)
+        except BaseException as exc:
+            # Whatever stops it (a reason, an unexpected error, Ctrl-C), the version does
+            # not stay "training": it fails, saying why as the job of a training would.
+            async with sessions() as session:
+                await training.record_failure(
+                    session,
+                    organization_id=actor.tenant_id,
+                    version_id=version_id,
+                    reason=_stopped_because(exc),
+                )
+            raise
+        async with sessions() as session:
             trained = await training.get_version(session, actor=actor, version_id=version_id)
             return ModelVersionRead.model_validate(trained).model_dump(mode="json")
 
-    version = _run(settings, work)
+    try:
+        version = run_with_runtime(settings, work)
+    except training.TooFewPhotos as exc:
+        # The same reason the version records, and how to get past it with this command.
+        _fail(f"{exc.reason} {training.advice(exc.remedy, as_flags=True)}")
+    except KaiError as exc:
+        _fail(exc.detail or exc.title)
     if as_json:
         typer.echo(json.dumps(version))
         return
@@ -228,6 +252,18 @@ def train(
             f"{row['f1']:.3f}",
         )
     console.print(table)
+
+
+def _stopped_because(exc: BaseException) -> str:
+    """What a version stopped by `exc` records: a reason meant for people, or a fixed
+    sentence (an unexpected error's own words go to the terminal, not into the version)."""
+    from kai.kit.errors import KaiError
+
+    if isinstance(exc, KaiError):
+        return exc.detail or exc.title
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return "The training was interrupted."
+    return "The training stopped on an unexpected error."
 
 
 def recognize(

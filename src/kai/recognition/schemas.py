@@ -59,21 +59,35 @@ class RecognitionRead(BaseModel):
 
 
 class FeedbackCreate(BaseModel):
+    """Whether KAI's answer was right, what the photo is, or both (then they must agree)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    correct: bool
+    correct: bool | None = Field(
+        default=None,
+        description="Whether KAI's answer was right. Left out, it follows from `category_id` "
+        "or `material_id`: right when they name what KAI answered (or something inside it).",
+    )
     category_id: uuid.UUID | None = Field(
-        default=None, description="What the photo really is (its category)."
+        default=None,
+        description="What the photo really is (its category). With `correct: true`, the "
+        "category KAI answered or one inside it; with `correct: false`, another.",
     )
     material_id: uuid.UUID | None = Field(
-        default=None, description="Or which material it really is."
+        default=None, description="Or which material it really is (the same rules apply)."
     )
     comment: str = Field(default="", max_length=1000)
 
     @model_validator(mode="after")
-    def _wrong_names_the_answer(self) -> FeedbackCreate:
-        if not self.correct and self.category_id is None and self.material_id is None:
-            raise ValueError("a wrong answer needs the right one: category_id or material_id")
+    def _says_something(self) -> FeedbackCreate:
+        if self.category_id is None and self.material_id is None:
+            if self.correct is None:
+                raise ValueError(
+                    "say whether the answer was right (correct), or what the photo is "
+                    "(category_id or material_id)"
+                )
+            if not self.correct:
+                raise ValueError("a wrong answer needs the right one: category_id or material_id")
         return self
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog import categories
+from kai.catalog.models import Category, Material
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.errors import Conflict, NotFound, Unprocessable
@@ -423,29 +424,25 @@ async def give_feedback(
     *,
     actor: Actor,
     recognition_id: uuid.UUID,
-    correct: bool,
+    correct: bool | None,
     category_id: uuid.UUID | None,
     material_id: uuid.UUID | None,
     comment: str,
 ) -> RecognitionFeedback:
-    """Record what the photo really is; it becomes a labelled photo for the next training."""
+    """Record what the photo really is; it becomes a labelled photo for the next training.
+
+    Feedback that contradicts itself ("right", naming something other than the answer, or
+    "wrong", naming the answer) is refused: it would teach the next training something false.
+    """
     from kai.catalog.materials import get_material
 
     recognition = await get_recognition(session, actor=actor, recognition_id=recognition_id)
-    if correct and recognition.unknown:
-        raise InvalidFeedback(
-            "KAI said it did not know: say what the photo is (category_id or material_id).",
-            errors=[{"loc": ["body", "correct"], "msg": "name the right answer", "type": "value"}],
-        )
-    if not correct and category_id is None and material_id is None:
-        raise InvalidFeedback(
-            "A wrong answer needs the right one: a category_id or a material_id.",
-            errors=[{"loc": ["body"], "msg": "category_id or material_id", "type": "missing"}],
-        )
+    category = material = None
     if category_id is not None:
-        await categories.get_category(session, actor=actor, category_id=category_id)
+        category = await categories.get_category(session, actor=actor, category_id=category_id)
     if material_id is not None:
-        await get_material(session, actor=actor, material_id=material_id)
+        material = await get_material(session, actor=actor, material_id=material_id)
+    correct = await _verdict(session, actor, recognition, correct, category, material)
     repository = RecognitionRepository(session)
     feedback = await repository.save_feedback(
         RecognitionFeedback(
@@ -458,18 +455,104 @@ async def give_feedback(
             created_by=actor.author,
         )
     )
-    # Right: the photo is what KAI said (or the material named); wrong: what the person named.
-    labelled_category = category_id or (recognition.category_id if correct else None)
-    if labelled_category is not None or material_id is not None:
-        await ml.label_recognized_photo(
-            session,
-            actor=actor,
-            recognition_id=recognition.id,
-            image_key=recognition.image_key,
-            category_id=labelled_category,
-            material_id=material_id,
-        )
+    # The photo is what the person named (a material brings its own category), or, named
+    # nothing but right, what KAI said. The latest feedback's label replaces any earlier one.
+    said = recognition.category_id if correct and material_id is None else None
+    await ml.label_recognized_photo(
+        session,
+        actor=actor,
+        recognition_id=recognition.id,
+        image_key=recognition.image_key,
+        category_id=category_id or said,
+        material_id=material_id,
+    )
     return feedback
+
+
+async def _verdict(
+    session: AsyncSession,
+    actor: Actor,
+    recognition: Recognition,
+    correct: bool | None,
+    category: Category | None,
+    material: Material | None,
+) -> bool:
+    """Whether KAI was right, as the feedback says it or as what it names implies; refused
+    (InvalidFeedback) where the two disagree, or where it says too little."""
+    if correct and recognition.unknown:
+        raise InvalidFeedback(
+            "KAI said it did not know: say what the photo is (category_id or material_id).",
+            errors=[_feedback_error("correct", "name the right answer")],
+        )
+    if category is None and material is None:
+        if not correct:
+            raise InvalidFeedback(
+                "A wrong answer needs the right one: a category_id or a material_id.",
+                errors=[{"loc": ["body"], "msg": "category_id or material_id", "type": "missing"}],
+            )
+        return True
+    if (
+        category is not None
+        and material is not None
+        and not await _inside(session, actor, material.category_id, category.id)
+    ):
+        raise InvalidFeedback(
+            f"The material {material.code} is not in the category {category.name}: name "
+            "one of them, or a material of that category.",
+            errors=[_feedback_error("material_id", "not in category_id")],
+        )
+    agrees = await _names_the_answer(session, actor, recognition, category, material)
+    if correct is not None and correct != agrees:
+        named = _what(category, material)
+        raise InvalidFeedback(
+            f"KAI answered {recognition.label}, and {named} is {'not ' if correct else ''}that: "
+            f"send correct {'false' if correct else 'true'}, or leave correct out.",
+            errors=[_feedback_error("correct", f"contradicts {named}")],
+        )
+    return agrees
+
+
+def _what(category: Category | None, material: Material | None) -> str:
+    if material is not None:
+        return f"the material {material.name} ({material.code})"
+    assert category is not None
+    return f"the category {category.name}"
+
+
+def _feedback_error(field: str, message: str) -> dict[str, Any]:
+    return {"loc": ["body", field], "msg": message, "type": "value"}
+
+
+async def _names_the_answer(
+    session: AsyncSession,
+    actor: Actor,
+    recognition: Recognition,
+    category: Category | None,
+    material: Material | None,
+) -> bool:
+    """Whether the category or material named is what KAI answered, or inside it."""
+    if recognition.unknown:
+        return False
+    if material is not None and await ml.labels_materials(
+        session, organization_id=actor.tenant_id, version_id=recognition.model_version_id
+    ):
+        return recognition.label == ml.material_label(material.name, material.code)
+    if recognition.category_id is None:
+        return False
+    named = material.category_id if material is not None else category.id if category else None
+    return await _inside(session, actor, named, recognition.category_id)
+
+
+async def _inside(
+    session: AsyncSession, actor: Actor, category_id: uuid.UUID | None, within: uuid.UUID
+) -> bool:
+    """Whether the category `category_id` is `within` or one of its descendants."""
+    if category_id is None:
+        return False
+    if category_id == within:
+        return True
+    category = await categories.get_category(session, actor=actor, category_id=category_id)
+    return within in category.path
 
 
 async def recognition_settings(session: AsyncSession, *, actor: Actor) -> RecognitionSettings:

@@ -109,6 +109,10 @@ class PermanentJobError(Exception):
 # What the owner of a job given up is told, unless a PermanentJobError said why.
 CANCELLED_REASON = "The job was cancelled."
 UNEXPECTED_REASON = "The job stopped on an unexpected error; the server's log has the details."
+RETRY_REASON = (
+    "An attempt stopped on an unexpected error (the server's log has the details);"
+    " the job will be tried again."
+)
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,8 @@ class JobGivenUp:
     organization_id: uuid.UUID | None
     params: dict[str, Any]
     cancelled: bool
-    # Fit to show the job's owner: a PermanentJobError's message, or a fixed sentence
-    # (an unexpected error's own words stay in the log and the job's `error`).
+    # Fit to show the job's owner, and the job's own `error`: a PermanentJobError's message,
+    # or a fixed sentence (an unexpected error's own words stay in the log).
     reason: str
 
 
@@ -303,18 +307,26 @@ class TrackedTask:
             bound.info("job.cancelled", attempt=attempt)
             raise
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
             permanent = isinstance(exc, PermanentJobError)
-            if attempt >= max_attempts or permanent:
-                reason = str(exc)[:2000] if permanent else UNEXPECTED_REASON
+            final = attempt >= max_attempts or permanent
+            # The job's `error` is read by its owner: a PermanentJobError's own words, or a
+            # fixed sentence. An unexpected error's words (a statement and its parameters, a
+            # path) go to the log only, with its traceback, found there by the job's id.
+            detail: dict[str, Any] = {}
+            if permanent:
+                error = str(exc)[:2000]
+            else:
+                error = UNEXPECTED_REASON if final else RETRY_REASON
+                detail["exc_info"] = exc
+            if final:
                 found = exc.result if isinstance(exc, PermanentJobError) else None
-                await _give_up(factory, tracked_id, JobStatus.FAILED, error, reason, found)
-                bound.error("job.failed", attempt=attempt, error=error)
+                await _give_up(factory, tracked_id, JobStatus.FAILED, error, error, found)
+                bound.error("job.failed", attempt=attempt, error=error, **detail)
                 raise
             outcome = "retried"
             delay = backoff_seconds(attempt, runtime.job_settings)
             await _record(factory, tracked_id, JobStatus.RETRYING, error)
-            bound.warning("job.retrying", attempt=attempt, error=error, retry_in_seconds=delay)
+            bound.warning("job.retrying", attempt=attempt, retry_in_seconds=delay, **detail)
             raise _RetryLater(delay, exc) from exc
         finally:
             JOBS.labels(self.kind, outcome).inc()
