@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from kai.kit.schemas import RequestModel
+
 
 class Prediction(BaseModel):
     label: str
@@ -58,9 +60,7 @@ class RecognitionRead(BaseModel):
     image_url: str = Field(description="The photo, re-encoded without its metadata.")
 
 
-class FeedbackCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FeedbackCreate(RequestModel):
     correct: bool
     category_id: uuid.UUID | None = Field(
         default=None, description="What the photo really is (its category)."
@@ -96,9 +96,7 @@ class RecognitionSettingsRead(BaseModel):
     near_duplicate_threshold: float
 
 
-class RecognitionSettingsUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RecognitionSettingsUpdate(RequestModel):
     confidence_threshold: float = Field(ge=0.0, le=1.0)
     near_duplicate_threshold: float = Field(default=0.95, ge=0.5, le=1.0)
 
@@ -138,19 +136,15 @@ Quantity = Annotated[
 ]
 
 
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProjectCreate(RequestModel):
     name: ProjectName
     client: ClientName = ""
     description: Description = ""
-    team_ids: TeamIds = []
+    team_ids: TeamIds = Field(default_factory=list)
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(RequestModel):
     """Only the fields given change."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: ProjectName | None = None
     client: ClientName | None = None
@@ -182,9 +176,7 @@ class ProjectRead(BaseModel):
     updated_at: datetime
 
 
-class ProjectMaterialPut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProjectMaterialPut(RequestModel):
     quantity: Quantity | None = None
     unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = Field(
         default=None, description="What the quantity counts: m2, pieces, boxes..."
