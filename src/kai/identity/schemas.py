@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from kai.identity.permissions import Permission
-from kai.kit.schemas import RequestModel
+from kai.kit.schemas import Instant, RequestModel
 
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -312,7 +312,7 @@ class RoleUpdate(RequestModel):
 class ApiKeyCreate(RequestModel):
     name: Name
     permissions: Annotated[list[Permission], Field(min_length=1, max_length=len(Permission))]
-    expires_at: datetime | None = Field(default=None, description="Absent: never expires.")
+    expires_at: Instant | None = Field(default=None, description="Absent: never expires.")
 
 
 class ApiKeyRead(ReadModel):

@@ -4,7 +4,6 @@ feedback on them, and the organization's recognition thresholds."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, UploadFile, status
@@ -20,7 +19,7 @@ from kai.kit import json
 from kai.kit.archives import InflateBudget
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
-from kai.kit.schemas import RequestModel
+from kai.kit.schemas import Instant, RequestModel
 from kai.kit.threads import IMAGE_CHECKS
 from kai.ml import training
 from kai.recognition import batches, service
@@ -171,8 +170,8 @@ async def list_recognitions(
         uuid.UUID | None,
         Query(description="Only those filed in this project (none for a project you cannot see)."),
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[Instant | None, Query(description="Made on or after this instant.")] = None,
+    until: Annotated[Instant | None, Query(description="Made before this instant.")] = None,
 ) -> Page[RecognitionRead]:
     rows, next_cursor = await service.list_recognitions(
         session,
