@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import structlog
-from fastapi import FastAPI, params
+from fastapi import FastAPI, UploadFile, params
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
@@ -252,10 +252,21 @@ def _takes_files(dependant: Any) -> bool:
     pending = [dependant]
     while pending:
         current = pending.pop()
-        if any(isinstance(param.field_info, params.File) for param in current.body_params):
+        if any(_is_file_field(param.field_info) for param in current.body_params):
             return True
         pending.extend(current.dependencies)
     return False
+
+
+def _is_file_field(field_info: Any) -> bool:
+    # A file parameter, or a form model (a request schema) with a file among its fields.
+    if isinstance(field_info, params.File):
+        return True
+    form = field_info.annotation
+    return isinstance(field_info, params.Form) and any(
+        UploadFile in (field.annotation, *get_args(field.annotation))
+        for field in getattr(form, "model_fields", {}).values()
+    )
 
 
 def _declare_access(app: FastAPI, schema: dict[str, Any]) -> None:

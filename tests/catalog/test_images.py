@@ -169,6 +169,25 @@ async def test_the_same_file_twice_is_reported_not_stored_again(
     assert (await _upload(client, other, theirs["id"], data)).status_code == 201
 
 
+async def test_a_misspelt_form_field_refuses_the_upload(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    material = await create_material(client, owner)
+    refused = await client.post(
+        f"/api/v1/materials/{material['id']}/images",
+        files={"file": ("tile.jpg", photo(), "image/jpeg")},
+        data={"primary": "true"},
+        headers=owner.headers,
+    )
+
+    assert refused.status_code == 422
+    assert [(error["loc"], error["type"]) for error in refused.json()["errors"]] == [
+        (["body", "primary"], "extra_forbidden")
+    ]
+    assert await _stored_objects(runtime, owner) == []
+
+
 async def test_primary_image_order_and_deletion(runtime: Runtime, client: AsyncClient) -> None:
     owner = await member(runtime, client)
     material = await create_material(client, owner)

@@ -123,6 +123,31 @@ async def test_bad_values_of_the_materials_own_fields_are_refused(
     assert (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"] == []
 
 
+async def test_a_misspelt_field_is_refused_by_name_not_dropped(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    tiles = await _tiles(client, owner)
+    refused = await client.post(
+        "/api/v1/materials",
+        json={
+            "name": "Carrara",
+            "code": unique_code(),
+            "categroy_id": tiles["id"],
+            "prise": "39.90",
+            "currency": "EUR",
+        },
+        headers=owner.headers,
+    )
+
+    assert refused.status_code == 422
+    assert {(tuple(error["loc"]), error["type"]) for error in refused.json()["errors"]} >= {
+        (("body", "categroy_id"), "extra_forbidden"),
+        (("body", "prise"), "extra_forbidden"),
+    }
+    assert (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"] == []
+
+
 async def test_a_code_names_one_live_material(runtime: Runtime, client: AsyncClient) -> None:
     owner = await member(runtime, client)
     first = await create_material(client, owner, code="CAR-600")

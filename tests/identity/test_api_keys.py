@@ -49,7 +49,7 @@ async def test_a_key_acts_for_its_organization_with_its_permissions(
     async with runtime.session_factory() as session:
         await act_for(session, organization_id=owner.organization_id)
         stored = (await session.scalars(select(ApiKey))).one()
-    assert secret.split("_")[-1].encode() not in stored.secret_digest
+    assert secret.split("_", 2)[2].encode() not in stored.secret_digest
 
 
 async def test_a_key_cannot_hold_more_than_its_creator(
@@ -138,3 +138,30 @@ async def test_a_key_cannot_make_keys_nor_expire_in_the_past(
         "/api/v1/api-keys", json={"name": "None", "permissions": []}, headers=owner.headers
     )
     assert empty.status_code == 422
+
+
+async def test_an_expiry_needs_its_offset_and_is_kept_in_utc(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    # Whose midnight, and seconds or milliseconds: refused, saying what would do.
+    for ambiguous in ("2030-01-01T00:00", "2030-01-01", 1893456000):
+        refused = await client.post(
+            "/api/v1/api-keys",
+            json={"name": "Bot", "permissions": ["jobs:read"], "expires_at": ambiguous},
+            headers=owner.headers,
+        )
+        assert refused.status_code == 422, ambiguous
+        (error,) = refused.json()["errors"]
+        assert error["loc"] == ["body", "expires_at"]
+        assert "2030-01-01T09:30:00Z" in error["msg"]
+
+    created = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "Bot", "permissions": ["jobs:read"], "expires_at": "2030-01-01T10:30+01:00"},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201
+    assert created.json()["expires_at"] == "2030-01-01T09:30:00Z"
+    listed = (await client.get("/api/v1/api-keys", headers=owner.headers)).json()["items"]
+    assert [key["expires_at"] for key in listed] == ["2030-01-01T09:30:00Z"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import text
@@ -81,6 +83,24 @@ async def test_reading_the_log_needs_audit_read_and_shows_ones_own_organization(
         "/api/v1/audit-events", params={"action": "DROP TABLE"}, headers=owner.headers
     )
     assert bad.status_code == 422
+
+
+async def test_a_time_range_is_read_in_utc_and_needs_offsets(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    url = "/api/v1/audit-events"
+    everything = (await client.get(url, headers=owner.headers)).json()["items"]
+    assert everything
+    newest = everything[0]["occurred_at"]
+
+    # The same instant in another offset finds the same events.
+    since = datetime.fromisoformat(newest).astimezone(timezone(timedelta(hours=-5)))
+    shifted = await client.get(url, params={"since": since.isoformat()}, headers=owner.headers)
+    assert newest in [event["occurred_at"] for event in shifted.json()["items"]]
+    naive = await client.get(url, params={"since": "2020-01-01T00:00"}, headers=owner.headers)
+    assert naive.status_code == 422
+    assert naive.json()["errors"][0]["loc"] == ["query", "since"]
 
 
 async def test_the_application_cannot_change_or_remove_events(

@@ -102,6 +102,8 @@ def test_expensive_work_is_declared_at_the_expensive_rate() -> None:
     }
 
     assert expensive == EXPENSIVE_ROUTES
+    # Files come as parameters or inside a form's schema: both are seen.
+    assert ("POST", "/api/v1/recognitions") in uploads
     # Every file a caller sends is read, checked and kept or run: never at the standard rate.
     assert uploads <= expensive, f"uploads at a cheaper rate: {uploads - expensive}"
 

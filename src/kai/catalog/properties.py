@@ -12,10 +12,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Literal, NamedTuple, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from kai.catalog.units import UNITS, convert, preferred, same_dimension, units_of
 from kai.catalog.units import UnitSystem as UnitSystem  # part of this module's API too
+from kai.kit.schemas import RequestModel
 
 PropertyType = Literal[
     "number", "integer", "text", "enum", "multi_enum", "boolean", "colour", "dimensions"
@@ -43,10 +44,8 @@ _OPTIONS_QUOTED = 10
 Option = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
-class PropertyDefinition(BaseModel):
+class PropertyDefinition(RequestModel):
     """One property of a category's schema: its key, type, canonical unit and limits."""
-
-    model_config = ConfigDict(extra="forbid")
 
     key: Annotated[str, Field(pattern=KEY_PATTERN, description="Key in a material's values.")]
     label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

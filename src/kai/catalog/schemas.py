@@ -19,6 +19,7 @@ from pydantic import (
 
 from kai.catalog.models import MaterialStatus
 from kai.catalog.properties import PropertyDefinition
+from kai.kit.schemas import RequestModel
 
 UnitSystem = Literal["metric", "imperial"]
 CategoryName = Annotated[
@@ -85,7 +86,7 @@ class ReadModel(BaseModel):
 # --- categories -----------------------------------------------------------------------------
 
 
-class CategoryCreate(BaseModel):
+class CategoryCreate(RequestModel):
     name: CategoryName
     parent_id: uuid.UUID | None = Field(default=None, description="None: a top-level category.")
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
@@ -98,9 +99,7 @@ class CategoryCreate(BaseModel):
     )
 
 
-class CategoryUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryUpdate(RequestModel):
     name: CategoryName | None = None
     parent_id: uuid.UUID | None = Field(
         default=None, description="Move under this category; `null` moves it to the top."
@@ -130,7 +129,7 @@ class CategoryRead(BaseModel):
 # --- materials ------------------------------------------------------------------------------
 
 
-class MaterialCreate(BaseModel):
+class MaterialCreate(RequestModel):
     name: MaterialName
     code: MaterialCode = Field(description="SKU: unique among the organization's materials.")
     category_id: uuid.UUID | None = None
@@ -154,10 +153,8 @@ class MaterialCreate(BaseModel):
         return self
 
 
-class MaterialRestore(BaseModel):
+class MaterialRestore(RequestModel):
     """How a deleted material comes back."""
-
-    model_config = ConfigDict(extra="forbid")
 
     code: MaterialCode | None = Field(
         default=None,
@@ -165,10 +162,8 @@ class MaterialRestore(BaseModel):
     )
 
 
-class MaterialUpdate(BaseModel):
+class MaterialUpdate(RequestModel):
     """Only the fields sent change; in `properties`, only the keys sent (`null` removes one)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: MaterialName | None = None
     code: MaterialCode | None = None
@@ -228,15 +223,11 @@ class CatalogSettingsRead(BaseModel):
 SearchLanguage = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,63}$")]
 
 
-class CatalogSettingsUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CatalogSettingsUpdate(RequestModel):
     search_language: SearchLanguage
 
 
-class CatalogSettingsChange(BaseModel):
+class CatalogSettingsChange(RequestModel):
     """The settings sent change; the others stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
 
     search_language: SearchLanguage | None = None

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from kai.identity.permissions import Permission
+from kai.kit.schemas import Instant, RequestModel
 
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -45,7 +46,7 @@ class ReadModel(BaseModel):
 # --- auth -----------------------------------------------------------------------------------
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     email: Email
     password: Password
     totp_code: OtpCode | None = None
@@ -62,15 +63,15 @@ class TokenResponse(BaseModel):
     organization_id: uuid.UUID | None = None
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class SwitchOrganizationRequest(BaseModel):
+class SwitchOrganizationRequest(RequestModel):
     organization_id: uuid.UUID
 
 
-class SignupRequest(BaseModel):
+class SignupRequest(RequestModel):
     email: Email
     password: Password
     name: Name
@@ -83,20 +84,20 @@ class Accepted(BaseModel):
     detail: str
 
 
-class EmailRequest(BaseModel):
+class EmailRequest(RequestModel):
     email: Email
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(RequestModel):
     token: Token
 
 
-class PasswordResetConfirm(BaseModel):
+class PasswordResetConfirm(RequestModel):
     token: Token
     password: Password
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestModel):
     current_password: Password
     new_password: Password
 
@@ -105,7 +106,7 @@ class LogoutEverywhereResponse(BaseModel):
     sessions_revoked: int
 
 
-class StepUpRequest(BaseModel):
+class StepUpRequest(RequestModel):
     password: Password
     totp_code: OtpCode | None = None
     recovery_code: OtpCode | None = None
@@ -128,7 +129,7 @@ class TotpEnrolment(BaseModel):
     otpauth_uri: str = Field(description="Show as a QR code for an authenticator app.")
 
 
-class TotpConfirm(BaseModel):
+class TotpConfirm(RequestModel):
     code: OtpCode
 
 
@@ -136,7 +137,7 @@ class RecoveryCodes(BaseModel):
     recovery_codes: list[str] = Field(description="Each works once. Shown only now.")
 
 
-class MfaReauth(BaseModel):
+class MfaReauth(RequestModel):
     password: Password
     code: OtpCode = Field(description="A current one-time code, or a recovery code.")
 
@@ -150,9 +151,7 @@ class MfaStatus(BaseModel):
 # --- people and organizations ---------------------------------------------------------------
 
 
-class NotificationSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NotificationSettings(RequestModel):
     recognition_finished: bool = True
     training_finished: bool = True
     weekly_summary: bool = False
@@ -183,9 +182,7 @@ class UserRead(ReadModel):
         )
 
 
-class ProfileUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProfileUpdate(RequestModel):
     name: Name | None = None
     locale: (
         Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None
@@ -206,14 +203,12 @@ class OrganizationRead(ReadModel):
     created_at: datetime
 
 
-class OrganizationCreate(BaseModel):
+class OrganizationCreate(RequestModel):
     name: Name
     slug: Slug | None = None
 
 
-class OrganizationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrganizationUpdate(RequestModel):
     name: Name | None = None
     signup_policy: Literal["invite_only", "open", "email_domain"] | None = None
     allowed_email_domains: Annotated[list[Domain], Field(max_length=50)] | None = None
@@ -253,15 +248,15 @@ class MemberRead(BaseModel):
     joined_at: datetime
 
 
-class MemberUpdate(BaseModel):
+class MemberUpdate(RequestModel):
     role: RoleKey
 
 
-class OwnershipTransfer(BaseModel):
+class OwnershipTransfer(RequestModel):
     user_id: uuid.UUID
 
 
-class InvitationCreate(BaseModel):
+class InvitationCreate(RequestModel):
     email: Email
     role: RoleKey = "member"
 
@@ -275,14 +270,12 @@ class InvitationRead(ReadModel):
     created_at: datetime
 
 
-class TeamCreate(BaseModel):
+class TeamCreate(RequestModel):
     name: Name
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
 
 
-class TeamUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TeamUpdate(RequestModel):
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
@@ -309,25 +302,23 @@ class RoleRead(BaseModel):
     built_in: bool
 
 
-class RoleCreate(BaseModel):
+class RoleCreate(RequestModel):
     key: RoleKey
     name: Name
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     permissions: Annotated[list[Permission], Field(max_length=len(Permission))]
 
 
-class RoleUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RoleUpdate(RequestModel):
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     permissions: Annotated[list[Permission], Field(max_length=len(Permission))] | None = None
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestModel):
     name: Name
     permissions: Annotated[list[Permission], Field(min_length=1, max_length=len(Permission))]
-    expires_at: datetime | None = Field(default=None, description="Absent: never expires.")
+    expires_at: Instant | None = Field(default=None, description="Absent: never expires.")
 
 
 class ApiKeyRead(ReadModel):

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from kai.identity.schemas import Domain, RoleKey
+from kai.kit.schemas import RequestModel
 
 # OpenID Connect issuers are URLs without query or fragment (Discovery 1.0, section 2).
 Issuer = Annotated[
@@ -19,9 +20,7 @@ ClientId = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 ClientSecret = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
 
-class SsoProviderWrite(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SsoProviderWrite(RequestModel):
     issuer: Issuer = Field(
         description="The provider's issuer; its discovery document must answer now."
     )

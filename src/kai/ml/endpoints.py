@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Path, UploadFile, status
+from fastapi import APIRouter, Depends, Form, Path, UploadFile, status
+from pydantic import Field
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
@@ -14,6 +15,7 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.db import release_connection
 from kai.kit.errors import problem_responses
+from kai.kit.schemas import RequestModel
 from kai.ml import image_models, training
 from kai.ml.models import ImageModel
 from kai.ml.schemas import ImageModelRead, ModelVersionRead
@@ -68,14 +70,24 @@ async def activate(
 
 
 backbones_router = APIRouter(prefix="/backbones", tags=["models"], responses=AUTH_RESPONSES)
-ModelName = Annotated[
-    str,
-    Form(
+Triple = Annotated[str, Field(pattern=r"^\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*$")]
+
+
+class BackboneForm(RequestModel):
+    file: UploadFile = Field(description="The .onnx file (weights inside it).")
+    name: str = Field(
         pattern=r"^[a-z0-9][a-z0-9-]{0,58}$",
         description="Lower-case letters, digits and dashes; trained on as `custom:<name>`.",
-    ),
-]
-Triple = Annotated[str, Form(pattern=r"^\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*$")]
+    )
+    input_side: int = Field(ge=16, le=2048, description="Square input, pixels.")
+    mean: Triple = "0.485,0.456,0.406"
+    std: Triple = "0.229,0.224,0.225"
+    scale: float = Field(
+        default=1 / 255, gt=0, le=1, description="Pixels times this first: 1/255 for 0..1."
+    )
+    layout: Literal["nchw", "nhwc"] = "nchw"
+    input: str | None = Field(default=None, max_length=200)
+    output: str | None = Field(default=None, max_length=200)
 
 
 def _triple(text: str, field: str) -> list[float]:
@@ -127,32 +139,22 @@ async def upload_backbone(
     actor: ModelUpload,
     session: DbSession,
     runtime: RuntimeDep,
-    file: Annotated[UploadFile, File(description="The .onnx file (weights inside it).")],
-    name: ModelName,
-    input_side: Annotated[int, Form(ge=16, le=2048, description="Square input, pixels.")],
-    mean: Triple = "0.485,0.456,0.406",
-    std: Triple = "0.229,0.224,0.225",
-    scale: Annotated[
-        float, Form(gt=0, le=1, description="Pixels times this first: 1/255 for 0..1.")
-    ] = 1 / 255,
-    layout: Annotated[Literal["nchw", "nhwc"], Form()] = "nchw",
-    input: Annotated[str | None, Form(max_length=200)] = None,
-    output: Annotated[str | None, Form(max_length=200)] = None,
+    form: Annotated[BackboneForm, Form()],
 ) -> ImageModelRead:
-    data = await file.read(image_models.MAX_MODEL_BYTES + 1)
+    data = await form.file.read(image_models.MAX_MODEL_BYTES + 1)
     upload = await image_models.prepare_upload(
         session,
         actor=actor,
-        name=name,
+        name=form.name,
         data=data,
         spec={
-            "input_side": input_side,
-            "mean": _triple(mean, "mean"),
-            "std": _triple(std, "std"),
-            "scale": scale,
-            "layout": layout,
-            "input": input,
-            "output": output,
+            "input_side": form.input_side,
+            "mean": _triple(form.mean, "mean"),
+            "std": _triple(form.std, "std"),
+            "scale": form.scale,
+            "layout": form.layout,
+            "input": form.input,
+            "output": form.output,
         },
     )
     # The check runs the model in a child for up to a minute: the request's database

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.errors import KaiError, NotFound
 from kai.kit.images import ImageLimits
+from kai.kit.schemas import RequestModel
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
 from kai.ml import image_models
@@ -54,10 +55,8 @@ class ModelNotReady(KaiError):
     status, type, title = 409, "model-not-ready", "The model version is not ready"
 
 
-class TrainingOptions(BaseModel):
+class TrainingOptions(RequestModel):
     """What to train on, and how."""
-
-    model_config = ConfigDict(extra="forbid")
 
     label_by: Literal["category", "material"] = Field(
         default="category",

@@ -4,12 +4,11 @@ feedback on them, and the organization's recognition thresholds."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, Depends, Form, Query, UploadFile, status
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
@@ -20,6 +19,7 @@ from kai.kit import json
 from kai.kit.archives import InflateBudget
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.schemas import Instant, RequestModel
 from kai.kit.threads import IMAGE_CHECKS
 from kai.ml import training
 from kai.recognition import batches, service
@@ -54,6 +54,39 @@ BatchResultsRead = Annotated[
 ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
 # A recognition's photo never changes under its id.
 IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+class _OptionsForm(RequestModel):
+    top_k: int = Field(default=5, ge=1, le=50, description="Predictions returned.")
+    similar_k: int = Field(default=10, ge=0, le=100, description="Similar materials returned.")
+    category_id: uuid.UUID | None = Field(
+        default=None, description="Similar materials only in this category's subtree."
+    )
+    filter: list[ValueFilter] | None = Field(
+        default=None,
+        description="Similar materials only with these property values (`finish:honed`).",
+    )
+    project_id: uuid.UUID | None = Field(
+        default=None,
+        description="File the recognitions in this project (404 for one you cannot see).",
+    )
+
+    def options(self) -> service.RecognitionOptions:
+        return service.RecognitionOptions(
+            top_k=self.top_k,
+            similar_k=self.similar_k,
+            category_id=self.category_id,
+            filters=self.filter or (),
+            project_id=self.project_id,
+        )
+
+
+class RecognitionForm(_OptionsForm):
+    file: UploadFile = Field(description="JPEG, PNG, WebP or HEIC; checked by content.")
+
+
+class BatchForm(_OptionsForm):
+    files: list[UploadFile] = Field(description="Photos (JPEG, PNG, WebP, HEIC) or zips of photos.")
 
 
 def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> RecognitionRead:
@@ -105,36 +138,17 @@ async def recognize(
     actor: Recognize,
     session: DbSession,
     runtime: RuntimeDep,
-    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC; checked by content.")],
-    top_k: Annotated[int, Form(ge=1, le=50, description="Predictions returned.")] = 5,
-    similar_k: Annotated[int, Form(ge=0, le=100, description="Similar materials returned.")] = 10,
-    category_id: Annotated[
-        uuid.UUID | None, Form(description="Similar materials only in this category's subtree.")
-    ] = None,
-    filter: Annotated[
-        list[ValueFilter] | None,
-        Form(description="Similar materials only with these property values (`finish:honed`)."),
-    ] = None,
-    project_id: Annotated[
-        uuid.UUID | None,
-        Form(description="File the recognition in this project (404 for one you cannot see)."),
-    ] = None,
+    form: Annotated[RecognitionForm, Form()],
 ) -> RecognitionRead:
     limits = runtime.image_limits
-    data = await file.read(limits.max_bytes + 1)
+    data = await form.file.read(limits.max_bytes + 1)
     recognized = await service.recognize(
         session,
         runtime.storage,
         actor=actor,
         data=data,
-        file_name=file.filename or "",
-        options=service.RecognitionOptions(
-            top_k=top_k,
-            similar_k=similar_k,
-            category_id=category_id,
-            filters=filter or (),
-            project_id=project_id,
-        ),
+        file_name=form.file.filename or "",
+        options=form.options(),
         settings=runtime.settings,
         limits=limits,
     )
@@ -157,8 +171,8 @@ async def list_recognitions(
         uuid.UUID | None,
         Query(description="Only those filed in this project (none for a project you cannot see)."),
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[Instant | None, Query(description="Made on or after this instant.")] = None,
+    until: Annotated[Instant | None, Query(description="Made before this instant.")] = None,
 ) -> Page[RecognitionRead]:
     rows, next_cursor = await service.list_recognitions(
         session,
@@ -307,36 +321,22 @@ async def create_batch(
     actor: Recognize,
     session: DbSession,
     runtime: RuntimeDep,
-    files: Annotated[
-        list[UploadFile], File(description="Photos (JPEG, PNG, WebP, HEIC) or zips of photos.")
-    ],
-    top_k: Annotated[int, Form(ge=1, le=50)] = 5,
-    similar_k: Annotated[int, Form(ge=0, le=100)] = 10,
-    category_id: Annotated[uuid.UUID | None, Form()] = None,
-    filter: Annotated[list[ValueFilter] | None, Form()] = None,
-    project_id: Annotated[
-        uuid.UUID | None,
-        Form(description="File the recognitions in this project (404 for one you cannot see)."),
-    ] = None,
+    form: Annotated[BatchForm, Form()],
 ) -> BatchRead:
     limits = runtime.image_limits
     uploaded = [
         (upload.filename or f"photo-{index}", await upload.read())
-        for index, upload in enumerate(files, start=1)
+        for index, upload in enumerate(form.files, start=1)
     ]
     # Every zip of the upload inflates under one budget, counted as it inflates, on the
     # image-check threads (not the default executor, which password checks need).
     budget = InflateBudget(runtime.settings.max_inflated_bytes)
     photos = await IMAGE_CHECKS.run(batches.checked_photos, uploaded, limits, budget)
-    options = service.RecognitionOptions(
-        top_k=top_k,
-        similar_k=similar_k,
-        category_id=category_id,
-        filters=filter or (),
-        project_id=project_id,
-    )
+    options = form.options()
     # The filters are checked now, not when the job meets them.
-    await visual_filter(session, actor=actor, category_id=category_id, filters=filter or ())
+    await visual_filter(
+        session, actor=actor, category_id=options.category_id, filters=options.filters
+    )
     batch = await batches.create_batch(
         session, runtime.storage, actor=actor, photos=photos, options=options
     )

@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from kai.kit.schemas import RequestModel
+
 
 class Prediction(BaseModel):
     label: str
@@ -58,10 +60,8 @@ class RecognitionRead(BaseModel):
     image_url: str = Field(description="The photo, re-encoded without its metadata.")
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(RequestModel):
     """Whether KAI's answer was right, what the photo is, or both (then they must agree)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     correct: bool | None = Field(
         default=None,
@@ -121,19 +121,15 @@ NearDuplicateThreshold = Annotated[
 ]  # fmt: skip
 
 
-class RecognitionSettingsUpdate(BaseModel):
+class RecognitionSettingsUpdate(RequestModel):
     """Both thresholds (PUT replaces the settings whole)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     confidence_threshold: ConfidenceThreshold
     near_duplicate_threshold: NearDuplicateThreshold
 
 
-class RecognitionSettingsChange(BaseModel):
+class RecognitionSettingsChange(RequestModel):
     """The thresholds sent change; the others stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
 
     confidence_threshold: ConfidenceThreshold | None = None
     near_duplicate_threshold: NearDuplicateThreshold | None = None
@@ -174,19 +170,15 @@ Quantity = Annotated[
 ]
 
 
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProjectCreate(RequestModel):
     name: ProjectName
     client: ClientName = ""
     description: Description = ""
-    team_ids: TeamIds = []
+    team_ids: TeamIds = Field(default_factory=list)
 
 
-class ProjectUpdate(BaseModel):
+class ProjectUpdate(RequestModel):
     """Only the fields given change."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: ProjectName | None = None
     client: ClientName | None = None
@@ -218,9 +210,7 @@ class ProjectRead(BaseModel):
     updated_at: datetime
 
 
-class ProjectMaterialPut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProjectMaterialPut(RequestModel):
     quantity: Quantity | None = None
     unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = Field(
         default=None, description="What the quantity counts: m2, pieces, boxes..."
@@ -231,10 +221,8 @@ class ProjectMaterialPut(BaseModel):
     )
 
 
-class ProjectMaterialChange(BaseModel):
+class ProjectMaterialChange(RequestModel):
     """The fields sent change (`null` clears quantity, unit or recognition); the rest stay."""
-
-    model_config = ConfigDict(extra="forbid")
 
     quantity: Quantity | None = None
     unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from kai.catalog.materials import get_material
@@ -15,6 +15,7 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import Conflict, problem_responses
+from kai.kit.schemas import RequestModel
 from kai.search import visual
 from kai.search.schemas import ValueFilter
 from kai.search.service import visual_filter
@@ -30,6 +31,15 @@ ImageSearch = Annotated[Actor, Depends(require(Permission.MATERIALS_READ, rate_c
 
 class MaterialHasNoImage(Conflict):
     type, title = "material-has-no-image", "The material has no image to compare yet"
+
+
+class ImageSearchForm(RequestModel):
+    file: UploadFile = Field(description="JPEG, PNG, WebP or HEIC; checked by content.")
+    k: int = Field(default=10, ge=1, le=100, description="Materials returned.")
+    category_id: uuid.UUID | None = Field(default=None, description="Within this subtree.")
+    filter: list[ValueFilter] | None = Field(
+        default=None, description="Property values: `finish:honed`."
+    )
 
 
 class LookAlike(BaseModel):
@@ -65,17 +75,12 @@ async def search_by_image(
     actor: ImageSearch,
     session: DbSession,
     runtime: RuntimeDep,
-    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC; checked by content.")],
-    k: Annotated[int, Form(ge=1, le=100, description="Materials returned.")] = 10,
-    category_id: Annotated[uuid.UUID | None, Form(description="Within this subtree.")] = None,
-    filter: Annotated[
-        list[ValueFilter] | None, Form(description="Property values: `finish:honed`.")
-    ] = None,
+    form: Annotated[ImageSearchForm, Form()],
 ) -> LookAlikes:
     limits = runtime.image_limits
-    data = await file.read(limits.max_bytes + 1)
+    data = await form.file.read(limits.max_bytes + 1)
     subtree, properties = await visual_filter(
-        session, actor=actor, category_id=category_id, filters=filter or ()
+        session, actor=actor, category_id=form.category_id, filters=form.filter or ()
     )
     settings = runtime.settings
     backbone = await asyncio.to_thread(
@@ -88,7 +93,7 @@ async def search_by_image(
         session,
         data=data,
         backbone=backbone,
-        how_many=k,
+        how_many=form.k,
         limits=limits,
         category_ids=subtree,
         properties=properties,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, Depends, Form, Request, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,7 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
+from kai.kit.schemas import RequestModel
 
 router = APIRouter(
     prefix="/materials/{material_id}/images", tags=["images"], responses=AUTH_RESPONSES
@@ -57,9 +58,12 @@ class ImageRead(BaseModel):
     created_at: datetime
 
 
-class ImageUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ImageUploadForm(RequestModel):
+    file: UploadFile = Field(description="The image; its content decides its type.")
+    is_primary: bool | None = None
 
+
+class ImageUpdate(RequestModel):
     is_primary: bool | None = None
     position: Annotated[int, Field(ge=0, le=10_000)] | None = None
 
@@ -89,10 +93,10 @@ async def upload_image(
     actor: ImageUpload,
     session: DbSession,
     runtime: RuntimeDep,
-    file: Annotated[UploadFile, File(description="The image; its content decides its type.")],
-    is_primary: Annotated[bool | None, Form()] = None,
+    form: Annotated[ImageUploadForm, Form()],
 ) -> ImageRead:
     limits = runtime.image_limits
+    file = form.file
     data = await file.read(limits.max_bytes + 1)
     image = await images.upload_image(
         session,
@@ -101,7 +105,7 @@ async def upload_image(
         material_id=material_id,
         data=data,
         file_name=file.filename or "",
-        primary=is_primary,
+        primary=form.is_primary,
         limits=limits,
     )
     return _read(image)

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kai.catalog import materials, purge, transfers
 from kai.catalog.endpoints.transfers import ImportReportRead
@@ -26,6 +26,7 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.schemas import RequestModel
 
 router = APIRouter(prefix="/materials", tags=["materials"], responses=AUTH_RESPONSES)
 
@@ -111,9 +112,7 @@ async def create_material(
     return await _one(session, actor, material, units, response)
 
 
-class MaterialsBulk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MaterialsBulk(RequestModel):
     materials: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=BULK_LIMIT,
@@ -131,9 +130,7 @@ class MaterialsBulk(BaseModel):
     dry_run: bool = Field(default=False, description="Check and report; write nothing.")
 
 
-class MaterialIds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MaterialIds(RequestModel):
     ids: list[uuid.UUID] = Field(min_length=1, max_length=BULK_LIMIT)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Form, Response, UploadFile, status
 from pydantic import BaseModel, Field
 
 from kai.catalog import transfers
@@ -16,12 +16,20 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.jobs.schemas import JobRead
 from kai.kit.errors import InvalidValue, problem_responses
+from kai.kit.schemas import RequestModel
 
 router = APIRouter(prefix="/catalog", tags=["catalog transfers"], responses=AUTH_RESPONSES)
 
 MaterialsImport = Annotated[
     Actor, Depends(require(Permission.MATERIALS_WRITE, rate_class="expensive"))
 ]
+
+
+class ImportForm(RequestModel):
+    file: UploadFile = Field(description="CSV (UTF-8), JSON, or zip.")
+    mapping: str | None = Field(default=None, max_length=20_000)
+    mode: ImportMode = "all_or_nothing"
+    dry_run: bool = False
 
 
 class RowProblem(BaseModel):
@@ -109,21 +117,18 @@ async def import_materials(
     session: DbSession,
     runtime: RuntimeDep,
     response: Response,
-    file: Annotated[UploadFile, File(description="CSV (UTF-8), JSON, or zip.")],
-    mapping: Annotated[str | None, Form(max_length=20_000)] = None,
-    mode: Annotated[ImportMode, Form()] = "all_or_nothing",
-    dry_run: Annotated[bool, Form()] = False,
+    form: Annotated[ImportForm, Form()],
 ) -> ImportStarted | ImportReportRead:
     limits = runtime.image_limits
-    data = await file.read()
-    columns = _mapping(mapping)
-    if dry_run:
+    data = await form.file.read()
+    columns = _mapping(form.mapping)
+    if form.dry_run:
         report = await transfers.dry_run(
             session,
             actor=actor,
             data=data,
             mapping=columns,
-            mode=mode,
+            mode=form.mode,
             limits=limits,
             max_inflated_bytes=runtime.settings.max_inflated_bytes,
         )
@@ -134,9 +139,9 @@ async def import_materials(
         runtime.storage,
         actor=actor,
         data=data,
-        file_name=file.filename or "",
+        file_name=form.file.filename or "",
         mapping=columns,
-        mode=mode,
+        mode=form.mode,
         limits=limits,
         max_inflated_bytes=runtime.settings.max_inflated_bytes,
     )

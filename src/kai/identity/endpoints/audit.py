@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -14,6 +13,7 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.identity.schemas import AuditEventRead
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.schemas import Instant
 
 router = APIRouter(prefix="/audit-events", tags=["audit"], responses=AUTH_RESPONSES)
 
@@ -33,8 +33,8 @@ async def list_audit_events(
     actor_id: Annotated[str | None, Query(max_length=100, pattern=r"^[0-9a-f-]+$")] = None,
     outcome: Literal["success", "failure"] | None = None,
     target_id: Annotated[str | None, Query(max_length=100, pattern=r"^[0-9A-Za-z_-]+$")] = None,
-    since: Annotated[datetime | None, Query(description="On or after this instant.")] = None,
-    until: Annotated[datetime | None, Query(description="Before this instant.")] = None,
+    since: Annotated[Instant | None, Query(description="On or after this instant.")] = None,
+    until: Annotated[Instant | None, Query(description="Before this instant.")] = None,
 ) -> Page[AuditEventRead]:
     filters = audit.AuditFilters(
         action=action,
