@@ -52,11 +52,17 @@ def serve(tmp_path: Path) -> Iterator[object]:
         server.stop()
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(port: int, process: subprocess.Popen[bytes], logs: Path) -> None:
     # Generous: a first start migrates a new database, on a machine that may be busy.
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert process.poll() is None, "kai serve exited before it was ready"
+        if process.poll() is not None:
+            # What it wrote says why (each run's output is a serve-N.log in `logs`).
+            written = "\n".join(
+                path.read_text(errors="replace")[-3000:]
+                for path in sorted(logs.glob("serve-*.log"))
+            )
+            raise AssertionError(f"kai serve exited ({process.returncode}):\n{written}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return
@@ -77,7 +83,7 @@ def test_serve_starts_embedded_stops_cleanly_on_a_signal_and_keeps_data(
     data_dir = tmp_path / "kai-data"
     port = _free_port()
     first = serve(port)  # type: ignore[operator]
-    _wait_ready(port, first)
+    _wait_ready(port, first, tmp_path)
 
     docs = httpx.get(f"http://127.0.0.1:{port}/docs")
     assert docs.status_code == 200
@@ -96,7 +102,7 @@ def test_serve_starts_embedded_stops_cleanly_on_a_signal_and_keeps_data(
     assert _postgres_processes(data_dir) == []
 
     second = serve(port)  # type: ignore[operator]
-    _wait_ready(port, second)
+    _wait_ready(port, second, tmp_path)
     with psycopg.connect(server.url().replace("+psycopg", ""), autocommit=True) as connection:
         assert connection.execute("SELECT note FROM marker").fetchone() == ("from the first run",)
     # A service manager stops it with SIGTERM: just as clean.

@@ -147,7 +147,7 @@ async def test_numbers_dimensions_and_tags_come_back_from_an_export_exactly(
         "0.00001",
         "1234.5678",
     ]
-    assert rows["N-2"]["properties.size"] == "1234.5678x1234.5678x1234.5678"
+    assert rows["N-2"]["properties.size"] == "1234.5678x1234.5678x1234.5678 mm"
     report = await _reimport(runtime, client, owner, exported.content)
     assert (report["unchanged"], report["error_count"]) == (3, 0), report
     after = await _materials(client, owner)

@@ -60,6 +60,7 @@ EXPENSIVE_ROUTES = {
     ("POST", "/api/v1/catalog/imports"),
     ("GET", "/api/v1/catalog/exports"),
     ("PUT", "/api/v1/catalog/settings"),
+    ("PATCH", "/api/v1/catalog/settings"),
     ("PATCH", "/api/v1/categories/{category_id}"),
     ("POST", "/api/v1/materials/bulk"),
     ("POST", "/api/v1/materials/bulk/delete"),
