@@ -334,7 +334,7 @@ async def test_imported_materials_are_found_and_versioned_like_ones_made_through
     carrara = next(item for item in materials if item["code"] == "CAR-600")
     made, loaded = await first_version(twin["id"]), await first_version(carrara["id"])
     assert (made["action"], loaded["action"]) == ("created", "imported")
-    assert loaded["actor_id"] == made["actor_id"] == str(owner.user.id)
+    assert loaded["changed_by"] == made["changed_by"] == f"user:{owner.user.id}"
     assert loaded["changes"].pop("code") == {"old": None, "new": "CAR-600"}
     assert made["changes"].pop("code") == {"old": None, "new": "CAR-601"}
     assert loaded["changes"] == made["changes"]
