@@ -266,6 +266,28 @@ async def test_an_export_reads_back_as_the_same_catalog(
     assert {m["code"] for m in marble.json()["materials"]} == {"CAR-600", "CAL-300"}
 
 
+async def test_booleans_in_an_export_are_true_and_false(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=TILE_PROPERTIES)
+    for code, frost_resistant in (("OUT-1", True), ("IN-1", False)):
+        await create_material(
+            client, owner, category_id=stone["id"], code=code,
+            properties={"thickness": 20, "frost_resistant": frost_resistant},
+        )  # fmt: skip
+
+    exported = await client.get("/api/v1/catalog/exports?format=csv", headers=owner.headers)
+
+    rows = csv.DictReader(io.StringIO(exported.text))
+    assert {row["code"]: row["properties.frost_resistant"] for row in rows} == {
+        "OUT-1": "true",
+        "IN-1": "false",
+    }
+    back = await _import(client, owner, exported.content, mapping=None, dry_run=True)
+    assert (back.json()["unchanged"], back.json()["error_count"]) == (2, 0), back.text
+
+
 async def _documents(runtime: Runtime, owner: Member) -> dict[str, str]:
     async with runtime.session_factory.begin() as session:
         await act_for(session, organization_id=owner.organization_id)
@@ -334,7 +356,7 @@ async def test_imported_materials_are_found_and_versioned_like_ones_made_through
     carrara = next(item for item in materials if item["code"] == "CAR-600")
     made, loaded = await first_version(twin["id"]), await first_version(carrara["id"])
     assert (made["action"], loaded["action"]) == ("created", "imported")
-    assert loaded["actor_id"] == made["actor_id"] == str(owner.user.id)
+    assert loaded["changed_by"] == made["changed_by"] == f"user:{owner.user.id}"
     assert loaded["changes"].pop("code") == {"old": None, "new": "CAR-600"}
     assert made["changes"].pop("code") == {"old": None, "new": "CAR-601"}
     assert loaded["changes"] == made["changes"]

@@ -208,7 +208,7 @@ async def test_a_stale_write_is_refused_and_a_current_one_is_versioned(
     }
     assert versions[0]["changes"]["properties.thickness"] == {"old": 10.0, "new": 12.0}
     assert versions[0]["changes"]["properties.finish"] == {"old": None, "new": "polished"}
-    assert versions[0]["actor_id"] == str(owner.user.id)
+    assert versions[0]["changed_by"] == f"user:{owner.user.id}"
     assert versions[1]["action"] == "created"
 
     # Removing a property with null, and a write that changes nothing makes no version.

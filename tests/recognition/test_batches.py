@@ -159,6 +159,9 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
         "Brushed brass",
     ]
     assert all(row["status"] == "recognized" and row["similar_name"] for row in results)
+    # Every id KAI makes is time-ordered (UUIDv7), the recognitions a batch makes too.
+    assert {uuid.UUID(row["recognition_id"]).version for row in results} == {7}
+    assert uuid.UUID(batch["id"]).version == 7
     exported = await client.get(
         f"/api/v1/recognition-batches/{batch['id']}/results",
         params={"format": "csv"},
@@ -167,6 +170,8 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [row["label"] for row in rows] == [row["label"] for row in results]
+    # Booleans in a CSV are `true`/`false`, as in JSON and in the catalog's export.
+    assert [row["unknown"] for row in rows] == ["false"] * 4
     listed = await client.get(
         "/api/v1/recognitions", params={"project_id": project.json()["id"]}, headers=owner.headers
     )

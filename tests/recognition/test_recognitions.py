@@ -52,6 +52,11 @@ async def _finished(
     raise AssertionError(f"{count} {kind} job(s) did not finish within {WAIT_SECONDS} s")
 
 
+def _items(listed: Any) -> list[dict[str, Any]]:
+    """A list's entries, whether it answers a page or a bare array."""
+    return listed["items"] if isinstance(listed, dict) else listed
+
+
 async def _catalog(client: AsyncClient, owner: Member) -> dict[str, dict[str, Any]]:
     """Three categories, two materials each, three photos of each material."""
     photos = material_set(6)
@@ -148,6 +153,14 @@ async def test_a_photo_is_recognized_after_training_and_feedback_feeds_the_next_
     )
     assert recognition["model_version"] == {"id": version["id"], "number": 1}
     assert recognition["project_id"] == project.json()["id"]
+    # Every id KAI makes is time-ordered (UUIDv7): recognitions and images like the rest.
+    assert uuid.UUID(recognition["id"]).version == 7
+    images = await client.get(
+        f"/api/v1/materials/{materials['brushed_brass0']['id']}/images", headers=owner.headers
+    )
+    image_ids = [image["id"] for image in _items(images.json())]
+    assert len(image_ids) == 3
+    assert {uuid.UUID(image_id).version for image_id in image_ids} == {7}
     similar = recognition["similar"]
     assert len(similar) == 3
     brass_ids = {materials["brushed_brass0"]["id"], materials["brushed_brass1"]["id"]}

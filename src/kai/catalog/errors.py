@@ -64,6 +64,10 @@ class PriceWithoutCurrency(Unprocessable):
     type, title = "price-without-currency", "A price needs a currency"
 
 
+class PriceTooPrecise(Unprocessable):
+    type, title = "price-too-precise", "A price has more decimals than its currency"
+
+
 class ImageNotReady(Conflict):
     type, title = "image-not-ready", "The image has no derivatives yet"
 

@@ -17,6 +17,7 @@ from kai.catalog.models import ImageStatus, Material, MaterialImage
 from kai.catalog.repository import ImageRepository
 from kai.identity.actor import Actor
 from kai.kit import images as imaging
+from kai.kit.db import new_id
 from kai.kit.jobs.tasks import delete_after_commit
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import ImageVariant, material_image_key
@@ -83,7 +84,7 @@ async def attach_image(
     make_primary = primary if primary is not None else not others
     if make_primary:
         await repository.clear_primary(organization_id, material.id)
-    image_id = uuid.uuid4()
+    image_id = new_id()
     original_key = material_image_key(
         organization_id, "original", f"{image_id}.{imaging.EXTENSIONS[inspected.format]}"
     )

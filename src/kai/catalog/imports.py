@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog import events
 from kai.catalog import materials as material_service
 from kai.catalog.categories import CategoryView, list_categories
-from kai.catalog.errors import CodeTaken, InvalidProperties, PriceWithoutCurrency
+from kai.catalog.errors import CodeTaken, InvalidProperties, PriceTooPrecise, PriceWithoutCurrency
 from kai.catalog.import_files import CatalogFile, RowError, SourceRow
 from kai.catalog.models import Material
 from kai.catalog.properties import PropertyDefinition
@@ -43,6 +43,7 @@ from kai.catalog.repository import MaterialRepository
 from kai.catalog.schemas import MaterialCreate
 from kai.identity.actor import Actor
 from kai.kit.errors import InvalidValue
+from kai.kit.money import format_amount
 from kai.kit.spreadsheets import CsvWriter
 
 log = structlog.get_logger(__name__)
@@ -695,7 +696,7 @@ async def _update_existing(
     for index, row in enumerate(changing):
         try:
             material, outcome = await _write(session, actor, row.data, existing)
-        except (InvalidProperties, CodeTaken, PriceWithoutCurrency) as exc:
+        except (InvalidProperties, CodeTaken, PriceWithoutCurrency, PriceTooPrecise) as exc:
             report.add(row.source.error(None, exc.detail or exc.title))
             report.valid -= 1
             refusals += 1
@@ -864,7 +865,9 @@ def export_record(material: Material, categories: _Categories) -> dict[str, Any]
         "description": material.description,
         "manufacturer": material.manufacturer,
         "supplier": material.supplier,
-        "price": f"{material.price:f}" if material.price is not None else None,
+        "price": format_amount(material.price, material.currency)
+        if material.price is not None
+        else None,
         "currency": material.currency,
         "tags": list(material.tags),
         "status": material.status,

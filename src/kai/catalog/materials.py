@@ -18,6 +18,7 @@ from kai.catalog.errors import (
     CodeTaken,
     InvalidProperties,
     MaterialNotFound,
+    PriceTooPrecise,
     PriceWithoutCurrency,
 )
 from kai.catalog.models import Category, Material, MaterialStatus, MaterialVersion
@@ -29,11 +30,12 @@ from kai.catalog.properties import (
     validate_properties,
 )
 from kai.catalog.repository import CategoryRepository, MaterialFilters, MaterialRepository
-from kai.catalog.schemas import MaterialCreate, MaterialRead, UnitSystem
+from kai.catalog.schemas import MaterialCreate, MaterialRead, MaterialVersionRead, UnitSystem
 from kai.identity import accounts, audit
-from kai.identity.actor import Actor
+from kai.identity.actor import Actor, author
 from kai.kit.db import new_id
 from kai.kit.errors import PreconditionFailed, conflict_for
+from kai.kit.money import fits_currency, format_amount, minor_digits
 from kai.kit.pagination import PageParams
 
 # Fields a version records, in the order they are shown.
@@ -279,6 +281,45 @@ async def get_material(
     return material
 
 
+def _price_after(
+    material: Material, changes: Mapping[str, Any]
+) -> tuple[Decimal | None, str | None]:
+    """The price and currency `changes` leave, checked before anything is changed (an import
+    goes on to its next row after a refusal): a price without a currency is no price, and one
+    finer than its currency (the stored one, or the price stored, may be the other half) is
+    refused rather than rounded."""
+    price = changes.get("price", material.price)
+    currency = None if price is None else material.currency
+    if changes.get("currency") is not None and price is not None:
+        currency = changes["currency"]
+    if (price is None) != (currency is None):
+        raise PriceWithoutCurrency(
+            "A price needs its currency, and a currency a price.",
+            errors=[
+                {
+                    "loc": ["body", "currency"],
+                    "msg": "give price and currency together",
+                    "type": "price_currency",
+                }
+            ],
+        )
+    sent = "price" in changes or currency != material.currency
+    if sent and price is not None and currency is not None and not fits_currency(price, currency):
+        field = "price" if "price" in changes else "currency"
+        raise PriceTooPrecise(
+            f"{currency} has {minor_digits(currency)} decimals: a price of "
+            f"{price.normalize():f} is refused rather than rounded.",
+            errors=[
+                {
+                    "loc": ["body", field],
+                    "msg": f"more decimals than {currency} has",
+                    "type": "price_too_precise",
+                }
+            ],
+        )
+    return price, currency
+
+
 async def update_material(
     session: AsyncSession,
     *,
@@ -326,28 +367,13 @@ async def update_material(
         )
     ):
         raise CodeTaken(f"Another material has the code {code!r}.")
+    price, currency = _price_after(material, changes)
     for field in ("name", "code", "description", "manufacturer", "supplier", "tags"):
         if changes.get(field) is not None:
             setattr(material, field, changes[field])
     if changes.get("status") is not None:
         material.status = str(changes["status"])
-    if "price" in changes:
-        material.price = changes["price"]
-        if changes["price"] is None:
-            material.currency = None
-    if changes.get("currency") is not None and material.price is not None:
-        material.currency = changes["currency"]
-    if (material.price is None) != (material.currency is None):
-        raise PriceWithoutCurrency(
-            "A price needs its currency, and a currency a price.",
-            errors=[
-                {
-                    "loc": ["body", "currency"],
-                    "msg": "give price and currency together",
-                    "type": "price_currency",
-                }
-            ],
-        )
+    material.price, material.currency = price, currency
     material.category_id = category_id
     material.properties = properties
     material.properties_text = searchable_text(schema, properties)
@@ -497,6 +523,49 @@ async def list_versions(
         session, actor=actor, material_id=material_id, include_deleted=True
     )
     return await MaterialRepository(session).versions_page(actor.tenant_id, material.id, params)
+
+
+async def present_versions(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material_id: uuid.UUID,
+    versions: Sequence[MaterialVersion],
+) -> list[MaterialVersionRead]:
+    """Versions as the API shows them: who in the one form authors have, and each price with
+    its currency's decimals, the currency being the one the material had then."""
+    currencies = await MaterialRepository(session).currency_changes(actor.tenant_id, material_id)
+
+    def currency_at(version: int) -> str | None:
+        held = None
+        for changed_in, currency in currencies:
+            if changed_in > version:
+                break
+            held = currency
+        return held
+
+    def shown(value: Any, currency: str | None) -> Any:
+        return value if value is None else format_amount(Decimal(str(value)), currency)
+
+    presented = []
+    for row in versions:
+        changes = dict(row.changes)
+        price = changes.get("price")
+        if isinstance(price, dict):
+            changes["price"] = {
+                "old": shown(price.get("old"), currency_at(row.version - 1)),
+                "new": shown(price.get("new"), currency_at(row.version)),
+            }
+        presented.append(
+            MaterialVersionRead(
+                version=row.version,
+                action=row.action,
+                changes=changes,
+                changed_by=author(row.actor_type, row.actor_id),
+                changed_at=row.changed_at,
+            )
+        )
+    return presented
 
 
 async def present(

@@ -384,6 +384,22 @@ class MaterialRepository:
             self.session, statement, order_by=[MaterialVersion.version], params=params
         )
 
+    async def currency_changes(
+        self, organization_id: uuid.UUID, material_id: uuid.UUID
+    ) -> list[tuple[int, str | None]]:
+        """Each version that changed a material's currency, oldest first, with the new one."""
+        new_currency = MaterialVersion.changes["currency"]["new"].astext
+        statement = (
+            select(MaterialVersion.version, new_currency)
+            .where(
+                MaterialVersion.organization_id == organization_id,
+                MaterialVersion.material_id == material_id,
+                MaterialVersion.changes.has_key("currency"),
+            )
+            .order_by(MaterialVersion.version)
+        )
+        return [(version, currency) for version, currency in await self.session.execute(statement)]
+
 
 class ImageRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -12,13 +12,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     StringConstraints,
+    ValidationInfo,
+    field_serializer,
     model_validator,
 )
 
 from kai.catalog.models import MaterialStatus
 from kai.catalog.properties import PropertyDefinition
+from kai.identity.actor import AUTHOR
+from kai.kit.money import fits_currency, format_amount, minor_digits
 from kai.kit.schemas import RequestModel
 
 UnitSystem = Literal["metric", "imperial"]
@@ -41,6 +44,10 @@ Currency = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
 ]
 Price = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999"), decimal_places=4)]
+PRICE_INPUT = (
+    "A number or a decimal string, with no more decimals than the currency has (ISO 4217: "
+    "2 for EUR, 0 for JPY, 3 for KWD): finer amounts are refused, never rounded."
+)
 # A spreadsheet cell lists tags separated by these (the export writes them so, the import
 # splits on them): a tag holding one would come back from an export as two.
 TAG_SEPARATORS = (";", "|")
@@ -69,14 +76,16 @@ Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_unique_tags)]
 PropertyValues = Annotated[dict[str, Any], Field(max_length=200)]
 
 
-def _money(value: Decimal | None) -> str | None:
-    # Two decimals as prices are written, more only where the price has them.
-    if value is None:
-        return None
-    return f"{value:.2f}" if value == round(value, 2) else f"{value.normalize():f}"
-
-
-MoneyText = Annotated[Decimal | None, PlainSerializer(_money, return_type=str | None)]
+def _price_fits(price: Decimal | None, info: ValidationInfo) -> Decimal | None:
+    """A price with more decimals than its currency has is refused, never rounded (the
+    currency is declared first, so it is read by then)."""
+    currency = info.data.get("currency")
+    if price is not None and currency is not None and not fits_currency(price, currency):
+        raise ValueError(
+            f"{currency} has {minor_digits(currency)} decimals: {price} {currency} is no amount"
+            " of money, and is not rounded"
+        )
+    return price
 
 
 class ReadModel(BaseModel):
@@ -141,8 +150,10 @@ class MaterialCreate(RequestModel):
     )
     manufacturer: CompanyName = ""
     supplier: CompanyName = ""
-    price: Price | None = None
     currency: Currency | None = Field(default=None, description="ISO 4217, with the price.")
+    price: Annotated[Price | None, AfterValidator(_price_fits)] = Field(
+        default=None, description=PRICE_INPUT
+    )
     tags: Tags = Field(default_factory=list)
     status: MaterialStatus = MaterialStatus.DRAFT
 
@@ -172,8 +183,10 @@ class MaterialUpdate(RequestModel):
     properties: PropertyValues | None = None
     manufacturer: CompanyName | None = None
     supplier: CompanyName | None = None
-    price: Price | None = None
     currency: Currency | None = None
+    price: Annotated[Price | None, AfterValidator(_price_fits)] = Field(
+        default=None, description=PRICE_INPUT
+    )
     tags: Tags | None = None
     status: MaterialStatus | None = None
 
@@ -187,25 +200,34 @@ class MaterialRead(BaseModel):
     properties: dict[str, Any]
     manufacturer: str
     supplier: str
-    price: MoneyText
+    price: Decimal | None = Field(
+        description="A decimal string with exactly the currency's decimals (ISO 4217): "
+        "`39.90` EUR, `4500` JPY, `12.500` KWD."
+    )
     currency: str | None
     tags: list[str]
     status: MaterialStatus
     version: int = Field(description="Send it back as `If-Match` to change this version only.")
     units: UnitSystem = Field(description="The unit system the properties are given in.")
     deleted_at: datetime | None
-    created_by: str | None
-    updated_by: str | None
+    created_by: str | None = Field(description=AUTHOR)
+    updated_by: str | None = Field(description=AUTHOR)
     created_at: datetime
     updated_at: datetime
 
+    @field_serializer("price")
+    def _price_as_written(self, price: Decimal | None) -> str | None:
+        return None if price is None else format_amount(price, self.currency)
 
-class MaterialVersionRead(ReadModel):
+
+class MaterialVersionRead(BaseModel):
     version: int
     action: str
-    changes: dict[str, Any] = Field(description='Each changed field: {"old": ..., "new": ...}.')
-    actor_type: str
-    actor_id: str | None
+    changes: dict[str, Any] = Field(
+        description='Each changed field: {"old": ..., "new": ...}; a price as the material '
+        "shows it, with its currency's decimals."
+    )
+    changed_by: str = Field(description=AUTHOR)
     changed_at: datetime
 
 

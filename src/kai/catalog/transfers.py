@@ -32,7 +32,7 @@ from kai.identity.admin import operator_actor
 from kai.identity.permissions import Permission
 from kai.kit import images as imaging
 from kai.kit.archives import DEFAULT_MAX_INFLATED_BYTES, InflateBudget
-from kai.kit.db import act_for, scoped_transaction
+from kai.kit.db import act_for, new_id, scoped_transaction
 from kai.kit.jobs.models import Job
 from kai.kit.jobs.tasks import delete_after_commit
 from kai.kit.json import dumps
@@ -153,7 +153,7 @@ async def start_import(
     organization_id = actor.tenant_id
     # Refuse what cannot be read now, rather than in a job the user has to look up.
     await _read(data, limits, max_inflated_bytes, keep_images=False)
-    key = user_upload_key(organization_id, f"imports/{uuid.uuid4()}.{detect_format(data)}")
+    key = user_upload_key(organization_id, f"imports/{new_id()}.{detect_format(data)}")
     # Kept only if the job that reads it is queued for good.
     await put_for_transaction(session, storage, key, data)
     job = await import_file.enqueue(

@@ -10,6 +10,23 @@ from typing import Literal
 from kai.identity.errors import PermissionDenied
 from kai.identity.permissions import UNRESTRICTED_ROLES, Permission
 
+# Said of every `*_by` field (`created_by`, `updated_by`, `changed_by`, `invited_by`...).
+AUTHOR = (
+    "Who did it: `user:<id>` (a person), `api_key:<id>` (a key acting on its own) or "
+    "`operator:cli` (someone at the `kai` command line)."
+)
+
+
+def author(kind: str, identifier: object = None) -> str:
+    """Who did something, in the one form every `*_by` field shows: `user:<id>`,
+    `api_key:<id>`, `operator:cli`; the kind alone where no one is named (`system`)."""
+    return kind if identifier is None else f"{kind}:{identifier}"
+
+
+def user_author(user_id: uuid.UUID | None) -> str | None:
+    """A person as an author, from a column that keeps only their user id."""
+    return None if user_id is None else author("user", user_id)
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -66,7 +83,7 @@ class Actor:
     @property
     def author(self) -> str:
         """Who made a row, as `created_by` columns record it: `user:<id>`, `api_key:<id>`."""
-        return f"{self.kind}:{self.audit_id}"
+        return author(self.kind, self.audit_id)
 
     @property
     def audit_id(self) -> str:

@@ -6,8 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    computed_field,
+)
 
+from kai.identity.actor import AUTHOR, author, user_author
 from kai.identity.permissions import Permission
 from kai.kit.schemas import Instant, RequestModel
 
@@ -37,6 +47,15 @@ def _lower_email(value: str) -> str:
 
 
 Email = Annotated[EmailStr, AfterValidator(_lower_email)]
+
+
+def _person(value: object) -> object:
+    # The column keeps the person's user id; the API names them as every author is named.
+    return user_author(value) if isinstance(value, uuid.UUID) else value
+
+
+# A person who did something, from a column holding their user id.
+PersonAuthor = Annotated[str | None, BeforeValidator(_person), Field(description=AUTHOR)]
 
 
 class ReadModel(BaseModel):
@@ -265,7 +284,7 @@ class InvitationRead(ReadModel):
     id: uuid.UUID
     email: str
     role: str
-    invited_by: uuid.UUID | None
+    invited_by: PersonAuthor
     expires_at: datetime
     created_at: datetime
 
@@ -326,7 +345,7 @@ class ApiKeyRead(ReadModel):
     name: str
     prefix: str
     permissions: list[str]
-    created_by: uuid.UUID | None
+    created_by: PersonAuthor
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -340,8 +359,8 @@ class ApiKeyCreated(ApiKeyRead):
 class AuditEventRead(ReadModel):
     seq: int
     occurred_at: datetime
-    actor_type: str
-    actor_id: str | None
+    actor_type: str = Field(description="The log's own record of who: `user`, `api_key`, ...")
+    actor_id: str | None = Field(description="What `?actor_id=` matches.")
     action: str
     outcome: str
     target_type: str | None
@@ -350,3 +369,9 @@ class AuditEventRead(ReadModel):
     user_agent: str | None
     request_id: str | None
     details: dict[str, Any]
+
+    @computed_field(description=AUTHOR + " `system`: the platform itself; `anonymous`: nobody.")  # type: ignore[prop-decorator]
+    @property
+    def actor(self) -> str:
+        """Who, in the form every `*_by` field has."""
+        return author(self.actor_type, self.actor_id)

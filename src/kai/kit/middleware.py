@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 import weakref
 from typing import Any
 
@@ -17,6 +16,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kai.kit.db import new_id
 from kai.kit.errors import (
     InvalidValue,
     PayloadTooLarge,
@@ -180,7 +180,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.match(value):
             return str(value.decode())
-    return uuid.uuid4().hex
+    return new_id().hex
 
 
 def _has_nul(scope: Scope) -> bool:

@@ -4,7 +4,7 @@ A spreadsheet evaluates a cell that starts with `=`, `+`, `-` or `@` (and, in so
 carriage return before one) as a formula: a material named `=HYPERLINK("https://evil", "x")`
 in an export becomes a link, and worse formulas run commands. Every CSV KAI writes goes
 through `CsvWriter`, which prefixes such a cell with a single quote (OWASP's advice), so it
-shows as text.
+shows as text. Booleans are written `true` and `false`, in every CSV as in JSON.
 
 A cell that is only a number (`-5`, `+1.5e3`) is left alone: it cannot hold a formula, and a
 spreadsheet should see a number. Text that already starts with quotes before one of those
@@ -34,9 +34,12 @@ def _formula_like(text: str) -> bool:
 
 
 def neutralise_cell(value: object) -> object:
-    """`value` as a CSV cell that a spreadsheet shows as text (numbers pass as they are)."""
+    """`value` as a CSV cell that a spreadsheet shows as text (numbers pass as they are), a
+    boolean as `true` or `false`, as JSON writes it (not Python's `True`)."""
     if value is None:
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     text = value if isinstance(value, str) else str(value)
     return "'" + text if _formula_like(text) else value
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kai.identity.actor import AUTHOR
+
 
 class LabelRead(BaseModel):
     label: str
@@ -41,7 +43,7 @@ class ModelVersionRead(BaseModel):
     temperature: float
     error: str | None
     job_id: uuid.UUID | None
-    created_by: str | None
+    created_by: str | None = Field(description=AUTHOR)
     created_at: datetime
     trained_at: datetime | None
 
@@ -58,5 +60,5 @@ class ImageModelRead(BaseModel):
     spec: dict[str, Any] | None = Field(
         default=None, description="How an uploaded model is fed: normalisation, layout, output."
     )
-    created_by: str | None = None
+    created_by: str | None = Field(default=None, description=AUTHOR)
     created_at: datetime | None = None

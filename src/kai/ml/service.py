@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity.actor import Actor
+from kai.kit.db import new_id
 from kai.ml.models import LabeledPhoto, ModelVersion
 from kai.ml.repository import ModelVersionRepository
 
@@ -50,7 +51,7 @@ async def label_recognized_photo(
         return
     await repository.save_labeled_photo(
         LabeledPhoto(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=actor.tenant_id,
             image_key=image_key,
             category_id=category_id,

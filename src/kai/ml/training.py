@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog.models import Category
 from kai.config import Settings
 from kai.identity.actor import Actor
+from kai.kit.db import new_id
 from kai.kit.errors import KaiError, NotFound
 from kai.kit.images import ImageLimits
 from kai.kit.schemas import RequestModel
@@ -434,7 +435,7 @@ async def run_training(
         "skipped": skipped,
     }
     # This run's own files: another run of the same version never writes over them.
-    run_folder = f"{version.id}/{uuid.uuid4()}"
+    run_folder = f"{version.id}/{new_id()}"
     dataset_key = model_key(organization_id, f"{run_folder}/dataset.json")
     artifact_key = model_key(organization_id, f"{run_folder}/recognizer.npz")
     written: list[str] = []

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.archives import InflateBudget, UnreadableArchive, ZipUpload, is_zip
+from kai.kit.db import new_id
 from kai.kit.errors import KaiError, NotFound, Unprocessable
 from kai.kit.images import (
     CONTENT_TYPES,
@@ -487,7 +488,7 @@ async def _record(
             inspected = photo.inspected
             assert inspected is not None
             recognition = Recognition(
-                id=uuid.uuid4(),
+                id=new_id(),
                 organization_id=organization_id,
                 model_version_id=recognizing.version.id,
                 project_id=project_id,

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from kai.identity.actor import AUTHOR
 from kai.kit.schemas import RequestModel
 
 
@@ -99,7 +100,7 @@ class FeedbackRead(BaseModel):
     category_id: uuid.UUID | None
     material_id: uuid.UUID | None
     comment: str
-    created_by: str | None
+    created_by: str | None = Field(description=AUTHOR)
     created_at: datetime
 
 
@@ -146,7 +147,7 @@ class BatchRead(BaseModel):
     options: dict[str, object]
     project_id: uuid.UUID | None
     job_id: uuid.UUID | None
-    created_by: str | None
+    created_by: str | None = Field(description=AUTHOR)
     created_at: datetime
     finished_at: datetime | None
 
@@ -205,7 +206,7 @@ class ProjectRead(BaseModel):
     team_ids: list[uuid.UUID]
     recognition_count: int
     material_count: int
-    created_by: str | None
+    created_by: str | None = Field(description=AUTHOR)
     created_at: datetime
     updated_at: datetime
 
@@ -240,5 +241,5 @@ class ProjectMaterialRead(BaseModel):
     unit: str | None
     note: str
     recognition_id: uuid.UUID | None
-    added_by: str | None
+    added_by: str | None = Field(description=AUTHOR)
     added_at: datetime

@@ -24,6 +24,7 @@ from kai.catalog import categories
 from kai.catalog.models import Category, Material
 from kai.config import Settings
 from kai.identity.actor import Actor
+from kai.kit.db import new_id
 from kai.kit.errors import Conflict, NotFound, Unprocessable
 from kai.kit.images import (
     CONTENT_TYPES,
@@ -151,7 +152,7 @@ async def recognize(
         limits=limits,
     )
     clock.timings.update(prepared.timings)
-    recognition_id = uuid.uuid4()
+    recognition_id = new_id()
     image_key = user_upload_key(
         organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
     )

@@ -271,6 +271,7 @@ async def list_versions(
     rows, cursor = await materials.list_versions(
         session, actor=actor, material_id=material_id, params=page
     )
-    return Page[MaterialVersionRead](
-        items=[MaterialVersionRead.model_validate(row) for row in rows], next_cursor=cursor
+    items = await materials.present_versions(
+        session, actor=actor, material_id=material_id, versions=rows
     )
+    return Page[MaterialVersionRead](items=items, next_cursor=cursor)
