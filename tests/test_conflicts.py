@@ -126,7 +126,7 @@ async def test_adding_someone_to_a_team_twice_at_once_adds_them_once(
     members = await committed_client.get(
         f"/api/v1/teams/{team.json()['id']}/members", headers=owner.headers
     )
-    assert [item["user_id"] for item in members.json()] == [str(colleague.user.id)]
+    assert [item["user_id"] for item in members.json()["items"]] == [str(colleague.user.id)]
     events = await committed_client.get(
         "/api/v1/audit-events", params={"action": "team.member_added"}, headers=owner.headers
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from httpx import AsyncClient
 
 from kai.runtime import Runtime
 from tests.catalog.factories import TILE_PROPERTIES, create_category, create_material
 from tests.identity.factories import member
+from tests.pages import every_page
 
 pytestmark = pytest.mark.database
 
@@ -33,7 +36,7 @@ async def test_a_subcategory_inherits_and_extends_its_ancestors_schema(
     assert carrara["properties"] == []
 
     listed = (await client.get("/api/v1/categories", headers=owner.headers)).json()
-    assert [c["name"] for c in listed] == ["Stone", "Marble", "Carrara"]
+    assert [c["name"] for c in listed["items"]] == ["Stone", "Marble", "Carrara"]
 
 
 async def test_a_subcategory_may_narrow_but_not_retype_an_inherited_property(
@@ -91,7 +94,7 @@ async def test_invalid_property_definitions_are_refused_with_their_field(
         assert response.status_code == 422, definition
         assert response.headers["content-type"] == "application/problem+json"
     listed = (await client.get("/api/v1/categories", headers=owner.headers)).json()
-    assert listed == []
+    assert listed == {"items": [], "next_cursor": None}
 
 
 async def test_siblings_have_distinct_names_cousins_need_not(
@@ -217,7 +220,7 @@ async def test_a_subcategory_may_not_loosen_what_its_parent_promises(
     assert "required in a parent category" in str(optional["detail"])
 
     listed = (await client.get("/api/v1/categories", headers=owner.headers)).json()
-    assert [category["name"] for category in listed] == ["Tiles"]
+    assert [category["name"] for category in listed["items"]] == ["Tiles"]
 
 
 async def test_taking_away_what_materials_use_is_refused_with_their_count(
@@ -270,3 +273,47 @@ async def test_taking_away_what_materials_use_is_refused_with_their_count(
     schema = {p["key"]: p for p in unused["effective_properties"]}
     assert schema["finish"]["options"] == ["polished", "honed"]
     assert "size" not in schema
+
+
+async def test_the_tree_comes_in_pages_parents_first_siblings_by_position(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+
+    async def add(name: str, position: int, parent: dict[str, Any] | None = None) -> dict[str, Any]:
+        created = await client.post(
+            "/api/v1/categories",
+            json={"name": name, "position": position, "parent_id": parent and parent["id"],
+                  "properties": TILE_PROPERTIES if name == "Stone" else []},
+            headers=owner.headers,
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        return created.json()  # type: ignore[no-any-return]
+
+    stone = await add("Stone", 1)
+    tiles = await add("Tiles", 0)
+    await add("Porcelain", 1, tiles)
+    await add("Ceramic", 0, tiles)
+    marble = await add("Marble", 0, stone)
+    await add("Granite", 1, stone)
+    await add("Other", 2, stone)
+    await add("Other", 2, tiles)
+    await add("Carrara", 0, marble)
+
+    whole = (await client.get("/api/v1/categories", headers=owner.headers)).json()
+    assert whole["next_cursor"] is None
+    assert [c["name"] for c in whole["items"]] == [
+        "Tiles", "Stone", "Ceramic", "Marble", "Granite", "Porcelain", "Other", "Other",
+        "Carrara",
+    ]  # fmt: skip
+    for limit in (1, 2, 4):
+        pages = await every_page(client, "/api/v1/categories", headers=owner.headers, limit=limit)
+        assert [c for page in pages for c in page] == whole["items"]
+        seen: set[str] = set()
+        for page in pages:
+            for category in page:
+                assert category["parent_id"] is None or category["parent_id"] in seen
+                seen.add(category["id"])
+    # A category on a later page still carries what it inherits.
+    carrara = whole["items"][-1]
+    assert "thickness" in [p["key"] for p in carrara["effective_properties"]]

@@ -18,6 +18,7 @@ from kai.runtime import Runtime
 from tests.catalog.factories import create_material
 from tests.identity.factories import Member, member
 from tests.kit.deletions import run_queued_deletions
+from tests.pages import every_page
 
 pytestmark = pytest.mark.database
 
@@ -121,7 +122,7 @@ async def test_an_uploaded_photo_gets_derivatives_without_any_metadata(
         assert again.status_code == 304
 
     listed = await client.get(f"/api/v1/materials/{material['id']}/images", headers=owner.headers)
-    assert [i["status"] for i in listed.json()] == ["ready"]
+    assert [i["status"] for i in listed.json()["items"]] == ["ready"]
 
 
 @pytest.mark.parametrize(
@@ -201,13 +202,16 @@ async def test_primary_image_order_and_deletion(runtime: Runtime, client: AsyncC
         f"{base}/{second['id']}", json={"is_primary": True}, headers=owner.headers
     )
     assert made.json()["is_primary"] is True
-    listed = (await client.get(base, headers=owner.headers)).json()
+    listed = (await client.get(base, headers=owner.headers)).json()["items"]
     assert [i["is_primary"] for i in listed] == [False, True]
+    # In order of position, page after page.
+    pages = await every_page(client, base, headers=owner.headers, limit=1)
+    assert [[i["id"] for i in page] for page in pages] == [[first["id"]], [second["id"]]]
 
     await _derive(runtime, owner, second["id"])
     deleted = await client.delete(f"{base}/{second['id']}", headers=owner.headers)
     assert deleted.status_code == 204
-    listed = (await client.get(base, headers=owner.headers)).json()
+    listed = (await client.get(base, headers=owner.headers)).json()["items"]
     assert [(i["id"], i["is_primary"]) for i in listed] == [(first["id"], True)]
     # Its original and both derivatives stay until the deletion has committed, then go.
     assert sum(second["id"] in key for key in await _stored_objects(runtime, owner)) == 3

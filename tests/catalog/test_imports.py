@@ -185,7 +185,7 @@ async def test_json_and_a_zip_with_images(runtime: Runtime, client: AsyncClient)
     ]
     material = (await client.get("/api/v1/materials", headers=owner.headers)).json()["items"][0]
     images = await client.get(f"/api/v1/materials/{material['id']}/images", headers=owner.headers)
-    assert [image["file_name"] for image in images.json()] == ["car.jpg"]
+    assert [image["file_name"] for image in images.json()["items"]] == ["car.jpg"]
 
     missing = io.BytesIO()
     with zipfile.ZipFile(missing, "w") as zipped:
@@ -307,7 +307,9 @@ async def test_imported_materials_are_found_and_versioned_like_ones_made_through
     assert report["created"] == 3
     marble = next(
         category
-        for category in (await client.get("/api/v1/categories", headers=owner.headers)).json()
+        for category in (await client.get("/api/v1/categories", headers=owner.headers)).json()[
+            "items"
+        ]
         if category["name"] == "Marble"
     )
     twin = await create_material(

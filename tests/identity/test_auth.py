@@ -354,7 +354,7 @@ async def test_switching_organization_changes_what_the_token_acts_for(
     assert claims["org"] == str(second.id)
 
     listed = await client.get("/api/v1/me/organizations", headers=_bearer(token))
-    assert {item["organization"]["id"] for item in listed.json()} == {
+    assert {item["organization"]["id"] for item in listed.json()["items"]} == {
         str(owner.organization_id),
         str(second.id),
     }

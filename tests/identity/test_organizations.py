@@ -15,6 +15,7 @@ from kai.kit.db import act_for
 from kai.runtime import Runtime
 from tests.identity.factories import create_user, login, member, unique_email
 from tests.identity.outbox import latest_token
+from tests.pages import every_page
 
 pytestmark = pytest.mark.database
 
@@ -33,7 +34,7 @@ async def test_built_in_roles_grant_what_their_names_say(
     assert denied.status_code == 403
     assert denied.json()["type"].endswith("/permission-denied")
     assert "members:manage" in denied.json()["detail"]
-    roles = (await client.get("/api/v1/roles", headers=analyst.headers)).json()
+    roles = (await client.get("/api/v1/roles", headers=analyst.headers)).json()["items"]
     built_in = {role["key"]: set(role["permissions"]) for role in roles if role["built_in"]}
     assert built_in == {key: {p.value for p in value} for key, value in BUILT_IN_ROLES.items()}
 
@@ -313,7 +314,7 @@ async def test_teams_and_their_members(runtime: Runtime, client: AsyncClient) ->
     assert not_member.status_code == 404
     listed = (
         await client.get(f"/api/v1/teams/{team_id}/members", headers=colleague.headers)
-    ).json()
+    ).json()["items"]
     assert [m["user_id"] for m in listed] == [str(colleague.user.id)]
     renamed = await client.patch(
         f"/api/v1/teams/{team_id}", json={"name": "Sales"}, headers=owner.headers
@@ -357,3 +358,48 @@ async def test_resources_shared_with_teams_are_seen_by_their_members_and_admins(
         assert await teams.can_see(session, as_owner, shared)
         assert await teams.can_see(session, actor(outsider.user.id, "member"), None)
         assert Permission.MATERIALS_READ in actor(outsider.user.id, "member").permissions
+
+
+async def test_roles_members_and_organizations_come_in_pages_like_every_list(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    for key in ("surveyor", "buyer", "clerk"):
+        created = await client.post(
+            "/api/v1/roles",
+            json={"key": key, "name": key.title(), "permissions": ["materials:read"]},
+            headers=owner.headers,
+        )
+        assert created.status_code == 201, created.text
+    # The built-in roles first, strongest first, then the organization's own by key; a page
+    # may end on the last built-in one or straddle the two.
+    expected = [*BUILT_IN_ROLES, "buyer", "clerk", "surveyor"]
+    for limit in (1, 2, len(BUILT_IN_ROLES), len(BUILT_IN_ROLES) + 1):
+        pages = await every_page(client, "/api/v1/roles", headers=owner.headers, limit=limit)
+        assert [role["key"] for page in pages for role in page] == expected
+    garbled = await client.get("/api/v1/roles", params={"cursor": "abc"}, headers=owner.headers)
+    assert garbled.status_code == 400
+    assert garbled.json()["type"].endswith("/invalid-cursor")
+
+    team = await client.post("/api/v1/teams", json={"name": "Showroom"}, headers=owner.headers)
+    joined = []
+    for _ in range(3):
+        colleague = await member(runtime, client, role="member", organization=owner.organization)
+        url = f"/api/v1/teams/{team.json()['id']}/members/{colleague.user.id}"
+        assert (await client.put(url, headers=owner.headers)).status_code == 204
+        joined.append(str(colleague.user.id))
+    pages = await every_page(
+        client, f"/api/v1/teams/{team.json()['id']}/members", headers=owner.headers, limit=2
+    )
+    assert [[m["user_id"] for m in page] for page in pages] == [joined[:2], joined[2:]]
+
+    for name in ("Zinc Works", "Atelier Blanc"):
+        created = await client.post(
+            "/api/v1/organizations", json={"name": name}, headers=owner.headers
+        )
+        assert created.status_code == 201, created.text
+    pages = await every_page(client, "/api/v1/me/organizations", headers=owner.headers, limit=2)
+    assert [[m["organization"]["name"] for m in page] for page in pages] == [
+        ["Atelier Blanc", "Marble & Co"],
+        ["Zinc Works"],
+    ]

@@ -64,7 +64,7 @@ async def test_an_uploaded_model_is_trained_on_and_recognizes(
     assert uploaded["dimension"] == 4
     assert uploaded["spec"]["input_side"] == 32
     listed = await client.get("/api/v1/backbones", headers=owner.headers)
-    assert [entry["name"] for entry in listed.json()] == [
+    assert [entry["name"] for entry in listed.json()["items"]] == [
         "efficientnet-lite0",
         "handcrafted",
         "custom:tiny",
@@ -122,7 +122,7 @@ async def test_bad_models_and_backbones_are_refused_and_leave_nothing_behind(
 
     assert [
         entry["name"]
-        for entry in (await client.get("/api/v1/backbones", headers=owner.headers)).json()
+        for entry in (await client.get("/api/v1/backbones", headers=owner.headers)).json()["items"]
     ] == ["efficientnet-lite0", "handcrafted"]
     prefix = f"{owner.organization.id}/models/"
     assert [stored async for stored in runtime.storage.list(prefix)] == []
@@ -144,7 +144,7 @@ async def test_bad_models_and_backbones_are_refused_and_leave_nothing_behind(
         )
         assert refused.status_code == 422, (backbones, refused.text)
     versions = await client.get("/api/v1/models", headers=owner.headers)
-    assert versions.json() == []
+    assert versions.json() == {"items": [], "next_cursor": None}
 
     # Not used by any version: it can go, and its file with it.
     gone = await client.delete("/api/v1/backbones/custom:tiny", headers=owner.headers)

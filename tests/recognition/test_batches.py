@@ -24,6 +24,7 @@ from kai.runtime import Runtime
 from tests.catalog.test_images import png_bomb
 from tests.conftest import worker_running
 from tests.identity.factories import member
+from tests.pages import every_page
 from tests.recognition.test_recognitions import _catalog, _finished, _train
 from tests.vision.textures import checks, grain, jpeg, stripes
 
@@ -145,7 +146,7 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
         await client.get(
             f"/api/v1/recognition-batches/{batch['id']}/results", headers=owner.headers
         )
-    ).json()
+    ).json()["items"]
     assert [row["file_name"] for row in results] == [
         "brass.jpg",
         "mosaic.jpg",
@@ -313,9 +314,11 @@ async def test_a_photo_unreadable_at_its_turn_fails_alone_and_a_rerun_redoes_not
     assert (outcome["recognized"], outcome["failed"]) == (18, 2)
     assert reported[-1] == 20
     assert reported == sorted(reported)
-    rows = (
-        await client.get(f"/api/v1/recognition-batches/{batch_id}/results", headers=owner.headers)
-    ).json()
+    url = f"/api/v1/recognition-batches/{batch_id}/results"
+    pages = await every_page(client, url, headers=owner.headers, limit=8)
+    assert [len(page) for page in pages] == [8, 8, 4]
+    rows = [row for page in pages for row in page]
+    assert rows == (await client.get(url, headers=owner.headers)).json()["items"]
     assert [row["position"] for row in rows] == list(range(1, 21))
     assert [row["position"] for row in rows if row["status"] == "failed"] == [12, 18]
     assert rows[11]["error"]

@@ -119,7 +119,8 @@ async def test_training_held_back_by_a_label_of_one_photo_says_which_option_gets
         "Add photos, or train with --label-by category: every label then has at least two."
     )
     # The version is not left "training": it failed, with the reason the API gives.
-    [version] = (await committed_client.get("/api/v1/models", headers=owner.headers)).json()
+    listed = await committed_client.get("/api/v1/models", headers=owner.headers)
+    [version] = listed.json()["items"]
     assert version["status"] == "failed"
     assert version["error"].endswith(
         'train with label_by "category": every label then has at least two.'

@@ -244,11 +244,12 @@ async def test_a_project_shared_with_a_team_is_hidden_from_everyone_else(
         f"/api/v1/recognition-batches/{batch_id}/results", headers=outsider.headers
     )
     assert rows.status_code == 200
-    assert (rows.json()[0]["recognition_id"], rows.json()[0]["label"]) == (None, None)
+    [row] = rows.json()["items"]
+    assert (row["recognition_id"], row["label"]) == (None, None)
     shown = await client.get(
         f"/api/v1/recognition-batches/{batch_id}/results", headers=designer.headers
     )
-    assert shown.json()[0]["recognition_id"] == secret
+    assert shown.json()["items"][0]["recognition_id"] == secret
     # A member of the team may file photos in it, but not move one out to a wider project.
     assistant = await member(runtime, client, role="member", organization=owner.organization)
     await client.put(f"/api/v1/teams/{showroom}/members/{assistant.user.id}", headers=owner.headers)

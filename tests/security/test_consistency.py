@@ -147,7 +147,7 @@ async def test_a_model_deleted_in_a_transaction_that_rolls_back_keeps_its_file(
         await delete_then_fail()
 
     listed = await client.get("/api/v1/backbones", headers=owner.headers)
-    assert "custom:tiny" in [entry["name"] for entry in listed.json()]
+    assert "custom:tiny" in [entry["name"] for entry in listed.json()["items"]]
     (key,) = files
     assert await committed_runtime.storage.read(key) == _tiny(tmp_path)
 
@@ -489,7 +489,7 @@ async def test_a_batch_run_by_two_workers_at_once_records_every_photo_once(
     )
     rows = (
         await client.get(f"/api/v1/recognition-batches/{batch_id}/results", headers=owner.headers)
-    ).json()
+    ).json()["items"]
     assert [row["position"] for row in rows] == list(range(1, 12))
     assert all(row["status"] == "recognized" for row in rows)
     assert len({row["recognition_id"] for row in rows}) == 11

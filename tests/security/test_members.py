@@ -149,7 +149,7 @@ async def test_nobody_grants_a_role_with_permissions_they_lack(
         headers=rolesmith.headers,
     )
     assert refused(stripped)
-    roles = (await client.get("/api/v1/roles", headers=owner.headers)).json()
+    roles = (await client.get("/api/v1/roles", headers=owner.headers)).json()["items"]
     [lead] = [role for role in roles if role["key"] == "lead"]
     assert sorted(lead["permissions"]) == ["materials:write", "members:read"]
 
@@ -200,7 +200,7 @@ async def test_a_team_manager_cannot_join_a_team_to_see_what_is_shared_with_it(
         assert refused(joined)
     assert (await client.get(project, headers=organizer.headers)).status_code == 404
     board_members = await client.get(f"/api/v1/teams/{board_id}/members", headers=owner.headers)
-    assert board_members.json() == []
+    assert board_members.json()["items"] == []
 
     # Teams of their own they still run: they join what they create, and fill it.
     own = await client.post(
@@ -215,7 +215,7 @@ async def test_a_team_manager_cannot_join_a_team_to_see_what_is_shared_with_it(
     night_shift = await client.get(
         f"/api/v1/teams/{own.json()['id']}/members", headers=owner.headers
     )
-    assert {person["user_id"] for person in night_shift.json()} == {
+    assert {person["user_id"] for person in night_shift.json()["items"]} == {
         str(organizer.user.id),
         str(accomplice.user.id),
     }

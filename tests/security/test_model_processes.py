@@ -407,7 +407,7 @@ async def test_a_name_taken_while_the_model_was_checked_is_a_conflict(
         assert answer.status_code == 409, answer.text
         assert answer.json()["type"].endswith("/image-model-taken")
         listed = await client.get("/api/v1/backbones", headers=owner.headers)
-        assert [entry["name"] for entry in listed.json()].count("custom:twin") == 1
+        assert [entry["name"] for entry in listed.json()["items"]].count("custom:twin") == 1
         assert owner.organization is not None
         stored = [key async for key in runtime.storage.list(f"{owner.organization.id}/")]
         assert len(stored) == 1
@@ -469,7 +469,7 @@ async def test_recognitions_batches_and_trainings_say_when_the_organizations_sha
         results = await client.get(
             f"/api/v1/recognition-batches/{batch.json()['id']}/results", headers=owner.headers
         )
-        assert [(row["status"], row["error"]) for row in results.json()] == [("failed", busy)]
+        assert [(r["status"], r["error"]) for r in results.json()["items"]] == [("failed", busy)]
         failed = await client.get(f"/api/v1/models/{training.json()['id']}", headers=owner.headers)
         assert (failed.json()["status"], failed.json()["error"]) == ("failed", busy)
         # Once the organization's processes are free, its photos are recognized again.

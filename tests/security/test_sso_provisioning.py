@@ -119,7 +119,7 @@ async def organizations_of(client: httpx.AsyncClient, tokens: dict[str, Any]) ->
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     listed = await client.get("/api/v1/me/organizations", headers=headers)
     assert listed.status_code == 200, listed.text
-    return sorted(item["organization"]["id"] for item in listed.json())
+    return sorted(item["organization"]["id"] for item in listed.json()["items"])
 
 
 async def victim_with_an_organization(runtime: Runtime) -> Organization:

@@ -229,7 +229,7 @@ async def test_the_provider_cannot_take_over_a_members_account(
     assert "/api/v1/auth/step-up" in attempts["enrol TOTP"].json()["detail"]
     # Nor does it learn where else she belongs.
     listed = await client.get("/api/v1/me/organizations", headers=headers)
-    assert [item["organization"]["slug"] for item in listed.json()] == [SLUG]
+    assert [item["organization"]["slug"] for item in listed.json()["items"]] == [SLUG]
     # Preferences of her own that nobody else sees stay hers to set from any session.
     units = await client.patch("/api/v1/me", json={"units": "imperial"}, headers=headers)
     assert units.status_code == 200
@@ -312,7 +312,7 @@ async def test_after_a_step_up_with_her_password_the_same_changes_work(
     renamed = await client.patch("/api/v1/me", json={"name": "Vera S."}, headers=headers)
     assert renamed.status_code == 200
     listed = await client.get("/api/v1/me/organizations", headers=headers)
-    assert {item["organization"]["id"] for item in listed.json()} == {
+    assert {item["organization"]["id"] for item in listed.json()["items"]} == {
         str(scene.admin.organization_id),
         str(scene.other.id),
     }

@@ -129,7 +129,10 @@ async def _while_serving(client: AsyncClient, bystander: Member, work: Awaitable
 
 async def _nothing_kept(runtime: Runtime, client: AsyncClient, owner: Member) -> None:
     listed = await client.get("/api/v1/backbones", headers=owner.headers)
-    assert [entry["name"] for entry in listed.json()] == ["efficientnet-lite0", "handcrafted"]
+    assert [entry["name"] for entry in listed.json()["items"]] == [
+        "efficientnet-lite0",
+        "handcrafted",
+    ]
     assert owner.organization is not None
     stored = [key async for key in runtime.storage.list(f"{owner.organization.id}/")]
     assert stored == []
@@ -271,7 +274,7 @@ async def test_a_model_that_explodes_on_some_photos_fails_those_with_a_reason_on
                 f"/api/v1/recognition-batches/{started.json()['id']}/results",
                 headers=owner.headers,
             )
-        ).json()
+        ).json()["items"]
         assert [(row["status"], row["error"]) for row in results] == [
             ("failed", f"custom:trap: {TOO_MUCH_MEMORY}"),
             ("recognized", None),

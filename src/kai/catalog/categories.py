@@ -27,6 +27,7 @@ from kai.catalog.repository import CategoryRepository, MaterialRepository
 from kai.catalog.units import same_dimension
 from kai.identity import audit
 from kai.identity.actor import Actor
+from kai.kit.pagination import PageParams, paginate_sequence
 
 # A tree deeper than this is a mistake, not a taxonomy.
 MAX_DEPTH = 12
@@ -64,6 +65,21 @@ async def effective_schema(
 async def list_categories(session: AsyncSession, *, actor: Actor) -> list[CategoryView]:
     categories = await CategoryRepository(session).all(actor.tenant_id)
     return _views(categories)
+
+
+def _tree_order(view: CategoryView) -> tuple[int, int, str, uuid.UUID]:
+    """Parents before children (level by level), siblings by position, then name; the id
+    settles ties between children of different parents."""
+    category = view.category
+    return (len(category.path), category.position, category.name.lower(), category.id)
+
+
+async def page_of_categories(
+    session: AsyncSession, *, actor: Actor, params: PageParams
+) -> tuple[list[CategoryView], str | None]:
+    """A page of the tree, in its order: a category's parent is on its page or an earlier one."""
+    views = await cached_categories(session, actor=actor)
+    return paginate_sequence(views, key=_tree_order, params=params)
 
 
 def _views(categories: Sequence[Category]) -> list[CategoryView]:

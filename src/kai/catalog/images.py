@@ -19,6 +19,7 @@ from kai.identity.actor import Actor
 from kai.kit import images as imaging
 from kai.kit.db import new_id
 from kai.kit.jobs.tasks import delete_after_commit
+from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import ImageVariant, material_image_key
 from kai.kit.storage.transactional import put_for_transaction
@@ -117,10 +118,10 @@ async def attach_image(
 
 
 async def list_images(
-    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID
-) -> list[MaterialImage]:
+    session: AsyncSession, *, actor: Actor, material_id: uuid.UUID, params: PageParams
+) -> tuple[list[MaterialImage], str | None]:
     material = await get_material(session, actor=actor, material_id=material_id)
-    return await ImageRepository(session).of_material(actor.tenant_id, material.id)
+    return await ImageRepository(session).page_of_material(actor.tenant_id, material.id, params)
 
 
 async def get_image(

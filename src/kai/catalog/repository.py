@@ -447,6 +447,21 @@ class ImageRepository:
         )
         return list((await self.session.scalars(statement)).all())
 
+    async def page_of_material(
+        self, organization_id: uuid.UUID, material_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[MaterialImage], str | None]:
+        statement = select(MaterialImage).where(
+            MaterialImage.organization_id == organization_id,
+            MaterialImage.material_id == material_id,
+        )
+        return await paginate(
+            self.session,
+            statement,
+            order_by=[MaterialImage.position, MaterialImage.created_at, MaterialImage.id],
+            params=params,
+            descending=False,
+        )
+
     async def primary_of(
         self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, MaterialImage]:

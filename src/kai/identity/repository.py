@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, text, true, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,6 +135,33 @@ class MembershipRepository:
             .order_by(Organization.name, Organization.id)
         )
         return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]
+
+    async def organizations_page(
+        self, user_id: uuid.UUID, params: PageParams, *, only: uuid.UUID | None = None
+    ) -> tuple[list[tuple[Membership, Organization]], str | None]:
+        """A page of the person's memberships (just the one in `only`, if given), by the
+        organization's name."""
+        statement = select(Organization).join(
+            Membership,
+            and_(Membership.organization_id == Organization.id, Membership.user_id == user_id),
+        )
+        if only is not None:
+            statement = statement.where(Organization.id == only)
+        organizations, cursor = await paginate(
+            self.session,
+            statement,
+            order_by=(Organization.name, Organization.id),
+            params=params,
+            descending=False,
+        )
+        memberships = await self.session.scalars(
+            select(Membership).where(
+                Membership.user_id == user_id,
+                Membership.organization_id.in_([o.id for o in organizations]),
+            )
+        )
+        held = {membership.organization_id: membership for membership in memberships}
+        return [(held[o.id], o) for o in organizations if o.id in held], cursor
 
     async def list_page(
         self, organization_id: uuid.UUID, params: PageParams
@@ -279,9 +306,13 @@ class RoleRepository:
         statement = select(Role).where(Role.organization_id == organization_id, Role.key == key)
         return (await self.session.scalars(statement)).one_or_none()
 
-    async def all(self, organization_id: uuid.UUID) -> list[Role]:
-        statement = select(Role).where(Role.organization_id == organization_id).order_by(Role.key)
-        return list((await self.session.scalars(statement)).all())
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[Role], str | None]:
+        statement = select(Role).where(Role.organization_id == organization_id)
+        return await paginate(
+            self.session, statement, order_by=(Role.key,), params=params, descending=False
+        )
 
     async def usage(self, role: Role) -> tuple[int, int, bool]:
         """Members holding `role`, pending invitations to it, and whether SSO gives it."""
@@ -336,13 +367,18 @@ class TeamRepository:
             self.session, statement, order_by=(Team.created_at, Team.id), params=params
         )
 
-    async def member_ids(self, team_id: uuid.UUID) -> list[uuid.UUID]:
-        statement = (
-            select(TeamMember.user_id)
-            .where(TeamMember.team_id == team_id)
-            .order_by(TeamMember.created_at)
+    async def members_page(
+        self, team_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[TeamMember], str | None]:
+        """The team's members in the order they joined it."""
+        statement = select(TeamMember).where(TeamMember.team_id == team_id)
+        return await paginate(
+            self.session,
+            statement,
+            order_by=(TeamMember.created_at, TeamMember.user_id),
+            params=params,
+            descending=False,
         )
-        return list((await self.session.scalars(statement)).all())
 
     async def existing_ids(
         self, organization_id: uuid.UUID, team_ids: Collection[uuid.UUID]

@@ -14,6 +14,7 @@ from kai.identity.models import Role
 from kai.identity.permissions import BUILT_IN_ROLES, Permission, parse_permissions
 from kai.identity.repository import RoleRepository
 from kai.kit.errors import Conflict
+from kai.kit.pagination import PageParams
 
 
 class RoleKeyTaken(Conflict):
@@ -25,8 +26,11 @@ class RoleInUse(Conflict):
     type, title = "role-in-use", "Members or invitations still have this role"
 
 
-async def list_roles(session: AsyncSession, *, actor: Actor) -> list[Role]:
-    return await RoleRepository(session).all(actor.tenant_id)
+async def list_roles(
+    session: AsyncSession, *, actor: Actor, params: PageParams
+) -> tuple[list[Role], str | None]:
+    """A page of the organization's custom roles, by key."""
+    return await RoleRepository(session).list_page(actor.tenant_id, params)
 
 
 async def get_role(session: AsyncSession, *, actor: Actor, role_id: uuid.UUID) -> Role:

@@ -146,11 +146,13 @@ async def delete_team(session: AsyncSession, *, actor: Actor, team_id: uuid.UUID
     )
 
 
-async def team_members(session: AsyncSession, *, actor: Actor, team_id: uuid.UUID) -> list[User]:
+async def team_members(
+    session: AsyncSession, *, actor: Actor, team_id: uuid.UUID, params: PageParams
+) -> tuple[list[User], str | None]:
     team = await get_team(session, actor=actor, team_id=team_id)
-    member_ids = await TeamRepository(session).member_ids(team.id)
-    users = await MembershipRepository(session).users(member_ids)
-    return [users[user_id] for user_id in member_ids if user_id in users]
+    members, cursor = await TeamRepository(session).members_page(team.id, params)
+    users = await MembershipRepository(session).users([member.user_id for member in members])
+    return [users[m.user_id] for m in members if m.user_id in users], cursor
 
 
 async def add_team_member(

@@ -15,6 +15,7 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.db import release_connection
 from kai.kit.errors import problem_responses
+from kai.kit.pagination import Page, PageParams, page_params, paginate_chained
 from kai.kit.schemas import RequestModel
 from kai.ml import image_models, training
 from kai.ml.models import ImageModel
@@ -44,9 +45,14 @@ async def train(
 
 
 @router.get("", summary="The organization's model versions, newest first")
-async def list_versions(actor: ModelsRead, session: DbSession) -> list[ModelVersionRead]:
-    versions = await training.list_versions(session, actor=actor)
-    return [ModelVersionRead.model_validate(version) for version in versions]
+async def list_versions(
+    actor: ModelsRead, session: DbSession, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[ModelVersionRead]:
+    versions, cursor = await training.list_versions(session, actor=actor, params=page)
+    return Page[ModelVersionRead](
+        items=[ModelVersionRead.model_validate(version) for version in versions],
+        next_cursor=cursor,
+    )
 
 
 @router.get("/{version_id}", summary="A model version", responses=problem_responses(404))
@@ -114,14 +120,28 @@ def _uploaded(model: ImageModel) -> ImageModelRead:
     )
 
 
-@backbones_router.get("", summary="The backbones a training may use: built in and uploaded")
-async def list_backbones(actor: ModelsRead, session: DbSession) -> list[ImageModelRead]:
-    built_in = [
-        ImageModelRead(name=name, kind="built-in", input_side=side, dimension=dimension)
-        for name, side, dimension in image_models.built_in_backbones()
-    ]
-    uploaded = await image_models.list_models(session, actor=actor)
-    return built_in + [_uploaded(model) for model in uploaded]
+_BUILT_IN_BACKBONES = tuple(
+    ImageModelRead(name=name, kind="built-in", input_side=side, dimension=dimension)
+    for name, side, dimension in image_models.built_in_backbones()
+)
+
+
+@backbones_router.get(
+    "",
+    summary="The backbones a training may use: built in and uploaded",
+    description="The built-in backbones first, then the uploaded ones by name.",
+)
+async def list_backbones(
+    actor: ModelsRead, session: DbSession, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[ImageModelRead]:
+    async def uploaded(params: PageParams) -> tuple[list[ImageModelRead], str | None]:
+        rows, cursor = await image_models.list_models(session, actor=actor, params=params)
+        return [_uploaded(model) for model in rows], cursor
+
+    items, cursor = await paginate_chained(
+        _BUILT_IN_BACKBONES, key=lambda backbone: backbone.name, then=uploaded, params=page
+    )
+    return Page[ImageModelRead](items=items, next_cursor=cursor)
 
 
 @backbones_router.post(

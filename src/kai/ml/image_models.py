@@ -30,6 +30,7 @@ from kai.identity.actor import Actor
 from kai.kit.db import new_id
 from kai.kit.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from kai.kit.jobs.tasks import delete_after_commit
+from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
 from kai.kit.storage.transactional import put_for_transaction
@@ -158,8 +159,11 @@ async def record_upload(
     return model
 
 
-async def list_models(session: AsyncSession, *, actor: Actor) -> Sequence[ImageModel]:
-    return await ImageModelRepository(session).all(actor.tenant_id)
+async def list_models(
+    session: AsyncSession, *, actor: Actor, params: PageParams
+) -> tuple[list[ImageModel], str | None]:
+    """A page of the organization's uploaded models, by name."""
+    return await ImageModelRepository(session).list_page(actor.tenant_id, params)
 
 
 async def delete(

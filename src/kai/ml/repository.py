@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
@@ -11,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
+from kai.kit.pagination import PageParams, paginate
 from kai.ml.models import ImageModel, LabeledPhoto, ModelVersion
 
 
@@ -70,13 +70,14 @@ class ModelVersionRepository:
         found: ModelVersion | None = await self.session.scalar(statement)
         return found
 
-    async def all(self, organization_id: uuid.UUID) -> Sequence[ModelVersion]:
-        statement = (
-            select(ModelVersion)
-            .where(ModelVersion.organization_id == organization_id)
-            .order_by(ModelVersion.number.desc())
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[ModelVersion], str | None]:
+        """Newest first."""
+        statement = select(ModelVersion).where(ModelVersion.organization_id == organization_id)
+        return await paginate(
+            self.session, statement, order_by=(ModelVersion.number,), params=params
         )
-        return (await self.session.scalars(statement)).all()
 
     async def numbers(self, organization_id: uuid.UUID) -> dict[uuid.UUID, int]:
         """Each version's number by its id (what people call a version), nothing else."""
@@ -195,13 +196,14 @@ class ImageModelRepository:
         found: ImageModel | None = await self.session.scalar(statement)
         return found
 
-    async def all(self, organization_id: uuid.UUID) -> Sequence[ImageModel]:
-        statement = (
-            select(ImageModel)
-            .where(ImageModel.organization_id == organization_id)
-            .order_by(ImageModel.name)
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[ImageModel], str | None]:
+        """By name."""
+        statement = select(ImageModel).where(ImageModel.organization_id == organization_id)
+        return await paginate(
+            self.session, statement, order_by=(ImageModel.name,), params=params, descending=False
         )
-        return (await self.session.scalars(statement)).all()
 
     async def versions_using(self, organization_id: uuid.UUID, backbone: str) -> list[int]:
         """Numbers of the ready or training versions whose ensemble has `backbone`."""

@@ -28,6 +28,7 @@ from kai.identity.actor import Actor
 from kai.kit.db import new_id
 from kai.kit.errors import KaiError, NotFound
 from kai.kit.images import ImageLimits
+from kai.kit.pagination import PageParams
 from kai.kit.schemas import RequestModel
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
@@ -142,8 +143,10 @@ async def version_numbers(session: AsyncSession, *, actor: Actor) -> dict[uuid.U
     return await ModelVersionRepository(session).numbers(actor.tenant_id)
 
 
-async def list_versions(session: AsyncSession, *, actor: Actor) -> Sequence[ModelVersion]:
-    return await ModelVersionRepository(session).all(actor.tenant_id)
+async def list_versions(
+    session: AsyncSession, *, actor: Actor, params: PageParams
+) -> tuple[list[ModelVersion], str | None]:
+    return await ModelVersionRepository(session).list_page(actor.tenant_id, params)
 
 
 async def get_version(

@@ -31,7 +31,7 @@ from kai.kit.images import (
     read_header,
     without_trailer,
 )
-from kai.kit.pagination import PageParams, paginate
+from kai.kit.pagination import PageParams, decode_keyset, encode_cursor, paginate
 from kai.kit.spreadsheets import CsvWriter
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
@@ -565,27 +565,34 @@ async def list_batches(
 
 
 async def results(
-    session: AsyncSession, *, actor: Actor, batch_id: uuid.UUID
-) -> list[dict[str, Any]]:
-    """A row per photo, in upload order: what it was recognized as, or why it failed."""
+    session: AsyncSession, *, actor: Actor, batch_id: uuid.UUID, params: PageParams | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A row per photo, in upload order: what it was recognized as, or why it failed. A page
+    of them with `params`, else every one."""
     await get_batch(session, actor=actor, batch_id=batch_id)
     # A photo's recognition filed since in a project the actor does not see stays hidden.
     seen = in_visible_project(
         Recognition.project_id, actor.tenant_id, await projects.visibility(session, actor)
     )
-    rows = (
-        await session.execute(
-            select(RecognitionBatchItem, Recognition)
-            .outerjoin(
-                Recognition, and_(Recognition.id == RecognitionBatchItem.recognition_id, seen)
-            )
-            .where(
-                RecognitionBatchItem.organization_id == actor.tenant_id,
-                RecognitionBatchItem.batch_id == batch_id,
-            )
-            .order_by(RecognitionBatchItem.position)
+    statement = (
+        select(RecognitionBatchItem, Recognition)
+        .outerjoin(Recognition, and_(Recognition.id == RecognitionBatchItem.recognition_id, seen))
+        .where(
+            RecognitionBatchItem.organization_id == actor.tenant_id,
+            RecognitionBatchItem.batch_id == batch_id,
         )
-    ).all()
+        .order_by(RecognitionBatchItem.position)
+    )
+    if params is not None:
+        if params.cursor:
+            (after,) = decode_keyset(params.cursor, [RecognitionBatchItem.position])
+            statement = statement.where(RecognitionBatchItem.position > after)
+        statement = statement.limit(params.limit + 1)
+    rows = list((await session.execute(statement)).all())
+    following = None
+    if params is not None and len(rows) > params.limit:
+        rows = rows[: params.limit]
+        following = encode_cursor([rows[-1][0].position])
     found = []
     for item, recognition in rows:
         best = recognition.similar[0] if recognition is not None and recognition.similar else {}
@@ -605,7 +612,7 @@ async def results(
                 "similar_score": best.get("score"),
             }
         )
-    return found
+    return found, following
 
 
 def results_csv(rows: Sequence[dict[str, Any]]) -> str:

@@ -15,7 +15,6 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit import images as imaging
-from kai.kit import json
 from kai.kit.archives import InflateBudget
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
@@ -26,6 +25,7 @@ from kai.recognition import batches, service
 from kai.recognition.models import Recognition
 from kai.recognition.schemas import (
     BatchRead,
+    BatchResultRead,
     FeedbackCreate,
     FeedbackRead,
     ModelVersionRef,
@@ -291,15 +291,17 @@ class NearDuplicateRead(BaseModel):
 async def near_duplicates(
     actor: CatalogScan,
     session: DbSession,
+    page: Annotated[PageParams, Depends(page_params)],
     threshold: Annotated[float | None, Query(ge=0.5, le=1.0)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[NearDuplicateRead]:
+) -> Page[NearDuplicateRead]:
     if threshold is None:
         threshold = (
             await service.recognition_settings(session, actor=actor)
         ).near_duplicate_threshold
-    pairs = await visual.near_duplicates(session, threshold=threshold, how_many=limit)
-    return [NearDuplicateRead(**vars(pair)) for pair in pairs]
+    pairs, cursor = await visual.near_duplicates(session, threshold=threshold, params=page)
+    return Page[NearDuplicateRead](
+        items=[NearDuplicateRead(**vars(pair)) for pair in pairs], next_cursor=cursor
+    )
 
 
 batches_router = APIRouter(
@@ -366,10 +368,10 @@ async def get_batch(batch_id: uuid.UUID, actor: RecognitionsRead, session: DbSes
 
 @batches_router.get(
     "/{batch_id}/results",
-    summary="A result per photo, as JSON or CSV",
-    response_class=Response,
+    summary="A result per photo, in upload order: pages of JSON, or one CSV file",
+    response_model=Page[BatchResultRead],
     responses={
-        200: {"content": {"application/json": {}, "text/csv": {}}},
+        200: {"content": {"text/csv": {}}, "description": "A page, or the CSV file."},
         **problem_responses(404),
     },
 )
@@ -377,13 +379,20 @@ async def batch_results(
     batch_id: uuid.UUID,
     actor: BatchResultsRead,
     session: DbSession,
-    format: Literal["json", "csv"] = "json",
-) -> Response:
-    rows = await batches.results(session, actor=actor, batch_id=batch_id)
+    page: Annotated[PageParams, Depends(page_params)],
+    format: Annotated[
+        Literal["json", "csv"],
+        Query(description="`csv`: every photo's result in one file (no pages)."),
+    ] = "json",
+) -> Page[BatchResultRead] | Response:
     if format == "csv":
+        rows, _ = await batches.results(session, actor=actor, batch_id=batch_id)
         return Response(
             batches.results_csv(rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.csv"'},
         )
-    return Response(json.dumps(rows), media_type="application/json")
+    rows, cursor = await batches.results(session, actor=actor, batch_id=batch_id, params=page)
+    return Page[BatchResultRead](
+        items=[BatchResultRead.model_validate(row) for row in rows], next_cursor=cursor
+    )

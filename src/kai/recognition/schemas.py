@@ -152,6 +152,26 @@ class BatchRead(BaseModel):
     finished_at: datetime | None
 
 
+class BatchResultRead(BaseModel):
+    """What one photo of a batch was recognized as, or why it failed."""
+
+    position: int = Field(description="The photo's place in the upload, from 1.")
+    file_name: str
+    status: Literal["pending", "recognized", "failed"]
+    error: str | None
+    recognition_id: uuid.UUID | None = Field(
+        description="Absent while pending, on failure, or when the recognition was filed in a "
+        "project you do not see."
+    )
+    label: str | None
+    confidence: float | None
+    unknown: bool | None
+    unknown_reason: str | None = Field(description="As the recognition's `unknown_reason`.")
+    similar_material_id: uuid.UUID | None = Field(description="The most similar material.")
+    similar_name: str | None
+    similar_score: float | None
+
+
 ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ClientName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=2000)]

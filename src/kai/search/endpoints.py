@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -17,7 +18,7 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
-from kai.kit.pagination import MAX_PAGE_SIZE
+from kai.kit.pagination import PageParams, page_params
 from kai.search import service
 from kai.search.schemas import SearchMode, SearchResults, SearchSort, Suggestions
 
@@ -37,7 +38,7 @@ MaterialsExport = Annotated[
 ]
 
 
-async def search_request(
+async def search_filters(
     q: Annotated[str | None, Query(max_length=500, pattern=PLAIN_TEXT)] = None,
     mode: Annotated[
         SearchMode,
@@ -71,9 +72,8 @@ async def search_request(
     ] = None,
     facets: bool = True,
     units: UnitSystem | None = None,
-    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> service.SearchRequest:
+    """What to search for: the query and its filters, the search's and the export's."""
     return service.SearchRequest(
         text=q,
         mode=mode,
@@ -87,10 +87,17 @@ async def search_request(
         price_max=price_max,
         filters=filter or [],
         facets=facets,
-        limit=limit,
-        cursor=cursor,
         units=units,
     )
+
+
+Filters = Annotated[service.SearchRequest, Depends(search_filters)]
+
+
+async def search_request(
+    filters: Filters, page: Annotated[PageParams, Depends(page_params)]
+) -> service.SearchRequest:
+    return replace(filters, cursor=page.cursor, limit=page.limit)
 
 
 Request = Annotated[service.SearchRequest, Depends(search_request)]
@@ -127,7 +134,7 @@ async def export(
     actor: MaterialsExport,
     session: DbSession,
     runtime: RuntimeDep,
-    request: Request,
+    request: Filters,
     format: Literal["csv", "json"] = "csv",
 ) -> StreamingResponse:
     pieces = await service.export(
@@ -151,6 +158,9 @@ async def suggest(
     actor: MaterialsRead,
     session: DbSession,
     q: Annotated[str, Query(min_length=1, max_length=100, pattern=PLAIN_TEXT)],
-    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=50, description="How many suggestions, best first: a ranking, not a page."),
+    ] = 10,
 ) -> Suggestions:
     return await service.suggest(session, actor=actor, typed=q, limit=limit)

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import CatalogSettings, Category, Material
 from kai.catalog.settings import DEFAULT_LANGUAGE
-from kai.kit.pagination import decode_cursor, encode_cursor
+from kai.kit.pagination import decode_keyset, encode_cursor
 from kai.search.semantic_repository import nearest_materials
 
 # Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
@@ -273,7 +273,9 @@ class SearchRepository:
     ) -> tuple[list[Hit], str | None]:
         tsquery = self._tsquery(language, query.text) if query.text else None
         sort = sort if tsquery is not None or sort != "relevance" else "newest"
-        values = decode_cursor(cursor, 2) if cursor else None
+        # The cursor's values checked against the sort's keys (a rank stands in for the rank).
+        keys = [expression for expression, _ in _sort_keys(sort, literal(0.0), Material)]
+        values = decode_keyset(cursor, keys) if cursor else None
         if tsquery is not None and query.semantic is None:
             statement = self._text_page(query, language, sort, limit, values)
         else:

@@ -25,6 +25,7 @@ from kai.config import SearchSettings
 from kai.identity.actor import Actor
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import ServiceUnavailable, Unprocessable
+from kai.kit.pagination import DEFAULT_PAGE_SIZE
 from kai.search import semantic
 from kai.search.repository import (
     BUCKETS,
@@ -87,7 +88,7 @@ class SearchRequest:
     price_max: Decimal | None = None
     filters: Sequence[str] = field(default_factory=tuple)
     facets: bool = True
-    limit: int = 20
+    limit: int = DEFAULT_PAGE_SIZE
     cursor: str | None = None
     units: UnitSystem | None = None
 

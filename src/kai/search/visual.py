@@ -19,6 +19,7 @@ from kai.catalog.events import images_changed
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
+from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.threads import IMAGE_CHECKS
 from kai.search.visual_repository import CatalogImage, VisualMatch, VisualRepository
@@ -224,9 +225,10 @@ class NearDuplicate:
 
 
 async def near_duplicates(
-    session: AsyncSession, *, threshold: float, how_many: int
-) -> list[NearDuplicate]:
-    """Pairs of images of different materials at least `threshold` alike (cosine), most alike
-    first: the same product entered twice, or a photo reused for another product."""
-    found = await VisualRepository(session).near_duplicates(threshold, how_many)
-    return [NearDuplicate(*row) for row in found]
+    session: AsyncSession, *, threshold: float, params: PageParams
+) -> tuple[list[NearDuplicate], str | None]:
+    """A page of the pairs of images of different materials at least `threshold` alike
+    (cosine), most alike first: the same product entered twice, or a photo reused for another
+    product."""
+    found, cursor = await VisualRepository(session).near_duplicates(threshold, params)
+    return [NearDuplicate(*row) for row in found], cursor

@@ -51,6 +51,8 @@ class LookAlike(BaseModel):
 
 
 class LookAlikes(BaseModel):
+    """The `k` most alike, best first: a ranking, whole in one answer, not a page."""
+
     items: list[LookAlike]
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per step.")
 
@@ -110,7 +112,14 @@ async def more_like_this(
     material_id: uuid.UUID,
     actor: MaterialsRead,
     session: DbSession,
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    k: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=100,
+            description="How many of the most alike materials: a ranking, not a page (no cursor).",
+        ),
+    ] = 10,
     category_id: Annotated[uuid.UUID | None, Query(description="Within this subtree.")] = None,
 ) -> LookAlikes:
     await get_material(session, actor=actor, material_id=material_id)

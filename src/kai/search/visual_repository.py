@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import Uuid, bindparam, cast, func, null, or_, select, text
+from sqlalchemy import Double, Uuid, bindparam, cast, column, func, null, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import ImageStatus, Material, MaterialImage
+from kai.kit.pagination import PageParams, after_clause, decode_keyset, encode_cursor
 from kai.search.models import VISUAL_DIMENSIONS, ImageEmbedding
 
 
@@ -193,12 +194,23 @@ class VisualRepository:
         return None if found is None else [float(value) for value in found]
 
     async def near_duplicates(
-        self, threshold: float, how_many: int
-    ) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, float]]:
-        """Pairs of the organization's images of different materials at least `threshold`
-        alike, from the HNSW index past row-level security (see kai_visual_near_duplicates)."""
-        pairs = func.kai_visual_near_duplicates(threshold, how_many).table_valued(
-            "image_id", "material_id", "other_image_id", "other_material_id", "similarity"
+        self, threshold: float, params: PageParams
+    ) -> tuple[list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, float]], str | None]:
+        """A page of the pairs of the organization's images of different materials at least
+        `threshold` alike, most alike first, from the HNSW index past row-level security (see
+        kai_visual_near_duplicates, asked for every pair: a NULL limit is none)."""
+        pairs = func.kai_visual_near_duplicates(threshold, null()).table_valued(
+            column("image_id", Uuid),
+            column("material_id", Uuid),
+            column("other_image_id", Uuid),
+            column("other_material_id", Uuid),
+            column("similarity", Double),
+        )
+        # A pair is listed once, in either direction: its key does not depend on which.
+        order = (
+            pairs.c.similarity,
+            func.least(pairs.c.image_id, pairs.c.other_image_id, type_=Uuid),
+            func.greatest(pairs.c.image_id, pairs.c.other_image_id, type_=Uuid),
         )
         statement = select(
             pairs.c.image_id,
@@ -207,7 +219,17 @@ class VisualRepository:
             pairs.c.other_material_id,
             pairs.c.similarity,
         )
-        return [
+        if params.cursor:
+            after = decode_keyset(params.cursor, order)
+            statement = statement.where(after_clause(order, after, descending=True))
+        statement = statement.order_by(*(key.desc() for key in order)).limit(params.limit + 1)
+        rows = [
             (row[0], row[1], row[2], row[3], float(row[4]))
             for row in (await self.session.execute(statement)).all()
         ]
+        if len(rows) <= params.limit:
+            return rows, None
+        rows = rows[: params.limit]
+        image_id, _, other_image_id, _, similarity = rows[-1]
+        pair = sorted((image_id, other_image_id))
+        return rows, encode_cursor([similarity, *pair])

@@ -15,6 +15,7 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
+from kai.kit.pagination import Page, PageParams, page_params
 
 router = APIRouter(prefix="/categories", tags=["categories"], responses=AUTH_RESPONSES)
 
@@ -42,9 +43,17 @@ def _read(view: CategoryView) -> CategoryRead:
     )
 
 
-@router.get("", summary="The category tree, parents before children")
-async def list_categories(actor: MaterialsRead, session: DbSession) -> list[CategoryRead]:
-    return [_read(view) for view in await categories.list_categories(session, actor=actor)]
+@router.get(
+    "",
+    summary="The category tree, parents before children",
+    description="Level by level, siblings by `position`: a category's parent comes on the same "
+    "page or an earlier one.",
+)
+async def list_categories(
+    actor: MaterialsRead, session: DbSession, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[CategoryRead]:
+    views, cursor = await categories.page_of_categories(session, actor=actor, params=page)
+    return Page[CategoryRead](items=[_read(view) for view in views], next_cursor=cursor)
 
 
 @router.post(

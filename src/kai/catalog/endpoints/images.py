@@ -19,6 +19,7 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
+from kai.kit.pagination import Page, PageParams, page_params
 from kai.kit.schemas import RequestModel
 
 router = APIRouter(
@@ -113,10 +114,15 @@ async def upload_image(
 
 @router.get("", summary="Images of a material, in order", responses=problem_responses(404))
 async def list_images(
-    material_id: uuid.UUID, actor: MaterialsRead, session: DbSession
-) -> list[ImageRead]:
-    rows = await images.list_images(session, actor=actor, material_id=material_id)
-    return [_read(image) for image in rows]
+    material_id: uuid.UUID,
+    actor: MaterialsRead,
+    session: DbSession,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[ImageRead]:
+    rows, cursor = await images.list_images(
+        session, actor=actor, material_id=material_id, params=page
+    )
+    return Page[ImageRead](items=[_read(image) for image in rows], next_cursor=cursor)
 
 
 @router.patch("/{image_id}", summary="Make primary or reorder", responses=problem_responses(404))

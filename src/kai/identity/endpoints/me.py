@@ -33,6 +33,7 @@ from kai.identity.schemas import (
 )
 from kai.kit.db import act_for
 from kai.kit.errors import problem_responses
+from kai.kit.pagination import Page, PageParams, page_params
 
 router = APIRouter(tags=["me"], responses=AUTH_RESPONSES)
 
@@ -109,27 +110,33 @@ async def change_password(
 
 @router.get(
     "/me/organizations",
-    summary="The organizations you belong to",
+    summary="The organizations you belong to, by name",
     description=(
         "A single sign-on session lists only its own organization until it steps up: the "
         "organization's identity provider is not told where else the person belongs."
     ),
 )
-async def my_organizations(actor: Caller, session: DbSession) -> list[MembershipRead]:
+async def my_organizations(
+    actor: Caller, session: DbSession, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[MembershipRead]:
     person = user_only(actor)
     assert person.user_id is not None
     await act_for(session, organization_id=person.organization_id, user_id=person.user_id)
-    rows = await MembershipRepository(session).of_user(person.user_id)
-    if not await step_up.reaches_beyond_organization(session, actor=person):
-        rows = [row for row in rows if row[1].id == person.organization_id]
-    return [
-        MembershipRead(
-            organization=OrganizationRead.model_validate(organization),
-            role=membership.role,
-            joined_at=membership.created_at,
-        )
-        for membership, organization in rows
-    ]
+    beyond = await step_up.reaches_beyond_organization(session, actor=person)
+    rows, cursor = await MembershipRepository(session).organizations_page(
+        person.user_id, page, only=None if beyond else person.organization_id
+    )
+    return Page[MembershipRead](
+        items=[
+            MembershipRead(
+                organization=OrganizationRead.model_validate(organization),
+                role=membership.role,
+                joined_at=membership.created_at,
+            )
+            for membership, organization in rows
+        ],
+        next_cursor=cursor,
+    )
 
 
 @router.post(

@@ -20,6 +20,7 @@ from kai.identity.permissions import (
 )
 from kai.identity.schemas import RoleCreate, RoleRead, RoleUpdate
 from kai.kit.errors import problem_responses
+from kai.kit.pagination import Page, PageParams, page_params, paginate_chained
 
 router = APIRouter(prefix="/roles", tags=["roles"], responses=AUTH_RESPONSES)
 
@@ -38,20 +39,35 @@ def _custom(role: Role) -> RoleRead:
     )
 
 
-@router.get("", summary="Built-in and custom roles, with their permissions")
-async def list_roles(actor: MembersRead, session: DbSession) -> list[RoleRead]:
-    built_in = [
-        RoleRead(
-            id=None,
-            key=key,
-            name=key.capitalize(),
-            description=BUILT_IN_ROLE_DESCRIPTIONS[key],
-            permissions=sorted(permissions),
-            built_in=True,
-        )
-        for key, permissions in BUILT_IN_ROLES.items()
-    ]
-    return built_in + [_custom(role) for role in await roles.list_roles(session, actor=actor)]
+_BUILT_IN = tuple(
+    RoleRead(
+        id=None,
+        key=key,
+        name=key.capitalize(),
+        description=BUILT_IN_ROLE_DESCRIPTIONS[key],
+        permissions=sorted(permissions),
+        built_in=True,
+    )
+    for key, permissions in BUILT_IN_ROLES.items()
+)
+
+
+@router.get(
+    "",
+    summary="Built-in and custom roles, with their permissions",
+    description="The built-in roles first, from the most powerful; then the custom ones by key.",
+)
+async def list_roles(
+    actor: MembersRead, session: DbSession, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[RoleRead]:
+    async def custom(params: PageParams) -> tuple[list[RoleRead], str | None]:
+        rows, cursor = await roles.list_roles(session, actor=actor, params=params)
+        return [_custom(role) for role in rows], cursor
+
+    items, cursor = await paginate_chained(
+        _BUILT_IN, key=lambda role: role.key, then=custom, params=page
+    )
+    return Page[RoleRead](items=items, next_cursor=cursor)
 
 
 @router.post(

@@ -69,12 +69,22 @@ async def delete_team(team_id: uuid.UUID, actor: TeamsManage, session: DbSession
     await teams.delete_team(session, actor=actor, team_id=team_id)
 
 
-@router.get("/{team_id}/members", summary="Members of a team", responses=problem_responses(404))
+@router.get(
+    "/{team_id}/members",
+    summary="Members of a team, in the order they joined it",
+    responses=problem_responses(404),
+)
 async def team_members(
-    team_id: uuid.UUID, actor: MembersRead, session: DbSession
-) -> list[TeamMemberRead]:
-    users = await teams.team_members(session, actor=actor, team_id=team_id)
-    return [TeamMemberRead(user_id=u.id, email=u.email, name=u.name) for u in users]
+    team_id: uuid.UUID,
+    actor: MembersRead,
+    session: DbSession,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[TeamMemberRead]:
+    users, cursor = await teams.team_members(session, actor=actor, team_id=team_id, params=page)
+    return Page[TeamMemberRead](
+        items=[TeamMemberRead(user_id=u.id, email=u.email, name=u.name) for u in users],
+        next_cursor=cursor,
+    )
 
 
 @router.put(
