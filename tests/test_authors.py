@@ -1,6 +1,6 @@
 """Who did something reads the same wherever it is shown: `user:<id>` for a person,
 `api_key:<id>` for a key acting on its own, in every `*_by` field and in the audit log's
-`actor` (README, HTTP conventions)."""
+`actor` (README, Conventions)."""
 
 from __future__ import annotations
 

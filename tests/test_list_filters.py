@@ -1,6 +1,6 @@
 """A list filtered by an id that names nothing the caller can see is an empty list, not a 404.
 
-The convention (README, HTTP conventions): an id in the path names the resource, and one that
+The convention (README, Conventions): an id in the path names the resource, and one that
 does not exist, or belongs to another organization, is a 404; an id in a list's query only
 narrows the list.
 """
