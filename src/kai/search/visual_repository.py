@@ -13,6 +13,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import Uuid, bindparam, cast, func, null, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from kai.catalog.models import ImageStatus, Material, MaterialImage
 from kai.search.models import VISUAL_DIMENSIONS, ImageEmbedding
@@ -34,6 +35,19 @@ class VisualMatch:
     similarity: float
     name: str
     code: str
+
+
+@dataclass(frozen=True)
+class NearPair:
+    image_id: uuid.UUID
+    material_id: uuid.UUID
+    other_image_id: uuid.UUID
+    other_material_id: uuid.UUID
+    similarity: float
+    name: str
+    code: str
+    other_name: str
+    other_code: str
 
 
 class VisualRepository:
@@ -192,22 +206,32 @@ class VisualRepository:
         found = await self.session.scalar(statement)
         return None if found is None else [float(value) for value in found]
 
-    async def near_duplicates(
-        self, threshold: float, how_many: int
-    ) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, float]]:
+    async def near_duplicates(self, threshold: float, how_many: int) -> list[NearPair]:
         """Pairs of the organization's images of different materials at least `threshold`
-        alike, from the HNSW index past row-level security (see kai_visual_near_duplicates)."""
+        alike, from the HNSW index past row-level security (see kai_visual_near_duplicates),
+        with each material's name and code."""
         pairs = func.kai_visual_near_duplicates(threshold, how_many).table_valued(
             "image_id", "material_id", "other_image_id", "other_material_id", "similarity"
         )
-        statement = select(
-            pairs.c.image_id,
-            pairs.c.material_id,
-            pairs.c.other_image_id,
-            pairs.c.other_material_id,
-            pairs.c.similarity,
+        one, other = aliased(Material), aliased(Material)
+        statement = (
+            select(
+                pairs.c.image_id,
+                pairs.c.material_id,
+                pairs.c.other_image_id,
+                pairs.c.other_material_id,
+                pairs.c.similarity,
+                one.name,
+                one.code,
+                other.name,
+                other.code,
+            )
+            .select_from(pairs)
+            .join(one, one.id == pairs.c.material_id)
+            .join(other, other.id == pairs.c.other_material_id)
+            .order_by(pairs.c.similarity.desc(), pairs.c.image_id, pairs.c.other_image_id)
         )
         return [
-            (row[0], row[1], row[2], row[3], float(row[4]))
+            NearPair(row[0], row[1], row[2], row[3], float(row[4]), row[5], row[6], row[7], row[8])
             for row in (await self.session.execute(statement)).all()
         ]
