@@ -106,7 +106,7 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
         headers=owner.headers,
     )
     assert untrained.status_code == 409
-    await _catalog(client, owner)
+    materials = await _catalog(client, owner)
     await _train(client, owner)
     project = await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
     archive = _zip(
@@ -159,6 +159,11 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
         "Brushed brass",
     ]
     assert all(row["status"] == "recognized" and row["similar_name"] for row in results)
+    # The most similar material by name and by code, as a price list or an ERP knows it.
+    codes = {material["id"]: material["code"] for material in materials.values()}
+    assert [row["similar_code"] for row in results] == [
+        codes[row["similar_material_id"]] for row in results
+    ]
     exported = await client.get(
         f"/api/v1/recognition-batches/{batch['id']}/results",
         params={"format": "csv"},
@@ -167,6 +172,7 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [row["label"] for row in rows] == [row["label"] for row in results]
+    assert [row["similar_code"] for row in rows] == [row["similar_code"] for row in results]
     listed = await client.get(
         "/api/v1/recognitions", params={"project_id": project.json()["id"]}, headers=owner.headers
     )
