@@ -164,7 +164,13 @@ async def list_recognitions(
     actor: RecognitionsRead,
     session: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
-    label: Annotated[str | None, Query(max_length=200)] = None,
+    label: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="This label, whatever its case and accents (`tiles` finds Tiles).",
+        ),
+    ] = None,
     unknown: bool | None = None,
     model_version_id: uuid.UUID | None = None,
     project_id: Annotated[

@@ -83,7 +83,8 @@ class RecognitionRepository:
         if project_id is not None:
             statement = statement.where(Recognition.project_id == project_id)
         if label is not None:
-            statement = statement.where(Recognition.label == label)
+            # In any case and accents; the folded label's index serves it.
+            statement = statement.where(Recognition.label_folded == func.kai_fold(label))
         if unknown is not None:
             statement = statement.where(Recognition.unknown.is_(unknown))
         if model_version_id is not None:
