@@ -8,7 +8,7 @@ under row-level security an index on an expression of non-leakproof functions (`
 
 Revision ID: 0020
 Revises: 0019
-Create Date: 2026-12-07
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
