@@ -277,8 +277,8 @@ async def test_a_project_shows_what_its_materials_cost_and_exports_them(
     kyoto = next(item for item in document["materials"] if item["code"] == "KY-1")
     assert (kyoto["unit_price"], kyoto["line_total"], kyoto["category"]) == ("4500", "13500", "")
     assert document["totals"] == [
-        {"currency": "EUR", "amount": "1125.53", "materials": 2},
-        {"currency": "JPY", "amount": "13500", "materials": 1},
+        {"currency": "EUR", "amount": "1125.53", "material_count": 2},
+        {"currency": "JPY", "amount": "13500", "material_count": 1},
     ]
     events = await client.get(
         "/api/v1/audit-events", params={"action": "project.exported"}, headers=owner.headers

@@ -486,7 +486,7 @@ async def export_materials(
                     {
                         "currency": total.currency,
                         "amount": money.format_price(total.amount, total.currency),
-                        "materials": total.materials,
+                        "material_count": total.materials,
                     }
                     for total in _totals(priced)
                 ]
