@@ -88,6 +88,9 @@ QUERIES = [
     "black granite kitchen", "brushed brass", "terrazzo or microcement", "nero marquina",
     "glossy wall tile", "wool carpet", "zellige", "cork", "bathroom", "pool", "facade panel",
 ]  # fmt: skip
+# Words of QUERIES' kind, misspelt: the main search corrects them to the catalog's own words.
+MISSPELT = ["marbel", "carara", "calacata", "travertien", "limestnoe", "porcelian", "terazzo",
+            "brss", "bathrom", "kitchn", "white marbel bathrom", "oak flor"]  # fmt: skip
 TYPED = ["car", "marb", "gran", "trav", "oak p", "porc", "calac", "nero m", "marbel",
          "granit", "travertin", "slat", "terazzo", "brss", "ST-MAR-00"]  # fmt: skip
 
@@ -319,6 +322,36 @@ async def measure(
         kind: _summary(values) for kind, values in sorted(kinds.items())
     }
 
+    # Misspelt words, searched as the words above are (full-text, with facets): the cost of
+    # finding and searching for a correction. What each was corrected to is recorded too.
+    corrected: dict[str, str | None] = {}
+
+    async def timed_misspelt(words: str) -> float:
+        async with runtime.session_factory.begin() as session:
+            await act_for(session, organization_id=actor.organization_id)
+            begun = time.perf_counter()
+            found = await search.search(
+                session,
+                actor=actor,
+                request=search.SearchRequest(
+                    text=words, mode="fulltext", sort="relevance", facets=True, limit=20,
+                    units="metric",
+                ),
+            )  # fmt: skip
+            elapsed = (time.perf_counter() - begun) * 1000
+            corrected[words] = getattr(found, "corrected_query", None)
+            return elapsed
+
+    for words in MISSPELT:
+        await timed_misspelt(words)
+    misspelt = [
+        await timed_misspelt(MISSPELT[index % len(MISSPELT)]) for index in range(options.queries)
+    ]
+    results["misspelt_search_ms"] = _summary(misspelt)
+    results["corrections"] = corrected
+    with contextlib.suppress(ImportError):  # only since the main search corrects words
+        results["spelling_check_ms"] = await _spelling_checks(options, runtime, actor)
+
     async def timed_suggest(typed: str) -> float:
         async with runtime.session_factory.begin() as session:
             await act_for(session, organization_id=actor.organization_id)
@@ -333,6 +366,33 @@ async def measure(
     ]
     results["autocomplete_ms"] = _summary(suggestions)
     return results
+
+
+async def _spelling_checks(
+    options: argparse.Namespace, runtime: Any, actor: Any
+) -> dict[str, dict[str, float]]:
+    """What looking for corrections costs a search alone (its one statement), for the words of
+    QUERIES (spelt right: nothing to correct) and for MISSPELT."""
+    from kai.kit.db import act_for
+    from kai.search import spelling
+    from kai.search.repository import SearchRepository
+
+    async def timed(words: str) -> float:
+        async with runtime.session_factory.begin() as session:
+            await act_for(session, organization_id=actor.organization_id)
+            repository = SearchRepository(session)
+            begun = time.perf_counter()
+            await spelling.correct(repository, language="english", text=words)
+            return (time.perf_counter() - begun) * 1000
+
+    found = {}
+    for kind, words in (("spelt_right", QUERIES), ("misspelt", MISSPELT)):
+        for each in words:
+            await timed(each)
+        found[kind] = _summary(
+            [await timed(words[index % len(words)]) for index in range(options.queries)]
+        )
+    return found
 
 
 async def _category_ids(runtime: Any, actor: Any) -> list[Any]:

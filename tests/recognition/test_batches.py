@@ -107,7 +107,7 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
         headers=owner.headers,
     )
     assert untrained.status_code == 409
-    await _catalog(client, owner)
+    materials = await _catalog(client, owner)
     await _train(client, owner)
     project = await client.post("/api/v1/projects", json={"name": "Site"}, headers=owner.headers)
     archive = _zip(
@@ -163,6 +163,11 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
     # Every id KAI makes is time-ordered (UUIDv7), the recognitions a batch makes too.
     assert {uuid.UUID(row["recognition_id"]).version for row in results} == {7}
     assert uuid.UUID(batch["id"]).version == 7
+    # The most similar material by name and by code, as a price list or an ERP knows it.
+    codes = {material["id"]: material["code"] for material in materials.values()}
+    assert [row["similar_code"] for row in results] == [
+        codes[row["similar_material_id"]] for row in results
+    ]
     exported = await client.get(
         f"/api/v1/recognition-batches/{batch['id']}/results",
         params={"format": "csv"},
@@ -173,6 +178,7 @@ async def test_a_batch_of_photos_and_zips_is_recognized_photo_by_photo(
     assert [row["label"] for row in rows] == [row["label"] for row in results]
     # Booleans in a CSV are `true`/`false`, as in JSON and in the catalog's export.
     assert [row["unknown"] for row in rows] == ["false"] * 4
+    assert [row["similar_code"] for row in rows] == [row["similar_code"] for row in results]
     listed = await client.get(
         "/api/v1/recognitions", params={"project_id": project.json()["id"]}, headers=owner.headers
     )

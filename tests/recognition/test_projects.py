@@ -3,6 +3,8 @@ the materials chosen, seen only by the teams it is shared with."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from typing import Any
 
@@ -182,6 +184,110 @@ async def test_a_project_collects_recognitions_and_chosen_materials(
     assert kept.json()["project_id"] is None
 
 
+async def test_a_project_shows_what_its_materials_cost_and_exports_them(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone")
+    marble = await create_category(client, owner, "Marble", parent_id=stone["id"])
+    made = {
+        "carrara": await create_material(
+            client, owner, category_id=marble["id"], name="Carrara", code="CAR-1",
+            price="89.90", currency="EUR",
+        ),
+        "grout": await create_material(
+            client, owner, category_id=stone["id"], name="=1+1 grout", code="GR-1",
+            price="0.35", currency="EUR",
+        ),
+        "kyoto": await create_material(
+            client, owner, name="Kyoto tile", code="KY-1", price="4500", currency="JPY"
+        ),
+        "sample": await create_material(client, owner, name="Sample", code="SA-1"),
+        "basalt": await create_material(
+            client, owner, name="Basalt", code="BA-1", price="30.00", currency="EUR"
+        ),
+    }  # fmt: skip
+    project = await _project(client, owner)
+    url = f"/api/v1/projects/{project['id']}"
+    lines = {
+        "carrara": {"quantity": 12.5, "unit": "m2", "note": "honed"},
+        # 1.5 x 0.35 = 0.525: halves round up, as invoices round them.
+        "grout": {"quantity": 1.5, "unit": "kg", "note": "@ the door"},
+        "kyoto": {"quantity": 3, "unit": "pieces"},
+        "sample": {"quantity": 5},  # no price: no line total
+        "basalt": {"note": "ask for a quote"},  # no quantity: no line total
+    }
+    for key, line in lines.items():
+        chosen = await client.put(
+            f"{url}/materials/{made[key]['id']}", json=line, headers=owner.headers
+        )
+        assert chosen.status_code == 200, chosen.text
+
+    listed = await client.get(f"{url}/materials", headers=owner.headers)
+    shown = {item["code"]: item for item in listed.json()["items"]}
+    assert (shown["CAR-1"]["price"], shown["CAR-1"]["currency"]) == ("89.90", "EUR")
+    assert shown["CAR-1"]["line_total"] == "1123.75"
+    assert shown["GR-1"]["line_total"] == "0.53"
+    assert (shown["KY-1"]["price"], shown["KY-1"]["line_total"]) == ("4500", "13500")
+    assert (shown["SA-1"]["price"], shown["SA-1"]["line_total"]) == (None, None)
+    assert (shown["BA-1"]["price"], shown["BA-1"]["line_total"]) == ("30.00", None)
+    read = (await client.get(url, headers=owner.headers)).json()
+    assert read["totals"] == [
+        {"currency": "EUR", "amount": "1124.28", "material_count": 2},
+        {"currency": "JPY", "amount": "13500", "material_count": 1},
+    ]
+    assert read["materials_without_total"] == 2
+    (in_list,) = (await client.get("/api/v1/projects", headers=owner.headers)).json()["items"]
+    assert in_list["totals"] == read["totals"]
+    # A new catalog price shows at once: the project reads the catalog's.
+    repriced = await client.patch(
+        f"/api/v1/materials/{made['carrara']['id']}",
+        json={"price": "90.00"},
+        headers={**owner.headers, "If-Match": f'"{made["carrara"]["version"]}"'},
+    )
+    assert repriced.status_code == 200, repriced.text
+    read = (await client.get(url, headers=owner.headers)).json()
+    assert read["totals"][0] == {"currency": "EUR", "amount": "1125.53", "material_count": 2}
+
+    exported = await client.get(f"{url}/export", params={"format": "csv"}, headers=owner.headers)
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+    rows = {row["code"]: row for row in csv.DictReader(io.StringIO(exported.text))}
+    assert list(rows["CAR-1"]) == [
+        "code", "name", "category", "quantity", "unit", "unit_price", "currency", "line_total",
+        "note",
+    ]  # fmt: skip
+    assert rows["CAR-1"] == {
+        "code": "CAR-1", "name": "Carrara", "category": "Stone > Marble", "quantity": "12.5",
+        "unit": "m2", "unit_price": "90.00", "currency": "EUR", "line_total": "1125.00",
+        "note": "honed",
+    }  # fmt: skip
+    # Cells a spreadsheet would run as formulas are written as text.
+    assert (rows["GR-1"]["name"], rows["GR-1"]["note"]) == ("'=1+1 grout", "'@ the door")
+    assert (rows["SA-1"]["unit_price"], rows["SA-1"]["line_total"]) == ("", "")
+    assert rows["BA-1"]["quantity"] == ""
+    as_json = await client.get(f"{url}/export", params={"format": "json"}, headers=owner.headers)
+    assert as_json.headers["content-type"].startswith("application/json")
+    document = as_json.json()
+    assert document["project"]["name"] == "Villa Rossi"
+    assert {item["code"]: item["quantity"] for item in document["materials"]} == {
+        "CAR-1": 12.5, "GR-1": 1.5, "KY-1": 3, "SA-1": 5, "BA-1": None,
+    }  # fmt: skip
+    kyoto = next(item for item in document["materials"] if item["code"] == "KY-1")
+    assert (kyoto["unit_price"], kyoto["line_total"], kyoto["category"]) == ("4500", "13500", "")
+    assert document["totals"] == [
+        {"currency": "EUR", "amount": "1125.53", "material_count": 2},
+        {"currency": "JPY", "amount": "13500", "material_count": 1},
+    ]
+    events = await client.get(
+        "/api/v1/audit-events", params={"action": "project.exported"}, headers=owner.headers
+    )
+    exports = [event for event in events.json()["items"] if event["action"] == "project.exported"]
+    assert sorted(event["details"]["format"] for event in exports) == ["csv", "json"]
+    assert {event["target_id"] for event in exports} == {project["id"]}
+
+
 async def test_a_project_shared_with_a_team_is_hidden_from_everyone_else(
     runtime: Runtime, client: AsyncClient
 ) -> None:
@@ -297,6 +403,9 @@ async def test_bad_project_requests_are_refused_and_change_nothing(
         (owner, "PUT", f"{url}/materials/{uuid.uuid4()}", {}, 404),
         (owner, "PUT", f"{url}/recognitions/{uuid.uuid4()}", None, 404),
         (owner, "GET", "/api/v1/projects/not-a-uuid", None, 422),
+        (owner, "GET", f"/api/v1/projects/{uuid.uuid4()}/export", None, 404),
+        (owner, "GET", f"{url}/export?format=xlsx", None, 422),
+        (other, "GET", f"{url}/export", None, 404),
     ]
     category = await create_category(client, owner, "Stone")
     stone = await create_material(client, owner, category_id=category["id"], name="Basalt")

@@ -22,6 +22,7 @@ from kai.runtime import Runtime
 from tests.catalog.factories import create_category, create_material
 from tests.catalog.test_images import png_bomb
 from tests.identity.factories import Member, member
+from tests.recognition.test_projects import _recognition
 from tests.vision.textures import checks, grain, jpeg, material_set, stripes
 
 pytestmark = pytest.mark.database
@@ -378,3 +379,27 @@ async def test_settings_change_only_what_is_sent(runtime: Runtime, client: Async
     assert changed.json() == {"confidence_threshold": 0.6, "near_duplicate_threshold": 0.9}
     read = await client.get(url, headers=owner.headers)
     assert read.json() == {"confidence_threshold": 0.6, "near_duplicate_threshold": 0.9}
+
+
+async def test_recognitions_are_filtered_by_label_in_any_case(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    tiles = await _recognition(runtime, owner, label="Tiles")
+    creme = await _recognition(runtime, owner, label="Crème Marfil")
+    await _recognition(runtime, owner, label="Tile adhesive")
+
+    async def labelled(label: str) -> list[str]:
+        found = await client.get(
+            "/api/v1/recognitions", params={"label": label}, headers=owner.headers
+        )
+        assert found.status_code == 200, found.text
+        return [item["id"] for item in found.json()["items"]]
+
+    assert await labelled("tiles") == [tiles]
+    assert await labelled("TILES") == [tiles]
+    assert await labelled("Tiles") == [tiles]
+    assert await labelled("CRÈME MARFIL") == [creme]
+    assert await labelled("creme marfil") == [creme]
+    # The whole label, not a part of it.
+    assert await labelled("tile") == []

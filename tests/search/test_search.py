@@ -246,6 +246,62 @@ async def test_renaming_a_category_reindexes_its_materials_in_a_job(
     ]
 
 
+async def test_a_misspelt_word_is_searched_as_the_catalog_spells_it(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+
+    typo = await _search(client, owner, "q=marbel")
+    # Found as "marble": Carrara says it, Calacatta is filed under Marble; and said so.
+    assert set(_codes(typo)) == {"CAR-600", "CAL-300"}
+    assert typo["corrected_query"] == "marble"
+    carrara = next(hit for hit in typo["items"] if hit["material"]["code"] == "CAR-600")
+    assert "<mark>marble</mark>" in carrara["highlight"]["description"]
+    # Each word on its own; the rest of the query stays as it was typed.
+    both = await _search(client, owner, "q=Carrara marbel&mode=fulltext")
+    assert _codes(both) == ["CAR-600", "CAL-300"]  # Calacatta is "like Carrara"
+    assert both["corrected_query"] == "Carrara marble"
+    swapped = await _search(client, owner, "q=limestnoe")  # two letters swapped
+    assert (_codes(swapped), swapped["corrected_query"]) == (["CRM-100"], "limestone")
+    # Words spelt as the catalog spells them are not "corrected", even those it holds once.
+    for spelt in ("marble", "carrara", "honed", "tiles", "creme marfil"):
+        assert (await _search(client, owner, f"q={spelt}"))["corrected_query"] is None, spelt
+    # Nor are words the catalog has nothing like, phrases and excluded words.
+    nothing = await _search(client, owner, "q=granite")
+    assert (nothing["total"], nothing["corrected_query"]) == (0, None)
+    assert (await _search(client, owner, 'q="marbel"'))["corrected_query"] is None
+    assert (await _search(client, owner, "q=carrara -marbel"))["corrected_query"] is None
+    # A search exported downloads what it showed.
+    exported = await client.get(
+        "/api/v1/catalog/exports", params={"q": "marbel", "format": "json"}, headers=owner.headers
+    )
+    assert {item["code"] for item in exported.json()["materials"]} == {"CAR-600", "CAL-300"}
+
+
+async def test_corrections_follow_the_catalogs_words(runtime: Runtime, client: AsyncClient) -> None:
+    owner = await member(runtime, client)
+    catalog = await _catalog(client, owner)
+    assert (await _search(client, owner, "q=travertien"))["total"] == 0
+    silver = await create_material(client, owner, name="Silver travertine", code="TRV-1")
+
+    found = await _search(client, owner, "q=travertien")
+    assert (_codes(found), found["corrected_query"]) == (["TRV-1"], "travertine")
+    # Gone from the catalog, gone from its words.
+    deleted = await client.delete(f"/api/v1/materials/{silver['id']}", headers=owner.headers)
+    assert deleted.status_code == 204
+    gone = await _search(client, owner, "q=travertien")
+    assert (gone["total"], gone["corrected_query"]) == (0, None)
+    # A category's name is a catalog word too.
+    renamed = await client.patch(
+        f"/api/v1/categories/{catalog['limestone']['id']}",
+        json={"name": "Sandstone"},
+        headers=owner.headers,
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert (await _search(client, owner, "q=sandstnoe"))["corrected_query"] == "sandstone"
+
+
 async def test_suggestions_complete_and_forgive_typos(
     runtime: Runtime, client: AsyncClient
 ) -> None:

@@ -135,6 +135,22 @@ async def test_the_same_product_entered_twice_is_reported_as_a_near_duplicate(
     assert len(pairs) == 1
     assert {pairs[0]["material_id"], pairs[0]["other_material_id"]} == {first["id"], second["id"]}
     assert pairs[0]["similarity"] >= 0.95
+    # Each side says what a reviewer reads: the material's name and code, and its image.
+    pair = pairs[0]
+    sides = {
+        pair["material_id"]: (pair["name"], pair["code"], pair["image_url"]),
+        pair["other_material_id"]: (
+            pair["other_name"],
+            pair["other_code"],
+            pair["other_image_url"],
+        ),
+    }
+    for material in (first, second):
+        name, code, image_url = sides[material["id"]]
+        assert (name, code) == (material["name"], material["code"])
+        thumbnail = await client.get(image_url, headers=owner.headers)
+        assert thumbnail.status_code == 200, thumbnail.text
+        assert thumbnail.headers["content-type"] == "image/webp"
     loose = await client.get(
         "/api/v1/catalog/near-duplicates", params={"threshold": 0.5}, headers=owner.headers
     )

@@ -59,6 +59,7 @@ EXPENSIVE_ROUTES = {
     ("GET", "/api/v1/recognition-batches/{batch_id}/results"),
     ("POST", "/api/v1/catalog/imports"),
     ("GET", "/api/v1/catalog/exports"),
+    ("GET", "/api/v1/projects/{project_id}/export"),
     ("PUT", "/api/v1/catalog/settings"),
     ("PATCH", "/api/v1/catalog/settings"),
     ("PATCH", "/api/v1/categories/{category_id}"),

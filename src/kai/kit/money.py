@@ -7,7 +7,7 @@ Only the currencies whose minor unit is not hundredths are listed (ISO 4217's ta
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
 _MINOR_DIGITS: Final[dict[str, int]] = {
@@ -45,3 +45,10 @@ def format_amount(amount: Decimal, currency: str | None) -> str:
     step = _step(currency) if currency else Decimal("0.01")
     exact = amount.quantize(step)
     return f"{exact:f}" if exact == amount else f"{amount.normalize():f}"
+
+
+def round_amount(amount: Decimal, currency: str | None) -> Decimal:
+    """An amount worked out from prices (a quantity times a price), to the currency's minor
+    unit (hundredths without a currency), halves rounded up as invoices round them."""
+    step = _step(currency) if currency else Decimal("0.01")
+    return amount.quantize(step, rounding=ROUND_HALF_UP)

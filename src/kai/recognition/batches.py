@@ -59,7 +59,8 @@ MAX_ZIP_ENTRIES = 4 * MAX_PHOTOS
 PHOTOS_PER_WORKER = 8
 RESULT_COLUMNS = (
     "position", "file_name", "status", "error", "recognition_id", "label", "confidence",
-    "unknown", "unknown_reason", "similar_material_id", "similar_name", "similar_score",
+    "unknown", "unknown_reason", "similar_material_id", "similar_name", "similar_code",
+    "similar_score",
 )  # fmt: skip
 
 Progress = Callable[[int, int | None], Awaitable[None]]
@@ -609,6 +610,7 @@ async def results(
                 "unknown_reason": recognition.unknown_reason if recognition else None,
                 "similar_material_id": best.get("material_id"),
                 "similar_name": best.get("name"),
+                "similar_code": best.get("code"),
                 "similar_score": best.get("score"),
             }
         )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from kai.catalog.images import thumbnail_url
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
@@ -110,8 +111,7 @@ def _read(recognition: Recognition, numbers: dict[uuid.UUID, int]) -> Recognitio
                 name=entry["name"],
                 code=entry["code"],
                 score=entry["score"],
-                image_url=f"/api/v1/materials/{entry['material_id']}/images/"
-                f"{entry['image_id']}/thumbnail",
+                image_url=thumbnail_url(entry["material_id"], entry["image_id"]),
             )
             for entry in recognition.similar
         ],
@@ -164,7 +164,13 @@ async def list_recognitions(
     actor: RecognitionsRead,
     session: DbSession,
     page: Annotated[PageParams, Depends(page_params)],
-    label: Annotated[str | None, Query(max_length=200)] = None,
+    label: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="This label, whatever its case and accents (`tiles` finds Tiles).",
+        ),
+    ] = None,
     unknown: bool | None = None,
     model_version_id: uuid.UUID | None = None,
     project_id: Annotated[
@@ -274,11 +280,35 @@ CatalogScan = Annotated[Actor, Depends(require(Permission.MATERIALS_READ, rate_c
 
 
 class NearDuplicateRead(BaseModel):
+    """Two images of different materials, each with what a reviewer needs to tell them apart."""
+
     image_id: uuid.UUID
     material_id: uuid.UUID
+    name: str = Field(description="The material's name.")
+    code: str = Field(description="The material's code.")
+    image_url: str = Field(description="The thumbnail of the material's image in the pair.")
     other_image_id: uuid.UUID
     other_material_id: uuid.UUID
+    other_name: str
+    other_code: str
+    other_image_url: str = Field(description="The thumbnail of the other material's image.")
     similarity: float
+
+
+def _near_duplicate(pair: visual.NearPair) -> NearDuplicateRead:
+    return NearDuplicateRead(
+        image_id=pair.image_id,
+        material_id=pair.material_id,
+        name=pair.name,
+        code=pair.code,
+        image_url=thumbnail_url(pair.material_id, pair.image_id),
+        other_image_id=pair.other_image_id,
+        other_material_id=pair.other_material_id,
+        other_name=pair.other_name,
+        other_code=pair.other_code,
+        other_image_url=thumbnail_url(pair.other_material_id, pair.other_image_id),
+        similarity=pair.similarity,
+    )
 
 
 @catalog_router.get(
@@ -300,7 +330,7 @@ async def near_duplicates(
         ).near_duplicate_threshold
     pairs, cursor = await visual.near_duplicates(session, threshold=threshold, params=page)
     return Page[NearDuplicateRead](
-        items=[NearDuplicateRead(**vars(pair)) for pair in pairs], next_cursor=cursor
+        items=[_near_duplicate(pair) for pair in pairs], next_cursor=cursor
     )
 
 

@@ -7,9 +7,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, status
+from fastapi.responses import StreamingResponse
 
 from kai.catalog.models import Material
-from kai.deps import DbSession
+from kai.catalog.money import format_price
+from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
@@ -18,6 +20,7 @@ from kai.kit.pagination import Page, PageParams, page_params
 from kai.recognition import projects
 from kai.recognition.models import Project, ProjectMaterial
 from kai.recognition.schemas import (
+    MoneyTotal,
     ProjectCreate,
     ProjectMaterialChange,
     ProjectMaterialPut,
@@ -31,6 +34,10 @@ router = APIRouter(prefix="/projects", tags=["projects"], responses=AUTH_RESPONS
 ProjectsManage = Annotated[Actor, Depends(require(Permission.PROJECTS_MANAGE))]
 ProjectsRead = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_READ))]
 RecognitionsCreate = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_CREATE))]
+# A whole list in one response, as the catalog export.
+ProjectsExport = Annotated[
+    Actor, Depends(require(Permission.RECOGNITIONS_READ, rate_class="expensive"))
+]
 
 
 def _read(summary: projects.ProjectSummary) -> ProjectRead:
@@ -44,6 +51,15 @@ def _read(summary: projects.ProjectSummary) -> ProjectRead:
         team_ids=list(project.shared_with),
         recognition_count=summary.recognitions,
         material_count=summary.materials,
+        totals=[
+            MoneyTotal(
+                currency=total.currency,
+                amount=format_price(total.amount, total.currency),
+                material_count=total.materials,
+            )
+            for total in summary.totals
+        ],
+        materials_without_total=summary.without_total,
         created_by=project.created_by,
         created_at=project.created_at,
         updated_at=project.updated_at,
@@ -157,6 +173,8 @@ async def unfile_recognition(
 
 
 def _material(chosen: ProjectMaterial, material: Material) -> ProjectMaterialRead:
+    price, currency = material.price, material.currency
+    total = projects.line_total(chosen.quantity, price, currency)
     return ProjectMaterialRead(
         material_id=material.id,
         name=material.name,
@@ -165,6 +183,9 @@ def _material(chosen: ProjectMaterial, material: Material) -> ProjectMaterialRea
         deleted=material.deleted_at is not None,
         quantity=chosen.quantity,
         unit=chosen.unit,
+        price=format_price(price, currency) if price is not None else None,
+        currency=currency,
+        line_total=format_price(total, currency) if total is not None else None,
         note=chosen.note,
         recognition_id=chosen.recognition_id,
         added_by=chosen.added_by,
@@ -188,6 +209,36 @@ async def list_materials(
     )
     return Page[ProjectMaterialRead](
         items=[_material(chosen, material) for chosen, material in rows], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{project_id}/export",
+    summary="Download the materials chosen for a project, as CSV or JSON",
+    description="Each chosen material with its code, name, category path, quantity, unit, "
+    "catalog price (`unit_price`), currency, line total and note; JSON also gives the totals "
+    "per currency. Streamed; audited as `project.exported`.",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}, "application/json": {}}, "description": "The file."},
+        **problem_responses(404),
+    },
+)
+async def export_project(
+    project_id: uuid.UUID,
+    actor: ProjectsExport,
+    session: DbSession,
+    runtime: RuntimeDep,
+    format: Literal["csv", "json"] = "csv",
+) -> StreamingResponse:
+    pieces = await projects.export_materials(
+        session, runtime.session_factory, actor=actor, project_id=project_id, fmt=format
+    )
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
+    return StreamingResponse(
+        pieces,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="project-{project_id}.{format}"'},
     )
 
 

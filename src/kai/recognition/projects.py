@@ -8,15 +8,19 @@ the project, from whoever may not see it.
 
 from __future__ import annotations
 
+import io
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kai.catalog import money
+from kai.catalog.categories import cached_categories
+from kai.catalog.imports import categories_index
 from kai.catalog.materials import get_material
 from kai.catalog.models import Material
 from kai.identity import audit
@@ -24,8 +28,11 @@ from kai.identity.actor import Actor
 from kai.identity.errors import PermissionDenied
 from kai.identity.permissions import Permission
 from kai.identity.teams import teams_of, unknown_teams, visible_clause
+from kai.kit import json
+from kai.kit.db import scoped_transaction
 from kai.kit.errors import Conflict, NotFound, Unprocessable
 from kai.kit.pagination import PageParams
+from kai.kit.spreadsheets import CsvWriter
 from kai.recognition.models import Project, ProjectMaterial
 from kai.recognition.repository import ProjectRepository, RecognitionRepository
 
@@ -50,11 +57,51 @@ class NotInProject(NotFound):
     type, title = "not-in-project", "Not in this project"
 
 
+@dataclass(frozen=True)
+class Total:
+    """What the chosen materials priced in one currency come to."""
+
+    currency: str
+    amount: Decimal
+    materials: int
+
+
 @dataclass
 class ProjectSummary:
     project: Project
     recognitions: int
     materials: int
+    totals: list[Total]
+
+    @property
+    def without_total(self) -> int:
+        """Chosen materials left out of the totals: no quantity, or no price."""
+        return self.materials - sum(total.materials for total in self.totals)
+
+
+def line_total(
+    quantity: Decimal | None, price: Decimal | None, currency: str | None
+) -> Decimal | None:
+    """A chosen material's quantity times its catalog price, to the currency's minor unit.
+
+    A material has one price, for one unit of whatever it is sold by, and the quantity is
+    taken to count that unit: KAI keeps no unit with a price to check the quantity's against.
+    None without a quantity or a price."""
+    if quantity is None or price is None or currency is None:
+        return None
+    return money.round_amount(quantity * price, currency)
+
+
+def _totals(lines: list[tuple[Decimal, Decimal, str]]) -> list[Total]:
+    """Line totals summed per currency, currencies in alphabetical order."""
+    amounts: dict[str, Decimal] = {}
+    counts: dict[str, int] = {}
+    for quantity, price, currency in lines:
+        amount = line_total(quantity, price, currency)
+        assert amount is not None
+        amounts[currency] = amounts.get(currency, Decimal(0)) + amount
+        counts[currency] = counts.get(currency, 0) + 1
+    return [Total(currency, amounts[currency], counts[currency]) for currency in sorted(amounts)]
 
 
 async def visibility(session: AsyncSession, actor: Actor) -> ColumnElement[bool]:
@@ -130,10 +177,18 @@ async def get_project(
 async def summarize(
     session: AsyncSession, *, actor: Actor, projects: list[Project]
 ) -> list[ProjectSummary]:
-    counts = await ProjectRepository(session).counts(
-        actor.tenant_id, [project.id for project in projects]
-    )
-    return [ProjectSummary(project, *counts[project.id]) for project in projects]
+    repository = ProjectRepository(session)
+    ids = [project.id for project in projects]
+    counts = await repository.counts(actor.tenant_id, ids)
+    lines: dict[uuid.UUID, list[tuple[Decimal, Decimal, str]]] = {}
+    for project_id, quantity, price, currency in await repository.priced_lines(
+        actor.tenant_id, ids
+    ):
+        lines.setdefault(project_id, []).append((quantity, price, currency))
+    return [
+        ProjectSummary(project, *counts[project.id], totals=_totals(lines.get(project.id, [])))
+        for project in projects
+    ]
 
 
 async def list_projects(
@@ -318,3 +373,123 @@ async def project_materials(
 ) -> tuple[list[tuple[ProjectMaterial, Material]], str | None]:
     project = await get_project(session, actor=actor, project_id=project_id)
     return await ProjectRepository(session).chosen_page(actor.tenant_id, project.id, params)
+
+
+# What an export lists of each chosen material, in this order.
+EXPORT_COLUMNS = (
+    "code", "name", "category", "quantity", "unit", "unit_price", "currency", "line_total",
+    "note",
+)  # fmt: skip
+EXPORT_BATCH = 1000
+
+
+def _quantity_text(quantity: Decimal | None) -> str | None:
+    return None if quantity is None else f"{quantity.normalize():f}"
+
+
+def _export_record(
+    chosen: ProjectMaterial, material: Material, paths: Callable[[uuid.UUID | None], str]
+) -> dict[str, Any]:
+    price, currency = material.price, material.currency
+    total = line_total(chosen.quantity, price, currency)
+    return {
+        "code": material.code,
+        "name": material.name,
+        "category": paths(material.category_id),
+        "quantity": chosen.quantity,
+        "unit": chosen.unit,
+        "unit_price": money.format_price(price, currency) if price is not None else None,
+        "currency": currency,
+        "line_total": money.format_price(total, currency) if total is not None else None,
+        "note": chosen.note,
+    }
+
+
+def _csv_piece(records: list[dict[str, Any]], *, header: bool) -> str:
+    buffer = io.StringIO()
+    # Names and notes a spreadsheet would run as formulas are written as text.
+    writer = CsvWriter(buffer)
+    if header:
+        writer.writerow(EXPORT_COLUMNS)
+    for record in records:
+        cells = {**record, "quantity": _quantity_text(record["quantity"])}
+        writer.writerow("" if cells[key] is None else cells[key] for key in EXPORT_COLUMNS)
+    return buffer.getvalue()
+
+
+def _json_record(record: dict[str, Any]) -> str:
+    quantity = record["quantity"]
+    # Quantities are JSON numbers here as in the API; money is a decimal string.
+    shown = {**record, "quantity": None if quantity is None else float(quantity)}
+    return json.dumps(shown).decode()
+
+
+async def export_materials(
+    session: AsyncSession,
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    actor: Actor,
+    project_id: uuid.UUID,
+    fmt: str,
+) -> AsyncIterator[str]:
+    """The materials chosen for a project as CSV or JSON pieces (JSON ends with the totals per
+    currency), audited as the catalog export is.
+
+    The pieces are read after the request's transaction has ended (a response streams after
+    its endpoint returns), so they come from a transaction of their own; the totals are summed
+    from the very lines written."""
+    project = await get_project(session, actor=actor, project_id=project_id)
+    await audit.record(
+        session,
+        action="project.exported",
+        organization_id=actor.tenant_id,
+        actor=actor,
+        target_type="project",
+        target_id=str(project.id),
+        details={"format": fmt},
+    )
+    paths = categories_index(await cached_categories(session, actor=actor)).path_of
+    organization_id = actor.tenant_id
+    about = {"id": str(project.id), "name": project.name, "client": project.client}
+
+    async def pieces() -> AsyncIterator[str]:
+        async with scoped_transaction(factory, organization_id=organization_id) as own:
+            repository = ProjectRepository(own)
+            priced: list[tuple[Decimal, Decimal, str]] = []
+            cursor: str | None = None
+            first = True
+            if fmt == "json":
+                yield '{"project": ' + json.dumps(about).decode() + ', "materials": ['
+            while True:
+                rows, cursor = await repository.chosen_page(
+                    organization_id, project.id, PageParams(cursor=cursor, limit=EXPORT_BATCH)
+                )
+                records = [_export_record(chosen, material, paths) for chosen, material in rows]
+                priced += [
+                    (chosen.quantity, material.price, material.currency)
+                    for chosen, material in rows
+                    if chosen.quantity is not None
+                    and material.price is not None
+                    and material.currency is not None
+                ]
+                if fmt == "csv":
+                    yield _csv_piece(records, header=first)
+                    first = False
+                else:
+                    for record in records:
+                        yield ("" if first else ",") + _json_record(record)
+                        first = False
+                if cursor is None:
+                    break
+            if fmt == "json":
+                totals = [
+                    {
+                        "currency": total.currency,
+                        "amount": money.format_price(total.amount, total.currency),
+                        "material_count": total.materials,
+                    }
+                    for total in _totals(priced)
+                ]
+                yield '], "totals": ' + json.dumps(totals).decode() + "}"
+
+    return pieces()

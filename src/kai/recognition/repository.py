@@ -83,7 +83,8 @@ class RecognitionRepository:
         if project_id is not None:
             statement = statement.where(Recognition.project_id == project_id)
         if label is not None:
-            statement = statement.where(Recognition.label == label)
+            # In any case and accents; the folded label's index serves it.
+            statement = statement.where(Recognition.label_folded == func.kai_fold(label))
         if unknown is not None:
             statement = statement.where(Recognition.unknown.is_(unknown))
         if model_version_id is not None:
@@ -248,6 +249,31 @@ class ProjectRepository:
             project_id: (recognitions.get(project_id, 0), materials.get(project_id, 0))
             for project_id in project_ids
         }
+
+    async def priced_lines(
+        self, organization_id: uuid.UUID, project_ids: list[uuid.UUID]
+    ) -> list[tuple[uuid.UUID, Decimal, Decimal, str]]:
+        """Each chosen material with a quantity and a catalog price: its project, quantity,
+        price and currency."""
+        if not project_ids:
+            return []
+        statement = (
+            select(ProjectMaterial.project_id, ProjectMaterial.quantity, Material.price,
+                   Material.currency)
+            .join(Material, Material.id == ProjectMaterial.material_id)
+            .where(
+                ProjectMaterial.organization_id == organization_id,
+                ProjectMaterial.project_id.in_(project_ids),
+                ProjectMaterial.quantity.is_not(None),
+                Material.price.is_not(None),
+            )
+        )  # fmt: skip
+        lines = []
+        for project_id, quantity, price, currency in await self.session.execute(statement):
+            # A price always has its currency (a check on materials says so).
+            if quantity is not None and price is not None and currency is not None:
+                lines.append((project_id, quantity, price, currency))
+        return lines
 
     async def _counted(self, statement: Select[Any, int]) -> dict[uuid.UUID, int]:
         return dict((await self.session.execute(statement)).all())

@@ -217,6 +217,15 @@ class ProjectUpdate(RequestModel):
         return self
 
 
+class MoneyTotal(BaseModel):
+    currency: str = Field(description="ISO 4217.")
+    amount: str = Field(
+        description="The line totals in this currency summed, as a decimal string with the "
+        "currency's decimals (`1234.50`)."
+    )
+    material_count: int = Field(description="The chosen materials summed in it.")
+
+
 class ProjectRead(BaseModel):
     id: uuid.UUID
     name: str
@@ -226,6 +235,13 @@ class ProjectRead(BaseModel):
     team_ids: list[uuid.UUID]
     recognition_count: int
     material_count: int
+    totals: list[MoneyTotal] = Field(
+        description="What the chosen materials come to, per currency (quantity times catalog "
+        "price, each line rounded to the currency's minor unit)."
+    )
+    materials_without_total: int = Field(
+        description="Chosen materials left out of `totals`: no quantity, or no catalog price."
+    )
     created_by: str | None = Field(description=AUTHOR)
     created_at: datetime
     updated_at: datetime
@@ -259,6 +275,16 @@ class ProjectMaterialRead(BaseModel):
     deleted: bool = Field(description="The material was deleted from the catalog since.")
     quantity: Quantity | None
     unit: str | None
+    price: str | None = Field(
+        description="The material's catalog price now, per unit of the quantity, as a decimal "
+        "string with the currency's decimals."
+    )
+    currency: str | None
+    line_total: str | None = Field(
+        description="`quantity` times `price`, rounded to the currency's minor unit; null "
+        "without either. KAI keeps no unit with a price: the quantity is taken to count the "
+        "unit the material is priced by."
+    )
     note: str
     recognition_id: uuid.UUID | None
     added_by: str | None = Field(description=AUTHOR)

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base
@@ -80,3 +80,29 @@ class ImageEmbedding(Base):
     backbone: Mapped[str] = mapped_column(String(200))
     embedding: Mapped[list[float]] = mapped_column(HALFVEC(VISUAL_DIMENSIONS))
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class SearchWord(Base):
+    """A word of an organization's catalog (folded, unstemmed) and how many live materials and
+    categories hold it: what a misspelt search word is corrected towards. Kept by
+    statement-level triggers on materials and categories (see the search-vocabulary
+    migration), never written by the application."""
+
+    __tablename__ = "search_words"
+    __table_args__ = (
+        # The organization in the index too (btree_gist): the nearest words of one catalog
+        # come from a short index scan.
+        Index(
+            "ix_search_words_trgm",
+            "organization_id",
+            "word",
+            postgresql_using="gist",
+            postgresql_ops={"word": "gist_trgm_ops"},
+        ),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+    uses: Mapped[int]

@@ -106,6 +106,19 @@ class SearchQuery:
     properties: Sequence[PropertyCondition] = ()
     # Set for semantic and hybrid search of a text; None: full-text only.
     semantic: SemanticQuery | None = None
+    # (typed word folded, catalog word): the text's words searched for with their corrections.
+    corrections: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SpellingCandidate:
+    """A catalog word near a typed word (the `ordinal`-th) that finds few materials."""
+
+    ordinal: int
+    word: str
+    matches: int
+    candidate: str
+    uses: int
 
 
 @dataclass
@@ -163,8 +176,31 @@ class SearchRepository:
         found = (await self.session.execute(statement)).scalar_one_or_none()
         return str(found) if found else DEFAULT_LANGUAGE
 
-    def _tsquery(self, language: str, query: str) -> ColumnElement[Any]:
-        return func.websearch_to_tsquery(cast(language, REGCONFIG), func.kai_fold(query))
+    def _tsquery(self, language: str, query: SearchQuery) -> ColumnElement[Any]:
+        """The query's words as a tsquery; a corrected word matches its correction too."""
+        assert query.text is not None
+        config = cast(language, REGCONFIG)
+        tsquery = func.websearch_to_tsquery(config, func.kai_fold(query.text))
+        for typed, word in query.corrections:
+            target = func.plainto_tsquery(config, typed)
+            either = target.op("||")(func.plainto_tsquery(config, word))
+            tsquery = func.ts_rewrite(tsquery, target, either)
+        return tsquery
+
+    async def spelling_candidates(
+        self, language: str, words: Sequence[str], *, few: int, commoner: int, how_many: int
+    ) -> list[SpellingCandidate]:
+        """For each word matching fewer than `few` live materials, the catalog words nearest
+        to it used by `commoner` times as many (see the migration's kai_spelling_candidates)."""
+        found = func.kai_spelling_candidates(
+            cast(language, REGCONFIG),
+            bindparam("typed_words", list(words), type_=ARRAY(String())),
+            few,
+            commoner,
+            how_many,
+        ).table_valued("ordinal", "word", "matches", "candidate", "uses")
+        rows = await self.session.execute(select(*found.c))
+        return [SpellingCandidate(*row) for row in rows.all()]
 
     async def _fused(self, query: SearchQuery, language: str) -> tuple[list[Any], list[float]]:
         """The semantic or hybrid match set, as ids and ranks, worked out once per query.
@@ -231,7 +267,7 @@ class SearchRepository:
         if not query.text:
             return None
         if query.semantic is None:
-            tsquery = self._tsquery(language, query.text)
+            tsquery = self._tsquery(language, query)
             return (
                 func.kai_text_matches(tsquery)
                 .table_valued("id", "rank")
@@ -250,7 +286,7 @@ class SearchRepository:
     def _text_matched(self, query: SearchQuery, language: str, *, ranked: bool) -> Any:
         """Full-text matches with their filterable columns (no rank unless `ranked`)."""
         assert query.text is not None
-        tsquery = self._tsquery(language, query.text)
+        tsquery = self._tsquery(language, query)
         function = func.kai_text_matched(tsquery, literal(ranked))
         return function.table_valued(*_MATCHED_COLUMNS).render_derived(name="matched_text")
 
@@ -271,7 +307,7 @@ class SearchRepository:
         limit: int,
         cursor: str | None,
     ) -> tuple[list[Hit], str | None]:
-        tsquery = self._tsquery(language, query.text) if query.text else None
+        tsquery = self._tsquery(language, query) if query.text else None
         sort = sort if tsquery is not None or sort != "relevance" else "newest"
         # The cursor's values checked against the sort's keys (a rank stands in for the rank).
         keys = [expression for expression, _ in _sort_keys(sort, literal(0.0), Material)]

@@ -78,6 +78,13 @@ class SearchResults(BaseModel):
     total: int = Field(description="Materials matching the query and filters.")
     facets: Facets | None = Field(description="Counts for the current query and filters.")
     mode: SearchMode
+    corrected_query: str | None = Field(
+        default=None,
+        description="The query as searched when words of it found few or no materials and "
+        "were corrected to words the catalog uses (`marbel` -> `marble`): results match the "
+        'corrected words as well as the typed ones ("Showing results for ..."). Null when '
+        "nothing was corrected.",
+    )
 
 
 class Suggestion(BaseModel):

@@ -26,7 +26,7 @@ from kai.identity.actor import Actor
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import ServiceUnavailable, Unprocessable
 from kai.kit.pagination import DEFAULT_PAGE_SIZE
-from kai.search import semantic
+from kai.search import semantic, spelling
 from kai.search.repository import (
     BUCKETS,
     MARK_END,
@@ -247,18 +247,34 @@ def _marked(fragment: str | None) -> str | None:
     return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request made ready: the query (with its meaning, for semantic and hybrid search),
+    the catalog's language, its categories, the property keys of those searched, and the
+    query as corrected when words of it were misspelt."""
+
+    query: SearchQuery
+    language: str
+    views: Sequence[CategoryView]
+    keys: dict[str, PropertyKey]
+    corrected_text: str | None
+
+
 async def _prepared(
     session: AsyncSession, actor: Actor, request: SearchRequest, settings: SearchSettings
-) -> tuple[SearchQuery, str, Sequence[CategoryView], dict[str, PropertyKey]]:
-    """The request as a query (with its meaning, for semantic and hybrid search), the
-    catalog's language, its categories and the property keys of those searched."""
+) -> Prepared:
     organization_id = actor.tenant_id
+    repository = SearchRepository(session)
     # The tree from memory while its version stands (every search needs it whole).
     views = await categories.cached_categories(session, actor=actor)
     category_ids = _subtree(views, request.category_id)
     keys = _keys(views, category_ids)
     conditions = [condition for raw in request.filters for condition in parse_filter(raw, keys)]
     text = request.text.strip() if request.text else None
+    language = await repository.language(organization_id)
+    corrected = spelling.Spelling()
+    if text and request.mode != "semantic":
+        corrected = await spelling.correct(repository, language=language, text=text)
     query = SearchQuery(
         organization_id=organization_id,
         text=text or None,
@@ -270,19 +286,27 @@ async def _prepared(
         price_min=request.price_min,
         price_max=request.price_max,
         properties=conditions,
+        corrections=corrected.corrections,
     )
-    language = await SearchRepository(session).language(organization_id)
-    return await _with_meaning(query, request, settings), language, views, keys
+    meant = corrected.corrected_text or text
+    return Prepared(
+        await _with_meaning(query, request, settings, meant),
+        language,
+        views,
+        keys,
+        corrected.corrected_text,
+    )
 
 
 async def _with_meaning(
-    query: SearchQuery, request: SearchRequest, settings: SearchSettings
+    query: SearchQuery, request: SearchRequest, settings: SearchSettings, meant: str | None
 ) -> SearchQuery:
-    """The query with its embedding, for semantic and hybrid search of words."""
-    if request.mode == "fulltext" or not query.text:
+    """The query with the embedding of what it means (the corrected words, if any), for
+    semantic and hybrid search of words."""
+    if request.mode == "fulltext" or not meant:
         return query
     try:
-        vector = await semantic.query_embeddings().embed(query.text)
+        vector = await semantic.query_embeddings().embed(meant)
     except semantic.ModelUnavailable as exc:
         if request.mode == "semantic":
             raise SemanticSearchUnavailable(str(exc)) from exc
@@ -307,9 +331,8 @@ async def search(
     settings: SearchSettings | None = None,
 ) -> SearchResults:
     repository = SearchRepository(session)
-    query, language, views, keys = await _prepared(
-        session, actor, request, settings or SearchSettings()
-    )
+    prepared = await _prepared(session, actor, request, settings or SearchSettings())
+    query, language, views, keys = prepared.query, prepared.language, prepared.views, prepared.keys
     hits, next_cursor = await repository.search(
         query, language=language, sort=request.sort, limit=request.limit, cursor=request.cursor
     )
@@ -345,7 +368,12 @@ async def search(
         total = rows.total
         facets = _facets(rows, views, keys, units)
     return SearchResults(
-        items=items, next_cursor=next_cursor, total=total, facets=facets, mode=request.mode
+        items=items,
+        next_cursor=next_cursor,
+        total=total,
+        facets=facets,
+        mode=request.mode,
+        corrected_query=prepared.corrected_text,
     )
 
 
@@ -364,7 +392,8 @@ async def export(
     after its endpoint returns), so they come from a transaction of their own.
     """
     organization_id = actor.tenant_id
-    query, language, _, _ = await _prepared(session, actor, request, settings or SearchSettings())
+    prepared = await _prepared(session, actor, request, settings or SearchSettings())
+    query, language = prepared.query, prepared.language
     sort = request.sort if query.text or request.sort != "relevance" else "name"
     described = {"q": request.text, "category_id": request.category_id}
     await transfers.record_export(

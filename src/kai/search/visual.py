@@ -23,6 +23,7 @@ from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.threads import IMAGE_CHECKS
 from kai.search.visual_repository import CatalogImage, VisualMatch, VisualRepository
+from kai.search.visual_repository import NearPair as NearPair  # what near_duplicates gives
 from kai.vision.backbones import Backbone
 from kai.vision.preprocessing import prepare_image
 
@@ -215,20 +216,10 @@ async def more_like_material(
     )
 
 
-@dataclass(frozen=True)
-class NearDuplicate:
-    image_id: uuid.UUID
-    material_id: uuid.UUID
-    other_image_id: uuid.UUID
-    other_material_id: uuid.UUID
-    similarity: float
-
-
 async def near_duplicates(
     session: AsyncSession, *, threshold: float, params: PageParams
-) -> tuple[list[NearDuplicate], str | None]:
+) -> tuple[list[NearPair], str | None]:
     """A page of the pairs of images of different materials at least `threshold` alike
-    (cosine), most alike first: the same product entered twice, or a photo reused for another
-    product."""
-    found, cursor = await VisualRepository(session).near_duplicates(threshold, params)
-    return [NearDuplicate(*row) for row in found], cursor
+    (cosine), most alike first, with each material's name and code: the same product entered
+    twice, or a photo reused for another product."""
+    return await VisualRepository(session).near_duplicates(threshold, params)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
+from kai.catalog.images import thumbnail_url
 from kai.catalog.materials import get_material
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
@@ -63,7 +64,7 @@ def _look_alike(found: visual.SimilarMaterial) -> LookAlike:
         name=found.name,
         code=found.code,
         score=found.score,
-        image_url=f"/api/v1/materials/{found.material_id}/images/{found.image_id}/thumbnail",
+        image_url=thumbnail_url(found.material_id, found.image_id),
     )
 
 

@@ -13,6 +13,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import Double, Uuid, bindparam, cast, column, func, null, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from kai.catalog.models import ImageStatus, Material, MaterialImage
 from kai.kit.pagination import PageParams, after_clause, decode_keyset, encode_cursor
@@ -35,6 +36,19 @@ class VisualMatch:
     similarity: float
     name: str
     code: str
+
+
+@dataclass(frozen=True)
+class NearPair:
+    image_id: uuid.UUID
+    material_id: uuid.UUID
+    other_image_id: uuid.UUID
+    other_material_id: uuid.UUID
+    similarity: float
+    name: str
+    code: str
+    other_name: str
+    other_code: str
 
 
 class VisualRepository:
@@ -195,10 +209,11 @@ class VisualRepository:
 
     async def near_duplicates(
         self, threshold: float, params: PageParams
-    ) -> tuple[list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, float]], str | None]:
+    ) -> tuple[list[NearPair], str | None]:
         """A page of the pairs of the organization's images of different materials at least
-        `threshold` alike, most alike first, from the HNSW index past row-level security (see
-        kai_visual_near_duplicates, asked for every pair: a NULL limit is none)."""
+        `threshold` alike, most alike first, with each material's name and code, from the HNSW
+        index past row-level security (see kai_visual_near_duplicates, asked for every pair:
+        a NULL limit is none)."""
         pairs = func.kai_visual_near_duplicates(threshold, null()).table_valued(
             column("image_id", Uuid),
             column("material_id", Uuid),
@@ -212,24 +227,34 @@ class VisualRepository:
             func.least(pairs.c.image_id, pairs.c.other_image_id, type_=Uuid),
             func.greatest(pairs.c.image_id, pairs.c.other_image_id, type_=Uuid),
         )
-        statement = select(
-            pairs.c.image_id,
-            pairs.c.material_id,
-            pairs.c.other_image_id,
-            pairs.c.other_material_id,
-            pairs.c.similarity,
+        one, other = aliased(Material), aliased(Material)
+        statement = (
+            select(
+                pairs.c.image_id,
+                pairs.c.material_id,
+                pairs.c.other_image_id,
+                pairs.c.other_material_id,
+                pairs.c.similarity,
+                one.name,
+                one.code,
+                other.name,
+                other.code,
+            )
+            .select_from(pairs)
+            .join(one, one.id == pairs.c.material_id)
+            .join(other, other.id == pairs.c.other_material_id)
         )
         if params.cursor:
             after = decode_keyset(params.cursor, order)
             statement = statement.where(after_clause(order, after, descending=True))
         statement = statement.order_by(*(key.desc() for key in order)).limit(params.limit + 1)
         rows = [
-            (row[0], row[1], row[2], row[3], float(row[4]))
+            NearPair(row[0], row[1], row[2], row[3], float(row[4]), row[5], row[6], row[7], row[8])
             for row in (await self.session.execute(statement)).all()
         ]
         if len(rows) <= params.limit:
             return rows, None
         rows = rows[: params.limit]
-        image_id, _, other_image_id, _, similarity = rows[-1]
-        pair = sorted((image_id, other_image_id))
-        return rows, encode_cursor([similarity, *pair])
+        last = rows[-1]
+        pair = sorted((last.image_id, last.other_image_id))
+        return rows, encode_cursor([last.similarity, *pair])

@@ -70,7 +70,6 @@ class ImageUpdate(RequestModel):
 
 
 def _read(image: MaterialImage) -> ImageRead:
-    base = f"/api/v1/materials/{image.material_id}/images/{image.id}"
     return ImageRead.model_validate(
         {
             **{
@@ -78,7 +77,10 @@ def _read(image: MaterialImage) -> ImageRead:
                 for column in ImageRead.model_fields
                 if column != "urls"
             },
-            "urls": ImageUrls(processed=f"{base}/processed", thumbnail=f"{base}/thumbnail"),
+            "urls": ImageUrls(
+                processed=images.derivative_url(image.material_id, image.id, "processed"),
+                thumbnail=images.thumbnail_url(image.material_id, image.id),
+            ),
         }
     )
 
