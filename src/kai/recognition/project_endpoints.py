@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import StreamingResponse
 
 from kai.catalog.models import Material
-from kai.catalog.money import format_price
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
+from kai.kit.money import format_amount
 from kai.kit.pagination import Page, PageParams, page_params
 from kai.recognition import projects
 from kai.recognition.models import Project, ProjectMaterial
@@ -54,7 +54,7 @@ def _read(summary: projects.ProjectSummary) -> ProjectRead:
         totals=[
             MoneyTotal(
                 currency=total.currency,
-                amount=format_price(total.amount, total.currency),
+                amount=format_amount(total.amount, total.currency),
                 material_count=total.materials,
             )
             for total in summary.totals
@@ -183,9 +183,9 @@ def _material(chosen: ProjectMaterial, material: Material) -> ProjectMaterialRea
         deleted=material.deleted_at is not None,
         quantity=chosen.quantity,
         unit=chosen.unit,
-        price=format_price(price, currency) if price is not None else None,
+        price=format_amount(price, currency) if price is not None else None,
         currency=currency,
-        line_total=format_price(total, currency) if total is not None else None,
+        line_total=format_amount(total, currency) if total is not None else None,
         note=chosen.note,
         recognition_id=chosen.recognition_id,
         added_by=chosen.added_by,

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kai.catalog import money
 from kai.catalog.categories import cached_categories
 from kai.catalog.imports import categories_index
 from kai.catalog.materials import get_material
@@ -28,7 +27,7 @@ from kai.identity.actor import Actor
 from kai.identity.errors import PermissionDenied
 from kai.identity.permissions import Permission
 from kai.identity.teams import teams_of, unknown_teams, visible_clause
-from kai.kit import json
+from kai.kit import json, money
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import Conflict, NotFound, Unprocessable
 from kai.kit.pagination import PageParams
@@ -398,9 +397,9 @@ def _export_record(
         "category": paths(material.category_id),
         "quantity": chosen.quantity,
         "unit": chosen.unit,
-        "unit_price": money.format_price(price, currency) if price is not None else None,
+        "unit_price": money.format_amount(price, currency) if price is not None else None,
         "currency": currency,
-        "line_total": money.format_price(total, currency) if total is not None else None,
+        "line_total": money.format_amount(total, currency) if total is not None else None,
         "note": chosen.note,
     }
 
@@ -485,7 +484,7 @@ async def export_materials(
                 totals = [
                     {
                         "currency": total.currency,
-                        "amount": money.format_price(total.amount, total.currency),
+                        "amount": money.format_amount(total.amount, total.currency),
                         "material_count": total.materials,
                     }
                     for total in _totals(priced)
