@@ -227,6 +227,7 @@ def test_batch_results_as_csv_open_as_text() -> None:
         "unknown_reason": None,
         "similar_material_id": None,
         "similar_name": "\t=1+1",
+        "similar_code": "+SKU-1",
         "similar_score": -0.25,
     }
 
@@ -235,6 +236,7 @@ def test_batch_results_as_csv_open_as_text() -> None:
     assert not [cell for cell in written[0].values() if _runs_as_formula(cell)]
     assert written[0]["file_name"] == "'=cmd|' /C calc'!A0.jpg"
     assert written[0]["similar_name"] == "'\t=1+1"
+    assert written[0]["similar_code"] == "'+SKU-1"
     assert (written[0]["confidence"], written[0]["similar_score"]) == ("0.93", "-0.25")
 
 

@@ -169,6 +169,7 @@ class BatchResultRead(BaseModel):
     unknown_reason: str | None = Field(description="As the recognition's `unknown_reason`.")
     similar_material_id: uuid.UUID | None = Field(description="The most similar material.")
     similar_name: str | None
+    similar_code: str | None
     similar_score: float | None
 
 
