@@ -72,8 +72,13 @@ OWN_ACCOUNT = re.compile(r"^/api/v1/(auth|me|organization|members)(/|$)")
 # no category defines, a file that is not what its field wants, a date in the past.
 UNCHECKED = [positive_data_acceptance]
 # A deleted material keeps its history, on purpose: who deleted it, and what `/restore`
-# brings back. Everything else under a deleted resource is gone with it.
-KEPT_AFTER_DELETION = {"/api/v1/materials/{material_id}/versions"}
+# brings back. A revoked API key stays readable with its `revoked_at` (DELETE revokes it):
+# its owners see which key stopped working, and when. Everything else under a deleted
+# resource is gone with it.
+KEPT_AFTER_DELETION = {
+    "/api/v1/materials/{material_id}/versions",
+    "/api/v1/api-keys/{key_id}",
+}
 
 
 def deleted_resources_are_gone(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
