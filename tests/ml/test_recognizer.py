@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
 
@@ -50,19 +53,88 @@ def test_training_reports_validation_metrics_and_recognizes_new_photos() -> None
     assert [labels[i] for i in found.argmax(axis=1)] == fresh_names
 
 
+def _away_from(centres: np.ndarray) -> np.ndarray:
+    """A unit row far from every one of `centres`."""
+    stranger = np.zeros((1, centres.shape[1]))
+    stranger[0, 0] = 1.0
+    stranger = stranger - centres.mean(axis=0)
+    found: np.ndarray = stranger / np.linalg.norm(stranger)
+    return found
+
+
 def test_a_photo_unlike_the_training_set_is_told_apart() -> None:
     network, names = _clusters(["brick", "cork"], 10, dimension=16, spread=0.2, seed=2)
     recognizer = train_recognizer(
         {"network": network}, names, standardize={"network": False}
     ).recognizer
+    (check,) = recognizer.likeness
 
-    stranger = np.zeros((1, 16))
-    stranger[0, 0] = 1.0
-    stranger = stranger - recognizer.centres.mean(axis=0)  # away from both centres
-    stranger /= np.linalg.norm(stranger)
+    stranger = _away_from(check.centres)
 
-    assert recognizer.similarity_to_training(network[:1])[0] >= recognizer.novelty_threshold
-    assert recognizer.similarity_to_training(stranger)[0] < recognizer.novelty_threshold
+    assert not recognizer.unlike_training({"network": network[:1]})[0]
+    assert recognizer.unlike_training({"network": stranger})[0]
+
+
+def test_a_photo_unlike_the_training_set_by_any_backbone_is_told_apart() -> None:
+    labels = ["marble", "oak", "slate"]
+    network, names = _clusters(labels, 12, dimension=16, spread=0.2, seed=6)
+    descriptor, _ = _clusters(labels, 12, dimension=8, spread=0.2, seed=7)
+    trained = train_recognizer(
+        {"network": network, "descriptor": descriptor},
+        names,
+        standardize={"network": False, "descriptor": True},
+    )
+    recognizer = trained.recognizer
+    assert [check.backbone for check in recognizer.likeness] == ["network", "descriptor"]
+
+    # The network sees a training photo; the descriptor sees nothing it was trained on (as a
+    # noise image can look like grain to a network, and nothing like it to a descriptor).
+    stranger = {"network": network[:1], "descriptor": _away_from(recognizer.likeness[1].centres)}
+    known = {"network": network[:1], "descriptor": descriptor[:1]}
+
+    assert recognizer.unlike_training(stranger).tolist() == [True]
+    assert recognizer.unlike_training(known).tolist() == [False]
+    unknown = trained.metrics["unknown"]
+    assert set(unknown["thresholds"]) == {"network", "descriptor"}
+    # About one in a hundred of photos like the training ones, by each backbone.
+    assert unknown["held_out_unlike"] <= 0.05
+
+
+def _stored_before_likeness_by_every_backbone(recognizer: Recognizer, threshold: float) -> bytes:
+    """The recognizer as a version trained before 2026-12 stored it: the first backbone's
+    label centres and one threshold."""
+    with np.load(io.BytesIO(recognizer.to_bytes()), allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files if not name.startswith("likeness")}
+    described = json.loads(arrays["description"].tobytes().decode())
+    del described["likeness"]
+    described["novelty_threshold"] = threshold
+    arrays["description"] = np.frombuffer(json.dumps(described).encode(), dtype=np.uint8)
+    arrays["centres"] = recognizer.likeness[0].centres
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def test_a_version_stored_before_keeps_the_rule_it_was_trained_with() -> None:
+    labels = ["marble", "oak", "slate"]
+    network, names = _clusters(labels, 10, dimension=16, spread=0.2, seed=8)
+    descriptor, _ = _clusters(labels, 10, dimension=8, spread=0.2, seed=9)
+    embeddings = {"network": network, "descriptor": descriptor}
+    recognizer = train_recognizer(
+        embeddings, names, standardize={"network": False, "descriptor": True}
+    ).recognizer
+
+    restored = Recognizer.from_bytes(_stored_before_likeness_by_every_backbone(recognizer, 0.3))
+
+    (check,) = restored.likeness
+    assert (check.backbone, check.threshold) == ("network", 0.3)
+    assert restored.novelty_threshold == 0.3
+    assert np.allclose(check.centres, recognizer.likeness[0].centres)
+    assert np.allclose(restored.probabilities(embeddings), recognizer.probabilities(embeddings))
+    # Only the first backbone is asked: a descriptor far from everything changes nothing.
+    stranger = {"network": network[:1], "descriptor": _away_from(recognizer.likeness[1].centres)}
+    assert restored.unlike_training(stranger).tolist() == [False]
+    assert restored.unlike_training({"network": _away_from(check.centres)}).tolist() == [True]
 
 
 def test_a_recognizer_survives_storage_as_arrays_only() -> None:
@@ -77,7 +149,12 @@ def test_a_recognizer_survives_storage_as_arrays_only() -> None:
 
     assert restored.labels == recognizer.labels
     assert restored.temperature == recognizer.temperature
-    assert restored.novelty_threshold == recognizer.novelty_threshold
+    assert [(check.backbone, check.threshold) for check in restored.likeness] == [
+        (check.backbone, check.threshold) for check in recognizer.likeness
+    ]
+    assert restored.unlike_training(embeddings).tolist() == (
+        recognizer.unlike_training(embeddings).tolist()
+    )
     assert np.allclose(restored.probabilities(embeddings), recognizer.probabilities(embeddings))
 
 
@@ -119,5 +196,5 @@ def test_a_first_backbone_out_of_the_vote_is_still_asked_for_likeness() -> None:
     ).recognizer
 
     assert recognizer.heads[0].vote == 0  # a backbone that tells nothing apart gets no say
-    assert recognizer.novelty_backbone == "noise"
+    assert [check.backbone for check in recognizer.likeness] == ["noise", "network"]
     assert recognizer.backbones == ["noise", "network"]

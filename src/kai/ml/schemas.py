@@ -33,10 +33,13 @@ class ModelVersionRead(BaseModel):
     labels: list[LabelRead]
     backbones: list[BackboneRead]
     metrics: dict[str, Any] = Field(
-        description="Validation: accuracy, macro_f1, per_class, confusion_matrix, calibration."
+        description="Validation: accuracy, macro_f1, per_class, confusion_matrix, calibration; "
+        "and `unknown`: each backbone's likeness threshold, the share of held-out training "
+        "photos they call unlike the training photos, and of generated non-materials."
     )
     novelty_threshold: float | None = Field(
-        description="Similarity to the nearest label's photos under which a photo is unknown."
+        description="Similarity to the nearest label's photos under which a photo is unknown, "
+        "by the first backbone (every backbone's: `metrics.unknown.thresholds`)."
     )
     temperature: float
     error: str | None
