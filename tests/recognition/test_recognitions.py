@@ -296,11 +296,16 @@ async def test_what_is_plainly_not_a_material_is_unknown(
     # The version says how often it would call a photo like its own unknown, and how many
     # generated non-materials (noise, patterns, flat colours, gradients, text) it catches.
     unknown = version["metrics"]["unknown"]
-    assert set(unknown["thresholds"]) == {"efficientnet-lite0", "handcrafted"}
+    assert [(check["backbone"], check["kind"]) for check in unknown["checks"]] == [
+        ("efficientnet-lite0", "cosine"),
+        ("handcrafted", "cosine"),
+    ]
     assert unknown["held_out_unlike"] <= 0.1
     assert unknown["non_materials"]["images"] == 4 * len(non_materials.KINDS)
     assert unknown["non_materials"]["unlike"] >= 0.9
-    assert version["novelty_threshold"] == unknown["thresholds"]["efficientnet-lite0"]
+    assert version["novelty_threshold"] == pytest.approx(
+        unknown["checks"][0]["threshold"], abs=1e-4
+    )
     strangers = _plainly_not_materials()
     strangers["text.png"] = _png(non_materials.text(np.random.default_rng(3), 300))
     # Photos of the trained materials, none of them a training photo.

@@ -20,7 +20,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from kai.kit.errors import Unprocessable
+from kai.ml import likeness
 from kai.ml.heads import fit_head, new_head, vote_weights
+from kai.ml.likeness import Likeness
 
 # Folds of the validation (stratified; fewer when a label has fewer photos).
 VALIDATION_FOLDS = 5
@@ -28,23 +30,6 @@ VALIDATION_FOLDS = 5
 # bounded: on a small set that validation gets all right, the log-loss keeps falling as the
 # temperature does, and would make every answer "100 %", a photo of an untrained material too.
 TEMPERATURES = tuple(float(value) for value in np.geomspace(0.5, 5.0, 25))
-# A photo is unlike the training set when, by any backbone, its similarity to the nearest
-# label's centre is under the lowest 1% of the training photos' similarity to their own
-# label's (each left out of that centre): a photo like the training photos is thus flagged
-# about once in a hundred by each backbone. Measured in benchmarks/ood.py: with the network
-# and the descriptor each asked, 0.4-1.5% of new photos of the development sets are flagged,
-# and 87-98% of noise, patterns, flat colours, gradients and text (one backbone, and 0.05
-# less than that percentile, as until 2026-12: 68%).
-NOVELTY_PERCENTILE = 1.0
-# ...and never above these: a label whose photos are nearly alike (one product shot one way)
-# would otherwise call every new photo of it a stranger. For a network's unit-length features
-# (EfficientNet-Lite0): trained on one development set, photos of another set's textures come
-# to 0.47-0.50 at the median and 0.77-0.78 at the 99th percentile, and the thresholds found
-# were 0.35-0.58. For a descriptor of histograms (the handcrafted one, read as it is, all its
-# parts positive): photos of the other sets come to 0.94-0.96 at the median, thresholds were
-# 0.88-0.96, and the generated non-materials other than noise 0.55-0.83 at the median.
-NETWORK_CEILING = 0.7
-DESCRIPTOR_CEILING = 0.88
 
 
 class NotEnoughPhotos(Unprocessable):
@@ -93,28 +78,12 @@ class LinearHead:
 
 
 @dataclass
-class Likeness:
-    """How alike photos are to the training photos by one backbone: the cosine similarity to
-    the nearest label's centre, and the similarity under which a photo is unlike them."""
-
-    backbone: str
-    # Unit-length centre of each label's photos (rows in label order).
-    centres: np.ndarray
-    threshold: float
-
-    def similarity(self, rows: np.ndarray) -> np.ndarray:
-        """Each photo's cosine similarity to the nearest label's centre."""
-        found: np.ndarray = (_unit(rows) @ self.centres.T).max(axis=1)
-        return found
-
-
-@dataclass
 class Recognizer:
     labels: list[str]
     heads: list[LinearHead]
     temperature: float
     # A photo unlike the training photos by any of these is unknown. A version trained before
-    # 2026-12 has one, by its first backbone.
+    # every backbone measured likeness has one: the first backbone's nearest centre.
     likeness: list[Likeness]
 
     @property
@@ -127,7 +96,7 @@ class Recognizer:
 
     @property
     def novelty_threshold(self) -> float:
-        """The first backbone's threshold (the one a version's `novelty_threshold` shows)."""
+        """The first backbone's cosine threshold (a version's `novelty_threshold`)."""
         return self.likeness[0].threshold
 
     def probabilities(self, embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -138,11 +107,7 @@ class Recognizer:
     def unlike_training(self, embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
         """Whether each photo is unlike the training photos (by any backbone), a row per photo."""
         found: np.ndarray = np.any(
-            [
-                check.similarity(embeddings[check.backbone]) < check.threshold
-                for check in self.likeness
-            ],
-            axis=0,
+            [check.unlike(embeddings[check.backbone]) for check in self.likeness], axis=0
         )
         return found
 
@@ -156,16 +121,15 @@ class Recognizer:
                 arrays[f"head{index}.mean"] = head.mean
                 arrays[f"head{index}.scale"] = head.scale
             heads.append({"backbone": head.backbone, "classes": head.classes, "vote": head.vote})
-        for index, check in enumerate(self.likeness):
-            arrays[f"likeness{index}.centres"] = check.centres
+        checks = []
+        for index, (description, kept) in enumerate(likeness.described(self.likeness)):
+            checks.append(description)
+            arrays.update({f"likeness{index}.{name}": value for name, value in kept.items()})
         described = {
             "labels": self.labels,
             "heads": heads,
             "temperature": self.temperature,
-            "likeness": [
-                {"backbone": check.backbone, "threshold": check.threshold}
-                for check in self.likeness
-            ],
+            "likeness": checks,
         }
         arrays["description"] = np.frombuffer(json.dumps(described).encode(), dtype=np.uint8)
         buffer = io.BytesIO()
@@ -189,29 +153,23 @@ class Recognizer:
                 for index, head in enumerate(described["heads"])
             ]
             if "likeness" in described:
-                likeness = [
-                    Likeness(
-                        backbone=check["backbone"],
-                        centres=arrays[f"likeness{index}.centres"],
-                        threshold=float(check["threshold"]),
-                    )
+                checks = [
+                    likeness.from_described(check, _prefixed(arrays, f"likeness{index}."))
                     for index, check in enumerate(described["likeness"])
                 ]
             else:
-                # Stored before 2026-12: the first backbone's centres and threshold only, and
-                # so the rule it was trained with.
-                likeness = [
-                    Likeness(
-                        backbone=heads[0].backbone,
-                        centres=arrays["centres"],
-                        threshold=float(described["novelty_threshold"]),
+                # Stored before every backbone measured likeness: the first backbone's centres
+                # and threshold only, and so the rule it was trained with.
+                checks = [
+                    likeness.NearestCentre(
+                        heads[0].backbone, arrays["centres"], float(described["novelty_threshold"])
                     )
                 ]
             return cls(
                 labels=list(described["labels"]),
                 heads=heads,
                 temperature=float(described["temperature"]),
-                likeness=likeness,
+                likeness=checks,
             )
 
 
@@ -271,7 +229,12 @@ def train_recognizer(
         )
         for name, vote in zip(backbones, votes, strict=True)
     ]
-    likeness, held_out_unlike = _likeness(embeddings, targets, names, standardize=standardize)
+    checks, held_out_unlike = likeness.fit_likeness(
+        embeddings,
+        targets,
+        standardize=standardize,
+        folds=list(splitter.split(np.zeros(len(targets)), targets)),
+    )
     metrics = classification_metrics(targets, predicted, names)
     metrics.update(
         {
@@ -287,11 +250,16 @@ def train_recognizer(
             },
             "votes": dict(zip(backbones, votes, strict=True)),
             "unknown": {
-                "method": "cosine similarity to the nearest label's centre, by each backbone",
-                "percentile": NOVELTY_PERCENTILE,
-                "thresholds": {check.backbone: round(check.threshold, 4) for check in likeness},
-                # Of the training photos, each measured against centres made without it: how
-                # often a new photo like them would be called unlike them.
+                "checks": [
+                    {
+                        "backbone": check.backbone,
+                        "kind": check.kind,
+                        "threshold": round(check.threshold, 4),
+                    }
+                    for check in checks
+                ],
+                # Of the training photos, each measured by checks made without it: how often
+                # a new photo like them would be called unlike them.
                 "held_out_unlike": round(float(np.mean(held_out_unlike)), 4),
             },
         }
@@ -300,7 +268,7 @@ def train_recognizer(
         labels=names,
         heads=heads,
         temperature=temperature,
-        likeness=likeness,
+        likeness=checks,
     )
     return Trained(recognizer=recognizer, metrics=metrics)
 
@@ -336,48 +304,10 @@ def _log_loss(probabilities: np.ndarray, truth: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
 
 
-def _likeness(
-    embeddings: Mapping[str, np.ndarray],
-    targets: np.ndarray,
-    names: Sequence[str],
-    *,
-    standardize: Mapping[str, bool],
-) -> tuple[list[Likeness], np.ndarray]:
-    """A likeness check per backbone, and which training photos, each left out of its label's
-    centre, the checks together call unlike."""
-    checks = []
-    unlike = np.zeros(len(targets), dtype=bool)
-    for backbone, rows in embeddings.items():
-        ceiling = DESCRIPTOR_CEILING if standardize[backbone] else NETWORK_CEILING
-        centres, own = _centres(rows, targets, names)
-        threshold = float(np.percentile(own, NOVELTY_PERCENTILE))
-        checks.append(Likeness(backbone, centres, max(-1.0, min(ceiling, threshold))))
-        unlike |= own < checks[-1].threshold
-    return checks, unlike
-
-
-def _centres(
-    rows: np.ndarray, targets: np.ndarray, names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each label's centre, and each photo's similarity to its label's centre without it.
-
-    Left out because with six photos a label, a photo is a sixth of its own centre, and would
-    look closer than any new photo of the label can: without it, it comes as near as a new
-    photo of a known label does.
-    """
-    unit = _unit(rows)
-    sums = np.stack([unit[targets == name].sum(axis=0) for name in names])
-    sizes = np.asarray([int(np.sum(targets == name)) for name in names])
-    at = np.searchsorted(np.asarray(names), targets)
-    others = sums[at] - np.where((sizes[at] > 1)[:, None], unit, 0.0)
-    own = np.einsum("ij,ij->i", unit, others) / np.maximum(np.linalg.norm(others, axis=1), 1e-12)
-    return _unit(sums), own
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    values = rows.astype(np.float64)
-    found: np.ndarray = values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
-    return found
+def _prefixed(arrays: Any, prefix: str) -> dict[str, np.ndarray]:
+    return {
+        name.removeprefix(prefix): arrays[name] for name in arrays.files if name.startswith(prefix)
+    }
 
 
 def classification_metrics(

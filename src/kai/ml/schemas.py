@@ -34,12 +34,13 @@ class ModelVersionRead(BaseModel):
     backbones: list[BackboneRead]
     metrics: dict[str, Any] = Field(
         description="Validation: accuracy, macro_f1, per_class, confusion_matrix, calibration; "
-        "and `unknown`: each backbone's likeness threshold, the share of held-out training "
-        "photos they call unlike the training photos, and of generated non-materials."
+        "and `unknown`: the checks of likeness to the training photos (backbone, kind, "
+        "threshold), the share of training photos, held out, that they call unlike, and of "
+        "generated non-materials."
     )
     novelty_threshold: float | None = Field(
         description="Similarity to the nearest label's photos under which a photo is unknown, "
-        "by the first backbone (every backbone's: `metrics.unknown.thresholds`)."
+        "by the first backbone (every check's: `metrics.unknown.checks`)."
     )
     temperature: float
     error: str | None
