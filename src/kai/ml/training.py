@@ -385,13 +385,19 @@ async def run_training(
         standardize={backbone.name: backbone.standardize for backbone in backbones},
     )
     recognizer = trained.recognizer
-    trained.metrics["unknown"]["non_materials"] = await asyncio.to_thread(
-        measure_non_materials,
-        recognizer,
-        backbones,
-        enhancement=enhancement_for(version, settings),
-        limits=limits,
-    )
+    try:
+        trained.metrics["unknown"]["non_materials"] = await asyncio.to_thread(
+            measure_non_materials,
+            recognizer,
+            backbones,
+            enhancement=enhancement_for(version, settings),
+            limits=limits,
+        )
+    except KaiError as exc:
+        # A measure of the version, not the version: an uploaded model busy or failing on a
+        # generated image leaves it out rather than failing the training.
+        log.warning("ml.non_materials_unmeasured", error=exc.detail or exc.title)
+        trained.metrics["unknown"]["non_materials"] = None
     snapshot = {
         "model_version_id": str(version.id),
         "made_at": datetime.now(UTC).isoformat(),
