@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
 
+from kai.ml.likeness import NearestCentre, NearestMean
 from kai.ml.recognizer import NotEnoughPhotos, Recognizer, train_recognizer
 
 
@@ -50,19 +54,128 @@ def test_training_reports_validation_metrics_and_recognizes_new_photos() -> None
     assert [labels[i] for i in found.argmax(axis=1)] == fresh_names
 
 
+def _away_from(centres: np.ndarray) -> np.ndarray:
+    """A unit row far from every one of `centres`."""
+    stranger = np.zeros((1, centres.shape[1]))
+    stranger[0, 0] = 1.0
+    stranger = stranger - centres.mean(axis=0)
+    found: np.ndarray = stranger / np.linalg.norm(stranger)
+    return found
+
+
+def _centres(recognizer: Recognizer, backbone: str) -> np.ndarray:
+    (check,) = (
+        check
+        for check in recognizer.likeness
+        if isinstance(check, NearestCentre) and check.backbone == backbone
+    )
+    return check.centres
+
+
 def test_a_photo_unlike_the_training_set_is_told_apart() -> None:
     network, names = _clusters(["brick", "cork"], 10, dimension=16, spread=0.2, seed=2)
     recognizer = train_recognizer(
         {"network": network}, names, standardize={"network": False}
     ).recognizer
 
-    stranger = np.zeros((1, 16))
-    stranger[0, 0] = 1.0
-    stranger = stranger - recognizer.centres.mean(axis=0)  # away from both centres
-    stranger /= np.linalg.norm(stranger)
+    stranger = _away_from(_centres(recognizer, "network"))
 
-    assert recognizer.similarity_to_training(network[:1])[0] >= recognizer.novelty_threshold
-    assert recognizer.similarity_to_training(stranger)[0] < recognizer.novelty_threshold
+    assert not recognizer.unlike_training({"network": network[:1]})[0]
+    assert recognizer.unlike_training({"network": stranger})[0]
+
+
+def test_a_photo_unlike_the_training_set_by_any_backbone_is_told_apart() -> None:
+    labels = ["marble", "oak", "slate"]
+    network, names = _clusters(labels, 12, dimension=16, spread=0.2, seed=6)
+    descriptor, _ = _clusters(labels, 12, dimension=8, spread=0.2, seed=7)
+    trained = train_recognizer(
+        {"network": network, "descriptor": descriptor},
+        names,
+        standardize={"network": False, "descriptor": True},
+    )
+    recognizer = trained.recognizer
+
+    # The network sees a training photo; the descriptor sees nothing it was trained on (as a
+    # noise image can look like grain to a network, and nothing like it to a descriptor).
+    stranger = {
+        "network": network[:1],
+        "descriptor": _away_from(_centres(recognizer, "descriptor")),
+    }
+    known = {"network": network[:1], "descriptor": descriptor[:1]}
+
+    assert recognizer.unlike_training(stranger).tolist() == [True]
+    assert recognizer.unlike_training(known).tolist() == [False]
+    unknown = trained.metrics["unknown"]
+    assert [(check["backbone"], check["kind"]) for check in unknown["checks"]] == [
+        ("network", "cosine"),
+        ("descriptor", "cosine"),
+        ("descriptor", "mahalanobis"),  # twelve photos a label: enough to measure their spread
+    ]
+    # About one in a hundred of photos like the training ones, by each check.
+    assert unknown["held_out_unlike"] <= 0.05
+
+
+def test_a_descriptor_sees_a_part_unlike_every_photo_though_the_whole_looks_alike() -> None:
+    labels = ["granite", "oak", "slate"]
+    rng = np.random.default_rng(10)
+    descriptor, names = _clusters(labels, 12, dimension=8, spread=0.05, seed=10)
+    # A part that every photo has nearly alike (in a descriptor: the share of irregular fine
+    # patterns, low in any photo, high in pixel noise).
+    steady = np.hstack([descriptor, 0.05 + rng.normal(0, 0.002, (len(names), 1))])
+    recognizer = Recognizer.from_bytes(
+        train_recognizer(
+            {"descriptor": steady}, names, standardize={"descriptor": True}
+        ).recognizer.to_bytes()
+    )
+    cosine, spread = recognizer.likeness
+    assert isinstance(cosine, NearestCentre)
+    assert isinstance(spread, NearestMean)
+    noisy = steady[:1].copy()
+    noisy[0, -1] = 0.3
+
+    # Alike as a whole (the part is small beside the others), unlike in that part.
+    assert not cosine.unlike(noisy)[0]
+    assert spread.unlike(noisy)[0]
+    assert recognizer.unlike_training({"descriptor": noisy}).tolist() == [True]
+    assert recognizer.unlike_training({"descriptor": steady[1:4]}).tolist() == [False] * 3
+
+
+def _stored_before_likeness_by_every_backbone(recognizer: Recognizer, threshold: float) -> bytes:
+    """The recognizer as a version trained before every backbone measured likeness stored it:
+    the first backbone's label centres and one threshold."""
+    with np.load(io.BytesIO(recognizer.to_bytes()), allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files if not name.startswith("likeness")}
+    described = json.loads(arrays["description"].tobytes().decode())
+    del described["likeness"]
+    described["novelty_threshold"] = threshold
+    arrays["description"] = np.frombuffer(json.dumps(described).encode(), dtype=np.uint8)
+    arrays["centres"] = _centres(recognizer, "network")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def test_a_version_stored_before_keeps_the_rule_it_was_trained_with() -> None:
+    labels = ["marble", "oak", "slate"]
+    network, names = _clusters(labels, 10, dimension=16, spread=0.2, seed=8)
+    descriptor, _ = _clusters(labels, 10, dimension=8, spread=0.2, seed=9)
+    embeddings = {"network": network, "descriptor": descriptor}
+    recognizer = train_recognizer(
+        embeddings, names, standardize={"network": False, "descriptor": True}
+    ).recognizer
+
+    restored = Recognizer.from_bytes(_stored_before_likeness_by_every_backbone(recognizer, 0.3))
+
+    (check,) = restored.likeness
+    assert isinstance(check, NearestCentre)
+    assert (check.backbone, check.threshold) == ("network", 0.3)
+    assert restored.novelty_threshold == 0.3
+    assert np.allclose(check.centres, _centres(recognizer, "network"))
+    assert np.allclose(restored.probabilities(embeddings), recognizer.probabilities(embeddings))
+    # Only the first backbone is asked: a descriptor far from everything changes nothing.
+    far = _away_from(_centres(recognizer, "descriptor"))
+    assert restored.unlike_training({"network": network[:1], "descriptor": far}).tolist() == [False]
+    assert restored.unlike_training({"network": _away_from(check.centres)}).tolist() == [True]
 
 
 def test_a_recognizer_survives_storage_as_arrays_only() -> None:
@@ -77,7 +190,12 @@ def test_a_recognizer_survives_storage_as_arrays_only() -> None:
 
     assert restored.labels == recognizer.labels
     assert restored.temperature == recognizer.temperature
-    assert restored.novelty_threshold == recognizer.novelty_threshold
+    assert [(check.backbone, check.threshold) for check in restored.likeness] == [
+        (check.backbone, check.threshold) for check in recognizer.likeness
+    ]
+    assert restored.unlike_training(embeddings).tolist() == (
+        recognizer.unlike_training(embeddings).tolist()
+    )
     assert np.allclose(restored.probabilities(embeddings), recognizer.probabilities(embeddings))
 
 
@@ -119,5 +237,5 @@ def test_a_first_backbone_out_of_the_vote_is_still_asked_for_likeness() -> None:
     ).recognizer
 
     assert recognizer.heads[0].vote == 0  # a backbone that tells nothing apart gets no say
-    assert recognizer.novelty_backbone == "noise"
+    assert [check.backbone for check in recognizer.likeness] == ["noise", "network"]
     assert recognizer.backbones == ["noise", "network"]

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
 import pytest
 from httpx import AsyncClient
 from PIL import Image
@@ -19,6 +20,7 @@ from kai.ml.models import ModelVersion
 from kai.recognition import service
 from kai.recognition.models import Recognition
 from kai.runtime import Runtime
+from kai.vision import non_materials
 from tests.catalog.factories import create_category, create_material
 from tests.catalog.test_images import png_bomb
 from tests.identity.factories import Member, member
@@ -285,6 +287,96 @@ async def test_thresholds_decide_when_the_answer_is_unknown(
     assert outdated.status_code == 409
     assert outdated.json()["type"].endswith("model-outdated")
     assert "Train a new version" in outdated.json()["detail"]
+
+
+def _plainly_not_materials() -> dict[str, bytes]:
+    """Colour noise, a black-and-white checkerboard and a flat colour, as PNG files."""
+    rows, columns = np.mgrid[0:300, 0:300]
+    board = (((rows // 30 + columns // 30) % 2) * 255).astype(np.uint8)
+    return {
+        "noise.png": _png(np.random.default_rng(0).integers(0, 256, (300, 300, 3), np.uint8)),
+        "checkerboard.png": _png(np.repeat(board[..., None], 3, axis=2)),
+        "flat.png": _png(np.full((300, 300, 3), (180, 60, 60), np.uint8)),
+    }
+
+
+async def test_what_is_plainly_not_a_material_is_unknown(
+    committed_runtime: Runtime, committed_client: AsyncClient, running_worker: None
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    await _catalog(client, owner)
+    version = await _train(client, owner)
+    # The version says how often it would call a photo like its own unknown, and how many
+    # generated non-materials (noise, patterns, flat colours, gradients, text) it catches.
+    unknown = version["metrics"]["unknown"]
+    assert [(check["backbone"], check["kind"]) for check in unknown["checks"]] == [
+        ("efficientnet-lite0", "cosine"),
+        ("handcrafted", "cosine"),
+    ]
+    assert unknown["held_out_unlike"] <= 0.1
+    assert unknown["non_materials"]["images"] == 4 * len(non_materials.KINDS)
+    assert unknown["non_materials"]["unlike"] >= 0.9
+    assert version["novelty_threshold"] == pytest.approx(
+        unknown["checks"][0]["threshold"], abs=1e-4
+    )
+    strangers = _plainly_not_materials()
+    strangers["text.png"] = _png(non_materials.text(np.random.default_rng(3), 300))
+    # Photos of the trained materials, none of them a training photo.
+    photos = {
+        "brass.jpg": _brass_photo(),
+        "mosaic.jpg": jpeg(checks(300, cell=16, colour=(60, 90, 190), seed=7)),
+        "terrazzo.jpg": jpeg(grain(300, blur=6, colour=(150, 150, 145), seed=33)),
+    }
+
+    answers = {}
+    for name, data in {**strangers, **photos}.items():
+        answered = await client.post(
+            "/api/v1/recognitions",
+            files={"file": (name, data, "image/png" if name.endswith("png") else "image/jpeg")},
+            headers=owner.headers,
+        )
+        assert answered.status_code == 201, answered.text
+        answers[name] = answered.json()
+
+    for name in strangers:
+        assert answers[name]["unknown"] is True, (name, answers[name]["predictions"])
+        assert answers[name]["unknown_reason"] == "unlike_training"
+        assert answers[name]["label"] is None
+        assert answers[name]["predictions"]  # what it would have said is still shown
+    assert {name: answers[name]["label"] for name in photos} == {
+        "brass.jpg": "Brushed brass",
+        "mosaic.jpg": "Blue mosaic",
+        "terrazzo.jpg": "Grey terrazzo",
+    }
+    unknowns = await client.get(
+        "/api/v1/recognitions", params={"unknown": "true"}, headers=owner.headers
+    )
+    assert {item["file_name"] for item in unknowns.json()["items"]} == set(strangers)
+
+    # A batch judges its photos alike.
+    started = await client.post(
+        "/api/v1/recognition-batches",
+        files=[
+            ("files", (name, data, "image/png" if name.endswith("png") else "image/jpeg"))
+            for name, data in {**_plainly_not_materials(), "brass.jpg": _brass_photo()}.items()
+        ],
+        headers=owner.headers,
+    )
+    assert started.status_code == 202, started.text
+    (job,) = await _finished(client, owner, "recognition.recognize_batch")
+    assert job["status"] == "succeeded", job
+    results = await client.get(
+        f"/api/v1/recognition-batches/{started.json()['id']}/results", headers=owner.headers
+    )
+    assert [
+        (row["file_name"], row["unknown"], row["unknown_reason"]) for row in results.json()
+    ] == [
+        ("noise.png", True, "unlike_training"),
+        ("checkerboard.png", True, "unlike_training"),
+        ("flat.png", True, "unlike_training"),
+        ("brass.jpg", False, None),
+    ]
 
 
 BAD_UPLOADS = [

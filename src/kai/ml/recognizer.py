@@ -21,7 +21,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from kai.kit.errors import Unprocessable
+from kai.ml import likeness
 from kai.ml.heads import fit_head, new_head, vote_weights
+from kai.ml.likeness import Likeness
 
 # Folds of the validation (stratified; fewer when a label has fewer photos).
 VALIDATION_FOLDS = 5
@@ -29,16 +31,6 @@ VALIDATION_FOLDS = 5
 # bounded: on a small set that validation gets all right, the log-loss keeps falling as the
 # temperature does, and would make every answer "100 %", a photo of an untrained material too.
 TEMPERATURES = tuple(float(value) for value in np.geomspace(0.5, 5.0, 25))
-# A photo is unlike the training set when its similarity to the nearest label's centre is
-# under the lowest 1% of the training photos' similarity to their own label's (each left out
-# of that centre), less a margin.
-NOVELTY_PERCENTILE = 1.0
-NOVELTY_MARGIN = 0.05
-# ...and never above this: a label whose photos are nearly alike (one product shot one way)
-# would otherwise call every new photo of it a stranger. Measured with EfficientNet-Lite0:
-# trained on one development set, photos of the other set's textures come to 0.47-0.50 at
-# the median and 0.77-0.78 at the 99th percentile; the thresholds found were 0.56-0.58.
-NOVELTY_CEILING = 0.7
 
 
 class NotEnoughPhotos(Unprocessable):
@@ -91,33 +83,37 @@ class Recognizer:
     labels: list[str]
     heads: list[LinearHead]
     temperature: float
-    # Unit-length centre of each label's photos, by the first backbone (rows in label order).
-    centres: np.ndarray
-    novelty_threshold: float
+    # A photo unlike the training photos by any of these is unknown. A version trained before
+    # every backbone measured likeness has one: the first backbone's nearest centre.
+    likeness: list[Likeness]
 
     @property
     def backbones(self) -> list[str]:
-        """The backbones whose embeddings a recognition needs: those of the vote (a head
-        weighted zero needs none) and the one that measures likeness to the training photos."""
+        """The backbones whose embeddings a recognition needs: those that measure likeness to
+        the training photos, and those of the vote (a head weighted zero needs none)."""
         voting = [head.backbone for head in self.heads if head.vote > 0]
-        return list(dict.fromkeys([self.novelty_backbone, *voting]))
+        measuring = [check.backbone for check in self.likeness]
+        return list(dict.fromkeys([*measuring, *voting]))
 
     @property
-    def novelty_backbone(self) -> str:
-        return self.heads[0].backbone
+    def novelty_threshold(self) -> float:
+        """The first backbone's cosine threshold (a version's `novelty_threshold`)."""
+        return self.likeness[0].threshold
 
     def probabilities(self, embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
         """Calibrated probabilities over `labels`, a row per photo."""
         mixed = _vote(self.heads, self.labels, embeddings)
         return _tempered(mixed, self.temperature)
 
-    def similarity_to_training(self, rows: np.ndarray) -> np.ndarray:
-        """Each photo's cosine similarity to the nearest label's centre."""
-        found: np.ndarray = (rows.astype(np.float64) @ self.centres.T).max(axis=1)
+    def unlike_training(self, embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Whether each photo is unlike the training photos (by any backbone), a row per photo."""
+        found: np.ndarray = np.any(
+            [check.unlike(embeddings[check.backbone]) for check in self.likeness], axis=0
+        )
         return found
 
     def to_bytes(self) -> bytes:
-        arrays: dict[str, np.ndarray] = {"centres": self.centres}
+        arrays: dict[str, np.ndarray] = {}
         heads = []
         for index, head in enumerate(self.heads):
             arrays[f"head{index}.weights"] = head.weights
@@ -126,11 +122,15 @@ class Recognizer:
                 arrays[f"head{index}.mean"] = head.mean
                 arrays[f"head{index}.scale"] = head.scale
             heads.append({"backbone": head.backbone, "classes": head.classes, "vote": head.vote})
+        checks = []
+        for index, (description, kept) in enumerate(likeness.described(self.likeness)):
+            checks.append(description)
+            arrays.update({f"likeness{index}.{name}": value for name, value in kept.items()})
         described = {
             "labels": self.labels,
             "heads": heads,
             "temperature": self.temperature,
-            "novelty_threshold": self.novelty_threshold,
+            "likeness": checks,
         }
         arrays["description"] = np.frombuffer(json.dumps(described).encode(), dtype=np.uint8)
         buffer = io.BytesIO()
@@ -153,12 +153,24 @@ class Recognizer:
                 )
                 for index, head in enumerate(described["heads"])
             ]
+            if "likeness" in described:
+                checks = [
+                    likeness.from_described(check, _prefixed(arrays, f"likeness{index}."))
+                    for index, check in enumerate(described["likeness"])
+                ]
+            else:
+                # Stored before every backbone measured likeness: the first backbone's centres
+                # and threshold only, and so the rule it was trained with.
+                checks = [
+                    likeness.NearestCentre(
+                        heads[0].backbone, arrays["centres"], float(described["novelty_threshold"])
+                    )
+                ]
             return cls(
                 labels=list(described["labels"]),
                 heads=heads,
                 temperature=float(described["temperature"]),
-                centres=arrays["centres"],
-                novelty_threshold=float(described["novelty_threshold"]),
+                likeness=checks,
             )
 
 
@@ -193,7 +205,7 @@ def train_recognizer(
     """Validate by stratified k-fold (the vote's weights and temperature are chosen on the
     held-out predictions, and the metrics measured on them), then fit the heads on every photo.
 
-    The first backbone also defines what "like the training photos" means."""
+    Each backbone also measures how alike a new photo is to the training photos."""
     targets = np.asarray([str(label) for label in labels])
     names = sorted(set(targets.tolist()))
     counts = {name: int(np.sum(targets == name)) for name in names}
@@ -228,7 +240,12 @@ def train_recognizer(
         )
         for name, vote in zip(backbones, votes, strict=True)
     ]
-    centres, threshold = _novelty(embeddings[backbones[0]], targets, names)
+    checks, held_out_unlike = likeness.fit_likeness(
+        embeddings,
+        targets,
+        standardize=standardize,
+        folds=list(splitter.split(np.zeros(len(targets)), targets)),
+    )
     metrics = classification_metrics(targets, predicted, names)
     metrics.update(
         {
@@ -243,14 +260,26 @@ def train_recognizer(
                 for name, found in zip(backbones, held_out, strict=True)
             },
             "votes": dict(zip(backbones, votes, strict=True)),
+            "unknown": {
+                "checks": [
+                    {
+                        "backbone": check.backbone,
+                        "kind": check.kind,
+                        "threshold": round(check.threshold, 4),
+                    }
+                    for check in checks
+                ],
+                # Of the training photos, each measured by checks made without it: how often
+                # a new photo like them would be called unlike them.
+                "held_out_unlike": round(float(np.mean(held_out_unlike)), 4),
+            },
         }
     )
     recognizer = Recognizer(
         labels=names,
         heads=heads,
         temperature=temperature,
-        centres=centres,
-        novelty_threshold=threshold,
+        likeness=checks,
     )
     return Trained(recognizer=recognizer, metrics=metrics)
 
@@ -286,27 +315,10 @@ def _log_loss(probabilities: np.ndarray, truth: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
 
 
-def _novelty(
-    rows: np.ndarray, targets: np.ndarray, names: Sequence[str]
-) -> tuple[np.ndarray, float]:
-    """Each label's centre, and the similarity under which a photo is unlike them all.
-
-    A training photo is compared with its label's centre *without itself* (with six photos a
-    label, a photo is a sixth of its own centre, and would look closer than any new photo
-    of the label can): that is how near a new photo of a known label comes.
-    """
-    unit = rows.astype(np.float64)
-    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    sums = np.stack([unit[targets == name].sum(axis=0) for name in names])
-    sizes = np.asarray([int(np.sum(targets == name)) for name in names])
-    centres = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-    own = []
-    for index, label in enumerate(targets):
-        at = names.index(str(label))
-        others = sums[at] - unit[index] if sizes[at] > 1 else sums[at]
-        own.append(float(unit[index] @ others / max(float(np.linalg.norm(others)), 1e-12)))
-    threshold = float(np.percentile(own, NOVELTY_PERCENTILE)) - NOVELTY_MARGIN
-    return centres, max(-1.0, min(NOVELTY_CEILING, threshold))
+def _prefixed(arrays: Any, prefix: str) -> dict[str, np.ndarray]:
+    return {
+        name.removeprefix(prefix): arrays[name] for name in arrays.files if name.startswith(prefix)
+    }
 
 
 def classification_metrics(

@@ -35,10 +35,14 @@ class ModelVersionRead(BaseModel):
     labels: list[LabelRead]
     backbones: list[BackboneRead]
     metrics: dict[str, Any] = Field(
-        description="Validation: accuracy, macro_f1, per_class, confusion_matrix, calibration."
+        description="Validation: accuracy, macro_f1, per_class, confusion_matrix, calibration; "
+        "and `unknown`: the checks of likeness to the training photos (backbone, kind, "
+        "threshold), the share of training photos, held out, that they call unlike, and of "
+        "generated non-materials."
     )
     novelty_threshold: float | None = Field(
-        description="Similarity to the nearest label's photos under which a photo is unknown."
+        description="Similarity to the nearest label's photos under which a photo is unknown, "
+        "by the first backbone (every check's: `metrics.unknown.checks`)."
     )
     temperature: float
     error: str | None

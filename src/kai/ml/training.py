@@ -37,6 +37,7 @@ from kai.ml.models import ModelVersion
 from kai.ml.recognizer import NotEnoughPhotos, Recognizer, photos_shortfall, train_recognizer
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
 from kai.ml.service import material_label
+from kai.vision import non_materials
 from kai.vision.backbones import DEFAULT_BACKBONES, Backbone
 from kai.vision.preprocessing import Enhancement, prepare_views
 
@@ -44,6 +45,11 @@ log = structlog.get_logger(__name__)
 
 # Photos embedded per model call (progress is reported between calls).
 EMBED_CHUNK = 16
+# Generated images that are plainly not materials (noise, checkerboards, stripes, flat
+# colours, gradients, text), this many of each kind, that a new version is measured on: how
+# many it calls unlike its training photos is in its metrics. Always the same images.
+NON_MATERIALS_PER_KIND = 4
+NON_MATERIALS_SEED = 2026
 MAX_LABELS = 2000
 
 Progress = Callable[[int, int | None], Awaitable[None]]
@@ -355,6 +361,38 @@ async def embed_examples(
     return kept, embeddings, skipped
 
 
+def measure_non_materials(
+    recognizer: Recognizer,
+    backbones: Sequence[Backbone],
+    *,
+    enhancement: Enhancement,
+    limits: ImageLimits,
+) -> dict[str, Any]:
+    """How many of the generated non-materials the recognizer calls unlike its training
+    photos, in all and by kind (blocking: embeds them)."""
+    made = non_materials.non_materials(NON_MATERIALS_PER_KIND, seed=NON_MATERIALS_SEED)
+    sides = sorted({backbone.input_side for backbone in backbones})
+    prepared = [
+        prepare_views(image, sides=sides, enhancement=enhancement, limits=limits)
+        for image in (non_materials.png(pixels) for _, pixels in made)
+    ]
+    needed = set(recognizer.backbones)
+    embeddings = {
+        backbone.name: backbone.embed([views.views[backbone.input_side] for views in prepared])
+        for backbone in backbones
+        if backbone.name in needed
+    }
+    unlike = recognizer.unlike_training(embeddings)
+    kinds = np.asarray([kind for kind, _ in made])
+    return {
+        "images": len(made),
+        "unlike": round(float(np.mean(unlike)), 4),
+        "unlike_by_kind": {
+            kind: round(float(np.mean(unlike[kinds == kind])), 4) for kind in non_materials.KINDS
+        },
+    }
+
+
 def enhancement_for(version: ModelVersion, settings: Settings) -> Enhancement:
     """How photos are prepared for `version`, in its training and every recognition by it:
     the server's corrections, and the version's own test-time augmentation."""
@@ -423,6 +461,19 @@ async def run_training(
         standardize={backbone.name: backbone.standardize for backbone in backbones},
     )
     recognizer = trained.recognizer
+    try:
+        trained.metrics["unknown"]["non_materials"] = await asyncio.to_thread(
+            measure_non_materials,
+            recognizer,
+            backbones,
+            enhancement=enhancement_for(version, settings),
+            limits=limits,
+        )
+    except KaiError as exc:
+        # A measure of the version, not the version: an uploaded model busy or failing on a
+        # generated image leaves it out rather than failing the training.
+        log.warning("ml.non_materials_unmeasured", error=exc.detail or exc.title)
+        trained.metrics["unknown"]["non_materials"] = None
     snapshot = {
         "model_version_id": str(version.id),
         "made_at": datetime.now(UTC).isoformat(),

@@ -334,10 +334,10 @@ def judge(
 ) -> list[Verdict]:
     """A verdict per row of `embeddings` (one row a photo, by backbone name)."""
     probabilities = recognizer.probabilities(embeddings)
-    likeness = recognizer.similarity_to_training(embeddings[recognizer.novelty_backbone])
+    unlike = recognizer.unlike_training(embeddings)
     category_ids = {entry["label"]: entry.get("category_id") for entry in version.labels}
     verdicts = []
-    for row, alike in zip(probabilities, likeness, strict=True):
+    for row, stranger in zip(probabilities, unlike, strict=True):
         predictions = [
             {
                 "label": recognizer.labels[index],
@@ -347,7 +347,7 @@ def judge(
             for index in np.argsort(-row)[:top_k]
         ]
         reason = None
-        if float(alike) < recognizer.novelty_threshold:
+        if stranger:
             reason = "unlike_training"
         elif predictions[0]["confidence"] < confidence_threshold:
             reason = "low_confidence"
