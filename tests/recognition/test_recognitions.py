@@ -370,7 +370,7 @@ async def test_what_is_plainly_not_a_material_is_unknown(
         f"/api/v1/recognition-batches/{started.json()['id']}/results", headers=owner.headers
     )
     assert [
-        (row["file_name"], row["unknown"], row["unknown_reason"]) for row in results.json()
+        (row["file_name"], row["unknown"], row["unknown_reason"]) for row in results.json()["items"]
     ] == [
         ("noise.png", True, "unlike_training"),
         ("checkerboard.png", True, "unlike_training"),
