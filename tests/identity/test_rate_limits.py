@@ -47,7 +47,8 @@ async def test_anonymous_auth_calls_are_limited_per_address(runtime: Runtime) ->
         assert statuses == [202, 202, 202, 429]
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"].endswith("/rate-limited")
-        assert response.headers["retry-after"] == "20"
+        # One request refills in 60 / 3 = 20 s, less what the four requests themselves took.
+        assert 18 <= int(response.headers["retry-after"]) <= 20
         assert response.headers["ratelimit-limit"] == "3"
         assert response.headers["ratelimit-remaining"] == "0"
         assert response.headers["ratelimit-policy"].startswith("3;w=60")
