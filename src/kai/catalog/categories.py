@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,7 +201,8 @@ async def create_category(
     )
     effective = _effective([*chain, category])
     category = await repository.add(category)
-    _keys_agree(await repository.all(organization_id))
+    tree = {c.id: c for c in await repository.all(organization_id)}
+    _keys_agree(tree, _schemas(tree))
     return CategoryView(category, effective)
 
 
@@ -219,7 +220,7 @@ async def update_category(
     organization_id = actor.tenant_id
     repository = CategoryRepository(session)
     category = await get_category(session, actor=actor, category_id=category_id, for_update=True)
-    before = await _subtree_schemas(repository, organization_id, category.id)
+    before = _schemas({c.id: c for c in await repository.all(organization_id)}, within=category.id)
     parent_id = changes.get("parent_id", category.parent_id)
     name = changes.get("name") or category.name
     moved = "parent_id" in changes and parent_id != category.parent_id
@@ -255,11 +256,9 @@ async def update_category(
     await session.flush()
     tree = {c.id: c for c in await repository.all(organization_id)}
     subtree = [c for c in tree.values() if c.id == category.id or category.id in c.path]
-    after = {
-        member.id: _effective([*(tree[i] for i in member.path if i in tree), member])
-        for member in subtree
-    }
-    _keys_agree(list(tree.values()))
+    schemas = _schemas(tree)
+    _keys_agree(tree, schemas)
+    after = {member.id: schemas[member.id] for member in subtree}
     await _refuse_stranding(session, organization_id, before, after)
     if moved or renamed:
         # The subtree's materials name these categories in their search documents: a job
@@ -270,18 +269,31 @@ async def update_category(
             organization_id=organization_id,
         )
     await session.refresh(category)
-    return await view(session, actor=actor, category=category)
+    return CategoryView(category, schemas[category.id])
 
 
-def _keys_agree(tree: Sequence[Category]) -> None:
+def _schemas(
+    tree: Mapping[uuid.UUID, Category], *, within: uuid.UUID | None = None
+) -> dict[uuid.UUID, list[PropertyDefinition]]:
+    """The effective schema of each category of a tree (of `within` and those under it only,
+    when given)."""
+    return {
+        member.id: _effective([*(tree[i] for i in member.path if i in tree), member])
+        for member in tree.values()
+        if within is None or member.id == within or within in member.path
+    }
+
+
+def _keys_agree(
+    tree: Mapping[uuid.UUID, Category], schemas: Mapping[uuid.UUID, list[PropertyDefinition]]
+) -> None:
     """A key means one thing across the catalog: one type and, for measures, one dimension
     (units may differ: Tiles may keep thickness in mm and Stone in cm), so that a search
     filter or facet on it compares like with like in every category."""
-    by_id = {category.id: category for category in tree}
     seen: dict[str, tuple[PropertyDefinition, Category]] = {}
-    for category in tree:
-        chain = [*(by_id[i] for i in category.path if i in by_id), category]
-        for definition in _effective(chain):
+    for category_id, schema in schemas.items():
+        category = tree[category_id]
+        for definition in schema:
             first = seen.setdefault(definition.key, (definition, category))
             other, where = first
             if other.type != definition.type:
@@ -300,18 +312,6 @@ def _keys_agree(tree: Sequence[Category]) -> None:
                     f"{definition.unit} in {category.name} measures something else: a key "
                     "means one thing across the catalog (give this one another key)"
                 )
-
-
-async def _subtree_schemas(
-    repository: CategoryRepository, organization_id: uuid.UUID, category_id: uuid.UUID
-) -> dict[uuid.UUID, list[PropertyDefinition]]:
-    """The effective schema of a category and of each category under it."""
-    tree = {c.id: c for c in await repository.all(organization_id)}
-    return {
-        member.id: _effective([*(tree[i] for i in member.path if i in tree), member])
-        for member in tree.values()
-        if member.id == category_id or category_id in member.path
-    }
 
 
 async def _refuse_stranding(

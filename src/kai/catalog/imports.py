@@ -848,10 +848,12 @@ def export_record(material: Material, categories: _Categories) -> dict[str, Any]
     (`{"value": 20, "unit": "mm"}`, `20 mm` in a CSV), since two categories may keep one key
     in different units."""
     view = categories.by_id.get(material.category_id) if material.category_id else None
-    units = {d.key: d.unit for d in view.effective if d.unit} if view is not None else {}
+    # The category's definitions by key, made once per category for the whole export.
+    schema = categories.definitions(view) if view is not None else {}
     properties: dict[str, Any] = {}
     for key, value in material.properties.items():
-        unit = units.get(key)
+        definition = schema.get(key)
+        unit = definition.unit if definition is not None else None
         if unit is not None and isinstance(value, dict):
             properties[key] = {**value, "unit": unit}
         elif unit is not None and isinstance(value, int | float):

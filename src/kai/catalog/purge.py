@@ -73,11 +73,9 @@ async def _purge(
 ) -> None:
     # Versions, images, embeddings and project entries go with the rows (ON DELETE CASCADE);
     # feedback and training examples keep their photo and lose the link.
-    keys: list[str] = []
-    images = ImageRepository(session)
-    for material in materials:
-        for image in await images.of_material(organization_id, material.id):
-            keys.extend(image_keys(image))
-    await MaterialRepository(session).delete_rows(organization_id, [m.id for m in materials])
+    ids = [material.id for material in materials]
+    images = await ImageRepository(session).of_materials(organization_id, ids)
+    keys = [key for image in images for key in image_keys(image)]
+    await MaterialRepository(session).delete_rows(organization_id, ids)
     # The files go once the rows' removal has committed: a rollback keeps both.
     await delete_after_commit(session, keys, organization_id=organization_id)

@@ -462,6 +462,15 @@ class ImageRepository:
             descending=False,
         )
 
+    async def of_materials(
+        self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
+    ) -> list[MaterialImage]:
+        statement = select(MaterialImage).where(
+            MaterialImage.organization_id == organization_id,
+            MaterialImage.material_id.in_(material_ids),
+        )
+        return list((await self.session.scalars(statement)).all())
+
     async def primary_of(
         self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, MaterialImage]:
