@@ -172,14 +172,13 @@ def scratch() -> Iterator[Path]:
 
 
 async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    from kai.catalog import categories, transfers
-    from kai.catalog.properties import PropertyDefinition
+    from kai.catalog import transfers
     from kai.config import Settings
     from kai.identity import admin
     from kai.identity.actor import Actor
     from kai.identity.permissions import Permission
     from kai.kit import images as imaging
-    from kai.kit.db import act_for, create_engine
+    from kai.kit.db import create_engine
     from kai.runtime import Runtime, attach_database
 
     settings = Settings(_env_file=None, data_dir=data_dir, log_level="warning")  # type: ignore[call-arg]
@@ -202,24 +201,7 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             role="owner",
         )
         started = time.perf_counter()
-        async with runtime.session_factory.begin() as session:
-            await act_for(session, organization_id=actor.organization_id)
-            for family, spec in FAMILIES.items():
-                top = await categories.create_category(
-                    session, actor=actor, name=family, parent_id=None, description="",
-                    position=None,
-                    properties=[PropertyDefinition.model_validate(p) for p in schema(family)],
-                )  # fmt: skip
-                for kind in spec["kinds"]:
-                    middle = await categories.create_category(
-                        session, actor=actor, name=kind, parent_id=top.category.id,
-                        description="", position=None, properties=[],
-                    )  # fmt: skip
-                    for fmt in FORMATS:
-                        await categories.create_category(
-                            session, actor=actor, name=fmt, parent_id=middle.category.id,
-                            description="", position=None, properties=[],
-                        )  # fmt: skip
+        await create_taxonomy(runtime, actor)
         count = sum(1 + len(spec["kinds"]) * (1 + len(FORMATS)) for spec in FAMILIES.values())
         results["categories"] = count
         results["taxonomy_seconds"] = round(time.perf_counter() - started, 2)
@@ -254,6 +236,32 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         await runtime.close()
         if server is not None:
             server.release()
+
+
+async def create_taxonomy(runtime: Any, actor: Any) -> None:
+    """The generated categories: a family, its kinds, each kind's formats; properties on top."""
+    from kai.catalog import categories
+    from kai.catalog.properties import PropertyDefinition
+    from kai.kit.db import act_for
+
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=actor.organization_id)
+        for family, spec in FAMILIES.items():
+            top = await categories.create_category(
+                session, actor=actor, name=family, parent_id=None, description="",
+                position=None,
+                properties=[PropertyDefinition.model_validate(p) for p in schema(family)],
+            )  # fmt: skip
+            for kind in spec["kinds"]:
+                middle = await categories.create_category(
+                    session, actor=actor, name=kind, parent_id=top.category.id,
+                    description="", position=None, properties=[],
+                )  # fmt: skip
+                for fmt in FORMATS:
+                    await categories.create_category(
+                        session, actor=actor, name=fmt, parent_id=middle.category.id,
+                        description="", position=None, properties=[],
+                    )  # fmt: skip
 
 
 def _ids(values: dict[str, Any]) -> dict[str, Any]:

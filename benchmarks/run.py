@@ -36,6 +36,9 @@ STOP_TIMEOUT_S = 60.0
 WARM_START_GOAL_S = 3.0
 HEALTHZ_GOAL_RPS = 3000.0
 AUTHENTICATED_READ_GOAL_RPS = 1500.0
+# Issue 16: KAI's read against the same framework's bare route, measured side by side.
+AUTHENTICATED_READ_SHARE_GOAL = 0.6
+AUTHENTICATED_READ_SPREAD_GOAL = 4.0
 AUTHENTICATED_READ = "GET /api/v1/organization (authenticated read)"
 CEILING_RAW = "ceiling: bare ASGI + psycopg, one organization read"
 CEILING_FASTAPI = "ceiling: bare FastAPI route + psycopg, one organization read"
@@ -89,13 +92,24 @@ class ServeProcess:
 
     live: list[ServeProcess] = []  # noqa: RUF012 - a registry of everything to stop on exit
 
-    def __init__(self, data_dir: Path, *, worker: bool) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        worker: bool,
+        settings: dict[str, str] | None = None,
+        processes: int = 1,
+    ) -> None:
         self.data_dir = data_dir
+        # KAI_* settings to try (`--setting`), over the benchmark's own.
+        self.settings = settings or {}
         self.port = free_port()
         self.log_path = data_dir.parent / f"serve-{self.port}.log"
         self.args = [*kai_command(), "serve", "--port", str(self.port)]
         if not worker:
             self.args.append("--no-worker")
+        if processes > 1:
+            self.args += ["--workers", str(processes)]
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
@@ -109,6 +123,7 @@ class ServeProcess:
                 "KAI_ACCESS_LOG": "false",
                 # Measured is what one instance serves, not what the limits let through.
                 "KAI_RATE_LIMITS__ENABLED": "false",
+                **self.settings,
             }
         )
         with self.log_path.open("ab") as log:
@@ -125,6 +140,11 @@ class ServeProcess:
                 start_new_session=True,
             )
         ServeProcess.live.append(self)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def wait_ready(self) -> float:
         """Poll /readyz until it answers 200; return seconds since spawn."""
@@ -335,6 +355,17 @@ def _wrk_script(request: Request, scratch: Path) -> Path:
     return path
 
 
+def start_profiler(pid: int, output: Path, duration: float) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` at 200 Hz for the load's duration, native frames left out."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [str(py_spy if py_spy.exists() else "py-spy"), "record", "--pid", str(pid)]
+    command += ["--rate", "200", "--duration", str(max(1, round(duration)))]
+    command += ["--format", "raw" if output.suffix == ".txt" else "flamegraph"]
+    command += ["--output", str(output), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
 def drive(
     generator: str,
     url: str,
@@ -375,13 +406,21 @@ def drive(
 
 
 def bench_http(
-    generator: str, connections: int, duration: float, scratch: Path
+    generator: str,
+    connections: int,
+    duration: float,
+    scratch: Path,
+    settings: dict[str, str] | None = None,
+    profile: Path | None = None,
+    processes: int = 1,
 ) -> tuple[list[HttpRun], list[str]]:
-    """Load each target of one warmed `kai serve --no-worker`; the runs and the log's problems."""
+    """Load each target of one warmed `kai serve --no-worker`; the runs and the log's problems.
+    With `profile`, py-spy samples the server during the authenticated read (a flame graph
+    for `.svg`, collapsed stacks for `.txt`)."""
     data_dir = scratch / "http" / "kai-data"
     data_dir.parent.mkdir(parents=True)
     # No worker: its polling would compete with the requests for the same two cores.
-    server = ServeProcess(data_dir, worker=False)
+    server = ServeProcess(data_dir, worker=False, settings=settings, processes=processes)
     server.start()
     try:
         server.wait_ready()
@@ -422,7 +461,12 @@ def bench_http(
             before = get_status(server.port, path, request)
             # Warm-up: fills the connection pool and the caches, and is not measured.
             drive(generator, base + path, clients, min(2.0, duration), request, scratch)
+            sampler = None
+            if profile is not None and name == AUTHENTICATED_READ:
+                sampler = start_profiler(server.pid, profile, duration)
             summary = drive(generator, base + path, clients, duration, request, scratch)
+            if sampler is not None:
+                sampler.wait(timeout=duration + 60)
             after = get_status(server.port, path, request)
             known = {key: summary.pop(key) for key in list(summary) if key in _HTTP_FIELDS}
             runs.append(
@@ -575,6 +619,24 @@ def evaluate(startup: list[StartupRun], http: list[HttpRun]) -> list[Goal]:
             reads.requests_per_s >= AUTHENTICATED_READ_GOAL_RPS if reads else None,
         ),
     ]
+    ceiling = next((run for run in http if run.target == CEILING_FASTAPI), None)
+    if reads and ceiling:
+        share = reads.requests_per_s / ceiling.requests_per_s
+        spread = reads.p99_ms / reads.p50_ms if reads.p50_ms else float("inf")
+        goals += [
+            Goal(
+                "authenticated read / bare FastAPI route, same run",
+                f">= {AUTHENTICATED_READ_SHARE_GOAL:.0%}",
+                f"{share:.0%}",
+                share >= AUTHENTICATED_READ_SHARE_GOAL,
+            ),
+            Goal(
+                "authenticated read p99 / p50",
+                f"< {AUTHENTICATED_READ_SPREAD_GOAL:g}",
+                f"{spread:.1f}",
+                spread < AUTHENTICATED_READ_SPREAD_GOAL,
+            ),
+        ]
     return goals
 
 
@@ -659,7 +721,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
     parser.add_argument(
-        "--only", choices=["startup", "http", "ceiling"], help="run one benchmark only"
+        "--only",
+        action="append",
+        choices=["startup", "http", "ceiling"],
+        help="run this benchmark only; repeat it to run several (http and ceiling side by side)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="starts of each kind")
     parser.add_argument(
@@ -667,6 +732,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["auto", "wrk", "python"],
         default="auto",
         help="auto: wrk when on PATH, else the Python fallback",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KAI_NAME=VALUE",
+        help="a setting for the measured server (e.g. KAI_DATABASE__POOL_SIZE=20); repeatable",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (`kai serve --workers`)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the server with py-spy during the authenticated read: .svg or .txt",
     )
     parser.add_argument(
         "--output", type=Path, default=RESULTS_DIR / "latest.json", help="JSON results file"
@@ -678,22 +758,30 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks, print Markdown and write JSON."""
     options = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    run_http = options.only in (None, "http", "ceiling")
+    chosen = set(options.only or ("startup", "http", "ceiling"))
+    run_http = bool(chosen & {"http", "ceiling"})
     generator = load_generator(options.load_generator) if run_http else None
     startup: list[StartupRun] = []
     http: list[HttpRun] = []
     log_problems: list[str] = []
     with scratch_dir() as scratch:
-        if options.only in (None, "startup"):
+        if "startup" in chosen:
             print("start-up:", flush=True)
             startup = bench_startup(options.repeats, scratch)
         if generator is not None:
             print(f"http ({generator}):", flush=True)
-            if options.only in (None, "http"):
+            if "http" in chosen:
+                settings = dict(setting.split("=", 1) for setting in options.setting)
                 http, log_problems = bench_http(
-                    generator, options.connections, options.duration, scratch
+                    generator,
+                    options.connections,
+                    options.duration,
+                    scratch,
+                    settings,
+                    options.profile,
+                    options.workers,
                 )
-            if options.only in (None, "ceiling"):
+            if "ceiling" in chosen:
                 print("ceiling:", flush=True)
                 http += bench_ceiling(generator, options.connections, options.duration, scratch)
     machine = machine_info(generator)
@@ -711,7 +799,8 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": options.duration,
             "connections": options.connections,
             "repeats": options.repeats,
-            "only": options.only,
+            "only": sorted(chosen),
+            "workers": options.workers,
         },
         "startup": [asdict(run) for run in startup],
         "http": [asdict(run) for run in http],

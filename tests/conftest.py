@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from kai.app import create_app
 from kai.config import Settings
+from kai.identity import sso
 from kai.kit.db import create_engine, libpq_url
 from kai.kit.jobs.worker import run_worker
 from kai.kit.logging import configure_logging
@@ -59,21 +59,6 @@ def _test_cluster() -> EmbeddedPostgres:
     )
 
 
-@pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    """URL of a PostgreSQL server with pgvector on which the tests may create databases."""
-    configured = os.environ.get("KAI_TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    cluster = _test_cluster()
-    url = cluster.acquire()
-    try:
-        yield url
-    finally:
-        cluster.release()
-
-
 def _with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
@@ -90,15 +75,6 @@ def fresh_database(server: str, name: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="session")
-def worker_name(request: pytest.FixtureRequest) -> str:
-    """This test process's name among all running on the server: the xdist worker and the
-    process id, so two test runs sharing the cluster (two checkouts, CI beside a developer)
-    never drop each other's databases."""
-    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
-    return f"{worker}_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -141,13 +117,19 @@ def settings(data_dir: Path, database_url: str, model_dir: Path) -> Settings:
         auth={"password_hash": {"memory_kib": 1024, "iterations": 1, "parallelism": 1}},
         jobs={
             "heartbeat_seconds": 0.5,
-            "stalled_after_seconds": 2,
+            # A loaded 2-core CI machine can hold an event loop for seconds: a shorter silence
+            # handed a live job's entry back and ran it twice. Tests of recovery hand back
+            # entries no worker holds, which the recovery takes whatever this is.
+            "stalled_after_seconds": 10,
             "stalled_check_seconds": 0.5,
             "retry_base_seconds": 0.2,
             "retry_max_seconds": 1,
         },
         # One image-model store for the run: EfficientNet-Lite0 is exported once.
         vision={"model_dir": model_dir},
+        # The API's tests see the server as a `pip install` runs it: no web app built (the
+        # app's own tests, in web/e2e, serve the checkout's build).
+        web_dir=data_dir / "no-web-build",
     )
 
 
@@ -169,6 +151,14 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     ) as session:
         yield session
+
+
+@pytest.fixture(autouse=True)
+def forget_identity_providers() -> None:
+    """Each test meets providers afresh: the SSO caches live for the process, keyed by URL,
+    and a loopback peer's port is soon reused by another test's peer."""
+    for cache in (sso.metadata_cache, sso.keys_cache, sso.failed_discoveries):
+        cache.entries.clear()
 
 
 @pytest.fixture
@@ -285,14 +275,6 @@ async def worker_running(runtime: Runtime) -> AsyncIterator[None]:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One image-model store for every test worker of the run, so the export happens once."""
-    shared = tmp_path_factory.getbasetemp().parent / "kai-models"
-    shared.mkdir(exist_ok=True)
-    return shared
 
 
 class _CurrentStderr:

@@ -73,7 +73,9 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], logs: Path) -> None
 
 
 def _postgres_processes(data_dir: Path) -> list[str]:
-    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        ["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True
+    )
     return [line for line in listing.stdout.splitlines() if str(data_dir) in line]
 
 
@@ -110,3 +112,83 @@ def test_serve_starts_embedded_stops_cleanly_on_a_signal_and_keeps_data(
     assert second.wait(timeout=30) == 0
     assert not server.is_running()
     assert _postgres_processes(data_dir) == []
+
+
+def _children(parent: int) -> list[int]:
+    listing = subprocess.run(
+        ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(parent)], capture_output=True, text=True
+    )
+    # The supervisor's server processes, not multiprocessing's resource tracker beside them.
+    return [
+        int(line.split()[0])
+        for line in listing.stdout.splitlines()
+        if "resource_tracker" not in line
+    ]
+
+
+def test_serve_with_two_processes_shares_the_database_limits_and_metrics(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "kai-data"
+    port, metrics_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAI_")}
+    env.update(
+        {
+            "KAI_DATA_DIR": str(data_dir),
+            "KAI_LOG_LEVEL": "warning",
+            "KAI_METRICS__PORT": str(metrics_port),
+            # Five sign-in attempts an hour per address, whichever process is asked.
+            "KAI_RATE_LIMITS__AUTH": '{"limit": 5, "period_seconds": 3600}',
+        }
+    )
+    with (tmp_path / "serve-0.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kai", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(port, process, tmp_path)
+        assert len(_children(process.pid)) == 2
+        # The embedded database was started once, by the parent, for both (the data dir also
+        # shows in the command line of the image model's export, beside them).
+        postmasters = [line for line in _postgres_processes(data_dir) if "postgres -D" in line]
+        assert len(postmasters) == 1, postmasters
+
+        # Each attempt on a connection of its own: the two processes take them as they come.
+        answers = []
+        for _ in range(12):
+            with httpx.Client() as client:
+                answers.append(
+                    client.post(
+                        f"http://127.0.0.1:{port}/api/v1/auth/login",
+                        json={"email": "nobody@quarry.example", "password": "not this one"},
+                    ).status_code
+                )
+        assert answers == [401] * 5 + [429] * 7
+
+        for _ in range(20):
+            with httpx.Client() as client:
+                assert client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        counted = [
+            line
+            for line in scraped.splitlines()
+            if line.startswith("kai_http_requests_total{") and 'route="/healthz"' in line
+        ]
+        # Every process's requests, whichever process answers the scrape.
+        assert len(counted) == 1, counted
+        assert float(counted[0].rsplit(" ", 1)[1]) == 20.0, counted
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert [line for line in _postgres_processes(data_dir) if "postgres -D" in line] == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+        server = EmbeddedPostgres(data_dir / "postgres")
+        if server.is_running():
+            server.stop()

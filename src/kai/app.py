@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast, get_args
@@ -25,8 +26,10 @@ from kai.kit.jobs.worker import load_task_modules
 from kai.kit.middleware import RequestContextMiddleware
 from kai.ml.endpoints import backbones_router
 from kai.ml.endpoints import router as models_router
+from kai.ops import webapp
 from kai.ops.endpoints import MetricsAccess, MetricsListenerOnly, ReadinessProbe
 from kai.ops.endpoints import router as ops_router
+from kai.ops.processes import SERVE_JOBS_ENV
 from kai.recognition.endpoints import batches_router
 from kai.recognition.endpoints import catalog_router as near_duplicates_router
 from kai.recognition.endpoints import router as recognitions_router
@@ -122,7 +125,10 @@ def create_app(
     # Probes first, then one level of routers: FastAPI tries routes in order, through every
     # level of nesting, and the routing was a measurable part of each request's cost.
     app.include_router(ops_router)
-    # The pages emailed links open (outside the API: people, not programs, use them).
+    build = webapp.find_build(settings.web_dir)
+    if build is not None:
+        app.include_router(webapp.emailed_links_router(build))
+    # The pages emailed links open without the app, and the forms they post to.
     app.include_router(pages_router)
     for router in (
         *IDENTITY_ROUTERS,
@@ -139,8 +145,25 @@ def create_app(
     ):
         # Any API route may meet an unusable value, a too-large body or invalid input.
         app.include_router(router, prefix=API_PREFIX, responses=problem_responses(400, 413, 422))
+    # Last: every path no route above took is the app's (or says the app is not built).
+    app.include_router(webapp.router_for(build))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def served_app() -> FastAPI:
+    """The app of one process of `kai serve --workers N`, from the environment its parent
+    set: the running database's URL, the shared rate-limit table, whether to run jobs."""
+    from kai.kit.cli import command_settings
+
+    settings = command_settings()
+    if settings.database_url is None:
+        raise RuntimeError("a process of `kai serve --workers` is given KAI_DATABASE_URL")
+    return create_app(
+        settings,
+        database_url=settings.database_url.get_secret_value(),
+        run_worker=os.environ.get(SERVE_JOBS_ENV) == "1",
+    )
 
 
 def _start_worker(runtime: Runtime) -> asyncio.Task[None]:

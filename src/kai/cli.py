@@ -70,32 +70,38 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not run background jobs in this process.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Server processes on the one port [default: KAI_WORKERS; else one with the "
+            "embedded database, one per core with a configured one].",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server (with an in-process worker unless --no-worker)."""
     import uvicorn
 
     from kai.app import create_app
-    from kai.ops.listeners import bind_listeners
+    from kai.ops.listeners import bind_listeners, server_config
 
     settings = command_settings()
     # The address given here is the server's own: links in emails follow it by default.
     settings = settings.model_copy(
         update={"host": host or settings.host, "port": port if port is not None else settings.port}
     )
+    processes = workers or settings.workers
+    if processes is None:
+        processes = 1 if settings.embedded_database else (os.cpu_count() or 1)
     # The embedded database is migrated on start; a configured one by `kai db upgrade`.
     with _database(settings, migrate=settings.embedded_database) as urls:
+        if processes > 1:
+            from kai.ops.processes import serve_processes
+
+            serve_processes(settings, urls.app, processes=processes, run_jobs=not no_worker)
+            return
         application = create_app(settings, database_url=urls.app, run_worker=not no_worker)
-        config = uvicorn.Config(
-            application,
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            server_header=False,
-        )
+        config = server_config(application, settings.host, settings.port)
         sockets = bind_listeners(application, config, settings.metrics)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
         # handler it found. Ours turns that into a plain return, so the embedded server is

@@ -32,12 +32,19 @@ class DatabaseSettings(BaseModel):
     # Where migrations run, as the schema's owner; empty means `KAI_DATABASE_URL`. The app
     # itself always acts as the role `kai_app` (see `kai.kit.db.APP_ROLE`).
     migration_url: SecretStr | None = None
-    # Enough for one process's concurrent requests without opening and closing overflow
-    # connections under load (measured: benchmarks/README.md).
-    pool_size: int = Field(default=20, ge=1)
-    max_overflow: int = Field(default=20, ge=0)
+    # A request waits for one of the pool's connections rather than opening another: under
+    # 32 concurrent requests on 2 cores, overflow connections opened and closed per burst
+    # cost more than the wait (24-43 % more requests a second with 10 and no overflow than
+    # with 20 + 20, benchmarks/README.md). More cores or slower queries: raise pool_size.
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=0, ge=0)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # A streaming replica of the database for searches and listings; empty: none.
+    replica_url: SecretStr | None = None
+    # Every read goes to the primary while the replica is further behind than this (and a
+    # caller's until the replica holds its last write).
+    replica_max_lag_seconds: float = Field(default=5.0, gt=0)
 
 
 # The most heavy-job slots an organization may have (procrastinate locks; see kit/jobs/queue).
@@ -179,6 +186,12 @@ class RateLimitSettings(BaseModel):
         default_factory=lambda: RatePolicy(limit=6, period_seconds=3600, burst=3)
     )
 
+    # Where the buckets' keys go in Redis: deployments sharing one Redis keep apart by it.
+    redis_prefix: str = Field(default="kai:ratelimit:", min_length=1, max_length=100)
+    # The table file the processes of one `kai serve --workers N` share their buckets through
+    # when there is no Redis: set by that command for the processes it starts.
+    shared_table: Path | None = None
+
     def policy(self, rate_class: str) -> RatePolicy | None:
         if not self.enabled:
             return None
@@ -302,6 +315,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # Server processes `kai serve` runs on the one port; empty: one with the embedded database,
+    # one per core with a configured one (the server profile).
+    workers: int | None = Field(default=None, ge=1)
     data_dir: Path = Path("kai-data")
     # Empty means: start the bundled PostgreSQL inside data_dir.
     database_url: SecretStr | None = None
@@ -327,6 +343,8 @@ class Settings(BaseSettings):
     # together, as a multiple of max_body_bytes; counted while inflating, whatever the zip
     # claims. Photos barely compress; CSV does, hence a few times the body.
     archive_inflate_factor: int = Field(default=4, ge=1, le=64)
+    # The built web app (`web/dist` of a checkout when empty); without one, `/` says so.
+    web_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     access_log: bool = True

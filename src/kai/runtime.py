@@ -21,6 +21,7 @@ from kai.kit.outbound import OutboundClient, OutboundPolicy
 from kai.kit.passwords import Passwords
 from kai.kit.pgembed import EmbeddedPostgres, memory_options
 from kai.kit.ratelimit import RateLimiter, create_rate_limiter
+from kai.kit.replica import Replica
 from kai.kit.storage import ObjectStorage, create_storage
 
 T = TypeVar("T")
@@ -163,9 +164,26 @@ class Runtime:
         return OutboundClient(OutboundPolicy.from_settings(self.settings.outbound))
 
     @cached_property
+    def replica(self) -> Replica | None:
+        """The read replica (`KAI_DATABASE__REPLICA_URL`), or None without one."""
+        url = self.settings.database.replica_url
+        if url is None:
+            return None
+        return Replica(
+            url.get_secret_value(),
+            self.settings.database,
+            primary=self.engine,
+            info={SETTINGS_INFO: self.settings},
+        )
+
+    @cached_property
     def rate_limiter(self) -> RateLimiter:
         redis_url = self.settings.redis_url
-        return create_rate_limiter(redis_url.get_secret_value() if redis_url else None)
+        return create_rate_limiter(
+            redis_url.get_secret_value() if redis_url else None,
+            prefix=self.settings.rate_limits.redis_prefix,
+            shared_table=self.settings.rate_limits.shared_table,
+        )
 
     def secret_box(self, purpose: str) -> SecretBox:
         return SecretBox(self.master_key, purpose)
@@ -175,6 +193,8 @@ class Runtime:
         await self.storage.close()
         if "rate_limiter" in self.__dict__:
             await self.rate_limiter.close()
+        if self.__dict__.get("replica") is not None:
+            await self.__dict__["replica"].close()
 
     async def close(self) -> None:
         await self.close_services()

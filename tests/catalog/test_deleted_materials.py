@@ -140,3 +140,18 @@ async def test_a_purged_material_takes_its_images_with_it(
     assert await _stored_objects(runtime, owner) == []
     again = await client.post(f"/api/v1/materials/{material['id']}/purge", headers=owner.headers)
     assert again.status_code == 404
+
+
+async def test_the_trash_lists_the_deleted_materials_alone(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    live = await create_material(client, owner, code="LIVE-1")
+    deleted = await _deleted(client, owner, code="GONE-1")
+
+    trash = await client.get("/api/v1/materials?deleted_only=true", headers=owner.headers)
+    assert trash.status_code == 200
+    assert [item["id"] for item in trash.json()["items"]] == [deleted["id"]]
+    assert trash.json()["items"][0]["deleted_at"] is not None
+    catalog = await client.get("/api/v1/materials", headers=owner.headers)
+    assert [item["id"] for item in catalog.json()["items"]] == [live["id"]]

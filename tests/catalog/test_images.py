@@ -219,6 +219,50 @@ async def test_primary_image_order_and_deletion(runtime: Runtime, client: AsyncC
     assert all(second["id"] not in key for key in await _stored_objects(runtime, owner))
 
 
+async def test_lists_show_each_material_by_its_primary_image_once_ready(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    material = await create_material(client, owner, name="Pietra grey")
+    bare = await create_material(client, owner, name="Pietra bare")
+
+    async def shown() -> dict[str, str | None]:
+        """Each material's thumbnail as a search page and the material itself show it."""
+        found = await client.get(
+            "/api/v1/search?q=pietra&mode=fulltext&facets=false", headers=owner.headers
+        )
+        one = await client.get(f"/api/v1/materials/{material['id']}", headers=owner.headers)
+        by_id = {
+            hit["material"]["id"]: hit["material"]["thumbnail_url"] for hit in found.json()["items"]
+        }
+        assert by_id[material["id"]] == one.json()["thumbnail_url"]
+        return by_id
+
+    first = (await _upload(client, owner, material["id"], photo(colour=(10, 20, 30)))).json()
+    second = (await _upload(client, owner, material["id"], photo(colour=(40, 50, 60)))).json()
+    # Nothing to show while the images are being processed.
+    assert await shown() == {material["id"]: None, bare["id"]: None}
+
+    # The second is ready first: shown until the primary image is.
+    await _derive(runtime, owner, second["id"])
+    assert (await shown())[material["id"]] == second["urls"]["thumbnail"]
+    await _derive(runtime, owner, first["id"])
+    assert (await shown())[material["id"]] == first["urls"]["thumbnail"]
+
+    # Choosing another primary image changes the picture; the link serves it.
+    await client.patch(
+        f"/api/v1/materials/{material['id']}/images/{second['id']}",
+        json={"is_primary": True},
+        headers=owner.headers,
+    )
+    thumbnail = (await shown())[material["id"]]
+    assert thumbnail == second["urls"]["thumbnail"]
+    served = await client.get(thumbnail, headers=owner.headers)
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/webp"
+    assert (await shown())[bare["id"]] is None
+
+
 async def test_heic_from_a_phone_is_accepted(runtime: Runtime, client: AsyncClient) -> None:
     import pillow_heif
 

@@ -1004,3 +1004,66 @@ async def test_a_password_reset_drops_the_links_to_identity_providers(
     # Still a member: the next single sign-on links the account again, from the mailbox.
     assert (await first_sso_login(client, runtime, ANNA)).status_code == 200
     assert len(await identities(runtime, ANNA.sub)) == 1
+
+
+# --- the web app's sign-in ----------------------------------------------------------------------
+
+
+async def web_sso_login(client: httpx.AsyncClient, user: OidcUser) -> httpx.Response:
+    """A sign-in the web app starts: the browser carries the login's cookie to the callback."""
+    start = await client.get(f"/api/v1/auth/sso/{SLUG}/login", params={"client": "web"})
+    assert start.status_code == 302, start.text
+    marker = start.cookies.get("kai_sso_web") or _cookie_value(start, "kai_sso_web")
+    assert marker == "1"
+    assert "samesite=lax" in start.headers["set-cookie"].lower()
+    redirect = await login_through_browserless_flow(start.headers["location"], user.sub)
+    return await client.get(redirect, headers={"Cookie": "kai_sso_web=1"})
+
+
+def _cookie_value(response: httpx.Response, name: str) -> str | None:
+    for header in response.headers.get_list("set-cookie"):
+        key, _, rest = header.partition("=")
+        if key == name:
+            return rest.split(";", 1)[0]
+    return None
+
+
+async def test_the_web_apps_sign_in_lands_in_the_app_with_a_session_cookie(
+    client: httpx.AsyncClient, configured: Member, runtime: Runtime
+) -> None:
+    sent = await web_sso_login(client, ANNA)
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/login?sso=sent"
+    confirmed = await confirm_by_mailbox(client, runtime, ANNA.email)
+    assert confirmed.status_code == 200, confirmed.text
+
+    signed_in = await web_sso_login(client, ANNA)
+
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/"
+    assert signed_in.headers["cache-control"] == "no-store"
+    refresh_token = _cookie_value(signed_in, "kai_refresh")
+    assert refresh_token
+    assert refresh_token.startswith("kai_rt_")
+    # The login's own cookie is spent, and no token is in the body or the address.
+    assert _cookie_value(signed_in, "kai_sso_web") in ("", '""')
+    assert "kai_rt_" not in signed_in.text
+    refreshed = await client.post(
+        "/api/v1/auth/refresh",
+        headers={"X-Requested-With": "kai", "Cookie": f"kai_refresh={refresh_token}"},
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert (await me(client, refreshed.json()))["user"]["email"] == ANNA.email
+
+
+async def test_a_refused_web_sign_in_goes_back_to_the_login_with_no_provider_text(
+    client: httpx.AsyncClient, configured: Member
+) -> None:
+    answer = await client.get(
+        f"/api/v1/auth/sso/{SLUG}/callback",
+        params={"state": "never-issued", "code": "x"},
+        headers={"Cookie": "kai_sso_web=1"},
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/login?sso=failed"
+    assert _cookie_value(answer, "kai_refresh") is None

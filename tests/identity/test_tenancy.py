@@ -21,9 +21,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.app import api_routes, create_app
-from kai.catalog.models import Category, Material, MaterialImage
+from kai.catalog.models import Category, Material, MaterialImage, MaterialVersion
 from kai.config import Settings
-from kai.identity.models import ApiKey, Invitation, Role, Team, TeamMember
+from kai.identity.models import ApiKey, AuthSession, Invitation, Role, Team, TeamMember
 from kai.identity.permissions import Permission
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
@@ -57,6 +57,9 @@ PUBLIC_ROUTES = {
         for path in ("/verify-email", "/reset-password", "/invitations/accept", "/sso/confirm")
         for method in ("GET", "POST")
     ),
+    # The web app's files and routes (or, without a build, the page saying so).
+    ("GET", "/"),
+    ("GET", "/{path}"),
 }
 
 # Bodies valid enough to get past validation to the lookup, by route; `{}` otherwise.
@@ -141,7 +144,14 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             expires_at=datetime.now(UTC) + timedelta(days=1),
         )
         category = Category(organization_id=organization_id, name=f"Stone {suffix}")
-        work.add_all([team, role, key, invitation, category])
+        # Another login of the owner's (ending the calling one would end the test's too).
+        elsewhere = AuthSession(
+            user_id=owner.user.id,
+            organization_id=organization_id,
+            methods=["pwd"],
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        work.add_all([team, role, key, invitation, category, elsewhere])
         await work.flush()
         work.add(TeamMember(team_id=team.id, user_id=colleague.id, organization_id=organization_id))
         material = Material(
@@ -152,6 +162,17 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
         )
         work.add(material)
         await work.flush()
+        # Its first version, for the routes that name one (restoring it changes nothing).
+        work.add(
+            MaterialVersion(
+                organization_id=organization_id,
+                material_id=material.id,
+                version=material.version,
+                action="created",
+                changes={},
+                actor_type="user",
+            )
+        )
         image = MaterialImage(
             organization_id=organization_id,
             material_id=material.id,
@@ -214,11 +235,13 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             "team_id": str(team.id),
             "role_id": str(role.id),
             "key_id": str(key.id),
+            "session_id": str(elsewhere.id),
             "invitation_id": str(invitation.id),
             "user_id": str(colleague.id),
             "job_id": str(job.id),
             "category_id": str(category.id),
             "material_id": str(material.id),
+            "version": str(material.version),
             "image_id": str(image.id),
             "version_id": str(version.id),
             "recognition_id": str(recognition.id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from sqlalchemy import text
@@ -116,3 +117,11 @@ async def given_up(run: JobRun) -> dict[str, Any]:
             await asyncio.sleep(0.1)
         return {}
     raise ValueError("something unexpected")
+
+
+@job_task("tests.whoami", max_attempts=1)
+async def whoami(run: JobRun) -> dict[str, Any]:
+    """Records its effect and says which process ran it, after a little work."""
+    await _record_effect(run, "whoami")
+    await asyncio.sleep(float(run.params.get("seconds", 0.2)))
+    return {"pid": os.getpid()}

@@ -1,13 +1,16 @@
-"""Rate limits: one contract run in process (on a fake clock) and on a real Redis server."""
+"""Rate limits: one contract run in process (on a fake clock), in a table file shared by
+processes (on the same clock), and on a real Redis server."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -27,6 +30,7 @@ from kai.kit.ratelimit import (
     binding_decision,
     create_rate_limiter,
 )
+from kai.kit.shared_ratelimit import PROBE, SharedMemoryRateLimiter, create_table
 
 # Real time passes between the Redis server's TIME and the test's sleep; this absorbs it.
 SLEEP_SLACK = 0.02
@@ -91,22 +95,31 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def backend(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Backend]:
+@pytest.fixture(params=["memory", "shared", "redis"])
+async def backend(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[Backend]:
     limiter: RateLimiter
+
+    async def advance_clock(seconds: float) -> None:
+        clock.now += seconds
+
+    advance = advance_clock
     if request.param == "memory":
         limiter = MemoryRateLimiter(clock=clock)
-
-        async def advance(seconds: float) -> None:
-            clock.now += seconds
+    elif request.param == "shared":
+        create_table(tmp_path / "buckets", slots=1024)
+        limiter = SharedMemoryRateLimiter(tmp_path / "buckets", clock=clock)
 
     else:
         # Looked up only here, so that the memory backend's tests run without Redis.
         url = request.getfixturevalue("redis_url")
         limiter = RedisRateLimiter(url, prefix=request.getfixturevalue("redis_prefix"))
 
-        async def advance(seconds: float) -> None:
+        async def sleep(seconds: float) -> None:
             await asyncio.sleep(seconds + SLEEP_SLACK)
+
+        advance = sleep
 
     yield Backend(limiter, advance)
     await limiter.close()
@@ -478,6 +491,78 @@ def test_memory_refuses_a_useless_size() -> None:
         MemoryRateLimiter(max_address_keys=0)
 
 
+# The shared table's own.
+
+
+def _spend(path: str, key: str, count: int, results: Any) -> None:
+    """In another process: `count` requests of `key` against the table at `path`."""
+
+    async def spend() -> None:
+        limiter = SharedMemoryRateLimiter(Path(path))
+        allowed = [(await limiter.hit(key, RateLimit(50, 3600))).allowed for _ in range(count)]
+        await limiter.close()
+        results.put(sum(allowed))
+
+    asyncio.run(spend())
+
+
+def test_processes_sharing_the_table_share_one_budget(tmp_path: Path) -> None:
+    create_table(tmp_path / "buckets")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    # Four processes at once, 40 requests each, against a budget of 50 for the hour.
+    workers = [
+        context.Process(target=_spend, args=(str(tmp_path / "buckets"), "alice", 40, results))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert sum(results.get(timeout=5) for _ in workers) == 50
+
+
+async def test_shared_table_keeps_organizations_apart_from_a_flood_of_addresses(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    create_table(tmp_path / "buckets", slots=256)
+    limiter = SharedMemoryRateLimiter(tmp_path / "buckets", clock=clock)
+    expensive = RateLimit(2, 3600)
+    organization = "expensive:organization:5f0c"
+    await hits(limiter, organization, expensive, 2)
+
+    for number in range(5_000):
+        await limiter.hit(f"standard:{address_key(f'2001:db8:{number:x}::1')}", RateLimit(5, 60))
+
+    # Still spent: evicted, it would have come back full and let the request through.
+    assert not (await limiter.hit(organization, expensive)).allowed
+    await limiter.close()
+
+
+async def test_a_full_table_gives_up_the_bucket_nearest_full(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    create_table(tmp_path / "buckets", slots=PROBE)
+    limiter = SharedMemoryRateLimiter(tmp_path / "buckets", clock=clock)
+    hourly = RateLimit(1, 3600)
+    # Every slot taken by a spent bucket, the first spent longest ago (nearest full again).
+    for number in range(PROBE):
+        assert (await limiter.hit(f"key-{number}", hourly)).allowed
+        clock.now += 1
+    assert (await limiter.hit("newcomer", hourly)).allowed
+
+    assert (await limiter.hit("key-0", hourly)).allowed  # evicted: it came back full
+    assert not (await limiter.hit(f"key-{PROBE - 1}", hourly)).allowed  # kept
+    await limiter.close()
+
+
+def test_a_file_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "other").write_bytes(b"not buckets" * 100)
+    with pytest.raises(ValueError, match="not a rate-limit table"):
+        SharedMemoryRateLimiter(tmp_path / "other")
+
+
 # The Redis backend's own.
 
 
@@ -596,6 +681,18 @@ async def test_without_redis_url_limits_are_in_process() -> None:
     assert isinstance(limiter, MemoryRateLimiter)
     assert (await limiter.hit("alice", RateLimit(1, 60))).allowed
     await limiter.close()
+
+
+async def test_with_a_shared_table_and_no_redis_limits_are_in_the_table(tmp_path: Path) -> None:
+    create_table(tmp_path / "buckets")
+    limiter = create_rate_limiter(None, shared_table=tmp_path / "buckets")
+
+    assert isinstance(limiter, SharedMemoryRateLimiter)
+    assert (await limiter.hit("alice", RateLimit(1, 60))).allowed
+    other = create_rate_limiter(None, shared_table=tmp_path / "buckets")
+    assert not (await other.hit("alice", RateLimit(1, 60))).allowed
+    await limiter.close()
+    await other.close()
 
 
 async def test_with_redis_url_limits_are_in_redis(

@@ -137,3 +137,45 @@ async def test_facets_of_a_catalog_without_property_schemas(
         }  # fmt: skip
         assert facets["properties"] == []
         assert facets["ranges"] == []
+
+
+async def test_counting_alone_agrees_with_the_search_and_keeps_to_the_organization(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=PROPERTIES)
+    rows = [
+        ("Slate honed", {"finish": "honed", "rooms": ["bathroom"], "thickness": 10}),
+        ("Slate polished", {"finish": "polished", "rooms": ["kitchen"], "thickness": 20}),
+        ("Basalt honed", {"finish": "honed", "rooms": ["kitchen"], "thickness": 30}),
+    ]
+    for name, properties in rows:
+        await create_material(
+            client, owner, category_id=stone["id"], name=name, properties=properties
+        )
+    # Another organization's slate is counted nowhere here.
+    stranger = await member(runtime, client)
+    await create_material(client, stranger, name="Slate honed")
+
+    for query in ("q=slate", "q=honed&filter=rooms:kitchen", "", f"category_id={stone['id']}"):
+        searched = await _facets(client, owner, query)
+        response = await client.get(
+            f"/api/v1/search/facets?mode=fulltext&{query}", headers=owner.headers
+        )
+        assert response.status_code == 200, response.text
+        counted = response.json()
+        assert counted["total"] == searched["total"] == len(searched["items"])
+        assert counted["facets"] == searched["facets"]
+        assert "items" not in counted
+
+    # A page asking for results without counts gets the page's size, not the match count.
+    plain = await client.get(
+        "/api/v1/search?mode=fulltext&q=slate&facets=false&limit=1", headers=owner.headers
+    )
+    assert plain.json()["facets"] is None
+    assert len(plain.json()["items"]) == 1
+
+    # The same checks as the search's: a filter on a key no category keeps is the caller's error.
+    wrong = await client.get("/api/v1/search/facets?filter=colour:red", headers=owner.headers)
+    assert wrong.status_code == 422
+    assert wrong.headers["content-type"] == "application/problem+json"

@@ -134,7 +134,12 @@ def _sandbox_children() -> list[int]:
     """The processes this one started that run a sandbox child."""
     found = []
     for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        # A thread of this process may end between the listing and the reading.
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for pid in children:
             with contextlib.suppress(FileNotFoundError):
                 if b"child_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     found.append(int(pid))

@@ -142,6 +142,12 @@ async def scene(
     )
 
 
+def _session_id(access_token: str) -> str:
+    """The session a token belongs to (its `sid` claim)."""
+    claims = jwt.decode(access_token, options={"verify_signature": False})
+    return str(claims["sid"])
+
+
 def _code(secret: bytes, clock: Clock) -> str:
     """A fresh one-time code: each time step's code works once."""
     clock.advance(seconds=30)
@@ -201,6 +207,10 @@ async def test_the_provider_cannot_take_over_a_members_account(
             headers=headers,
         ),
         "read her two-factor status": await client.get("/api/v1/auth/mfa", headers=headers),
+        "list where she is signed in": await client.get("/api/v1/me/sessions", headers=headers),
+        "end her session elsewhere": await client.delete(
+            f"/api/v1/me/sessions/{_session_id(scene.vera.access_token)}", headers=headers
+        ),
         "revoke her other key": await client.delete(
             f"/api/v1/api-keys/{scene.other_key_id}", headers=headers
         ),
@@ -223,6 +233,8 @@ async def test_the_provider_cannot_take_over_a_members_account(
         "rename her": (403, "step-up-required"),
         "silence her security alerts": (403, "step-up-required"),
         "read her two-factor status": (403, "step-up-required"),
+        "list where she is signed in": (403, "step-up-required"),
+        "end her session elsewhere": (403, "step-up-required"),
         "revoke her other key": (404, "api-key-not-found"),
         "step up with a guess": (401, "invalid-credentials"),
     }

@@ -13,6 +13,10 @@ class MaterialNotFound(NotFound):
     type, title = "material-not-found", "No such material"
 
 
+class MaterialVersionNotFound(NotFound):
+    type, title = "material-version-not-found", "The material has no such version"
+
+
 class ImageNotFound(NotFound):
     type, title = "image-not-found", "No such image"
 

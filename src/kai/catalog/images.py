@@ -31,16 +31,6 @@ log = structlog.get_logger(__name__)
 SERVED_VARIANTS: dict[str, ImageVariant] = {"processed": "processed", "thumbnail": "thumbnails"}
 
 
-def derivative_url(material_id: uuid.UUID, image_id: uuid.UUID, variant: str) -> str:
-    """Where the API serves an image's derivative (`processed` or `thumbnail`)."""
-    return f"/api/v1/materials/{material_id}/images/{image_id}/{variant}"
-
-
-def thumbnail_url(material_id: uuid.UUID, image_id: uuid.UUID) -> str:
-    """Where the API serves an image's thumbnail (256 px WebP, without metadata)."""
-    return derivative_url(material_id, image_id, "thumbnail")
-
-
 async def upload_image(
     session: AsyncSession,
     storage: ObjectStorage,

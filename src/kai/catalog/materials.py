@@ -21,6 +21,7 @@ from kai.catalog.errors import (
     PriceTooPrecise,
     PriceWithoutCurrency,
 )
+from kai.catalog.image_urls import thumbnail_url
 from kai.catalog.models import Category, Material, MaterialStatus, MaterialVersion
 from kai.catalog.properties import (
     PropertyDefinition,
@@ -29,7 +30,12 @@ from kai.catalog.properties import (
     searchable_text,
     validate_properties,
 )
-from kai.catalog.repository import CategoryRepository, MaterialFilters, MaterialRepository
+from kai.catalog.repository import (
+    CategoryRepository,
+    ImageRepository,
+    MaterialFilters,
+    MaterialRepository,
+)
 from kai.catalog.schemas import MaterialCreate, MaterialRead, MaterialVersionRead, UnitSystem
 from kai.identity import accounts, audit
 from kai.identity.actor import Actor, author
@@ -69,7 +75,8 @@ def expected_versions(if_match: str | None) -> set[int] | None:
     return versions
 
 
-def _check_version(material: Material, if_match: str | None) -> None:
+def check_version(material: Material, if_match: str | None) -> None:
+    """412 unless `if_match` allows the material's current version."""
     allowed = expected_versions(if_match)
     if allowed is not None and material.version not in allowed:
         raise PreconditionFailed(
@@ -149,7 +156,13 @@ def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]
 
 
 async def _record(
-    session: AsyncSession, material: Material, action: str, changes: dict[str, Any], actor: Actor
+    session: AsyncSession,
+    material: Material,
+    action: str,
+    changes: dict[str, Any],
+    actor: Actor,
+    *,
+    restored_from: int | None = None,
 ) -> None:
     if action != "deleted":
         await events.materials_text_changed(session, organization_id=material.organization_id)
@@ -160,6 +173,7 @@ async def _record(
             version=material.version,
             action=action,
             changes=changes,
+            restored_from=restored_from,
             actor_type=actor.kind,
             actor_id=actor.audit_id,
         )
@@ -332,7 +346,6 @@ async def update_material(
 ) -> Material:
     """Apply the fields in `changes` (as sent: absent fields stay) to the current version;
     a deleted material too when `include_deleted` (to move it, or fix it before restoring)."""
-    organization_id = actor.tenant_id
     material = await get_material(
         session,
         actor=actor,
@@ -340,21 +353,46 @@ async def update_material(
         include_deleted=include_deleted,
         for_update=True,
     )
-    _check_version(material, if_match)
+    check_version(material, if_match)
+    return await edit_material(
+        session, actor=actor, material=material, changes=changes, action=action
+    )
+
+
+async def edit_material(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    material: Material,
+    changes: Mapping[str, Any],
+    action: str,
+    restored_from: int | None = None,
+) -> Material:
+    """The one way a material's fields change, an edit's as a restore's: checked against its
+    category's schema, its code's uniqueness and its price's currency, and recorded as a new
+    version when anything changed. `changes["properties"]` is merged into the stored values
+    (null removes one), unless the change restores version `restored_from`: then they are
+    that version's, whole."""
+    organization_id = actor.tenant_id
     before = {**_snapshot(material), "properties": dict(material.properties)}
 
     category_changed = "category_id" in changes and changes["category_id"] != material.category_id
     category_id = changes["category_id"] if category_changed else material.category_id
     schema = await _schema(session, organization_id, category_id)
     properties = dict(material.properties)
-    if changes.get("properties") is not None:
+    whole = restored_from is not None
+    if whole:
+        # A version's values as stored then: none to remove one by one (with a null the schema
+        # of another category would refuse as a key it does not know).
+        properties = dict(changes["properties"])
+    elif changes.get("properties") is not None:
         sent = changes["properties"]
         properties.update(_checked(schema, sent, partial=True))
         for key, value in sent.items():
             if value is None:
                 properties.pop(key, None)
-    if category_changed:
-        # Values already stored are canonical; the new category's schema must accept them all.
+    if category_changed or whole:
+        # Values already stored are canonical; the schema of today must accept them all.
         properties = _checked(schema, properties, partial=False)
 
     code = changes.get("code") or material.code
@@ -385,7 +423,7 @@ async def update_material(
     material.version += 1
     material.updated_by = actor.author
     material = await _flush_unique(session, material, code)
-    await _record(session, material, action, diff, actor)
+    await _record(session, material, action, diff, actor, restored_from=restored_from)
     return material
 
 
@@ -394,7 +432,7 @@ async def delete_material(
 ) -> None:
     """Soft delete: hidden from reads and search, restorable, its code free for reuse."""
     material = await get_material(session, actor=actor, material_id=material_id, for_update=True)
-    _check_version(material, if_match)
+    check_version(material, if_match)
     material.deleted_at = datetime.now(UTC)
     material.version += 1
     material.updated_by = actor.author
@@ -447,7 +485,7 @@ async def restore_material(
     material = await get_material(
         session, actor=actor, material_id=material_id, include_deleted=True, for_update=True
     )
-    _check_version(material, if_match)
+    check_version(material, if_match)
     if material.deleted_at is None:
         return material
     wanted = code or material.code
@@ -505,13 +543,18 @@ async def list_materials(
     tag: str | None,
     include_deleted: bool,
     params: PageParams,
+    deleted_only: bool = False,
 ) -> tuple[list[Material], str | None]:
     organization_id = actor.tenant_id
     category_ids = None
     if category_id is not None:
         category_ids = await CategoryRepository(session).subtree_ids(organization_id, category_id)
     filters = MaterialFilters(
-        category_ids=category_ids, status=status, tag=tag, include_deleted=include_deleted
+        category_ids=category_ids,
+        status=status,
+        tag=tag,
+        include_deleted=include_deleted,
+        deleted_only=deleted_only,
     )
     return await MaterialRepository(session).list_page(organization_id, filters, params)
 
@@ -561,6 +604,7 @@ async def present_versions(
                 version=row.version,
                 action=row.action,
                 changes=changes,
+                restored_from=row.restored_from,
                 changed_by=author(row.actor_type, row.actor_id),
                 changed_at=row.changed_at,
             )
@@ -590,6 +634,7 @@ async def present(
         )
         for category in categories:
             known[category.id] = await effective_schema(session, organization_id, category)
+    shown = await ImageRepository(session).shown_of(organization_id, [m.id for m in materials])
     return [
         MaterialRead(
             id=material.id,
@@ -608,6 +653,9 @@ async def present(
             status=MaterialStatus(material.status),
             version=material.version,
             units=units,
+            thumbnail_url=(
+                thumbnail_url(material.id, shown[material.id]) if material.id in shown else None
+            ),
             deleted_at=material.deleted_at,
             created_by=material.created_by,
             updated_by=material.updated_by,

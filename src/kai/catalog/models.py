@@ -128,6 +128,14 @@ class Material(TimestampedMixin, Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_materials_org_created", "organization_id", "created_at", "id"),
+        # Browsing by name, the catalog's default order.
+        Index(
+            "ix_materials_org_lower_name",
+            "organization_id",
+            text("lower(name)"),
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
         Index("ix_materials_category", "organization_id", "category_id"),
         # One live material of a suggested name (see MaterialName).
         Index(
@@ -232,6 +240,8 @@ class MaterialVersion(Base):
     action: Mapped[str] = mapped_column(String(20))
     # {field: {"old": ..., "new": ...}}
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The earlier version whose values this one brought back, when it is a restore.
+    restored_from: Mapped[int | None]
     actor_type: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(100))
     changed_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, any_, bindparam, delete, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from kai.catalog.models import (
     CatalogSettings,
     Category,
     CategoryTreeVersion,
+    ImageStatus,
     Material,
     MaterialImage,
     MaterialVersion,
@@ -138,6 +139,8 @@ class MaterialFilters:
     status: str | None = None
     tag: str | None = None
     include_deleted: bool = False
+    # The trash: the deleted materials alone.
+    deleted_only: bool = False
 
 
 # The category words once per category and the language once, not once per row as the
@@ -354,7 +357,9 @@ class MaterialRepository:
         self, organization_id: uuid.UUID, filters: MaterialFilters, params: PageParams
     ) -> tuple[list[Material], str | None]:
         statement = select(Material).where(Material.organization_id == organization_id)
-        if not filters.include_deleted:
+        if filters.deleted_only:
+            statement = statement.where(Material.deleted_at.is_not(None))
+        elif not filters.include_deleted:
             statement = statement.where(Material.deleted_at.is_(None))
         if filters.category_ids is not None:
             statement = statement.where(Material.category_id.in_(filters.category_ids))
@@ -383,6 +388,21 @@ class MaterialRepository:
         return await paginate(
             self.session, statement, order_by=[MaterialVersion.version], params=params
         )
+
+    async def versions_since(
+        self, organization_id: uuid.UUID, material_id: uuid.UUID, version: int
+    ) -> list[MaterialVersion]:
+        """The material's versions from `version` on, newest first."""
+        statement = (
+            select(MaterialVersion)
+            .where(
+                MaterialVersion.organization_id == organization_id,
+                MaterialVersion.material_id == material_id,
+                MaterialVersion.version >= version,
+            )
+            .order_by(MaterialVersion.version.desc())
+        )
+        return list(await self.session.scalars(statement))
 
     async def currency_changes(
         self, organization_id: uuid.UUID, material_id: uuid.UUID
@@ -480,6 +500,32 @@ class ImageRepository:
             MaterialImage.is_primary,
         )
         return {image.material_id: image for image in (await self.session.scalars(statement))}
+
+    async def shown_of(
+        self, organization_id: uuid.UUID, material_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """The image each material is shown by in a list: its primary image once ready,
+        otherwise its first ready one. By material id; none for a material without one."""
+        if not material_ids:
+            return {}
+        statement = (
+            select(MaterialImage.material_id, MaterialImage.id)
+            .where(
+                MaterialImage.organization_id == organization_id,
+                MaterialImage.material_id.in_(material_ids),
+                MaterialImage.status == ImageStatus.READY.value,
+            )
+            .ext(distinct_on(MaterialImage.material_id))
+            .order_by(
+                MaterialImage.material_id,
+                MaterialImage.is_primary.desc(),
+                MaterialImage.position,
+                MaterialImage.created_at,
+                MaterialImage.id,
+            )
+        )
+        rows = await self.session.execute(statement)
+        return {row[0]: row[1] for row in rows}
 
     async def clear_primary(self, organization_id: uuid.UUID, material_id: uuid.UUID) -> None:
         await self.session.execute(

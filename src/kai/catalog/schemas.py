@@ -209,6 +209,10 @@ class MaterialRead(BaseModel):
     status: MaterialStatus
     version: int = Field(description="Send it back as `If-Match` to change this version only.")
     units: UnitSystem = Field(description="The unit system the properties are given in.")
+    thumbnail_url: str | None = Field(
+        description="The thumbnail a list shows the material by: its primary image once "
+        "ready, otherwise its first ready image; null without one."
+    )
     deleted_at: datetime | None
     created_by: str | None = Field(description=AUTHOR)
     updated_by: str | None = Field(description=AUTHOR)
@@ -226,6 +230,9 @@ class MaterialVersionRead(BaseModel):
     changes: dict[str, Any] = Field(
         description='Each changed field: {"old": ..., "new": ...}; a price as the material '
         "shows it, with its currency's decimals."
+    )
+    restored_from: int | None = Field(
+        description="Set when this version restored an earlier one: that version's number.",
     )
     changed_by: str = Field(description=AUTHOR)
     changed_at: datetime

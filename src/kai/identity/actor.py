@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from kai.identity.errors import PermissionDenied
@@ -56,6 +57,9 @@ class Actor:
     # True while the organization requires MFA and the user has not enrolled yet.
     needs_mfa_enrolment: bool = False
     origin: Origin = field(default_factory=Origin)
+    # When this session or key last wrote: with a read replica, its reads go to the primary
+    # for a while after (`kai.deps.ReadSession`).
+    last_write_at: datetime | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

@@ -98,6 +98,7 @@ async def _access_token(
         methods=methods,
         needs_mfa_enrolment=needs_mfa_enrolment,
         origin=origin,
+        last_write_at=access.last_write_at,
     )
 
 
@@ -134,6 +135,7 @@ async def _api_key(
         api_key_id=key.id,
         user_id=None,
         origin=origin,
+        last_write_at=key.last_write_at,
     )
 
 

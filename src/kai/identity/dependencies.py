@@ -17,8 +17,8 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import RatePolicy
-from kai.deps import DbSession, RuntimeDep
-from kai.identity import audit, step_up
+from kai.deps import READER_STATE, DbSession, Reader, RuntimeDep
+from kai.identity import audit, step_up, writes
 from kai.identity.actor import Actor, Origin
 from kai.identity.authentication import authenticate
 from kai.identity.errors import (
@@ -34,6 +34,8 @@ from kai.kit.ratelimit import RateLimit, address_key, binding_decision, declared
 from kai.runtime import Runtime
 
 RateClass = Literal["standard", "auth", "expensive"]
+# Methods that write nothing (RFC 9110): the others record their writes with a replica.
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def origin_of(request: Request) -> Origin:
@@ -105,13 +107,17 @@ def _rate_limit(policy: RatePolicy, multiple: int = 1) -> RateLimit:
 async def _actor(request: Request, session: DbSession, runtime: RuntimeDep) -> Actor:
     credential = _bearer(request)
     try:
-        return await authenticate(
+        actor = await authenticate(
             session, runtime, credential=credential, origin=origin_of(request)
         )
     except NotAuthenticated:
         # Each credential tried cost lookups: a wrong one spends its address's `auth` bucket.
         await _limit(runtime, None, "auth", _address(request))
         raise
+    setattr(request.state, READER_STATE, Reader(actor.organization_id, actor.last_write_at))
+    if runtime.settings.database.replica_url is not None and request.method not in _SAFE:
+        writes.remember_writes(session, actor)
+    return actor
 
 
 def _address(request: Request) -> str:

@@ -142,6 +142,10 @@ class ApiKeyNotFound(NotFound):
     type, title = "api-key-not-found", "No such API key"
 
 
+class SessionNotFound(NotFound):
+    type, title = "session-not-found", "No such session"
+
+
 class SignupNotAllowed(KaiError):
     status, type, title = 403, "signup-not-allowed", "This organization does not take sign-ups"
 

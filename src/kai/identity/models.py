@@ -239,6 +239,8 @@ class AuthSession(Base):
     password_verified_at: Mapped[datetime | None]
     expires_at: Mapped[datetime]
     last_used_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    # The last request of this session that wrote (kept with a read replica only).
+    last_write_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
     client_address: Mapped[str | None] = mapped_column(INET)
@@ -276,6 +278,8 @@ class ApiKey(TimestampedMixin, Base):
     )
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    # The last request of this key that wrote (kept with a read replica only).
+    last_write_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
 

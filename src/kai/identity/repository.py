@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, text, true, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -212,6 +212,7 @@ class AccessRow:
     session_created_at: datetime
     mfa_enrolled: bool
     mfa_required: bool
+    last_write_at: datetime | None
 
 
 # Also scopes the transaction to the caller (see the function in the migrations).
@@ -219,7 +220,7 @@ class AccessRow:
 _ACCESS_SQL = (
     "SELECT member_role, custom_permissions, session_revoked, session_expires_at,"
     " session_organization_id, user_disabled, user_sessions_valid_after, session_created_at,"
-    " mfa_enrolled, mfa_required FROM kai_authenticate(%s, %s, %s)"
+    " mfa_enrolled, mfa_required, session_last_write_at FROM kai_authenticate(%s, %s, %s)"
 )
 
 
@@ -273,6 +274,23 @@ class SessionRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def live_page(
+        self, user_id: uuid.UUID, *, now: datetime, params: PageParams
+    ) -> tuple[list[AuthSession], str | None]:
+        """The user's sessions that still work, the most recently used first."""
+        return await paginate(
+            self.session,
+            _live_sessions(user_id, now),
+            order_by=(AuthSession.last_used_at, AuthSession.id),
+            params=params,
+        )
+
+    async def live(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, *, now: datetime
+    ) -> AuthSession | None:
+        statement = _live_sessions(user_id, now).where(AuthSession.id == session_id)
+        return (await self.session.scalars(statement)).one_or_none()
+
     async def active_of_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         statement = select(AuthSession.id).where(
             AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
@@ -287,6 +305,24 @@ class SessionRepository:
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0))
+
+
+def _live_sessions(user_id: uuid.UUID, now: datetime) -> Select[AuthSession]:
+    # What authentication checks of a session, in SQL: not revoked, not past its end, and not
+    # begun before the user's sessions were last all ended (`sessions_valid_after`).
+    return (
+        select(AuthSession)
+        .join(User, User.id == AuthSession.user_id)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+            or_(
+                User.sessions_valid_after.is_(None),
+                AuthSession.created_at >= User.sessions_valid_after,
+            ),
+        )
+    )
 
 
 class RoleRepository:

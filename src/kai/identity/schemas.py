@@ -70,6 +70,13 @@ class LoginRequest(RequestModel):
     password: Password
     totp_code: OtpCode | None = None
     recovery_code: OtpCode | None = None
+    refresh_token_in: Literal["body", "cookie"] = Field(
+        default="body",
+        description=(
+            "`cookie`: for a web page, the refresh token goes into an `HttpOnly` cookie that "
+            "only the auth routes receive, not into the answer."
+        ),
+    )
 
 
 class TokenResponse(BaseModel):
@@ -83,7 +90,12 @@ class TokenResponse(BaseModel):
 
 
 class RefreshRequest(RequestModel):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description=(
+            "Absent: the session cookie's token, sent with the `X-Requested-With: kai` header."
+        ),
+    )
 
 
 class SwitchOrganizationRequest(RequestModel):
@@ -123,6 +135,37 @@ class PasswordChange(RequestModel):
 
 class LogoutEverywhereResponse(BaseModel):
     sessions_revoked: int
+
+
+class SessionRead(BaseModel):
+    """A login that still works: where and how it was made, and when it was last used."""
+
+    id: uuid.UUID
+    current: bool = Field(description="Whether this is the session of the calling token.")
+    created_at: datetime = Field(description="When you signed in.")
+    last_used_at: datetime = Field(
+        description=(
+            "When its tokens were last renewed: every few minutes while it is in use, so a "
+            "little behind the last request."
+        )
+    )
+    expires_at: datetime = Field(description="When it ends at the latest, used or not.")
+    methods: list[str] = Field(
+        description=(
+            "How you signed in, and what it proved since: `pwd` (password), `otp` (one-time "
+            "code), `sso` (your organization's single sign-on)."
+        )
+    )
+    device: str | None = Field(
+        description=(
+            "Browser and system, read from `user_agent`: `Chrome on macOS`. Absent when the "
+            "user agent names neither (a script, say)."
+        )
+    )
+    browser: str | None = Field(description="The browser alone: `Chrome`.")
+    os: str | None = Field(description="The operating system alone: `macOS`.")
+    user_agent: str | None = Field(description="As the client sent it at sign-in.")
+    client_address: str | None = Field(description="The address it signed in from.")
 
 
 class StepUpRequest(RequestModel):

@@ -22,6 +22,7 @@ from kai.identity.errors import (
     InvalidRefreshToken,
     MemberNotFound,
     MfaRequired,
+    SessionNotFound,
 )
 from kai.identity.lockout import email_digest
 from kai.identity.mfa import check_second_factor, has_confirmed_totp
@@ -35,6 +36,7 @@ from kai.identity.repository import (
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
 from kai.kit.jws import new_jti
+from kai.kit.pagination import PageParams
 from kai.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -280,6 +282,41 @@ async def logout(session: AsyncSession, *, actor: Actor) -> None:
         actor=actor,
         target_type="session",
         target_id=str(actor.session_id),
+    )
+
+
+async def live_sessions(
+    session: AsyncSession, runtime: Runtime, *, actor: Actor, params: PageParams
+) -> tuple[list[AuthSession], str | None]:
+    """The caller's sessions that still work, in every organization."""
+    assert actor.user_id is not None
+    return await SessionRepository(session).live_page(
+        actor.user_id, now=runtime.clock(), params=params
+    )
+
+
+async def end_session(
+    session: AsyncSession, runtime: Runtime, *, actor: Actor, session_id: uuid.UUID
+) -> None:
+    """End one of the caller's sessions; its tokens stop working at once. Ending the caller's
+    own is a logout. The caller has checked the password proof that ending another needs."""
+    assert actor.user_id is not None
+    if session_id == actor.session_id:
+        await logout(session, actor=actor)
+        return
+    ended = await SessionRepository(session).live(actor.user_id, session_id, now=runtime.clock())
+    # Another person's session is as unknown as one that never was.
+    if ended is None:
+        raise SessionNotFound(f"None of your active sessions has the id {session_id}.")
+    await SessionRepository(session).revoke(ended.id, "ended from another session")
+    await audit.record(
+        session,
+        action="auth.session.ended",
+        organization_id=actor.organization_id,
+        actor=actor,
+        target_type="session",
+        target_id=str(ended.id),
+        details={"from_session": str(actor.session_id)},
     )
 
 

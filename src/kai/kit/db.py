@@ -193,7 +193,10 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
                 await session.rollback()
                 raise
             else:
-                await commit(session)
+                # A unit of work that never touched the database has nothing to commit
+                # (SQLAlchemy would begin a transaction only to end it again).
+                if session.in_transaction():
+                    await commit(session)
         finally:
             await discard_uncommitted(session)
 

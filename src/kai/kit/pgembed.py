@@ -133,6 +133,29 @@ class EmbeddedPostgres:
                 self._stop()
             shutil.rmtree(self.holders_dir, ignore_errors=True)
 
+    def make_replica(self, root: Path) -> EmbeddedPostgres:
+        """A streaming replica of this running server in `root` (`pg_basebackup -R`), not yet
+        started: `acquire` it as any other. For trying the server profile's read replica."""
+        replica = EmbeddedPostgres(root, server_options=self.server_options)
+        replica.root.mkdir(parents=True, exist_ok=True)
+        replica._prepare_user()
+        self._run(
+            "pg_basebackup",
+            "--pgdata",
+            str(replica.pgdata),
+            "--write-recovery-conf",
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--host",
+            str(self.tcp_host or self.socket_dir()),
+            "--port",
+            str(self.tcp_port or SOCKET_PORT),
+            "--username",
+            SUPERUSER,
+            timeout=300,
+        )
+        return replica
+
     def url(self, database: str = DATABASE_NAME, user: str = SUPERUSER) -> str:
         """SQLAlchemy URL (psycopg driver) of `database` on this server."""
         if self.tcp_host and self.tcp_port:

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -72,7 +73,7 @@ def address_key(host: str | None) -> str:
     return f"{ADDRESS_PREFIX}{address}"
 
 
-def _is_address_bucket(key: str) -> bool:
+def is_address_bucket(key: str) -> bool:
     # Keys are `{rate class}:{subject}`; an address subject is `address:...`.
     return key.startswith(ADDRESS_PREFIX) or key.partition(":")[2].startswith(ADDRESS_PREFIX)
 
@@ -185,7 +186,7 @@ def binding_decision(decisions: Sequence[RateLimitDecision]) -> int:
     return min(range(len(decisions)), key=lambda index: decisions[index].remaining)
 
 
-def _gcra(
+def gcra(
     stored_tat: int | None, now: int, limit: RateLimit, cost: int
 ) -> tuple[int | None, RateLimitDecision]:
     """The TAT to store (None when refused) and the decision; the Lua script mirrors this."""
@@ -254,7 +255,7 @@ class MemoryRateLimiter:
         return round(self._clock() * _MICROSECONDS)
 
     def _tats(self, key: str) -> OrderedDict[str, int]:
-        return self._pools[1 if _is_address_bucket(key) else 0][0]
+        return self._pools[1 if is_address_bucket(key) else 0][0]
 
     async def hit(self, key: str, limit: RateLimit, *, cost: int = 1) -> RateLimitDecision:
         """Count a request of `cost` against `key`, unless that would exceed `limit`."""
@@ -269,7 +270,7 @@ class MemoryRateLimiter:
         now = self._now()
         if now >= self._next_sweep:
             self._sweep(now)
-        outcomes = [_gcra(self._tats(key).get(key), now, limit, cost) for key, limit in buckets]
+        outcomes = [gcra(self._tats(key).get(key), now, limit, cost) for key, limit in buckets]
         if all(new_tat is not None for new_tat, _ in outcomes):
             for (key, _), (new_tat, _) in zip(buckets, outcomes, strict=True):
                 assert new_tat is not None
@@ -301,7 +302,7 @@ class MemoryRateLimiter:
 
 
 # KEYS: the buckets; ARGV[1]: the cost, then each bucket's emission interval and capacity in
-# µs. Mirrors `_gcra` for each bucket, and stores the new TATs only when every bucket allows
+# µs. Mirrors `gcra` for each bucket, and stores the new TATs only when every bucket allows
 # the request. TIME is the server's clock, the one every instance shares. Numbers are written
 # with %d: Lua's own tostring keeps only 14 digits. A key lives until its bucket is full again.
 _GCRA_SCRIPT = """
@@ -406,8 +407,15 @@ def _unavailable(error: Exception) -> RateLimiterUnavailable:
     return RateLimiterUnavailable(_UNAVAILABLE, headers={"Retry-After": "5"})
 
 
-def create_rate_limiter(redis_url: str | None, *, prefix: str = DEFAULT_PREFIX) -> RateLimiter:
-    """A Redis-backed limiter when `redis_url` is given, else one in this process."""
+def create_rate_limiter(
+    redis_url: str | None, *, prefix: str = DEFAULT_PREFIX, shared_table: Path | None = None
+) -> RateLimiter:
+    """A Redis-backed limiter when `redis_url` is given; else one shared through the table file
+    of `kai serve --workers` when there is one; else one in this process."""
     if redis_url:
         return RedisRateLimiter(redis_url, prefix=prefix)
+    if shared_table is not None:
+        from kai.kit.shared_ratelimit import SharedMemoryRateLimiter
+
+        return SharedMemoryRateLimiter(shared_table)
     return MemoryRateLimiter()

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,7 +34,7 @@ from kai.kit.errors import (
     problem_response,
     problem_responses,
 )
-from kai.kit.metrics import REGISTRY
+from kai.kit.metrics import DB_POOL, REGISTRY
 from kai.runtime import Runtime
 
 # Probes and scrapes come from load balancers and Prometheus: public, never rate limited.
@@ -233,4 +235,17 @@ class MetricsListenerOnly:
 )
 async def metrics(request: Request) -> Response:
     metrics_access(request).check(request)
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def exposition() -> bytes:
+    """The metrics in Prometheus' text format: of every process of `kai serve --workers N`
+    (which points `PROMETHEUS_MULTIPROC_DIR` at their shared files), else of this one. The
+    database pool's figures are the answering process's own."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    # prometheus_client leaves this constructor unannotated.
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(DB_POOL)
+    return generate_latest(registry)

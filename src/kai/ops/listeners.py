@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import structlog
 import uvicorn
@@ -14,7 +15,25 @@ from kai.ops.endpoints import MetricsAccess
 log = structlog.get_logger(__name__)
 
 
-def _bound(host: str, port: int) -> socket.socket:
+def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How `kai serve` runs uvicorn, one process or several: uvloop, httptools, our own
+    logging, no access log of uvicorn's, no Server header."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        **options,
+    )
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A listening socket's address bound (not yet listening), to be handed to uvicorn."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -36,7 +55,7 @@ def bind_listeners(
         return None
     public = config.bind_socket()
     try:
-        scrape = _bound(metrics.host, metrics.port)
+        scrape = bound_socket(metrics.host, metrics.port)
     except OSError:
         public.close()
         raise

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from kai.catalog.images import thumbnail_url
+from kai.catalog.image_urls import thumbnail_url
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require

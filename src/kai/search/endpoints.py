@@ -13,14 +13,14 @@ from pydantic import StringConstraints
 
 from kai.catalog.models import MaterialStatus
 from kai.catalog.schemas import UnitSystem
-from kai.deps import DbSession, RuntimeDep
+from kai.deps import DbSession, ReadSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import PageParams, page_params
 from kai.search import service
-from kai.search.schemas import SearchMode, SearchResults, SearchSort, Suggestions
+from kai.search.schemas import FacetCounts, SearchMode, SearchResults, SearchSort, Suggestions
 
 # Words typed into a search box hold no control characters (PostgreSQL refuses NUL anyway).
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
@@ -112,9 +112,25 @@ Request = Annotated[service.SearchRequest, Depends(search_request)]
     responses=problem_responses(400, 422),
 )
 async def search(
-    actor: MaterialsRead, session: DbSession, runtime: RuntimeDep, request: Request
+    actor: MaterialsRead, session: ReadSession, runtime: RuntimeDep, request: Request
 ) -> SearchResults:
     return await service.search(
+        session, actor=actor, request=request, settings=runtime.settings.search
+    )
+
+
+@router.get(
+    "/search/facets",
+    summary="Count a search's matches and facets, without its results",
+    description="Takes the search's query and filters. A page shows the results of "
+    "`/search?facets=false` first and these counts when they come: counting every match of a "
+    "common word, or of the whole catalog, takes longer than finding the first page.",
+    responses=problem_responses(400, 422),
+)
+async def facets(
+    actor: MaterialsRead, session: ReadSession, runtime: RuntimeDep, request: Filters
+) -> FacetCounts:
+    return await service.count(
         session, actor=actor, request=request, settings=runtime.settings.search
     )
 
@@ -156,7 +172,7 @@ async def export(
 @router.get("/search/suggest", summary="Completions and corrections for a search box")
 async def suggest(
     actor: MaterialsRead,
-    session: DbSession,
+    session: ReadSession,
     q: Annotated[str, Query(min_length=1, max_length=100, pattern=PLAIN_TEXT)],
     limit: Annotated[
         int,

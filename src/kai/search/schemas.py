@@ -87,6 +87,15 @@ class SearchResults(BaseModel):
     )
 
 
+class FacetCounts(BaseModel):
+    total: int = Field(description="Materials matching the query and filters.")
+    facets: Facets = Field(description="Counts for the query and filters.")
+    mode: SearchMode
+    corrected_query: str | None = Field(
+        default=None, description="As in the search's answer: the words searched, if corrected."
+    )
+
+
 class Suggestion(BaseModel):
     kind: Literal["material", "category"]
     text: str

@@ -42,6 +42,7 @@ from kai.search.repository import (
 from kai.search.schemas import (
     CategoryFacet,
     FacetCount,
+    FacetCounts,
     Facets,
     Highlight,
     PropertyFacet,
@@ -332,7 +333,7 @@ async def search(
 ) -> SearchResults:
     repository = SearchRepository(session)
     prepared = await _prepared(session, actor, request, settings or SearchSettings())
-    query, language, views, keys = prepared.query, prepared.language, prepared.views, prepared.keys
+    query, language, views = prepared.query, prepared.language, prepared.views
     hits, next_cursor = await repository.search(
         query, language=language, sort=request.sort, limit=request.limit, cursor=request.cursor
     )
@@ -357,19 +358,46 @@ async def search(
     facets = None
     total = len(items)
     if request.facets:
-        enum_keys = [name for name, key in keys.items() if key.first.type in FACETED_TYPES]
-        numeric = [_numeric_facet(key) for key in keys.values() if key.first.type in RANGED_TYPES]
-        rows = await repository.facets(
-            query,
-            language=language,
-            enum_keys=enum_keys,
-            numeric=numeric[:MAX_RANGE_FACETS],
-        )
-        total = rows.total
-        facets = _facets(rows, views, keys, units)
+        total, facets = await _counted(repository, prepared, units)
     return SearchResults(
         items=items,
         next_cursor=next_cursor,
+        total=total,
+        facets=facets,
+        mode=request.mode,
+        corrected_query=prepared.corrected_text,
+    )
+
+
+async def _counted(
+    repository: SearchRepository, prepared: Prepared, units: UnitSystem
+) -> tuple[int, Facets]:
+    """How many materials the query matches, and its facets' counts."""
+    keys = prepared.keys
+    enum_keys = [name for name, key in keys.items() if key.first.type in FACETED_TYPES]
+    numeric = [_numeric_facet(key) for key in keys.values() if key.first.type in RANGED_TYPES]
+    rows = await repository.facets(
+        prepared.query,
+        language=prepared.language,
+        enum_keys=enum_keys,
+        numeric=numeric[:MAX_RANGE_FACETS],
+    )
+    return rows.total, _facets(rows, prepared.views, keys, units)
+
+
+async def count(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    request: SearchRequest,
+    settings: SearchSettings | None = None,
+) -> FacetCounts:
+    """The total and the facets of a search, without its results: a page asks for these
+    beside the results, so the results show without waiting for counts over every match."""
+    prepared = await _prepared(session, actor, request, settings or SearchSettings())
+    units = await materials.unit_system(session, actor, request.units)
+    total, facets = await _counted(SearchRepository(session), prepared, units)
+    return FacetCounts(
         total=total,
         facets=facets,
         mode=request.mode,

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from kai.catalog.images import thumbnail_url
+from kai.catalog.image_urls import thumbnail_url
 from kai.catalog.materials import get_material
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from kai.catalog import images
+from kai.catalog import image_urls, images
 from kai.catalog.models import MaterialImage
 from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
@@ -78,8 +78,8 @@ def _read(image: MaterialImage) -> ImageRead:
                 if column != "urls"
             },
             "urls": ImageUrls(
-                processed=images.derivative_url(image.material_id, image.id, "processed"),
-                thumbnail=images.thumbnail_url(image.material_id, image.id),
+                processed=image_urls.derivative_url(image.material_id, image.id, "processed"),
+                thumbnail=image_urls.thumbnail_url(image.material_id, image.id),
             ),
         }
     )

@@ -1,14 +1,15 @@
-"""HTTP routes of materials: CRUD, versions, soft delete and restore, with ETag / If-Match."""
+"""HTTP routes of materials: CRUD, versions (and restoring one), soft delete and restore, with
+ETag / If-Match."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
-from kai.catalog import materials, purge, transfers
+from kai.catalog import materials, purge, transfers, version_restore
 from kai.catalog.endpoints.transfers import ImportReportRead
 from kai.catalog.imports import ImportMode
 from kai.catalog.models import Material, MaterialStatus
@@ -20,7 +21,7 @@ from kai.catalog.schemas import (
     MaterialVersionRead,
     UnitSystem,
 )
-from kai.deps import DbSession
+from kai.deps import DbSession, ReadSession
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
@@ -70,7 +71,7 @@ async def _one(
 @router.get("", summary="Materials, newest first")
 async def list_materials(
     actor: MaterialsRead,
-    session: DbSession,
+    session: ReadSession,
     page: Paging,
     units: Units = None,
     category_id: Annotated[
@@ -79,6 +80,9 @@ async def list_materials(
     material_status: Annotated[MaterialStatus | None, Query(alias="status")] = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     include_deleted: bool = False,
+    deleted_only: Annotated[
+        bool, Query(description="The deleted materials alone (the trash), to restore or purge.")
+    ] = False,
 ) -> Page[MaterialRead]:
     rows, cursor = await materials.list_materials(
         session,
@@ -87,6 +91,7 @@ async def list_materials(
         status=material_status.value if material_status else None,
         tag=tag.strip().lower() if tag else None,
         include_deleted=include_deleted,
+        deleted_only=deleted_only,
         params=page,
     )
     system = await materials.unit_system(session, actor, units)
@@ -275,3 +280,33 @@ async def list_versions(
         session, actor=actor, material_id=material_id, versions=rows
     )
     return Page[MaterialVersionRead](items=items, next_cursor=cursor)
+
+
+@router.post(
+    "/{material_id}/versions/{version}/restore",
+    summary="Restore the values of an earlier version",
+    description="The material takes the fields it had at `version` again (name, code, "
+    "category, description, properties, manufacturer, supplier, price, tags, status), "
+    "recorded as a new version whose `restored_from` names it: history is never rewritten. "
+    "The values must pass an edit's checks against the category and its schema as they are "
+    "now: 422 naming each field otherwise, 409 when another material holds its code now, "
+    "and nothing written. When they are the current ones "
+    "already, the material is answered unchanged and no version is made. A deleted material "
+    "is restored from the trash first (`POST /api/v1/materials/{material_id}/restore`).",
+    responses=problem_responses(404, 409, 412, 422),
+)
+async def restore_version(
+    material_id: uuid.UUID,
+    version: Annotated[
+        int, Path(ge=1, le=2**31 - 1, description="Its number, as the versions list gives it.")
+    ],
+    actor: MaterialsWrite,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+    units: Units = None,
+) -> MaterialRead:
+    material = await version_restore.restore_version(
+        session, actor=actor, material_id=material_id, version=version, if_match=if_match
+    )
+    return await _one(session, actor, material, units, response)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity import accounts, mfa, sessions, step_up
@@ -20,6 +20,8 @@ from kai.identity.dependencies import (
     recently_authenticated,
     user_only,
 )
+from kai.identity.endpoints import browser
+from kai.identity.errors import InvalidRefreshToken
 from kai.identity.repository import OrganizationRepository
 from kai.identity.schemas import (
     Accepted,
@@ -41,6 +43,7 @@ from kai.identity.schemas import (
     TotpEnrolment,
 )
 from kai.kit.errors import problem_responses
+from kai.runtime import Runtime
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -56,13 +59,33 @@ AccountHolder = Annotated[Actor, Depends(password_session())]
 PasswordChecked = Annotated[Actor, Depends(authenticated(rate_class="auth"))]
 
 
-def _tokens(pair: sessions.TokenPair) -> TokenResponse:
+def _tokens(
+    pair: sessions.TokenPair, delivery: tuple[Request, Response, Runtime] | None = None
+) -> TokenResponse:
+    """The answer; with `delivery`, the refresh token goes into the browser's cookie instead."""
+    refresh_token = pair.refresh_token
+    if delivery is not None and refresh_token is not None:
+        request, response, runtime = delivery
+        browser.set_refresh_cookie(
+            response,
+            request,
+            refresh_token,
+            days=runtime.settings.auth.refresh_token_days,
+        )
+        refresh_token = None
     return TokenResponse(
         access_token=pair.access_token,
-        refresh_token=pair.refresh_token,
+        refresh_token=refresh_token,
         expires_in=pair.expires_in,
         organization_id=pair.organization_id,
     )
+
+
+def _cookie_delivery(
+    request: Request, response: Response, runtime: Runtime
+) -> tuple[Request, Response, Runtime] | None:
+    # A session the browser holds by cookie keeps it there through every renewal.
+    return (request, response, runtime) if browser.holds_cookie(request) else None
 
 
 @router.post(
@@ -72,7 +95,11 @@ def _tokens(pair: sessions.TokenPair) -> TokenResponse:
     responses=problem_responses(401, 403, 429),
 )
 async def login(
-    body: LoginRequest, request: Request, session: DbSession, runtime: RuntimeDep
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    runtime: RuntimeDep,
 ) -> TokenResponse:
     pair = await sessions.login(
         session,
@@ -83,22 +110,45 @@ async def login(
         recovery_code=body.recovery_code,
         origin=origin_of(request),
     )
-    return _tokens(pair)
+    in_cookie = body.refresh_token_in == "cookie"  # noqa: S105 - a delivery, not a secret
+    return _tokens(pair, (request, response, runtime) if in_cookie else None)
 
 
 @router.post(
     "/refresh",
     summary="Exchange a refresh token (once) for a new pair",
+    description=(
+        "With `refresh_token` in the body, the new one comes back in the body. Without it, the "
+        "session cookie's token is used (the request sends `X-Requested-With: kai`) and the new "
+        "one replaces the cookie."
+    ),
     dependencies=[AuthPublic],
-    responses=problem_responses(401, 429),
+    responses=problem_responses(401, 403, 429),
 )
 async def refresh(
-    body: RefreshRequest, request: Request, session: DbSession, runtime: RuntimeDep
+    request: Request,
+    response: Response,
+    session: DbSession,
+    runtime: RuntimeDep,
+    body: RefreshRequest | None = None,
 ) -> TokenResponse:
-    pair = await sessions.refresh(
-        session, runtime, refresh_token=body.refresh_token, origin=origin_of(request)
-    )
-    return _tokens(pair)
+    token = body.refresh_token if body is not None else None
+    delivery = None
+    if token is None:
+        token = browser.cookie_token(request)
+        if token is None:
+            raise InvalidRefreshToken("Send `refresh_token`, or the session cookie.")
+        delivery = (request, response, runtime)
+    try:
+        pair = await sessions.refresh(
+            session, runtime, refresh_token=token, origin=origin_of(request)
+        )
+    except InvalidRefreshToken as error:
+        if delivery is not None:
+            # A cookie that no longer works is dropped, so the app shows its login at once.
+            error.headers = {**(error.headers or {}), **browser.clearing_headers(request)}
+        raise
+    return _tokens(pair, delivery)
 
 
 @router.post(
@@ -107,8 +157,9 @@ async def refresh(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=AUTH_RESPONSES,
 )
-async def logout(actor: Person, session: DbSession) -> None:
+async def logout(actor: Person, request: Request, response: Response, session: DbSession) -> None:
     await sessions.logout(session, actor=user_only(actor))
+    browser.clear_refresh_cookie(response, request)
 
 
 @router.post(
@@ -118,9 +169,10 @@ async def logout(actor: Person, session: DbSession) -> None:
     responses=AUTH_RESPONSES,
 )
 async def logout_everywhere(
-    actor: SteppedUp, session: DbSession, runtime: RuntimeDep
+    actor: SteppedUp, request: Request, response: Response, session: DbSession, runtime: RuntimeDep
 ) -> LogoutEverywhereResponse:
     revoked = await sessions.logout_everywhere(session, runtime, actor=user_only(actor))
+    browser.clear_refresh_cookie(response, request)
     return LogoutEverywhereResponse(sessions_revoked=revoked)
 
 
@@ -138,7 +190,12 @@ async def logout_everywhere(
     responses=problem_responses(401, 403, 429),
 )
 async def confirm_password(
-    body: StepUpRequest, actor: PasswordChecked, session: DbSession, runtime: RuntimeDep
+    body: StepUpRequest,
+    actor: PasswordChecked,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    runtime: RuntimeDep,
 ) -> StepUpResponse:
     stepped_up = await step_up.step_up(
         session,
@@ -148,9 +205,8 @@ async def confirm_password(
         totp_code=body.totp_code,
         recovery_code=body.recovery_code,
     )
-    return StepUpResponse(
-        **_tokens(stepped_up.tokens).model_dump(), step_up_expires_at=stepped_up.until
-    )
+    tokens = _tokens(stepped_up.tokens, _cookie_delivery(request, response, runtime))
+    return StepUpResponse(**tokens.model_dump(), step_up_expires_at=stepped_up.until)
 
 
 @router.post(
@@ -166,13 +222,15 @@ async def confirm_password(
 async def switch_organization(
     body: SwitchOrganizationRequest,
     actor: BeyondOrganization,
+    request: Request,
+    response: Response,
     session: DbSession,
     runtime: RuntimeDep,
 ) -> TokenResponse:
     pair = await sessions.switch_organization(
         session, runtime, actor=user_only(actor), organization_id=body.organization_id
     )
-    return _tokens(pair)
+    return _tokens(pair, _cookie_delivery(request, response, runtime))
 
 
 @router.post(

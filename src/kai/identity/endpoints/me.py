@@ -1,13 +1,16 @@
-"""HTTP routes of the caller: who they are, their profile, their organizations."""
+"""HTTP routes of the caller: who they are, their profile, their sessions, their
+organizations."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from kai.deps import DbSession, RuntimeDep
-from kai.identity import accounts, organizations, sessions, step_up
+from kai.identity import accounts, devices, organizations, sessions, step_up
 from kai.identity.actor import Actor
 from kai.identity.dependencies import (
     AUTH_RESPONSES,
@@ -17,6 +20,8 @@ from kai.identity.dependencies import (
     password_session,
     user_only,
 )
+from kai.identity.endpoints import browser
+from kai.identity.models import AuthSession
 from kai.identity.repository import MembershipRepository, OrganizationRepository, UserRepository
 from kai.identity.schemas import (
     InvitationAccepted,
@@ -27,6 +32,7 @@ from kai.identity.schemas import (
     OrganizationRead,
     PasswordChange,
     ProfileUpdate,
+    SessionRead,
     TokenRequest,
     TokenResponse,
     UserRead,
@@ -106,6 +112,80 @@ async def change_password(
         current_password=body.current_password,
         new_password=body.new_password,
     )
+
+
+@router.get(
+    "/me/sessions",
+    summary="Where you are signed in: your sessions that still work",
+    description=(
+        "In every organization, the most recently used first; `current` is the session of the "
+        "calling token. Ended, expired and logged-out sessions are not listed."
+    ),
+)
+async def my_sessions(
+    actor: AccountHolder,
+    session: DbSession,
+    runtime: RuntimeDep,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[SessionRead]:
+    rows, cursor = await sessions.live_sessions(session, runtime, actor=actor, params=page)
+    # The rules are regular expressions in Python, and loading them takes a moment.
+    seen = await asyncio.to_thread(devices.describe_all, [row.user_agent for row in rows])
+    return Page[SessionRead](
+        items=[
+            _session_read(row, device, current=row.id == actor.session_id)
+            for row, device in zip(rows, seen, strict=True)
+        ],
+        next_cursor=cursor,
+    )
+
+
+def _session_read(row: AuthSession, device: devices.Device, *, current: bool) -> SessionRead:
+    return SessionRead(
+        id=row.id,
+        current=current,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+        methods=list(row.methods),
+        device=device.description,
+        browser=device.browser,
+        os=device.os,
+        user_agent=row.user_agent,
+        # The column is `inet`: the driver answers an address object.
+        client_address=str(row.client_address) if row.client_address is not None else None,
+    )
+
+
+@router.delete(
+    "/me/sessions/{session_id}",
+    summary="End one of your sessions: sign that device out",
+    description=(
+        "Its access and refresh tokens stop working at once. Ending another session needs a "
+        "password proof from the last few minutes in this session: a password login, or "
+        "`POST /api/v1/auth/step-up` (else 403 `step-up-required`). Ending this one is a "
+        "logout. 404 `session-not-found` for an id that is none of your active sessions."
+    ),
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404),
+)
+async def end_session(
+    session_id: uuid.UUID,
+    actor: Caller,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    runtime: RuntimeDep,
+) -> None:
+    person = user_only(actor)
+    this_one = session_id == person.session_id
+    # As logging out everywhere: a stolen access token must not end the owner's other
+    # sessions (and, from the answers, learn which ids are theirs).
+    if not this_one:
+        await step_up.require_recent_password(session, runtime, actor=person)
+    await sessions.end_session(session, runtime, actor=person, session_id=session_id)
+    if this_one:
+        browser.clear_refresh_cookie(response, request)
 
 
 @router.get(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from kai.deps import DbSession, RuntimeDep
 from kai.identity import organizations, sso
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, origin_of, public, require
+from kai.identity.endpoints import browser
 from kai.identity.models import SsoProvider
 from kai.identity.permissions import Permission
 from kai.identity.schemas import TokenRequest, TokenResponse
@@ -23,8 +25,10 @@ from kai.identity.sso_schemas import (
     SsoProviderWrite,
 )
 from kai.kit.db import release_connection
-from kai.kit.errors import problem_responses
+from kai.kit.errors import KaiError, problem_responses
 from kai.runtime import Runtime
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/auth/sso", tags=["sso"])
 management_router = APIRouter(prefix="/organization/sso", tags=["sso"], responses=AUTH_RESPONSES)
@@ -37,6 +41,12 @@ OrganizationSlug = Annotated[
 # The authorization URL and the tokens are for this browser only: no cache may keep them.
 NO_STORE = {"Cache-Control": "no-store"}
 LOGIN_ROUTE, CALLBACK_ROUTE = "sso_login", "sso_callback"
+# A login the web app started: the callback answers with the session cookie and a redirect to
+# the app rather than JSON. Lax, not Strict: the provider's redirect back is a navigation
+# from another site, and must carry it.
+WEB_LOGIN_COOKIE = "kai_sso_web"
+WEB_LOGIN_PATH = "/api/v1/auth/sso"
+WEB_LOGIN_SECONDS = 600
 # What OAuth 2.0 allows in codes and error codes (RFC 6749, appendix A).
 VISIBLE_ASCII = r"^[\x20-\x7e]+$"
 
@@ -65,7 +75,9 @@ async def _start(
     summary="Sign in through the organization's identity provider",
     description=(
         "Redirects the browser to the provider. After signing in there, the provider sends it "
-        "to the callback, which answers KAI tokens. `POST` answers the URL as JSON instead."
+        "to the callback, which answers KAI tokens. `POST` answers the URL as JSON instead. "
+        "With `client=web` (the web app), the callback instead sets the session cookie and "
+        "redirects to the app: to `/`, or to `/login?sso=sent` or `/login?sso=failed`."
     ),
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
@@ -76,10 +88,25 @@ async def _start(
     },
 )
 async def login(
-    organization_slug: OrganizationSlug, request: Request, session: DbSession, runtime: RuntimeDep
+    organization_slug: OrganizationSlug,
+    request: Request,
+    session: DbSession,
+    runtime: RuntimeDep,
+    client: Literal["web"] | None = None,
 ) -> RedirectResponse:
     url = await _start(organization_slug, request, session, runtime)
-    return RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers=NO_STORE)
+    redirect = RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers=NO_STORE)
+    if client == "web":
+        redirect.set_cookie(
+            WEB_LOGIN_COOKIE,
+            "1",
+            max_age=WEB_LOGIN_SECONDS,
+            path=WEB_LOGIN_PATH,
+            httponly=True,
+            secure=browser.needs_secure(request),
+            samesite="lax",
+        )
+    return redirect
 
 
 @router.post(
@@ -131,7 +158,11 @@ async def callback(
         str | None, Query(max_length=500, pattern=VISIBLE_ASCII, description="RFC 9207")
     ] = None,
     error: Annotated[str | None, Query(max_length=200, pattern=VISIBLE_ASCII)] = None,
-) -> TokenResponse | JSONResponse:
+) -> TokenResponse | JSONResponse | RedirectResponse:
+    if request.cookies.get(WEB_LOGIN_COOKIE) == "1":
+        return await _finish_in_the_app(
+            organization_slug, state, request, session, runtime, code=code, iss=iss, error=error
+        )
     outcome = await sso.finish_login(
         session,
         runtime,
@@ -157,6 +188,59 @@ async def callback(
         expires_in=outcome.expires_in,
         organization_id=outcome.organization_id,
     )
+
+
+async def _finish_in_the_app(
+    organization_slug: str,
+    state: str,
+    request: Request,
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    code: str | None,
+    iss: str | None,
+    error: str | None,
+) -> RedirectResponse:
+    """The callback of a login the web app started: the session goes into its cookie."""
+    try:
+        outcome = await sso.finish_login(
+            session,
+            runtime,
+            organization_slug=organization_slug,
+            code=code,
+            state=state,
+            issuer=iss,
+            error=error,
+            origin=origin_of(request),
+        )
+    except KaiError as refusal:
+        # The app says it in a fixed sentence: nothing of the provider's text reaches the page.
+        await session.rollback()
+        log.info("sso.web_login_refused", problem=refusal.type)
+        return _to_app(request, "/login?sso=failed")
+    if isinstance(outcome, sso.LinkSent):
+        return _to_app(request, "/login?sso=sent")
+    answer = _to_app(request, "/")
+    assert outcome.refresh_token is not None
+    browser.set_refresh_cookie(
+        answer,
+        request,
+        outcome.refresh_token,
+        days=runtime.settings.auth.refresh_token_days,
+    )
+    return answer
+
+
+def _to_app(request: Request, path: str) -> RedirectResponse:
+    answer = RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER, headers=NO_STORE)
+    answer.delete_cookie(
+        WEB_LOGIN_COOKIE,
+        path=WEB_LOGIN_PATH,
+        httponly=True,
+        secure=browser.needs_secure(request),
+        samesite="lax",
+    )
+    return answer
 
 
 @router.post(

@@ -1,0 +1,75 @@
+// The models area's conversations with the API: versions, backbones, recognition settings.
+import { useQuery } from "@tanstack/react-query";
+
+import { api, authedFetch, type Schemas } from "../../api/client";
+import { ApiError, isProblem, unwrap } from "../../api/problem";
+import { useCursorList } from "../../components/lists";
+
+export type ModelVersion = Schemas["ModelVersionRead"];
+export type Backbone = Schemas["ImageModelRead"];
+export type TrainingOptions = Schemas["TrainingOptions"];
+export type RecognitionSettings = Schemas["RecognitionSettingsRead"];
+
+export const keys = {
+  all: ["models"] as const,
+  versions: ["models", "versions"] as const,
+  version: (id: string) => ["models", "version", id] as const,
+  backbones: ["models", "backbones"] as const,
+  settings: ["models", "settings"] as const,
+};
+
+export function useVersions() {
+  return useCursorList(keys.versions, async (cursor) =>
+    unwrap(await api.GET("/api/v1/models", { params: { query: { cursor, limit: 50 } } })),
+  );
+}
+
+export function useVersion(versionId: string) {
+  return useQuery({
+    queryKey: keys.version(versionId),
+    queryFn: async () => unwrap(await api.GET("/api/v1/models/{version_id}", { params: { path: { version_id: versionId } } })),
+    // A version in training changes on its own: look again until it has ended.
+    refetchInterval: (query) => (query.state.data?.status === "training" ? 2000 : false),
+  });
+}
+
+export function useBackbones() {
+  return useCursorList(keys.backbones, async (cursor) =>
+    unwrap(await api.GET("/api/v1/backbones", { params: { query: { cursor, limit: 200 } } })),
+  );
+}
+
+export function useRecognitionSettings() {
+  return useQuery({
+    queryKey: keys.settings,
+    queryFn: async () => unwrap(await api.GET("/api/v1/recognitions/settings")),
+  });
+}
+
+export async function trainVersion(options: TrainingOptions): Promise<ModelVersion> {
+  return unwrap(await api.POST("/api/v1/models", { body: options }));
+}
+
+export async function activateVersion(versionId: string): Promise<ModelVersion> {
+  return unwrap(await api.POST("/api/v1/models/{version_id}/activate", { params: { path: { version_id: versionId } } }));
+}
+
+/** Uploads an ONNX backbone as multipart form data; a refusal throws the server's problem. */
+export async function uploadBackbone(form: FormData): Promise<Backbone> {
+  const answer = await authedFetch(new Request(new URL("/api/v1/backbones", window.location.origin), { method: "POST", body: form }));
+  const body: unknown = await answer.json().catch(() => null);
+  if (!answer.ok) {
+    throw new ApiError(
+      isProblem(body) ? body : { type: "about:blank", title: answer.statusText || "The server could not answer", status: answer.status },
+    );
+  }
+  return body as Backbone;
+}
+
+export async function deleteBackbone(name: string): Promise<void> {
+  unwrap(await api.DELETE("/api/v1/backbones/{name}", { params: { path: { name } } }));
+}
+
+export async function changeSettings(change: Schemas["RecognitionSettingsChange"]): Promise<RecognitionSettings> {
+  return unwrap(await api.PATCH("/api/v1/recognitions/settings", { body: change }));
+}

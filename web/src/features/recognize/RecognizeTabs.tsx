@@ -1,0 +1,16 @@
+// The three ways in: one photo, many photos, look-alikes.
+import { useTranslation } from "react-i18next";
+import { NavLink } from "react-router";
+
+export function RecognizeTabs() {
+  const { t } = useTranslation("recognize");
+  return (
+    <nav className="recognize-tabs" aria-label={t("sections")}>
+      <NavLink to="/recognize" end>
+        {t("tabPhoto")}
+      </NavLink>
+      <NavLink to="/recognize/batches">{t("tabBatches")}</NavLink>
+      <NavLink to="/recognize/search">{t("tabSearch")}</NavLink>
+    </nav>
+  );
+}

@@ -1,0 +1,5 @@
+import "@testing-library/jest-dom/vitest";
+
+import { setupI18n } from "../i18n";
+
+setupI18n("en");
