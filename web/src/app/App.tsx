@@ -1,4 +1,4 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { QueryClientProvider, type QueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { RouterProvider, createBrowserRouter } from "react-router";
 
@@ -6,10 +6,11 @@ import { ApiError } from "../api/problem";
 import { refresh } from "../auth/session";
 import { changeLocale } from "../i18n";
 import { useMe } from "./me";
+import { FreshQueryClient } from "./queryClient";
 import { routes } from "./routes";
 
 function makeQueryClient(): QueryClient {
-  return new QueryClient({
+  return new FreshQueryClient({
     defaultOptions: {
       queries: {
         // A 4xx will not change by asking again; a network error or a 5xx might.

@@ -1,6 +1,6 @@
 // A material's images: upload (drop or choose files), make primary, reorder, delete.
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState, type DragEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type DragEvent } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, authedFetch } from "../../api/client";
@@ -33,12 +33,12 @@ export function MaterialImages({ materialId, name, canWrite }: { materialId: str
   const [dragging, setDragging] = useState(false);
   const [status, setStatus] = useState("");
   const [deleting, setDeleting] = useState<{ image: MaterialImage; label: string } | null>(null);
-  const key = ["materials", materialId, "images"];
-  const refresh = () => {
-    void client.invalidateQueries({ queryKey: key });
+  // Stable, so the poll below keeps its rhythm across renders.
+  const refresh = useCallback(() => {
+    void client.invalidateQueries({ queryKey: ["materials", materialId, "images"] });
     // The catalog's tiles show the material by its thumbnail, which may have changed.
     void client.invalidateQueries({ queryKey: ["catalog", "search"] });
-  };
+  }, [client, materialId]);
 
   const uploads = useMutation({
     mutationFn: async (files: File[]) => {
