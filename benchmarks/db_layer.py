@@ -7,6 +7,10 @@ A transaction of one `SELECT 1` (BEGIN, the statement, COMMIT: three round trips
 - `sqlalchemy core`: an `AsyncConnection` of KAI's engine (`kai.kit.db.create_engine`);
 - `sqlalchemy session`: an `AsyncSession` of KAI's session factory, as a request uses.
 
+Then one organization's row read as the app role under row-level security, scoped to its
+organization: on the driver as `kai.kit.driver` scopes a statement (one round trip), and as
+an ORM session does it (BEGIN, the scope, the row, COMMIT).
+
 CPU time of this process per transaction, which is what limits one server process.
 
     python -m benchmarks.db_layer [--transactions 3000] [--clients 8]
@@ -26,9 +30,11 @@ import uvloop
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.config import Settings
-from kai.kit.db import create_engine, create_session_factory, libpq_url
+from kai.kit.db import APP_ROLE, act_for, create_engine, create_session_factory, libpq_url, new_id
+from kai.kit.driver import PooledDriver
 from kai.runtime import attach_database
 
 
@@ -55,7 +61,7 @@ async def cpu_per_call(
     return figures
 
 
-async def measure(url: str, settings: Settings, calls: int, clients: int) -> None:
+async def measure(url: str, owner_url: str, settings: Settings, calls: int, clients: int) -> None:
     size = settings.database.pool_size
     pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
         libpq_url(url), min_size=size, max_size=size, open=False
@@ -89,9 +95,65 @@ async def measure(url: str, settings: Settings, calls: int, clients: int) -> Non
         ):
             cpu, wall = await cpu_per_call(work, calls, clients)
             print(f"| {name} | {cpu:.0f} | {wall:.0f} |")
+        await scoped_reads(url, owner_url, settings, sessions, calls, clients)
     finally:
         await pool.close()
         await engine.dispose()
+
+
+async def scoped_reads(
+    url: str,
+    owner_url: str,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    calls: int,
+    clients: int,
+) -> None:
+    organization_id = new_id()
+    owner = create_engine(owner_url, settings.database, as_app=False)
+    async with owner.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO organizations (id, name, slug) VALUES (:id, 'Bench', :slug)"),
+            {"id": organization_id, "slug": f"bench-{organization_id.hex[-12:]}"},
+        )
+        # A table under row-level security: the organization's one team.
+        await connection.execute(
+            text("INSERT INTO teams (id, organization_id, name) VALUES (:id, :org, 'Bench')"),
+            {"id": new_id(), "org": organization_id},
+        )
+    await owner.dispose()
+    driver = PooledDriver(libpq_url(url), settings.database, app_role=APP_ROLE)
+    sql = "SELECT id, organization_id, name FROM teams WHERE organization_id = %s"
+
+    async def driver_read() -> None:
+        rows = await driver.scoped_rows(sql, (organization_id,), organization_id=organization_id)
+        assert len(rows) == 1
+
+    async def session_read() -> None:
+        async with sessions() as session:
+            await act_for(session, organization_id=organization_id)
+            rows = (
+                await session.execute(
+                    text("SELECT id, organization_id, name FROM teams WHERE organization_id = :o"),
+                    {"o": organization_id},
+                )
+            ).all()
+            assert len(rows) == 1
+            await session.commit()
+
+    print()
+    print(f"{calls} reads of a row under row-level security, scoped, {clients} concurrent")
+    print("| way | CPU µs per read | wall µs per read |")
+    print("|---|---:|---:|")
+    try:
+        for name, work in (
+            ("driver: scope and read in one statement (`kai.kit.driver`)", driver_read),
+            ("sqlalchemy session: BEGIN, scope, read, COMMIT", session_read),
+        ):
+            cpu, wall = await cpu_per_call(work, calls, clients)
+            print(f"| {name} | {cpu:.0f} | {wall:.0f} |")
+    finally:
+        await driver.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         urls, embedded = attach_database(settings, migrate=True)
         try:
-            uvloop.run(measure(urls.app, settings, options.transactions, options.clients))
+            uvloop.run(
+                measure(urls.app, urls.owner, settings, options.transactions, options.clients)
+            )
         finally:
             if embedded is not None:
                 embedded.release()

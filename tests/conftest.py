@@ -30,6 +30,7 @@ from kai.app import create_app
 from kai.config import Settings
 from kai.identity import sso
 from kai.kit.db import create_engine, libpq_url
+from kai.kit.driver import JoinedDriver
 from kai.kit.jobs.worker import run_worker
 from kai.kit.logging import configure_logging
 from kai.kit.pgembed import EmbeddedPostgres
@@ -175,6 +176,10 @@ async def runtime(
         ),
         storage=create_storage(settings),
     )
+    # The driver's statements join the same transaction (`kai.kit.driver.JoinedDriver`).
+    raw = await connection.get_raw_connection()
+    assert raw.driver_connection is not None
+    runtime.driver_override = JoinedDriver(raw.driver_connection)
     yield runtime
     await runtime.close_services()
 

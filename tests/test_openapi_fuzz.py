@@ -267,6 +267,13 @@ def _credentials(case: schemathesis.Case, owner: Headers) -> Headers | None:
     return owner
 
 
+# Hypothesis warns when the `random` module's state moves while it draws a case, taking it
+# for a strategy's doing. Here the app runs beside it in another thread, and psycopg's pool
+# draws from `random` for each connection it opens (a jittered lifetime): not the strategy.
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 @pytest.mark.parametrize(("method", "path", "mode"), _documented_operations())
 async def test_every_operation_answers_as_documented(
     api_schema: schemathesis.BaseSchema,

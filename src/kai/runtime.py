@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kai.config import JobSettings, Settings
 from kai.kit.crypto import SecretBox, master_key
-from kai.kit.db import APP_ROLE, SETTINGS_INFO, create_engine, create_session_factory
+from kai.kit.db import APP_ROLE, SETTINGS_INFO, create_engine, create_session_factory, libpq_url
+from kai.kit.driver import Driver, PooledDriver
 from kai.kit.images import ImageLimits
 from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
@@ -96,6 +97,9 @@ class Runtime:
     embedded: EmbeddedPostgres | None = field(default=None)
     # What "now" is for rules that depend on time (throttling, expiry); tests move it.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Where the driver's statements run instead of the runtime's own pool (tests whose
+    # sessions join one rolled-back transaction: `kai.kit.driver.JoinedDriver`).
+    driver_override: Driver | None = field(default=None)
 
     def __post_init__(self) -> None:
         # A process serves one runtime; /metrics reports the newest one's pool.
@@ -164,6 +168,13 @@ class Runtime:
         return OutboundClient(OutboundPolicy.from_settings(self.settings.outbound))
 
     @cached_property
+    def driver(self) -> Driver:
+        """The driver's own pool, for what every request does (`kai.kit.driver`)."""
+        if self.driver_override is not None:
+            return self.driver_override
+        return PooledDriver(libpq_url(self.database_url), self.settings.database, app_role=APP_ROLE)
+
+    @cached_property
     def replica(self) -> Replica | None:
         """The read replica (`KAI_DATABASE__REPLICA_URL`), or None without one."""
         url = self.settings.database.replica_url
@@ -189,12 +200,15 @@ class Runtime:
         return SecretBox(self.master_key, purpose)
 
     async def close_services(self) -> None:
-        """Close what the runtime opened besides the database engine."""
+        """Close what the runtime opened besides the database engine (the driver's pool is the
+        runtime's own)."""
         await self.storage.close()
         if "rate_limiter" in self.__dict__:
             await self.rate_limiter.close()
         if self.__dict__.get("replica") is not None:
             await self.__dict__["replica"].close()
+        if "driver" in self.__dict__:
+            await self.driver.close()
 
     async def close(self) -> None:
         await self.close_services()

@@ -17,8 +17,8 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.config import RatePolicy
-from kai.deps import READER_STATE, DbSession, Reader, RuntimeDep
-from kai.identity import audit, step_up, writes
+from kai.deps import CALLER_STATE, Caller, DbSession, RuntimeDep
+from kai.identity import audit, step_up, writes  # noqa: F401 (writes: its listener)
 from kai.identity.actor import Actor, Origin
 from kai.identity.authentication import authenticate
 from kai.identity.errors import (
@@ -104,19 +104,24 @@ def _rate_limit(policy: RatePolicy, multiple: int = 1) -> RateLimit:
     return RateLimit(policy.limit * multiple, policy.period_seconds, burst)
 
 
-async def _actor(request: Request, session: DbSession, runtime: RuntimeDep) -> Actor:
+async def _actor(request: Request, runtime: Runtime) -> Actor:
     credential = _bearer(request)
     try:
-        actor = await authenticate(
-            session, runtime, credential=credential, origin=origin_of(request)
-        )
+        actor = await authenticate(runtime, credential=credential, origin=origin_of(request))
     except NotAuthenticated:
         # Each credential tried cost lookups: a wrong one spends its address's `auth` bucket.
         await _limit(runtime, None, "auth", _address(request))
         raise
-    setattr(request.state, READER_STATE, Reader(actor.organization_id, actor.last_write_at))
-    if runtime.settings.database.replica_url is not None and request.method not in _SAFE:
-        writes.remember_writes(session, actor)
+    records_writes = (
+        runtime.settings.database.replica_url is not None and request.method not in _SAFE
+    )
+    caller = Caller(
+        organization_id=actor.organization_id,
+        user_id=actor.user_id,
+        last_write_at=actor.last_write_at,
+        writer=actor if records_writes else None,
+    )
+    setattr(request.state, CALLER_STATE, caller)
     return actor
 
 
@@ -127,10 +132,8 @@ def _address(request: Request) -> str:
 def require(permission: Permission, *, rate_class: RateClass = "standard") -> Any:
     """The caller must hold `permission` in the organization it acts for."""
 
-    async def dependency(
-        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
-    ) -> Actor:
-        actor = await _actor(request, session, runtime)
+    async def dependency(request: Request, response: Response, runtime: RuntimeDep) -> Actor:
+        actor = await _actor(request, runtime)
         await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         if actor.needs_mfa_enrolment:
             raise MfaEnrolmentRequired()
@@ -161,10 +164,8 @@ def require(permission: Permission, *, rate_class: RateClass = "standard") -> An
 def authenticated(*, rate_class: RateClass = "standard") -> Any:
     """Any authenticated person or key, whatever its permissions (their own profile, say)."""
 
-    async def dependency(
-        request: Request, response: Response, session: DbSession, runtime: RuntimeDep
-    ) -> Actor:
-        actor = await _actor(request, session, runtime)
+    async def dependency(request: Request, response: Response, runtime: RuntimeDep) -> Actor:
+        actor = await _actor(request, runtime)
         await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         return actor
 
@@ -183,7 +184,7 @@ def _person(
     async def dependency(
         request: Request, response: Response, session: DbSession, runtime: RuntimeDep
     ) -> Actor:
-        actor = await _actor(request, session, runtime)
+        actor = await _actor(request, runtime)
         await _limit(runtime, response, rate_class, actor.author, actor.organization_id)
         person = user_only(actor)
         await proof(session, runtime, person)

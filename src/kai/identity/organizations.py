@@ -45,6 +45,7 @@ from kai.identity.repository import (
 )
 from kai.kit.crypto import random_token, token_digest
 from kai.kit.db import act_for
+from kai.kit.driver import Driver
 from kai.kit.errors import Conflict
 from kai.kit.pagination import PageParams
 from kai.runtime import Runtime
@@ -62,6 +63,38 @@ async def get_organization(session: AsyncSession, *, actor: Actor) -> Organizati
     if organization is None:
         raise OrganizationNotFound()
     return organization
+
+
+_ORGANIZATION_COLUMNS = (
+    "id",
+    "name",
+    "slug",
+    "signup_policy",
+    "allowed_email_domains",
+    "mfa_required",
+    "session_lifetime_hours",
+    "default_role",
+    "created_at",
+)
+_ORGANIZATION_SQL = (
+    "SELECT id, name, slug, signup_policy, allowed_email_domains, mfa_required,"
+    " session_lifetime_hours, default_role, created_at FROM organizations WHERE id = %s"
+)
+
+
+async def read_organization(driver: Driver, *, actor: Actor) -> dict[str, Any]:
+    """The organization acted for, as its settings page and the app's every screen read it:
+    on the driver (`kai.kit.driver`), in one statement."""
+    organization_id = actor.tenant_id
+    rows = await driver.scoped_rows(
+        _ORGANIZATION_SQL,
+        (organization_id,),
+        organization_id=organization_id,
+        user_id=actor.user_id,
+    )
+    if not rows:
+        raise OrganizationNotFound()
+    return dict(zip(_ORGANIZATION_COLUMNS, rows[0], strict=True))
 
 
 async def update_organization(

@@ -215,9 +215,10 @@ class AccessRow:
     last_write_at: datetime | None
 
 
-# Also scopes the transaction to the caller (see the function in the migrations).
+# What an access token's session may do now (see the function in the migrations), in one
+# unscoped statement on the driver: the function scopes its own query to the caller.
 # The columns come in AccessRow's order.
-_ACCESS_SQL = (
+ACCESS_SQL = (
     "SELECT member_role, custom_permissions, session_revoked, session_expires_at,"
     " session_organization_id, user_disabled, user_sessions_valid_after, session_created_at,"
     " mfa_enrolled, mfa_required, session_last_write_at FROM kai_authenticate(%s, %s, %s)"
@@ -238,23 +239,6 @@ class SessionRepository:
         if for_update:
             statement = statement.with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
-
-    async def access(
-        self, *, session_id: uuid.UUID, user_id: uuid.UUID, organization_id: uuid.UUID | None
-    ) -> AccessRow | None:
-        """What the caller may do now; scopes the transaction to them as `act_for` does.
-
-        Runs on the driver's connection, in the session's transaction: this query is on every
-        authenticated request, and SQLAlchemy's result handling was a good part of its cost.
-        """
-        connection = await self.session.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        cursor = await driver.execute(_ACCESS_SQL, (session_id, user_id, organization_id))
-        row = await cursor.fetchone()
-        if row is None:
-            return None
-        return AccessRow(*row)
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         self.session.add(token)
@@ -582,18 +566,6 @@ class ApiKeyRepository:
         await self.session.flush()
         return key
 
-    async def organization_of_prefix(self, prefix: str) -> uuid.UUID | None:
-        result = await self.session.execute(
-            text("SELECT kai_api_key_organization(:prefix)"), {"prefix": prefix}
-        )
-        return result.scalar_one_or_none()
-
-    async def by_prefix(self, organization_id: uuid.UUID, prefix: str) -> ApiKey | None:
-        statement = select(ApiKey).where(
-            ApiKey.organization_id == organization_id, ApiKey.prefix == prefix
-        )
-        return (await self.session.scalars(statement)).one_or_none()
-
     async def get(self, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
         statement = select(ApiKey).where(
             ApiKey.organization_id == organization_id, ApiKey.id == key_id
@@ -606,14 +578,6 @@ class ApiKeyRepository:
         statement = select(ApiKey).where(ApiKey.organization_id == organization_id)
         return await paginate(
             self.session, statement, order_by=(ApiKey.created_at, ApiKey.id), params=params
-        )
-
-    async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
-        await self.session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id)
-            .values(last_used_at=at)
-            .execution_options(synchronize_session=False)
         )
 
 

@@ -5,12 +5,11 @@ sees its own writes. Writes made elsewhere on its behalf (a job's) are not count
 from __future__ import annotations
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from kai.deps import WRITER_INFO
 from kai.identity.actor import Actor
 
-_WRITER = "kai.identity.writer"
 # Only a transaction that wrote has a transaction id: one that read only leaves it alone.
 _SESSION_WROTE = text(
     "UPDATE auth_sessions SET last_write_at = clock_timestamp()"
@@ -22,17 +21,12 @@ _KEY_WROTE = text(
 )
 
 
-def remember_writes(session: AsyncSession, actor: Actor) -> None:
-    """Record that `actor` wrote whenever `session` commits a transaction that did."""
-    session.info[_WRITER] = actor
-
-
 @event.listens_for(Session, "before_commit")
 def _record_write(session: Session) -> None:
-    actor: Actor | None = session.info.get(_WRITER)
+    actor = session.info.get(WRITER_INFO)
     # A savepoint's release is no commit: its writes are recorded when the transaction is.
     # (Each transaction a request commits is: `release_connection` commits more than one.)
-    if actor is None or session.in_nested_transaction():
+    if not isinstance(actor, Actor) or session.in_nested_transaction():
         return
     # What the unit of work still holds is written now, not after this check.
     session.flush()

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -153,21 +153,39 @@ def act_for_each_transaction(session: AsyncSession, *, organization_id: uuid.UUI
     """Scope every transaction `session` begins as `act_for` scopes one, when it begins: for
     a session that may commit more than once, or never need a transaction at all (no
     transaction is opened just to scope it)."""
-    values = {"organization_id": str(organization_id) if organization_id else "", "user_id": ""}
-
-    def scope(_session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
-        connection.execute(_SCOPE, values)
-
-    event.listen(session.sync_session, "after_begin", scope)
+    scope_each_transaction(session, lambda: (organization_id, None))
 
 
-async def release_connection(session: AsyncSession, *, organization_id: uuid.UUID | None) -> None:
+def scope_each_transaction(
+    session: AsyncSession, scope: Callable[[], tuple[uuid.UUID | None, uuid.UUID | None] | None]
+) -> None:
+    """As `act_for_each_transaction`, for the organization and person `scope()` names when the
+    transaction begins; None leaves the transaction unscoped (it sees no organization's
+    rows)."""
+
+    def begin(_session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+        acting = scope()
+        if acting is None:
+            return
+        organization_id, user_id = acting
+        connection.execute(
+            _SCOPE,
+            {
+                "organization_id": str(organization_id) if organization_id else "",
+                "user_id": str(user_id) if user_id else "",
+            },
+        )
+
+    event.listen(session.sync_session, "after_begin", begin)
+
+
+async def release_connection(session: AsyncSession) -> None:
     """Give the session's connection back to the pool during slow work that needs none (a
-    request at its boundary: what it did so far, its authentication, commits now). The next
-    statement begins a new transaction, scoped to `organization_id` as `act_for` scopes one."""
+    request at its boundary: what it did so far commits now). The next statement begins a
+    new transaction, which a request's session scopes as it scoped the first
+    (`kai.deps.get_session`)."""
     if session.in_transaction():
         await commit(session)
-    act_for_each_transaction(session, organization_id=organization_id)
 
 
 # `session.info` key of the process's Settings, for infrastructure that needs them deep inside

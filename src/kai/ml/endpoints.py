@@ -180,7 +180,7 @@ async def upload_backbone(
     # The check runs the model in a child for up to a minute: the request's database
     # connection goes back to the pool meanwhile, and the model is recorded in a new
     # transaction (where a name taken meanwhile is still a 409, by the unique index).
-    await release_connection(session, organization_id=actor.tenant_id)
+    await release_connection(session)
     dimension = await image_models.check_upload(upload, actor=actor, settings=runtime.settings)
     model = await image_models.record_upload(
         session, runtime.storage, actor=actor, upload=upload, dimension=dimension

@@ -45,8 +45,8 @@ def _member(membership: Membership, user: User) -> MemberRead:
 
 
 @router.get("/organization", summary="The organization you act for")
-async def get_organization(actor: MembersRead, session: DbSession) -> OrganizationRead:
-    organization = await organizations.get_organization(session, actor=actor)
+async def get_organization(actor: MembersRead, runtime: RuntimeDep) -> OrganizationRead:
+    organization = await organizations.read_organization(runtime.driver, actor=actor)
     return OrganizationRead.model_validate(organization)
 
 

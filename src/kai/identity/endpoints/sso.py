@@ -313,10 +313,10 @@ async def configure_provider(
     session: DbSession,
     runtime: RuntimeDep,
 ) -> SsoProviderRead:
-    # The service asks the issuer first, which may take the provider seconds: the transaction
-    # authentication began ends now, so no pooled connection waits on a server an
-    # organization chose.
-    await release_connection(session, organization_id=actor.tenant_id)
+    # The service asks the issuer first, which may take the provider seconds: any transaction
+    # the request began ends now, so no pooled connection waits on a server an organization
+    # chose.
+    await release_connection(session)
     provider = await sso.configure_provider(
         session,
         runtime,
