@@ -20,7 +20,8 @@ from kai.config import Settings
 from kai.identity.endpoints import ROUTERS as IDENTITY_ROUTERS
 from kai.identity.pages import router as pages_router
 from kai.jobs.endpoints import router as jobs_router
-from kai.kit import sandbox
+from kai.kit import expiring, sandbox
+from kai.kit.db import libpq_url
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.jobs.worker import load_task_modules
 from kai.kit.middleware import RequestContextMiddleware
@@ -73,6 +74,12 @@ def create_app(
         active = runtime or Runtime.create(settings, database_url or "")
         app.state.runtime = active
         worker = _start_worker(active) if run_worker else None
+        # What other processes change of who may do what reaches this one's caches.
+        follower = (
+            asyncio.create_task(expiring.follow_changes(libpq_url(active.database_url)))
+            if owned
+            else None
+        )
         # The language and image models load in the background: the first search or
         # recognition need not wait for them.
         warming = (
@@ -92,10 +99,11 @@ def create_app(
         finally:
             if warming is not None:
                 await warming
-            if worker is not None:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            for task in (worker, follower):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if owned:
                 await active.close()
 

@@ -102,6 +102,10 @@ class AuthSettings(BaseModel):
     issuer: str = "kai"
     audience: str = "kai-api"
     access_token_minutes: int = Field(default=15, ge=1, le=15)
+    # How long a process keeps what a session or API key was found to allow: a revocation
+    # made in another process takes effect here within this (in the process that made it,
+    # at once). 0 asks the database on every request.
+    access_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # Keys, newest first: the first key with a private part (or secret) signs; all verify.
     # Empty: one HS256 key derived from the secret key (one instance, or all sharing it).
     jwt_keys: list[JwtKey] = Field(default_factory=list)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -100,6 +100,8 @@ class Runtime:
     # Where the driver's statements run instead of the runtime's own pool (tests whose
     # sessions join one rolled-back transaction: `kai.kit.driver.JoinedDriver`).
     driver_override: Driver | None = field(default=None)
+    # The domains' own per-runtime caches, by name (`kai.identity.authentication`'s, say).
+    caches: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # A process serves one runtime; /metrics reports the newest one's pool.

@@ -2,8 +2,9 @@
 
 Runs on every authenticated request, so it goes through the driver (`kai.kit.driver`), not
 the ORM: one JWT check and one statement for a token, two statements for an API key (and a
-write once a minute, its last use). What it finds scopes the request's own database session
-when that begins (`kai.deps.get_session`), which row-level security then enforces.
+write once a minute, its last use), none while the process still keeps the answer
+(`kai.identity.access_cache`). What it finds scopes the request's own database session when
+that begins (`kai.deps.get_session`), which row-level security then enforces.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from kai.identity.actor import Actor, Origin
 from kai.identity.errors import NotAuthenticated
@@ -18,6 +20,7 @@ from kai.identity.permissions import BUILT_IN_ROLES, Permission, parse_permissio
 from kai.identity.repository import ACCESS_SQL, AccessRow
 from kai.identity.sessions import ACCESS_TOKEN_TYPE
 from kai.kit.crypto import equal, token_digest
+from kai.kit.expiring import ExpiringCache
 from kai.kit.jws import InvalidToken
 from kai.runtime import Runtime
 
@@ -25,6 +28,32 @@ API_KEY_PREFIX = "kai_"
 API_KEY_PATTERN = re.compile(r"^kai_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
 # Writing last_used_at on every call would turn each read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+# Tables whose rows decide what a credential allows: the statements below read them.
+ACCESS_TABLES = frozenset(
+    {
+        "auth_sessions",
+        "users",
+        "memberships",
+        "roles",
+        "api_keys",
+        "organizations",
+        "totp_credentials",
+    }
+)
+
+
+def access_cache(runtime: Runtime) -> ExpiringCache[Any]:
+    """What credentials were found to allow, kept `KAI_AUTH__ACCESS_CACHE_SECONDS` by the
+    process (`kai.kit.expiring`): a refusal is never kept, and a change to who may do what
+    that this process commits (a session revoked, a member removed, a role changed, a key
+    revoked, a person disabled) empties it at once."""
+    cache = runtime.caches.get("access")
+    if cache is None:
+        cache = ExpiringCache(runtime.settings.auth.access_cache_seconds, watch=ACCESS_TABLES)
+        runtime.caches["access"] = cache
+    return cache
 
 
 def role_permissions(role: str | None, custom: list[str] | None) -> frozenset[Permission]:
@@ -58,8 +87,14 @@ async def _access_token(runtime: Runtime, token: str, origin: Origin) -> Actor:
     except (InvalidToken, ValueError) as exc:
         raise NotAuthenticated("The access token is not valid.") from exc
 
-    rows = await runtime.driver.rows(ACCESS_SQL, (session_id, user_id, organization_id))
-    access = AccessRow(*rows[0]) if rows else None
+    cache = access_cache(runtime)
+    key = ("session", session_id, user_id, organization_id)
+    access: AccessRow | None = cache.get(key)
+    read_in = cache.generation
+    found = access is None
+    if found:
+        rows = await runtime.driver.rows(ACCESS_SQL, (session_id, user_id, organization_id))
+        access = AccessRow(*rows[0]) if rows else None
     now = runtime.clock()
     if (
         access is None
@@ -79,6 +114,8 @@ async def _access_token(runtime: Runtime, token: str, origin: Origin) -> Actor:
     # a single sign-on session's second factor is its identity provider's business. (Its
     # TOTP could not be enrolled from there anyway: that provider is not the person's.)
     needs_mfa_enrolment = access.mfa_required and not access.mfa_enrolled and "sso" not in methods
+    if found:
+        cache.put(key, access, read_in=read_in)
     return Actor(
         kind="user",
         organization_id=organization_id,
@@ -112,16 +149,25 @@ async def _api_key(runtime: Runtime, credential: str, origin: Origin) -> Actor:
         raise NotAuthenticated("The API key is not valid.")
     prefix, secret = match.groups()
     driver = runtime.driver
-    found = await driver.rows("SELECT kai_api_key_organization(%s)", (prefix,))
-    organization_id: uuid.UUID | None = found[0][0] if found else None
-    if organization_id is None:
-        raise NotAuthenticated("The API key is not valid.")
-    rows = await driver.scoped_rows(
-        _API_KEY_SQL, (organization_id, prefix), organization_id=organization_id
-    )
+    cache = access_cache(runtime)
+    key = ("api_key", prefix)
+    read_in = cache.generation
+    cached: tuple[uuid.UUID, tuple[Any, ...]] | None = cache.get(key)
+    found = cached is None
+    if cached is not None:
+        organization_id, row = cached
+    else:
+        owners = await driver.rows("SELECT kai_api_key_organization(%s)", (prefix,))
+        if not owners or owners[0][0] is None:
+            raise NotAuthenticated("The API key is not valid.")
+        organization_id = owners[0][0]
+        rows = await driver.scoped_rows(
+            _API_KEY_SQL, (organization_id, prefix), organization_id=organization_id
+        )
+        if not rows:
+            raise NotAuthenticated("The API key is not valid.")
+        row = rows[0]
     now = runtime.clock()
-    if not rows:
-        raise NotAuthenticated("The API key is not valid.")
     (
         key_id,
         secret_digest,
@@ -133,7 +179,7 @@ async def _api_key(runtime: Runtime, credential: str, origin: Origin) -> Actor:
         last_write_at,
         creator_role,
         creator_custom,
-    ) = rows[0]
+    ) = row
     if not equal(bytes(secret_digest), token_digest(secret)):
         raise NotAuthenticated("The API key is not valid.")
     if revoked_at is not None:
@@ -146,6 +192,12 @@ async def _api_key(runtime: Runtime, credential: str, origin: Origin) -> Actor:
         permissions &= role_permissions(creator_role, creator_custom)
     if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
         await driver.scoped_write(_API_KEY_USED_SQL, (now, key_id), organization_id=organization_id)
+        # What the cache keeps says so too: the next minute's calls write nothing.
+        row = (*row[:6], now, *row[7:])
+        if not found:
+            cache.update(key, (organization_id, row))
+    if found:
+        cache.put(key, (organization_id, row), read_in=read_in)
     return Actor(
         kind="api_key",
         organization_id=organization_id,
