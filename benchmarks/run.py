@@ -164,6 +164,32 @@ class ServeProcess:
             f"kai serve was not ready in {READY_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
         )
 
+    def wait_idle(self, *, quiet_share: float = 0.05, timeout: float = 180.0) -> float:
+        """Wait until the server (and its children) use less than `quiet_share` of a core over a
+        second: it loads its models in the background after it is ready, and what loads them
+        would otherwise be measured with the requests. Returns the seconds waited."""
+        started = time.perf_counter()
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu_seconds() -> float:
+            total = 0
+            pids = [self.pid]
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+                pids += [int(child) for child in children.split()]
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                    total += int(fields[11]) + int(fields[12])  # utime, stime
+            return total / ticks
+
+        while time.perf_counter() - started < timeout:
+            before = cpu_seconds()
+            time.sleep(1.0)
+            if cpu_seconds() - before < quiet_share:
+                break
+        return time.perf_counter() - started
+
     def stop(self) -> tuple[float, int]:
         """SIGTERM the server and wait for it; return seconds taken and its exit code."""
         assert self.process is not None
@@ -424,6 +450,7 @@ def bench_http(
     server.start()
     try:
         server.wait_ready()
+        server.wait_idle()
         base = f"http://127.0.0.1:{server.port}"
         create_account(data_dir)
         login = Request(
