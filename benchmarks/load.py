@@ -80,10 +80,11 @@ class Tally:
             self.errors[kind].append(problem)
 
 
-def photo(seed: int, size: int = 320) -> bytes:
-    """A textured JPEG: a colour of its own, with grain, like a close photo of a surface."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible pictures, not secrets
-    base = (rng.randrange(40, 220), rng.randrange(40, 220), rng.randrange(40, 220))
+def photo(family: int, seed: int = 0, size: int = 320) -> bytes:
+    """A textured JPEG of a colour family, with grain, like a close photo of a surface."""
+    rng = random.Random(family * 1_000_003 + seed)  # noqa: S311 - reproducible pictures
+    hues = ((225, 222, 215), (70, 75, 85), (160, 110, 60), (190, 170, 150))
+    base = tuple(max(0, min(255, channel + rng.randrange(-15, 15))) for channel in hues[family % 4])
     image = Image.new("RGB", (size, size), base)
     pixels = image.load()
     assert pixels is not None
@@ -154,9 +155,15 @@ def rss_bytes(pid: int) -> int:
 def processes_of(server: ServeProcess, worker: Worker) -> dict[str, int]:
     """The API processes (the server's children that serve: not PostgreSQL's) and the worker."""
     found = {"serve (parent)": server.pid, "worker": worker.process.pid}
-    serving = [pid for pid in _children(server.pid) if "postgres" not in _command_line(pid)]
-    for number, pid in enumerate(serving, start=1):
-        found[f"api {number}"] = pid
+    others = [pid for pid in _children(server.pid) if "postgres" not in _command_line(pid)]
+    number = 0
+    for pid in others:
+        command = _command_line(pid)
+        if "multiprocessing" in command and "spawn_main" in command:
+            number += 1
+            found[f"api {number}"] = pid
+        else:
+            found[command[:40].strip()] = pid
     return found
 
 
@@ -180,20 +187,33 @@ class Catalog:
         self.names: list[str] = []
 
 
+CATEGORIES = ("Marble", "Slate", "Oak", "Terrazzo")
+
+
 async def build_catalog(client: httpx.AsyncClient, materials: int, photos: int) -> Catalog:
+    """Four categories of materials, `photos` of them with a photo (their category's colour
+    family, so a model can tell the categories apart)."""
     catalog = Catalog()
-    category = await client.post(
-        "/api/v1/categories",
-        json={
-            "name": "Surfaces",
-            "properties": [
-                {"key": "thickness", "label": "Thickness", "type": "number", "unit": "mm"},
-                {"key": "finish", "label": "Finish", "type": "enum", "options": list(FINISHES)},
-            ],
-        },
-    )
-    category.raise_for_status()
-    catalog.category_id = category.json()["id"]
+    categories = []
+    for name in CATEGORIES:
+        category = await client.post(
+            "/api/v1/categories",
+            json={
+                "name": name,
+                "properties": [
+                    {"key": "thickness", "label": "Thickness", "type": "number", "unit": "mm"},
+                    {
+                        "key": "finish",
+                        "label": "Finish",
+                        "type": "enum",
+                        "options": list(FINISHES),
+                    },
+                ],
+            },
+        )
+        category.raise_for_status()
+        categories.append(category.json()["id"])
+    catalog.category_id = categories[0]
     rng = random.Random(7)  # noqa: S311 - reproducible data
     for number in range(materials):
         name = f"{rng.choice(WORDS).title()} {rng.choice(WORDS).title()} {number}"
@@ -202,7 +222,7 @@ async def build_catalog(client: httpx.AsyncClient, materials: int, photos: int) 
             json={
                 "name": name,
                 "code": f"LOAD-{number:05d}",
-                "category_id": catalog.category_id,
+                "category_id": categories[number % len(categories)],
                 "status": "active",
                 "properties": {
                     "thickness": rng.choice((8, 10, 12, 20, 30)),
@@ -216,10 +236,32 @@ async def build_catalog(client: httpx.AsyncClient, materials: int, photos: int) 
     for number in range(photos):
         uploaded = await client.post(
             f"/api/v1/materials/{catalog.materials[number]}/images",
-            files={"file": (f"photo-{number}.jpg", photo(number), "image/jpeg")},
+            files={
+                "file": (
+                    f"photo-{number}.jpg",
+                    photo(number % len(categories), number),
+                    "image/jpeg",
+                )
+            },
         )
         uploaded.raise_for_status()
     return catalog
+
+
+async def train_model(client: httpx.AsyncClient) -> None:
+    """A model trained on the photos (by category) and active, as recognitions need one."""
+    started = await client.post("/api/v1/models", json={"label_by": "category"})
+    started.raise_for_status()
+    version_id = started.json()["id"]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        version = (await client.get(f"/api/v1/models/{version_id}")).json()
+        if version["status"] in ("ready", "active") or version.get("active"):
+            return
+        if version["status"] == "failed":
+            raise RuntimeError(f"training failed: {version}")
+        await asyncio.sleep(1.0)
+    raise RuntimeError("training took more than 15 minutes")
 
 
 async def wait_for_images(client: httpx.AsyncClient, catalog: Catalog, photos: int) -> None:
@@ -287,7 +329,7 @@ def operations(catalog: Catalog, client_number: int, clients: int) -> dict[str, 
         return expect(changed, 200)
 
     async def recognition(client: httpx.AsyncClient, rng: random.Random) -> str | None:
-        data = photo(rng.randrange(10**6))
+        data = photo(rng.randrange(4), rng.randrange(10**6))
         answered = await client.post(
             "/api/v1/recognitions", files={"file": ("site.jpg", data, "image/jpeg")}
         )
@@ -295,7 +337,10 @@ def operations(catalog: Catalog, client_number: int, clients: int) -> dict[str, 
 
     async def batch(client: httpx.AsyncClient, rng: random.Random) -> str | None:
         files = [
-            ("files", (f"b{number}.jpg", photo(rng.randrange(10**6)), "image/jpeg"))
+            (
+                "files",
+                (f"b{number}.jpg", photo(rng.randrange(4), rng.randrange(10**6)), "image/jpeg"),
+            )
             for number in range(5)
         ]
         return expect(await client.post("/api/v1/recognition-batches", files=files), 202, 201)
@@ -303,7 +348,7 @@ def operations(catalog: Catalog, client_number: int, clients: int) -> dict[str, 
     async def imports(client: httpx.AsyncClient, rng: random.Random) -> str | None:
         data = csv_of(20, rng.randrange(10**6))
         started = await client.post(
-            "/api/v1/imports",
+            "/api/v1/catalog/imports",
             files={"file": ("materials.csv", data, "text/csv")},
             data={"mode": "all_or_nothing"},
         )
@@ -378,9 +423,10 @@ async def drive(
         started = time.perf_counter()
         catalog = await build_catalog(setup, options.materials, options.photos)
         await wait_for_images(setup, catalog, options.photos)
+        await train_model(setup)
         print(
-            f"catalog: {options.materials} materials, {options.photos} with a photo,"
-            f" in {time.perf_counter() - started:.0f} s",
+            f"catalog: {options.materials} materials, {options.photos} with a photo, and a"
+            f" model trained on them, in {time.perf_counter() - started:.0f} s",
             flush=True,
         )
 
