@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,11 +23,12 @@ from kai.identity.repository import OrganizationRepository, UserRepository
 from kai.identity.sso import provisioning
 from kai.kit.db import session_scope
 from kai.kit.errors import KaiError
+from kai.kit.routing import IndexedRouter
 from kai.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(public(rate_class="auth"))])
+router = IndexedRouter(include_in_schema=False, dependencies=[Depends(public(rate_class="auth"))])
 
 # What an emailed link carries; anything longer is not one of ours.
 Token = Annotated[str, Query(max_length=200)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from kai.deps import DbSession
 from kai.identity.actor import Actor
@@ -17,8 +17,9 @@ from kai.kit.errors import problem_responses
 from kai.kit.jobs.models import JobStatus
 from kai.kit.jobs.queue import KIND_MAX_LENGTH, KIND_PATTERN
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_RESPONSES)
 
 JobsRead = Annotated[Actor, Depends(require(Permission.JOBS_READ))]
 JobsManage = Annotated[Actor, Depends(require(Permission.JOBS_MANAGE))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Path, UploadFile, status
+from fastapi import Depends, Form, Path, UploadFile, status
 from pydantic import Field
 
 from kai.deps import DbSession, RuntimeDep
@@ -16,13 +16,14 @@ from kai.identity.permissions import Permission
 from kai.kit.db import release_connection
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params, paginate_chained
+from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import RequestModel
 from kai.ml import image_models, training
 from kai.ml.models import ImageModel
 from kai.ml.schemas import ImageModelRead, ModelVersionRead
 from kai.ml.training import TrainingOptions
 
-router = APIRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
 
 ModelsRead = Annotated[Actor, Depends(require(Permission.MODELS_READ))]
 # Training runs for minutes on every photo of the catalog: the expensive rate.
@@ -75,7 +76,7 @@ async def activate(
     return ModelVersionRead.model_validate(version)
 
 
-backbones_router = APIRouter(prefix="/backbones", tags=["models"], responses=AUTH_RESPONSES)
+backbones_router = IndexedRouter(prefix="/backbones", tags=["models"], responses=AUTH_RESPONSES)
 Triple = Annotated[str, Field(pattern=r"^\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*$")]
 
 

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -35,10 +35,11 @@ from kai.kit.errors import (
     problem_responses,
 )
 from kai.kit.metrics import DB_POOL, REGISTRY
+from kai.kit.routing import IndexedRouter
 from kai.runtime import Runtime
 
 # Probes and scrapes come from load balancers and Prometheus: public, never rate limited.
-router = APIRouter(tags=["operations"], dependencies=[Depends(public(rate_class=None))])
+router = IndexedRouter(tags=["operations"], dependencies=[Depends(public(rate_class=None))])
 
 CHECK_TIMEOUT_SECONDS = 3.0
 # How long one readiness answer serves every caller.

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from kai.identity.dependencies import public
 from kai.kit.errors import NotFound
+from kai.kit.routing import IndexedRouter
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +122,7 @@ class WebBuild:
 
 def router_for(build: WebBuild | None) -> APIRouter:
     """The routes of `/` and every app path; registered last, after the API's."""
-    router = APIRouter(include_in_schema=False, dependencies=[Depends(public(rate_class=None))])
+    router = IndexedRouter(include_in_schema=False, dependencies=[Depends(public(rate_class=None))])
 
     if build is None:
 
@@ -151,7 +152,7 @@ def router_for(build: WebBuild | None) -> APIRouter:
 
 def emailed_links_router(build: WebBuild) -> APIRouter:
     """The emailed links' paths, answered by the app ahead of the plain pages."""
-    router = APIRouter(include_in_schema=False, dependencies=[Depends(public(rate_class=None))])
+    router = IndexedRouter(include_in_schema=False, dependencies=[Depends(public(rate_class=None))])
 
     async def app_entry(request: Request) -> Response:
         return _answer(build.files[APP_ENTRY], request)

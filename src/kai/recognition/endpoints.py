@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, UploadFile, status
+from fastapi import Depends, Form, Query, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,7 @@ from kai.kit import images as imaging
 from kai.kit.archives import InflateBudget
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import Instant, RequestModel
 from kai.kit.threads import IMAGE_CHECKS
 from kai.ml import training
@@ -41,7 +42,7 @@ from kai.search import visual
 from kai.search.schemas import ValueFilter
 from kai.search.service import visual_filter
 
-router = APIRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/recognitions", tags=["recognitions"], responses=AUTH_RESPONSES)
 
 RecognitionsCreate = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_CREATE))]
 RecognitionsRead = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_READ))]
@@ -274,7 +275,7 @@ async def give_feedback(
     return FeedbackRead.model_validate(feedback)
 
 
-catalog_router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
+catalog_router = IndexedRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
 # A scan of every pair of the catalog's images.
 CatalogScan = Annotated[Actor, Depends(require(Permission.MATERIALS_READ, rate_class="expensive"))]
 
@@ -334,7 +335,7 @@ async def near_duplicates(
     )
 
 
-batches_router = APIRouter(
+batches_router = IndexedRouter(
     prefix="/recognition-batches", tags=["recognitions"], responses=AUTH_RESPONSES
 )
 

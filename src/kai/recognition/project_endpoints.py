@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import Depends, Query, status
 from fastapi.responses import StreamingResponse
 
 from kai.catalog.models import Material
@@ -17,6 +17,7 @@ from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.money import format_amount
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 from kai.recognition import projects
 from kai.recognition.models import Project, ProjectMaterial
 from kai.recognition.schemas import (
@@ -29,7 +30,7 @@ from kai.recognition.schemas import (
     ProjectUpdate,
 )
 
-router = APIRouter(prefix="/projects", tags=["projects"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/projects", tags=["projects"], responses=AUTH_RESPONSES)
 
 ProjectsManage = Annotated[Actor, Depends(require(Permission.PROJECTS_MANAGE))]
 ProjectsRead = Annotated[Actor, Depends(require(Permission.RECOGNITIONS_READ))]

@@ -7,7 +7,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 
@@ -19,6 +19,7 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import PageParams, page_params
+from kai.kit.routing import IndexedRouter
 from kai.search import service
 from kai.search.schemas import FacetCounts, SearchMode, SearchResults, SearchSort, Suggestions
 
@@ -29,7 +30,7 @@ FILTER = r"^[a-z][a-z0-9_]{0,62}(:|>=|<=|>|<)[^\x00-\x1f\x7f]+$"
 TagText = Annotated[str, StringConstraints(max_length=50, pattern=PLAIN_TEXT)]
 FilterText = Annotated[str, StringConstraints(max_length=200, pattern=FILTER)]
 
-router = APIRouter(tags=["search"], responses=AUTH_RESPONSES)
+router = IndexedRouter(tags=["search"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 # The whole catalog in one response.

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, UploadFile
+from fastapi import Depends, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from kai.catalog.image_urls import thumbnail_url
@@ -16,6 +16,7 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import Conflict, problem_responses
+from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import RequestModel
 from kai.search import visual
 from kai.search.schemas import ValueFilter
@@ -23,7 +24,7 @@ from kai.search.service import visual_filter
 from kai.vision.backbones import get_backbone
 from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
 
-router = APIRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
+router = IndexedRouter(tags=["visual similarity"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 # Decoding and embedding a photo costs what a recognition does.

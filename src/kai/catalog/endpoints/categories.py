@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import Depends, Query, status
 
 from kai.catalog import categories, purge
 from kai.catalog.categories import CategoryView
@@ -16,8 +16,9 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(prefix="/categories", tags=["categories"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/categories", tags=["categories"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 MaterialsWrite = Annotated[Actor, Depends(require(Permission.MATERIALS_WRITE))]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile, status
+from fastapi import Depends, Form, Request, UploadFile, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,9 +20,10 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import RequestModel
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/materials/{material_id}/images", tags=["images"], responses=AUTH_RESPONSES
 )
 

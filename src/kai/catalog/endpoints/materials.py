@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import Depends, Header, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
 from kai.catalog import materials, purge, transfers, version_restore
@@ -27,9 +27,10 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import RequestModel
 
-router = APIRouter(prefix="/materials", tags=["materials"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/materials", tags=["materials"], responses=AUTH_RESPONSES)
 
 # Records per bulk request: one transaction, answered while the client waits.
 BULK_LIMIT = 1000

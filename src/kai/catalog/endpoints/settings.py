@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from kai.catalog import settings
 from kai.catalog.schemas import CatalogSettingsChange, CatalogSettingsRead, CatalogSettingsUpdate
@@ -13,8 +13,9 @@ from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(prefix="/catalog/settings", tags=["catalog"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/catalog/settings", tags=["catalog"], responses=AUTH_RESPONSES)
 
 MaterialsRead = Annotated[Actor, Depends(require(Permission.MATERIALS_READ))]
 # A new search language rewrites every material's search document, in a job.

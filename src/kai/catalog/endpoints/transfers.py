@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Form, Response, UploadFile, status
+from fastapi import Depends, Form, Response, UploadFile, status
 from pydantic import BaseModel, Field
 
 from kai.catalog import transfers
@@ -16,9 +16,10 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.jobs.schemas import JobRead
 from kai.kit.errors import InvalidValue, problem_responses
+from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import RequestModel
 
-router = APIRouter(prefix="/catalog", tags=["catalog transfers"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/catalog", tags=["catalog transfers"], responses=AUTH_RESPONSES)
 
 MaterialsImport = Annotated[
     Actor, Depends(require(Permission.MATERIALS_WRITE, rate_class="expensive"))

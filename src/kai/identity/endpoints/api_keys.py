@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity import api_keys
@@ -15,8 +15,9 @@ from kai.identity.permissions import Permission
 from kai.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/api-keys", tags=["api keys"], responses=AUTH_RESPONSES)
 
 KeysManage = Annotated[Actor, Depends(require(Permission.API_KEYS_MANAGE))]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from kai.deps import DbSession
 from kai.identity import audit
@@ -13,9 +13,10 @@ from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.identity.schemas import AuditEventRead
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import Instant
 
-router = APIRouter(prefix="/audit-events", tags=["audit"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/audit-events", tags=["audit"], responses=AUTH_RESPONSES)
 
 AuditRead = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]
 _ACTION = r"^[a-z_]+(\.[a-z_]+)*$"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import Depends, Request, Response, status
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity import accounts, mfa, sessions, step_up
@@ -43,9 +43,10 @@ from kai.identity.schemas import (
     TotpEnrolment,
 )
 from kai.kit.errors import problem_responses
+from kai.kit.routing import IndexedRouter
 from kai.runtime import Runtime
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = IndexedRouter(prefix="/auth", tags=["auth"])
 
 AuthPublic = Depends(public(rate_class="auth"))
 Person = Annotated[Actor, Depends(authenticated())]
@@ -318,7 +319,7 @@ async def reset_password(
 
 # --- MFA ------------------------------------------------------------------------------------
 
-mfa_router = APIRouter(prefix="/auth/mfa", tags=["auth"], responses=AUTH_RESPONSES)
+mfa_router = IndexedRouter(prefix="/auth/mfa", tags=["auth"], responses=AUTH_RESPONSES)
 
 
 @mfa_router.get(

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import Depends, Request, Response, status
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity import accounts, devices, organizations, sessions, step_up
@@ -40,8 +40,9 @@ from kai.identity.schemas import (
 from kai.kit.db import act_for
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(tags=["me"], responses=AUTH_RESPONSES)
+router = IndexedRouter(tags=["me"], responses=AUTH_RESPONSES)
 
 Caller = Annotated[Actor, Depends(authenticated())]
 # Beyond the organization a single sign-on session acts for: the password proved in session.

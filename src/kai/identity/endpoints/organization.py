@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 
 from kai.deps import DbSession, RuntimeDep
 from kai.identity import organizations
@@ -24,8 +24,9 @@ from kai.identity.schemas import (
 )
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(tags=["organization"], responses=AUTH_RESPONSES)
+router = IndexedRouter(tags=["organization"], responses=AUTH_RESPONSES)
 
 MembersRead = Annotated[Actor, Depends(require(Permission.MEMBERS_READ))]
 MembersManage = Annotated[Actor, Depends(require(Permission.MEMBERS_MANAGE))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 
 from kai.deps import DbSession
 from kai.identity import roles
@@ -21,8 +21,9 @@ from kai.identity.permissions import (
 from kai.identity.schemas import RoleCreate, RoleRead, RoleUpdate
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params, paginate_chained
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(prefix="/roles", tags=["roles"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/roles", tags=["roles"], responses=AUTH_RESPONSES)
 
 MembersRead = Annotated[Actor, Depends(require(Permission.MEMBERS_READ))]
 RolesManage = Annotated[Actor, Depends(require(Permission.ROLES_MANAGE))]

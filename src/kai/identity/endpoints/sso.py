@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +26,15 @@ from kai.identity.sso_schemas import (
 )
 from kai.kit.db import release_connection
 from kai.kit.errors import KaiError, problem_responses
+from kai.kit.routing import IndexedRouter
 from kai.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/auth/sso", tags=["sso"])
-management_router = APIRouter(prefix="/organization/sso", tags=["sso"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/auth/sso", tags=["sso"])
+management_router = IndexedRouter(
+    prefix="/organization/sso", tags=["sso"], responses=AUTH_RESPONSES
+)
 
 AuthPublic = Depends(public(rate_class="auth"))
 SsoManage = Annotated[Actor, Depends(require(Permission.SSO_MANAGE))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 
 from kai.deps import DbSession
 from kai.identity import teams
@@ -15,8 +15,9 @@ from kai.identity.permissions import Permission
 from kai.identity.schemas import TeamCreate, TeamMemberRead, TeamRead, TeamUpdate
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
+from kai.kit.routing import IndexedRouter
 
-router = APIRouter(prefix="/teams", tags=["teams"], responses=AUTH_RESPONSES)
+router = IndexedRouter(prefix="/teams", tags=["teams"], responses=AUTH_RESPONSES)
 
 MembersRead = Annotated[Actor, Depends(require(Permission.MEMBERS_READ))]
 TeamsManage = Annotated[Actor, Depends(require(Permission.TEAMS_MANAGE))]
