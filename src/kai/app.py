@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, UploadFile, params
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.telemetry import TelemetryConfig
 
 from kai import __version__
 from kai.catalog.endpoints import ROUTERS as CATALOG_ROUTERS
@@ -52,6 +53,15 @@ DESCRIPTION = (
     "`Authorization: Bearer <token>`: an access token from `POST /api/v1/auth/login`, or an "
     "API key (`kai_...`). Each operation names the permission it needs (`x-kai-permission`)."
 )
+
+
+# FastAPI's OpenTelemetry, unless `KAI_OPENTELEMETRY` asks for it.
+_NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 async def _warm_then_freeze(*loading: Awaitable[object]) -> None:
@@ -128,6 +138,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

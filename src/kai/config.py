@@ -352,6 +352,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     access_log: bool = True
+    # FastAPI's own OpenTelemetry spans, metrics and logs, exported as its
+    # `FASTAPI_OTEL_AUTO_CONFIGURE` and the `OTEL_*` variables say. Off by default: KAI's
+    # metrics and logs are its own (/metrics, JSON logs), and the check alone cost 3 % of a
+    # small request.
+    opentelemetry: bool = False
 
     @property
     def public_url(self) -> str:

@@ -16,6 +16,9 @@ from fastapi import APIRouter
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+# Scope key of the request path's segments (with the path they were split from).
+_SEGMENTS = "kai.path_segments"
+
 
 def _first_segment(route: BaseRoute) -> str | None:
     """The route's first path segment when it is literal (`/materials/{id}`: `materials`);
@@ -48,6 +51,17 @@ class IndexedRouter(APIRouter):
         segments = self._segments()
         # Whatever prefix the router is included under, its route's first segment is one of
         # the path's segments: a path holding none of them matches none of its routes.
-        if segments is not None and segments.isdisjoint(str(scope.get("path", "")).split("/")):
+        if segments is not None and segments.isdisjoint(_path_segments(scope)):
             return Match.NONE, {}
         return super().matches(scope)
+
+
+def _path_segments(scope: Scope) -> list[str]:
+    """The request path's segments, split once for all the routers that ask."""
+    path = str(scope.get("path", ""))
+    cached = scope.get(_SEGMENTS)
+    if cached is None or cached[0] != path:
+        cached = (path, path.split("/"))
+        scope[_SEGMENTS] = cached
+    segments: list[str] = cached[1]
+    return segments
