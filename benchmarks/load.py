@@ -15,8 +15,7 @@ Every answer is checked: anything but the kind's expected status is an error, as
 request past `--timeout`. Reported per kind: count, errors, p50/p99. Each process's memory
 (RSS) is sampled every `--sample-seconds` all along; with `--soak-minutes` the run goes on that
 long and the report gives each process's memory at its first and last minute, so growth shows.
-The servers' pools are read from /metrics: the most connections in use at once, against the
-pool's size, and any request that waited past the pool's timeout (an error above anyway).
+A pool that ran dry shows as errors: a request that waited past the pool's timeout is one.
 
     python -m benchmarks.load [--clients 64] [--duration 60] [--soak-minutes 0]
 """
@@ -30,7 +29,6 @@ import io
 import json
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -179,12 +177,10 @@ async def sample_memory(
 
 
 class Catalog:
-    """What the run made: the category, the materials (by client), their names."""
+    """What the run made: its materials."""
 
     def __init__(self) -> None:
-        self.category_id = ""
         self.materials: list[str] = []
-        self.names: list[str] = []
 
 
 CATEGORIES = ("Marble", "Slate", "Oak", "Terrazzo")
@@ -213,7 +209,6 @@ async def build_catalog(client: httpx.AsyncClient, materials: int, photos: int) 
         )
         category.raise_for_status()
         categories.append(category.json()["id"])
-    catalog.category_id = categories[0]
     rng = random.Random(7)  # noqa: S311 - reproducible data
     for number in range(materials):
         name = f"{rng.choice(WORDS).title()} {rng.choice(WORDS).title()} {number}"
@@ -232,7 +227,6 @@ async def build_catalog(client: httpx.AsyncClient, materials: int, photos: int) 
         )
         created.raise_for_status()
         catalog.materials.append(created.json()["id"])
-        catalog.names.append(name)
     for number in range(photos):
         uploaded = await client.post(
             f"/api/v1/materials/{catalog.materials[number]}/images",
@@ -395,20 +389,6 @@ async def run_client(
             tally.record(kind, time.perf_counter() - started, problem)
 
 
-POOL_METRIC = re.compile(r"^(kai_db_pool_(?:size|checked_out))\s+([0-9.e+]+)$", re.MULTILINE)
-
-
-async def pool_peak(base_url: str, until: float, into: dict[str, float]) -> None:
-    """The most connections checked out at once, as /metrics reports the pools."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        while time.monotonic() < until:
-            with contextlib.suppress(httpx.HTTPError):
-                text = (await client.get("/metrics")).text
-                for labels, value in POOL_METRIC.findall(text):
-                    into[labels] = max(into.get(labels, 0.0), float(value))
-            await asyncio.sleep(1.0)
-
-
 async def drive(
     options: argparse.Namespace, server: ServeProcess, worker: Worker
 ) -> dict[str, Any]:
@@ -432,13 +412,11 @@ async def drive(
 
     tally = Tally()
     memory: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    pools: dict[str, float] = {}
     seconds = options.soak_minutes * 60 if options.soak_minutes else options.duration
     until = time.monotonic() + seconds
     sampler = asyncio.create_task(
         sample_memory(processes_of(server, worker), options.sample_seconds, memory)
     )
-    watcher = asyncio.create_task(pool_peak(base_url, until, pools))
     await asyncio.gather(
         *(
             run_client(
@@ -448,8 +426,7 @@ async def drive(
         )
     )
     sampler.cancel()
-    await watcher
-    return {"seconds": seconds, "tally": tally, "memory": memory, "pools": pools}
+    return {"seconds": seconds, "tally": tally, "memory": memory}
 
 
 def report(options: argparse.Namespace, result: dict[str, Any]) -> str:
@@ -485,9 +462,6 @@ def report(options: argparse.Namespace, result: dict[str, Any]) -> str:
             f" {statistics.median(last) / mib:,.0f} |"
             f" {max(rss for _, rss in samples) / mib:,.0f} |"
         )
-    if result["pools"]:
-        lines += ["", "Pool connections at their most (from /metrics):"]
-        lines += [f"- {labels}: {value:.0f}" for labels, value in sorted(result["pools"].items())]
     shown = [problem for problems in tally.errors.values() for problem in problems[:5]]
     if shown:
         lines += ["", "First errors:", *(f"- {problem}" for problem in shown[:20])]
@@ -537,7 +511,6 @@ def main(argv: list[str] | None = None) -> int:
                         "latencies": {k: sorted(v) for k, v in tally.latencies.items()},
                         "errors": tally.errors,
                         "memory": result["memory"],
-                        "pools": result["pools"],
                     }
                 )
             )
