@@ -158,9 +158,11 @@ def test_serve_with_two_processes_shares_the_database_limits_and_metrics(
         assert len(postmasters) == 1, postmasters
 
         # Each attempt on a connection of its own: the two processes take them as they come.
+        # Both may still be loading their models on this machine's two cores, so an answer
+        # may take longer than httpx's default five seconds.
         answers = []
         for _ in range(12):
-            with httpx.Client() as client:
+            with httpx.Client(timeout=60) as client:
                 answers.append(
                     client.post(
                         f"http://127.0.0.1:{port}/api/v1/auth/login",

@@ -73,7 +73,9 @@ async def _warm_then_freeze(*loading: Awaitable[object]) -> None:
     try:
         await asyncio.gather(*loading)
     finally:
-        gc.collect()
+        # Only the young generations: a full pass over everything the models hold would
+        # stall this event loop for a second, while requests may already be waiting on it.
+        gc.collect(1)
         gc.freeze()
 
 
