@@ -253,9 +253,11 @@ def huge_on(trigger: str, threshold: float) -> bytes:
     )
 
 
-def processor_hog(side: int = 2048, rounds: int = 16) -> bytes:
-    """Standard operators only, little memory, and a trillion multiplications: matrix
-    products of `side` x `side` (computed from the photo, so not folded away at load)."""
+def processor_hog(side: int = 2048, rounds: int = 64) -> bytes:
+    """Standard operators only, little memory, and half a trillion multiplications: matrix
+    products of `side` x `side` (computed from the photo, so not folded away at load). Sixteen
+    rounds took 2.4 s of processor time on this machine on a fast day: too close to the limit
+    the sandbox enforces to be sure of crossing it."""
     nodes = [
         _constant("shape", np.array([side, side], dtype=np.int64)),
         _ones("shape", "ones"),
