@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     ForeignKey,
+    Identity,
     Index,
     Numeric,
     String,
@@ -27,9 +28,25 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REGCONFIG, TSVECTOR
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 from kai.kit.db import Base, TimestampedMixin, new_id
+
+
+class Xid8(UserDefinedType[str]):
+    """PostgreSQL's 64-bit transaction id (`xid8`), read as its text."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "XID8"
+
+
+# So that reading the schema back (the migrations' test) knows the type too.
+ischema_names["xid8"] = Xid8
+
 
 TENANT_TABLES = (
     "catalog_settings",
@@ -137,6 +154,8 @@ class Material(TimestampedMixin, Base):
             postgresql_where=text("deleted_at IS NULL"),
         ),
         Index("ix_materials_category", "organization_id", "category_id"),
+        # The rows written since a transaction: what a facet index reads to catch up.
+        Index("ix_materials_changes", "organization_id", "changed_xid"),
         # One live material of a suggested name (see MaterialName).
         Index(
             "ix_materials_org_name",
@@ -191,6 +210,12 @@ class Material(TimestampedMixin, Base):
     # The name without accents, lower-cased: what suggestions match by trigram similarity.
     name_folded: Mapped[str | None] = mapped_column(
         Text, Computed("kai_fold((name)::text)", persisted=True)
+    )
+    # What the facet index knows the material by (kai.search.facet_index), and the
+    # transaction that last wrote it (set on every update by the trigger kai_material_changed).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), deferred=True)
+    changed_xid: Mapped[str] = mapped_column(
+        Xid8(), server_default=text("pg_current_xact_id()"), deferred=True
     )
 
 

@@ -3,12 +3,15 @@ filters, facet counts in one statement, and trigram suggestions."""
 
 from __future__ import annotations
 
+import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -24,11 +27,8 @@ from sqlalchemy import (
     column,
     func,
     literal,
-    literal_column,
-    null,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog.models import CatalogSettings, Category, Material
 from kai.catalog.settings import DEFAULT_LANGUAGE
 from kai.kit.pagination import decode_keyset, encode_cursor
+from kai.search import facet_index
 from kai.search.semantic_repository import nearest_materials
 
 # Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
@@ -54,7 +55,15 @@ TOP_TAGS = 20
 # Full-text matches that hybrid search fuses with the nearest by meaning (a rank past this
 # adds under 1/1000 to a fused score: the rest of the matches would only be its tail).
 HYBRID_TEXT_WINDOW = 1000
-_ARRAY: ColumnElement[Any] = literal_column("'array'")
+
+
+# A number filter's operators (a material without the number meets none of them).
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 
 
 @dataclass(frozen=True)
@@ -395,138 +404,93 @@ class SearchRepository:
         language: str,
         enum_keys: Sequence[str],
         numeric: Sequence[NumericFacet],
+        shape: facet_index.Shape,
     ) -> FacetRows:
-        """Counts of the whole match set (the rows `search` pages through), in one statement.
+        """Counts of the whole match set (the rows `search` pages through).
 
-        The match set is read once, narrowed to the columns facets need; one pass finds the
-        total and each number's bounds, and one grouped pass (grouping sets) counts
-        categories, statuses, property values and range buckets together.
+        PostgreSQL finds what the words match, packed (`kai_text_match_seqs`); the filters and
+        the counts run over the organization's columns in this process's memory, caught up
+        with the database first (see kai.search.facet_index).
         """
-        source: Any = Material
-        matches = None
-        conditions = self._conditions(query)
-        if query.text and query.semantic is None:
-            # Full-text matches come with the columns counted: no lookup of each.
-            source = self._text_matched(query, language, ranked=False).c
-            conditions = _filters(query, source)
-        else:
-            matches = await self._matches(query, language)
-        numbers: list[tuple[str, ColumnElement[Any]]] = [("price", cast(source.price, Float))]
-        numbers += [(f"properties.{facet.key}", _in_one_unit(source, facet)) for facet in numeric]
-        selected = select(
-            source.category_id.label("category_id"),
-            source.status.label("status"),
-            source.tags.label("tags"),
-            *(source.properties[key].label(f"p{i}") for i, key in enumerate(enum_keys)),
-            *(expression.label(f"n{i}") for i, (_, expression) in enumerate(numbers)),
-        ).where(*conditions)
-        if matches is not None:
-            selected = selected.join(matches, matches.c.id == Material.id)
-        matched = selected.cte("matched").prefix_with("MATERIALIZED")
-        bounds = (
-            select(
-                func.count().label("total"),
-                *(func.min(matched.c[f"n{i}"]).label(f"low{i}") for i in range(len(numbers))),
-                *(func.max(matched.c[f"n{i}"]).label(f"high{i}") for i in range(len(numbers))),
-            )
-            .select_from(matched)
-            .cte("bounds")
-        )
-        # Each grouping set counts one facet: (kind, key) says which. Values are grouped as
-        # stored and turned into text once per group, not once per row.
-        facets: list[tuple[str, str, ColumnElement[Any]]] = [
-            ("category", "", matched.c.category_id),
-            ("status", "", matched.c.status),
-        ]
-        shown: list[ColumnElement[Any]] = [func.text(matched.c.category_id), matched.c.status]
-        # A property's values grouped as JSON: a multi_enum's arrays are counted element by
-        # element afterwards, over the groups (a few) rather than the matches.
-        raw: list[ColumnElement[Any]] = []
-        for i, key in enumerate(enum_keys):
-            facets.append(("property", key, matched.c[f"p{i}"]))
-            raw.append(matched.c[f"p{i}"])
-        for i, (name, _) in enumerate(numbers):
-            low, high = bounds.c[f"low{i}"], bounds.c[f"high{i}"]
-            # Literal constants, not bound parameters: the expression must read the same in
-            # the grouping sets as in grouping() for PostgreSQL to see it is grouped.
-            tiny: ColumnElement[Any] = literal_column("1e-9")
-            buckets: ColumnElement[Any] = literal_column(str(BUCKETS))
-            number = matched.c[f"n{i}"]
-            # least() passes over NULLs: a material without the number has no bucket.
-            bucket = case(
-                (
-                    number.is_not(None),
-                    func.least(
-                        func.width_bucket(
-                            number, low, high + func.greatest((high - low) * tiny, tiny), buckets
-                        ),
-                        buckets,
-                    ),
+        columns = await facet_index.current(self.session, query.organization_id, shape=shape)
+        kept = columns.live.copy()
+        if query.text:
+            if query.semantic is None:
+                packed = await self.session.scalar(
+                    select(func.kai_text_match_seqs(self._tsquery(language, query)))
                 )
+            else:
+                ids, _ = await self._fused(query, language)
+                packed = (
+                    await self.session.scalar(
+                        select(
+                            func.coalesce(func.string_agg(func.int8send(Material.seq), b""), b"")
+                        ).where(
+                            Material.organization_id == query.organization_id,
+                            Material.id
+                            == func.any(bindparam("fused_ids", ids, type_=ARRAY(Uuid()))),
+                        )
+                    )
+                    if ids
+                    else b""
+                )
+            matched = np.zeros(columns.capacity, bool)
+            matched[columns.slots_of(facet_index.unpack_seqs(packed))] = True
+            kept &= matched
+        kept &= await self._kept_by_filters(columns, query)
+        return _counted(columns, kept, enum_keys, numeric)
+
+    async def _kept_by_filters(
+        self, columns: facet_index.Columns, query: SearchQuery
+    ) -> NDArray[np.bool_]:
+        """What `_filters` keeps, over the columns; a property condition on values not held
+        there (a text property) is asked of the database."""
+        kept = np.ones(columns.capacity, bool)
+        if query.category_ids is not None:
+            kept &= columns.in_categories(query.category_ids)
+        if query.statuses:
+            kept &= columns.single_in("status", query.statuses)
+        for tag in query.tags:
+            kept &= columns.tagged(tag)
+        if query.supplier:
+            kept &= columns.single_in("supplier", [query.supplier.lower()])
+        if query.manufacturer:
+            kept &= columns.single_in("manufacturer", [query.manufacturer.lower()])
+        with np.errstate(invalid="ignore"):
+            if query.price_min is not None:
+                kept &= columns.price >= float(query.price_min)
+            if query.price_max is not None:
+                kept &= columns.price <= float(query.price_max)
+        for alternatives in query.properties:
+            met: NDArray[np.bool_] | None = np.zeros(columns.capacity, bool)
+            for condition in alternatives:
+                one = _condition_met(columns, condition)
+                if one is None or met is None:
+                    met = None
+                    break
+                met |= one
+            if met is None:
+                met = await self._met_in_database(columns, query.organization_id, alternatives)
+            kept &= met
+        return kept
+
+    async def _met_in_database(
+        self,
+        columns: facet_index.Columns,
+        organization_id: uuid.UUID,
+        alternatives: PropertyCondition,
+    ) -> NDArray[np.bool_]:
+        met = [_property_filter(condition, Material) for condition in alternatives]
+        packed = await self.session.scalar(
+            select(func.coalesce(func.string_agg(func.int8send(Material.seq), b""), b"")).where(
+                Material.organization_id == organization_id,
+                Material.deleted_at.is_(None),
+                or_(*met),
             )
-            facets.append(("bucket", name, bucket))
-            shown.append(func.text(bucket))
-        which = case(
-            *((func.grouping(expression) == 0, i) for i, (_, _, expression) in enumerate(facets))
         )
-        per_facet = (
-            select(
-                which.label("facet"),
-                func.coalesce(*shown).label("value"),
-                (func.coalesce(*raw) if raw else cast(null(), JSONB)).label("raw"),
-                func.count().label("n"),
-            )
-            .select_from(matched.join(bounds, literal(True)))
-            .group_by(func.grouping_sets(*(tuple_(expression) for _, _, expression in facets)))
-            .subquery()
-        )
-        stored = per_facet.c.raw
-        is_array = func.jsonb_typeof(stored) == _ARRAY
-        element = (
-            func.jsonb_array_elements_text(case((is_array, stored)))
-            .table_valued("value")
-            .alias("element")
-        )
-        value = case(
-            (stored.is_(None), per_facet.c.value),
-            (is_array, element.c.value),
-            else_=stored.op("#>>")(literal_column("'{}'")),
-        )
-        parts: list[Any] = [
-            select(
-                literal("facet"), func.text(per_facet.c.facet), value, per_facet.c.n
-            ).select_from(per_facet.outerjoin(element, literal(True))),
-            select(literal("total"), literal(None), literal(None), bounds.c.total),
-        ]
-        parts += [
-            select(
-                literal("range"),
-                literal(name),
-                func.text(bounds.c[f"low{i}"]) + "|" + func.text(bounds.c[f"high{i}"]),
-                literal(-1),
-            )
-            for i, (name, _) in enumerate(numbers)
-        ]
-        # Tags counted per distinct set of tags (a few hundred), then tag by tag.
-        tag_sets = (
-            select(matched.c.tags.label("tags"), func.count().label("n"))
-            .group_by(matched.c.tags)
-            .subquery("tag_sets")
-        )
-        tag = func.unnest(tag_sets.c.tags).table_valued("tag").alias("tag")
-        total = func.sum(tag_sets.c.n)
-        tag_counts = (
-            select(tag.c.tag.label("tag"), total.label("n"))
-            .select_from(tag_sets.join(tag, literal(True)))
-            .group_by(tag.c.tag)
-            .order_by(total.desc(), tag.c.tag)
-            .limit(TOP_TAGS)
-            .subquery()
-        )
-        parts.append(select(literal("tag"), tag_counts.c.tag, literal(None), tag_counts.c.n))
-        union = parts[0].union_all(*parts[1:])
-        rows = (await self.session.execute(union)).all()
-        return _facet_rows(rows, [(kind, key) for kind, key, _ in facets])
+        found = np.zeros(columns.capacity, bool)
+        found[columns.slots_of(facet_index.unpack_seqs(packed))] = True
+        return found
 
     async def suggest_materials(
         self, organization_id: uuid.UUID, typed: str, limit: int
@@ -610,28 +574,10 @@ def _property_filter(condition: PropertyFilter, source: Any) -> ColumnElement[bo
         compare = source.properties.contains(cast({condition.key: condition.value}, JSONB))
     else:
         number = _number(source.properties, condition.key)
-        compare = {
-            ">=": number >= condition.value,
-            "<=": number <= condition.value,
-            ">": number > condition.value,
-            "<": number < condition.value,
-        }[condition.operator]
+        compare = COMPARISONS[condition.operator](number, condition.value)
     if condition.category_ids is not None:
         compare = and_(source.category_id.in_(condition.category_ids), compare)
     return compare
-
-
-def _in_one_unit(source: Any, facet: NumericFacet) -> ColumnElement[Any]:
-    number = _number(source.properties, facet.key)
-    if not facet.conversions:
-        return number
-    return case(
-        *(
-            (source.category_id.in_(ids), number * factor + offset)
-            for ids, factor, offset in facet.conversions
-        ),
-        else_=number,
-    )
 
 
 def _sort_keys(sort: str, rank: ColumnElement[Any], source: Any) -> list[tuple[Any, bool]]:
@@ -661,34 +607,79 @@ def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> ColumnElement[boo
     return or_(*clauses)
 
 
-def _facet_rows(rows: Sequence[Any], facets: Sequence[tuple[str, str]]) -> FacetRows:
-    """The facet statement's rows as counts; `facets`: what each grouping set counts."""
-    facets_found = FacetRows()
-    bounds: dict[str, tuple[float, float]] = {}
-    buckets: dict[str, dict[int, int]] = {}
-    for kind, key, value, count in rows:
-        if kind == "facet":
-            kind, key = facets[int(key)]
-            if value is None:
-                # Materials without the value (no category, no such property): not a facet.
-                continue
-            key, value = (value, None) if kind in ("category", "status") else (key, value)
-        if kind == "total":
-            facets_found.total = int(count)
-        elif kind == "category":
-            facets_found.categories[uuid.UUID(key)] = int(count)
-        elif kind == "status":
-            facets_found.statuses[str(key)] = int(count)
-        elif kind == "tag":
-            facets_found.tags.append((str(key), int(count)))
-        elif kind == "property" and value is not None:
-            counts = facets_found.properties.setdefault(str(key), {})
-            counts[str(value)] = counts.get(str(value), 0) + int(count)
-        elif kind == "range" and value:
-            lowest, _, highest = str(value).partition("|")
-            bounds[str(key)] = (float(lowest), float(highest))
-        elif kind == "bucket":
-            buckets.setdefault(str(key), {})[int(value)] = int(count)
-    for key, (low, high) in bounds.items():
-        facets_found.ranges[key] = (low, high, buckets.get(key, {}))
-    return facets_found
+def _condition_met(
+    columns: facet_index.Columns, condition: PropertyFilter
+) -> NDArray[np.bool_] | None:
+    """`_property_filter` over the columns; None when they do not hold the key's values."""
+    found: NDArray[np.bool_] | None
+    if condition.operator == "=":
+        found = columns.holding(condition.key, condition.value)
+    else:
+        numbers = columns.number(condition.key)
+        if numbers is None:
+            return None
+        with np.errstate(invalid="ignore"):
+            found = COMPARISONS[condition.operator](numbers, condition.value)
+    if found is not None and condition.category_ids is not None:
+        found &= columns.in_categories(condition.category_ids)
+    return found
+
+
+def _counted(
+    columns: facet_index.Columns,
+    kept: NDArray[np.bool_],
+    enum_keys: Sequence[str],
+    numeric: Sequence[NumericFacet],
+) -> FacetRows:
+    """The facets of the kept materials, as the facet statement counted them."""
+    found = FacetRows(total=int(kept.sum()))
+    categories = np.bincount(columns.category[kept], minlength=len(columns.categories.labels))
+    for code in np.flatnonzero(categories):
+        if code:
+            found.categories[columns.categories.labels[code]] = int(categories[code])
+    column, labels = columns.single["status"]
+    statuses = column[kept]
+    statuses = np.bincount(statuses[statuses != facet_index.NONE], minlength=len(labels.labels))
+    found.statuses = {labels.labels[c]: int(statuses[c]) for c in np.flatnonzero(statuses)}
+    pairs, labels = columns.tags
+    tags = pairs.counts(kept, len(labels.labels))
+    ranked = sorted((-int(tags[c]), labels.labels[c]) for c in np.flatnonzero(tags))
+    found.tags = [(tag, -count) for count, tag in ranked[:TOP_TAGS]]
+    for key in enum_keys:
+        if key not in columns.values:
+            continue
+        pairs, labels = columns.values[key]
+        counted = pairs.counts(kept, len(labels.labels))
+        values: dict[str, int] = {}
+        for code in np.flatnonzero(counted):
+            label = labels.labels[code][1]
+            values[label] = values.get(label, 0) + int(counted[code])
+        if values:
+            found.properties[key] = values
+    numbers: list[tuple[str, NDArray[np.float64] | None, NumericFacet | None]] = [
+        ("price", columns.price, None)
+    ]
+    numbers += [(f"properties.{facet.key}", columns.number(facet.key), facet) for facet in numeric]
+    for name, stored, facet in numbers:
+        if stored is None:
+            continue
+        values_kept = stored[kept]
+        if facet is not None and facet.conversions:
+            size = len(columns.categories.labels)
+            factor, offset = np.ones(size), np.zeros(size)
+            for ids, times, plus in facet.conversions:
+                codes = columns.category_codes(ids)
+                factor[codes], offset[codes] = times, plus
+            of = columns.category[kept]
+            values_kept = values_kept * factor[of] + offset[of]
+        values_kept = values_kept[~np.isnan(values_kept)]
+        if not len(values_kept):
+            continue
+        low, high = float(values_kept.min()), float(values_kept.max())
+        counts = np.bincount(facet_index.buckets(values_kept, low, high), minlength=BUCKETS + 1)
+        found.ranges[name] = (
+            low,
+            high,
+            {int(b): int(counts[b]) for b in np.flatnonzero(counts) if b},
+        )
+    return found

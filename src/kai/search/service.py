@@ -26,7 +26,7 @@ from kai.identity.actor import Actor
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import ServiceUnavailable, Unprocessable
 from kai.kit.pagination import DEFAULT_PAGE_SIZE
-from kai.search import semantic, spelling
+from kai.search import facet_index, semantic, spelling
 from kai.search.repository import (
     BUCKETS,
     MARK_END,
@@ -381,8 +381,33 @@ async def _counted(
         language=prepared.language,
         enum_keys=enum_keys,
         numeric=numeric[:MAX_RANGE_FACETS],
+        shape=_shape(prepared.views),
     )
     return rows.total, _facets(rows, prepared.views, keys, units)
+
+
+_shapes: dict[int, tuple[Sequence[CategoryView], facet_index.Shape]] = {}
+
+
+def _shape(views: Sequence[CategoryView]) -> facet_index.Shape:
+    """The property keys the facet columns hold: any category's enum, multi_enum and boolean
+    keys (counted and compared), and its numbers. Worked out once per cached tree."""
+    found = _shapes.get(id(views))
+    if found is not None and found[0] is views:
+        return found[1]
+    faceted: set[str] = set()
+    numeric: set[str] = set()
+    for view in views:
+        for definition in view.effective:
+            if definition.type in FACETED_TYPES:
+                faceted.add(definition.key)
+            if definition.type in RANGED_TYPES:
+                numeric.add(definition.key)
+    shape = facet_index.Shape(tuple(sorted(faceted)), tuple(sorted(numeric)))
+    if len(_shapes) > 256:
+        _shapes.clear()
+    _shapes[id(views)] = (views, shape)
+    return shape
 
 
 async def count(

@@ -1,0 +1,413 @@
+"""Facet counts from columns of the catalog kept in this process's memory.
+
+Counting a search's facets in PostgreSQL costs the executor's time per matching row: at 100,000
+materials, browsing everything took ~490 ms, the facets of a common word ~140 ms
+(benchmarks/README.md). Here each organization's catalog is held as numpy columns, one entry
+(a slot) per material: its category, status, price, supplier, manufacturer, tags, and the
+property values that facets count and filters compare. A search's matches come from PostgreSQL
+as packed `seq` numbers (eight bytes each: `kai_text_match_seqs`), and its filters and counts
+are a few passes over arrays.
+
+The columns follow the database rather than replace it. Before each use, one statement reads
+the rows written by any transaction at or past the oldest one that was still running when the
+columns were last read (`materials.changed_xid`, indexed by organization), and with them that
+statement's own oldest running transaction, which the next read starts from. A transaction
+that commits later than that read has a number at or past it, so nothing it wrote is missed;
+one that had finished is in what was read. A material removed for good, a change of the
+category tree, or of which keys are counted, reads the columns anew.
+
+PostgreSQL still finds what words match (the full-text index) and pages through the results;
+this module only counts and filters what it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+NONE = -1
+_NO_CATEGORY = bytes(16)
+# Organizations whose columns a process keeps, and the slots (materials) all of them may hold,
+# least recently used dropped first (a dropped one is read again when next searched).
+CACHED_ORGANIZATIONS = 64
+CACHED_SLOTS = 4_000_000
+# Read everything again once this share of the slots holds removed or deleted materials.
+MOST_DEAD = 0.5
+# Same arithmetic as the facet SQL's `width_bucket`: see `buckets`.
+BUCKETS = 5
+
+_FULL = "m.deleted_at IS NULL"
+_SINCE = "m.changed_xid >= CAST(:since AS xid8)"
+# One statement, so one snapshot: the rows (or those written since `since`), what each
+# grouped column holds, and where this read stands. Values are packed big-endian in bytea:
+# no Python object per material.
+_READ = """
+WITH m AS MATERIALIZED (
+    SELECT m.seq, m.deleted_at IS NULL AS live, m.category_id, m.price, m.status,
+           lower(m.supplier) AS supplier, lower(m.manufacturer) AS manufacturer, m.tags,
+           m.properties
+      FROM materials m
+     WHERE m.organization_id = :organization_id AND {which}
+)
+SELECT 'meta' AS kind, NULL AS key, NULL AS form,
+       (SELECT v.version::text FROM category_tree_versions v
+         WHERE v.organization_id = :organization_id) AS label,
+       pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
+       NULL::bytea AS seqs, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c
+UNION ALL
+SELECT 'rows', NULL, NULL, NULL, NULL,
+       coalesce(string_agg(int8send(m.seq), ''), ''),
+       coalesce(string_agg(CASE WHEN m.live THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''), ''),
+       coalesce(string_agg(uuid_send(coalesce(m.category_id,
+                                              '00000000-0000-0000-0000-000000000000')), ''), ''),
+       coalesce(string_agg(float8send(coalesce(m.price::float8, 'NaN')), ''), '')
+  FROM m
+UNION ALL
+SELECT 'status', NULL, NULL, m.status, NULL, string_agg(int8send(m.seq), ''), NULL, NULL, NULL
+  FROM m GROUP BY m.status
+UNION ALL
+SELECT 'supplier', NULL, NULL, m.supplier, NULL, string_agg(int8send(m.seq), ''), NULL, NULL,
+       NULL
+  FROM m GROUP BY m.supplier
+UNION ALL
+SELECT 'manufacturer', NULL, NULL, m.manufacturer, NULL, string_agg(int8send(m.seq), ''), NULL,
+       NULL, NULL
+  FROM m GROUP BY m.manufacturer
+UNION ALL
+SELECT 'tag', NULL, NULL, t.tag, NULL, string_agg(int8send(m.seq), ''), NULL, NULL, NULL
+  FROM m, unnest(m.tags) AS t(tag) GROUP BY t.tag
+UNION ALL
+SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int8send(m.seq), ''), NULL, NULL,
+       NULL
+  FROM m, jsonb_each(m.properties) AS e(key, value),
+       LATERAL (
+           SELECT 'element:' || jsonb_typeof(x.value), x.value #>> '{{}}'
+             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(e.value) = 'array'
+                                            THEN e.value ELSE '[]'::jsonb END) AS x(value)
+           UNION ALL
+           SELECT jsonb_typeof(e.value), e.value #>> '{{}}'
+            WHERE jsonb_typeof(e.value) <> 'array'
+       ) AS v(form, label)
+ WHERE e.key = ANY(CAST(:faceted AS text[])) AND v.label IS NOT NULL
+ GROUP BY e.key, v.form, v.label
+UNION ALL
+SELECT 'number', e.key, NULL, NULL, NULL, string_agg(int8send(m.seq), ''),
+       string_agg(float8send(e.value::float8), ''), NULL, NULL
+  FROM m, jsonb_each(m.properties) AS e(key, value)
+ WHERE e.key = ANY(CAST(:numeric AS text[])) AND jsonb_typeof(e.value) = 'number'
+   AND abs(e.value::numeric) < 1e300
+ GROUP BY e.key
+"""
+
+
+def unpack_seqs(packed: bytes | None) -> NDArray[np.int64]:
+    """`seq` numbers packed by `int8send` (eight bytes each, big-endian)."""
+    return np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
+
+
+@dataclass
+class _Dictionary:
+    """Labels and the small integers the columns hold for them."""
+
+    labels: list[Any] = field(default_factory=list)
+    codes: dict[Any, int] = field(default_factory=dict)
+
+    def code(self, label: Any) -> int:
+        found = self.codes.get(label)
+        if found is None:
+            found = self.codes[label] = len(self.labels)
+            self.labels.append(label)
+        return found
+
+
+@dataclass
+class _Pairs:
+    """A column of many values a material: each (slot, code) pair is one of them."""
+
+    slots: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    codes: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+
+    def drop(self, changed: NDArray[np.bool_]) -> None:
+        kept = ~changed[self.slots]
+        self.slots, self.codes = self.slots[kept], self.codes[kept]
+
+    def add(self, slots: NDArray[np.int64], code: int) -> None:
+        self.slots = np.concatenate((self.slots, slots))
+        self.codes = np.concatenate((self.codes, np.full(len(slots), code, np.int64)))
+
+    def counts(self, mask: NDArray[np.bool_], size: int) -> NDArray[np.int64]:
+        return np.bincount(self.codes[mask[self.slots]], minlength=size)
+
+    def having(self, codes: Iterable[int], capacity: int) -> NDArray[np.bool_]:
+        """Which slots hold any of `codes`."""
+        found = np.zeros(capacity, bool)
+        found[self.slots[np.isin(self.codes, list(codes))]] = True
+        return found
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the columns hold beyond the fixed ones: the property keys whose values are counted
+    and compared (enum, multi_enum, boolean), and those read as numbers."""
+
+    faceted: tuple[str, ...]
+    numeric: tuple[str, ...]
+
+
+class Columns:
+    """One organization's catalog as columns, a slot per material (kept until read anew)."""
+
+    def __init__(self, organization_id: uuid.UUID, shape: Shape) -> None:
+        self.organization_id = organization_id
+        self.shape = shape
+        # Where the last read stood: the oldest transaction then running, and the tree's version.
+        self.xmin: str | None = None
+        self.tree_version: int | None = None
+        self.size = 0
+        self.sorted_seqs = np.empty(0, np.int64)
+        self.slot_by_sorted = np.empty(0, np.int64)
+        self.live = np.zeros(0, bool)
+        self.category = np.zeros(0, np.int64)
+        self.price = np.zeros(0, np.float64)
+        self.categories = _Dictionary([None], {None: 0})
+        self.single: dict[str, tuple[NDArray[np.int64], _Dictionary]] = {
+            name: (np.zeros(0, np.int64), _Dictionary())
+            for name in ("status", "supplier", "manufacturer")
+        }
+        self.tags = (_Pairs(), _Dictionary())
+        self.values: dict[str, tuple[_Pairs, _Dictionary]] = {
+            key: (_Pairs(), _Dictionary()) for key in shape.faceted
+        }
+        self.numbers: dict[str, NDArray[np.float64]] = {
+            key: np.zeros(0, np.float64) for key in shape.numeric
+        }
+
+    @property
+    def capacity(self) -> int:
+        return len(self.live)
+
+    @property
+    def dead_share(self) -> float:
+        return 1 - int(self.live[: self.size].sum()) / self.size if self.size else 0.0
+
+    # Reading ---------------------------------------------------------------------------
+
+    def slots_of(self, seqs: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The slots of the materials numbered `seqs` that the columns hold."""
+        if not len(self.sorted_seqs) or not len(seqs):
+            return np.empty(0, np.int64)
+        at = np.minimum(np.searchsorted(self.sorted_seqs, seqs), len(self.sorted_seqs) - 1)
+        held = self.sorted_seqs[at] == seqs
+        slots: NDArray[np.int64] = self.slot_by_sorted[at[held]]
+        return slots
+
+    def _grow(self, needed: int) -> None:
+        if needed <= self.capacity:
+            return
+        capacity = max(needed, self.capacity * 2, 1024)
+
+        def grown(array: NDArray[Any], fill: Any) -> NDArray[Any]:
+            wider = np.full(capacity, fill, array.dtype)
+            wider[: len(array)] = array
+            return wider
+
+        self.live = grown(self.live, False)
+        self.category = grown(self.category, 0)
+        self.price = grown(self.price, np.nan)
+        self.single = {
+            name: (grown(codes, NONE), labels) for name, (codes, labels) in self.single.items()
+        }
+        self.numbers = {key: grown(numbers, np.nan) for key, numbers in self.numbers.items()}
+
+    def _place(self, seqs: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Slots for `seqs`, new ones for those not held yet."""
+        unique = np.unique(seqs)
+        if len(self.sorted_seqs):
+            at = np.minimum(np.searchsorted(self.sorted_seqs, unique), len(self.sorted_seqs) - 1)
+            new = unique[self.sorted_seqs[at] != unique]
+        else:
+            new = unique
+        if len(new):
+            self._grow(self.size + len(new))
+            new_slots = np.arange(self.size, self.size + len(new), dtype=np.int64)
+            self.size += len(new)
+            merged = np.concatenate((self.sorted_seqs, new))
+            order = np.argsort(merged, kind="stable")
+            self.sorted_seqs = merged[order]
+            self.slot_by_sorted = np.concatenate((self.slot_by_sorted, new_slots))[order]
+        at = np.searchsorted(self.sorted_seqs, seqs)
+        return self.slot_by_sorted[at]
+
+    def apply(self, rows: Sequence[Any]) -> None:
+        """What `_READ` returned: each material read replaces what the columns held of it."""
+        by_kind: dict[str, list[Any]] = {}
+        for row in rows:
+            by_kind.setdefault(row.kind, []).append(row)
+        meta = by_kind["meta"][0]
+        read = by_kind["rows"][0]
+        seqs = unpack_seqs(read.seqs)
+        slots = self._place(seqs)
+        changed = np.zeros(self.capacity, bool)
+        changed[slots] = True
+        self.live[slots] = np.frombuffer(read.a, dtype=np.uint8).astype(bool)
+        self.price[slots] = np.frombuffer(read.c, dtype=">f8")
+        categories = np.frombuffer(read.b, dtype="S16")
+        found, inverse = np.unique(categories, return_inverse=True)
+        codes = np.array(
+            [
+                0
+                if bytes(raw).ljust(16, b"\0") == _NO_CATEGORY
+                else self.categories.code(uuid.UUID(bytes=bytes(raw).ljust(16, b"\0")))
+                for raw in found
+            ],
+            dtype=np.int64,
+        )
+        self.category[slots] = codes[inverse] if len(found) else 0
+        for column, _ in self.single.values():
+            column[slots] = NONE
+        self.tags[0].drop(changed)
+        for pairs, _ in self.values.values():
+            pairs.drop(changed)
+        for numbers in self.numbers.values():
+            numbers[slots] = np.nan
+        for row in (
+            by_kind.get("status", [])
+            + by_kind.get("supplier", [])
+            + by_kind.get("manufacturer", [])
+        ):
+            column, labels = self.single[row.kind]
+            column[self.slots_of(unpack_seqs(row.seqs))] = labels.code(row.label)
+        for row in by_kind.get("tag", []):
+            pairs, labels = self.tags
+            pairs.add(self.slots_of(unpack_seqs(row.seqs)), labels.code(row.label))
+        for row in by_kind.get("value", []):
+            pairs, labels = self.values[row.key]
+            pairs.add(self.slots_of(unpack_seqs(row.seqs)), labels.code((row.form, row.label)))
+        for row in by_kind.get("number", []):
+            self.numbers[row.key][self.slots_of(unpack_seqs(row.seqs))] = np.frombuffer(
+                row.a, dtype=">f8"
+            )
+        self.xmin = meta.xmin
+        self.tree_version = int(meta.label) if meta.label is not None else None
+
+    # Filters -------------------------------------------------------------------------
+
+    def category_codes(self, ids: Iterable[uuid.UUID]) -> list[int]:
+        return [self.categories.codes[i] for i in ids if i in self.categories.codes]
+
+    def in_categories(self, ids: Iterable[uuid.UUID]) -> NDArray[np.bool_]:
+        return np.isin(self.category, self.category_codes(ids))
+
+    def single_in(self, name: str, labels: Iterable[str]) -> NDArray[np.bool_]:
+        column, dictionary = self.single[name]
+        return np.isin(column, [dictionary.codes[x] for x in labels if x in dictionary.codes])
+
+    def tagged(self, tag: str) -> NDArray[np.bool_]:
+        pairs, labels = self.tags
+        code = labels.codes.get(tag)
+        return pairs.having([] if code is None else [code], self.capacity)
+
+    def holding(self, key: str, value: Any) -> NDArray[np.bool_] | None:
+        """Materials whose property `key` contains `value` as JSON containment (`@>`) has it:
+        the same string or boolean, or, for a list, an array holding each of its strings.
+        None when the key's values are not held here."""
+        if key not in self.values:
+            return None
+        pairs, labels = self.values[key]
+        if isinstance(value, list):
+            found = np.ones(self.capacity, bool)
+            for each in value:
+                code = labels.codes.get(("element:string", each))
+                found &= pairs.having([] if code is None else [code], self.capacity)
+            return found
+        form = "boolean" if isinstance(value, bool) else "string"
+        label = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        code = labels.codes.get((form, label))
+        return pairs.having([] if code is None else [code], self.capacity)
+
+    def number(self, key: str) -> NDArray[np.float64] | None:
+        return self.numbers.get(key)
+
+
+@dataclass
+class _Cache:
+    columns: OrderedDict[uuid.UUID, Columns] = field(default_factory=OrderedDict)
+    locks: dict[uuid.UUID, asyncio.Lock] = field(default_factory=dict)
+
+
+_cache = _Cache()
+
+
+def forget_all() -> None:
+    """Drop every organization's columns (tests that rebuild a database under one id)."""
+    _cache.columns.clear()
+
+
+async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: Shape) -> Columns:
+    """The organization's columns, caught up with what `session` can see."""
+    lock = _cache.locks.setdefault(organization_id, asyncio.Lock())
+    async with lock:
+        columns = _cache.columns.get(organization_id)
+        if columns is None or columns.shape != shape or columns.dead_share > MOST_DEAD:
+            columns = Columns(organization_id, shape)
+        rows = await _read(session, columns)
+        if columns.xmin is not None and _version(rows) != columns.tree_version:
+            # A material removed for good, or the tree changed: read it all again.
+            columns = Columns(organization_id, shape)
+            rows = await _read(session, columns)
+        columns.apply(rows)
+        _cache.columns[organization_id] = columns
+        _cache.columns.move_to_end(organization_id)
+        _evict()
+        return columns
+
+
+def _version(rows: Sequence[Any]) -> int | None:
+    label = next(row.label for row in rows if row.kind == "meta")
+    return int(label) if label is not None else None
+
+
+async def _read(session: AsyncSession, columns: Columns) -> Sequence[Any]:
+    since = columns.xmin
+    statement = text(_READ.format(which=_FULL if since is None else _SINCE))
+    params: dict[str, Any] = {
+        "organization_id": columns.organization_id,
+        "faceted": list(columns.shape.faceted),
+        "numeric": list(columns.shape.numeric),
+    }
+    if since is not None:
+        params["since"] = since
+    return (await session.execute(statement, params)).all()
+
+
+def _evict() -> None:
+    held = _cache.columns
+    while len(held) > 1 and (
+        len(held) > CACHED_ORGANIZATIONS or sum(c.capacity for c in held.values()) > CACHED_SLOTS
+    ):
+        gone, _ = held.popitem(last=False)
+        _cache.locks.pop(gone, None)
+
+
+# Counting ----------------------------------------------------------------------------------
+
+
+def buckets(values: NDArray[np.float64], low: float, high: float) -> NDArray[np.int64]:
+    """PostgreSQL's `width_bucket(value, low, high', 5)` as the facet SQL used it, where
+    high' is a hair above high so that the highest value falls in the last bucket."""
+    top = high + max((high - low) * 1e-9, 1e-9)
+    if math.isinf(top - low):
+        share = (values / 2 - low / 2) / (top / 2 - low / 2)
+    else:
+        share = (values - low) / (top - low)
+    return np.minimum(np.trunc(BUCKETS * share).astype(np.int64), BUCKETS - 1) + 1
