@@ -231,6 +231,8 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 json.dumps({"kind": "user", "organization_id": str(actor.organization_id),
                             "user_id": str(actor.user_id), "role": "owner"})
             )  # fmt: skip
+        if options.load_only:
+            return results
         return await measure(options, runtime, actor, results)
     finally:
         await runtime.close()
@@ -435,6 +437,11 @@ def main() -> None:
         help="Keep the catalog here and reuse it on the next run (skipping the import).",
     )
     parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="Generate and import the catalog, measure nothing (benchmarks.search_http).",
+    )
+    parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "catalog.json"
     )
     options = parser.parse_args()
@@ -445,7 +452,10 @@ def main() -> None:
     else:
         with scratch() as data_dir:
             results = asyncio.run(run(options, data_dir / "kai-data"))
+    results.get("import_report", {}).pop("actions", None)
     print(json.dumps(results, indent=2))
+    if options.load_only:
+        return
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(results, indent=2) + "\n")
 

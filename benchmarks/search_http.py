@@ -1,0 +1,236 @@
+"""Catalog search through the HTTP API, on a catalog `benchmarks.catalog` generated.
+
+    .venv/bin/python -m benchmarks.search_http --data-dir /tmp/kai-cat-100k \
+        [--materials 100000] [--queries 300] [--clients 64] [--duration 30]
+
+One `kai serve` (one process, no worker) on the catalog's data dir, the benchmark account
+signed in with a bearer token, then:
+
+- search with facets: `--queries` requests one after another on one keep-alive connection, the
+  mix `benchmarks.catalog` measures in-process (words, common and selective; browsing the whole
+  catalog; browsing a category or a property filter), full-text, facets counted;
+- autocomplete: what a search box sends as a person types;
+- hybrid search: the everyday words in the API's default mode (full-text fused with the
+  nearest by meaning);
+- `--clients` connections for `--duration` seconds from wrk, each request the next of a mix of
+  all three: errors, timeouts and the latency distribution.
+
+The catalog is generated and imported first when the data dir holds none (`--materials`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from benchmarks.catalog import BENCH_PASSWORD, QUERIES, TYPED, percentile
+from benchmarks.run import ServeProcess, parse_wrk
+
+RESULTS = Path(__file__).parent / "results"
+# Everyday words people type, of the kinds QUERIES has, searched in the default (hybrid) mode.
+HYBRID = [query for query in QUERIES if "-" not in query and '"' not in query]
+
+
+class Client:
+    """One keep-alive connection with the benchmark's bearer token."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers: dict[str, str] = {}
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
+        """Status, decoded JSON body and milliseconds from sending to the last byte."""
+        payload = json.dumps(body) if body is not None else None
+        headers = {**self.headers, **({"Content-Type": "application/json"} if payload else {})}
+        begun = time.perf_counter()
+        self.connection.request(method, path, body=payload, headers=headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - begun) * 1000
+        return response.status, json.loads(data) if data else None, elapsed
+
+
+def search_paths(queries: int, views: list[str], seed: int) -> list[tuple[str, str]]:
+    """(kind, path) of the mix benchmarks.catalog measures in-process, in the same order."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible queries, not secrets
+    paths = []
+    for index in range(queries):
+        params: list[tuple[str, str]] = [("mode", "fulltext"), ("limit", "20")]
+        text = QUERIES[index % len(QUERIES)] if index % 5 else None
+        if text:
+            params.append(("q", text))
+        narrowed = False
+        if index % 3 == 1:
+            params.append(
+                ("filter", rng.choice(["thickness>=10", "frost_resistant:true", "colour:white"]))
+            )
+            narrowed = True
+        if index % 4 == 2:
+            params.append(("category_id", rng.choice(views)))
+            narrowed = True
+        kind = "words" if text else "browse_narrowed" if narrowed else "browse_all"
+        paths.append((kind, "/api/v1/search?" + urlencode(params)))
+    return paths
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "count": len(values),
+        "p50": round(percentile(values, 0.5), 2),
+        "p90": round(percentile(values, 0.9), 2),
+        "p99": round(percentile(values, 0.99), 2),
+        "max": round(max(values), 2),
+    }
+
+
+def timed(client: Client, paths: list[tuple[str, str]]) -> dict[str, Any]:
+    """Each path once, in order, after the first twenty as a warm-up; latencies by kind."""
+    for _, path in paths[:20]:
+        client.call("GET", path)
+    kinds: dict[str, list[float]] = {}
+    every: list[float] = []
+    for kind, path in paths:
+        status, body, elapsed = client.call("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body}")
+        kinds.setdefault(kind, []).append(elapsed)
+        every.append(elapsed)
+    return {
+        "all": summary(every),
+        **(
+            {kind: summary(values) for kind, values in sorted(kinds.items())}
+            if len(kinds) > 1
+            else {}
+        ),
+    }
+
+
+def wrk_mix(
+    port: int, token: str, paths: list[str], clients: int, duration: float, scratch: Path
+) -> dict[str, Any]:
+    """`clients` connections from wrk for `duration` s, each request the next path of the mix."""
+    script = scratch / "search-mix.lua"
+    quoted = ",\n".join(json.dumps(path) for path in paths)
+    script.write_text(
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        f"local paths = {{\n{quoted}\n}}\n"
+        "local next_one = 0\n"
+        "request = function()\n"
+        "  next_one = next_one % #paths + 1\n"
+        '  return wrk.format("GET", paths[next_one])\n'
+        "end\n"
+    )
+    command = [
+        "wrk", "-t2", f"-c{clients}", f"-d{round(duration)}s", "--timeout", "10s", "--latency",
+        "-s", str(script), f"http://127.0.0.1:{port}",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=duration + 60
+    )
+    parsed = parse_wrk(result.stdout)
+    parsed["timeouts"] = int(_after(result.stdout, "timeout "))
+    return parsed
+
+
+def _after(text: str, marker: str) -> str:
+    if marker not in text:
+        return "0"
+    return text.split(marker, 1)[1].split()[0].rstrip(",")
+
+
+def ensure_catalog(options: argparse.Namespace) -> None:
+    """Generate and import the catalog into the data dir unless it holds one already."""
+    if (options.data_dir / "loaded").exists():
+        return
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.catalog", "--data-dir", str(options.data_dir),
+         "--materials", str(options.materials), "--load-only"],
+        check=True,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search_http", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--materials", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--setting", action="append", default=[], metavar="KAI_X=value")
+    parser.add_argument("--json", type=Path, help="Also write the results here.")
+    options = parser.parse_args()
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_catalog(options)
+
+    settings = dict(setting.split("=", 1) for setting in options.setting)
+    server = ServeProcess(options.data_dir / "kai-data", worker=False, settings=settings)
+    server.start()
+    results: dict[str, Any] = {"materials": options.materials, "queries": options.queries}
+    try:
+        results["ready_s"] = round(server.wait_ready(), 1)
+        results["idle_after_s"] = round(server.wait_idle(), 1)
+        client = Client(server.port)
+        status, body, _ = client.call(
+            "POST",
+            "/api/v1/auth/login",
+            {"email": "bench@quarry.example", "password": BENCH_PASSWORD},
+        )
+        if status != 200:
+            raise RuntimeError(f"the benchmark account cannot sign in ({status}): {body}")
+        token = body["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        _, tree, _ = client.call("GET", "/api/v1/categories?limit=100")
+        rows = tree["items"] if isinstance(tree, dict) else tree
+        views = [row["id"] for row in rows if len(row["path"]) < 2]
+        results["materials_found"] = client.call("GET", "/api/v1/search?mode=fulltext&limit=1")[1][
+            "total"
+        ]
+
+        paths = search_paths(options.queries, views, options.seed)
+        results["search_with_facets_ms"] = timed(client, paths)
+        print("  search with facets:", json.dumps(results["search_with_facets_ms"]), flush=True)
+        typed = [
+            ("suggest", "/api/v1/search/suggest?" + urlencode({"q": TYPED[i % len(TYPED)]}))
+            for i in range(options.queries)
+        ]
+        results["autocomplete_ms"] = timed(client, typed)["all"]
+        print("  autocomplete:", json.dumps(results["autocomplete_ms"]), flush=True)
+        hybrid = [
+            ("hybrid", "/api/v1/search?" + urlencode({"q": HYBRID[i % len(HYBRID)]}))
+            for i in range(options.queries)
+        ]
+        results["hybrid_ms"] = timed(client, hybrid)["all"]
+        print("  hybrid:", json.dumps(results["hybrid_ms"]), flush=True)
+
+        # Everyday traffic: mostly searches as typed (hybrid, full-text with filters and
+        # facets), with the search box's suggestions between them.
+        mix = []
+        for index in range(options.queries):
+            mix.append(paths[index][1])
+            mix.append(typed[index][1])
+            if index % 3 == 0:
+                mix.append(hybrid[index][1])
+        scratch = options.data_dir / "wrk"
+        scratch.mkdir(exist_ok=True)
+        loaded = wrk_mix(server.port, token, mix, options.clients, options.duration, scratch)
+        results["concurrent"] = {"clients": options.clients, **loaded}
+        print("  concurrent:", json.dumps(results["concurrent"]), flush=True)
+    finally:
+        server.stop()
+    results["log_problems"] = server.log_problems()[:20]
+    print(json.dumps(results, indent=2))
+    if options.json:
+        options.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
