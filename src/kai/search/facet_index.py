@@ -43,6 +43,8 @@ CACHED_ORGANIZATIONS = 64
 CACHED_SLOTS = 4_000_000
 # Read everything again once this share of the slots holds removed or deleted materials.
 MOST_DEAD = 0.5
+# Answers worked out from one state of the columns, kept until they change.
+REMEMBERED = 256
 # Same arithmetic as the facet SQL's `width_bucket`: see `buckets`.
 BUCKETS = 5
 
@@ -173,6 +175,10 @@ class Columns:
         # Where the last read stood: the oldest transaction then running, and the tree's version.
         self.xmin: str | None = None
         self.tree_version: int | None = None
+        # Moves with every change read; what was worked out from the columns as they stood
+        # (counts of browsing without words, asked for again and again) is kept until then.
+        self.generation = 0
+        self.memo: dict[Any, Any] = {}
         self.size = 0
         self.sorted_seqs = np.empty(0, np.int64)
         self.slot_by_sorted = np.empty(0, np.int64)
@@ -191,6 +197,11 @@ class Columns:
         self.numbers: dict[str, NDArray[np.float64]] = {
             key: np.zeros(0, np.float64) for key in shape.numeric
         }
+
+    def remember(self, key: Any, value: Any) -> None:
+        if len(self.memo) >= REMEMBERED:
+            self.memo.clear()
+        self.memo[key] = value
 
     @property
     def capacity(self) -> int:
@@ -254,8 +265,14 @@ class Columns:
         for row in rows:
             by_kind.setdefault(row.kind, []).append(row)
         meta = by_kind["meta"][0]
+        self.xmin = meta.xmin
+        self.tree_version = int(meta.label) if meta.label is not None else None
         read = by_kind["rows"][0]
         seqs = unpack_seqs(read.seqs)
+        if not len(seqs):
+            return
+        self.generation += 1
+        self.memo.clear()
         slots = self._place(seqs)
         changed = np.zeros(self.capacity, bool)
         changed[slots] = True
@@ -297,8 +314,6 @@ class Columns:
             self.numbers[row.key][self.slots_of(unpack_seqs(row.seqs))] = np.frombuffer(
                 row.a, dtype=">f8"
             )
-        self.xmin = meta.xmin
-        self.tree_version = int(meta.label) if meta.label is not None else None
 
     # Filters -------------------------------------------------------------------------
 

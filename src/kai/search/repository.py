@@ -413,6 +413,22 @@ class SearchRepository:
         with the database first (see kai.search.facet_index).
         """
         columns = await facet_index.current(self.session, query.organization_id, shape=shape)
+        # Browsing without words asks for the same few counts again and again: kept with the
+        # columns until they change.
+        remembered = (
+            None
+            if query.text
+            else repr(
+                (
+                    query.category_ids, query.statuses, query.tags, query.supplier,
+                    query.manufacturer, query.price_min, query.price_max, query.properties,
+                    enum_keys, numeric,
+                )
+            )
+        )  # fmt: skip
+        if remembered is not None and remembered in columns.memo:
+            found: FacetRows = columns.memo[remembered]
+            return found
         kept = columns.live.copy()
         if query.text:
             if query.semantic is None:
@@ -438,7 +454,10 @@ class SearchRepository:
             matched[columns.slots_of(facet_index.unpack_seqs(packed))] = True
             kept &= matched
         kept &= await self._kept_by_filters(columns, query)
-        return _counted(columns, kept, enum_keys, numeric)
+        counted = _counted(columns, kept, enum_keys, numeric)
+        if remembered is not None:
+            columns.remember(remembered, counted)
+        return counted
 
     async def _kept_by_filters(
         self, columns: facet_index.Columns, query: SearchQuery

@@ -383,10 +383,21 @@ async def _counted(
         numeric=numeric[:MAX_RANGE_FACETS],
         shape=_shape(prepared.views),
     )
-    return rows.total, _facets(rows, prepared.views, keys, units)
+    if prepared.query.text:
+        return rows.total, _facets(rows, prepared.views, keys, units)
+    # Browsing: the same counts (kept by the facet index while the catalog stands) are shown
+    # the same way.
+    shown = _shown.get(id(rows))
+    if shown is None or shown[0] is not rows or shown[1] is not prepared.views or shown[2] != units:
+        if len(_shown) > 256:
+            _shown.clear()
+        facets = _facets(rows, prepared.views, keys, units)
+        shown = _shown[id(rows)] = (rows, prepared.views, units, facets)
+    return rows.total, shown[3]
 
 
 _shapes: dict[int, tuple[Sequence[CategoryView], facet_index.Shape]] = {}
+_shown: dict[int, tuple[FacetRows, Sequence[CategoryView], UnitSystem, Facets]] = {}
 
 
 def _shape(views: Sequence[CategoryView]) -> facet_index.Shape:
