@@ -274,3 +274,62 @@ async def test_buckets_fall_where_postgresql_puts_them(session: AsyncSession) ->
         )
         found = facet_index.buckets(np.array(values), low, high)
         assert found.tolist() == list(expected), values
+
+
+async def test_pages_by_relevance_cover_every_match_once_through_ties(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=SCHEMA)
+    # Many ties: the same word once in the name of each, so the same rank.
+    in_name = [
+        await create_material(
+            client, owner, category_id=stone["id"], name=f"Basalt tile {n}",
+            properties={"finish": "honed" if n % 2 else "polished"},
+        )
+        for n in range(15)
+    ]  # fmt: skip
+    # Ranked lower: the word only in the description.
+    in_description = [
+        await create_material(
+            client, owner, category_id=stone["id"], name=f"Dark tile {n}",
+            description="A basalt from the north.", properties={"finish": "honed"},
+        )
+        for n in range(4)
+    ]  # fmt: skip
+    gone = in_name[0]
+    deleted = await client.delete(f"/api/v1/materials/{gone['id']}", headers=owner.headers)
+    assert deleted.status_code == 204
+
+    async def every_page(**params: Any) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await _search(
+                client,
+                owner,
+                q="basalt",
+                limit=4,
+                **params,
+                **({"cursor": cursor} if cursor else {}),
+            )
+            seen += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return seen
+
+    found = await every_page()
+    ids = [item["material"]["id"] for item in found]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {m["id"] for m in in_name[1:] + in_description}
+    scores = [item["score"] for item in found]
+    assert scores == sorted(scores, reverse=True)
+    # Names first: every name match outranks every description match.
+    assert {item["material"]["id"] for item in found[:14]} == {m["id"] for m in in_name[1:]}
+    assert "<mark>" in found[0]["highlight"]["name"]
+
+    honed = await every_page(filter="finish:honed")
+    expected = {m["id"] for m in in_name[1:] if m["properties"]["finish"] == "honed"}
+    assert {item["material"]["id"] for item in honed} == expected | {
+        m["id"] for m in in_description
+    }

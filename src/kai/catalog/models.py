@@ -19,7 +19,6 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     ForeignKey,
-    Identity,
     Index,
     Numeric,
     String,
@@ -211,9 +210,8 @@ class Material(TimestampedMixin, Base):
     name_folded: Mapped[str | None] = mapped_column(
         Text, Computed("kai_fold((name)::text)", persisted=True)
     )
-    # What the facet index knows the material by (kai.search.facet_index), and the
-    # transaction that last wrote it (set on every update by the trigger kai_material_changed).
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(), deferred=True)
+    # The transaction that last wrote it (set on every update by the trigger
+    # kai_material_changed): what the facet index reads to catch up (kai.search.facet_index).
     changed_xid: Mapped[str] = mapped_column(
         Xid8(), server_default=text("pg_current_xact_id()"), deferred=True
     )

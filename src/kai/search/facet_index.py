@@ -5,8 +5,8 @@ materials, browsing everything took ~490 ms, the facets of a common word ~140 ms
 (benchmarks/README.md). Here each organization's catalog is held as numpy columns, one entry
 (a slot) per material: its category, status, price, supplier, manufacturer, tags, and the
 property values that facets count and filters compare. A search's matches come from PostgreSQL
-as packed `seq` numbers (eight bytes each: `kai_text_match_seqs`), and its filters and counts
-are a few passes over arrays.
+packed (each id's sixteen bytes and its rank: `kai_text_ranked`), and its filters, counts and
+ordering are a few passes over arrays.
 
 The columns follow the database rather than replace it. Before each use, one statement reads
 the rows written by any transaction at or past the oldest one that was still running when the
@@ -55,9 +55,9 @@ _SINCE = "m.changed_xid >= CAST(:since AS xid8)"
 # no Python object per material.
 _READ = """
 WITH m AS MATERIALIZED (
-    SELECT m.seq, m.deleted_at IS NULL AS live, m.category_id, m.price, m.status,
-           lower(m.supplier) AS supplier, lower(m.manufacturer) AS manufacturer, m.tags,
-           m.properties
+    SELECT (row_number() OVER () - 1)::int AS n, m.id, m.deleted_at IS NULL AS live,
+           m.category_id, m.price, m.status, lower(m.supplier) AS supplier,
+           lower(m.manufacturer) AS manufacturer, m.tags, m.properties
       FROM materials m
      WHERE m.organization_id = :organization_id AND {which}
 )
@@ -65,31 +65,33 @@ SELECT 'meta' AS kind, NULL AS key, NULL AS form,
        (SELECT v.version::text FROM category_tree_versions v
          WHERE v.organization_id = :organization_id) AS label,
        pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
-       NULL::bytea AS seqs, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c
+       NULL::bytea AS members, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c
 UNION ALL
 SELECT 'rows', NULL, NULL, NULL, NULL,
-       coalesce(string_agg(int8send(m.seq), ''), ''),
-       coalesce(string_agg(CASE WHEN m.live THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''), ''),
+       coalesce(string_agg(uuid_send(m.id), '' ORDER BY m.n), ''),
+       coalesce(string_agg(CASE WHEN m.live THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''
+                           ORDER BY m.n), ''),
        coalesce(string_agg(uuid_send(coalesce(m.category_id,
-                                              '00000000-0000-0000-0000-000000000000')), ''), ''),
-       coalesce(string_agg(float8send(coalesce(m.price::float8, 'NaN')), ''), '')
+                                              '00000000-0000-0000-0000-000000000000')), ''
+                           ORDER BY m.n), ''),
+       coalesce(string_agg(float8send(coalesce(m.price::float8, 'NaN')), '' ORDER BY m.n), '')
   FROM m
 UNION ALL
-SELECT 'status', NULL, NULL, m.status, NULL, string_agg(int8send(m.seq), ''), NULL, NULL, NULL
+SELECT 'status', NULL, NULL, m.status, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL
   FROM m GROUP BY m.status
 UNION ALL
-SELECT 'supplier', NULL, NULL, m.supplier, NULL, string_agg(int8send(m.seq), ''), NULL, NULL,
+SELECT 'supplier', NULL, NULL, m.supplier, NULL, string_agg(int4send(m.n), ''), NULL, NULL,
        NULL
   FROM m GROUP BY m.supplier
 UNION ALL
-SELECT 'manufacturer', NULL, NULL, m.manufacturer, NULL, string_agg(int8send(m.seq), ''), NULL,
+SELECT 'manufacturer', NULL, NULL, m.manufacturer, NULL, string_agg(int4send(m.n), ''), NULL,
        NULL, NULL
   FROM m GROUP BY m.manufacturer
 UNION ALL
-SELECT 'tag', NULL, NULL, t.tag, NULL, string_agg(int8send(m.seq), ''), NULL, NULL, NULL
+SELECT 'tag', NULL, NULL, t.tag, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL
   FROM m, unnest(m.tags) AS t(tag) GROUP BY t.tag
 UNION ALL
-SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int8send(m.seq), ''), NULL, NULL,
+SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int4send(m.n), ''), NULL, NULL,
        NULL
   FROM m, jsonb_each(m.properties) AS e(key, value),
        LATERAL (
@@ -103,7 +105,7 @@ SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int8send(m.seq), ''), N
  WHERE e.key = ANY(CAST(:faceted AS text[])) AND v.label IS NOT NULL
  GROUP BY e.key, v.form, v.label
 UNION ALL
-SELECT 'number', e.key, NULL, NULL, NULL, string_agg(int8send(m.seq), ''),
+SELECT 'number', e.key, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
        string_agg(float8send(e.value::float8), ''), NULL, NULL
   FROM m, jsonb_each(m.properties) AS e(key, value)
  WHERE e.key = ANY(CAST(:numeric AS text[])) AND jsonb_typeof(e.value) = 'number'
@@ -112,9 +114,20 @@ SELECT 'number', e.key, NULL, NULL, NULL, string_agg(int8send(m.seq), ''),
 """
 
 
-def unpack_seqs(packed: bytes | None) -> NDArray[np.int64]:
-    """`seq` numbers packed by `int8send` (eight bytes each, big-endian)."""
-    return np.frombuffer(packed or b"", dtype=">i8").astype(np.int64)
+def unpack_ids(packed: bytes | None) -> NDArray[np.bytes_]:
+    """Material ids packed by `uuid_send` (sixteen bytes each), as comparable byte strings."""
+    return np.frombuffer(packed or b"", dtype="S16")
+
+
+def unpack_members(packed: bytes | None) -> NDArray[np.int64]:
+    """Row numbers of a read packed by `int4send` (four bytes each, big-endian)."""
+    return np.frombuffer(packed or b"", dtype=">i4").astype(np.int64)
+
+
+def unpack_ranked(packed: bytes | None) -> tuple[NDArray[np.bytes_], NDArray[np.float64]]:
+    """What `kai_text_ranked` packs: each match's id (sixteen bytes) and rank (a float4)."""
+    pairs = np.frombuffer(packed or b"", dtype=[("id", "S16"), ("rank", ">f4")])
+    return pairs["id"], pairs["rank"].astype(np.float64)
 
 
 @dataclass
@@ -180,7 +193,8 @@ class Columns:
         self.generation = 0
         self.memo: dict[Any, Any] = {}
         self.size = 0
-        self.sorted_seqs = np.empty(0, np.int64)
+        # Ids as sixteen raw bytes, sorted (their order is PostgreSQL's order of uuids).
+        self.sorted_ids = np.empty(0, "S16")
         self.slot_by_sorted = np.empty(0, np.int64)
         self.live = np.zeros(0, bool)
         self.category = np.zeros(0, np.int64)
@@ -213,14 +227,18 @@ class Columns:
 
     # Reading ---------------------------------------------------------------------------
 
-    def slots_of(self, seqs: NDArray[np.int64]) -> NDArray[np.int64]:
-        """The slots of the materials numbered `seqs` that the columns hold."""
-        if not len(self.sorted_seqs) or not len(seqs):
-            return np.empty(0, np.int64)
-        at = np.minimum(np.searchsorted(self.sorted_seqs, seqs), len(self.sorted_seqs) - 1)
-        held = self.sorted_seqs[at] == seqs
+    def slots_of(self, ids: NDArray[np.bytes_]) -> NDArray[np.int64]:
+        """The slots of the materials `ids` that the columns hold."""
+        return self.found(ids)[0]
+
+    def found(self, ids: NDArray[np.bytes_]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """The slots of those of `ids` the columns hold, and which of `ids` those are."""
+        if not len(self.sorted_ids) or not len(ids):
+            return np.empty(0, np.int64), np.zeros(len(ids), bool)
+        at = np.minimum(np.searchsorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
+        held = self.sorted_ids[at] == ids
         slots: NDArray[np.int64] = self.slot_by_sorted[at[held]]
-        return slots
+        return slots, held
 
     def _grow(self, needed: int) -> None:
         if needed <= self.capacity:
@@ -240,24 +258,23 @@ class Columns:
         }
         self.numbers = {key: grown(numbers, np.nan) for key, numbers in self.numbers.items()}
 
-    def _place(self, seqs: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Slots for `seqs`, new ones for those not held yet."""
-        unique = np.unique(seqs)
-        if len(self.sorted_seqs):
-            at = np.minimum(np.searchsorted(self.sorted_seqs, unique), len(self.sorted_seqs) - 1)
-            new = unique[self.sorted_seqs[at] != unique]
+    def _place(self, ids: NDArray[np.bytes_]) -> NDArray[np.int64]:
+        """Slots for `ids` (each once), new ones for those not held yet."""
+        if len(self.sorted_ids):
+            at = np.minimum(np.searchsorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
+            new = ids[self.sorted_ids[at] != ids]
         else:
-            new = unique
+            new = ids
         if len(new):
             self._grow(self.size + len(new))
             new_slots = np.arange(self.size, self.size + len(new), dtype=np.int64)
             self.size += len(new)
-            merged = np.concatenate((self.sorted_seqs, new))
+            merged = np.concatenate((self.sorted_ids, new))
             order = np.argsort(merged, kind="stable")
-            self.sorted_seqs = merged[order]
+            self.sorted_ids = merged[order]
             self.slot_by_sorted = np.concatenate((self.slot_by_sorted, new_slots))[order]
-        at = np.searchsorted(self.sorted_seqs, seqs)
-        return self.slot_by_sorted[at]
+        slots: NDArray[np.int64] = self.slot_by_sorted[np.searchsorted(self.sorted_ids, ids)]
+        return slots
 
     def apply(self, rows: Sequence[Any]) -> None:
         """What `_READ` returned: each material read replaces what the columns held of it."""
@@ -268,12 +285,13 @@ class Columns:
         self.xmin = meta.xmin
         self.tree_version = int(meta.label) if meta.label is not None else None
         read = by_kind["rows"][0]
-        seqs = unpack_seqs(read.seqs)
-        if not len(seqs):
+        ids = unpack_ids(read.members)
+        if not len(ids):
             return
         self.generation += 1
         self.memo.clear()
-        slots = self._place(seqs)
+        # The read's rows in its order (the grouped rows name them by number).
+        slots = self._place(ids)
         changed = np.zeros(self.capacity, bool)
         changed[slots] = True
         self.live[slots] = np.frombuffer(read.a, dtype=np.uint8).astype(bool)
@@ -303,15 +321,15 @@ class Columns:
             + by_kind.get("manufacturer", [])
         ):
             column, labels = self.single[row.kind]
-            column[self.slots_of(unpack_seqs(row.seqs))] = labels.code(row.label)
+            column[slots[unpack_members(row.members)]] = labels.code(row.label)
         for row in by_kind.get("tag", []):
             pairs, labels = self.tags
-            pairs.add(self.slots_of(unpack_seqs(row.seqs)), labels.code(row.label))
+            pairs.add(slots[unpack_members(row.members)], labels.code(row.label))
         for row in by_kind.get("value", []):
             pairs, labels = self.values[row.key]
-            pairs.add(self.slots_of(unpack_seqs(row.seqs)), labels.code((row.form, row.label)))
+            pairs.add(slots[unpack_members(row.members)], labels.code((row.form, row.label)))
         for row in by_kind.get("number", []):
-            self.numbers[row.key][self.slots_of(unpack_seqs(row.seqs))] = np.frombuffer(
+            self.numbers[row.key][slots[unpack_members(row.members)]] = np.frombuffer(
                 row.a, dtype=">f8"
             )
 

@@ -172,11 +172,30 @@ _MATCHED_COLUMNS = (
 )
 
 
+@dataclass
+class _Kept:
+    """The materials a query keeps, as slots of the facet columns, with their ids and ranks."""
+
+    columns: facet_index.Columns
+    slots: NDArray[np.int64]
+    ids: NDArray[np.bytes_]
+    ranks: NDArray[np.float64]
+    ranked: bool
+
+    def mask(self) -> NDArray[np.bool_]:
+        kept = np.zeros(self.columns.capacity, bool)
+        kept[self.slots] = True
+        return kept
+
+
 class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         # Semantic and hybrid match sets by query: the page and the facets share one.
         self._fused_sets: dict[int, tuple[SearchQuery, tuple[list[Any], list[float]]]] = {}
+        # What the facet columns keep of a query, and the columns as this request read them.
+        self._kept_sets: dict[int, tuple[SearchQuery, _Kept]] = {}
+        self._read_columns: facet_index.Columns | None = None
 
     async def language(self, organization_id: uuid.UUID) -> str:
         statement = select(CatalogSettings.search_language).where(
@@ -315,12 +334,24 @@ class SearchRepository:
         sort: str,
         limit: int,
         cursor: str | None,
+        shape: facet_index.Shape | None = None,
     ) -> tuple[list[Hit], str | None]:
+        """A page of the query's results. Given the facet columns' `shape`, full-text results
+        by relevance are chosen in memory (`_ranked_page`): one pass over the matches in
+        PostgreSQL, shared with the facets."""
         tsquery = self._tsquery(language, query) if query.text else None
         sort = sort if tsquery is not None or sort != "relevance" else "newest"
         # The cursor's values checked against the sort's keys (a rank stands in for the rank).
         keys = [expression for expression, _ in _sort_keys(sort, literal(0.0), Material)]
         values = decode_keyset(cursor, keys) if cursor else None
+        if (
+            tsquery is not None
+            and query.semantic is None
+            and sort == "relevance"
+            and shape is not None
+        ):
+            page, more = await self._ranked_page(query, language, shape, limit, values)
+            return await self._hits(query, tsquery, language, page, more)
         if tsquery is not None and query.semantic is None:
             statement = self._text_page(query, language, sort, limit, values)
         else:
@@ -350,6 +381,35 @@ class SearchRepository:
             last = rows[limit - 1]
             next_cursor = encode_cursor([last.key0, last.key1])
         return hits, next_cursor
+
+    async def _hits(
+        self,
+        query: SearchQuery,
+        tsquery: ColumnElement[Any],
+        language: str,
+        page: list[tuple[uuid.UUID, float]],
+        more: bool,
+    ) -> tuple[list[Hit], str | None]:
+        """The page's materials, in the page's order, with their matches highlighted."""
+        if not page:
+            return [], None
+        config = cast(language, REGCONFIG)
+        statement = select(
+            Material,
+            func.ts_headline(config, Material.name, tsquery, HEADLINE_OPTIONS),
+            func.ts_headline(config, Material.description, tsquery, HEADLINE_OPTIONS),
+        ).where(
+            Material.organization_id == query.organization_id,
+            Material.id == func.any(bindparam("page_ids", [i for i, _ in page], ARRAY(Uuid()))),
+        )
+        rows = {row[0].id: row for row in (await self.session.execute(statement)).all()}
+        hits = [
+            Hit(material=row[0], score=rank, name_headline=row[1], description_headline=row[2])
+            for material_id, rank in page
+            if (row := rows.get(material_id)) is not None
+        ]
+        last_id, last_rank = page[-1]
+        return hits, encode_cursor([last_rank, last_id]) if more else None
 
     def _page(
         self, query: SearchQuery, matches: Any, sort: str, limit: int, after: list[Any] | None
@@ -406,58 +466,88 @@ class SearchRepository:
         numeric: Sequence[NumericFacet],
         shape: facet_index.Shape,
     ) -> FacetRows:
-        """Counts of the whole match set (the rows `search` pages through).
-
-        PostgreSQL finds what the words match, packed (`kai_text_match_seqs`); the filters and
-        the counts run over the organization's columns in this process's memory, caught up
-        with the database first (see kai.search.facet_index).
-        """
-        columns = await facet_index.current(self.session, query.organization_id, shape=shape)
+        """Counts of the whole match set (the rows `search` pages through), over the
+        organization's columns in this process's memory (see kai.search.facet_index)."""
+        if query.text:
+            kept = (await self._kept(query, language, shape, ranked=False)).mask()
+            columns = await self._columns(query, shape)
+            return _counted(columns, kept, enum_keys, numeric)
+        columns = await self._columns(query, shape)
         # Browsing without words asks for the same few counts again and again: kept with the
         # columns until they change.
-        remembered = (
-            None
-            if query.text
-            else repr(
-                (
-                    query.category_ids, query.statuses, query.tags, query.supplier,
-                    query.manufacturer, query.price_min, query.price_max, query.properties,
-                    enum_keys, numeric,
-                )
+        remembered = repr(
+            (
+                query.category_ids, query.statuses, query.tags, query.supplier,
+                query.manufacturer, query.price_min, query.price_max, query.properties,
+                enum_keys, numeric,
             )
         )  # fmt: skip
-        if remembered is not None and remembered in columns.memo:
+        if remembered in columns.memo:
             found: FacetRows = columns.memo[remembered]
             return found
-        kept = columns.live.copy()
-        if query.text:
-            if query.semantic is None:
-                packed = await self.session.scalar(
-                    select(func.kai_text_match_seqs(self._tsquery(language, query)))
-                )
-            else:
-                ids, _ = await self._fused(query, language)
-                packed = (
-                    await self.session.scalar(
-                        select(
-                            func.coalesce(func.string_agg(func.int8send(Material.seq), b""), b"")
-                        ).where(
-                            Material.organization_id == query.organization_id,
-                            Material.id
-                            == func.any(bindparam("fused_ids", ids, type_=ARRAY(Uuid()))),
-                        )
-                    )
-                    if ids
-                    else b""
-                )
-            matched = np.zeros(columns.capacity, bool)
-            matched[columns.slots_of(facet_index.unpack_seqs(packed))] = True
-            kept &= matched
-        kept &= await self._kept_by_filters(columns, query)
+        kept = columns.live & await self._kept_by_filters(columns, query)
         counted = _counted(columns, kept, enum_keys, numeric)
-        if remembered is not None:
-            columns.remember(remembered, counted)
+        columns.remember(remembered, counted)
         return counted
+
+    async def _columns(self, query: SearchQuery, shape: facet_index.Shape) -> facet_index.Columns:
+        """The organization's columns, caught up once per repository (that is, per request)."""
+        if self._read_columns is None:
+            self._read_columns = await facet_index.current(
+                self.session, query.organization_id, shape=shape
+            )
+        return self._read_columns
+
+    async def _kept(
+        self, query: SearchQuery, language: str, shape: facet_index.Shape, *, ranked: bool
+    ) -> _Kept:
+        """The live materials the words match and the filters keep, with their ranks when
+        `ranked`: worked out once per query (the page and the facets share it)."""
+        found = self._kept_sets.get(id(query))
+        if found is not None and found[0] is query and (found[1].ranked or not ranked):
+            return found[1]
+        columns = await self._columns(query, shape)
+        if query.semantic is None:
+            packed = await self.session.scalar(
+                select(func.kai_text_ranked(self._tsquery(language, query), literal(ranked)))
+            )
+            ids, ranks = facet_index.unpack_ranked(packed)
+        else:
+            fused, scores = await self._fused(query, language)
+            ids = np.array([each.bytes for each in fused], dtype="S16")
+            ranks = np.array(scores, dtype=np.float64)
+        slots, held = columns.found(ids)
+        ids, ranks = ids[held], ranks[held]
+        kept = columns.live & await self._kept_by_filters(columns, query)
+        keep = kept[slots]
+        result = _Kept(columns, slots[keep], ids[keep], ranks[keep], ranked)
+        self._kept_sets[id(query)] = (query, result)
+        return result
+
+    async def _ranked_page(
+        self,
+        query: SearchQuery,
+        language: str,
+        shape: facet_index.Shape,
+        limit: int,
+        after: list[Any] | None,
+    ) -> tuple[list[tuple[uuid.UUID, float]], bool]:
+        """A page of full-text matches by relevance (rank, then id, both descending) chosen
+        in memory among the matches' ranks; and whether more follow."""
+        kept = await self._kept(query, language, shape, ranked=True)
+        ids, ranks = kept.ids, kept.ranks
+        if after is not None:
+            rank, last = float(after[0]), np.array([after[1].bytes], dtype="S16")[0]
+            beyond = (ranks < rank) | ((ranks == rank) & (ids < last))
+            ids, ranks = ids[beyond], ranks[beyond]
+        if len(ranks) > limit + 1:
+            # Only those ranked at least as high as the page's last need ordering.
+            floor = np.partition(ranks, len(ranks) - limit - 1)[len(ranks) - limit - 1]
+            near = ranks >= floor
+            ids, ranks = ids[near], ranks[near]
+        order = np.lexsort((ids, ranks))[::-1][: limit + 1]
+        page = [(uuid.UUID(bytes=bytes(ids[i]).ljust(16, b"\0")), float(ranks[i])) for i in order]
+        return page[:limit], len(page) > limit
 
     async def _kept_by_filters(
         self, columns: facet_index.Columns, query: SearchQuery
@@ -501,14 +591,14 @@ class SearchRepository:
     ) -> NDArray[np.bool_]:
         met = [_property_filter(condition, Material) for condition in alternatives]
         packed = await self.session.scalar(
-            select(func.coalesce(func.string_agg(func.int8send(Material.seq), b""), b"")).where(
+            select(func.coalesce(func.string_agg(func.uuid_send(Material.id), b""), b"")).where(
                 Material.organization_id == organization_id,
                 Material.deleted_at.is_(None),
                 or_(*met),
             )
         )
         found = np.zeros(columns.capacity, bool)
-        found[columns.slots_of(facet_index.unpack_seqs(packed))] = True
+        found[columns.slots_of(facet_index.unpack_ids(packed))] = True
         return found
 
     async def suggest_materials(

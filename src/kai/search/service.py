@@ -335,7 +335,12 @@ async def search(
     prepared = await _prepared(session, actor, request, settings or SearchSettings())
     query, language, views = prepared.query, prepared.language, prepared.views
     hits, next_cursor = await repository.search(
-        query, language=language, sort=request.sort, limit=request.limit, cursor=request.cursor
+        query,
+        language=language,
+        sort=request.sort,
+        limit=request.limit,
+        cursor=request.cursor,
+        shape=_shape(views),
     )
     units = await materials.unit_system(session, actor, request.units)
     shown = await materials.present(
