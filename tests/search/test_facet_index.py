@@ -245,6 +245,11 @@ async def test_a_change_committed_after_a_later_one_was_read_is_counted(
         )
         assert edited.status_code == 200, edited.text
         assert _counts(await _search(client, owner))["statuses"] == {"active": 1, "draft": 1}
+        # The open transaction keeps each read from moving past it: the edited row is read
+        # again, as it was, which is no news (the columns stay the same).
+        held = facet_index.cached(owner.organization.id)
+        assert _counts(await _search(client, owner))["statuses"] == {"active": 1, "draft": 1}
+        assert facet_index.cached(owner.organization.id) is held
     assert _counts(await _search(client, owner))["statuses"] == {"discontinued": 1, "draft": 1}
 
 
@@ -333,3 +338,24 @@ async def test_pages_by_relevance_cover_every_match_once_through_ties(
     assert {item["material"]["id"] for item in honed} == expected | {
         m["id"] for m in in_description
     }
+
+
+async def test_a_change_makes_new_columns_and_leaves_those_being_read(
+    runtime: Runtime, client: AsyncClient, session: AsyncSession
+) -> None:
+    owner = await member(runtime, client)
+    assert owner.organization is not None
+    await act_for(session, organization_id=owner.organization.id)
+    shape = facet_index.Shape(faceted=(), numeric=())
+    await create_material(client, owner, name="Slate one", status="active")
+    before = await facet_index.current(session, owner.organization.id, shape=shape)
+    assert int(before.live.sum()) == 1
+
+    await create_material(client, owner, name="Slate two", status="draft")
+    after = await facet_index.current(session, owner.organization.id, shape=shape)
+    assert after is not before
+    assert int(after.live.sum()) == 2
+    # A request that began with the first columns reads them as they were.
+    assert int(before.live.sum()) == 1
+    status, labels = before.single["status"]
+    assert [labels.labels[code] for code in status[before.live]] == ["active"]

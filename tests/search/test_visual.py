@@ -201,6 +201,9 @@ async def test_the_catalog_is_embedded_again_when_the_image_model_changes(
             headers=owner.headers,
         )
         assert uploaded.status_code == 201, uploaded.text
+    # Each photo is made ready by a job of its own, which then queues its embedding: until
+    # both are ready, the embeddings finished so far may not cover the second.
+    await _finished(client, owner, "catalog.image_derivatives", 2)
     before = await _finished(client, owner, "search.embed_images")
     settings = committed_runtime.settings
     current = get_backbone(DEFAULT_BACKBONE, model_dir=settings.model_dir, threads=1)

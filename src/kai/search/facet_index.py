@@ -35,6 +35,8 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.search import words
+
 NONE = -1
 _NO_CATEGORY = bytes(16)
 # Organizations whose columns a process keeps, and the slots (materials) all of them may hold,
@@ -57,15 +59,16 @@ _READ = """
 WITH m AS MATERIALIZED (
     SELECT (row_number() OVER () - 1)::int AS n, m.id, m.deleted_at IS NULL AS live,
            m.category_id, m.price, m.status, lower(m.supplier) AS supplier,
-           lower(m.manufacturer) AS manufacturer, m.tags, m.properties
+           lower(m.manufacturer) AS manufacturer, m.tags, m.properties, m.changed_xid
       FROM materials m
      WHERE m.organization_id = :organization_id AND {which}
 )
-SELECT 'meta' AS kind, NULL AS key, NULL AS form,
+SELECT 'meta' AS kind, NULL AS key, pg_current_xact_id_if_assigned()::text AS form,
        (SELECT v.version::text FROM category_tree_versions v
          WHERE v.organization_id = :organization_id) AS label,
        pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
-       NULL::bytea AS members, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c
+       NULL::bytea AS members, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c,
+       NULL::bytea AS d
 UNION ALL
 SELECT 'rows', NULL, NULL, NULL, NULL,
        coalesce(string_agg(uuid_send(m.id), '' ORDER BY m.n), ''),
@@ -74,25 +77,27 @@ SELECT 'rows', NULL, NULL, NULL, NULL,
        coalesce(string_agg(uuid_send(coalesce(m.category_id,
                                               '00000000-0000-0000-0000-000000000000')), ''
                            ORDER BY m.n), ''),
-       coalesce(string_agg(float8send(coalesce(m.price::float8, 'NaN')), '' ORDER BY m.n), '')
+       coalesce(string_agg(float8send(coalesce(m.price::float8, 'NaN')), '' ORDER BY m.n), ''),
+       coalesce(string_agg(int8send(m.changed_xid::text::bigint), '' ORDER BY m.n), '')
   FROM m
 UNION ALL
-SELECT 'status', NULL, NULL, m.status, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL
+SELECT 'status', NULL, NULL, m.status, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL,
+       NULL
   FROM m GROUP BY m.status
 UNION ALL
 SELECT 'supplier', NULL, NULL, m.supplier, NULL, string_agg(int4send(m.n), ''), NULL, NULL,
-       NULL
+       NULL, NULL
   FROM m GROUP BY m.supplier
 UNION ALL
 SELECT 'manufacturer', NULL, NULL, m.manufacturer, NULL, string_agg(int4send(m.n), ''), NULL,
-       NULL, NULL
+       NULL, NULL, NULL
   FROM m GROUP BY m.manufacturer
 UNION ALL
-SELECT 'tag', NULL, NULL, t.tag, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL
+SELECT 'tag', NULL, NULL, t.tag, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL, NULL
   FROM m, unnest(m.tags) AS t(tag) GROUP BY t.tag
 UNION ALL
 SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int4send(m.n), ''), NULL, NULL,
-       NULL
+       NULL, NULL
   FROM m, jsonb_each(m.properties) AS e(key, value),
        LATERAL (
            SELECT 'element:' || jsonb_typeof(x.value), x.value #>> '{{}}'
@@ -106,11 +111,21 @@ SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int4send(m.n), ''), NUL
  GROUP BY e.key, v.form, v.label
 UNION ALL
 SELECT 'number', e.key, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
-       string_agg(float8send(e.value::float8), ''), NULL, NULL
+       string_agg(float8send(e.value::float8), ''), NULL, NULL, NULL
   FROM m, jsonb_each(m.properties) AS e(key, value)
  WHERE e.key = ANY(CAST(:numeric AS text[])) AND jsonb_typeof(e.value) = 'number'
    AND abs(e.value::numeric) < 1e300
  GROUP BY e.key
+UNION ALL
+SELECT 'word', w.lexeme, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
+       string_agg(int2send((
+           (CASE WHEN 'A' = ANY(w.weights) THEN 3 WHEN 'B' = ANY(w.weights) THEN 2
+                 WHEN 'C' = ANY(w.weights) THEN 1 ELSE 0 END) << 12
+           | least(coalesce(cardinality(w.positions), 1), 4095))::int2), ''),
+       NULL, NULL, NULL
+  FROM m JOIN materials x ON x.id = m.id, unnest(x.search_vector) AS w
+ WHERE m.live
+ GROUP BY w.lexeme
 """
 
 
@@ -170,6 +185,14 @@ class _Pairs:
         return found
 
 
+def _copied(column: tuple[_Pairs, _Dictionary]) -> tuple[_Pairs, _Dictionary]:
+    pairs, labels = column
+    return (
+        _Pairs(pairs.slots.copy(), pairs.codes.copy()),
+        _Dictionary(list(labels.labels), dict(labels.codes)),
+    )
+
+
 @dataclass(frozen=True)
 class Shape:
     """What the columns hold beyond the fixed ones: the property keys whose values are counted
@@ -191,6 +214,7 @@ class Columns:
         # Moves with every change read; what was worked out from the columns as they stood
         # (counts of browsing without words, asked for again and again) is kept until then.
         self.generation = 0
+        self.live_count = 0
         self.memo: dict[Any, Any] = {}
         self.size = 0
         # Ids as sixteen raw bytes, sorted (their order is PostgreSQL's order of uuids).
@@ -199,7 +223,18 @@ class Columns:
         self.live = np.zeros(0, bool)
         self.category = np.zeros(0, np.int64)
         self.price = np.zeros(0, np.float64)
+        # The transaction that wrote what each slot holds: a row read again unchanged is no news.
+        self.xids = np.zeros(0, np.int64)
         self.categories = _Dictionary([None], {None: 0})
+        # Each slot's id, and the postings of the words of the materials' documents: those
+        # of the first read, and those of materials read since (see `postings`).
+        self.slot_ids = np.zeros(0, "S16")
+        self.slot_generation = np.zeros(0, np.int64)
+        self.words: dict[str, words.Postings] = {}
+        self.words_since: dict[str, words.Postings] = {}
+        self.postings_since = 0
+        self.postings_first = 0
+        self.words_read = False
         self.single: dict[str, tuple[NDArray[np.int64], _Dictionary]] = {
             name: (np.zeros(0, np.int64), _Dictionary())
             for name in ("status", "supplier", "manufacturer")
@@ -212,6 +247,27 @@ class Columns:
             key: np.zeros(0, np.float64) for key in shape.numeric
         }
 
+    def copy(self) -> Columns:
+        """Columns of their own holding what these hold (a change is applied to a copy, while
+        requests that began with these go on reading them)."""
+        twin = Columns.__new__(Columns)
+        twin.__dict__.update(self.__dict__)
+        names = ("sorted_ids", "slot_by_sorted", "live", "category", "price", "xids")
+        for name in (*names, "slot_ids", "slot_generation"):
+            setattr(twin, name, getattr(self, name).copy())
+        twin.categories = _Dictionary(list(self.categories.labels), dict(self.categories.codes))
+        twin.single = {
+            name: (codes.copy(), _Dictionary(list(labels.labels), dict(labels.codes)))
+            for name, (codes, labels) in self.single.items()
+        }
+        twin.tags = _copied(self.tags)
+        twin.values = {key: _copied(pairs) for key, pairs in self.values.items()}
+        twin.numbers = {key: numbers.copy() for key, numbers in self.numbers.items()}
+        twin.memo = {}
+        # The first read's postings are never changed: shared. Later ones are replaced whole.
+        twin.words_since = dict(self.words_since)
+        return twin
+
     def remember(self, key: Any, value: Any) -> None:
         if len(self.memo) >= REMEMBERED:
             self.memo.clear()
@@ -223,7 +279,7 @@ class Columns:
 
     @property
     def dead_share(self) -> float:
-        return 1 - int(self.live[: self.size].sum()) / self.size if self.size else 0.0
+        return 1 - self.live_count / self.size if self.size else 0.0
 
     # Reading ---------------------------------------------------------------------------
 
@@ -253,6 +309,9 @@ class Columns:
         self.live = grown(self.live, False)
         self.category = grown(self.category, 0)
         self.price = grown(self.price, np.nan)
+        self.xids = grown(self.xids, -1)
+        self.slot_ids = grown(self.slot_ids, b"")
+        self.slot_generation = grown(self.slot_generation, 0)
         self.single = {
             name: (grown(codes, NONE), labels) for name, (codes, labels) in self.single.items()
         }
@@ -276,6 +335,24 @@ class Columns:
         slots: NDArray[np.int64] = self.slot_by_sorted[np.searchsorted(self.sorted_ids, ids)]
         return slots
 
+    def news(self, rows: Sequence[Any]) -> bool:
+        """Whether `_READ` brought anything the columns do not hold: a row read again as it
+        was (a transaction older than it still running keeps the reads from moving past
+        it) is not news."""
+        meta = next(row for row in rows if row.kind == "meta")
+        read = next(row for row in rows if row.kind == "rows")
+        ids = unpack_ids(read.members)
+        if not len(ids):
+            return False
+        slots, held = self.found(ids)
+        if not held.all():
+            return True
+        xids = np.frombuffer(read.d, dtype=">i8")
+        # What the reading transaction wrote itself may have changed under the same number.
+        if meta.form is not None and bool((xids == int(meta.form)).any()):
+            return True
+        return bool((self.xids[slots] != xids).any())
+
     def apply(self, rows: Sequence[Any]) -> None:
         """What `_READ` returned: each material read replaces what the columns held of it."""
         by_kind: dict[str, list[Any]] = {}
@@ -286,7 +363,7 @@ class Columns:
         self.tree_version = int(meta.label) if meta.label is not None else None
         read = by_kind["rows"][0]
         ids = unpack_ids(read.members)
-        if not len(ids):
+        if not self.news(rows):
             return
         self.generation += 1
         self.memo.clear()
@@ -296,6 +373,11 @@ class Columns:
         changed[slots] = True
         self.live[slots] = np.frombuffer(read.a, dtype=np.uint8).astype(bool)
         self.price[slots] = np.frombuffer(read.c, dtype=">f8")
+        self.xids[slots] = np.frombuffer(read.d, dtype=">i8")
+        self.slot_ids[slots] = ids
+        # Postings of a material's earlier document no longer count (see `postings`).
+        self.slot_generation[slots] += 1
+        self.live_count = int(self.live[: self.size].sum())
         categories = np.frombuffer(read.b, dtype="S16")
         found, inverse = np.unique(categories, return_inverse=True)
         codes = np.array(
@@ -332,6 +414,51 @@ class Columns:
             self.numbers[row.key][slots[unpack_members(row.members)]] = np.frombuffer(
                 row.a, dtype=">f8"
             )
+        first = not self.words_read
+        self.words_read = True
+        held = self.words if first else self.words_since
+        for row in by_kind.get("word", []):
+            at = slots[unpack_members(row.members)]
+            marks = np.frombuffer(row.a, dtype=">i2").astype(np.int64)
+            posted = words.Postings(at, marks, self.slot_generation[at])
+            earlier = held.get(row.key)
+            if earlier is not None:
+                posted = earlier.joined(posted)
+            held[row.key] = posted
+            if first:
+                self.postings_first += len(at)
+            else:
+                self.postings_since += len(at)
+
+    def postings(self, lexemes: Iterable[str]) -> dict[str, words.Postings]:
+        """Where each lexeme occurs in the materials' documents as they stand now: postings
+        of a material read again since are dropped by its generation."""
+        found = {}
+        for lexeme in lexemes:
+            parts = [
+                part for part in (self.words.get(lexeme), self.words_since.get(lexeme)) if part
+            ]
+            if not parts:
+                continue
+            posted = parts[0] if len(parts) == 1 else parts[0].joined(parts[1])
+            current = posted.generations == self.slot_generation[posted.slots]
+            found[lexeme] = posted.kept(current)
+        return found
+
+    @property
+    def mostly_rewritten(self) -> bool:
+        """Whether the postings read since the first outweigh it (reading all again is
+        cheaper than dropping stale postings on every search)."""
+        return self.postings_since > max(self.postings_first, 10_000) // 4
+
+    def matched(self, tree: words.Node) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The live slots a full-text query matches, and their relevance."""
+        postings = self.postings(words.words_of(tree))
+        live = self.live.copy()
+        matched = words.evaluate(tree, postings, live)
+        slots = np.flatnonzero(matched)
+        ranks = words.scores(tree, postings, matched, max(self.live_count, 1))[slots]
+        return slots.astype(np.int64), ranks
 
     # Filters -------------------------------------------------------------------------
 
@@ -381,9 +508,9 @@ class _Cache:
 _cache = _Cache()
 
 
-def forget_all() -> None:
-    """Drop every organization's columns (tests that rebuild a database under one id)."""
-    _cache.columns.clear()
+def cached(organization_id: uuid.UUID) -> Columns | None:
+    """The organization's columns as this process holds them now, if it does."""
+    return _cache.columns.get(organization_id)
 
 
 async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: Shape) -> Columns:
@@ -391,13 +518,21 @@ async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: S
     lock = _cache.locks.setdefault(organization_id, asyncio.Lock())
     async with lock:
         columns = _cache.columns.get(organization_id)
-        if columns is None or columns.shape != shape or columns.dead_share > MOST_DEAD:
+        if (
+            columns is None
+            or columns.shape != shape
+            or columns.dead_share > MOST_DEAD
+            or columns.mostly_rewritten
+        ):
             columns = Columns(organization_id, shape)
         rows = await _read(session, columns)
         if columns.xmin is not None and _version(rows) != columns.tree_version:
             # A material removed for good, or the tree changed: read it all again.
             columns = Columns(organization_id, shape)
             rows = await _read(session, columns)
+        if columns is _cache.columns.get(organization_id) and columns.news(rows):
+            # Requests under way keep the columns they began with: a change makes new ones.
+            columns = columns.copy()
         columns.apply(rows)
         _cache.columns[organization_id] = columns
         _cache.columns.move_to_end(organization_id)

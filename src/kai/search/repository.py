@@ -19,6 +19,7 @@ from sqlalchemy import (
     Numeric,
     Select,
     String,
+    Text,
     Uuid,
     and_,
     bindparam,
@@ -36,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog.models import CatalogSettings, Category, Material
 from kai.catalog.settings import DEFAULT_LANGUAGE
 from kai.kit.pagination import decode_keyset, encode_cursor
-from kai.search import facet_index
+from kai.search import facet_index, words
 from kai.search.semantic_repository import nearest_materials
 
 # Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
@@ -172,6 +173,9 @@ _MATCHED_COLUMNS = (
 )
 
 
+_tsqueries: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], str] = {}
+
+
 @dataclass
 class _Kept:
     """The materials a query keeps, as slots of the facet columns, with their ids and ranks."""
@@ -214,6 +218,20 @@ class SearchRepository:
             either = target.op("||")(func.plainto_tsquery(config, word))
             tsquery = func.ts_rewrite(tsquery, target, either)
         return tsquery
+
+    async def _tsquery_text(self, language: str, query: SearchQuery) -> str:
+        """The query's tsquery as PostgreSQL writes it (kept per process: the same words are
+        searched again and again)."""
+        key = (language, query.text, query.corrections)
+        found = _tsqueries.get(key)
+        if found is None:
+            found = str(
+                await self.session.scalar(select(cast(self._tsquery(language, query), Text))) or ""
+            )
+            if len(_tsqueries) >= 4096:
+                _tsqueries.clear()
+            _tsqueries[key] = found
+        return found
 
     async def spelling_candidates(
         self, language: str, words: Sequence[str], *, few: int, commoner: int, how_many: int
@@ -507,7 +525,20 @@ class SearchRepository:
         if found is not None and found[0] is query and (found[1].ranked or not ranked):
             return found[1]
         columns = await self._columns(query, shape)
+        tree = None
         if query.semantic is None:
+            tree = words.parse(await self._tsquery_text(language, query))
+        if tree is not None:
+            # Lexemes and &, |, !: answered from the postings in memory.
+            slots, ranks = columns.matched(tree)
+            kept = await self._kept_by_filters(columns, query)
+            keep = kept[slots]
+            slots, ranks = slots[keep], ranks[keep]
+            result = _Kept(columns, slots, columns.slot_ids[slots], ranks, True)
+            self._kept_sets[id(query)] = (query, result)
+            return result
+        if query.semantic is None:
+            # A phrase (or a prefix, a weight): one pass over the matches in PostgreSQL.
             packed = await self.session.scalar(
                 select(func.kai_text_ranked(self._tsquery(language, query), literal(ranked)))
             )

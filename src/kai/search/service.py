@@ -139,6 +139,26 @@ def _keys(
     return {key: PropertyKey(key, definitions, names) for key, definitions in found.items()}
 
 
+_Scope = tuple[int, tuple[uuid.UUID, ...] | None]
+_scoped_keys: dict[_Scope, tuple[Sequence[CategoryView], dict[str, PropertyKey]]] = {}
+
+
+def _keys_of(
+    views: Sequence[CategoryView], scope: Sequence[uuid.UUID] | None
+) -> dict[str, PropertyKey]:
+    """`_keys`, worked out once per cached tree and scope (every search needs them, and the
+    tree has hundreds of categories). Callers only read what it returns."""
+    wanted = tuple(scope) if scope is not None else None
+    found = _scoped_keys.get((id(views), wanted))
+    if found is not None and found[0] is views:
+        return found[1]
+    if len(_scoped_keys) > 1024:
+        _scoped_keys.clear()
+    keys = _keys(views, scope)
+    _scoped_keys[(id(views), wanted)] = (views, keys)
+    return keys
+
+
 def _subtree(
     views: Sequence[CategoryView], category_id: uuid.UUID | None
 ) -> list[uuid.UUID] | None:
@@ -269,7 +289,7 @@ async def _prepared(
     # The tree from memory while its version stands (every search needs it whole).
     views = await categories.cached_categories(session, actor=actor)
     category_ids = _subtree(views, request.category_id)
-    keys = _keys(views, category_ids)
+    keys = _keys_of(views, category_ids)
     conditions = [condition for raw in request.filters for condition in parse_filter(raw, keys)]
     text = request.text.strip() if request.text else None
     language = await repository.language(organization_id)
