@@ -327,8 +327,7 @@ async def update_profile(session: AsyncSession, *, actor: Actor, changes: dict[s
 
 async def preferred_units(session: AsyncSession, *, user_id: uuid.UUID) -> str | None:
     """The unit system the person chose for their display (None: never chose)."""
-    user = await UserRepository(session).get(user_id)
-    return user.units if user is not None else None
+    return await UserRepository(session).units(user_id)
 
 
 async def unlock(session: AsyncSession, *, email: str) -> bool:

@@ -44,6 +44,11 @@ class UserRepository:
         await self.session.flush()
         return user
 
+    async def units(self, user_id: uuid.UUID) -> str | None:
+        """The person's unit system alone (read on every search that shows measures)."""
+        found = await self.session.scalar(select(User.units).where(User.id == user_id))
+        return str(found) if found is not None else None
+
     async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
         statement = select(User).where(User.id == user_id)
         if for_update:

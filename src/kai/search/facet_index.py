@@ -166,6 +166,7 @@ class _Pairs:
 
     slots: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     codes: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    _by_slot: tuple[Any, Any, Any] | None = field(default=None, repr=False, compare=False)
 
     def drop(self, changed: NDArray[np.bool_]) -> None:
         kept = ~changed[self.slots]
@@ -176,7 +177,26 @@ class _Pairs:
         self.codes = np.concatenate((self.codes, np.full(len(slots), code, np.int64)))
 
     def counts(self, mask: NDArray[np.bool_], size: int) -> NDArray[np.int64]:
+        if len(self.slots) > 4096:
+            kept = np.flatnonzero(mask)
+            if len(kept) * 8 < len(self.slots):
+                return np.bincount(self.codes[self._of(kept)], minlength=size)
         return np.bincount(self.codes[mask[self.slots]], minlength=size)
+
+    def _of(self, slots: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Where the pairs of `slots` are (a few slots of many: found by bisection in the
+        pairs sorted by slot, sorted once)."""
+        if self._by_slot is None or self._by_slot[0] is not self.slots:
+            order = np.argsort(self.slots, kind="stable")
+            self._by_slot = (self.slots, order, self.slots[order])
+        _, order, ordered = self._by_slot
+        starts = np.searchsorted(ordered, slots, "left")
+        lengths = np.searchsorted(ordered, slots, "right") - starts
+        if not lengths.sum():
+            return np.empty(0, np.int64)
+        steps = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        found: NDArray[np.int64] = order[np.repeat(starts, lengths) + steps]
+        return found
 
     def having(self, codes: Iterable[int], capacity: int) -> NDArray[np.bool_]:
         """Which slots hold any of `codes`."""
@@ -240,8 +260,13 @@ class Columns:
             for name in ("status", "supplier", "manufacturer")
         }
         self.tags = (_Pairs(), _Dictionary())
+        # A property's values: a material's one value (a string, a boolean...) as a code per
+        # slot, the elements of an array as pairs; one dictionary for both.
         self.values: dict[str, tuple[_Pairs, _Dictionary]] = {
             key: (_Pairs(), _Dictionary()) for key in shape.faceted
+        }
+        self.scalars: dict[str, NDArray[np.int64]] = {
+            key: np.zeros(0, np.int64) for key in shape.faceted
         }
         self.numbers: dict[str, NDArray[np.float64]] = {
             key: np.zeros(0, np.float64) for key in shape.numeric
@@ -262,6 +287,7 @@ class Columns:
         }
         twin.tags = _copied(self.tags)
         twin.values = {key: _copied(pairs) for key, pairs in self.values.items()}
+        twin.scalars = {key: codes.copy() for key, codes in self.scalars.items()}
         twin.numbers = {key: numbers.copy() for key, numbers in self.numbers.items()}
         twin.memo = {}
         # The first read's postings are never changed: shared. Later ones are replaced whole.
@@ -316,6 +342,7 @@ class Columns:
             name: (grown(codes, NONE), labels) for name, (codes, labels) in self.single.items()
         }
         self.numbers = {key: grown(numbers, np.nan) for key, numbers in self.numbers.items()}
+        self.scalars = {key: grown(codes, NONE) for key, codes in self.scalars.items()}
 
     def _place(self, ids: NDArray[np.bytes_]) -> NDArray[np.int64]:
         """Slots for `ids` (each once), new ones for those not held yet."""
@@ -395,6 +422,8 @@ class Columns:
         self.tags[0].drop(changed)
         for pairs, _ in self.values.values():
             pairs.drop(changed)
+        for codes in self.scalars.values():
+            codes[slots] = NONE
         for numbers in self.numbers.values():
             numbers[slots] = np.nan
         for row in (
@@ -409,7 +438,11 @@ class Columns:
             pairs.add(slots[unpack_members(row.members)], labels.code(row.label))
         for row in by_kind.get("value", []):
             pairs, labels = self.values[row.key]
-            pairs.add(slots[unpack_members(row.members)], labels.code((row.form, row.label)))
+            code = labels.code((row.form, row.label))
+            if row.form.startswith("element:"):
+                pairs.add(slots[unpack_members(row.members)], code)
+            else:
+                self.scalars[row.key][slots[unpack_members(row.members)]] = code
         for row in by_kind.get("number", []):
             self.numbers[row.key][slots[unpack_members(row.members)]] = np.frombuffer(
                 row.a, dtype=">f8"
@@ -453,7 +486,7 @@ class Columns:
 
     def matched(self, tree: words.Node) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """The live slots a full-text query matches, and their relevance."""
-        postings = self.postings(words.words_of(tree))
+        postings = self.postings(words.lexemes_of(tree))
         live = self.live.copy()
         matched = words.evaluate(tree, postings, live)
         slots = np.flatnonzero(matched)
@@ -493,7 +526,22 @@ class Columns:
         form = "boolean" if isinstance(value, bool) else "string"
         label = ("true" if value else "false") if isinstance(value, bool) else str(value)
         code = labels.codes.get((form, label))
-        return pairs.having([] if code is None else [code], self.capacity)
+        if code is None:
+            return np.zeros(self.capacity, bool)
+        equal: NDArray[np.bool_] = self.scalars[key] == code
+        return equal
+
+    def value_counts(self, key: str, kept: NDArray[np.bool_]) -> dict[str, int]:
+        """How many kept materials hold each value of `key` (an array's elements each)."""
+        pairs, labels = self.values[key]
+        size = len(labels.labels)
+        scalars = self.scalars[key][kept]
+        counted = pairs.counts(kept, size) + np.bincount(scalars[scalars != NONE], minlength=size)
+        found: dict[str, int] = {}
+        for code in np.flatnonzero(counted):
+            label = labels.labels[code][1]
+            found[label] = found.get(label, 0) + int(counted[code])
+        return found
 
     def number(self, key: str) -> NDArray[np.float64] | None:
         return self.numbers.get(key)

@@ -200,6 +200,8 @@ class SearchRepository:
         # What the facet columns keep of a query, and the columns as this request read them.
         self._kept_sets: dict[int, tuple[SearchQuery, _Kept]] = {}
         self._read_columns: facet_index.Columns | None = None
+        # What the facet columns hold, once a search or its facets said (see `search`).
+        self.shape: facet_index.Shape | None = None
 
     async def language(self, organization_id: uuid.UUID) -> str:
         statement = select(CatalogSettings.search_language).where(
@@ -265,6 +267,13 @@ class SearchRepository:
         nearest = nearest_materials(semantic.vector, semantic.candidates, query.category_ids)
         related = nearest.c.similarity >= semantic.min_similarity
         statement: Select[Any, Any]
+        tree = None
+        if semantic.mode == "hybrid" and self.shape is not None:
+            tree = words.parse(await self._tsquery_text(language, query))
+        if tree is not None and self.shape is not None:
+            result = await self._fused_in_memory(query, tree, self.shape, nearest, related)
+            self._fused_sets[id(query)] = (query, result)
+            return result
         if semantic.mode == "semantic":
             statement = select(nearest.c.id, nearest.c.similarity).where(related)
         else:
@@ -302,6 +311,40 @@ class SearchRepository:
         result = ([row[0] for row in rows], [float(row[1]) for row in rows])
         self._fused_sets[id(query)] = (query, result)
         return result
+
+    async def _fused_in_memory(
+        self,
+        query: SearchQuery,
+        tree: words.Node,
+        shape: facet_index.Shape,
+        nearest: Any,
+        related: ColumnElement[bool],
+    ) -> tuple[list[Any], list[float]]:
+        """Hybrid's fusion with the words' best matches taken from the postings in memory:
+        the same lists (the words' in rank order, filters applied first; the nearest by
+        meaning in similarity order), fused by the same reciprocal rank."""
+        semantic = query.semantic
+        assert semantic is not None
+        columns = await self._columns(query, shape)
+        slots, ranks = columns.matched(tree)
+        kept = (await self._kept_by_filters(columns, query))[slots]
+        slots, ranks = slots[kept], ranks[kept]
+        ids = columns.slot_ids[slots]
+        best = np.lexsort((ids, -ranks))[:HYBRID_TEXT_WINDOW]
+        by_words = [uuid.UUID(bytes=bytes(ids[i]).ljust(16, b"\0")) for i in best]
+        by_meaning = (
+            await self.session.scalars(
+                select(nearest.c.id)
+                .where(related)
+                .order_by(nearest.c.similarity.desc(), nearest.c.id)
+            )
+        ).all()
+        k = float(semantic.rrf_k)
+        fused: dict[Any, float] = {}
+        for ranking in (by_words, by_meaning):
+            for at, material_id in enumerate(ranking, start=1):
+                fused[material_id] = fused.get(material_id, 0.0) + 1.0 / (k + at)
+        return list(fused), list(fused.values())
 
     async def _matches(self, query: SearchQuery, language: str) -> Any:
         """The materials the words match, as a derived table (id, rank); None without words.
@@ -357,6 +400,8 @@ class SearchRepository:
         """A page of the query's results. Given the facet columns' `shape`, full-text results
         by relevance are chosen in memory (`_ranked_page`): one pass over the matches in
         PostgreSQL, shared with the facets."""
+        if shape is not None:
+            self.shape = shape
         tsquery = self._tsquery(language, query) if query.text else None
         sort = sort if tsquery is not None or sort != "relevance" else "newest"
         # The cursor's values checked against the sort's keys (a rank stands in for the rank).
@@ -486,6 +531,7 @@ class SearchRepository:
     ) -> FacetRows:
         """Counts of the whole match set (the rows `search` pages through), over the
         organization's columns in this process's memory (see kai.search.facet_index)."""
+        self.shape = shape
         if query.text:
             kept = (await self._kept(query, language, shape, ranked=False)).mask()
             columns = await self._columns(query, shape)
@@ -788,12 +834,7 @@ def _counted(
     for key in enum_keys:
         if key not in columns.values:
             continue
-        pairs, labels = columns.values[key]
-        counted = pairs.counts(kept, len(labels.labels))
-        values: dict[str, int] = {}
-        for code in np.flatnonzero(counted):
-            label = labels.labels[code][1]
-            values[label] = values.get(label, 0) + int(counted[code])
+        values = columns.value_counts(key, kept)
         if values:
             found.properties[key] = values
     numbers: list[tuple[str, NDArray[np.float64] | None, NumericFacet | None]] = [

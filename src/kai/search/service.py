@@ -4,6 +4,7 @@ highlighted snippets, and typo-tolerant suggestions."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import re
 import uuid
@@ -108,7 +109,7 @@ class PropertyKey:
     def first(self) -> PropertyDefinition:
         return next(iter(self.definitions.values()))
 
-    @property
+    @functools.cached_property
     def options(self) -> list[str]:
         """Every category's options, each spelling once, in the order first met."""
         found: dict[str, None] = {}

@@ -135,6 +135,15 @@ class _Parser:
         raise _Unsupported
 
 
+def lexemes_of(node: Node) -> list[str]:
+    """Every lexeme the query names, those it excludes too."""
+    if isinstance(node, Word):
+        return [node.lexeme]
+    if isinstance(node, Not):
+        return lexemes_of(node.operand)
+    return lexemes_of(node.left) + lexemes_of(node.right)
+
+
 def words_of(node: Node) -> list[str]:
     """The lexemes the query looks for (not those it excludes)."""
     if isinstance(node, Word):
