@@ -63,7 +63,10 @@ WITH m AS MATERIALIZED (
       FROM materials m
      WHERE m.organization_id = :organization_id AND {which}
 )
-SELECT 'meta' AS kind, NULL AS key, pg_current_xact_id_if_assigned()::text AS form,
+SELECT 'meta' AS kind,
+       (SELECT s.search_language::text FROM catalog_settings s
+         WHERE s.organization_id = :organization_id) AS key,
+       pg_current_xact_id_if_assigned()::text AS form,
        (SELECT v.version::text FROM category_tree_versions v
          WHERE v.organization_id = :organization_id) AS label,
        pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
@@ -231,6 +234,8 @@ class Columns:
         # Where the last read stood: the oldest transaction then running, and the tree's version.
         self.xmin: str | None = None
         self.tree_version: int | None = None
+        # The catalog's search language (None: the default), read with the rows.
+        self.language: str | None = None
         # Moves with every change read; what was worked out from the columns as they stood
         # (counts of browsing without words, asked for again and again) is kept until then.
         self.generation = 0
@@ -388,6 +393,7 @@ class Columns:
         meta = by_kind["meta"][0]
         self.xmin = meta.xmin
         self.tree_version = int(meta.label) if meta.label is not None else None
+        self.language = meta.key
         read = by_kind["rows"][0]
         ids = unpack_ids(read.members)
         if not self.news(rows):

@@ -34,8 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.catalog.models import CatalogSettings, Category, Material
-from kai.catalog.settings import DEFAULT_LANGUAGE
+from kai.catalog.models import Category, Material
 from kai.kit.pagination import decode_keyset, encode_cursor
 from kai.search import facet_index, words
 from kai.search.semantic_repository import nearest_materials
@@ -202,13 +201,6 @@ class SearchRepository:
         self._read_columns: facet_index.Columns | None = None
         # What the facet columns hold, once a search or its facets said (see `search`).
         self.shape: facet_index.Shape | None = None
-
-    async def language(self, organization_id: uuid.UUID) -> str:
-        statement = select(CatalogSettings.search_language).where(
-            CatalogSettings.organization_id == organization_id
-        )
-        found = (await self.session.execute(statement)).scalar_one_or_none()
-        return str(found) if found else DEFAULT_LANGUAGE
 
     def _tsquery(self, language: str, query: SearchQuery) -> ColumnElement[Any]:
         """The query's words as a tsquery; a corrected word matches its correction too."""
@@ -555,10 +547,16 @@ class SearchRepository:
         return counted
 
     async def _columns(self, query: SearchQuery, shape: facet_index.Shape) -> facet_index.Columns:
+        return await self.columns(query.organization_id, shape)
+
+    async def columns(
+        self, organization_id: uuid.UUID, shape: facet_index.Shape
+    ) -> facet_index.Columns:
         """The organization's columns, caught up once per repository (that is, per request)."""
         if self._read_columns is None:
+            self.shape = shape
             self._read_columns = await facet_index.current(
-                self.session, query.organization_id, shape=shape
+                self.session, organization_id, shape=shape
             )
         return self._read_columns
 

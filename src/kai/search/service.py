@@ -21,6 +21,7 @@ from kai.catalog.categories import CategoryView
 from kai.catalog.models import Material
 from kai.catalog.properties import PropertyDefinition
 from kai.catalog.schemas import UnitSystem
+from kai.catalog.settings import DEFAULT_LANGUAGE
 from kai.catalog.units import UnitError, convert, preferred
 from kai.config import SearchSettings
 from kai.identity.actor import Actor
@@ -283,17 +284,23 @@ class Prepared:
 
 
 async def _prepared(
-    session: AsyncSession, actor: Actor, request: SearchRequest, settings: SearchSettings
+    session: AsyncSession,
+    actor: Actor,
+    request: SearchRequest,
+    settings: SearchSettings,
+    repository: SearchRepository | None = None,
 ) -> Prepared:
     organization_id = actor.tenant_id
-    repository = SearchRepository(session)
+    repository = repository or SearchRepository(session)
     # The tree from memory while its version stands (every search needs it whole).
     views = await categories.cached_categories(session, actor=actor)
     category_ids = _subtree(views, request.category_id)
     keys = _keys_of(views, category_ids)
     conditions = [condition for raw in request.filters for condition in parse_filter(raw, keys)]
     text = request.text.strip() if request.text else None
-    language = await repository.language(organization_id)
+    # The facet columns caught up, and with them the catalog's language.
+    columns = await repository.columns(organization_id, _shape(views))
+    language = columns.language or DEFAULT_LANGUAGE
     corrected = spelling.Spelling()
     if text and request.mode != "semantic":
         corrected = await spelling.correct(repository, language=language, text=text)
@@ -353,7 +360,7 @@ async def search(
     settings: SearchSettings | None = None,
 ) -> SearchResults:
     repository = SearchRepository(session)
-    prepared = await _prepared(session, actor, request, settings or SearchSettings())
+    prepared = await _prepared(session, actor, request, settings or SearchSettings(), repository)
     query, language, views = prepared.query, prepared.language, prepared.views
     hits, next_cursor = await repository.search(
         query,
@@ -456,9 +463,10 @@ async def count(
 ) -> FacetCounts:
     """The total and the facets of a search, without its results: a page asks for these
     beside the results, so the results show without waiting for counts over every match."""
-    prepared = await _prepared(session, actor, request, settings or SearchSettings())
+    repository = SearchRepository(session)
+    prepared = await _prepared(session, actor, request, settings or SearchSettings(), repository)
     units = await materials.unit_system(session, actor, request.units)
-    total, facets = await _counted(SearchRepository(session), prepared, units)
+    total, facets = await _counted(repository, prepared, units)
     return FacetCounts(
         total=total,
         facets=facets,
