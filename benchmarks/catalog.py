@@ -213,7 +213,7 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 
         rng = random.Random(options.seed)  # noqa: S311 - reproducible data, not secrets
         limits = imaging.ImageLimits()
-        megabytes, seconds, created = 0.0, 0.0, 0
+        megabytes, seconds, imported = 0.0, 0.0, 0
         for start in range(0, options.materials, IMPORT_PART):
             data = generate_csv(min(IMPORT_PART, options.materials - start), rng, start)
             megabytes += len(data) / 1e6
@@ -223,13 +223,13 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 mapping={}, mode="all_or_nothing", dry_run=False, limits=limits,
             )  # fmt: skip
             seconds += time.perf_counter() - started
-            created += report.created
+            imported += report.created
         results["csv_megabytes"] = round(megabytes, 1)
         results["import_seconds"] = round(seconds, 1)
         results["import_report"] = {
             key: value for key, value in report.summary().items() if key != "errors"
         }
-        print(f"  imported {created} materials in {results['import_seconds']} s", flush=True)
+        print(f"  imported {imported} materials in {results['import_seconds']} s", flush=True)
         # What autovacuum does after a bulk load, done now (as the tables' owner: the app's
         # role may not) so that plans see the data.
         owner = create_engine(urls.owner, settings.database, as_app=False)
