@@ -254,8 +254,11 @@ class Columns:
         # Each slot's id, and the postings of the words of the materials' documents: those
         # of the first read, and those of materials read since (see `postings`).
         self.slot_ids = np.zeros(0, "S16")
-        self.slot_generation = np.zeros(0, np.int64)
-        self.words: dict[str, words.Postings] = {}
+        self.slot_generation = np.zeros(0, np.int32)
+        self.words: dict[str, tuple[int, int]] = {}
+        self.word_slots = np.empty(0, np.int32)
+        self.word_marks = np.empty(0, np.int16)
+        self.word_generations = np.empty(0, np.int32)
         self.words_since: dict[str, words.Postings] = {}
         self.postings_since = 0
         self.postings_first = 0
@@ -453,29 +456,52 @@ class Columns:
             self.numbers[row.key][slots[unpack_members(row.members)]] = np.frombuffer(
                 row.a, dtype=">f8"
             )
-        first = not self.words_read
-        self.words_read = True
-        held = self.words if first else self.words_since
+        if not self.words_read:
+            self._first_postings(slots, by_kind.get("word", []))
+            return
         for row in by_kind.get("word", []):
-            at = slots[unpack_members(row.members)]
-            marks = np.frombuffer(row.a, dtype=">i2").astype(np.int64)
+            at = slots[unpack_members(row.members)].astype(np.int32)
+            marks = np.frombuffer(row.a, dtype=">i2").astype(np.int16)
             posted = words.Postings(at, marks, self.slot_generation[at])
-            earlier = held.get(row.key)
-            if earlier is not None:
-                posted = earlier.joined(posted)
-            held[row.key] = posted
-            if first:
-                self.postings_first += len(at)
-            else:
-                self.postings_since += len(at)
+            earlier = self.words_since.get(row.key)
+            self.words_since[row.key] = earlier.joined(posted) if earlier else posted
+            self.postings_since += len(at)
+
+    def _first_postings(self, slots: NDArray[np.int64], rows: Sequence[Any]) -> None:
+        """The first read's postings in three arrays, each lexeme a range of them (a catalog's
+        postings outnumber its materials thirty to one: compact types, no object a lexeme)."""
+        self.words_read = True
+        members = [unpack_members(row.members) for row in rows]
+        ends = np.cumsum([len(each) for each in members])
+        self.words = {row.key: (int(end - len(each)), int(end))
+                      for row, each, end in zip(rows, members, ends, strict=True)}  # fmt: skip
+        at = slots[np.concatenate(members)] if members else np.empty(0, np.int64)
+        self.word_slots = at.astype(np.int32)
+        self.word_marks = np.frombuffer(b"".join(row.a for row in rows), dtype=">i2").astype(
+            np.int16
+        )
+        self.word_generations = self.slot_generation[at]
+        self.postings_first = len(at)
 
     def postings(self, lexemes: Iterable[str]) -> dict[str, words.Postings]:
         """Where each lexeme occurs in the materials' documents as they stand now: postings
         of a material read again since are dropped by its generation."""
         found = {}
         for lexeme in lexemes:
+            first = self.words.get(lexeme)
             parts = [
-                part for part in (self.words.get(lexeme), self.words_since.get(lexeme)) if part
+                part
+                for part in (
+                    words.Postings(
+                        self.word_slots[first[0] : first[1]],
+                        self.word_marks[first[0] : first[1]],
+                        self.word_generations[first[0] : first[1]],
+                    )
+                    if first
+                    else None,
+                    self.words_since.get(lexeme),
+                )
+                if part
             ]
             if not parts:
                 continue

@@ -158,9 +158,9 @@ class Postings:
     """Where one lexeme occurs: slots, and for each its weight and count (see WEIGHT_SHIFT)
     and the generation of the slot's document it came from."""
 
-    slots: NDArray[np.int64]
-    marks: NDArray[np.int64]
-    generations: NDArray[np.int64]
+    slots: NDArray[np.int32]
+    marks: NDArray[np.int16]
+    generations: NDArray[np.int32]
 
     def __bool__(self) -> bool:
         return bool(len(self.slots))
