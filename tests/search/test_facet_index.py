@@ -359,3 +359,28 @@ async def test_a_change_makes_new_columns_and_leaves_those_being_read(
     assert int(before.live.sum()) == 1
     status, labels = before.single["status"]
     assert [labels.labels[code] for code in status[before.live]] == ["active"]
+
+
+async def test_a_large_catalog_is_read_in_parts_and_counted_whole(
+    runtime: Runtime, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of four materials: ten materials take three reads.
+    monkeypatch.setattr(facet_index, "PART", 4)
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=SCHEMA)
+    for number in range(10):
+        await create_material(
+            client, owner, category_id=stone["id"], name=f"Basalt {number}",
+            code=f"BAS-{number:02d}", status="active" if number % 2 else "draft",
+            properties={"finish": FINISHES[number % 3]},
+        )  # fmt: skip
+    counts = _counts(await _search(client, owner))
+    assert counts["total"] == 10
+    assert counts["statuses"] == {"active": 5, "draft": 5}
+    assert counts["properties"]["finish"] == {"honed": 4, "polished": 3, "brushed": 3}
+    # The words of every part are found.
+    found = await _search(client, owner, q="basalt")
+    assert found["total"] == 10
+    assert {item["material"]["code"] for item in found["items"]} == {
+        f"BAS-{number:02d}" for number in range(10)
+    }

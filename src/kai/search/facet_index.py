@@ -50,16 +50,21 @@ REMEMBERED = 256
 # Same arithmetic as the facet SQL's `width_bucket`: see `buckets`.
 BUCKETS = 5
 
-_FULL = "m.deleted_at IS NULL"
+# A first read goes by parts, in the order of the live materials' codes (an index has it), so
+# that no statement of a large catalog runs for long: each part is a statement of its own.
+_FULL = "m.deleted_at IS NULL AND lower(m.code) > :after ORDER BY lower(m.code) LIMIT :part"
+PART = 50_000
 _SINCE = "m.changed_xid >= CAST(:since AS xid8)"
-# One statement, so one snapshot: the rows (or those written since `since`), what each
+# Rows are numbered 0, 1, ... in the order of their codes (so in a part read in that order the
+# numbers are those of its rows alone). One statement, so one snapshot: the rows (or those written since `since`), what each
 # grouped column holds, and where this read stands. Values are packed big-endian in bytea:
 # no Python object per material.
 _READ = """
 WITH m AS MATERIALIZED (
-    SELECT (row_number() OVER () - 1)::int AS n, m.id, m.deleted_at IS NULL AS live,
+    SELECT (row_number() OVER (ORDER BY lower(m.code)) - 1)::int AS n, m.id, m.deleted_at IS NULL AS live,
            m.category_id, m.price, m.status, lower(m.supplier) AS supplier,
-           lower(m.manufacturer) AS manufacturer, m.tags, m.properties, m.changed_xid
+           lower(m.manufacturer) AS manufacturer, m.tags, m.properties, m.changed_xid,
+           lower(m.code) AS code
       FROM materials m
      WHERE m.organization_id = :organization_id AND {which}
 )
@@ -73,7 +78,7 @@ SELECT 'meta' AS kind,
        NULL::bytea AS members, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c,
        NULL::bytea AS d
 UNION ALL
-SELECT 'rows', NULL, NULL, NULL, NULL,
+SELECT 'rows', NULL, NULL, max(m.code), count(*)::text,
        coalesce(string_agg(uuid_send(m.id), '' ORDER BY m.n), ''),
        coalesce(string_agg(CASE WHEN m.live THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''
                            ORDER BY m.n), ''),
@@ -262,7 +267,6 @@ class Columns:
         self.words_since: dict[str, words.Postings] = {}
         self.postings_since = 0
         self.postings_first = 0
-        self.words_read = False
         self.single: dict[str, tuple[NDArray[np.int64], _Dictionary]] = {
             name: (np.zeros(0, np.int64), _Dictionary())
             for name in ("status", "supplier", "manufacturer")
@@ -388,8 +392,12 @@ class Columns:
             return True
         return bool((self.xids[slots] != xids).any())
 
-    def apply(self, rows: Sequence[Any]) -> None:
-        """What `_READ` returned: each material read replaces what the columns held of it."""
+    def apply(
+        self, rows: Sequence[Any], *, postings_later: bool = False
+    ) -> tuple[NDArray[np.int64], list[Any]]:
+        """What `_READ` returned: each material read replaces what the columns held of it.
+        With `postings_later`, the words are returned (the read's slots and its rows of
+        words) for `first_postings` rather than taken in."""
         by_kind: dict[str, list[Any]] = {}
         for row in rows:
             by_kind.setdefault(row.kind, []).append(row)
@@ -400,7 +408,7 @@ class Columns:
         read = by_kind["rows"][0]
         ids = unpack_ids(read.members)
         if not self.news(rows):
-            return
+            return np.empty(0, np.int64), []
         self.generation += 1
         self.memo.clear()
         # The read's rows in its order (the grouped rows name them by number).
@@ -456,9 +464,8 @@ class Columns:
             self.numbers[row.key][slots[unpack_members(row.members)]] = np.frombuffer(
                 row.a, dtype=">f8"
             )
-        if not self.words_read:
-            self._first_postings(slots, by_kind.get("word", []))
-            return
+        if postings_later:
+            return slots, by_kind.get("word", [])
         for row in by_kind.get("word", []):
             at = slots[unpack_members(row.members)].astype(np.int32)
             marks = np.frombuffer(row.a, dtype=">i2").astype(np.int16)
@@ -466,20 +473,32 @@ class Columns:
             earlier = self.words_since.get(row.key)
             self.words_since[row.key] = earlier.joined(posted) if earlier else posted
             self.postings_since += len(at)
+        return slots, []
 
-    def _first_postings(self, slots: NDArray[np.int64], rows: Sequence[Any]) -> None:
-        """The first read's postings in three arrays, each lexeme a range of them (a catalog's
-        postings outnumber its materials thirty to one: compact types, no object a lexeme)."""
-        self.words_read = True
-        members = [unpack_members(row.members) for row in rows]
-        ends = np.cumsum([len(each) for each in members])
-        self.words = {row.key: (int(end - len(each)), int(end))
-                      for row, each, end in zip(rows, members, ends, strict=True)}  # fmt: skip
-        at = slots[np.concatenate(members)] if members else np.empty(0, np.int64)
+    def first_postings(self, parts: Sequence[tuple[NDArray[np.int64], list[Any]]]) -> None:
+        """A first read's postings (of each of its parts: slots, rows of words) in three
+        arrays, each lexeme a range of them: a catalog's postings outnumber its materials
+        thirty to one, so compact types and no object a lexeme."""
+        by_lexeme: dict[str, list[tuple[NDArray[np.int64], bytes]]] = {}
+        for slots, rows in parts:
+            for row in rows:
+                by_lexeme.setdefault(row.key, []).append(
+                    (slots[unpack_members(row.members)], row.a)
+                )
+        at_parts: list[NDArray[np.int64]] = []
+        marks_parts: list[bytes] = []
+        start = 0
+        self.words = {}
+        for lexeme, pieces in by_lexeme.items():
+            for at, marks in pieces:
+                at_parts.append(at)
+                marks_parts.append(marks)
+            end = start + sum(len(at) for at, _ in pieces)
+            self.words[lexeme] = (start, end)
+            start = end
+        at = np.concatenate(at_parts) if at_parts else np.empty(0, np.int64)
         self.word_slots = at.astype(np.int32)
-        self.word_marks = np.frombuffer(b"".join(row.a for row in rows), dtype=">i2").astype(
-            np.int16
-        )
+        self.word_marks = np.frombuffer(b"".join(marks_parts), dtype=">i2").astype(np.int16)
         self.word_generations = self.slot_generation[at]
         self.postings_first = len(at)
 
@@ -605,15 +624,20 @@ async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: S
             or columns.mostly_rewritten
         ):
             columns = Columns(organization_id, shape)
-        rows = await _read(session, columns)
-        if columns.xmin is not None and _version(rows) != columns.tree_version:
-            # A material removed for good, or the tree changed: read it all again.
-            columns = Columns(organization_id, shape)
+        if columns.xmin is None:
+            await _read_all(session, columns)
+        else:
             rows = await _read(session, columns)
-        if columns is _cache.columns.get(organization_id) and columns.news(rows):
-            # Requests under way keep the columns they began with: a change makes new ones.
-            columns = columns.copy()
-        columns.apply(rows)
+            if _version(rows) != columns.tree_version:
+                # A material removed for good, or the tree changed: read it all again.
+                columns = Columns(organization_id, shape)
+                await _read_all(session, columns)
+            else:
+                if columns is _cache.columns.get(organization_id) and columns.news(rows):
+                    # Requests under way keep the columns they began with: a change makes
+                    # new ones.
+                    columns = columns.copy()
+                columns.apply(rows)
         _cache.columns[organization_id] = columns
         _cache.columns.move_to_end(organization_id)
         _evict()
@@ -625,17 +649,38 @@ def _version(rows: Sequence[Any]) -> int | None:
     return int(label) if label is not None else None
 
 
-async def _read(session: AsyncSession, columns: Columns) -> Sequence[Any]:
-    since = columns.xmin
-    statement = text(_READ.format(which=_FULL if since is None else _SINCE))
+async def _read(
+    session: AsyncSession, columns: Columns, *, after: str | None = None
+) -> Sequence[Any]:
+    """The rows written since the columns' last read; with `after`, a part of a first read."""
+    statement = text(_READ.format(which=_SINCE if after is None else _FULL))
     params: dict[str, Any] = {
         "organization_id": columns.organization_id,
         "faceted": list(columns.shape.faceted),
         "numeric": list(columns.shape.numeric),
     }
-    if since is not None:
-        params["since"] = since
+    if after is None:
+        params["since"] = columns.xmin
+    else:
+        params["after"], params["part"] = after, PART
     return (await session.execute(statement, params)).all()
+
+
+async def _read_all(session: AsyncSession, columns: Columns) -> None:
+    """Every live material, part by part. Where the columns then stand is where the first
+    part stood: what changed while the later parts were read is read again next time."""
+    after, first, postings = "", None, []
+    while True:
+        rows = await _read(session, columns, after=after)
+        first = first or next(row for row in rows if row.kind == "meta")
+        postings.append(columns.apply(rows, postings_later=True))
+        read = next(row for row in rows if row.kind == "rows")
+        if int(read.xmin) < PART:
+            break
+        after = read.label
+    columns.first_postings(postings)
+    columns.xmin = first.xmin
+    columns.tree_version = int(first.label) if first.label is not None else None
 
 
 def _evict() -> None:
