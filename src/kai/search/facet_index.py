@@ -39,10 +39,11 @@ from kai.search import words
 
 NONE = -1
 _NO_CATEGORY = bytes(16)
-# Organizations whose columns a process keeps, and the slots (materials) all of them may hold,
-# least recently used dropped first (a dropped one is read again when next searched).
+# Organizations whose columns a process keeps, and the slots (materials) all of them may hold
+# (about 1.9 GB at 1,000,000: benchmarks/README.md), least recently used dropped first (a
+# dropped one is read again when next searched; one larger catalog is still held alone).
 CACHED_ORGANIZATIONS = 64
-CACHED_SLOTS = 4_000_000
+CACHED_SLOTS = 1_000_000
 # Read everything again once this share of the slots holds removed or deleted materials.
 MOST_DEAD = 0.5
 # Answers worked out from one state of the columns, kept until they change.
@@ -56,15 +57,15 @@ _FULL = "m.deleted_at IS NULL AND lower(m.code) > :after ORDER BY lower(m.code) 
 PART = 50_000
 _SINCE = "m.changed_xid >= CAST(:since AS xid8)"
 # Rows are numbered 0, 1, ... in the order of their codes (so in a part read in that order the
-# numbers are those of its rows alone). One statement, so one snapshot: the rows (or those written since `since`), what each
-# grouped column holds, and where this read stands. Values are packed big-endian in bytea:
-# no Python object per material.
+# numbers are those of its rows alone). One statement, so one snapshot: the rows (or those
+# written since `since`), what each grouped column holds, and where this read stands. Values
+# are packed big-endian in bytea: no Python object per material.
 _READ = """
 WITH m AS MATERIALIZED (
-    SELECT (row_number() OVER (ORDER BY lower(m.code)) - 1)::int AS n, m.id, m.deleted_at IS NULL AS live,
-           m.category_id, m.price, m.status, lower(m.supplier) AS supplier,
-           lower(m.manufacturer) AS manufacturer, m.tags, m.properties, m.changed_xid,
-           lower(m.code) AS code
+    SELECT (row_number() OVER (ORDER BY lower(m.code)) - 1)::int AS n, m.id,
+           m.deleted_at IS NULL AS live, m.category_id, m.price, m.status,
+           lower(m.supplier) AS supplier, lower(m.manufacturer) AS manufacturer, m.tags,
+           m.properties, m.changed_xid, lower(m.code) AS code
       FROM materials m
      WHERE m.organization_id = :organization_id AND {which}
 )

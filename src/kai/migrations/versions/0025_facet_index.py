@@ -27,9 +27,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "ALTER TABLE materials ADD COLUMN changed_xid xid8 NOT NULL DEFAULT pg_current_xact_id()"
-    )
+    # A constant first, so that adding the column rewrites no row of a large catalog (rows
+    # written before count as older than any transaction since); then what new rows take.
+    op.execute("ALTER TABLE materials ADD COLUMN changed_xid xid8 NOT NULL DEFAULT '1'")
+    op.execute("ALTER TABLE materials ALTER COLUMN changed_xid SET DEFAULT pg_current_xact_id()")
     op.execute("CREATE INDEX ix_materials_changes ON materials (organization_id, changed_xid)")
     op.execute(
         """
