@@ -1,12 +1,13 @@
-"""Facet counts from columns of the catalog kept in this process's memory.
+"""The catalog's columns and postings kept in this process's memory: facet counts, filters and
+full-text matches without a pass over the matching rows.
 
 Counting a search's facets in PostgreSQL costs the executor's time per matching row: at 100,000
 materials, browsing everything took ~490 ms, the facets of a common word ~140 ms
 (benchmarks/README.md). Here each organization's catalog is held as numpy columns, one entry
 (a slot) per material: its category, status, price, supplier, manufacturer, tags, and the
-property values that facets count and filters compare. A search's matches come from PostgreSQL
-packed (each id's sixteen bytes and its rank: `kai_text_ranked`), and its filters, counts and
-ordering are a few passes over arrays.
+property values that facets count and filters compare, and the postings of its full-text
+documents (`kai.search.words` evaluates a query over them). Filters, counts and ordering are a
+few passes over arrays.
 
 The columns follow the database rather than replace it. Before each use, one statement reads
 the rows written by any transaction at or past the oldest one that was still running when the
@@ -16,8 +17,9 @@ that commits later than that read has a number at or past it, so nothing it wrot
 one that had finished is in what was read. A material removed for good, a change of the
 category tree, or of which keys are counted, reads the columns anew.
 
-PostgreSQL still finds what words match (the full-text index) and pages through the results;
-this module only counts and filters what it is given.
+PostgreSQL keeps the language (the documents' lexemes, a query's tsquery), answers what the
+postings cannot (a phrase: `kai_text_ranked`, packed ids and ranks), and is read for each
+page's materials.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.search import words
 
 NONE = -1
-_NO_CATEGORY = bytes(16)
 # Organizations whose columns a process keeps, and the slots (materials) all of them may hold
 # (about 1.9 GB at 1,000,000: benchmarks/README.md), least recently used dropped first (a
 # dropped one is read again when next searched; one larger catalog is still held alone).
@@ -79,7 +80,7 @@ SELECT 'meta' AS kind,
        NULL::bytea AS members, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c,
        NULL::bytea AS d
 UNION ALL
-SELECT 'rows', NULL, NULL, max(m.code), count(*)::text,
+SELECT 'rows', NULL, NULL, max(m.code) AS label, count(*)::text AS xmin,
        coalesce(string_agg(uuid_send(m.id), '' ORDER BY m.n), ''),
        coalesce(string_agg(CASE WHEN m.live THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''
                            ORDER BY m.n), ''),
@@ -141,6 +142,11 @@ SELECT 'word', w.lexeme, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
 def unpack_ids(packed: bytes | None) -> NDArray[np.bytes_]:
     """Material ids packed by `uuid_send` (sixteen bytes each), as comparable byte strings."""
     return np.frombuffer(packed or b"", dtype="S16")
+
+
+def as_uuid(raw: bytes) -> uuid.UUID:
+    """An id of `unpack_ids` (numpy drops a byte string's trailing zero bytes)."""
+    return uuid.UUID(bytes=bytes(raw).ljust(16, b"\0"))
 
 
 def unpack_members(packed: bytes | None) -> NDArray[np.int64]:
@@ -426,12 +432,7 @@ class Columns:
         categories = np.frombuffer(read.b, dtype="S16")
         found, inverse = np.unique(categories, return_inverse=True)
         codes = np.array(
-            [
-                0
-                if bytes(raw).ljust(16, b"\0") == _NO_CATEGORY
-                else self.categories.code(uuid.UUID(bytes=bytes(raw).ljust(16, b"\0")))
-                for raw in found
-            ],
+            [0 if not raw else self.categories.code(as_uuid(raw)) for raw in found],
             dtype=np.int64,
         )
         self.category[slots] = codes[inverse] if len(found) else 0
@@ -675,6 +676,8 @@ async def _read_all(session: AsyncSession, columns: Columns) -> None:
         rows = await _read(session, columns, after=after)
         first = first or next(row for row in rows if row.kind == "meta")
         postings.append(columns.apply(rows, postings_later=True))
+        # The rows' row says how many this part read, and the last code (in its `xmin` and
+        # `label` columns: one union, one set of columns).
         read = next(row for row in rows if row.kind == "rows")
         if int(read.xmin) < PART:
             break

@@ -199,8 +199,7 @@ class SearchRepository:
         # What the facet columns keep of a query, and the columns as this request read them.
         self._kept_sets: dict[int, tuple[SearchQuery, _Kept]] = {}
         self._read_columns: facet_index.Columns | None = None
-        # What the facet columns hold, once a search or its facets said (see `search`).
-        self.shape: facet_index.Shape | None = None
+        self._filter_masks: dict[int, tuple[SearchQuery, NDArray[np.bool_]]] = {}
 
     def _tsquery(self, language: str, query: SearchQuery) -> ColumnElement[Any]:
         """The query's words as a tsquery; a corrected word matches its correction too."""
@@ -260,16 +259,16 @@ class SearchRepository:
         related = nearest.c.similarity >= semantic.min_similarity
         statement: Select[Any, Any]
         tree = None
-        if semantic.mode == "hybrid" and self.shape is not None:
+        if semantic.mode == "hybrid" and self._read_columns is not None:
             tree = words.parse(await self._tsquery_text(language, query))
-        if tree is not None and self.shape is not None:
-            result = await self._fused_in_memory(query, tree, self.shape, nearest, related)
+        if tree is not None:
+            result = await self._fused_in_memory(query, tree, nearest, related)
             self._fused_sets[id(query)] = (query, result)
             return result
         if semantic.mode == "semantic":
             statement = select(nearest.c.id, nearest.c.similarity).where(related)
         else:
-            matched = self._text_matched(query, language, ranked=True)
+            matched = self._text_matched(query, language)
             by_words = (
                 select(
                     matched.c.id,
@@ -308,7 +307,6 @@ class SearchRepository:
         self,
         query: SearchQuery,
         tree: words.Node,
-        shape: facet_index.Shape,
         nearest: Any,
         related: ColumnElement[bool],
     ) -> tuple[list[Any], list[float]]:
@@ -317,13 +315,10 @@ class SearchRepository:
         meaning in similarity order), fused by the same reciprocal rank."""
         semantic = query.semantic
         assert semantic is not None
-        columns = await self._columns(query, shape)
-        slots, ranks = columns.matched(tree)
-        kept = (await self._kept_by_filters(columns, query))[slots]
-        slots, ranks = slots[kept], ranks[kept]
-        ids = columns.slot_ids[slots]
+        slots, ranks = await self._matched_in_memory(query, tree)
+        ids = self._held().slot_ids[slots]
         best = np.lexsort((ids, -ranks))[:HYBRID_TEXT_WINDOW]
-        by_words = [uuid.UUID(bytes=bytes(ids[i]).ljust(16, b"\0")) for i in best]
+        by_words = [facet_index.as_uuid(ids[i]) for i in best]
         by_meaning = (
             await self.session.scalars(
                 select(nearest.c.id)
@@ -339,21 +334,10 @@ class SearchRepository:
         return list(fused), list(fused.values())
 
     async def _matches(self, query: SearchQuery, language: str) -> Any:
-        """The materials the words match, as a derived table (id, rank); None without words.
-
-        Full-text: every material whose document matches (the full-text index serves only
-        past row-level security: see the migration's kai_text_matches). Semantic and hybrid:
-        the set `_fused` worked out.
-        """
+        """The semantic or hybrid match set `_fused` worked out, as a derived table (id, rank);
+        None without words (full-text matches are paged by `_ranked_page` or `_text_page`)."""
         if not query.text:
             return None
-        if query.semantic is None:
-            tsquery = self._tsquery(language, query)
-            return (
-                func.kai_text_matches(tsquery)
-                .table_valued("id", "rank")
-                .render_derived(name="matches")
-            )
         ids, ranks = await self._fused(query, language)
         return (
             func.unnest(
@@ -364,11 +348,11 @@ class SearchRepository:
             .render_derived(name="matches")
         )
 
-    def _text_matched(self, query: SearchQuery, language: str, *, ranked: bool) -> Any:
-        """Full-text matches with their filterable columns (no rank unless `ranked`)."""
+    def _text_matched(self, query: SearchQuery, language: str) -> Any:
+        """Full-text matches, ranked, with their filterable columns."""
         assert query.text is not None
         tsquery = self._tsquery(language, query)
-        function = func.kai_text_matched(tsquery, literal(ranked))
+        function = func.kai_text_matched(tsquery, literal(True))
         return function.table_valued(*_MATCHED_COLUMNS).render_derived(name="matched_text")
 
     def _conditions(self, query: SearchQuery) -> list[Any]:
@@ -387,13 +371,10 @@ class SearchRepository:
         sort: str,
         limit: int,
         cursor: str | None,
-        shape: facet_index.Shape | None = None,
     ) -> tuple[list[Hit], str | None]:
-        """A page of the query's results. Given the facet columns' `shape`, full-text results
-        by relevance are chosen in memory (`_ranked_page`): one pass over the matches in
-        PostgreSQL, shared with the facets."""
-        if shape is not None:
-            self.shape = shape
+        """A page of the query's results. Once this repository has read the facet columns
+        (`columns`), full-text results by relevance are chosen in memory (`_ranked_page`),
+        sharing the match set with the facets."""
         tsquery = self._tsquery(language, query) if query.text else None
         sort = sort if tsquery is not None or sort != "relevance" else "newest"
         # The cursor's values checked against the sort's keys (a rank stands in for the rank).
@@ -403,9 +384,9 @@ class SearchRepository:
             tsquery is not None
             and query.semantic is None
             and sort == "relevance"
-            and shape is not None
+            and self._read_columns is not None
         ):
-            page, more = await self._ranked_page(query, language, shape, limit, values)
+            page, more = await self._ranked_page(query, language, limit, values)
             return await self._hits(query, tsquery, language, page, more)
         if tsquery is not None and query.semantic is None:
             statement = self._text_page(query, language, sort, limit, values)
@@ -493,7 +474,7 @@ class SearchRepository:
     ) -> Select[Any]:
         """A page of full-text matches: chosen among the matches' own columns, and only the
         page's rows looked up in the materials table."""
-        matched = self._text_matched(query, language, ranked=True)
+        matched = self._text_matched(query, language)
         rank = cast(matched.c.rank, DOUBLE_PRECISION)
         keys = _sort_keys(sort, rank, matched.c)
         top = select(
@@ -519,16 +500,14 @@ class SearchRepository:
         language: str,
         enum_keys: Sequence[str],
         numeric: Sequence[NumericFacet],
-        shape: facet_index.Shape,
     ) -> FacetRows:
         """Counts of the whole match set (the rows `search` pages through), over the
-        organization's columns in this process's memory (see kai.search.facet_index)."""
-        self.shape = shape
+        organization's columns in this process's memory (see kai.search.facet_index), which
+        this repository has read (`columns`)."""
+        columns = self._held()
         if query.text:
-            kept = (await self._kept(query, language, shape, ranked=False)).mask()
-            columns = await self._columns(query, shape)
+            kept = (await self._kept(query, language, ranked=False)).mask()
             return _counted(columns, kept, enum_keys, numeric)
-        columns = await self._columns(query, shape)
         # Browsing without words asks for the same few counts again and again: kept with the
         # columns until they change.
         remembered = repr(
@@ -546,38 +525,45 @@ class SearchRepository:
         columns.remember(remembered, counted)
         return counted
 
-    async def _columns(self, query: SearchQuery, shape: facet_index.Shape) -> facet_index.Columns:
-        return await self.columns(query.organization_id, shape)
-
     async def columns(
         self, organization_id: uuid.UUID, shape: facet_index.Shape
     ) -> facet_index.Columns:
         """The organization's columns, caught up once per repository (that is, per request)."""
         if self._read_columns is None:
-            self.shape = shape
             self._read_columns = await facet_index.current(
                 self.session, organization_id, shape=shape
             )
         return self._read_columns
 
-    async def _kept(
-        self, query: SearchQuery, language: str, shape: facet_index.Shape, *, ranked: bool
-    ) -> _Kept:
+    def _held(self) -> facet_index.Columns:
+        """The columns `columns` read for this request."""
+        if self._read_columns is None:
+            raise RuntimeError("the facet columns are read (`columns`) before they are used")
+        return self._read_columns
+
+    async def _matched_in_memory(
+        self, query: SearchQuery, tree: words.Node
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The slots the words match (from the postings) that the filters keep, and their
+        relevance."""
+        columns = self._held()
+        slots, ranks = columns.matched(tree)
+        kept = (await self._kept_by_filters(columns, query))[slots]
+        return slots[kept], ranks[kept]
+
+    async def _kept(self, query: SearchQuery, language: str, *, ranked: bool) -> _Kept:
         """The live materials the words match and the filters keep, with their ranks when
         `ranked`: worked out once per query (the page and the facets share it)."""
         found = self._kept_sets.get(id(query))
         if found is not None and found[0] is query and (found[1].ranked or not ranked):
             return found[1]
-        columns = await self._columns(query, shape)
+        columns = self._held()
         tree = None
         if query.semantic is None:
             tree = words.parse(await self._tsquery_text(language, query))
         if tree is not None:
             # Lexemes and &, |, !: answered from the postings in memory.
-            slots, ranks = columns.matched(tree)
-            kept = await self._kept_by_filters(columns, query)
-            keep = kept[slots]
-            slots, ranks = slots[keep], ranks[keep]
+            slots, ranks = await self._matched_in_memory(query, tree)
             result = _Kept(columns, slots, columns.slot_ids[slots], ranks, True)
             self._kept_sets[id(query)] = (query, result)
             return result
@@ -603,13 +589,12 @@ class SearchRepository:
         self,
         query: SearchQuery,
         language: str,
-        shape: facet_index.Shape,
         limit: int,
         after: list[Any] | None,
     ) -> tuple[list[tuple[uuid.UUID, float]], bool]:
         """A page of full-text matches by relevance (rank, then id, both descending) chosen
         in memory among the matches' ranks; and whether more follow."""
-        kept = await self._kept(query, language, shape, ranked=True)
+        kept = await self._kept(query, language, ranked=True)
         ids, ranks = kept.ids, kept.ranks
         if after is not None:
             rank, last = float(after[0]), np.array([after[1].bytes], dtype="S16")[0]
@@ -621,14 +606,18 @@ class SearchRepository:
             near = ranks >= floor
             ids, ranks = ids[near], ranks[near]
         order = np.lexsort((ids, ranks))[::-1][: limit + 1]
-        page = [(uuid.UUID(bytes=bytes(ids[i]).ljust(16, b"\0")), float(ranks[i])) for i in order]
+        page = [(facet_index.as_uuid(ids[i]), float(ranks[i])) for i in order]
         return page[:limit], len(page) > limit
 
     async def _kept_by_filters(
         self, columns: facet_index.Columns, query: SearchQuery
     ) -> NDArray[np.bool_]:
         """What `_filters` keeps, over the columns; a property condition on values not held
-        there (a text property) is asked of the database."""
+        there (a text property) is asked of the database. Worked out once per query (a hybrid
+        search's words and its facets both filter)."""
+        found = self._filter_masks.get(id(query))
+        if found is not None and found[0] is query:
+            return found[1]
         kept = np.ones(columns.capacity, bool)
         if query.category_ids is not None:
             kept &= columns.in_categories(query.category_ids)
@@ -656,6 +645,7 @@ class SearchRepository:
             if met is None:
                 met = await self._met_in_database(columns, query.organization_id, alternatives)
             kept &= met
+        self._filter_masks[id(query)] = (query, kept)
         return kept
 
     async def _met_in_database(

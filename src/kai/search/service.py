@@ -8,10 +8,10 @@ import functools
 import html
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -141,24 +141,43 @@ def _keys(
     return {key: PropertyKey(key, definitions, names) for key, definitions in found.items()}
 
 
-_Scope = tuple[int, tuple[uuid.UUID, ...] | None]
-_scoped_keys: dict[_Scope, tuple[Sequence[CategoryView], dict[str, PropertyKey]]] = {}
+_T = TypeVar("_T")
+
+
+class _Remembered:
+    """What is worked out from objects that stay as they are while a cache holds them (the
+    category tree of `cached_categories`, the facet index's counts), kept by those objects'
+    identity and an extra key: the next search with the same objects reuses it. Callers only
+    read what it returns."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self._held: dict[Any, tuple[tuple[object, ...], Any]] = {}
+
+    def get(self, owners: tuple[object, ...], extra: Any, make: Callable[[], _T]) -> _T:
+        key = (tuple(id(owner) for owner in owners), extra)
+        found = self._held.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0], owners, strict=True)):
+            kept: _T = found[1]
+            return kept
+        if len(self._held) >= self._most:
+            self._held.clear()
+        made = make()
+        # The owners are held too, so that no other object takes one's identity meanwhile.
+        self._held[key] = (owners, made)
+        return made
+
+
+_remembered = _Remembered(1024)
 
 
 def _keys_of(
     views: Sequence[CategoryView], scope: Sequence[uuid.UUID] | None
 ) -> dict[str, PropertyKey]:
     """`_keys`, worked out once per cached tree and scope (every search needs them, and the
-    tree has hundreds of categories). Callers only read what it returns."""
+    tree has hundreds of categories)."""
     wanted = tuple(scope) if scope is not None else None
-    found = _scoped_keys.get((id(views), wanted))
-    if found is not None and found[0] is views:
-        return found[1]
-    if len(_scoped_keys) > 1024:
-        _scoped_keys.clear()
-    keys = _keys(views, scope)
-    _scoped_keys[(id(views), wanted)] = (views, keys)
-    return keys
+    return _remembered.get((views,), ("keys", wanted), lambda: _keys(views, scope))
 
 
 def _subtree(
@@ -281,6 +300,8 @@ class Prepared:
     views: Sequence[CategoryView]
     keys: dict[str, PropertyKey]
     corrected_text: str | None
+    # What the facet columns hold for this catalog.
+    shape: facet_index.Shape
 
 
 async def _prepared(
@@ -299,7 +320,8 @@ async def _prepared(
     conditions = [condition for raw in request.filters for condition in parse_filter(raw, keys)]
     text = request.text.strip() if request.text else None
     # The facet columns caught up, and with them the catalog's language.
-    columns = await repository.columns(organization_id, _shape(views))
+    shape = _shape(views)
+    columns = await repository.columns(organization_id, shape)
     language = columns.language or DEFAULT_LANGUAGE
     corrected = spelling.Spelling()
     if text and request.mode != "semantic":
@@ -324,6 +346,7 @@ async def _prepared(
         views,
         keys,
         corrected.corrected_text,
+        shape,
     )
 
 
@@ -368,7 +391,6 @@ async def search(
         sort=request.sort,
         limit=request.limit,
         cursor=request.cursor,
-        shape=_shape(views),
     )
     units = await materials.unit_system(session, actor, request.units)
     shown = await materials.present(
@@ -414,31 +436,25 @@ async def _counted(
         language=prepared.language,
         enum_keys=enum_keys,
         numeric=numeric[:MAX_RANGE_FACETS],
-        shape=_shape(prepared.views),
     )
     if prepared.query.text:
         return rows.total, _facets(rows, prepared.views, keys, units)
     # Browsing: the same counts (kept by the facet index while the catalog stands) are shown
     # the same way.
-    shown = _shown.get(id(rows))
-    if shown is None or shown[0] is not rows or shown[1] is not prepared.views or shown[2] != units:
-        if len(_shown) > 256:
-            _shown.clear()
-        facets = _facets(rows, prepared.views, keys, units)
-        shown = _shown[id(rows)] = (rows, prepared.views, units, facets)
-    return rows.total, shown[3]
-
-
-_shapes: dict[int, tuple[Sequence[CategoryView], facet_index.Shape]] = {}
-_shown: dict[int, tuple[FacetRows, Sequence[CategoryView], UnitSystem, Facets]] = {}
+    return rows.total, _remembered.get(
+        (rows, prepared.views),
+        ("facets", units),
+        lambda: _facets(rows, prepared.views, keys, units),
+    )
 
 
 def _shape(views: Sequence[CategoryView]) -> facet_index.Shape:
     """The property keys the facet columns hold: any category's enum, multi_enum and boolean
     keys (counted and compared), and its numbers. Worked out once per cached tree."""
-    found = _shapes.get(id(views))
-    if found is not None and found[0] is views:
-        return found[1]
+    return _remembered.get((views,), "shape", lambda: _shape_of(views))
+
+
+def _shape_of(views: Sequence[CategoryView]) -> facet_index.Shape:
     faceted: set[str] = set()
     numeric: set[str] = set()
     for view in views:
@@ -447,11 +463,7 @@ def _shape(views: Sequence[CategoryView]) -> facet_index.Shape:
                 faceted.add(definition.key)
             if definition.type in RANGED_TYPES:
                 numeric.add(definition.key)
-    shape = facet_index.Shape(tuple(sorted(faceted)), tuple(sorted(numeric)))
-    if len(_shapes) > 256:
-        _shapes.clear()
-    _shapes[id(views)] = (views, shape)
-    return shape
+    return facet_index.Shape(tuple(sorted(faceted)), tuple(sorted(numeric)))
 
 
 async def count(
