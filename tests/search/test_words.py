@@ -114,3 +114,35 @@ async def test_matches_are_those_of_postgresql(
             for q in ("marble", "calacatta or tumbled", "oak or walnut -oiled")
         ]
     )
+
+
+async def test_words_find_only_the_searching_organizations_materials(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    ours = await member(runtime, client)
+    theirs = await member(runtime, client)
+    mine = await create_material(client, ours, name="Basalt honed slab")
+    await create_material(client, theirs, name="Basalt honed slab")
+    await create_material(client, theirs, name="Basalt tile")
+    for query in ("basalt", "basalt or tile", '"honed slab"'):
+        found = await client.get(
+            "/api/v1/search?" + urlencode({"q": query, "mode": "fulltext"}), headers=ours.headers
+        )
+        assert found.status_code == 200, found.text
+        body = found.json()
+        assert [item["material"]["id"] for item in body["items"]] == [mine["id"]], query
+        assert body["total"] == 1, query
+
+
+async def test_the_longest_query_a_stranger_may_send_is_answered(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await create_material(client, owner, name="Basalt w7 slab")
+    # 500 characters of alternatives and exclusions: a deep query tree, evaluated in memory.
+    query = " or ".join(f"w{number}" for number in range(100))[:480] + " -granite"
+    found = await client.get(
+        "/api/v1/search?" + urlencode({"q": query, "mode": "fulltext"}), headers=owner.headers
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["total"] == 1
