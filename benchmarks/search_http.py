@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from benchmarks.catalog import BENCH_PASSWORD, QUERIES, TYPED, percentile
-from benchmarks.run import ServeProcess, parse_wrk
+from benchmarks.run import ServeProcess, parse_wrk, start_profiler
 
 RESULTS = Path(__file__).parent / "results"
 # Everyday words people type, of the kinds QUERIES has, searched in the default (hybrid) mode.
@@ -175,6 +175,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--setting", action="append", default=[], metavar="KAI_X=value")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy samples the server during the concurrent run: a flame graph (.svg) or "
+        "collapsed stacks (.txt).",
+    )
     options = parser.parse_args()
     options.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_catalog(options)
@@ -239,7 +245,14 @@ def main() -> None:
                 mix.append(hybrid[index][1])
         scratch = options.data_dir / "wrk"
         scratch.mkdir(exist_ok=True)
+        profiler = (
+            start_profiler(server.pid, options.profile, options.duration)
+            if options.profile
+            else None
+        )
         loaded = wrk_mix(server.port, token, mix, options.clients, options.duration, scratch)
+        if profiler is not None:
+            profiler.wait(timeout=60)
         results["concurrent"] = {"clients": options.clients, **loaded}
         print("  concurrent:", json.dumps(results["concurrent"]), flush=True)
         results["rss_mib"]["end"] = rss_mib(server.pid)

@@ -204,8 +204,11 @@ class Material(TimestampedMixin, Base):
     updated_by: Mapped[str | None] = mapped_column(String(100))
     # Words of the properties for the full-text index (the trigger cannot read the schema).
     properties_text: Mapped[str] = mapped_column(Text, server_default=text("''"))
-    # Kept by the trigger kai_material_search_document.
-    search_vector: Mapped[str | None] = mapped_column(TSVECTOR)
+    # Kept by the trigger kai_material_search_document; the database's alone, never read into
+    # a Material (each page of search results would carry every tsvector): reading it raises.
+    search_vector: Mapped[str | None] = mapped_column(
+        TSVECTOR, deferred=True, deferred_raiseload=True
+    )
     # The name without accents, lower-cased: what suggestions match by trigram similarity.
     name_folded: Mapped[str | None] = mapped_column(
         Text, Computed("kai_fold((name)::text)", persisted=True)

@@ -195,7 +195,9 @@ class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         # Semantic and hybrid match sets by query: the page and the facets share one.
-        self._fused_sets: dict[int, tuple[SearchQuery, tuple[list[Any], list[float]]]] = {}
+        self._fused_sets: dict[
+            int, tuple[SearchQuery, tuple[NDArray[np.bytes_], NDArray[np.float64]]]
+        ] = {}
         # What the facet columns keep of a query, and the columns as this request read them.
         self._kept_sets: dict[int, tuple[SearchQuery, _Kept]] = {}
         self._read_columns: facet_index.Columns | None = None
@@ -241,8 +243,11 @@ class SearchRepository:
         rows = await self.session.execute(select(*found.c))
         return [SpellingCandidate(*row) for row in rows.all()]
 
-    async def _fused(self, query: SearchQuery, language: str) -> tuple[list[Any], list[float]]:
-        """The semantic or hybrid match set, as ids and ranks, worked out once per query.
+    async def _fused(
+        self, query: SearchQuery, language: str
+    ) -> tuple[NDArray[np.bytes_], NDArray[np.float64]]:
+        """The semantic or hybrid match set, as ids (sixteen raw bytes each) and ranks, worked
+        out once per query.
 
         Semantic: the nearest materials by meaning, down to a minimum similarity. Hybrid:
         those and the best `HYBRID_TEXT_WINDOW` full-text matches (filters applied first),
@@ -299,7 +304,10 @@ class SearchRepository:
                 by_words.outerjoin(by_meaning, by_words.c.id == by_meaning.c.id, full=True)
             )
         rows = (await self.session.execute(statement)).all()
-        result = ([row[0] for row in rows], [float(row[1]) for row in rows])
+        result = (
+            np.array([row[0].bytes for row in rows], dtype="S16"),
+            np.array([float(row[1]) for row in rows], dtype=np.float64),
+        )
         self._fused_sets[id(query)] = (query, result)
         return result
 
@@ -309,7 +317,7 @@ class SearchRepository:
         tree: words.Node,
         nearest: Any,
         related: ColumnElement[bool],
-    ) -> tuple[list[Any], list[float]]:
+    ) -> tuple[NDArray[np.bytes_], NDArray[np.float64]]:
         """Hybrid's fusion with the words' best matches taken from the postings in memory:
         the same lists (the words' in rank order, filters applied first; the nearest by
         meaning in similarity order), fused by the same reciprocal rank."""
@@ -317,21 +325,24 @@ class SearchRepository:
         assert semantic is not None
         slots, ranks = await self._matched_in_memory(query, tree)
         ids = self._held().slot_ids[slots]
-        best = np.lexsort((ids, -ranks))[:HYBRID_TEXT_WINDOW]
-        by_words = [facet_index.as_uuid(ids[i]) for i in best]
-        by_meaning = (
+        by_words = ids[np.lexsort((ids, -ranks))[:HYBRID_TEXT_WINDOW]]
+        nearest_ids = (
             await self.session.scalars(
                 select(nearest.c.id)
                 .where(related)
                 .order_by(nearest.c.similarity.desc(), nearest.c.id)
             )
         ).all()
+        by_meaning = np.array([material_id.bytes for material_id in nearest_ids], dtype="S16")
+        # Each list's ids with 1 / (k + position); an id in both lists adds the two up.
         k = float(semantic.rrf_k)
-        fused: dict[Any, float] = {}
-        for ranking in (by_words, by_meaning):
-            for at, material_id in enumerate(ranking, start=1):
-                fused[material_id] = fused.get(material_id, 0.0) + 1.0 / (k + at)
-        return list(fused), list(fused.values())
+        both = np.concatenate([by_words, by_meaning])
+        shares = np.concatenate(
+            [1.0 / (k + np.arange(1, len(ranking) + 1)) for ranking in (by_words, by_meaning)]
+        )
+        fused, where = np.unique(both, return_inverse=True)
+        summed = np.bincount(where, weights=shares, minlength=len(fused))
+        return fused, summed.astype(np.float64, copy=False)
 
     async def _matches(self, query: SearchQuery, language: str) -> Any:
         """The semantic or hybrid match set `_fused` worked out, as a derived table (id, rank);
@@ -341,8 +352,15 @@ class SearchRepository:
         ids, ranks = await self._fused(query, language)
         return (
             func.unnest(
-                bindparam("fused_ids", ids, type_=ARRAY(Uuid()), unique=True),
-                bindparam("fused_ranks", ranks, type_=ARRAY(DOUBLE_PRECISION), unique=True),
+                bindparam(
+                    "fused_ids",
+                    [facet_index.as_uuid(each) for each in ids],
+                    type_=ARRAY(Uuid()),
+                    unique=True,
+                ),
+                bindparam(
+                    "fused_ranks", ranks.tolist(), type_=ARRAY(DOUBLE_PRECISION), unique=True
+                ),
             )
             .table_valued("id", "rank")
             .render_derived(name="matches")
@@ -380,12 +398,7 @@ class SearchRepository:
         # The cursor's values checked against the sort's keys (a rank stands in for the rank).
         keys = [expression for expression, _ in _sort_keys(sort, literal(0.0), Material)]
         values = decode_keyset(cursor, keys) if cursor else None
-        if (
-            tsquery is not None
-            and query.semantic is None
-            and sort == "relevance"
-            and self._read_columns is not None
-        ):
+        if tsquery is not None and sort == "relevance" and self._read_columns is not None:
             page, more = await self._ranked_page(query, language, limit, values)
             return await self._hits(query, tsquery, language, page, more)
         if tsquery is not None and query.semantic is None:
@@ -574,9 +587,7 @@ class SearchRepository:
             )
             ids, ranks = facet_index.unpack_ranked(packed)
         else:
-            fused, scores = await self._fused(query, language)
-            ids = np.array([each.bytes for each in fused], dtype="S16")
-            ranks = np.array(scores, dtype=np.float64)
+            ids, ranks = await self._fused(query, language)
         slots, held = columns.found(ids)
         ids, ranks = ids[held], ranks[held]
         kept = columns.live & await self._kept_by_filters(columns, query)

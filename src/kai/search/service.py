@@ -325,7 +325,7 @@ async def _prepared(
     language = columns.language or DEFAULT_LANGUAGE
     corrected = spelling.Spelling()
     if text and request.mode != "semantic":
-        corrected = await spelling.correct(repository, language=language, text=text)
+        corrected = await _corrected(repository, columns, language, text)
     query = SearchQuery(
         organization_id=organization_id,
         text=text or None,
@@ -348,6 +348,19 @@ async def _prepared(
         corrected.corrected_text,
         shape,
     )
+
+
+async def _corrected(
+    repository: SearchRepository, columns: facet_index.Columns, language: str, text: str
+) -> spelling.Spelling:
+    """The query's spelling corrections. The catalog's own words decide them: kept with the
+    columns until those change (the same words are searched again and again)."""
+    remembered = ("spelling", language, text)
+    found: spelling.Spelling | None = columns.memo.get(remembered)
+    if found is None:
+        found = await spelling.correct(repository, language=language, text=text)
+        columns.remember(remembered, found)
+    return found
 
 
 async def _with_meaning(
