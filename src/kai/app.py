@@ -27,6 +27,7 @@ from kai.kit.db import libpq_url
 from kai.kit.errors import Problem, install_error_handlers, problem_responses
 from kai.kit.jobs.worker import load_task_modules
 from kai.kit.middleware import RequestContextMiddleware
+from kai.kit.turns import TakingTurns
 from kai.ml.endpoints import backbones_router
 from kai.ml.endpoints import router as models_router
 from kai.ops import webapp
@@ -153,6 +154,8 @@ def create_app(
     if settings.metrics.port is not None:
         # Inside the request context: its 404s carry the request id too.
         app.add_middleware(MetricsListenerOnly, access=metrics_access)
+    # Inside the request context: the access log's time includes the wait for a turn.
+    app.add_middleware(TakingTurns, limit=settings.reads_at_once)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -322,6 +322,11 @@ class Settings(BaseSettings):
     # Server processes `kai serve` runs on the one port; empty: one with the embedded database,
     # one per core with a configured one (the server profile).
     workers: int | None = Field(default=None, ge=1)
+    # API reads (GET, HEAD) a server process works on at once; the rest wait their turn in
+    # order (kai.kit.turns). As many as the database pool's connections: fewer left a core
+    # idle while the database worked (64 clients: 4 turns 120 searches a second, 10 turns
+    # 135), and more only share the pool by turns, the slowest waiting longest.
+    reads_at_once: int = Field(default=10, ge=1)
     data_dir: Path = Path("kai-data")
     # Empty means: start the bundled PostgreSQL inside data_dir.
     database_url: SecretStr | None = None

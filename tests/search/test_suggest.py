@@ -7,7 +7,7 @@ import pytest
 from httpx import AsyncClient
 
 from kai.runtime import Runtime
-from tests.catalog.factories import create_material
+from tests.catalog.factories import create_category, create_material
 from tests.identity.factories import Member, member
 
 pytestmark = pytest.mark.database
@@ -58,6 +58,28 @@ async def test_suggestions_follow_renames_and_deletions(
     restored = await client.post(f"/api/v1/materials/{first['id']}/restore", headers=owner.headers)
     assert restored.status_code == 200, restored.text
     assert await _suggested(client, owner, "basalt") == [("material", "Basalt Nero")]
+
+
+async def test_the_same_letters_typed_again_see_what_was_added_meanwhile(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    await create_material(client, owner, name="Quartzite Bianca")
+    assert await _suggested(client, owner, "slate") == []
+
+    await create_material(client, owner, name="Slate Riven")
+    assert await _suggested(client, owner, "slate") == [("material", "Slate Riven")]
+
+    category = await create_category(client, owner, "Slate roofing")
+    assert ("category", "Slate roofing") in await _suggested(client, owner, "slate")
+    renamed = await client.patch(
+        f"/api/v1/categories/{category['id']}",
+        json={"name": "Roof tiles"},
+        headers=owner.headers,
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert await _suggested(client, owner, "slate") == [("material", "Slate Riven")]
+    assert ("category", "Roof tiles") in await _suggested(client, owner, "roof")
 
 
 async def test_another_organizations_names_never_appear(

@@ -47,8 +47,9 @@ CACHED_ORGANIZATIONS = 64
 CACHED_SLOTS = 1_000_000
 # Read everything again once this share of the slots holds removed or deleted materials.
 MOST_DEAD = 0.5
-# Answers worked out from one state of the columns, kept until they change.
-REMEMBERED = 256
+# Answers worked out from one state of the columns, kept until they change: the most recently
+# used this many (browsing's counts, spelling corrections, suggestions as typed).
+REMEMBERED = 4096
 # Same arithmetic as the facet SQL's `width_bucket`: see `buckets`.
 BUCKETS = 5
 
@@ -252,7 +253,7 @@ class Columns:
         # (counts of browsing without words, asked for again and again) is kept until then.
         self.generation = 0
         self.live_count = 0
-        self.memo: dict[Any, Any] = {}
+        self.memo: OrderedDict[Any, Any] = OrderedDict()
         self.size = 0
         # Ids as sixteen raw bytes, sorted (their order is PostgreSQL's order of uuids).
         self.sorted_ids = np.empty(0, "S16")
@@ -308,15 +309,24 @@ class Columns:
         twin.values = {key: _copied(pairs) for key, pairs in self.values.items()}
         twin.scalars = {key: codes.copy() for key, codes in self.scalars.items()}
         twin.numbers = {key: numbers.copy() for key, numbers in self.numbers.items()}
-        twin.memo = {}
+        twin.memo = OrderedDict()
         # The first read's postings are never changed: shared. Later ones are replaced whole.
         twin.words_since = dict(self.words_since)
         return twin
 
+    def recall(self, key: Any) -> Any:
+        """What `remember` kept under `key` while the columns stand as they are; None if
+        nothing."""
+        found = self.memo.get(key)
+        if found is not None:
+            self.memo.move_to_end(key)
+        return found
+
     def remember(self, key: Any, value: Any) -> None:
-        if len(self.memo) >= REMEMBERED:
-            self.memo.clear()
         self.memo[key] = value
+        self.memo.move_to_end(key)
+        while len(self.memo) > REMEMBERED:
+            self.memo.popitem(last=False)
 
     @property
     def capacity(self) -> int:

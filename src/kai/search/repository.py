@@ -530,8 +530,8 @@ class SearchRepository:
                 enum_keys, numeric,
             )
         )  # fmt: skip
-        if remembered in columns.memo:
-            found: FacetRows = columns.memo[remembered]
+        found: FacetRows | None = columns.recall(remembered)
+        if found is not None:
             return found
         kept = columns.live & await self._kept_by_filters(columns, query)
         counted = _counted(columns, kept, enum_keys, numeric)
