@@ -155,7 +155,11 @@ def create_app(
         # Inside the request context: its 404s carry the request id too.
         app.add_middleware(MetricsListenerOnly, access=metrics_access)
     # Inside the request context: the access log's time includes the wait for a turn.
-    app.add_middleware(TakingTurns, limit=settings.reads_at_once)
+    app.add_middleware(
+        TakingTurns,
+        limit=settings.reads_at_once,
+        most_wait_seconds=settings.database.pool_timeout_seconds,
+    )
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

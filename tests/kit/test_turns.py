@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from kai.kit.turns import TakingTurns, Turns
 
@@ -49,7 +49,7 @@ async def test_a_reader_that_gives_up_waiting_loses_no_turn() -> None:
     assert not turns.waiting
 
 
-async def test_a_cancelled_wait_handed_a_turn_passes_it_on() -> None:
+async def test_a_wait_cancelled_just_as_it_is_handed_a_turn_passes_it_on() -> None:
     turns = Turns(1)
     await turns.take()
     unlucky = asyncio.create_task(turns.take())
@@ -83,7 +83,7 @@ async def test_the_middleware_queues_api_reads_only_until_their_response_starts(
             await streaming.wait()
         await send({"type": "http.response.body", "body": b"done"})
 
-    transport = httpx.ASGITransport(app=TakingTurns(app, limit=2))
+    transport = httpx.ASGITransport(app=TakingTurns(app, limit=2, most_wait_seconds=10))
     async with httpx.AsyncClient(transport=transport, base_url="http://kai") as client:
         export = asyncio.create_task(client.get("/api/v1/export"))
         await asyncio.sleep(0.05)
@@ -100,3 +100,45 @@ async def test_the_middleware_queues_api_reads_only_until_their_response_starts(
         assert most["GET /healthz"] > 2
         streaming.set()
         assert (await export).text == "done"
+
+
+async def test_a_read_that_waits_too_long_is_told_to_come_back_and_no_turn_is_lost() -> None:
+    release = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/api/v1/slow":
+            await release.wait()
+        elif scope["path"] == "/api/v1/broken":
+            raise RuntimeError("a handler that fails")
+        elif scope["path"] == "/api/v1/silent":
+            return  # never starts a response
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    gate = TakingTurns(app, limit=1, most_wait_seconds=0.2)
+    transport = httpx.ASGITransport(app=gate, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kai") as client:
+        slow = asyncio.create_task(client.get("/api/v1/slow"))
+        await asyncio.sleep(0.05)
+        waited = await client.get("/api/v1/materials")
+        assert waited.status_code == 503
+        assert waited.headers["retry-after"] == "5"
+        assert waited.headers["content-type"] == "application/problem+json"
+        assert waited.json()["type"].endswith("/busy")
+        release.set()
+        assert (await slow).status_code == 200
+
+        # A failing handler and one that never answers give their turns back too.
+        assert (await client.get("/api/v1/broken")).status_code == 500
+
+        async def nothing() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def ignored(message: Message) -> None:
+            raise AssertionError(message)
+
+        silent = {"type": "http", "method": "GET", "path": "/api/v1/silent", "headers": []}
+        await gate(silent, nothing, ignored)
+        assert (await client.get("/api/v1/materials")).status_code == 200
+    assert gate.turns.free == 1
+    assert not gate.turns.waiting

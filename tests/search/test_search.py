@@ -12,6 +12,7 @@ from kai.catalog.repository import SettingsRepository
 from kai.catalog.tasks import reindex
 from kai.kit.db import act_for
 from kai.kit.jobs.models import Job
+from kai.kit.pagination import encode_cursor
 from kai.runtime import Runtime
 from tests.catalog.factories import TILE_PROPERTIES, create_category, create_material
 from tests.identity.factories import Member, member
@@ -172,6 +173,15 @@ async def test_sorting_and_pages(runtime: Runtime, client: AsyncClient) -> None:
     ranked = await _search(client, owner, "q=marble&limit=1")
     rest = await _search(client, owner, f"q=marble&limit=1&cursor={ranked['next_cursor']}")
     assert set(_codes(ranked) + _codes(rest)) == {"CAR-600", "CAL-300"}
+
+    # A cursor of the right shape holding nothing is no cursor, in every mode of words.
+    empty = encode_cursor([None, None])
+    for mode in ("fulltext", "hybrid"):
+        refused = await client.get(
+            f"/api/v1/search?q=marble&mode={mode}&cursor={empty}", headers=owner.headers
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["type"].endswith("/invalid-cursor")
 
 
 async def test_snippets_mark_the_matches_and_escape_the_rest(

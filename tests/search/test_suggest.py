@@ -60,25 +60,35 @@ async def test_suggestions_follow_renames_and_deletions(
     assert await _suggested(client, owner, "basalt") == [("material", "Basalt Nero")]
 
 
-async def test_the_same_letters_typed_again_see_what_was_added_meanwhile(
+async def test_the_same_letters_typed_again_see_what_changed_meanwhile(
     runtime: Runtime, client: AsyncClient
 ) -> None:
     owner = await member(runtime, client)
-    await create_material(client, owner, name="Quartzite Bianca")
+    stone = await create_category(client, owner, "Stone")
+    await create_material(client, owner, name="Quartzite Bianca", category_id=stone["id"])
+    # A search reads the catalog into this process: suggestions are kept with it from then on.
+    searched = await client.get("/api/v1/search?q=quartzite", headers=owner.headers)
+    assert searched.json()["total"] == 1
+    assert await _suggested(client, owner, "slate") == []
     assert await _suggested(client, owner, "slate") == []
 
-    await create_material(client, owner, name="Slate Riven")
+    riven = await create_material(client, owner, name="Slate Riven", category_id=stone["id"])
     assert await _suggested(client, owner, "slate") == [("material", "Slate Riven")]
+    renamed = await client.patch(
+        f"/api/v1/materials/{riven['id']}",
+        json={"name": "Slate Honed"},
+        headers={**owner.headers, "If-Match": f'"{riven["version"]}"'},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert await _suggested(client, owner, "slate") == [("material", "Slate Honed")]
 
     category = await create_category(client, owner, "Slate roofing")
     assert ("category", "Slate roofing") in await _suggested(client, owner, "slate")
-    renamed = await client.patch(
-        f"/api/v1/categories/{category['id']}",
-        json={"name": "Roof tiles"},
-        headers=owner.headers,
+    moved = await client.patch(
+        f"/api/v1/categories/{category['id']}", json={"name": "Roof tiles"}, headers=owner.headers
     )
-    assert renamed.status_code == 200, renamed.text
-    assert await _suggested(client, owner, "slate") == [("material", "Slate Riven")]
+    assert moved.status_code == 200, moved.text
+    assert await _suggested(client, owner, "slate") == [("material", "Slate Honed")]
     assert ("category", "Roof tiles") in await _suggested(client, owner, "roof")
 
 

@@ -55,6 +55,15 @@ def _lsn(text_form: str) -> int:
     return int(high, 16) << 32 | int(low, 16)
 
 
+# In the `info` of every replica session: what it reads may be a moment behind the primary.
+REPLICA_INFO = "kai.replica"
+
+
+def on_replica(session: AsyncSession) -> bool:
+    """Whether `session` reads the replica (a moment behind) rather than the primary."""
+    return bool(session.info.get(REPLICA_INFO))
+
+
 class Replica:
     """The replica's sessions, and whether it is close enough behind to read from."""
 
@@ -78,7 +87,7 @@ class Replica:
             },
         )
         self.session_factory: async_sessionmaker[AsyncSession] = create_session_factory(
-            self.engine, info=info
+            self.engine, info={**info, REPLICA_INFO: True}
         )
         self.max_lag_seconds = settings.replica_max_lag_seconds
         self._measure: Measure | None = None

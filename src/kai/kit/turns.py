@@ -9,8 +9,11 @@ runs nearly alone, so the slowest are close to the median, and the database pool
 contended.
 
 Only GET and HEAD under `/api/` queue: a write's body may come slowly from its client and would
-hold a turn meanwhile (writes are few and rate-limited). A read gives its turn back when its
-response starts: a download that streams for minutes does not hold one.
+hold a turn meanwhile (writes are few and rate-limited). Sign-in's redirects (`/api/v1/auth/`)
+do not queue either: they wait on identity providers elsewhere. A read gives its turn back when
+its response starts: a download that streams for minutes does not hold one. A read that waits
+longer than the database pool's own timeout is answered 503 with Retry-After, as one that
+waited that long for a connection is.
 """
 
 from __future__ import annotations
@@ -18,9 +21,18 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kai.kit.errors import ServiceUnavailable, problem_response
+
 QUEUED_METHODS = frozenset({"GET", "HEAD"})
+UNQUEUED_PATHS = ("/api/v1/auth/",)
+RETRY_AFTER_SECONDS = 5
+
+
+class Busy(ServiceUnavailable):
+    type, title = "busy", "The server is busy"
 
 
 class Turns:
@@ -32,16 +44,19 @@ class Turns:
         self.waiting: deque[asyncio.Future[None]] = deque()
 
     async def take(self) -> None:
+        """A turn, once every earlier caller has had theirs. Cancelled while waiting (a
+        timeout's too), it leaves the queue, and a turn handed over meanwhile is passed on."""
         if self.free > 0 and not self.waiting:
             self.free -= 1
             return
         turn = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
         try:
-            await turn
+            # Shielded: a cancellation ends the wait, never the turn handed over.
+            await asyncio.shield(turn)
         except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                # Handed over just as the wait was cancelled: passed on, not lost.
+            if turn.done():
+                # Handed over just as the wait ended: passed on, not lost.
                 self.give_back()
             else:
                 self.waiting.remove(turn)
@@ -59,19 +74,34 @@ class Turns:
 class TakingTurns:
     """ASGI middleware queueing the API's reads for `limit` turns."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, most_wait_seconds: float) -> None:
         self.app = app
         self.turns = Turns(limit)
+        self.most_wait_seconds = most_wait_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] not in QUEUED_METHODS
             or not scope["path"].startswith("/api/")
+            or scope["path"].startswith(UNQUEUED_PATHS)
         ):
             await self.app(scope, receive, send)
             return
-        await self.turns.take()
+        try:
+            async with asyncio.timeout(self.most_wait_seconds):
+                await self.turns.take()
+        except TimeoutError:
+            response = problem_response(
+                Request(scope),
+                status=Busy.status,
+                type_=Busy.type,
+                title=Busy.title,
+                detail=f"Every turn stayed taken for {self.most_wait_seconds:g} s; try again.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            await response(scope, receive, send)
+            return
         holding = True
 
         async def starting(message: Message) -> None:

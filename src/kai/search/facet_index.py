@@ -49,7 +49,7 @@ CACHED_SLOTS = 1_000_000
 MOST_DEAD = 0.5
 # Answers worked out from one state of the columns, kept until they change: the most recently
 # used this many (browsing's counts, spelling corrections, suggestions as typed).
-REMEMBERED = 4096
+REMEMBERED = 1024
 # Same arithmetic as the facet SQL's `width_bucket`: see `buckets`.
 BUCKETS = 5
 
@@ -617,6 +617,13 @@ class _Cache:
 
 
 _cache = _Cache()
+
+
+def held(organization_id: uuid.UUID, shape: Shape) -> bool:
+    """Whether this process holds the organization's columns in this shape (catching them up
+    is then one short statement, not a read of the whole catalog)."""
+    columns = _cache.columns.get(organization_id)
+    return columns is not None and columns.shape == shape
 
 
 def cached(organization_id: uuid.UUID) -> Columns | None:

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REAL,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category, Material
-from kai.kit.pagination import decode_keyset, encode_cursor
+from kai.kit.pagination import CURSOR_HINT, InvalidCursor, decode_keyset, encode_cursor
 from kai.search import facet_index, words
 from kai.search.semantic_repository import nearest_materials
 
@@ -608,6 +608,8 @@ class SearchRepository:
         kept = await self._kept(query, language, ranked=True)
         ids, ranks = kept.ids, kept.ranks
         if after is not None:
+            if any(value is None for value in after):
+                raise InvalidCursor(CURSOR_HINT)
             rank, last = float(after[0]), np.array([after[1].bytes], dtype="S16")[0]
             beyond = (ranks < rank) | ((ranks == rank) & (ids < last))
             ids, ranks = ids[beyond], ranks[beyond]

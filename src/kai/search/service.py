@@ -28,6 +28,7 @@ from kai.identity.actor import Actor
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import ServiceUnavailable, Unprocessable
 from kai.kit.pagination import DEFAULT_PAGE_SIZE
+from kai.kit.replica import on_replica
 from kai.search import facet_index, semantic, spelling
 from kai.search.repository import (
     BUCKETS,
@@ -359,7 +360,8 @@ async def _corrected(
     found: spelling.Spelling | None = columns.recall(remembered)
     if found is None:
         found = await spelling.correct(repository, language=language, text=text)
-        columns.remember(remembered, found)
+        if not on_replica(repository.session):
+            columns.remember(remembered, found)
     return found
 
 
@@ -638,20 +640,27 @@ def _facets(
 async def suggest(session: AsyncSession, *, actor: Actor, typed: str, limit: int) -> Suggestions:
     """Completions and corrections for a search box: materials, categories and tags.
 
-    Kept with the catalog's facet columns (and category tree) until they change: search boxes
-    send the same first letters for everyone, and the nearest names by trigrams cost up to
-    tens of milliseconds of the database's time each.
+    Kept with the catalog's facet columns (and category tree) until they change, where this
+    process holds them for searching: search boxes send the same first letters for everyone,
+    and the nearest names by trigrams cost up to tens of milliseconds of the database's time
+    each. (A keystroke never reads a whole catalog into memory, and an answer read on the
+    replica, a moment behind, is not kept.)
     """
     typed = typed.strip()
-    views = await categories.cached_categories(session, actor=actor)
+    organization_id = actor.tenant_id
     repository = SearchRepository(session)
-    columns = await repository.columns(actor.tenant_id, _shape(views))
+    views = await categories.cached_categories(session, actor=actor)
+    shape = _shape(views)
+    if on_replica(session) or not facet_index.held(organization_id, shape):
+        return await _suggested(repository, organization_id, typed, limit)
+    columns = await repository.columns(organization_id, shape)
     remembered = ("suggest", typed, limit)
     found = columns.recall(remembered)
-    if found is not None and found[0] is views:
+    # The same tree (an organization without categories has none to change).
+    if found is not None and (found[0] is views or not (found[0] or views)):
         kept: Suggestions = found[1]
         return kept
-    answer = await _suggested(repository, actor.tenant_id, typed, limit)
+    answer = await _suggested(repository, organization_id, typed, limit)
     columns.remember(remembered, (views, answer))
     return answer
 
