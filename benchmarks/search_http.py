@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import random
 import subprocess
 import sys
@@ -104,6 +105,25 @@ def first_typed(client: Client, how_many: int, seed: int) -> list[str]:
     chosen = sorted(beginnings - set(TYPED))
     rng.shuffle(chosen)
     return chosen[:how_many]
+
+
+def machine_speed() -> float:
+    """Milliseconds of a fixed piece of Python work (encoding and decoding a page of results'
+    worth of JSON), the best of seven: this shared machine's speed drifts 2-3x from hour to
+    hour, and a run's figures are compared through it."""
+    page = {
+        "items": [
+            {"id": str(n), "name": f"Material {n}", "properties": {"a": n, "b": [n, n + 1]}}
+            for n in range(200)
+        ]
+    }
+    best = math.inf
+    for _ in range(7):
+        begun = time.perf_counter()
+        for _ in range(50):
+            json.loads(json.dumps(page))
+        best = min(best, time.perf_counter() - begun)
+    return round(best * 1000, 2)
 
 
 def rss_mib(pid: int) -> float:
@@ -214,6 +234,8 @@ def main() -> None:
     server = ServeProcess(options.data_dir / "kai-data", worker=False, settings=settings)
     server.start()
     results: dict[str, Any] = {"materials": options.materials, "queries": options.queries}
+    results["machine_speed_ms"] = machine_speed()
+    print("  machine speed (fixed Python work):", results["machine_speed_ms"], "ms", flush=True)
     try:
         results["ready_s"] = round(server.wait_ready(), 1)
         results["idle_after_s"] = round(server.wait_idle(), 1)
