@@ -227,16 +227,23 @@ async def test_lists_show_each_material_by_its_primary_image_once_ready(
     bare = await create_material(client, owner, name="Pietra bare")
 
     async def shown() -> dict[str, str | None]:
-        """Each material's thumbnail as a search page and the material itself show it."""
-        found = await client.get(
-            "/api/v1/search?q=pietra&mode=fulltext&facets=false", headers=owner.headers
-        )
+        """Each material's thumbnail as the material itself and every kind of search page
+        (words by relevance, words by name, browsing) show it."""
         one = await client.get(f"/api/v1/materials/{material['id']}", headers=owner.headers)
-        by_id = {
-            hit["material"]["id"]: hit["material"]["thumbnail_url"] for hit in found.json()["items"]
-        }
-        assert by_id[material["id"]] == one.json()["thumbnail_url"]
-        return by_id
+        pages = []
+        for query in ("q=pietra", "q=pietra&sort=name", "sort=name"):
+            found = await client.get(
+                f"/api/v1/search?{query}&mode=fulltext&facets=false", headers=owner.headers
+            )
+            pages.append(
+                {
+                    hit["material"]["id"]: hit["material"]["thumbnail_url"]
+                    for hit in found.json()["items"]
+                }
+            )
+        assert pages[0] == pages[1] == pages[2]
+        assert pages[0][material["id"]] == one.json()["thumbnail_url"]
+        return pages[0]
 
     first = (await _upload(client, owner, material["id"], photo(colour=(10, 20, 30)))).json()
     second = (await _upload(client, owner, material["id"], photo(colour=(40, 50, 60)))).json()

@@ -92,6 +92,9 @@ async def unit_system(
     """The units asked for, else the person's preference, else metric."""
     if requested is not None:
         return requested
+    if actor.units is not None:
+        # Read with the access check (and current: a change to `users` empties its cache).
+        return "imperial" if actor.units == "imperial" else "metric"
     if (
         actor.user_id is not None
         and await accounts.preferred_units(session, user_id=actor.user_id) == "imperial"
@@ -619,9 +622,11 @@ async def present(
     materials: Sequence[Material],
     units: UnitSystem,
     schemas: Mapping[uuid.UUID, list[PropertyDefinition]] | None = None,
+    shown: Mapping[uuid.UUID, uuid.UUID | None] | None = None,
 ) -> list[MaterialRead]:
     """Materials as the API shows them, properties in `units` (`schemas`: each category's
-    effective definitions, when the caller has them already)."""
+    effective definitions, and `shown`: the image each is shown by, as
+    `ImageRepository.shown_of` chooses it, when the caller has them already)."""
     organization_id = actor.tenant_id
     category_ids = {m.category_id for m in materials if m.category_id is not None}
     # (Mapping is invariant in its keys: a map by category id is one by "id or None" too.)
@@ -634,7 +639,8 @@ async def present(
         )
         for category in categories:
             known[category.id] = await effective_schema(session, organization_id, category)
-    shown = await ImageRepository(session).shown_of(organization_id, [m.id for m in materials])
+    if shown is None:
+        shown = await ImageRepository(session).shown_of(organization_id, [m.id for m in materials])
     return [
         MaterialRead(
             id=material.id,
@@ -654,7 +660,9 @@ async def present(
             version=material.version,
             units=units,
             thumbnail_url=(
-                thumbnail_url(material.id, shown[material.id]) if material.id in shown else None
+                thumbnail_url(material.id, image)
+                if (image := shown.get(material.id)) is not None
+                else None
             ),
             deleted_at=material.deleted_at,
             created_by=material.created_by,

@@ -60,6 +60,8 @@ class Actor:
     # When this session or key last wrote: with a read replica, its reads go to the primary
     # for a while after (`kai.deps.ReadSession`).
     last_write_at: datetime | None = None
+    # The person's unit system, read with what the session may do; None: not known here.
+    units: str | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

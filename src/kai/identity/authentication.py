@@ -127,6 +127,7 @@ async def _access_token(runtime: Runtime, token: str, origin: Origin) -> Actor:
         needs_mfa_enrolment=needs_mfa_enrolment,
         origin=origin,
         last_write_at=access.last_write_at,
+        units=access.units,
     )
 
 

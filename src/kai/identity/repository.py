@@ -218,6 +218,8 @@ class AccessRow:
     mfa_enrolled: bool
     mfa_required: bool
     last_write_at: datetime | None
+    # The person's unit system ('metric' or 'imperial').
+    units: str | None
 
 
 # What an access token's session may do now (see the function in the migrations), in one
@@ -226,7 +228,8 @@ class AccessRow:
 ACCESS_SQL = (
     "SELECT member_role, custom_permissions, session_revoked, session_expires_at,"
     " session_organization_id, user_disabled, user_sessions_valid_after, session_created_at,"
-    " mfa_enrolled, mfa_required, session_last_write_at FROM kai_authenticate(%s, %s, %s)"
+    " mfa_enrolled, mfa_required, session_last_write_at, user_units"
+    " FROM kai_authenticate(%s, %s, %s)"
 )
 
 

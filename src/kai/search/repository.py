@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.catalog.models import Category, Material
+from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
 from kai.kit.pagination import CURSOR_HINT, InvalidCursor, decode_keyset, encode_cursor
 from kai.search import facet_index, words
 from kai.search.semantic_repository import nearest_materials
@@ -136,6 +136,30 @@ class Hit:
     score: float | None
     name_headline: str | None
     description_headline: str | None
+    # The image a list shows the material by (as ImageRepository.shown_of chooses it).
+    shown_image: uuid.UUID | None
+
+
+def _shown_image() -> Any:
+    """The page's rows' shown image in the page's own statement: `ImageRepository.shown_of`'s
+    choice (the primary image once ready, else the first ready one), a round trip fewer."""
+    return (
+        select(MaterialImage.id)
+        .where(
+            MaterialImage.organization_id == Material.organization_id,
+            MaterialImage.material_id == Material.id,
+            MaterialImage.status == ImageStatus.READY.value,
+        )
+        .order_by(
+            MaterialImage.is_primary.desc(),
+            MaterialImage.position,
+            MaterialImage.created_at,
+            MaterialImage.id,
+        )
+        .limit(1)
+        .scalar_subquery()
+        .label("shown_image")
+    )
 
 
 @dataclass
@@ -415,13 +439,14 @@ class SearchRepository:
                     cast(language, REGCONFIG), Material.description, tsquery, HEADLINE_OPTIONS
                 ).label("description_headline"),
             )
-        rows = (await self.session.execute(statement)).all()
+        rows = (await self.session.execute(statement.add_columns(_shown_image()))).all()
         hits = [
             Hit(
                 material=row[0],
                 score=float(row.rank) if tsquery is not None else None,
                 name_headline=row.name_headline if tsquery is not None else None,
                 description_headline=row.description_headline if tsquery is not None else None,
+                shown_image=row.shown_image,
             )
             for row in rows[:limit]
         ]
@@ -447,13 +472,20 @@ class SearchRepository:
             Material,
             func.ts_headline(config, Material.name, tsquery, HEADLINE_OPTIONS),
             func.ts_headline(config, Material.description, tsquery, HEADLINE_OPTIONS),
+            _shown_image(),
         ).where(
             Material.organization_id == query.organization_id,
             Material.id == func.any(bindparam("page_ids", [i for i, _ in page], ARRAY(Uuid()))),
         )
         rows = {row[0].id: row for row in (await self.session.execute(statement)).all()}
         hits = [
-            Hit(material=row[0], score=rank, name_headline=row[1], description_headline=row[2])
+            Hit(
+                material=row[0],
+                score=rank,
+                name_headline=row[1],
+                description_headline=row[2],
+                shown_image=row[3],
+            )
             for material_id, rank in page
             if (row := rows.get(material_id)) is not None
         ]

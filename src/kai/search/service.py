@@ -414,6 +414,7 @@ async def search(
         materials=[hit.material for hit in hits],
         units=units,
         schemas={view.category.id: view.effective for view in views},
+        shown={hit.material.id: hit.shown_image for hit in hits},
     )
     items = [
         SearchHit(
