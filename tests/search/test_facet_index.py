@@ -220,6 +220,35 @@ async def test_counts_follow_edits_deletions_and_removal_for_good(
     assert counts["properties"]["finish"] == {"polished": 1}
 
 
+async def test_a_property_added_to_a_category_is_counted_and_filtered_at_once(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    owner = await member(runtime, client)
+    stone = await create_category(client, owner, "Stone", properties=SCHEMA[:1])
+    slate = await create_material(
+        client, owner, category_id=stone["id"], name="Slate", properties={"finish": "honed"}
+    )
+    assert _counts(await _search(client, owner))["properties"] == {"finish": {"honed": 1}}
+
+    # The tree changes the shape of the columns this process holds.
+    grown = await client.patch(
+        f"/api/v1/categories/{stone['id']}",
+        json={"properties": [*SCHEMA[:1], SCHEMA[2]]},
+        headers=owner.headers,
+    )
+    assert grown.status_code == 200, grown.text
+    edited = await client.patch(
+        f"/api/v1/materials/{slate['id']}",
+        json={"properties": {"finish": "honed", "outdoor": True}},
+        headers={**owner.headers, "If-Match": f'"{slate["version"]}"'},
+    )
+    assert edited.status_code == 200, edited.text
+    counts = _counts(await _search(client, owner))
+    assert counts["properties"]["outdoor"] == {"true": 1}
+    assert (await _search(client, owner, filter="outdoor:true"))["total"] == 1
+    assert (await _search(client, owner, filter="outdoor:false"))["total"] == 0
+
+
 async def test_a_change_committed_after_a_later_one_was_read_is_counted(
     committed_runtime: Runtime, committed_client: AsyncClient
 ) -> None:

@@ -125,6 +125,16 @@ async def cached_categories(session: AsyncSession, *, actor: Actor) -> Sequence[
     return views
 
 
+def tree_at(organization_id: uuid.UUID, version: int | None) -> Sequence[CategoryView] | None:
+    """The tree `cached_categories` keeps for the organization, if it is the one of `version`
+    (read by the caller in its transaction); None otherwise."""
+    cached = _trees.get(organization_id)
+    if version is None or cached is None or cached[0] != version:
+        return None
+    _trees.move_to_end(organization_id)
+    return cached[1]
+
+
 def _detached(category: Category) -> Category:
     """A copy of the category that no session tracks, sharing nothing with the original (which
     stays the caller's)."""

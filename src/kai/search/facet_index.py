@@ -619,13 +619,6 @@ class _Cache:
 _cache = _Cache()
 
 
-def held(organization_id: uuid.UUID, shape: Shape) -> bool:
-    """Whether this process holds the organization's columns in this shape (catching them up
-    is then one short statement, not a read of the whole catalog)."""
-    columns = _cache.columns.get(organization_id)
-    return columns is not None and columns.shape == shape
-
-
 def cached(organization_id: uuid.UUID) -> Columns | None:
     """The organization's columns as this process holds them now, if it does."""
     return _cache.columns.get(organization_id)
@@ -657,6 +650,33 @@ async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: S
                     # new ones.
                     columns = columns.copy()
                 columns.apply(rows)
+        _cache.columns[organization_id] = columns
+        _cache.columns.move_to_end(organization_id)
+        _evict()
+        return columns
+
+
+async def caught_up(session: AsyncSession, organization_id: uuid.UUID) -> Columns | None:
+    """The organization's columns caught up with what `session` can see, in their shape, when
+    this process holds them and the category tree has not changed since their last read; None
+    otherwise (nothing read again: the caller reads the tree, then `current` in its shape).
+    Their `tree_version` is then the tree's version as the catch-up's statement saw it."""
+    lock = _cache.locks.setdefault(organization_id, asyncio.Lock())
+    async with lock:
+        columns = _cache.columns.get(organization_id)
+        if (
+            columns is None
+            or columns.xmin is None
+            or columns.dead_share > MOST_DEAD
+            or columns.mostly_rewritten
+        ):
+            return None
+        rows = await _read(session, columns)
+        if _version(rows) != columns.tree_version:
+            return None
+        if columns.news(rows):
+            columns = columns.copy()
+        columns.apply(rows)
         _cache.columns[organization_id] = columns
         _cache.columns.move_to_end(organization_id)
         _evict()

@@ -573,11 +573,17 @@ class SearchRepository:
     async def columns(
         self, organization_id: uuid.UUID, shape: facet_index.Shape
     ) -> facet_index.Columns:
-        """The organization's columns, caught up once per repository (that is, per request)."""
-        if self._read_columns is None:
+        """The organization's columns in `shape`, caught up once per repository (that is, per
+        request)."""
+        if self._read_columns is None or self._read_columns.shape != shape:
             self._read_columns = await facet_index.current(
                 self.session, organization_id, shape=shape
             )
+        return self._read_columns
+
+    async def caught_up(self, organization_id: uuid.UUID) -> facet_index.Columns | None:
+        """`facet_index.caught_up`: the columns held, caught up while the tree stands."""
+        self._read_columns = await facet_index.caught_up(self.session, organization_id)
         return self._read_columns
 
     def _held(self) -> facet_index.Columns:

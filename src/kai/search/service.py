@@ -314,15 +314,12 @@ async def _prepared(
 ) -> Prepared:
     organization_id = actor.tenant_id
     repository = repository or SearchRepository(session)
-    # The tree from memory while its version stands (every search needs it whole).
-    views = await categories.cached_categories(session, actor=actor)
+    # The tree (every search needs it whole) and the facet columns, caught up.
+    views, columns = await _tree_and_columns(session, actor, repository)
     category_ids = _subtree(views, request.category_id)
     keys = _keys_of(views, category_ids)
     conditions = [condition for raw in request.filters for condition in parse_filter(raw, keys)]
     text = request.text.strip() if request.text else None
-    # The facet columns caught up, and with them the catalog's language.
-    shape = _shape(views)
-    columns = await repository.columns(organization_id, shape)
     language = columns.language or DEFAULT_LANGUAGE
     corrected = spelling.Spelling()
     if text and request.mode != "semantic":
@@ -347,8 +344,35 @@ async def _prepared(
         views,
         keys,
         corrected.corrected_text,
-        shape,
+        columns.shape,
     )
+
+
+async def _tree_and_columns(
+    session: AsyncSession, actor: Actor, repository: SearchRepository
+) -> tuple[Sequence[CategoryView], facet_index.Columns]:
+    """The category tree and the organization's facet columns, caught up. Where the process
+    holds both, one statement: the columns' catch-up reads the tree's version too, and the
+    tree comes from memory while that version stands. Else the tree's version and the tree
+    (`cached_categories`), then the columns in its shape."""
+    held = await _held_tree_and_columns(actor, repository)
+    if held is not None:
+        return held
+    views = await categories.cached_categories(session, actor=actor)
+    return views, await repository.columns(actor.tenant_id, _shape(views))
+
+
+async def _held_tree_and_columns(
+    actor: Actor, repository: SearchRepository
+) -> tuple[Sequence[CategoryView], facet_index.Columns] | None:
+    """`_tree_and_columns` where the process holds both as they stand; None otherwise."""
+    columns = await repository.caught_up(actor.tenant_id)
+    if columns is None:
+        return None
+    views = categories.tree_at(actor.tenant_id, columns.tree_version)
+    if views is None or _shape(views) != columns.shape:
+        return None
+    return views, columns
 
 
 async def _corrected(
@@ -650,15 +674,13 @@ async def suggest(session: AsyncSession, *, actor: Actor, typed: str, limit: int
     typed = typed.strip()
     organization_id = actor.tenant_id
     repository = SearchRepository(session)
-    views = await categories.cached_categories(session, actor=actor)
-    shape = _shape(views)
-    if on_replica(session) or not facet_index.held(organization_id, shape):
+    held = None if on_replica(session) else await _held_tree_and_columns(actor, repository)
+    if held is None:
         return await _suggested(repository, organization_id, typed, limit)
-    columns = await repository.columns(organization_id, shape)
+    views, columns = held
     remembered = ("suggest", typed, limit)
     found = columns.recall(remembered)
-    # The same tree (an organization without categories has none to change).
-    if found is not None and (found[0] is views or not (found[0] or views)):
+    if found is not None and found[0] is views:
         kept: Suggestions = found[1]
         return kept
     answer = await _suggested(repository, organization_id, typed, limit)
