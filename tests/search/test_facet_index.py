@@ -197,6 +197,10 @@ async def test_counts_follow_edits_deletions_and_removal_for_good(
         for n in range(3)
     ]  # fmt: skip
     assert _counts(await _search(client, owner))["properties"]["finish"] == {"honed": 3}
+    # The same words again and again (each page, many people): counted once while the catalog
+    # stands, and again after any change.
+    for _ in range(2):
+        assert _counts(await _search(client, owner, q="slate"))["total"] == 3
 
     edited = await client.patch(
         f"/api/v1/materials/{made[0]['id']}",
@@ -206,18 +210,20 @@ async def test_counts_follow_edits_deletions_and_removal_for_good(
     assert edited.status_code == 200, edited.text
     deleted = await client.delete(f"/api/v1/materials/{made[1]['id']}", headers=owner.headers)
     assert deleted.status_code == 204, deleted.text
-    counts = _counts(await _search(client, owner))
-    assert counts["total"] == 2
-    assert counts["properties"]["finish"] == {"honed": 1, "polished": 1}
-    assert counts["statuses"] == {"active": 1, "draft": 1}
+    for query in ({}, {"q": "slate"}):
+        counts = _counts(await _search(client, owner, **query))
+        assert counts["total"] == 2
+        assert counts["properties"]["finish"] == {"honed": 1, "polished": 1}
+        assert counts["statuses"] == {"active": 1, "draft": 1}
 
     # Removed for good without being deleted first: no row is left to say so.
     assert owner.organization is not None
     await act_for(session, organization_id=owner.organization.id)
     await MaterialRepository(session).delete_rows(owner.organization.id, [uuid.UUID(made[2]["id"])])
-    counts = _counts(await _search(client, owner))
-    assert counts["total"] == 1
-    assert counts["properties"]["finish"] == {"polished": 1}
+    for query in ({}, {"q": "slate"}):
+        counts = _counts(await _search(client, owner, **query))
+        assert counts["total"] == 1
+        assert counts["properties"]["finish"] == {"polished": 1}
 
 
 async def test_a_property_added_to_a_category_is_counted_and_filtered_at_once(

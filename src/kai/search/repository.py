@@ -550,24 +550,27 @@ class SearchRepository:
         organization's columns in this process's memory (see kai.search.facet_index), which
         this repository has read (`columns`)."""
         columns = self._held()
-        if query.text:
-            kept = (await self._kept(query, language, ranked=False)).mask()
-            return _counted(columns, kept, enum_keys, numeric)
-        # Browsing without words asks for the same few counts again and again: kept with the
-        # columns until they change.
+        # The same counts are asked for again and again (browsing, each page of a search, the
+        # same words from many people): kept with the columns until the catalog changes. Not
+        # those of meaning: the materials' embeddings change without the columns.
+        keep = query.semantic is None
         remembered = repr(
             (
-                query.category_ids, query.statuses, query.tags, query.supplier,
-                query.manufacturer, query.price_min, query.price_max, query.properties,
-                enum_keys, numeric,
+                query.text, query.corrections, language, query.category_ids, query.statuses,
+                query.tags, query.supplier, query.manufacturer, query.price_min,
+                query.price_max, query.properties, enum_keys, numeric,
             )
         )  # fmt: skip
-        found: FacetRows | None = columns.recall(remembered)
+        found: FacetRows | None = columns.recall(remembered) if keep else None
         if found is not None:
             return found
-        kept = columns.live & await self._kept_by_filters(columns, query)
+        if query.text:
+            kept = (await self._kept(query, language, ranked=False)).mask()
+        else:
+            kept = columns.live & await self._kept_by_filters(columns, query)
         counted = _counted(columns, kept, enum_keys, numeric)
-        columns.remember(remembered, counted)
+        if keep:
+            columns.remember(remembered, counted)
         return counted
 
     async def columns(

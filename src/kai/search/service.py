@@ -184,14 +184,26 @@ def _keys_of(
 def _subtree(
     views: Sequence[CategoryView], category_id: uuid.UUID | None
 ) -> list[uuid.UUID] | None:
-    """The category and every category under it; None when no category is asked for."""
+    """The category and every category under it; None when no category is asked for. Worked
+    out once per cached tree and category (callers only read it)."""
     if category_id is None:
         return None
-    return [
-        view.category.id
-        for view in views
-        if view.category.id == category_id or category_id in view.category.path
-    ]
+    return _remembered.get(
+        (views,),
+        ("subtree", category_id),
+        lambda: [
+            view.category.id
+            for view in views
+            if view.category.id == category_id or category_id in view.category.path
+        ],
+    )
+
+
+def _schemas(views: Sequence[CategoryView]) -> dict[uuid.UUID, list[PropertyDefinition]]:
+    """Each category's effective definitions, by id: once per cached tree."""
+    return _remembered.get(
+        (views,), "schemas", lambda: {view.category.id: view.effective for view in views}
+    )
 
 
 def _filter_problem(raw: str, message: str) -> InvalidFilter:
@@ -437,7 +449,7 @@ async def search(
         actor=actor,
         materials=[hit.material for hit in hits],
         units=units,
-        schemas={view.category.id: view.effective for view in views},
+        schemas=_schemas(views),
         shown={hit.material.id: hit.shown_image for hit in hits},
     )
     items = [
@@ -477,10 +489,10 @@ async def _counted(
         enum_keys=enum_keys,
         numeric=numeric[:MAX_RANGE_FACETS],
     )
-    if prepared.query.text:
+    if prepared.query.semantic is not None:
         return rows.total, _facets(rows, prepared.views, keys, units)
-    # Browsing: the same counts (kept by the facet index while the catalog stands) are shown
-    # the same way.
+    # The same counts (kept by the repository while the catalog stands) are shown the same
+    # way.
     return rows.total, _remembered.get(
         (rows, prepared.views),
         ("facets", units),
