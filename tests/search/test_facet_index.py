@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog.models import Material
 from kai.catalog.repository import MaterialRepository
 from kai.kit.db import act_for
+from kai.kit.replica import REPLICA_INFO
 from kai.runtime import Runtime
 from kai.search import facet_index
+from kai.search.repository import SearchQuery, SearchRepository
 from tests.catalog.factories import create_category, create_material
 from tests.identity.factories import Member, member
 
@@ -419,3 +421,22 @@ async def test_a_large_catalog_is_read_in_parts_and_counted_whole(
     assert {item["material"]["code"] for item in found["items"]} == {
         f"BAS-{number:02d}" for number in range(10)
     }
+
+
+async def test_counts_that_ask_the_database_are_not_kept_when_read_on_the_replica(
+    session: AsyncSession,
+) -> None:
+    repository = SearchRepository(session)
+    organization_id = uuid.uuid4()
+    browsing, words = SearchQuery(organization_id), SearchQuery(organization_id, text="slate")
+    on_text: Any = [("a text property's condition",)]
+    filtered = SearchQuery(organization_id, properties=on_text)
+    assert all(repository.keeps_counts(query) for query in (browsing, words, filtered))
+    # The replica is a moment behind the columns: only counts made from them alone are kept.
+    session.info[REPLICA_INFO] = True
+    try:
+        assert repository.keeps_counts(browsing)
+        assert not repository.keeps_counts(words)
+        assert not repository.keeps_counts(filtered)
+    finally:
+        del session.info[REPLICA_INFO]

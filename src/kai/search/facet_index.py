@@ -673,6 +673,9 @@ async def caught_up(session: AsyncSession, organization_id: uuid.UUID) -> Column
             return None
         rows = await _read(session, columns)
         if _version(rows) != columns.tree_version:
+            # Read again whole in the new tree's shape by the next `current`; meanwhile no
+            # caller catches these up again and again from where they stood.
+            _cache.columns.pop(organization_id, None)
             return None
         if columns.news(rows):
             columns = columns.copy()

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
 from kai.kit.pagination import CURSOR_HINT, InvalidCursor, decode_keyset, encode_cursor
+from kai.kit.replica import on_replica
 from kai.search import facet_index, words
 from kai.search.semantic_repository import nearest_materials
 
@@ -550,10 +551,7 @@ class SearchRepository:
         organization's columns in this process's memory (see kai.search.facet_index), which
         this repository has read (`columns`)."""
         columns = self._held()
-        # The same counts are asked for again and again (browsing, each page of a search, the
-        # same words from many people): kept with the columns until the catalog changes. Not
-        # those of meaning: the materials' embeddings change without the columns.
-        keep = query.semantic is None
+        keep = self.keeps_counts(query)
         remembered = repr(
             (
                 query.text, query.corrections, language, query.category_ids, query.statuses,
@@ -572,6 +570,17 @@ class SearchRepository:
         if keep:
             columns.remember(remembered, counted)
         return counted
+
+    def keeps_counts(self, query: SearchQuery) -> bool:
+        """Whether `facets` keeps the query's counts with the columns until the catalog
+        changes: the same counts are asked for again and again (browsing, each page of a
+        search, the same words from many people). Not those of meaning (the materials'
+        embeddings change without the columns), nor, on the read replica (a moment behind the
+        columns), those that ask the database (words, which may be a phrase, and property
+        filters, which may be on text)."""
+        if query.semantic is not None:
+            return False
+        return not (on_replica(self.session) and (query.text or query.properties))
 
     async def columns(
         self, organization_id: uuid.UUID, shape: facet_index.Shape

@@ -8,6 +8,7 @@ import functools
 import html
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -153,19 +154,21 @@ class _Remembered:
 
     def __init__(self, most: int) -> None:
         self._most = most
-        self._held: dict[Any, tuple[tuple[object, ...], Any]] = {}
+        self._held: OrderedDict[Any, tuple[tuple[object, ...], Any]] = OrderedDict()
 
     def get(self, owners: tuple[object, ...], extra: Any, make: Callable[[], _T]) -> _T:
         key = (tuple(id(owner) for owner in owners), extra)
         found = self._held.get(key)
         if found is not None and all(a is b for a, b in zip(found[0], owners, strict=True)):
+            self._held.move_to_end(key)
             kept: _T = found[1]
             return kept
-        if len(self._held) >= self._most:
-            self._held.clear()
         made = make()
         # The owners are held too, so that no other object takes one's identity meanwhile.
         self._held[key] = (owners, made)
+        self._held.move_to_end(key)
+        while len(self._held) > self._most:
+            self._held.popitem(last=False)
         return made
 
 
@@ -489,7 +492,8 @@ async def _counted(
         enum_keys=enum_keys,
         numeric=numeric[:MAX_RANGE_FACETS],
     )
-    if prepared.query.semantic is not None:
+    if not repository.keeps_counts(prepared.query):
+        # Counts the repository did not keep: shown once.
         return rows.total, _facets(rows, prepared.views, keys, units)
     # The same counts (kept by the repository while the catalog stands) are shown the same
     # way.
