@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REGCONFIG, TSVECTOR
@@ -309,3 +310,30 @@ class MaterialImage(Base):
     thumbnail_key: Mapped[str | None] = mapped_column(String(1024))
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+# The order in which a material's ready images are candidates to show it by in a list.
+SHOWN_FIRST = (
+    MaterialImage.is_primary.desc(),
+    MaterialImage.position,
+    MaterialImage.created_at,
+    MaterialImage.id,
+)
+
+
+def shown_image() -> Any:
+    """The image a list shows the row of `Material` a statement selects by (its primary image
+    once ready, else its first ready one: `ImageRepository.shown_of`'s choice), as a column of
+    that statement: a page of materials and their pictures in one round trip."""
+    return (
+        select(MaterialImage.id)
+        .where(
+            MaterialImage.organization_id == Material.organization_id,
+            MaterialImage.material_id == Material.id,
+            MaterialImage.status == ImageStatus.READY.value,
+        )
+        .order_by(*SHOWN_FIRST)
+        .limit(1)
+        .scalar_subquery()
+        .label("shown_image")
+    )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.errors import CodeTaken
 from kai.catalog.models import (
+    SHOWN_FIRST,
     CatalogSettings,
     Category,
     CategoryTreeVersion,
@@ -516,13 +517,7 @@ class ImageRepository:
                 MaterialImage.status == ImageStatus.READY.value,
             )
             .ext(distinct_on(MaterialImage.material_id))
-            .order_by(
-                MaterialImage.material_id,
-                MaterialImage.is_primary.desc(),
-                MaterialImage.position,
-                MaterialImage.created_at,
-                MaterialImage.id,
-            )
+            .order_by(MaterialImage.material_id, *SHOWN_FIRST)
         )
         rows = await self.session.execute(statement)
         return {row[0]: row[1] for row in rows}

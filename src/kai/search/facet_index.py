@@ -629,12 +629,7 @@ async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: S
     lock = _cache.locks.setdefault(organization_id, asyncio.Lock())
     async with lock:
         columns = _cache.columns.get(organization_id)
-        if (
-            columns is None
-            or columns.shape != shape
-            or columns.dead_share > MOST_DEAD
-            or columns.mostly_rewritten
-        ):
+        if columns is None or columns.shape != shape or _worn(columns):
             columns = Columns(organization_id, shape)
         if columns.xmin is None:
             await _read_all(session, columns)
@@ -645,15 +640,8 @@ async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: S
                 columns = Columns(organization_id, shape)
                 await _read_all(session, columns)
             else:
-                if columns is _cache.columns.get(organization_id) and columns.news(rows):
-                    # Requests under way keep the columns they began with: a change makes
-                    # new ones.
-                    columns = columns.copy()
-                columns.apply(rows)
-        _cache.columns[organization_id] = columns
-        _cache.columns.move_to_end(organization_id)
-        _evict()
-        return columns
+                columns = _applied(columns, rows)
+        return _hold(columns)
 
 
 async def caught_up(session: AsyncSession, organization_id: uuid.UUID) -> Columns | None:
@@ -664,12 +652,7 @@ async def caught_up(session: AsyncSession, organization_id: uuid.UUID) -> Column
     lock = _cache.locks.setdefault(organization_id, asyncio.Lock())
     async with lock:
         columns = _cache.columns.get(organization_id)
-        if (
-            columns is None
-            or columns.xmin is None
-            or columns.dead_share > MOST_DEAD
-            or columns.mostly_rewritten
-        ):
+        if columns is None or columns.xmin is None or _worn(columns):
             return None
         rows = await _read(session, columns)
         if _version(rows) != columns.tree_version:
@@ -677,13 +660,29 @@ async def caught_up(session: AsyncSession, organization_id: uuid.UUID) -> Column
             # caller catches these up again and again from where they stood.
             _cache.columns.pop(organization_id, None)
             return None
-        if columns.news(rows):
-            columns = columns.copy()
-        columns.apply(rows)
-        _cache.columns[organization_id] = columns
-        _cache.columns.move_to_end(organization_id)
-        _evict()
-        return columns
+        return _hold(_applied(columns, rows))
+
+
+def _worn(columns: Columns) -> bool:
+    """Whether the columns are better read whole again than caught up."""
+    return columns.dead_share > MOST_DEAD or columns.mostly_rewritten
+
+
+def _applied(columns: Columns, rows: Sequence[Any]) -> Columns:
+    """The held columns with the rows read since their last read applied. Requests under way
+    keep the columns they began with: a change makes new ones."""
+    if columns is _cache.columns.get(columns.organization_id) and columns.news(rows):
+        columns = columns.copy()
+    columns.apply(rows)
+    return columns
+
+
+def _hold(columns: Columns) -> Columns:
+    """Keep `columns` as the organization's, the most recently used."""
+    _cache.columns[columns.organization_id] = columns
+    _cache.columns.move_to_end(columns.organization_id)
+    _evict()
+    return columns
 
 
 def _version(rows: Sequence[Any]) -> int | None:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
+from kai.catalog.models import Category, Material, shown_image
 from kai.kit.pagination import CURSOR_HINT, InvalidCursor, decode_keyset, encode_cursor
 from kai.kit.replica import on_replica
 from kai.search import facet_index, words
@@ -139,28 +139,6 @@ class Hit:
     description_headline: str | None
     # The image a list shows the material by (as ImageRepository.shown_of chooses it).
     shown_image: uuid.UUID | None
-
-
-def _shown_image() -> Any:
-    """The page's rows' shown image in the page's own statement: `ImageRepository.shown_of`'s
-    choice (the primary image once ready, else the first ready one), a round trip fewer."""
-    return (
-        select(MaterialImage.id)
-        .where(
-            MaterialImage.organization_id == Material.organization_id,
-            MaterialImage.material_id == Material.id,
-            MaterialImage.status == ImageStatus.READY.value,
-        )
-        .order_by(
-            MaterialImage.is_primary.desc(),
-            MaterialImage.position,
-            MaterialImage.created_at,
-            MaterialImage.id,
-        )
-        .limit(1)
-        .scalar_subquery()
-        .label("shown_image")
-    )
 
 
 @dataclass
@@ -440,7 +418,7 @@ class SearchRepository:
                     cast(language, REGCONFIG), Material.description, tsquery, HEADLINE_OPTIONS
                 ).label("description_headline"),
             )
-        rows = (await self.session.execute(statement.add_columns(_shown_image()))).all()
+        rows = (await self.session.execute(statement.add_columns(shown_image()))).all()
         hits = [
             Hit(
                 material=row[0],
@@ -473,7 +451,7 @@ class SearchRepository:
             Material,
             func.ts_headline(config, Material.name, tsquery, HEADLINE_OPTIONS),
             func.ts_headline(config, Material.description, tsquery, HEADLINE_OPTIONS),
-            _shown_image(),
+            shown_image(),
         ).where(
             Material.organization_id == query.organization_id,
             Material.id == func.any(bindparam("page_ids", [i for i, _ in page], ARRAY(Uuid()))),

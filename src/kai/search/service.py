@@ -316,8 +316,6 @@ class Prepared:
     views: Sequence[CategoryView]
     keys: dict[str, PropertyKey]
     corrected_text: str | None
-    # What the facet columns hold for this catalog.
-    shape: facet_index.Shape
 
 
 async def _prepared(
@@ -359,7 +357,6 @@ async def _prepared(
         views,
         keys,
         corrected.corrected_text,
-        columns.shape,
     )
 
 
@@ -693,15 +690,14 @@ async def suggest(session: AsyncSession, *, actor: Actor, typed: str, limit: int
     held = None if on_replica(session) else await _held_tree_and_columns(actor, repository)
     if held is None:
         return await _suggested(repository, organization_id, typed, limit)
-    views, columns = held
+    # Columns are read whole again when the tree changes: what they keep is of their tree.
+    _, columns = held
     remembered = ("suggest", typed, limit)
-    found = columns.recall(remembered)
-    if found is not None and found[0] is views:
-        kept: Suggestions = found[1]
-        return kept
-    answer = await _suggested(repository, organization_id, typed, limit)
-    columns.remember(remembered, (views, answer))
-    return answer
+    found: Suggestions | None = columns.recall(remembered)
+    if found is None:
+        found = await _suggested(repository, organization_id, typed, limit)
+        columns.remember(remembered, found)
+    return found
 
 
 async def _suggested(
