@@ -101,3 +101,12 @@ async def test_another_organizations_names_never_appear(
     assert await _suggested(client, owner, "onyx") == []
     assert await _suggested(client, owner, "ONX") == []
     assert await _suggested(client, other, "onyx") == [("material", "Onyx Miele")]
+
+    # Kept answers too: both catalogs read into the process, the same letters from each.
+    for each in (owner, other):
+        await create_category(client, each, "Stone")
+        searched = await client.get("/api/v1/search?q=onyx", headers=each.headers)
+        assert searched.status_code == 200, searched.text
+    for _ in range(2):
+        assert await _suggested(client, other, "onyx") == [("material", "Onyx Miele")]
+        assert await _suggested(client, owner, "onyx") == []
