@@ -187,8 +187,12 @@ def create_app(
         near_duplicates_router,
         jobs_router,
     ):
-        # Any API route may meet an unusable value, a too-large body or invalid input.
-        app.include_router(router, prefix=API_PREFIX, responses=problem_responses(400, 413, 422))
+        # Any API route may meet an unusable value, a too-large body or invalid input, and be
+        # answered 503 with Retry-After when busy (a statement past the database's timeout, a
+        # read that waited past the pool's timeout for its turn: kai.kit.turns).
+        app.include_router(
+            router, prefix=API_PREFIX, responses=problem_responses(400, 413, 422, 503)
+        )
     # Last: every path no route above took is the app's (or says the app is not built).
     app.include_router(webapp.router_for(build))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
