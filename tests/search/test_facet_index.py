@@ -290,6 +290,74 @@ async def test_a_change_committed_after_a_later_one_was_read_is_counted(
     assert _counts(await _search(client, owner))["statuses"] == {"discontinued": 1, "draft": 1}
 
 
+async def test_kept_pages_follow_every_change(
+    committed_runtime: Runtime, committed_client: AsyncClient
+) -> None:
+    client = committed_client
+    owner = await member(committed_runtime, client)
+    assert owner.organization is not None
+    made = [
+        await create_material(
+            client, owner, name=f"Slate {n}", status="active", price=f"{10 + n}.00",
+            currency="EUR",
+        )
+        for n in range(3)
+    ]  # fmt: skip
+    # Browsing (newest first), words by relevance, and words by price: each page chosen once
+    # while the catalog stands, its materials read anew each time.
+    queries: list[dict[str, Any]] = [{}, {"q": "slate"}, {"q": "slate", "sort": "price_desc"}]
+
+    async def shown(**params: Any) -> list[str]:
+        return [
+            item["material"]["name"] for item in (await _search(client, owner, **params))["items"]
+        ]
+
+    async def every_page(**params: Any) -> list[str]:
+        names, cursor = [], None
+        while True:
+            found = await _search(
+                client, owner, limit=2, **params, **({"cursor": cursor} if cursor else {})
+            )
+            names += [item["material"]["name"] for item in found["items"]]
+            cursor = found["next_cursor"]
+            if cursor is None:
+                return names
+
+    assert await shown() == ["Slate 2", "Slate 1", "Slate 0"]
+    assert sorted(await shown(q="slate")) == ["Slate 0", "Slate 1", "Slate 2"]
+    assert await shown(q="slate", sort="price_desc") == ["Slate 2", "Slate 1", "Slate 0"]
+    held = facet_index.cached(owner.organization.id)
+    for query in queries:
+        first = await shown(**query)
+        assert await shown(**query) == first
+        # Page by page, each material once, the same again.
+        assert sorted(await every_page(**query)) == sorted(first)
+        assert await every_page(**query) == await every_page(**query)
+    # Nothing changed: the columns were not read again.
+    assert facet_index.cached(owner.organization.id) is held
+
+    await create_material(
+        client, owner, name="Slate new", status="active", price="99.00", currency="EUR"
+    )
+    assert (await shown())[0] == "Slate new"
+    assert "Slate new" in await shown(q="slate")
+    assert (await shown(q="slate", sort="price_desc"))[0] == "Slate new"
+    assert "Slate new" in await every_page(q="slate")
+
+    renamed = await client.patch(
+        f"/api/v1/materials/{made[0]['id']}",
+        json={"name": "Basalt 0"},
+        headers={**owner.headers, "If-Match": f'"{made[0]["version"]}"'},
+    )
+    assert renamed.status_code == 200, renamed.text
+    deleted = await client.delete(f"/api/v1/materials/{made[1]['id']}", headers=owner.headers)
+    assert deleted.status_code == 204, deleted.text
+    assert await shown() == ["Slate new", "Slate 2", "Basalt 0"]
+    assert sorted(await shown(q="slate")) == ["Slate 2", "Slate new"]
+    assert await shown(q="slate", sort="price_desc") == ["Slate new", "Slate 2"]
+    assert sorted(await every_page(q="slate")) == ["Slate 2", "Slate new"]
+
+
 async def test_buckets_fall_where_postgresql_puts_them(session: AsyncSession) -> None:
     cases = [
         ([0.0, 20.0, 40.0, 60.0, 80.0, 100.0], 0.0, 100.0),

@@ -37,7 +37,7 @@ from kai.catalog import materials as material_service
 from kai.catalog.categories import CategoryView, list_categories
 from kai.catalog.errors import CodeTaken, InvalidProperties, PriceTooPrecise, PriceWithoutCurrency
 from kai.catalog.import_files import CatalogFile, RowError, SourceRow
-from kai.catalog.models import Material
+from kai.catalog.models import Material, MaterialRow
 from kai.catalog.properties import PropertyDefinition
 from kai.catalog.repository import MaterialRepository
 from kai.catalog.schemas import MaterialCreate
@@ -843,7 +843,7 @@ def _number(value: float) -> str:
     return text.removesuffix(".0")
 
 
-def export_record(material: Material, categories: _Categories) -> dict[str, Any]:
+def export_record(material: Material | MaterialRow, categories: _Categories) -> dict[str, Any]:
     """One material as an import reads it back: measures with the unit they are kept in
     (`{"value": 20, "unit": "mm"}`, `20 mm` in a CSV), since two categories may keep one key
     in different units."""

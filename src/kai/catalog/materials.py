@@ -22,7 +22,13 @@ from kai.catalog.errors import (
     PriceWithoutCurrency,
 )
 from kai.catalog.image_urls import thumbnail_url
-from kai.catalog.models import Category, Material, MaterialStatus, MaterialVersion
+from kai.catalog.models import (
+    Category,
+    Material,
+    MaterialRow,
+    MaterialStatus,
+    MaterialVersion,
+)
 from kai.catalog.properties import (
     PropertyDefinition,
     PropertyError,
@@ -619,7 +625,7 @@ async def present(
     session: AsyncSession,
     *,
     actor: Actor,
-    materials: Sequence[Material],
+    materials: Sequence[Material | MaterialRow],
     units: UnitSystem,
     schemas: Mapping[uuid.UUID, list[PropertyDefinition]] | None = None,
     shown: Mapping[uuid.UUID, uuid.UUID | None] | None = None,

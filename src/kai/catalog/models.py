@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -337,3 +337,31 @@ def shown_image() -> Any:
         .scalar_subquery()
         .label("shown_image")
     )
+
+
+class MaterialRow(NamedTuple):
+    """A material as a list shows it, read as a plain row (`ROW_COLUMNS`): a page of search
+    results makes no ORM object of each material."""
+
+    id: uuid.UUID
+    category_id: uuid.UUID | None
+    name: str
+    code: str
+    description: str
+    properties: dict[str, Any]
+    manufacturer: str
+    supplier: str
+    price: Decimal | None
+    currency: str | None
+    tags: list[str]
+    status: str
+    version: int
+    deleted_at: datetime | None
+    created_by: str | None
+    updated_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# The columns of a `MaterialRow`, in its order.
+ROW_COLUMNS = tuple(getattr(Material, name) for name in MaterialRow._fields)

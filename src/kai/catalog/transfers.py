@@ -24,7 +24,7 @@ from kai.catalog.imports import (
     export_record,
     import_catalog,
 )
-from kai.catalog.models import Material
+from kai.catalog.models import Material, MaterialRow
 from kai.catalog.repository import MaterialFilters, MaterialRepository
 from kai.identity import audit
 from kai.identity.actor import Actor
@@ -274,7 +274,7 @@ async def export_pieces(
     *,
     actor: Actor,
     fmt: str,
-    pages: Callable[[str | None], Awaitable[tuple[list[Material], str | None]]],
+    pages: Callable[[str | None], Awaitable[tuple[Sequence[Material | MaterialRow], str | None]]],
 ) -> AsyncIterator[str]:
     """The materials `pages` yields, as CSV or JSON text in pieces (each measure with its unit)."""
     views = await list_categories(session, actor=actor)

@@ -16,7 +16,7 @@ inherit another caller's scope. A statement that forgets its scope reads nothing
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,15 +31,22 @@ _SCOPE = (
     "SELECT set_config('kai.organization_id', %s, true) AS organization,"
     " set_config('kai.user_id', %s, true) AS person"
 )
+# The same with named placeholders, for statements whose parameters are named.
+_NAMED_SCOPE = (
+    "SELECT set_config('kai.organization_id', %(kai_scope_organization)s, true) AS organization,"
+    " set_config('kai.user_id', %(kai_scope_person)s, true) AS person"
+)
 
 
-def scoped(sql: str) -> str:
+def scoped(sql: str, *, named: bool = False) -> str:
     """`sql` (a SELECT with `%s` placeholders) behind its scope: the statement's first two
-    parameters are then the organization and the person it acts for. `OFFSET 0` keeps the
-    planner from folding the query into the outer one, where it could scan before scoping."""
+    parameters are then the organization and the person it acts for (`named`: its
+    placeholders are `%(name)s`, and the scope's are `kai_scope_organization` and
+    `kai_scope_person`). `OFFSET 0` keeps the planner from folding the query into the outer
+    one, where it could scan before scoping."""
     # `sql` is the code's own text; the values travel as parameters.
     return (
-        f"SELECT q.* FROM ({_SCOPE}) AS scope,"  # noqa: S608
+        f"SELECT q.* FROM ({_NAMED_SCOPE if named else _SCOPE}) AS scope,"  # noqa: S608
         f" LATERAL (SELECT * FROM ({sql}) AS r WHERE scope.organization IS NOT NULL OFFSET 0) AS q"
     )
 
@@ -48,7 +55,7 @@ class Driver:
     """Where the driver's statements run: `PooledDriver` in the app, `JoinedDriver` in tests
     that roll back."""
 
-    async def rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+    async def rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
         """An unscoped statement: one that scopes itself (a `kai_*` function), or reads what
         is no organization's."""
         raise NotImplementedError
@@ -56,14 +63,18 @@ class Driver:
     async def scoped_rows(
         self,
         sql: str,
-        params: Sequence[Any],
+        params: Sequence[Any] | Mapping[str, Any],
         *,
         organization_id: uuid.UUID | None,
         user_id: uuid.UUID | None = None,
     ) -> list[Row]:
         """`sql` acting for `organization_id` (and `user_id`), as `kai.kit.db.act_for` scopes
-        a session's transaction."""
+        a session's transaction. Its parameters are positional (`%s`), or named (`%(name)s`)
+        when given as a mapping."""
         scope = (str(organization_id) if organization_id else "", str(user_id) if user_id else "")
+        if isinstance(params, Mapping):
+            named = {"kai_scope_organization": scope[0], "kai_scope_person": scope[1], **params}
+            return await self.rows(scoped(sql, named=True), named)
         return await self.rows(scoped(sql), (*scope, *params))
 
     async def scoped_write(
@@ -114,7 +125,7 @@ class PooledDriver(Driver):
         async with self._pool.connection() as connection:
             yield connection
 
-    async def rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+    async def rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
         async with self.connection() as connection:
             cursor = await connection.execute(sql, params)
             return await cursor.fetchall()
@@ -140,7 +151,7 @@ class JoinedDriver(Driver):
     def __init__(self, connection: AsyncConnection[Row]) -> None:
         self._connection = connection
 
-    async def rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+    async def rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
         cursor = AsyncClientCursor(self._connection)
         await cursor.execute(
             f"SAVEPOINT kai_driver; {sql}; ROLLBACK TO SAVEPOINT kai_driver", params

@@ -116,7 +116,11 @@ async def search(
     actor: MaterialsRead, session: ReadSession, runtime: RuntimeDep, request: Request
 ) -> SearchResults:
     return await service.search(
-        session, actor=actor, request=request, settings=runtime.settings.search
+        session,
+        actor=actor,
+        request=request,
+        settings=runtime.settings.search,
+        driver=runtime.driver,
     )
 
 
@@ -132,7 +136,11 @@ async def facets(
     actor: MaterialsRead, session: ReadSession, runtime: RuntimeDep, request: Filters
 ) -> FacetCounts:
     return await service.count(
-        session, actor=actor, request=request, settings=runtime.settings.search
+        session,
+        actor=actor,
+        request=request,
+        settings=runtime.settings.search,
+        driver=runtime.driver,
     )
 
 
@@ -174,10 +182,11 @@ async def export(
 async def suggest(
     actor: MaterialsRead,
     session: ReadSession,
+    runtime: RuntimeDep,
     q: Annotated[str, Query(min_length=1, max_length=100, pattern=PLAIN_TEXT)],
     limit: Annotated[
         int,
         Query(ge=1, le=50, description="How many suggestions, best first: a ranking, not a page."),
     ] = 10,
 ) -> Suggestions:
-    return await service.suggest(session, actor=actor, typed=q, limit=limit)
+    return await service.suggest(session, actor=actor, typed=q, limit=limit, driver=runtime.driver)

@@ -9,10 +9,11 @@ property values that facets count and filters compare, and the postings of its f
 documents (`kai.search.words` evaluates a query over them). Filters, counts and ordering are a
 few passes over arrays.
 
-The columns follow the database rather than replace it. Before each use, one statement reads
-the rows written by any transaction at or past the oldest one that was still running when the
-columns were last read (`materials.changed_xid`, indexed by organization), and with them that
-statement's own oldest running transaction, which the next read starts from. A transaction
+The columns follow the database rather than replace it. Before each use, a small statement
+asks whether any row was written by a transaction at or past the oldest one that was still
+running when the columns were last read (`materials.changed_xid`, indexed by organization),
+and that statement's own oldest running transaction, which the next read starts from; only
+when there are such rows does a second one read them. A transaction
 that commits later than that read has a number at or past it, so nothing it wrote is missed;
 one that had finished is in what was read. A material removed for good, a change of the
 category tree, or of which keys are counted, reads the columns anew.
@@ -37,6 +38,7 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kai.kit.driver import Driver
 from kai.search import words
 
 NONE = -1
@@ -138,6 +140,23 @@ SELECT 'word', w.lexeme, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
  WHERE m.live
  GROUP BY w.lexeme
 """
+
+
+# What `caught_up` asks first: what `_READ`'s first row says, and whether any row was written
+# since `since` (the read of those rows plans for about a millisecond: most searches find
+# none). Positional parameters: organization (three times), since.
+_PROBE = """
+SELECT (SELECT s.search_language::text FROM catalog_settings s
+         WHERE s.organization_id = %s) AS language,
+       pg_current_xact_id_if_assigned()::text AS form,
+       (SELECT v.version::text FROM category_tree_versions v
+         WHERE v.organization_id = %s) AS version,
+       pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
+       EXISTS (SELECT FROM materials m
+                WHERE m.organization_id = %s AND m.changed_xid >= CAST(%s AS xid8)) AS written
+"""
+_SINCE_STATEMENT = text(_READ.format(which=_SINCE))
+_FULL_STATEMENT = text(_READ.format(which=_FULL))
 
 
 def unpack_ids(packed: bytes | None) -> NDArray[np.bytes_]:
@@ -644,16 +663,37 @@ async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: S
         return _hold(columns)
 
 
-async def caught_up(session: AsyncSession, organization_id: uuid.UUID) -> Columns | None:
+async def caught_up(
+    session: AsyncSession, organization_id: uuid.UUID, driver: Driver | None = None
+) -> Columns | None:
     """The organization's columns caught up with what `session` can see, in their shape, when
     this process holds them and the category tree has not changed since their last read; None
     otherwise (nothing read again: the caller reads the tree, then `current` in its shape).
-    Their `tree_version` is then the tree's version as the catch-up's statement saw it."""
+    Their `tree_version` is then the tree's version as the catch-up's statement saw it.
+
+    With `driver` (the primary's, for a session that has written nothing), whether anything
+    changed is asked there, in one statement of its own; the rows that did are read in
+    `session`."""
     lock = _cache.locks.setdefault(organization_id, asyncio.Lock())
     async with lock:
         columns = _cache.columns.get(organization_id)
         if columns is None or columns.xmin is None or _worn(columns):
             return None
+        if driver is not None:
+            language, form, version, xmin, written = (
+                await driver.scoped_rows(
+                    _PROBE,
+                    (organization_id, organization_id, organization_id, columns.xmin),
+                    organization_id=organization_id,
+                )
+            )[0]
+            if not written and form is None:
+                if (int(version) if version is not None else None) != columns.tree_version:
+                    _cache.columns.pop(organization_id, None)
+                    return None
+                # Nothing to read: the next catch-up starts from here.
+                columns.xmin, columns.language = xmin, language
+                return _hold(columns)
         rows = await _read(session, columns)
         if _version(rows) != columns.tree_version:
             # Read again whole in the new tree's shape by the next `current`; meanwhile no
@@ -694,7 +734,7 @@ async def _read(
     session: AsyncSession, columns: Columns, *, after: str | None = None
 ) -> Sequence[Any]:
     """The rows written since the columns' last read; with `after`, a part of a first read."""
-    statement = text(_READ.format(which=_SINCE if after is None else _FULL))
+    statement = _SINCE_STATEMENT if after is None else _FULL_STATEMENT
     params: dict[str, Any] = {
         "organization_id": columns.organization_id,
         "faceted": list(columns.shape.faceted),

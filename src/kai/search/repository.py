@@ -3,6 +3,7 @@ filters, facet counts in one statement, and trigram suggestions."""
 
 from __future__ import annotations
 
+import functools
 import operator
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,13 +29,23 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    null,
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB, REAL, REGCONFIG
+from sqlalchemy.dialects.postgresql import (
+    ARRAY,
+    DOUBLE_PRECISION,
+    JSONB,
+    REAL,
+    REGCONFIG,
+    TSQUERY,
+)
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.catalog.models import Category, Material, shown_image
+from kai.catalog.models import ROW_COLUMNS, Category, Material, MaterialRow, shown_image
+from kai.kit.driver import Driver
 from kai.kit.pagination import CURSOR_HINT, InvalidCursor, decode_keyset, encode_cursor
 from kai.kit.replica import on_replica
 from kai.search import facet_index, words
@@ -133,7 +144,7 @@ class SpellingCandidate:
 
 @dataclass
 class Hit:
-    material: Material
+    material: MaterialRow
     score: float | None
     name_headline: str | None
     description_headline: str | None
@@ -150,6 +161,54 @@ class FacetRows:
     properties: dict[str, dict[str, int]] = field(default_factory=dict)
     # key -> (minimum, maximum, {bucket number: count})
     ranges: dict[str, tuple[float, float, dict[int, int]]] = field(default_factory=dict)
+
+
+# A page's materials by id, their matches highlighted: the tsquery as PostgreSQL writes it
+# (`SearchRepository._tsquery_text`), so that the statement's text is always the same.
+_PAGE_BY_IDS = select(
+    *ROW_COLUMNS,
+    *(
+        func.ts_headline(
+            cast(bindparam("language", type_=String()), REGCONFIG),
+            field,
+            cast(bindparam("tsquery", type_=String()), TSQUERY),
+            HEADLINE_OPTIONS,
+        )
+        for field in (Material.name, Material.description)
+    ),
+    shown_image(),
+).where(
+    Material.organization_id == bindparam("organization_id", type_=Uuid()),
+    Material.id == func.any(bindparam("page_ids", type_=ARRAY(Uuid()))),
+)
+
+# The same without highlights, for a page of browsing (the same columns, so read alike).
+_ROWS_BY_IDS = select(
+    *ROW_COLUMNS, null().label("name_headline"), null().label("description_headline"), shown_image()
+).where(
+    Material.organization_id == bindparam("organization_id", type_=Uuid()),
+    Material.id == func.any(bindparam("page_ids", type_=ARRAY(Uuid()))),
+)
+
+
+@functools.cache
+def _driver_text(statement: Select[Any]) -> tuple[str, dict[str, Any]]:
+    """One of this module's fixed statements as the driver takes it: its SQL, with named
+    placeholders, and the values of the parameters it binds itself."""
+    dialect = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), dict(compiled.params)
+
+
+def _answer_key(query: SearchQuery, language: str) -> str:
+    """The query's words and filters, as answers worked out from them are kept under."""
+    return repr(
+        (
+            query.text, query.corrections, language, query.category_ids, query.statuses,
+            query.tags, query.supplier, query.manufacturer, query.price_min, query.price_max,
+            query.properties,
+        )
+    )  # fmt: skip
 
 
 def _number(properties: Any, key: str) -> ColumnElement[Any]:
@@ -195,8 +254,17 @@ class _Kept:
 
 
 class SearchRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, driver: Driver | None = None) -> None:
         self.session = session
+        # The primary's driver, for the statements every search makes (the columns' catch-up,
+        # the page): one round trip each, without a transaction to begin, scope and end. Only
+        # while the session reads the primary and has begun nothing: no write of its own
+        # that the driver could not see.
+        self._driver = (
+            driver
+            if driver is not None and not on_replica(session) and not session.in_transaction()
+            else None
+        )
         # Semantic and hybrid match sets by query: the page and the facets share one.
         self._fused_sets: dict[
             int, tuple[SearchQuery, tuple[NDArray[np.bytes_], NDArray[np.float64]]]
@@ -401,9 +469,15 @@ class SearchRepository:
         # The cursor's values checked against the sort's keys (a rank stands in for the rank).
         keys = [expression for expression, _ in _sort_keys(sort, literal(0.0), Material)]
         values = decode_keyset(cursor, keys) if cursor else None
+        kept = self._page_key(query, language, sort, limit, cursor)
+        if kept is not None and (found := self._held().recall(kept)) is not None:
+            page, next_cursor = found
+            return await self._hits(query, language, page), next_cursor
         if tsquery is not None and sort == "relevance" and self._read_columns is not None:
-            page, more = await self._ranked_page(query, language, limit, values)
-            return await self._hits(query, tsquery, language, page, more)
+            page, next_cursor = await self._ranked_page(query, language, limit, values)
+            if kept is not None:
+                self._held().remember(kept, (page, next_cursor))
+            return await self._hits(query, language, page), next_cursor
         if tsquery is not None and query.semantic is None:
             statement = self._text_page(query, language, sort, limit, values)
         else:
@@ -421,7 +495,7 @@ class SearchRepository:
         rows = (await self.session.execute(statement.add_columns(shown_image()))).all()
         hits = [
             Hit(
-                material=row[0],
+                material=MaterialRow(*row[: len(ROW_COLUMNS)]),
                 score=float(row.rank) if tsquery is not None else None,
                 name_headline=row.name_headline if tsquery is not None else None,
                 description_headline=row.description_headline if tsquery is not None else None,
@@ -433,43 +507,56 @@ class SearchRepository:
         if len(rows) > limit:
             last = rows[limit - 1]
             next_cursor = encode_cursor([last.key0, last.key1])
+        if kept is not None:
+            self._held().remember(
+                kept, ([(hit.material.id, hit.score) for hit in hits], next_cursor)
+            )
         return hits, next_cursor
 
+    def _page_key(
+        self, query: SearchQuery, language: str, sort: str, limit: int, cursor: str | None
+    ) -> tuple[Any, ...] | None:
+        """What a page of the query is kept under with the columns this repository read,
+        until the catalog changes (the same first pages are asked for again and again, as
+        their counts are); None when it is not kept: without columns, by meaning (the
+        embeddings change without the columns), or read on the replica (a moment behind
+        them). Only the page's choice and order are kept: its materials are read anew."""
+        if self._read_columns is None or query.semantic is not None or on_replica(self.session):
+            return None
+        return ("page", _answer_key(query, language), sort, limit, cursor)
+
     async def _hits(
-        self,
-        query: SearchQuery,
-        tsquery: ColumnElement[Any],
-        language: str,
-        page: list[tuple[uuid.UUID, float]],
-        more: bool,
-    ) -> tuple[list[Hit], str | None]:
-        """The page's materials, in the page's order, with their matches highlighted."""
+        self, query: SearchQuery, language: str, page: Sequence[tuple[uuid.UUID, float | None]]
+    ) -> list[Hit]:
+        """The page's materials, in the page's order, with their matches highlighted when
+        the query has words."""
         if not page:
-            return [], None
-        config = cast(language, REGCONFIG)
-        statement = select(
-            Material,
-            func.ts_headline(config, Material.name, tsquery, HEADLINE_OPTIONS),
-            func.ts_headline(config, Material.description, tsquery, HEADLINE_OPTIONS),
-            shown_image(),
-        ).where(
-            Material.organization_id == query.organization_id,
-            Material.id == func.any(bindparam("page_ids", [i for i, _ in page], ARRAY(Uuid()))),
-        )
-        rows = {row[0].id: row for row in (await self.session.execute(statement)).all()}
+            return []
+        params: dict[str, Any] = {
+            "organization_id": query.organization_id,
+            "page_ids": [material_id for material_id, _ in page],
+        }
+        statement = _ROWS_BY_IDS
+        if query.text:
+            statement = _PAGE_BY_IDS
+            params["language"] = language
+            params["tsquery"] = await self._tsquery_text(language, query)
+        fields = len(ROW_COLUMNS)
+        rows = {
+            row[0]: row for row in await self._fixed_rows(statement, params, query.organization_id)
+        }
         hits = [
             Hit(
-                material=row[0],
+                material=MaterialRow(*row[:fields]),
                 score=rank,
-                name_headline=row[1],
-                description_headline=row[2],
-                shown_image=row[3],
+                name_headline=row[fields],
+                description_headline=row[fields + 1],
+                shown_image=row[fields + 2],
             )
             for material_id, rank in page
             if (row := rows.get(material_id)) is not None
         ]
-        last_id, last_rank = page[-1]
-        return hits, encode_cursor([last_rank, last_id]) if more else None
+        return hits
 
     def _page(
         self, query: SearchQuery, matches: Any, sort: str, limit: int, after: list[Any] | None
@@ -483,7 +570,7 @@ class SearchRepository:
         keys = _sort_keys(sort, rank, Material)
         # The sort keys ride along, so a page's cursor is the last row's own values.
         statement: Select[Any] = select(
-            Material,
+            *ROW_COLUMNS,
             rank.label("rank"),
             *(expression.label(f"key{index}") for index, (expression, _) in enumerate(keys)),
         ).where(*self._conditions(query))
@@ -511,7 +598,7 @@ class SearchRepository:
         page = top.order_by(*_ordering(keys)).limit(limit + 1).subquery("page")
         kept = [(page.c[f"key{index}"], descending) for index, (_, descending) in enumerate(keys)]
         return (
-            select(Material, page.c.rank, *(expression for expression, _ in kept))
+            select(*ROW_COLUMNS, page.c.rank, *(expression for expression, _ in kept))
             .join(page, page.c.id == Material.id)
             .where(Material.organization_id == query.organization_id)
             .order_by(*_ordering(kept))
@@ -530,13 +617,7 @@ class SearchRepository:
         this repository has read (`columns`)."""
         columns = self._held()
         keep = self.keeps_counts(query)
-        remembered = repr(
-            (
-                query.text, query.corrections, language, query.category_ids, query.statuses,
-                query.tags, query.supplier, query.manufacturer, query.price_min,
-                query.price_max, query.properties, enum_keys, numeric,
-            )
-        )  # fmt: skip
+        remembered = ("counts", _answer_key(query, language), repr((enum_keys, numeric)))
         found: FacetRows | None = columns.recall(remembered) if keep else None
         if found is not None:
             return found
@@ -573,8 +654,23 @@ class SearchRepository:
 
     async def caught_up(self, organization_id: uuid.UUID) -> facet_index.Columns | None:
         """`facet_index.caught_up`: the columns held, caught up while the tree stands."""
-        self._read_columns = await facet_index.caught_up(self.session, organization_id)
+        self._read_columns = await facet_index.caught_up(
+            self.session, organization_id, self._driver
+        )
         return self._read_columns
+
+    async def _fixed_rows(
+        self, statement: Select[Any], params: dict[str, Any], organization_id: uuid.UUID
+    ) -> Sequence[Sequence[Any]]:
+        """One of this module's fixed statements (`_PAGE_BY_IDS`): on the driver when this
+        repository has it, else in the session."""
+        if self._driver is None:
+            rows: Sequence[Sequence[Any]] = (await self.session.execute(statement, params)).all()
+            return rows
+        sql, bound = _driver_text(statement)
+        return await self._driver.scoped_rows(
+            sql, {**bound, **params}, organization_id=organization_id
+        )
 
     def _held(self) -> facet_index.Columns:
         """The columns `columns` read for this request."""
@@ -630,9 +726,9 @@ class SearchRepository:
         language: str,
         limit: int,
         after: list[Any] | None,
-    ) -> tuple[list[tuple[uuid.UUID, float]], bool]:
+    ) -> tuple[list[tuple[uuid.UUID, float | None]], str | None]:
         """A page of full-text matches by relevance (rank, then id, both descending) chosen
-        in memory among the matches' ranks; and whether more follow."""
+        in memory among the matches' ranks; and the next page's cursor when more follow."""
         kept = await self._kept(query, language, ranked=True)
         ids, ranks = kept.ids, kept.ranks
         if after is not None:
@@ -647,8 +743,13 @@ class SearchRepository:
             near = ranks >= floor
             ids, ranks = ids[near], ranks[near]
         order = np.lexsort((ids, ranks))[::-1][: limit + 1]
-        page = [(facet_index.as_uuid(ids[i]), float(ranks[i])) for i in order]
-        return page[:limit], len(page) > limit
+        page: list[tuple[uuid.UUID, float | None]] = [
+            (facet_index.as_uuid(ids[i]), float(ranks[i])) for i in order
+        ]
+        if len(page) <= limit:
+            return page, None
+        last_id, last_rank = page[limit - 1]
+        return page[:limit], encode_cursor([last_rank, last_id])
 
     async def _kept_by_filters(
         self, columns: facet_index.Columns, query: SearchQuery

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.catalog import categories, materials, transfers
 from kai.catalog.categories import CategoryView
-from kai.catalog.models import Material
+from kai.catalog.models import MaterialRow
 from kai.catalog.properties import PropertyDefinition
 from kai.catalog.schemas import UnitSystem
 from kai.catalog.settings import DEFAULT_LANGUAGE
@@ -27,6 +27,7 @@ from kai.catalog.units import UnitError, convert, preferred
 from kai.config import SearchSettings
 from kai.identity.actor import Actor
 from kai.kit.db import scoped_transaction
+from kai.kit.driver import Driver
 from kai.kit.errors import ServiceUnavailable, Unprocessable
 from kai.kit.pagination import DEFAULT_PAGE_SIZE
 from kai.kit.replica import on_replica
@@ -432,8 +433,11 @@ async def search(
     actor: Actor,
     request: SearchRequest,
     settings: SearchSettings | None = None,
+    driver: Driver | None = None,
 ) -> SearchResults:
-    repository = SearchRepository(session)
+    """A page of the request's results, with their count and facets unless it asks for none.
+    `driver`: the primary's (`kai.kit.driver`), for the statements every search makes."""
+    repository = SearchRepository(session, driver)
     prepared = await _prepared(session, actor, request, settings or SearchSettings(), repository)
     query, language, views = prepared.query, prepared.language, prepared.views
     hits, next_cursor = await repository.search(
@@ -525,10 +529,11 @@ async def count(
     actor: Actor,
     request: SearchRequest,
     settings: SearchSettings | None = None,
+    driver: Driver | None = None,
 ) -> FacetCounts:
     """The total and the facets of a search, without its results: a page asks for these
     beside the results, so the results show without waiting for counts over every match."""
-    repository = SearchRepository(session)
+    repository = SearchRepository(session, driver)
     prepared = await _prepared(session, actor, request, settings or SearchSettings(), repository)
     units = await materials.unit_system(session, actor, request.units)
     total, facets = await _counted(repository, prepared, units)
@@ -570,7 +575,7 @@ async def export(
         async with scoped_transaction(factory, organization_id=organization_id) as own:
             repository = SearchRepository(own)
 
-            async def pages(cursor: str | None) -> tuple[list[Material], str | None]:
+            async def pages(cursor: str | None) -> tuple[list[MaterialRow], str | None]:
                 hits, following = await repository.search(
                     query, language=language, sort=sort, limit=EXPORT_BATCH, cursor=cursor
                 )
@@ -675,18 +680,21 @@ def _facets(
     )
 
 
-async def suggest(session: AsyncSession, *, actor: Actor, typed: str, limit: int) -> Suggestions:
+async def suggest(
+    session: AsyncSession, *, actor: Actor, typed: str, limit: int, driver: Driver | None = None
+) -> Suggestions:
     """Completions and corrections for a search box: materials, categories and tags.
 
     Kept with the catalog's facet columns (and category tree) until they change, where this
     process holds them for searching: search boxes send the same first letters for everyone,
     and the nearest names by trigrams cost up to tens of milliseconds of the database's time
     each. (A keystroke never reads a whole catalog into memory, and an answer read on the
-    replica, a moment behind, is not kept.)
+    replica, a moment behind, is not kept.) `driver`: the primary's, for the columns'
+    catch-up.
     """
     typed = typed.strip()
     organization_id = actor.tenant_id
-    repository = SearchRepository(session)
+    repository = SearchRepository(session, driver)
     held = None if on_replica(session) else await _held_tree_and_columns(actor, repository)
     if held is None:
         return await _suggested(repository, organization_id, typed, limit)
