@@ -358,6 +358,68 @@ async def test_kept_pages_follow_every_change(
     assert sorted(await every_page(q="slate")) == ["Slate 2", "Slate new"]
 
 
+async def test_browsing_pages_come_in_each_order_through_ties_and_missing_prices(
+    runtime: Runtime, client: AsyncClient, session: AsyncSession
+) -> None:
+    owner = await member(runtime, client)
+    assert owner.organization is not None
+    stone = await create_category(client, owner, "Stone", properties=SCHEMA)
+    rng = random.Random(5)  # noqa: S311 - a reproducible catalog, not secrets
+    for number in range(23):
+        priced = rng.random() < 0.7
+        await create_material(
+            client, owner, name=f"Slab {number}", status=rng.choice(["active", "draft"]),
+            category_id=stone["id"] if number % 3 else None,
+            properties={"finish": rng.choice(FINISHES)} if number % 3 else {},
+            # Equal prices, and none at all, are ordered by id.
+            **({"price": rng.choice(["12.50", "7.25"]), "currency": "EUR"} if priced else {}),
+        )  # fmt: skip
+    # Materials created in one transaction share the moment: a few moments, many ties.
+    await act_for(session, organization_id=owner.organization.id)
+    await session.execute(
+        text(
+            "UPDATE materials SET created_at = now()"
+            " - (abs(hashtext(id::text)) % 4) * interval '1 hour'"
+            " WHERE organization_id = :organization_id"
+        ),
+        {"organization_id": owner.organization.id},
+    )
+    rows = (
+        await session.execute(
+            text(
+                "SELECT id, created_at, price, status, category_id, properties FROM materials"
+                " WHERE organization_id = :organization_id"
+            ),
+            {"organization_id": owner.organization.id},
+        )
+    ).all()
+    orders: dict[str, Any] = {
+        "newest": (lambda r: (r.created_at, r.id), True),
+        "price_asc": (lambda r: (float(r.price) if r.price is not None else 1e15, r.id), False),
+        "price_desc": (lambda r: (float(r.price) if r.price is not None else -1.0, r.id), True),
+    }
+    narrowed: list[tuple[dict[str, Any], Any]] = [
+        ({}, lambda r: True),
+        ({"status": "active"}, lambda r: r.status == "active"),
+        ({"category_id": stone["id"]}, lambda r: str(r.category_id) == stone["id"]),
+        ({"filter": "finish:honed"}, lambda r: r.properties.get("finish") == "honed"),
+    ]
+    for sort, (key, descending) in orders.items():
+        for params, kept in narrowed:
+            expected = [str(r.id) for r in sorted(filter(kept, rows), key=key, reverse=descending)]
+            shown, cursor = [], None
+            while True:
+                page = await _search(
+                    client, owner, sort=sort, limit=4, facets="false", **params,
+                    **({"cursor": cursor} if cursor else {}),
+                )  # fmt: skip
+                shown += [item["material"]["id"] for item in page["items"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert shown == expected, (sort, params)
+
+
 async def test_buckets_fall_where_postgresql_puts_them(session: AsyncSession) -> None:
     cases = [
         ([0.0, 20.0, 40.0, 60.0, 80.0, 100.0], 0.0, 100.0),

@@ -69,7 +69,8 @@ WITH m AS MATERIALIZED (
     SELECT (row_number() OVER (ORDER BY lower(m.code)) - 1)::int AS n, m.id,
            m.deleted_at IS NULL AS live, m.category_id, m.price, m.status,
            lower(m.supplier) AS supplier, lower(m.manufacturer) AS manufacturer, m.tags,
-           m.properties, m.changed_xid, lower(m.code) AS code
+           m.properties, m.changed_xid, lower(m.code) AS code,
+           (extract(epoch FROM m.created_at) * 1000000)::bigint AS created_us
       FROM materials m
      WHERE m.organization_id = :organization_id AND {which}
 )
@@ -81,7 +82,7 @@ SELECT 'meta' AS kind,
          WHERE v.organization_id = :organization_id) AS label,
        pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
        NULL::bytea AS members, NULL::bytea AS a, NULL::bytea AS b, NULL::bytea AS c,
-       NULL::bytea AS d
+       NULL::bytea AS d, NULL::bytea AS e
 UNION ALL
 SELECT 'rows', NULL, NULL, max(m.code) AS label, count(*)::text AS xmin,
        coalesce(string_agg(uuid_send(m.id), '' ORDER BY m.n), ''),
@@ -91,26 +92,28 @@ SELECT 'rows', NULL, NULL, max(m.code) AS label, count(*)::text AS xmin,
                                               '00000000-0000-0000-0000-000000000000')), ''
                            ORDER BY m.n), ''),
        coalesce(string_agg(float8send(coalesce(m.price::float8, 'NaN')), '' ORDER BY m.n), ''),
-       coalesce(string_agg(int8send(m.changed_xid::text::bigint), '' ORDER BY m.n), '')
+       coalesce(string_agg(int8send(m.changed_xid::text::bigint), '' ORDER BY m.n), ''),
+       coalesce(string_agg(int8send(m.created_us), '' ORDER BY m.n), '')
   FROM m
 UNION ALL
 SELECT 'status', NULL, NULL, m.status, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL,
-       NULL
+       NULL, NULL
   FROM m GROUP BY m.status
 UNION ALL
 SELECT 'supplier', NULL, NULL, m.supplier, NULL, string_agg(int4send(m.n), ''), NULL, NULL,
-       NULL, NULL
+       NULL, NULL, NULL
   FROM m GROUP BY m.supplier
 UNION ALL
 SELECT 'manufacturer', NULL, NULL, m.manufacturer, NULL, string_agg(int4send(m.n), ''), NULL,
-       NULL, NULL, NULL
+       NULL, NULL, NULL, NULL
   FROM m GROUP BY m.manufacturer
 UNION ALL
-SELECT 'tag', NULL, NULL, t.tag, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL, NULL
+SELECT 'tag', NULL, NULL, t.tag, NULL, string_agg(int4send(m.n), ''), NULL, NULL, NULL, NULL,
+       NULL
   FROM m, unnest(m.tags) AS t(tag) GROUP BY t.tag
 UNION ALL
 SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int4send(m.n), ''), NULL, NULL,
-       NULL, NULL
+       NULL, NULL, NULL
   FROM m, jsonb_each(m.properties) AS e(key, value),
        LATERAL (
            SELECT 'element:' || jsonb_typeof(x.value), x.value #>> '{{}}'
@@ -124,7 +127,7 @@ SELECT 'value', e.key, v.form, v.label, NULL, string_agg(int4send(m.n), ''), NUL
  GROUP BY e.key, v.form, v.label
 UNION ALL
 SELECT 'number', e.key, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
-       string_agg(float8send(e.value::float8), ''), NULL, NULL, NULL
+       string_agg(float8send(e.value::float8), ''), NULL, NULL, NULL, NULL
   FROM m, jsonb_each(m.properties) AS e(key, value)
  WHERE e.key = ANY(CAST(:numeric AS text[])) AND jsonb_typeof(e.value) = 'number'
    AND abs(e.value::numeric) < 1e300
@@ -135,7 +138,7 @@ SELECT 'word', w.lexeme, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
            (CASE WHEN 'A' = ANY(w.weights) THEN 3 WHEN 'B' = ANY(w.weights) THEN 2
                  WHEN 'C' = ANY(w.weights) THEN 1 ELSE 0 END) << 12
            | least(coalesce(cardinality(w.positions), 1), 4095))::int2), ''),
-       NULL, NULL, NULL
+       NULL, NULL, NULL, NULL
   FROM m JOIN materials x ON x.id = m.id, unnest(x.search_vector) AS w
  WHERE m.live
  GROUP BY w.lexeme
@@ -280,6 +283,9 @@ class Columns:
         self.live = np.zeros(0, bool)
         self.category = np.zeros(0, np.int64)
         self.price = np.zeros(0, np.float64)
+        # When each slot's material was created, in microseconds since 1970 (browsing's
+        # newest first).
+        self.created = np.zeros(0, np.int64)
         # The transaction that wrote what each slot holds: a row read again unchanged is no news.
         self.xids = np.zeros(0, np.int64)
         self.categories = _Dictionary([None], {None: 0})
@@ -316,7 +322,7 @@ class Columns:
         requests that began with these go on reading them)."""
         twin = Columns.__new__(Columns)
         twin.__dict__.update(self.__dict__)
-        names = ("sorted_ids", "slot_by_sorted", "live", "category", "price", "xids")
+        names = ("sorted_ids", "slot_by_sorted", "live", "category", "price", "created", "xids")
         for name in (*names, "slot_ids", "slot_generation"):
             setattr(twin, name, getattr(self, name).copy())
         twin.categories = _Dictionary(list(self.categories.labels), dict(self.categories.codes))
@@ -383,6 +389,7 @@ class Columns:
         self.live = grown(self.live, False)
         self.category = grown(self.category, 0)
         self.price = grown(self.price, np.nan)
+        self.created = grown(self.created, 0)
         self.xids = grown(self.xids, -1)
         self.slot_ids = grown(self.slot_ids, b"")
         self.slot_generation = grown(self.slot_generation, 0)
@@ -454,6 +461,7 @@ class Columns:
         self.live[slots] = np.frombuffer(read.a, dtype=np.uint8).astype(bool)
         self.price[slots] = np.frombuffer(read.c, dtype=">f8")
         self.xids[slots] = np.frombuffer(read.d, dtype=">i8")
+        self.created[slots] = np.frombuffer(read.e, dtype=">i8")
         self.slot_ids[slots] = ids
         # Postings of a material's earlier document no longer count (see `postings`).
         self.slot_generation[slots] += 1

@@ -8,15 +8,18 @@ import operator
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     ColumnElement,
     DateTime,
     Float,
+    Integer,
     Numeric,
     Select,
     String,
@@ -49,6 +52,7 @@ from kai.kit.driver import Driver
 from kai.kit.pagination import CURSOR_HINT, InvalidCursor, decode_keyset, encode_cursor
 from kai.kit.replica import on_replica
 from kai.search import facet_index, words
+from kai.search.embeddings import EMBEDDING_DIMENSIONS
 from kai.search.semantic_repository import nearest_materials
 
 # Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
@@ -64,6 +68,9 @@ BUCKETS = 5
 # are matched in kai_nearest_names, which the search-at-scale migration sets to the same value.
 SUGGEST_SIMILARITY = 0.35
 TOP_TAGS = 20
+# Browsing's orders that the facet columns hold the keys of: its page is chosen in memory.
+BROWSED_IN_MEMORY = frozenset({"newest", "price_asc", "price_desc"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Full-text matches that hybrid search fuses with the nearest by meaning (a rank past this
 # adds under 1/1000 to a fused score: the rest of the matches would only be its tail).
 HYBRID_TEXT_WINDOW = 1000
@@ -190,6 +197,24 @@ _ROWS_BY_IDS = select(
     Material.id == func.any(bindparam("page_ids", type_=ARRAY(Uuid()))),
 )
 
+# The nearest materials by meaning, most alike first (`nearest_materials`' function), the
+# query's vector in pgvector's text form.
+_NEAREST = func.kai_semantic_matches(
+    cast(bindparam("query_vector", type_=String()), HALFVEC(EMBEDDING_DIMENSIONS)),
+    bindparam("how_many", type_=Integer()),
+    bindparam("category_ids", type_=ARRAY(Uuid())),
+).table_valued("id", "similarity")
+_NEAREST_FOUND = (
+    select(_NEAREST.c.id, _NEAREST.c.similarity)
+    .where(_NEAREST.c.similarity >= bindparam("min_similarity", type_=Float()))
+    .order_by(_NEAREST.c.similarity.desc(), _NEAREST.c.id)
+)
+
+
+def _vector_text(vector: Sequence[float]) -> str:
+    """A vector as pgvector reads it: `[0.25,-1.5,...]`."""
+    return "[" + ",".join(repr(float(value)) for value in vector) + "]"
+
 
 @functools.cache
 def _driver_text(statement: Select[Any]) -> tuple[str, dict[str, Any]]:
@@ -198,6 +223,15 @@ def _driver_text(statement: Select[Any]) -> tuple[str, dict[str, Any]]:
     dialect = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
     compiled = statement.compile(dialect=dialect)
     return str(compiled), dict(compiled.params)
+
+
+def _micros(moment: datetime) -> int:
+    """A moment as the facet columns keep it: microseconds since 1970."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _moment(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def _answer_key(query: SearchQuery, language: str) -> str:
@@ -331,19 +365,19 @@ class SearchRepository:
             return found[1]
         semantic = query.semantic
         assert semantic is not None
-        nearest = nearest_materials(semantic.vector, semantic.candidates, query.category_ids)
-        related = nearest.c.similarity >= semantic.min_similarity
-        statement: Select[Any, Any]
         tree = None
         if semantic.mode == "hybrid" and self._read_columns is not None:
             tree = words.parse(await self._tsquery_text(language, query))
         if tree is not None:
-            result = await self._fused_in_memory(query, tree, nearest, related)
+            result = await self._fused_in_memory(query, tree)
             self._fused_sets[id(query)] = (query, result)
             return result
+        rows: Sequence[Sequence[Any]]
         if semantic.mode == "semantic":
-            statement = select(nearest.c.id, nearest.c.similarity).where(related)
+            rows = await self._nearest(query, semantic)
         else:
+            nearest = nearest_materials(semantic.vector, semantic.candidates, query.category_ids)
+            related = nearest.c.similarity >= semantic.min_similarity
             matched = self._text_matched(query, language)
             by_words = (
                 select(
@@ -374,7 +408,7 @@ class SearchRepository:
             statement = select(func.coalesce(by_words.c.id, by_meaning.c.id), fused).select_from(
                 by_words.outerjoin(by_meaning, by_words.c.id == by_meaning.c.id, full=True)
             )
-        rows = (await self.session.execute(statement)).all()
+            rows = (await self.session.execute(statement)).all()
         result = (
             np.array([row[0].bytes for row in rows], dtype="S16"),
             np.array([float(row[1]) for row in rows], dtype=np.float64),
@@ -382,12 +416,22 @@ class SearchRepository:
         self._fused_sets[id(query)] = (query, result)
         return result
 
+    async def _nearest(
+        self, query: SearchQuery, semantic: SemanticQuery
+    ) -> Sequence[Sequence[Any]]:
+        """The nearest materials by meaning, alike enough, most alike first: (id, similarity)."""
+        params = {
+            "query_vector": _vector_text(semantic.vector),
+            "how_many": semantic.candidates,
+            "category_ids": query.category_ids,
+            "min_similarity": semantic.min_similarity,
+        }
+        return await self._fixed_rows(_NEAREST_FOUND, params, query.organization_id)
+
     async def _fused_in_memory(
         self,
         query: SearchQuery,
         tree: words.Node,
-        nearest: Any,
-        related: ColumnElement[bool],
     ) -> tuple[NDArray[np.bytes_], NDArray[np.float64]]:
         """Hybrid's fusion with the words' best matches taken from the postings in memory:
         the same lists (the words' in rank order, filters applied first; the nearest by
@@ -397,14 +441,8 @@ class SearchRepository:
         slots, ranks = await self._matched_in_memory(query, tree)
         ids = self._held().slot_ids[slots]
         by_words = ids[np.lexsort((ids, -ranks))[:HYBRID_TEXT_WINDOW]]
-        nearest_ids = (
-            await self.session.scalars(
-                select(nearest.c.id)
-                .where(related)
-                .order_by(nearest.c.similarity.desc(), nearest.c.id)
-            )
-        ).all()
-        by_meaning = np.array([material_id.bytes for material_id in nearest_ids], dtype="S16")
+        nearest = await self._nearest(query, semantic)
+        by_meaning = np.array([row[0].bytes for row in nearest], dtype="S16")
         # Each list's ids with 1 / (k + position); an id in both lists adds the two up.
         k = float(semantic.rrf_k)
         both = np.concatenate([by_words, by_meaning])
@@ -473,8 +511,14 @@ class SearchRepository:
         if kept is not None and (found := self._held().recall(kept)) is not None:
             page, next_cursor = found
             return await self._hits(query, language, page), next_cursor
-        if tsquery is not None and sort == "relevance" and self._read_columns is not None:
-            page, next_cursor = await self._ranked_page(query, language, limit, values)
+        if self._read_columns is not None and (
+            (tsquery is not None and sort == "relevance")
+            or (tsquery is None and sort in BROWSED_IN_MEMORY)
+        ):
+            if tsquery is not None:
+                page, next_cursor = await self._ranked_page(query, language, limit, values)
+            else:
+                page, next_cursor = await self._browsed_page(query, sort, limit, values)
             if kept is not None:
                 self._held().remember(kept, (page, next_cursor))
             return await self._hits(query, language, page), next_cursor
@@ -750,6 +794,51 @@ class SearchRepository:
             return page, None
         last_id, last_rank = page[limit - 1]
         return page[:limit], encode_cursor([last_rank, last_id])
+
+    async def _browsed_page(
+        self, query: SearchQuery, sort: str, limit: int, after: list[Any] | None
+    ) -> tuple[list[tuple[uuid.UUID, float | None]], str | None]:
+        """A page of browsing (no words) in one of `BROWSED_IN_MEMORY`'s orders, chosen in
+        memory among the live materials the filters keep, in `_sort_keys`' order (its key,
+        then the id, both the same way), and the next page's cursor when more follow."""
+        columns = self._held()
+        slots = np.flatnonzero(columns.live & await self._kept_by_filters(columns, query))
+        descending = sort != "price_asc"
+        if sort == "newest":
+            keys: NDArray[Any] = columns.created[slots]
+        else:
+            # As `_sort_keys` puts a material without a price: last.
+            keys = np.nan_to_num(columns.price[slots], nan=1e15 if sort == "price_asc" else -1.0)
+        ids = columns.slot_ids[slots]
+        if after is not None:
+            if any(value is None for value in after):
+                raise InvalidCursor(CURSOR_HINT)
+            key = _micros(after[0]) if sort == "newest" else float(after[0])
+            last = np.array([after[1].bytes], dtype="S16")[0]
+            if descending:
+                beyond = (keys < key) | ((keys == key) & (ids < last))
+            else:
+                beyond = (keys > key) | ((keys == key) & (ids > last))
+            keys, ids = keys[beyond], ids[beyond]
+        if len(keys) > limit + 1:
+            # Only those at least as far along as the page's last need ordering.
+            if descending:
+                edge = np.partition(keys, len(keys) - limit - 1)[len(keys) - limit - 1]
+                near = keys >= edge
+            else:
+                edge = np.partition(keys, limit)[limit]
+                near = keys <= edge
+            keys, ids = keys[near], ids[near]
+        order = np.lexsort((ids, keys))
+        chosen = (order[::-1] if descending else order)[: limit + 1]
+        page: list[tuple[uuid.UUID, float | None]] = [
+            (facet_index.as_uuid(ids[i]), None) for i in chosen
+        ]
+        if len(page) <= limit:
+            return page, None
+        last_key = keys[chosen[limit - 1]]
+        shown = _moment(int(last_key)) if sort == "newest" else float(last_key)
+        return page[:limit], encode_cursor([shown, page[limit - 1][0]])
 
     async def _kept_by_filters(
         self, columns: facet_index.Columns, query: SearchQuery
