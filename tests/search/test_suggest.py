@@ -30,6 +30,8 @@ async def test_a_shared_name_is_suggested_once_and_typos_are_forgiven(
     assert ("material", "Terrazzo Veneziano") in await _suggested(client, owner, "terazzo")
     # Codes by their beginning, whatever the case.
     assert ("material", "Terrazzo Veneziano") in await _suggested(client, owner, "tv-0")
+    # Spaces alone name nothing (every code starts with nothing).
+    assert await _suggested(client, owner, "%20%20") == []
 
 
 async def test_suggestions_follow_renames_and_deletions(

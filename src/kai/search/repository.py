@@ -35,6 +35,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
@@ -214,6 +215,59 @@ _NEAREST_FOUND = (
 def _vector_text(vector: Sequence[float]) -> str:
     """A vector as pgvector reads it: `[0.25,-1.5,...]`."""
     return "[" + ",".join(repr(float(value)) for value in vector) + "]"
+
+
+def _suggestions() -> Select[Any]:
+    """`SearchRepository.suggestions`' statement: categories (branch 0), materials by code
+    (1) and by name (2), each row with its place in its branch (the union keeps no order)."""
+    typed = bindparam("typed", type_=String())
+    how_many = bindparam("how_many", type_=Integer())
+    organization_id = bindparam("organization_id", type_=Uuid())
+    similar = func.word_similarity(func.kai_fold(typed), func.kai_fold(Category.name))
+    categories = (
+        select(
+            literal(0).label("branch"), Category.id, Category.name,
+            null().label("code"), cast(similar, Float).label("score"),
+            func.row_number().over(order_by=(similar.desc(), Category.name)).label("at"),
+        )
+        .where(Category.organization_id == organization_id, similar >= SUGGEST_SIMILARITY)
+        .order_by(similar.desc(), Category.name)
+        .limit(how_many)
+    )  # fmt: skip
+    live = (Material.organization_id == organization_id, Material.deleted_at.is_(None))
+    # Codes by their beginning, from the code index past row-level security (see the
+    # search-at-scale migration's kai_codes_starting); spaces alone name no code.
+    starting = (
+        func.kai_codes_starting(typed, how_many).table_valued("id").render_derived(name="codes")
+    )
+    by_code = (
+        select(
+            literal(1), Material.id, Material.name, Material.code, literal(1.0),
+            func.row_number().over(order_by=func.lower(Material.code)),
+        )
+        .join(starting, starting.c.id == Material.id)
+        .where(*live, typed != "")
+    )  # fmt: skip
+    nearest = (
+        func.kai_nearest_names(func.kai_fold(typed), how_many)
+        .table_valued("name_folded", "score")
+        .render_derived(name="nearest")
+    )
+    bearer = (
+        select(Material.id, Material.name, Material.code)
+        .where(*live, Material.name_folded == nearest.c.name_folded)
+        .order_by(Material.id)
+        .limit(1)
+        .lateral("bearer")
+    )
+    by_name = select(
+        literal(2), bearer.c.id, bearer.c.name, bearer.c.code, cast(nearest.c.score, Float),
+        func.row_number().over(order_by=(nearest.c.score.desc(), nearest.c.name_folded)),
+    ).select_from(nearest.join(bearer, literal(True)))  # fmt: skip
+    return select(union_all(categories, by_code, by_name).subquery("suggested"))
+
+
+_SUGGESTIONS = _suggestions()
 
 
 @functools.cache
@@ -897,56 +951,21 @@ class SearchRepository:
         found[columns.slots_of(facet_index.unpack_ids(packed))] = True
         return found
 
-    async def suggest_materials(
+    async def suggestions(
         self, organization_id: uuid.UUID, typed: str, limit: int
-    ) -> list[tuple[uuid.UUID, str, str, float]]:
-        """The names nearest to what was typed (typos forgiven: trigram word similarity, each
-        distinct name once, in the order of its GiST index) with one live material of each,
-        and codes that start with it."""
-        nearest = (
-            func.kai_nearest_names(func.kai_fold(typed), limit)
-            .table_valued("name_folded", "score")
-            .render_derived(name="nearest")
+    ) -> tuple[list[tuple[uuid.UUID, str, float]], list[tuple[uuid.UUID, str, str, float]]]:
+        """What was typed may name: the categories whose names are like it (best first), and
+        materials: those whose codes start with it, then the names nearest to it (typos
+        forgiven: trigram word similarity, each distinct name once, in the order of its GiST
+        index) with one live material of each. One statement (`_SUGGESTIONS`)."""
+        params = {"organization_id": organization_id, "typed": typed, "how_many": limit}
+        rows = sorted(
+            await self._fixed_rows(_SUGGESTIONS, params, organization_id),
+            key=lambda row: (row[0], row[5]),
         )
-        live = (Material.organization_id == organization_id, Material.deleted_at.is_(None))
-        bearer = (
-            select(Material.id, Material.name, Material.code)
-            .where(*live, Material.name_folded == nearest.c.name_folded)
-            .order_by(Material.id)
-            .limit(1)
-            .lateral("bearer")
-        )
-        by_name = (
-            select(bearer.c.id, bearer.c.name, bearer.c.code, nearest.c.score)
-            .select_from(nearest.join(bearer, literal(True)))
-            .order_by(nearest.c.score.desc(), nearest.c.name_folded)
-        )
-        # Codes by their beginning, from the code index past row-level security (see the
-        # search-at-scale migration's kai_codes_starting).
-        starting = (
-            func.kai_codes_starting(typed, limit).table_valued("id").render_derived(name="codes")
-        )
-        by_code = (
-            select(Material.id, Material.name, Material.code, literal(1.0))
-            .join(starting, starting.c.id == Material.id)
-            .where(*live)
-            .order_by(func.lower(Material.code))
-        )
-        rows = [*(await self.session.execute(by_code)).all()] if typed else []
-        rows += (await self.session.execute(by_name)).all()
-        return [(row[0], row[1], row[2], float(row[3] or 0)) for row in rows]
-
-    async def suggest_categories(
-        self, organization_id: uuid.UUID, typed: str, limit: int
-    ) -> list[tuple[uuid.UUID, str, float]]:
-        score = func.word_similarity(func.kai_fold(typed), func.kai_fold(Category.name))
-        statement = (
-            select(Category.id, Category.name, score)
-            .where(Category.organization_id == organization_id, score >= SUGGEST_SIMILARITY)
-            .order_by(score.desc(), Category.name)
-            .limit(limit)
-        )
-        return [(row[0], row[1], float(row[2])) for row in (await self.session.execute(statement))]
+        categories = [(row[1], row[2], float(row[4])) for row in rows if row[0] == 0]
+        found = [(row[1], row[2], row[3], float(row[4] or 0)) for row in rows if row[0] > 0]
+        return categories, found
 
 
 def _filters(query: SearchQuery, source: Any) -> list[Any]:

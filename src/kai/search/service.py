@@ -712,13 +712,10 @@ async def _suggested(
     repository: SearchRepository, organization_id: uuid.UUID, typed: str, limit: int
 ) -> Suggestions:
     found: list[Suggestion] = []
-    for category_id, name, score in await repository.suggest_categories(
-        organization_id, typed, limit
-    ):
+    categories, named = await repository.suggestions(organization_id, typed, limit)
+    for category_id, name, score in categories:
         found.append(Suggestion(kind="category", text=name, id=category_id, score=score))
-    for material_id, name, code, score in await repository.suggest_materials(
-        organization_id, typed, limit
-    ):
+    for material_id, name, code, score in named:
         found.append(Suggestion(kind="material", text=name, id=material_id, code=code, score=score))
     # Many materials share a name (sizes, finishes): each name once.
     seen: set[tuple[str, str]] = set()
