@@ -48,6 +48,20 @@ async def _search(client: AsyncClient, owner: Member, **params: Any) -> dict[str
     return body
 
 
+async def _every_page(client: AsyncClient, owner: Member, **params: Any) -> list[dict[str, Any]]:
+    """The items of every page of a search, a few at a time, following its cursors."""
+    found, cursor = [], None
+    while True:
+        page = await _search(
+            client, owner, **{"limit": 4, "facets": "false", **params},
+            **({"cursor": cursor} if cursor else {}),
+        )  # fmt: skip
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
 def _counts(found: dict[str, Any]) -> dict[str, Any]:
     facets = found["facets"]
     return {
@@ -313,15 +327,7 @@ async def test_kept_pages_follow_every_change(
         ]
 
     async def every_page(**params: Any) -> list[str]:
-        names, cursor = [], None
-        while True:
-            found = await _search(
-                client, owner, limit=2, **params, **({"cursor": cursor} if cursor else {})
-            )
-            names += [item["material"]["name"] for item in found["items"]]
-            cursor = found["next_cursor"]
-            if cursor is None:
-                return names
+        return [item["material"]["name"] for item in await _every_page(client, owner, **params)]
 
     assert await shown() == ["Slate 2", "Slate 1", "Slate 0"]
     assert sorted(await shown(q="slate")) == ["Slate 0", "Slate 1", "Slate 2"]
@@ -407,17 +413,8 @@ async def test_browsing_pages_come_in_each_order_through_ties_and_missing_prices
     for sort, (key, descending) in orders.items():
         for params, kept in narrowed:
             expected = [str(r.id) for r in sorted(filter(kept, rows), key=key, reverse=descending)]
-            shown, cursor = [], None
-            while True:
-                page = await _search(
-                    client, owner, sort=sort, limit=4, facets="false", **params,
-                    **({"cursor": cursor} if cursor else {}),
-                )  # fmt: skip
-                shown += [item["material"]["id"] for item in page["items"]]
-                cursor = page["next_cursor"]
-                if cursor is None:
-                    break
-            assert shown == expected, (sort, params)
+            shown = await _every_page(client, owner, sort=sort, **params)
+            assert [item["material"]["id"] for item in shown] == expected, (sort, params)
 
 
 async def test_buckets_fall_where_postgresql_puts_them(session: AsyncSession) -> None:
@@ -474,21 +471,7 @@ async def test_pages_by_relevance_cover_every_match_once_through_ties(
     assert deleted.status_code == 204
 
     async def every_page(**params: Any) -> list[dict[str, Any]]:
-        seen: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            page = await _search(
-                client,
-                owner,
-                q="basalt",
-                limit=4,
-                **params,
-                **({"cursor": cursor} if cursor else {}),
-            )
-            seen += page["items"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return seen
+        return await _every_page(client, owner, q="basalt", **params)
 
     found = await every_page()
     ids = [item["material"]["id"] for item in found]
