@@ -213,8 +213,20 @@ _NEAREST_FOUND = (
 
 
 def _vector_text(vector: Sequence[float]) -> str:
-    """A vector as pgvector reads it: `[0.25,-1.5,...]`."""
-    return "[" + ",".join(repr(float(value)) for value in vector) + "]"
+    """A vector as pgvector reads it: `[0.25,-1.5,...]`. Written once per vector the query
+    embeddings' cache holds (the same words searched again bring the same list)."""
+    found = _vector_texts.get(id(vector))
+    if found is not None and found[0] is vector:
+        return found[1]
+    written = "[" + ",".join(map(repr, map(float, vector))) + "]"
+    # The vector is held too, so that no other object takes its identity meanwhile.
+    _vector_texts[id(vector)] = (vector, written)
+    while len(_vector_texts) > 256:
+        _vector_texts.pop(next(iter(_vector_texts)))
+    return written
+
+
+_vector_texts: dict[int, tuple[Sequence[float], str]] = {}
 
 
 def _suggestions() -> Select[Any]:
@@ -556,26 +568,29 @@ class SearchRepository:
         """A page of the query's results. Once this repository has read the facet columns
         (`columns`), full-text results by relevance are chosen in memory (`_ranked_page`),
         sharing the match set with the facets."""
-        tsquery = self._tsquery(language, query) if query.text else None
-        sort = sort if tsquery is not None or sort != "relevance" else "newest"
-        # The cursor's values checked against the sort's keys (a rank stands in for the rank).
-        keys = [expression for expression, _ in _sort_keys(sort, literal(0.0), Material)]
-        values = decode_keyset(cursor, keys) if cursor else None
+        worded = bool(query.text)
+        sort = sort if worded or sort != "relevance" else "newest"
+        values = None
+        if cursor:
+            # The cursor's values checked against the sort's keys (a rank stands in for the
+            # rank).
+            keys = [expression for expression, _ in _sort_keys(sort, literal(0.0), Material)]
+            values = decode_keyset(cursor, keys)
         kept = self._page_key(query, language, sort, limit, cursor)
         if kept is not None and (found := self._held().recall(kept)) is not None:
             page, next_cursor = found
             return await self._hits(query, language, page), next_cursor
         if self._read_columns is not None and (
-            (tsquery is not None and sort == "relevance")
-            or (tsquery is None and sort in BROWSED_IN_MEMORY)
+            (worded and sort == "relevance") or (not worded and sort in BROWSED_IN_MEMORY)
         ):
-            if tsquery is not None:
+            if worded:
                 page, next_cursor = await self._ranked_page(query, language, limit, values)
             else:
                 page, next_cursor = await self._browsed_page(query, sort, limit, values)
             if kept is not None:
                 self._held().remember(kept, (page, next_cursor))
             return await self._hits(query, language, page), next_cursor
+        tsquery = self._tsquery(language, query) if worded else None
         if tsquery is not None and query.semantic is None:
             statement = self._text_page(query, language, sort, limit, values)
         else:
