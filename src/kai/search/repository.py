@@ -291,6 +291,19 @@ def _driver_text(statement: Select[Any]) -> tuple[str, dict[str, Any]]:
     return str(compiled), dict(compiled.params)
 
 
+def best_ranked(
+    ids: NDArray[np.bytes_], ranks: NDArray[np.float64], how_many: int
+) -> NDArray[np.bytes_]:
+    """The `how_many` ids ranked highest, highest first, equal ranks by id: without sorting
+    more than those ranked at least as high as the last of them."""
+    if len(ranks) > how_many:
+        edge = np.partition(ranks, len(ranks) - how_many)[len(ranks) - how_many]
+        near = ranks >= edge
+        ids, ranks = ids[near], ranks[near]
+    best: NDArray[np.bytes_] = ids[np.lexsort((ids, -ranks))[:how_many]]
+    return best
+
+
 def _micros(moment: datetime) -> int:
     """A moment as the facet columns keep it: microseconds since 1970."""
     return (moment - EPOCH) // timedelta(microseconds=1)
@@ -435,7 +448,7 @@ class SearchRepository:
         if semantic.mode == "hybrid" and self._read_columns is not None:
             tree = words.parse(await self._tsquery_text(language, query))
         if tree is not None:
-            result = await self._fused_in_memory(query, tree)
+            result = await self._fused_in_memory(query, language, tree)
             self._fused_sets[id(query)] = (query, result)
             return result
         rows: Sequence[Sequence[Any]]
@@ -494,9 +507,29 @@ class SearchRepository:
         }
         return await self._fixed_rows(_NEAREST_FOUND, params, query.organization_id)
 
+    async def _best_by_words(
+        self, query: SearchQuery, language: str, tree: words.Node
+    ) -> NDArray[np.bytes_]:
+        """The ids of the words' best `HYBRID_TEXT_WINDOW` matches that the filters keep,
+        highest rank first (equal ranks by id): hybrid's list by words. It depends on
+        the catalog alone, so it is kept with the columns until they change (not from the
+        replica, where a filter may ask the database a moment behind them)."""
+        columns = self._held()
+        remembered = ("best by words", _answer_key(query, language))
+        keep = not on_replica(self.session)
+        found: NDArray[np.bytes_] | None = columns.recall(remembered) if keep else None
+        if found is not None:
+            return found
+        slots, ranks = await self._matched_in_memory(query, tree)
+        best = best_ranked(columns.slot_ids[slots], ranks, HYBRID_TEXT_WINDOW)
+        if keep:
+            columns.remember(remembered, best)
+        return best
+
     async def _fused_in_memory(
         self,
         query: SearchQuery,
+        language: str,
         tree: words.Node,
     ) -> tuple[NDArray[np.bytes_], NDArray[np.float64]]:
         """Hybrid's fusion with the words' best matches taken from the postings in memory:
@@ -504,9 +537,7 @@ class SearchRepository:
         meaning in similarity order), fused by the same reciprocal rank."""
         semantic = query.semantic
         assert semantic is not None
-        slots, ranks = await self._matched_in_memory(query, tree)
-        ids = self._held().slot_ids[slots]
-        by_words = ids[np.lexsort((ids, -ranks))[:HYBRID_TEXT_WINDOW]]
+        by_words = await self._best_by_words(query, language, tree)
         nearest = await self._nearest(query, semantic)
         by_meaning = np.array([row[0].bytes for row in nearest], dtype="S16")
         # Each list's ids with 1 / (k + position); an id in both lists adds the two up.
