@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from kai.search.facet_index import _Pairs
-from kai.search.repository import best_ranked
+from kai.search.repository import best_ranked, extreme_ids
 
 
 def test_counts_of_a_few_slots_are_those_of_a_pass_over_every_pair() -> None:
@@ -37,3 +37,18 @@ def test_the_best_ranked_are_those_of_a_whole_sort_through_ties() -> None:
         everything = sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
         expected = [material_id for material_id, _ in everything[:how_many]]
         assert best_ranked(ids, ranks, how_many).tolist() == expected, (size, how_many)
+
+
+def test_the_extreme_ids_are_those_of_a_whole_sort_through_shared_beginnings() -> None:
+    rng = np.random.default_rng(9)
+    # Ids of one moment share their first bytes (UUIDv7): few distinct beginnings.
+    beginnings = [rng.bytes(8) for _ in range(5)]
+    for size, how_many in ((1, 1), (7, 3), (5_000, 21), (5_000, 1), (40, 40), (3_000, 2_999)):
+        ids = np.array(
+            [beginnings[rng.integers(0, 5)] + rng.bytes(8) for _ in range(size)], dtype="S16"
+        )
+        for largest in (True, False):
+            chosen = sorted(ids[extreme_ids(ids, how_many, largest)].tolist())
+            everything = sorted(ids.tolist())
+            expected = everything[-how_many:] if largest else everything[:how_many]
+            assert chosen == expected, (size, how_many, largest)

@@ -304,6 +304,22 @@ def best_ranked(
     return best
 
 
+def extreme_ids(ids: NDArray[np.bytes_], how_many: int, largest: bool) -> NDArray[np.int64]:
+    """Where in `ids` the `how_many` largest (or smallest) are, in no order: compared by
+    their first eight bytes as a number, and only those tied on the last of them in full."""
+    halves = np.ascontiguousarray(ids).view(np.dtype([("high", ">u8"), ("low", ">u8")]))
+    high = halves["high"].astype(np.uint64)
+    if len(ids) > how_many:
+        at = len(ids) - how_many if largest else how_many - 1
+        edge = np.partition(high, at)[at]
+        candidates = np.flatnonzero(high >= edge if largest else high <= edge)
+    else:
+        candidates = np.arange(len(ids))
+    order = np.lexsort((halves["low"][candidates], high[candidates]))
+    chosen: NDArray[np.int64] = candidates[order[::-1] if largest else order][:how_many]
+    return chosen
+
+
 def _micros(moment: datetime) -> int:
     """A moment as the facet columns keep it: microseconds since 1970."""
     return (moment - EPOCH) // timedelta(microseconds=1)
@@ -909,26 +925,34 @@ class SearchRepository:
         else:
             # As `_sort_keys` puts a material without a price: last.
             keys = np.nan_to_num(columns.price[slots], nan=1e15 if sort == "price_asc" else -1.0)
-        ids = columns.slot_ids[slots]
+        # Ids (sixteen bytes each) are only gathered for the few that need them: a catalog
+        # imported in one transaction shares one creation moment.
         if after is not None:
             if any(value is None for value in after):
                 raise InvalidCursor(CURSOR_HINT)
             key = _micros(after[0]) if sort == "newest" else float(after[0])
             last = np.array([after[1].bytes], dtype="S16")[0]
-            if descending:
-                beyond = (keys < key) | ((keys == key) & (ids < last))
-            else:
-                beyond = (keys > key) | ((keys == key) & (ids > last))
-            keys, ids = keys[beyond], ids[beyond]
+            beyond = keys < key if descending else keys > key
+            level = np.flatnonzero(keys == key)
+            level_ids = columns.slot_ids[slots[level]]
+            beyond[level[level_ids < last if descending else level_ids > last]] = True
+            slots, keys = slots[beyond], keys[beyond]
         if len(keys) > limit + 1:
-            # Only those at least as far along as the page's last need ordering.
+            # The page's last key, those past it, and as many as are wanted of those with
+            # the last key itself, by id.
             if descending:
                 edge = np.partition(keys, len(keys) - limit - 1)[len(keys) - limit - 1]
-                near = keys >= edge
+                past = np.flatnonzero(keys > edge)
             else:
                 edge = np.partition(keys, limit)[limit]
-                near = keys <= edge
-            keys, ids = keys[near], ids[near]
+                past = np.flatnonzero(keys < edge)
+            level = np.flatnonzero(keys == edge)
+            wanted = limit + 1 - len(past)
+            if len(level) > wanted:
+                level = level[extreme_ids(columns.slot_ids[slots[level]], wanted, descending)]
+            near = np.concatenate((past, level))
+            slots, keys = slots[near], keys[near]
+        ids = columns.slot_ids[slots]
         order = np.lexsort((ids, keys))
         chosen = (order[::-1] if descending else order)[: limit + 1]
         page: list[tuple[uuid.UUID, float | None]] = [
