@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import text
 
 from kai.catalog import transfers
 from kai.kit.db import act_for
@@ -160,6 +161,39 @@ async def test_a_changed_material_is_embedded_again_and_a_deleted_one_is_gone(
     assert "JUR-600" not in _codes(
         await _search(client, owner, q="tiles for a swimming pool", mode="semantic")
     )
+
+
+async def test_answers_by_meaning_are_kept_until_the_embeddings_change(
+    committed_runtime: Runtime, committed_client: AsyncClient
+) -> None:
+    runtime, client = committed_runtime, committed_client
+    owner = await member(runtime, client)
+    made = await _catalog(client, owner)
+    await _embed(runtime, owner)
+    before = {}
+    for mode in ("semantic", "hybrid"):
+        before[mode] = await _search(client, owner, q=BATHROOM_QUERY, mode=mode)
+        assert _codes(before[mode])[0] == "JUR-600"
+        assert "VEL-001" not in _codes(before[mode])
+        # Asked again, the same (kept with the catalog's columns).
+        assert await _search(client, owner, q=BATHROOM_QUERY, mode=mode) == before[mode]
+
+    # The velvet comes to mean what the limestone means (as a new text model might make it),
+    # the materials themselves unchanged.
+    async with runtime.session_factory.begin() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        await session.execute(
+            text(
+                "UPDATE material_text_embeddings SET embedding = (SELECT embedding"
+                " FROM material_text_embeddings WHERE material_id = :jura)"
+                " WHERE material_id = :velvet"
+            ),
+            {"jura": uuid.UUID(made["jura"]["id"]), "velvet": uuid.UUID(made["velvet"]["id"])},
+        )
+    for mode in ("semantic", "hybrid"):
+        after = await _search(client, owner, q=BATHROOM_QUERY, mode=mode)
+        assert "VEL-001" in _codes(after)[:2], mode
+        assert after["total"] == before[mode]["total"] + 1, mode
 
 
 async def test_renaming_a_category_refreshes_its_materials_meaning(

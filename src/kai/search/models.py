@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base
@@ -46,6 +46,19 @@ class MaterialTextEmbedding(Base):
     document_hash: Mapped[str] = mapped_column(String(32))
     embedding: Mapped[list[float]] = mapped_column(HALFVEC(EMBEDDING_DIMENSIONS))
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class MaterialMeaningVersion(Base):
+    """Where an organization's text embeddings stand: a new number from a sequence on every
+    statement that writes or removes some, kept by triggers (see the meaning-versions
+    migration), never written by the application. Answers by meaning are kept under it."""
+
+    __tablename__ = "material_meaning_versions"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class ImageEmbedding(Base):

@@ -54,6 +54,7 @@ from kai.kit.pagination import CURSOR_HINT, InvalidCursor, decode_keyset, encode
 from kai.kit.replica import on_replica
 from kai.search import facet_index, words
 from kai.search.embeddings import EMBEDDING_DIMENSIONS
+from kai.search.models import MaterialMeaningVersion
 from kai.search.semantic_repository import nearest_materials
 
 # Markers ts_headline puts around matches; the service escapes the text and makes them <mark>.
@@ -211,6 +212,11 @@ _NEAREST_FOUND = (
     .order_by(_NEAREST.c.similarity.desc(), _NEAREST.c.id)
 )
 
+# Where an organization's text embeddings stand.
+_MEANING_VERSION = select(MaterialMeaningVersion.version).where(
+    MaterialMeaningVersion.organization_id == bindparam("organization_id", type_=Uuid())
+)
+
 
 def _vector_text(vector: Sequence[float]) -> str:
     """A vector as pgvector reads it: `[0.25,-1.5,...]`. Written once per vector the query
@@ -329,7 +335,7 @@ def _moment(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
 
 
-def _answer_key(query: SearchQuery, language: str) -> str:
+def _words_key(query: SearchQuery, language: str) -> str:
     """The query's words and filters, as answers worked out from them are kept under."""
     return repr(
         (
@@ -401,6 +407,9 @@ class SearchRepository:
         # What the facet columns keep of a query, and the columns as this request read them.
         self._kept_sets: dict[int, tuple[SearchQuery, _Kept]] = {}
         self._read_columns: facet_index.Columns | None = None
+        # Where the embeddings stood when this request first needed them (`_meaning`).
+        self._meaning_version: int | None = None
+        self._meaning_read = False
         self._filter_masks: dict[int, tuple[SearchQuery, NDArray[np.bool_]]] = {}
 
     def _tsquery(self, language: str, query: SearchQuery) -> ColumnElement[Any]:
@@ -460,12 +469,23 @@ class SearchRepository:
             return found[1]
         semantic = query.semantic
         assert semantic is not None
+        # Kept with the columns under the embeddings' version, like the counts.
+        remembered = None
+        if self._read_columns is not None and self.keeps_counts(query):
+            remembered = ("fused", self._answer_key(query, language))
+            kept: tuple[NDArray[np.bytes_], NDArray[np.float64]] | None
+            kept = self._read_columns.recall(remembered)
+            if kept is not None:
+                self._fused_sets[id(query)] = (query, kept)
+                return kept
         tree = None
         if semantic.mode == "hybrid" and self._read_columns is not None:
             tree = words.parse(await self._tsquery_text(language, query))
         if tree is not None:
             result = await self._fused_in_memory(query, language, tree)
             self._fused_sets[id(query)] = (query, result)
+            if remembered is not None:
+                self._held().remember(remembered, result)
             return result
         rows: Sequence[Sequence[Any]]
         if semantic.mode == "semantic":
@@ -509,6 +529,8 @@ class SearchRepository:
             np.array([float(row[1]) for row in rows], dtype=np.float64),
         )
         self._fused_sets[id(query)] = (query, result)
+        if remembered is not None:
+            self._held().remember(remembered, result)
         return result
 
     async def _nearest(
@@ -531,7 +553,7 @@ class SearchRepository:
         the catalog alone, so it is kept with the columns until they change (not from the
         replica, where a filter may ask the database a moment behind them)."""
         columns = self._held()
-        remembered = ("best by words", _answer_key(query, language))
+        remembered = ("best by words", _words_key(query, language))
         keep = not on_replica(self.session)
         found: NDArray[np.bytes_] | None = columns.recall(remembered) if keep else None
         if found is not None:
@@ -616,6 +638,8 @@ class SearchRepository:
         (`columns`), full-text results by relevance are chosen in memory (`_ranked_page`),
         sharing the match set with the facets."""
         worded = bool(query.text)
+        if query.semantic is not None:
+            await self._meaning(query.organization_id)
         sort = sort if worded or sort != "relevance" else "newest"
         values = None
         if cursor:
@@ -681,9 +705,10 @@ class SearchRepository:
         their counts are); None when it is not kept: without columns, by meaning (the
         embeddings change without the columns), or read on the replica (a moment behind
         them). Only the page's choice and order are kept: its materials are read anew."""
-        if self._read_columns is None or query.semantic is not None or on_replica(self.session):
+        if self._read_columns is None or on_replica(self.session):
             return None
-        return ("page", _answer_key(query, language), sort, limit, cursor)
+        key = self._answer_key(query, language)
+        return None if key is None else ("page", key, sort, limit, cursor)
 
     async def _hits(
         self, query: SearchQuery, language: str, page: Sequence[tuple[uuid.UUID, float | None]]
@@ -776,8 +801,10 @@ class SearchRepository:
         organization's columns in this process's memory (see kai.search.facet_index), which
         this repository has read (`columns`)."""
         columns = self._held()
+        if query.semantic is not None:
+            await self._meaning(query.organization_id)
         keep = self.keeps_counts(query)
-        remembered = ("counts", _answer_key(query, language), repr((enum_keys, numeric)))
+        remembered = ("counts", self._answer_key(query, language), repr((enum_keys, numeric)))
         found: FacetRows | None = columns.recall(remembered) if keep else None
         if found is not None:
             return found
@@ -793,13 +820,42 @@ class SearchRepository:
     def keeps_counts(self, query: SearchQuery) -> bool:
         """Whether `facets` keeps the query's counts with the columns until the catalog
         changes: the same counts are asked for again and again (browsing, each page of a
-        search, the same words from many people). Not those of meaning (the materials'
-        embeddings change without the columns), nor, on the read replica (a moment behind the
-        columns), those that ask the database (words, which may be a phrase, and property
-        filters, which may be on text)."""
+        search, the same words from many people). Those of meaning only under the version
+        of the embeddings `_meaning` read (they change without the columns); on the read
+        replica (a moment behind the columns), none of those, nor those that ask the database
+        (words, which may be a phrase, and property filters, which may be on text)."""
         if query.semantic is not None:
-            return False
+            return self._meaning_version is not None
         return not (on_replica(self.session) and (query.text or query.properties))
+
+    async def _meaning(self, organization_id: uuid.UUID) -> int | None:
+        """Where the organization's text embeddings stand (`MaterialMeaningVersion`), read
+        once per repository (that is, per request) before any answer by meaning is worked
+        out, so that one kept under it was worked out from embeddings at least that new. None
+        on the replica, or before the organization has any embedding."""
+        if not self._meaning_read:
+            self._meaning_read = True
+            if not on_replica(self.session):
+                rows = await self._fixed_rows(
+                    _MEANING_VERSION, {"organization_id": organization_id}, organization_id
+                )
+                self._meaning_version = int(rows[0][0]) if rows else None
+        return self._meaning_version
+
+    def _answer_key(self, query: SearchQuery, language: str) -> tuple[Any, ...] | None:
+        """What answers worked out from the query are kept under with the columns: its words
+        and filters, and for answers by meaning the embeddings' version `_meaning` read (None
+        without one: not kept)."""
+        words = _words_key(query, language)
+        semantic = query.semantic
+        if semantic is None:
+            return (words,)
+        if self._meaning_version is None:
+            return None
+        return (
+            words, semantic.mode, semantic.candidates, semantic.min_similarity,
+            semantic.rrf_k, self._meaning_version,
+        )  # fmt: skip
 
     async def columns(
         self, organization_id: uuid.UUID, shape: facet_index.Shape
