@@ -690,7 +690,7 @@ async def suggest(
     and the nearest names by trigrams cost up to tens of milliseconds of the database's time
     each. (A keystroke never reads a whole catalog into memory, and an answer read on the
     replica, a moment behind, is not kept.) `driver`: the primary's, for the columns'
-    catch-up.
+    catch-up and the suggestions' one statement.
     """
     typed = typed.strip()
     organization_id = actor.tenant_id
