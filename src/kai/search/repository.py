@@ -1,5 +1,7 @@
 """All SQL of search: PostgreSQL full-text search over the materials' weighted documents,
-filters, facet counts in one statement, and trigram suggestions."""
+filters and pages over the facet columns in memory (`kai.search.facet_index`), the nearest
+by meaning, and trigram suggestions. The statements every search makes are fixed ones, run on
+the primary's driver when the session allows (`SearchRepository._fixed_rows`)."""
 
 from __future__ import annotations
 
@@ -635,8 +637,10 @@ class SearchRepository:
         cursor: str | None,
     ) -> tuple[list[Hit], str | None]:
         """A page of the query's results. Once this repository has read the facet columns
-        (`columns`), full-text results by relevance are chosen in memory (`_ranked_page`),
-        sharing the match set with the facets."""
+        (`columns`), results by relevance (`_ranked_page`, sharing the match set with the
+        facets) and browsing newest first or by price (`_browsed_page`) are chosen in memory,
+        kept there until the catalog changes (`_page_key`), and only the page's materials are
+        read (`_hits`); the other orders are paged in SQL."""
         worded = bool(query.text)
         if query.semantic is not None:
             await self._meaning(query.organization_id)
