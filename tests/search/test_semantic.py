@@ -10,10 +10,12 @@ from httpx import AsyncClient
 from sqlalchemy import text
 
 from kai.catalog import transfers
+from kai.identity.actor import Actor
+from kai.identity.permissions import Permission
 from kai.kit.db import act_for
 from kai.kit.jobs.models import Job
 from kai.runtime import Runtime
-from kai.search import semantic
+from kai.search import semantic, service
 from tests.catalog.factories import create_category, create_material
 from tests.identity.factories import Member, member
 
@@ -194,6 +196,30 @@ async def test_answers_by_meaning_are_kept_until_the_embeddings_change(
         after = await _search(client, owner, q=BATHROOM_QUERY, mode=mode)
         assert "VEL-001" in _codes(after)[:2], mode
         assert after["total"] == before[mode]["total"] + 1, mode
+
+
+async def test_a_search_in_a_transaction_of_its_own_reads_the_embeddings_version_itself(
+    runtime: Runtime, client: AsyncClient
+) -> None:
+    # A search that began its transaction before searching takes no statement on the
+    # driver: it reads where the embeddings stand in its own session, and finds as the API.
+    owner = await member(runtime, client)
+    await _catalog(client, owner)
+    await _embed(runtime, owner)
+    through_api = await _search(client, owner, q=BATHROOM_QUERY)
+    actor = Actor(
+        kind="user", organization_id=owner.organization_id,
+        permissions=frozenset({Permission.MATERIALS_READ}), user_id=owner.user.id, role="owner",
+    )  # fmt: skip
+    request = service.SearchRequest(text=BATHROOM_QUERY, mode="hybrid", sort="relevance")
+    async with runtime.session_factory() as session:
+        await act_for(session, organization_id=owner.organization_id)
+        for _ in range(2):
+            found = await service.search(
+                session, actor=actor, request=request, driver=runtime.driver
+            )
+            assert [hit.material.code for hit in found.items] == _codes(through_api)
+            assert found.total == through_api["total"]
 
 
 async def test_renaming_a_category_refreshes_its_materials_meaning(

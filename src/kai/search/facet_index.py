@@ -145,15 +145,18 @@ SELECT 'word', w.lexeme, NULL, NULL, NULL, string_agg(int4send(m.n), ''),
 """
 
 
-# What `caught_up` asks first: what `_READ`'s first row says, and whether any row was written
+# What `caught_up` asks first: what `_READ`'s first row says, whether any row was written
 # since `since` (the read of those rows plans for about a millisecond: most searches find
-# none). Positional parameters: organization (three times), since.
+# none), and where the text embeddings stand (`Standing`). Positional parameters:
+# organization (four times), since.
 _PROBE = """
 SELECT (SELECT s.search_language::text FROM catalog_settings s
          WHERE s.organization_id = %s) AS language,
        pg_current_xact_id_if_assigned()::text AS form,
        (SELECT v.version::text FROM category_tree_versions v
          WHERE v.organization_id = %s) AS version,
+       (SELECT e.version FROM material_meaning_versions e
+         WHERE e.organization_id = %s) AS meaning,
        pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
        EXISTS (SELECT FROM materials m
                 WHERE m.organization_id = %s AND m.changed_xid >= CAST(%s AS xid8)) AS written
@@ -671,44 +674,59 @@ async def current(session: AsyncSession, organization_id: uuid.UUID, *, shape: S
         return _hold(columns)
 
 
+@dataclass(frozen=True)
+class Standing:
+    """What `caught_up`'s first statement read besides the columns' news: where the
+    organization's text embeddings stand (`material_meaning_versions`; None before any)."""
+
+    meaning_version: int | None
+
+
 async def caught_up(
     session: AsyncSession, organization_id: uuid.UUID, driver: Driver | None = None
-) -> Columns | None:
+) -> tuple[Columns | None, Standing | None]:
     """The organization's columns caught up with what `session` can see, in their shape, when
     this process holds them and the category tree has not changed since their last read; None
     otherwise (nothing read again: the caller reads the tree, then `current` in its shape).
     Their `tree_version` is then the tree's version as the catch-up's statement saw it.
 
     With `driver` (the primary's, for a session that has written nothing), whether anything
-    changed is asked there, in one statement of its own; the rows that did are read in
+    changed is asked there, in one statement of its own that also says where the embeddings
+    stand (the `Standing`; None without a driver); the rows that did change are read in
     `session`."""
     lock = _cache.locks.setdefault(organization_id, asyncio.Lock())
     async with lock:
         columns = _cache.columns.get(organization_id)
         if columns is None or columns.xmin is None or _worn(columns):
-            return None
+            return None, None
+        standing = None
         if driver is not None:
-            language, form, version, xmin, written = (
+            language, form, version, meaning, xmin, written = (
                 await driver.scoped_rows(
                     _PROBE,
-                    (organization_id, organization_id, organization_id, columns.xmin),
+                    (*(organization_id,) * 4, columns.xmin),
                     organization_id=organization_id,
                 )
             )[0]
+            standing = Standing(meaning)
             if not written and form is None:
                 if (int(version) if version is not None else None) != columns.tree_version:
-                    _cache.columns.pop(organization_id, None)
-                    return None
+                    _forget(organization_id)
+                    return None, standing
                 # Nothing to read: the next catch-up starts from here.
                 columns.xmin, columns.language = xmin, language
-                return _hold(columns)
+                return _hold(columns), standing
         rows = await _read(session, columns)
         if _version(rows) != columns.tree_version:
-            # Read again whole in the new tree's shape by the next `current`; meanwhile no
-            # caller catches these up again and again from where they stood.
-            _cache.columns.pop(organization_id, None)
-            return None
-        return _hold(_applied(columns, rows))
+            _forget(organization_id)
+            return None, standing
+        return _hold(_applied(columns, rows)), standing
+
+
+def _forget(organization_id: uuid.UUID) -> None:
+    """Drop the columns of a changed category tree: the next `current` reads them whole in
+    the new tree's shape; meanwhile no caller catches them up again and again."""
+    _cache.columns.pop(organization_id, None)
 
 
 def _worn(columns: Columns) -> bool:

@@ -642,7 +642,8 @@ class SearchRepository:
         kept there until the catalog changes (`_page_key`), and only the page's materials are
         read (`_hits`); the other orders are paged in SQL."""
         worded = bool(query.text)
-        if query.semantic is not None:
+        if query.semantic is not None and self._read_columns is not None:
+            # Answers by meaning are kept with the columns: under the embeddings' version.
             await self._meaning(query.organization_id)
         sort = sort if worded or sort != "relevance" else "newest"
         values = None
@@ -706,9 +707,9 @@ class SearchRepository:
     ) -> tuple[Any, ...] | None:
         """What a page of the query is kept under with the columns this repository read,
         until the catalog changes (the same first pages are asked for again and again, as
-        their counts are); None when it is not kept: without columns, by meaning (the
-        embeddings change without the columns), or read on the replica (a moment behind
-        them). Only the page's choice and order are kept: its materials are read anew."""
+        their counts are); None when it is not kept: without columns, by meaning without the
+        embeddings' version (`_answer_key`), or read on the replica (a moment behind them).
+        Only the page's choice and order are kept: its materials are read anew."""
         if self._read_columns is None or on_replica(self.session):
             return None
         key = self._answer_key(query, language)
@@ -835,8 +836,9 @@ class SearchRepository:
     async def _meaning(self, organization_id: uuid.UUID) -> int | None:
         """Where the organization's text embeddings stand (`MaterialMeaningVersion`), read
         once per repository (that is, per request) before any answer by meaning is worked
-        out, so that one kept under it was worked out from embeddings at least that new. None
-        on the replica, or before the organization has any embedding."""
+        out, so that one kept under it was worked out from embeddings at least that new: by
+        the columns' catch-up on the driver (`caught_up`), else here. None on the replica, or
+        before the organization has any embedding."""
         if not self._meaning_read:
             self._meaning_read = True
             if not on_replica(self.session):
@@ -874,9 +876,13 @@ class SearchRepository:
 
     async def caught_up(self, organization_id: uuid.UUID) -> facet_index.Columns | None:
         """`facet_index.caught_up`: the columns held, caught up while the tree stands."""
-        self._read_columns = await facet_index.caught_up(
+        self._read_columns, standing = await facet_index.caught_up(
             self.session, organization_id, self._driver
         )
+        if standing is not None and not self._meaning_read:
+            # Read in the same statement, before any answer by meaning is worked out.
+            self._meaning_read = True
+            self._meaning_version = standing.meaning_version
         return self._read_columns
 
     async def _fixed_rows(
