@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -182,6 +184,28 @@ async def test_sorting_and_pages(runtime: Runtime, client: AsyncClient) -> None:
         )
         assert refused.status_code == 400, refused.text
         assert refused.json()["type"].endswith("/invalid-cursor")
+    # Browsing's cursors too (pages chosen in memory): empty, or a moment without its offset
+    # (the server's own always carry one).
+    some_id = uuid.uuid4()
+    written_by_hand = base64.urlsafe_b64encode(b'[{"t": 5}, {"u": 7}]').decode().rstrip("=")
+    for cursor, sort in (
+        (empty, "newest"),
+        (empty, "price_desc"),
+        (encode_cursor([datetime(2026, 1, 1), some_id]), "newest"),
+        (written_by_hand, "newest"),
+    ):
+        refused = await client.get(
+            f"/api/v1/search?sort={sort}&cursor={cursor}", headers=owner.headers
+        )
+        assert refused.status_code == 400, (sort, refused.text)
+        assert refused.json()["type"].endswith("/invalid-cursor")
+    # One the server wrote is taken back.
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    taken = await client.get(
+        f"/api/v1/search?sort=newest&cursor={encode_cursor([moment, some_id])}",
+        headers=owner.headers,
+    )
+    assert taken.status_code == 200, taken.text
 
 
 async def test_snippets_mark_the_matches_and_escape_the_rest(

@@ -73,8 +73,14 @@ def _encode_value(value: Any) -> Any:
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         ((tag, raw),) = value.items()
+        if not isinstance(raw, str):
+            raise ValueError("a tagged value is written as text")
         if tag == "t":
-            return datetime.fromisoformat(raw)
+            moment = datetime.fromisoformat(raw)
+            # Every moment a list orders by has its offset, and so has every cursor written.
+            if moment.tzinfo is None:
+                raise ValueError("a moment without its offset")
+            return moment
         if tag == "u":
             return uuid.UUID(raw)
     if isinstance(value, str | int | float | bool) or value is None:
