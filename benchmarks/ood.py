@@ -9,7 +9,7 @@ Each development set (a folder per class; at most `--per-class` photos of each, 
 fixed seed, so that a run stays modest on a shared machine) is embedded once by the default
 backbones, as `kai train` embeds. Then, per set, stratified `--folds`-fold: a model trained on
 all folds but one exactly as `kai train` trains one (`train_recognizer`), and each of its
-answers judged as a recognition is (`recognition.service.judge`, the default confidence
+answers judged as a recognition is (`kai.ml.inference.judge`, the default confidence
 threshold) under two rules:
 
 - *before* (issue 14): unknown when the confidence is under the threshold, or when the photo's
@@ -44,10 +44,10 @@ from sklearn.model_selection import StratifiedKFold
 
 from kai.config import Settings
 from kai.ml.evaluation import LabeledImages, embed_folder, find_labeled_images
+from kai.ml.inference import judge
 from kai.ml.likeness import NearestCentre
-from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer, train_recognizer
-from kai.recognition.service import DEFAULT_CONFIDENCE, judge
+from kai.recognition.service import DEFAULT_CONFIDENCE
 from kai.vision import non_materials
 from kai.vision.backbones import DEFAULT_BACKBONES, Backbone, get_backbone
 from kai.vision.preprocessing import prepare_views
@@ -135,14 +135,14 @@ def _old_rule(recognizer: Recognizer, rows: np.ndarray, labels: np.ndarray) -> R
 
 def _reasons(recognizer: Recognizer, embeddings: dict[str, np.ndarray]) -> np.ndarray:
     """Why each photo is answered unknown ("" when it is not), as a recognition would be."""
-    verdicts = judge(
+    judged = judge(
         recognizer,
-        ModelVersion(labels=[]),
         embeddings,
+        category_ids={},
         top_k=1,
         confidence_threshold=DEFAULT_CONFIDENCE,
     )
-    return np.asarray([verdict.unknown_reason or "" for verdict in verdicts])
+    return np.asarray([reason or "" for _, reason in judged])
 
 
 def _share(flags: np.ndarray) -> float:

@@ -262,6 +262,17 @@ class VisionSettings(BaseModel):
     sandbox: ModelSandboxSettings = Field(default_factory=ModelSandboxSettings)
 
 
+class MlSettings(BaseModel):
+    """Models in memory: one cache per process (`kai.kit.model_cache`) holds the loaded image
+    backbones, uploaded models' process pools, and each model version's heads."""
+
+    # Entries kept at most (the least recently used goes first). A built-in backbone is
+    # 20-60 MB in memory, a version's heads a few hundred KB.
+    cache_size: int = Field(default=24, ge=1)
+    # What no recognition or training used for this long is let go.
+    cache_idle_seconds: float = Field(default=1800.0, gt=0)
+
+
 class OutboundSettings(BaseModel):
     """Requests the server makes to URLs that organizations name (SSO issuers, later webhooks
     and connectors): only to public addresses over https, unless listed here."""
@@ -339,6 +350,7 @@ class Settings(BaseSettings):
     images: ImageSettings = Field(default_factory=ImageSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
+    ml: MlSettings = Field(default_factory=MlSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     # Derives the default token key and encrypts stored secrets (TOTP seeds, SSO client

@@ -18,6 +18,7 @@ from kai.kit.driver import Driver, PooledDriver
 from kai.kit.images import ImageLimits
 from kai.kit.jws import KeySet
 from kai.kit.metrics import DB_POOL, PoolStats
+from kai.kit.model_cache import MODELS
 from kai.kit.outbound import OutboundClient, OutboundPolicy
 from kai.kit.passwords import Passwords
 from kai.kit.pgembed import EmbeddedPostgres, memory_options
@@ -106,6 +107,9 @@ class Runtime:
     def __post_init__(self) -> None:
         # A process serves one runtime; /metrics reports the newest one's pool.
         DB_POOL.read_stats = self.pool_stats
+        MODELS.configure(
+            size=self.settings.ml.cache_size, idle_seconds=self.settings.ml.cache_idle_seconds
+        )
 
     @property
     def job_settings(self) -> JobSettings:

@@ -18,7 +18,7 @@ from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params, paginate_chained
 from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import RequestModel
-from kai.ml import image_models, training
+from kai.ml import image_models, training, versions
 from kai.ml.models import ImageModel
 from kai.ml.schemas import ImageModelRead, ModelVersionRead
 from kai.ml.training import TrainingOptions
@@ -49,9 +49,9 @@ async def train(
 async def list_versions(
     actor: ModelsRead, session: DbSession, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[ModelVersionRead]:
-    versions, cursor = await training.list_versions(session, actor=actor, params=page)
+    found, cursor = await versions.list_versions(session, actor=actor, params=page)
     return Page[ModelVersionRead](
-        items=[ModelVersionRead.model_validate(version) for version in versions],
+        items=[ModelVersionRead.model_validate(version) for version in found],
         next_cursor=cursor,
     )
 
@@ -60,7 +60,7 @@ async def list_versions(
 async def get_version(
     version_id: uuid.UUID, actor: ModelsRead, session: DbSession
 ) -> ModelVersionRead:
-    version = await training.get_version(session, actor=actor, version_id=version_id)
+    version = await versions.get_version(session, actor=actor, version_id=version_id)
     return ModelVersionRead.model_validate(version)
 
 
@@ -72,7 +72,7 @@ async def get_version(
 async def activate(
     version_id: uuid.UUID, actor: ModelsDeploy, session: DbSession
 ) -> ModelVersionRead:
-    version = await training.activate_version(session, actor=actor, version_id=version_id)
+    version = await versions.activate_version(session, actor=actor, version_id=version_id)
     return ModelVersionRead.model_validate(version)
 
 

@@ -30,6 +30,7 @@ from kai.identity.actor import Actor
 from kai.kit.db import new_id
 from kai.kit.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from kai.kit.jobs.tasks import delete_after_commit
+from kai.kit.model_cache import MODELS
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
@@ -188,6 +189,7 @@ async def delete(
     # The file goes once the row's removal has committed: a rollback keeps both.
     await delete_after_commit(session, [model.storage_key], organization_id=actor.tenant_id)
     # Its children stop now; a rollback only means one starts again when next asked.
+    MODELS.discard(("uploaded-model", actor.tenant_id, model.id))
     sandboxed.forget(actor.tenant_id, model.id)
     # This server's copy too (others keep theirs, unused: no version can name it now).
     local = _local_copy(settings, actor.tenant_id, model.id)
@@ -245,6 +247,13 @@ async def load_backbone(
     if not path.is_file():
         data = await storage.read(model.storage_key)
         await asyncio.to_thread(_place, path, data, {**model.spec, "name": name})
+    # The model's pool of children counts as one entry of the process's model cache: left
+    # unused past its bounds, the pool is forgotten and its children stop.
+    MODELS.put(
+        ("uploaded-model", organization_id, model.id),
+        model.id,
+        on_evict=lambda model_id: sandboxed.forget(organization_id, model_id),
+    )
     return sandboxed.backbone(
         organization_id=organization_id,
         model_id=model.id,

@@ -26,9 +26,8 @@ from kai.catalog.models import Category
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.db import new_id
-from kai.kit.errors import KaiError, NotFound
+from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
-from kai.kit.pagination import PageParams
 from kai.kit.schemas import RequestModel
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
@@ -37,6 +36,7 @@ from kai.ml.models import ModelVersion
 from kai.ml.recognizer import NotEnoughPhotos, Recognizer, photos_shortfall, train_recognizer
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
 from kai.ml.service import material_label
+from kai.ml.versions import preparation
 from kai.vision import non_materials
 from kai.vision.backbones import DEFAULT_BACKBONES, Backbone
 from kai.vision.preprocessing import Enhancement, prepare_views
@@ -53,14 +53,7 @@ NON_MATERIALS_SEED = 2026
 MAX_LABELS = 2000
 
 Progress = Callable[[int, int | None], Awaitable[None]]
-
-
-class ModelVersionNotFound(NotFound):
-    type, title = "model-version-not-found", "No such model version"
-
-
-class ModelNotReady(KaiError):
-    status, type, title = 409, "model-not-ready", "The model version is not ready"
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 class TrainingOptions(RequestModel):
@@ -143,39 +136,6 @@ async def new_version(
             created_by=actor.author,
         )
     )
-
-
-async def version_numbers(session: AsyncSession, *, actor: Actor) -> dict[uuid.UUID, int]:
-    return await ModelVersionRepository(session).numbers(actor.tenant_id)
-
-
-async def list_versions(
-    session: AsyncSession, *, actor: Actor, params: PageParams
-) -> tuple[list[ModelVersion], str | None]:
-    return await ModelVersionRepository(session).list_page(actor.tenant_id, params)
-
-
-async def get_version(
-    session: AsyncSession, *, actor: Actor, version_id: uuid.UUID
-) -> ModelVersion:
-    found = await ModelVersionRepository(session).get(actor.tenant_id, version_id)
-    if found is None:
-        raise ModelVersionNotFound(f"No model version {version_id} in this organization.")
-    return found
-
-
-async def activate_version(
-    session: AsyncSession, *, actor: Actor, version_id: uuid.UUID
-) -> ModelVersion:
-    repository = ModelVersionRepository(session)
-    version = await get_version(session, actor=actor, version_id=version_id)
-    if version.status != "ready":
-        raise ModelNotReady(
-            f"Version {version.number} is {version.status}; only a ready one can be active."
-        )
-    await repository.activate(actor.tenant_id, version.id)
-    await session.refresh(version)
-    return version
 
 
 def _label_of(
@@ -393,19 +353,6 @@ def measure_non_materials(
     }
 
 
-def enhancement_for(version: ModelVersion, settings: Settings) -> Enhancement:
-    """How photos are prepared for `version`, in its training and every recognition by it:
-    the server's corrections, and the version's own test-time augmentation."""
-    return Enhancement(
-        white_balance=settings.vision.white_balance,
-        clahe=settings.vision.clahe,
-        mirrored=bool(version.options.get("test_time_augmentation")),
-    )
-
-
-Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-
-
 @dataclass(frozen=True)
 class _Plan:
     """What one training run works from, read in one short transaction."""
@@ -450,7 +397,7 @@ async def run_training(
         plan.examples,
         backbones,
         limits=limits,
-        enhancement=enhancement_for(version, settings),
+        enhancement=preparation(version, settings),
         progress=progress,
     )
     labels = [example.label for example in kept]
@@ -466,7 +413,7 @@ async def run_training(
             measure_non_materials,
             recognizer,
             backbones,
-            enhancement=enhancement_for(version, settings),
+            enhancement=preparation(version, settings),
             limits=limits,
         )
     except KaiError as exc:
@@ -630,12 +577,6 @@ async def record_failure(
         version.status = "failed"
         version.error = reason[:2000]
         await session.flush()
-
-
-async def load_recognizer(storage: ObjectStorage, version: ModelVersion) -> Recognizer:
-    if version.artifact_key is None:
-        raise ModelNotReady(f"Version {version.number} has no trained heads.")
-    return Recognizer.from_bytes(await storage.read(version.artifact_key))
 
 
 def _text(value: uuid.UUID | None) -> str | None:

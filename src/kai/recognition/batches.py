@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import ColumnElement, and_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +25,6 @@ from kai.kit.images import (
     EXTENSIONS,
     ImageFormat,
     ImageLimits,
-    InspectedImage,
     read_header,
     without_trailer,
 )
@@ -36,26 +33,19 @@ from kai.kit.spreadsheets import CsvWriter
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.kit.storage.transactional import put_for_transaction
+from kai.ml import inference
 from kai.ml import service as ml
-from kai.ml import training
-from kai.ml.models import ModelVersion
-from kai.ml.recognizer import Recognizer
-from kai.ml.serving import recognizer_of
 from kai.recognition import projects, service
 from kai.recognition.models import Recognition, RecognitionBatch, RecognitionBatchItem
 from kai.recognition.repository import ProjectRepository, in_visible_project
 from kai.search import visual
 from kai.search.service import visual_filter
-from kai.vision.backbones import Backbone
-from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
-from kai.vision.backbones.sandboxed import ImageModelFailed, ImageModelsBusy
-from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_upload
 
 MAX_PHOTOS = 1000
 # Files a zip may list (hidden files and resource forks count, so more than the photos).
 MAX_ZIP_ENTRIES = 4 * MAX_PHOTOS
-# Photos a worker thread embeds per chunk of a batch: enough to keep each core busy while
-# the previous chunk is recorded, few enough that progress moves often.
+# Photos each of the predictor's workers gets per chunk of a batch: enough to keep every core
+# busy while the previous chunk is recorded, few enough that progress moves often.
 PHOTOS_PER_WORKER = 8
 RESULT_COLUMNS = (
     "position", "file_name", "status", "error", "recognition_id", "label", "confidence",
@@ -154,7 +144,7 @@ async def create_batch(
 
     organization_id = actor.tenant_id
     if await ml.active_version(session, organization_id=organization_id) is None:
-        raise service.NoTrainedModel("Train a model first: a batch is recognized by one.")
+        raise inference.NoTrainedModel("Train a model first: a batch is recognized by one.")
     if options.project_id is not None:
         await projects.open_project(session, actor=actor, project_id=options.project_id)
     batch = RecognitionBatch(
@@ -199,66 +189,11 @@ async def create_batch(
     return batch
 
 
-@dataclass
-class _Embedded:
-    """One photo of a batch as the worker threads leave it: prepared and embedded, or why not."""
-
-    position: int
-    inspected: InspectedImage | None = None
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-def _embed_share(
-    photos: Sequence[tuple[int, bytes | None]],
-    backbones: Sequence[Backbone],
-    enhancement: Enhancement,
-    limits: ImageLimits,
-) -> list[_Embedded]:
-    """In a worker thread: decode and embed some of a chunk's photos, every backbone, one call
-    each (the runtimes leave the GIL, so the threads share the cores)."""
-    sides = sorted({backbone.input_side for backbone in backbones})
-    done: list[_Embedded] = []
-    views: list[PreparedViews] = []
-    for position, data in photos:
-        if data is None:
-            done.append(_Embedded(position, error="The photo's stored file is missing."))
-            continue
-        try:
-            inspected, prepared = prepare_upload(
-                data, sides=sides, enhancement=enhancement, limits=limits
-            )
-        except KaiError as exc:
-            done.append(_Embedded(position, error=(exc.detail or exc.title)[:2000]))
-            continue
-        done.append(_Embedded(position, inspected, timings=dict(prepared.timings)))
-        views.append(prepared)
-    embedded = [photo for photo in done if photo.error is None]
-    for backbone in backbones:
-        started = time.perf_counter()
-        try:
-            rows = backbone.embed([prepared.views[backbone.input_side] for prepared in views])
-        except (ImageModelFailed, ImageModelsBusy) as exc:
-            # The organization's uploaded model, in its sandbox (or none of its processes
-            # free): these photos fail with why.
-            for photo in embedded:
-                photo.error = (exc.detail or exc.title)[:2000]
-            break
-        each = round((time.perf_counter() - started) * 1000 / max(1, len(views)), 3)
-        for photo, row in zip(embedded, rows, strict=True):
-            photo.vectors[backbone.name] = row
-            photo.timings[f"embed.{backbone.name}"] = each
-    return done
-
-
 @dataclass(frozen=True)
 class _Recognizing:
     """What every photo of one batch is recognized with, loaded once for the batch."""
 
-    version: ModelVersion
-    recognizer: Recognizer
-    backbones: list[Backbone]
+    predictor: inference.Predictor
     options: service.RecognitionOptions
     similarity_filter: tuple[list[uuid.UUID] | None, dict[str, Any] | None]
     confidence_threshold: float
@@ -298,32 +233,25 @@ async def run_batch(
                 .order_by(RecognitionBatchItem.position)
             )
         ).all()
-        recognizing = await _recognizing(session, storage, actor, batch, settings)
+        recognizing = await _recognizing(session, storage, actor, batch, settings, limits)
         total = batch.total
         finished = batch.done + batch.failed
     started = spent.lap("loading", started)
-    workers = settings.vision.batch_workers or max(1, os.cpu_count() or 1)
-    chunk_size = PHOTOS_PER_WORKER * workers
-    enhancement = training.enhancement_for(recognizing.version, settings)
+    chunk_size = PHOTOS_PER_WORKER * recognizing.predictor.workers
     recording: asyncio.Task[int] | None = None
     try:
         for start in range(0, len(pending), chunk_size):
             chunk = pending[start : start + chunk_size]
             datas = await asyncio.gather(*(_read(storage, key) for _, key in chunk))
-            photos = [(position, data) for (position, _), data in zip(chunk, datas, strict=True)]
-            shares = await asyncio.gather(
-                *(
-                    asyncio.to_thread(
-                        _embed_share,
-                        photos[worker::workers],
-                        recognizing.backbones,
-                        enhancement,
-                        limits,
-                    )
-                    for worker in range(workers)
-                )
+            predictions = await recognizing.predictor.predict_many(
+                datas,
+                top_k=recognizing.options.top_k,
+                confidence_threshold=recognizing.confidence_threshold,
             )
-            embedded = sorted((photo for share in shares for photo in share), key=_position)
+            predicted = [
+                (position, prediction)
+                for (position, _), prediction in zip(chunk, predictions, strict=True)
+            ]
             started = spent.lap("embedding", started)
             if recording is not None:
                 finished = await recording
@@ -333,11 +261,10 @@ async def run_batch(
             recording = asyncio.create_task(
                 _record(
                     sessions,
-                    storage,
                     batch_id,
                     organization_id,
                     recognizing,
-                    embedded,
+                    predicted,
                     dict(chunk),
                 )
             )
@@ -370,20 +297,21 @@ async def _read(storage: ObjectStorage, key: str) -> bytes | None:
         return None
 
 
-def _position(photo: _Embedded) -> int:
-    return photo.position
-
-
 async def _recognizing(
     session: AsyncSession,
     storage: ObjectStorage,
     actor: Actor,
     batch: RecognitionBatch,
     settings: Settings,
+    limits: ImageLimits,
 ) -> _Recognizing:
-    version = await ml.active_version(session, organization_id=batch.organization_id)
-    if version is None:
-        raise service.NoTrainedModel("The organization's model was withdrawn: train one again.")
+    predictor = await inference.predictor_for(
+        session,
+        storage,
+        organization_id=batch.organization_id,
+        settings=settings,
+        limits=limits,
+    )
     options = service.RecognitionOptions(
         top_k=int(batch.options.get("top_k", 5)),
         similar_k=int(batch.options.get("similar_k", 10)),
@@ -393,12 +321,9 @@ async def _recognizing(
         filters=tuple(batch.options.get("filters") or ()),
         project_id=batch.project_id,
     )
-    recognizer = await recognizer_of(storage, version)
     thresholds = await service.recognition_settings(session, actor=actor)
     return _Recognizing(
-        version=version,
-        recognizer=recognizer,
-        backbones=await service.backbones_for(session, storage, version, recognizer, settings),
+        predictor=predictor,
         options=options,
         similarity_filter=await visual_filter(
             session, actor=actor, category_id=options.category_id, filters=options.filters
@@ -410,36 +335,20 @@ async def _recognizing(
 
 async def _record(
     sessions: Callable[[], Any],
-    storage: ObjectStorage,
     batch_id: uuid.UUID,
     organization_id: uuid.UUID,
     recognizing: _Recognizing,
-    embedded: Sequence[_Embedded],
+    predicted: Sequence[tuple[int, inference.Prediction]],
     keys: dict[int, str],
 ) -> int:
-    """Classify a chunk's photos together, find each one's similar materials, and record the
-    recognitions, the items and the batch's counts in one transaction. Returns the photos of
-    the batch finished so far.
+    """Find each predicted photo's similar materials, and record the recognitions, the items
+    and the batch's counts in one transaction. Returns the photos of the batch finished so
+    far.
 
     Each photo is recorded once: a second worker handed the same job while the first still
     runs (a stalled job recovered) records only what the first has not.
     """
-    started = time.perf_counter()
-    good = [photo for photo in embedded if photo.error is None]
-    verdicts: list[service.Verdict] = []
-    if good:
-        vectors = {
-            backbone.name: np.stack([photo.vectors[backbone.name] for photo in good])
-            for backbone in recognizing.backbones
-        }
-        verdicts = service.judge(
-            recognizing.recognizer,
-            recognizing.version,
-            vectors,
-            top_k=recognizing.options.top_k,
-            confidence_threshold=recognizing.confidence_threshold,
-        )
-    classified = round((time.perf_counter() - started) * 1000 / max(1, len(good)), 3)
+    version = recognizing.predictor.version
     async with sessions() as session:
         project_id = recognizing.options.project_id
         if project_id is not None:
@@ -468,30 +377,32 @@ async def _record(
             ).all()
         }
         judged = [
-            (photo, verdict)
-            for photo, verdict in zip(good, verdicts, strict=True)
-            if photo.position in items
+            (position, prediction)
+            for position, prediction in predicted
+            if prediction.failure is None and position in items
         ]
         unreadable = [
-            photo for photo in embedded if photo.error is not None and photo.position in items
+            (position, prediction.failure)
+            for position, prediction in predicted
+            if prediction.failure is not None and position in items
         ]
         begun = time.perf_counter()
         similar_each = await visual.similar_materials_each(
             session,
-            vectors=[photo.vectors[SIMILARITY_BACKBONE].tolist() for photo, _ in judged],
+            vectors=[prediction.similarity_vector for _, prediction in judged],
             how_many=recognizing.options.similar_k,
             category_ids=recognizing.similarity_filter[0],
             properties=recognizing.similarity_filter[1],
         )
         searched = round((time.perf_counter() - begun) * 1000 / max(1, len(judged)), 3)
-        for (photo, verdict), similar in zip(judged, similar_each, strict=True):
-            item = items[photo.position]
-            inspected = photo.inspected
+        for (position, prediction), similar in zip(judged, similar_each, strict=True):
+            item = items[position]
+            inspected = prediction.inspected
             assert inspected is not None
             recognition = Recognition(
                 id=new_id(),
                 organization_id=organization_id,
-                model_version_id=recognizing.version.id,
+                model_version_id=version.id,
                 project_id=project_id,
                 # The batch's copy of the photo is the recognition's.
                 image_key=item.image_key,
@@ -502,18 +413,19 @@ async def _record(
                 file_name=item.file_name,
                 created_by=recognizing.author,
             )
-            verdict.apply(recognition, similar)
-            photo.timings["classify"] = classified
-            photo.timings["similar"] = searched
+            service.apply_prediction(recognition, prediction, similar)
+            timings = dict(prediction.timings)
+            timings["similar"] = searched
             # A photo's own steps; the chunk's share of the waiting is not counted.
-            photo.timings["total"] = round(sum(photo.timings.values()), 3)
-            recognition.timings = photo.timings
+            timings["total"] = round(sum(timings.values()), 3)
+            recognition.timings = timings
             session.add(recognition)
             item.status = "recognized"
             item.recognition_id = recognition.id
-        for photo in unreadable:
-            items[photo.position].status = "failed"
-            items[photo.position].error = photo.error
+        for position, failure in unreadable:
+            assert failure is not None
+            items[position].status = "failed"
+            items[position].error = (failure.detail or failure.title)[:2000]
         await session.flush()
         # Counted by what this transaction changed, added to the row as it is when the
         # update runs: counts stay right whoever else records photos of the batch.

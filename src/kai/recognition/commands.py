@@ -57,9 +57,7 @@ def dataset_import(
     from kai.catalog.transfers import operator_for
     from kai.kit.db import act_for, scoped_transaction
     from kai.ml.datasets import import_folder
-    from kai.search.visual import refresh_image_embeddings
-    from kai.vision.backbones import get_backbone
-    from kai.vision.backbones.efficientnet import NAME
+    from kai.search.visual import catalog_backbone, refresh_image_embeddings
 
     if materials not in ("label", "image"):
         _fail("--materials is label or image")
@@ -88,9 +86,7 @@ def dataset_import(
                     progress=progress,
                 )
             bar.update(task, description="embedding for similarity", completed=0, total=None)
-            backbone = get_backbone(
-                NAME, model_dir=settings.model_dir, threads=settings.vision.threads
-            )
+            backbone = catalog_backbone(settings)
             async with scoped_transaction(
                 runtime.session_factory, organization_id=actor.organization_id
             ) as session:
@@ -163,7 +159,7 @@ def train(
     from kai.catalog.transfers import operator_for
     from kai.kit.db import act_for, scoped_transaction
     from kai.kit.errors import KaiError
-    from kai.ml import training
+    from kai.ml import training, versions
     from kai.ml.schemas import ModelVersionRead
     from kai.runtime import run_with_runtime
 
@@ -220,7 +216,7 @@ def train(
                 )
             raise
         async with sessions() as session:
-            trained = await training.get_version(session, actor=actor, version_id=version_id)
+            trained = await versions.get_version(session, actor=actor, version_id=version_id)
             return ModelVersionRead.model_validate(trained).model_dump(mode="json")
 
     try:
@@ -277,6 +273,7 @@ def recognize(
     from kai.catalog.transfers import operator_for
     from kai.kit.db import act_for, scoped_transaction
     from kai.kit.errors import KaiError
+    from kai.ml import inference
     from kai.recognition import service
 
     settings = command_settings()
@@ -305,7 +302,7 @@ def recognize(
                         settings=settings,
                         limits=runtime.image_limits,
                     )
-            except service.NoTrainedModel:
+            except inference.NoTrainedModel:
                 raise
             except KaiError as exc:
                 answers.append({"photo": str(photo), "error": exc.detail or exc.title})

@@ -22,7 +22,7 @@ from kai.kit.pagination import Page, PageParams, page_params
 from kai.kit.routing import IndexedRouter
 from kai.kit.schemas import Instant, RequestModel
 from kai.kit.threads import IMAGE_CHECKS
-from kai.ml import training
+from kai.ml import versions
 from kai.recognition import batches, service
 from kai.recognition.models import Recognition
 from kai.recognition.schemas import (
@@ -192,7 +192,7 @@ async def list_recognitions(
         until=until,
         params=page,
     )
-    numbers = await training.version_numbers(session, actor=actor)
+    numbers = await versions.version_numbers(session, actor=actor)
     return Page[RecognitionRead](
         items=[_read(row, numbers) for row in rows], next_cursor=next_cursor
     )
@@ -235,7 +235,7 @@ async def get_recognition(
     recognition_id: uuid.UUID, actor: RecognitionsRead, session: DbSession
 ) -> RecognitionRead:
     recognition = await service.get_recognition(session, actor=actor, recognition_id=recognition_id)
-    return _read(recognition, await training.version_numbers(session, actor=actor))
+    return _read(recognition, await versions.version_numbers(session, actor=actor))
 
 
 @router.get(

@@ -1,9 +1,9 @@
 """Recognizing a photo: what material it is, how sure KAI is, and which catalog materials look
 most like it; what people say of the answer; each organization's thresholds.
 
-upload -> validate and decode (vision) -> embed with the active version's backbones (vision)
--> classify with its heads (ml) -> nearest catalog images (search) -> store the photo and the
-answer -> answer with predictions, similar materials and per-step timings.
+upload -> the organization's predictor (ml: decoded, embedded by the version's backbones,
+classified by its heads) -> nearest catalog images (search) -> store the photo and the answer
+-> answer with predictions, similar materials and per-step timings.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog import categories
@@ -25,13 +24,15 @@ from kai.catalog.models import Category, Material
 from kai.config import Settings
 from kai.identity.actor import Actor
 from kai.kit.db import new_id
-from kai.kit.errors import Conflict, NotFound, Unprocessable
+from kai.kit.errors import NotFound, Unprocessable
 from kai.kit.images import (
     CONTENT_TYPES,
     EXTENSIONS,
     PROCESSED_SIDE,
+    ImageHeader,
     ImageLimits,
     make_derivative,
+    read_header,
     without_trailer,
 )
 from kai.kit.pagination import PageParams
@@ -39,35 +40,18 @@ from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.kit.storage.transactional import remove_unless_committed
 from kai.kit.threads import IMAGE_CHECKS
-from kai.ml import image_models, training
+from kai.ml import inference
 from kai.ml import service as ml
-from kai.ml.models import ModelVersion
-from kai.ml.recognizer import Recognizer
-from kai.ml.serving import recognizer_of
 from kai.recognition import projects
 from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
 from kai.recognition.repository import RecognitionRepository
 from kai.search import visual
 from kai.search.service import visual_filter
-from kai.vision.backbones import Backbone
-from kai.vision.backbones.efficientnet import NAME as SIMILARITY_BACKBONE
-from kai.vision.preprocessing import PreparedViews, prepare_upload
 
 DEFAULT_CONFIDENCE = 0.5
 DEFAULT_NEAR_DUPLICATE = 0.95
-# No answer is certain: a confidence is reported at most this high (a threshold of 1 thus
-# means "always unknown").
-MAX_CONFIDENCE = 0.9999
 # Longer side of the copy of a recognized photo that is shown (the original never is).
 PHOTO_SIDE = PROCESSED_SIDE
-
-
-class NoTrainedModel(Conflict):
-    type, title = "no-trained-model", "The organization has no trained model yet"
-
-
-class ModelOutdated(Conflict):
-    type, title = "model-outdated", "The model was trained on another image model"
 
 
 class RecognitionNotFound(NotFound):
@@ -122,77 +106,90 @@ async def recognize(
     settings: Settings,
     limits: ImageLimits,
 ) -> Recognized:
-    """Recognize one photo with the organization's active model and store the answer."""
+    """Recognize one photo with the organization's predictor and store the answer."""
     organization_id = actor.tenant_id
     clock = Stopwatch()
     started = time.perf_counter()
-    version = await ml.active_version(session, organization_id=organization_id)
-    if version is None:
-        raise NoTrainedModel(
-            "Train a model first (POST /api/v1/models, or `kai train`): recognitions need "
-            "one trained on this organization's photos."
-        )
+    predictor = await inference.predictor_for(
+        session, storage, organization_id=organization_id, settings=settings, limits=limits
+    )
     if options.project_id is not None:
         await projects.open_project(session, actor=actor, project_id=options.project_id)
-    recognizer = await recognizer_of(storage, version)
     similarity_filter = await visual_filter(
         session, actor=actor, category_id=options.category_id, filters=options.filters
     )
-    backbones = await backbones_for(session, storage, version, recognizer, settings)
+    thresholds = await _settings(session, organization_id)
     started = clock.lap("load", started)
-    enhancement = training.enhancement_for(version, settings)
     # Whatever follows the picture's end (an appended zip, a phone's motion video) is dropped.
-    # Decoding runs on the image-check threads, never on those password checks need.
-    data = await IMAGE_CHECKS.run(without_trailer, data)
-    inspected, prepared = await IMAGE_CHECKS.run(
-        prepare_upload,
-        data,
-        sides=sorted({backbone.input_side for backbone in backbones}),
-        enhancement=enhancement,
-        limits=limits,
-    )
-    clock.timings.update(prepared.timings)
+    # Checks run on the image-check threads, never on those password checks need.
+    data, header = await IMAGE_CHECKS.run(_checked, data, limits)
     recognition_id = new_id()
     image_key = user_upload_key(
-        organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[inspected.format]}"
+        organization_id, f"recognitions/{recognition_id}.{EXTENSIONS[header.format]}"
     )
-    # The photo is valid: it is stored while the backbones work (on other cores), and removed
-    # again if the recognition is not committed after all. The copy that is shown is made
-    # when it is first asked for: most photos are never looked at again, and making it here
-    # would cost a recognition three times its decoding.
+    # The photo is stored while it is decoded and embedded (on other cores), and removed
+    # again if the recognition is not committed after all (its pixels unreadable, say). The
+    # copy that is shown is made when it is first asked for: most photos are never looked at
+    # again, and making it here would cost a recognition three times its decoding.
     await remove_unless_committed(session, storage, image_key)
-    storing = asyncio.create_task(storage.put(image_key, data, content_type=inspected.content_type))
+    storing = asyncio.create_task(
+        storage.put(image_key, data, content_type=CONTENT_TYPES[header.format])
+    )
     try:
-        return await _answer(
-            session,
-            actor=actor,
-            clock=clock,
-            version=version,
-            recognizer=recognizer,
-            backbones=backbones,
-            prepared=prepared,
-            options=options,
-            similarity_filter=similarity_filter,
-            recognition=Recognition(
-                id=recognition_id,
-                organization_id=organization_id,
-                model_version_id=version.id,
-                project_id=options.project_id,
-                image_key=image_key,
-                sha256=inspected.sha256,
-                content_type=inspected.content_type,
-                width=inspected.width,
-                height=inspected.height,
-                file_name=file_name[:255],
-                created_by=actor.author,
-            ),
-            storing=storing,
+        (prediction,) = await predictor.predict_many(
+            [data],
+            top_k=options.top_k,
+            confidence_threshold=thresholds.confidence_threshold,
         )
+        if prediction.failure is not None:
+            raise prediction.failure
+        clock.timings.update(prediction.timings)
+        started = time.perf_counter()
+        inspected = prediction.inspected
+        assert inspected is not None
+        recognition = Recognition(
+            id=recognition_id,
+            organization_id=organization_id,
+            model_version_id=predictor.version.id,
+            project_id=options.project_id,
+            image_key=image_key,
+            sha256=inspected.sha256,
+            content_type=inspected.content_type,
+            width=inspected.width,
+            height=inspected.height,
+            file_name=file_name[:255],
+            created_by=actor.author,
+        )
+        similar = await visual.similar_materials(
+            session,
+            vector=prediction.similarity_vector,
+            how_many=options.similar_k,
+            category_ids=similarity_filter[0],
+            properties=similarity_filter[1],
+        )
+        started = clock.lap("similar", started)
+        apply_prediction(recognition, prediction, similar)
+        recognition.timings = {}
+        await storing
+        started = clock.lap("store", started)
+        await RecognitionRepository(session).add(recognition)
+        clock.lap("record", started)
+        clock.total()
+        recognition.timings = dict(clock.timings)
+        await session.flush()
+        return Recognized(recognition=recognition, model_version_number=predictor.version.number)
     except BaseException:
         # Stored in full before the transaction's end removes it, or it would outlive that.
         with contextlib.suppress(Exception):
             await storing
         raise
+
+
+def _checked(data: bytes, limits: ImageLimits) -> tuple[bytes, ImageHeader]:
+    """The photo without what follows its picture, and what its header says it is (refused
+    here when its format or size is not one KAI accepts)."""
+    kept = without_trailer(data)
+    return kept, read_header(kept, limits)
 
 
 def shown_key(organization_id: uuid.UUID, recognition_id: uuid.UUID) -> str:
@@ -223,136 +220,21 @@ async def shown_photo(
     return shown
 
 
-async def _answer(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    clock: Stopwatch,
-    version: ModelVersion,
-    recognizer: Recognizer,
-    backbones: Sequence[Backbone],
-    prepared: PreparedViews,
-    options: RecognitionOptions,
-    similarity_filter: tuple[list[uuid.UUID] | None, dict[str, Any] | None],
+def apply_prediction(
     recognition: Recognition,
-    storing: asyncio.Task[Any],
-) -> Recognized:
-    started = time.perf_counter()
-
-    async def embed(backbone: Backbone) -> np.ndarray:
-        begun = time.perf_counter()
-        found = await asyncio.to_thread(backbone.embed, [prepared.views[backbone.input_side]])
-        clock.lap(f"embed.{backbone.name}", begun)
-        return found
-
-    # The backbones run side by side: each is native code that leaves the GIL.
-    found = await asyncio.gather(*(embed(backbone) for backbone in backbones))
-    embeddings = {backbone.name: rows for backbone, rows in zip(backbones, found, strict=True)}
-    started = clock.lap("embed", started)
-    thresholds = await _settings(session, actor.tenant_id)
-    (verdict,) = judge(
-        recognizer,
-        version,
-        embeddings,
-        top_k=options.top_k,
-        confidence_threshold=thresholds.confidence_threshold,
-    )
-    started = clock.lap("classify", started)
-    similar = await visual.similar_materials(
-        session,
-        vector=embeddings[SIMILARITY_BACKBONE][0].tolist(),
-        how_many=options.similar_k,
-        category_ids=similarity_filter[0],
-        properties=similarity_filter[1],
-    )
-    started = clock.lap("similar", started)
-    verdict.apply(recognition, similar)
-    recognition.timings = {}
-    await storing
-    started = clock.lap("store", started)
-    await RecognitionRepository(session).add(recognition)
-    clock.lap("record", started)
-    clock.total()
-    recognition.timings = dict(clock.timings)
-    await session.flush()
-    return Recognized(recognition=recognition, model_version_number=version.number)
-
-
-async def backbones_for(
-    session: AsyncSession,
-    storage: ObjectStorage,
-    version: ModelVersion,
-    recognizer: Recognizer,
-    settings: Settings,
-) -> list[Backbone]:
-    """The backbones a recognition by `version` needs (its own, and the similarity one), each
-    checked to be the very model the version was trained on."""
-    names = list(dict.fromkeys([*recognizer.backbones, SIMILARITY_BACKBONE]))
-    backbones = [
-        await image_models.load_backbone(
-            session, storage, organization_id=version.organization_id, name=name, settings=settings
-        )
-        for name in names
-    ]
-    trained_on = {entry["name"]: entry.get("fingerprint") for entry in version.backbones}
-    for backbone in backbones:
-        expected = trained_on.get(backbone.name)
-        if backbone.name in recognizer.backbones and expected != backbone.fingerprint:
-            raise ModelOutdated(
-                f"Model version {version.number} was trained on {backbone.name} as it was "
-                f"({expected}); this server has {backbone.fingerprint}. Train a new version."
-            )
-    return backbones
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What KAI says of one photo: its predictions, best first, and why it is unknown if so."""
-
-    predictions: list[dict[str, Any]]
-    unknown_reason: str | None
-
-    def apply(self, recognition: Recognition, similar: Sequence[visual.SimilarMaterial]) -> None:
-        best = self.predictions[0]
-        known = self.unknown_reason is None
-        recognition.label = best["label"] if known else None
-        recognition.category_id = _uuid(best["category_id"]) if known else None
-        recognition.confidence = best["confidence"]
-        recognition.unknown = not known
-        recognition.unknown_reason = self.unknown_reason
-        recognition.predictions = self.predictions
-        recognition.similar = [_similar_json(item) for item in similar]
-
-
-def judge(
-    recognizer: Recognizer,
-    version: ModelVersion,
-    embeddings: dict[str, np.ndarray],
-    *,
-    top_k: int,
-    confidence_threshold: float,
-) -> list[Verdict]:
-    """A verdict per row of `embeddings` (one row a photo, by backbone name)."""
-    probabilities = recognizer.probabilities(embeddings)
-    unlike = recognizer.unlike_training(embeddings)
-    category_ids = {entry["label"]: entry.get("category_id") for entry in version.labels}
-    verdicts = []
-    for row, stranger in zip(probabilities, unlike, strict=True):
-        predictions = [
-            {
-                "label": recognizer.labels[index],
-                "category_id": category_ids.get(recognizer.labels[index]),
-                "confidence": round(min(float(row[index]), MAX_CONFIDENCE), 4),
-            }
-            for index in np.argsort(-row)[:top_k]
-        ]
-        reason = None
-        if stranger:
-            reason = "unlike_training"
-        elif predictions[0]["confidence"] < confidence_threshold:
-            reason = "low_confidence"
-        verdicts.append(Verdict(predictions, reason))
-    return verdicts
+    prediction: inference.Prediction,
+    similar: Sequence[visual.SimilarMaterial],
+) -> None:
+    """Write what KAI said of the photo, and its similar materials, into the recognition."""
+    best = prediction.predictions[0]
+    known = prediction.unknown_reason is None
+    recognition.label = best["label"] if known else None
+    recognition.category_id = _uuid(best["category_id"]) if known else None
+    recognition.confidence = best["confidence"]
+    recognition.unknown = not known
+    recognition.unknown_reason = prediction.unknown_reason
+    recognition.predictions = prediction.predictions
+    recognition.similar = [_similar_json(item) for item in similar]
 
 
 async def _settings(session: AsyncSession, organization_id: uuid.UUID) -> RecognitionSettings:

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.kit.jobs.queue import JobGivenUp, JobRun, PermanentJobError, job_task
-from kai.recognition import batches, service
+from kai.ml import inference
+from kai.recognition import batches
 
 
 async def _batch_given_up(session: AsyncSession, given_up: JobGivenUp) -> None:
@@ -36,5 +37,5 @@ async def recognize_batch(run: JobRun) -> dict[str, Any]:
             limits=run.image_limits,
             progress=run.report_progress,
         )
-    except (service.NoTrainedModel, service.ModelOutdated) as exc:
+    except (inference.NoTrainedModel, inference.ModelOutdated) as exc:
         raise PermanentJobError(exc.detail or exc.title) from exc

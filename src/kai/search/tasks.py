@@ -11,8 +11,7 @@ from procrastinate import JobContext
 from kai.catalog.events import EMBED_IMAGES, EMBED_MATERIALS
 from kai.kit.jobs.queue import JobRun, JobRuntime, PermanentJobError, job_app, job_task
 from kai.search import semantic, visual
-from kai.vision.backbones import BackboneUnavailable, get_backbone
-from kai.vision.backbones.efficientnet import NAME as DEFAULT_BACKBONE
+from kai.vision.backbones import BackboneUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -43,12 +42,7 @@ async def check_image_embeddings(context: JobContext, timestamp: int) -> dict[st
     runtime: JobRuntime = context.additional_context["runtime"]
     settings = runtime.settings
     try:
-        backbone = await asyncio.to_thread(
-            get_backbone,
-            DEFAULT_BACKBONE,
-            model_dir=settings.model_dir,
-            threads=settings.vision.threads,
-        )
+        backbone = await asyncio.to_thread(visual.catalog_backbone, settings)
     except BackboneUnavailable as exc:
         log.warning("search.image_check_skipped", reason=exc.detail or exc.title)
         return {"skipped": exc.detail or exc.title}
@@ -64,12 +58,7 @@ async def embed_images(run: JobRun) -> dict[str, Any]:
         raise PermanentJobError("images belong to an organization")
     settings = run.settings
     try:
-        backbone = await asyncio.to_thread(
-            get_backbone,
-            DEFAULT_BACKBONE,
-            model_dir=settings.model_dir,
-            threads=settings.vision.threads,
-        )
+        backbone = await asyncio.to_thread(visual.catalog_backbone, settings)
     except BackboneUnavailable as exc:
         raise PermanentJobError(exc.detail or exc.title) from exc
     return await visual.refresh_image_embeddings(

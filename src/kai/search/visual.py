@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kai.catalog.events import images_changed
+from kai.config import Settings
 from kai.kit.db import scoped_transaction
 from kai.kit.errors import KaiError
 from kai.kit.images import ImageLimits
@@ -24,15 +25,26 @@ from kai.kit.storage import ObjectStorage
 from kai.kit.threads import IMAGE_CHECKS
 from kai.search.visual_repository import CatalogImage, VisualMatch, VisualRepository
 from kai.search.visual_repository import NearPair as NearPair  # what near_duplicates gives
-from kai.vision.backbones import Backbone
+from kai.vision.backbones import Backbone, efficientnet, get_backbone
 from kai.vision.preprocessing import prepare_image
 
 log = structlog.get_logger(__name__)
+
+# The backbone catalog images are embedded by, and photos compared with them by.
+CATALOG_BACKBONE = efficientnet.NAME
 
 # Images embedded per model call (progress is reported between calls).
 CHUNK = 16
 
 Progress = Callable[[int, int | None], Awaitable[None]]
+
+
+def catalog_backbone(settings: Settings) -> Backbone:
+    """The backbone catalog images are embedded by for visual similarity (blocking: loads it
+    on first use)."""
+    return get_backbone(
+        CATALOG_BACKBONE, model_dir=settings.model_dir, threads=settings.vision.threads
+    )
 
 
 async def queue_stale_refreshes(

@@ -6,11 +6,11 @@ with its spec beside it (a bare file name is looked up in the model store).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import cv2
 
+from kai.kit.model_cache import MODELS
 from kai.vision.backbones import efficientnet
 from kai.vision.backbones.base import Backbone, BackboneUnavailable, l2_normalized
 from kai.vision.backbones.handcrafted import HandcraftedBackbone
@@ -24,9 +24,6 @@ from kai.vision.backbones.onnx import (
 DEFAULT_BACKBONES = (efficientnet.NAME, "handcrafted")
 USER_PREFIX = "onnx:"
 
-_loaded: dict[tuple[str, str, int], Backbone] = {}
-_lock = threading.Lock()
-
 __all__ = [
     "DEFAULT_BACKBONES",
     "Backbone",
@@ -39,17 +36,12 @@ __all__ = [
 
 
 def get_backbone(name: str, *, model_dir: Path, threads: int = 0) -> Backbone:
-    """The named backbone, loaded on first use and kept for the process."""
-    key = (name, str(model_dir), threads)
-    found = _loaded.get(key)
-    if found is not None:
-        return found
-    with _lock:
-        found = _loaded.get(key)
-        if found is None:
-            found = _load(name, model_dir, threads)
-            _loaded[key] = found
-    return found
+    """The named backbone, loaded on first use and kept in the process's model cache
+    (`kai.kit.model_cache`) while it is used."""
+    backbone: Backbone = MODELS.get_or_load(
+        ("backbone", name, str(model_dir), threads), lambda: _load(name, model_dir, threads)
+    )
+    return backbone
 
 
 def _load(name: str, model_dir: Path, threads: int) -> Backbone:
