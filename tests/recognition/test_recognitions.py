@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 from httpx import AsyncClient
 from PIL import Image
+from sqlalchemy import select
 
-from kai.kit.db import act_for
+from kai.kit.db import act_for, scoped_transaction
 from kai.ml.models import ModelVersion
 from kai.recognition import service
 from kai.recognition.models import Recognition
 from kai.runtime import Runtime
+from kai.search.models import ImageFeatures
 from kai.vision import non_materials
 from tests.catalog.factories import create_category, create_material
 from tests.catalog.test_images import png_bomb
@@ -199,6 +201,23 @@ async def test_a_photo_is_recognized_after_training_and_feedback_feeds_the_next_
     )
     assert said.status_code == 201, said.text
     assert said.json()["correct"] is False
+
+    # What the recognition computed of its photo is in the feature store: the next training
+    # reads it rather than embedding the photo again.
+    async with scoped_transaction(
+        committed_runtime.session_factory, organization_id=owner.organization_id
+    ) as session:
+        stored = await session.get(Recognition, uuid.UUID(recognition["id"]))
+        assert stored is not None
+        kept_features = (
+            await session.scalars(
+                select(ImageFeatures.features_of).where(ImageFeatures.image_key == stored.image_key)
+            )
+        ).all()
+    assert sorted(named.split("|")[1] for named in kept_features) == ["plain", "plain"]
+    assert {named.split("|")[0] for named in kept_features} == {
+        backbone["fingerprint"] for backbone in version["backbones"]
+    }
 
     second = await _train(client, owner, runs=2)
     assert second["number"] == 2

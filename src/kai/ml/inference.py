@@ -37,6 +37,7 @@ from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
 from kai.ml.versions import preparation, read_heads
+from kai.search import features
 from kai.search.visual import CATALOG_BACKBONE as SIMILARITY_BACKBONE
 from kai.vision.backbones import Backbone
 from kai.vision.backbones.sandboxed import ImageModelFailed, ImageModelsBusy
@@ -124,6 +125,15 @@ class Predictor:
     @property
     def version(self) -> ModelVersion:
         return self.served.version
+
+    @property
+    def features(self) -> dict[str, str]:
+        """What names each backbone's embeddings of these photos in the feature store."""
+        tag = self.served.preparation.tag
+        return {
+            backbone.name: features.features_of(backbone.fingerprint, tag)
+            for backbone in self.backbones
+        }
 
     async def predict_many(
         self,
@@ -268,6 +278,26 @@ def _share_out(found: list[Prediction], places: list[int], step: str, started: f
     each = round((time.perf_counter() - started) * 1000 / len(places), 3)
     for place in places:
         found[place].timings[step] = each
+
+
+async def keep_features(
+    session: AsyncSession,
+    predictor: Predictor,
+    photos: Sequence[tuple[str, Prediction]],
+) -> None:
+    """Keep what the predictor computed of each photo (by its storage key) in the feature
+    store: a photo later labelled, or looked at again, is not embedded again."""
+    named = predictor.features
+    await features.keep(
+        session,
+        organization_id=predictor.version.organization_id,
+        rows=[
+            (named[name], key, row)
+            for key, prediction in photos
+            if prediction.failure is None
+            for name, row in prediction.embeddings.items()
+        ],
+    )
 
 
 async def predictor_for(

@@ -37,9 +37,11 @@ from kai.ml.recognizer import NotEnoughPhotos, Recognizer, photos_shortfall, tra
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
 from kai.ml.service import material_label
 from kai.ml.versions import preparation
+from kai.search import features
+from kai.search.features import features_of
 from kai.vision import non_materials
 from kai.vision.backbones import DEFAULT_BACKBONES, Backbone
-from kai.vision.preprocessing import Enhancement, prepare_views
+from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_views
 
 log = structlog.get_logger(__name__)
 
@@ -277,42 +279,91 @@ def _distinct_labels(examples: list[Example]) -> list[Example]:
 
 
 async def embed_examples(
+    sessions: Sessions,
     storage: ObjectStorage,
     examples: Sequence[Example],
     backbones: Sequence[Backbone],
     *,
+    organization_id: uuid.UUID,
     limits: ImageLimits,
     enhancement: Enhancement,
     progress: Progress | None = None,
 ) -> tuple[list[Example], dict[str, np.ndarray], list[dict[str, str]]]:
-    """Each readable example embedded by every backbone; unreadable ones reported, not fatal."""
-    sides = sorted({backbone.input_side for backbone in backbones})
+    """Each readable example embedded by every backbone; unreadable ones reported, not fatal.
+
+    What the feature store holds for a photo (its backbone and preparation the same) is read,
+    not computed: a photo is decoded only for the backbones that have not seen it yet, and
+    what is computed is kept there for the next training."""
+    named = {
+        backbone.name: features_of(backbone.fingerprint, enhancement.tag) for backbone in backbones
+    }
+    async with sessions() as session:
+        known = {
+            name: await features.stored(
+                session,
+                organization_id=organization_id,
+                features=label,
+                keys=[example.key for example in examples],
+            )
+            for name, label in named.items()
+        }
     kept: list[Example] = []
     skipped: list[dict[str, str]] = []
     rows: dict[str, list[np.ndarray]] = {backbone.name: [] for backbone in backbones}
     for start in range(0, len(examples), EMBED_CHUNK):
         chunk = examples[start : start + EMBED_CHUNK]
-        prepared = []
+        readable: list[tuple[Example, dict[str, np.ndarray], PreparedViews | None]] = []
         for example in chunk:
-            try:
-                data = await storage.read(example.key)
-                views = await asyncio.to_thread(
-                    prepare_views, data, sides=sides, enhancement=enhancement, limits=limits
-                )
-            except (KaiError, OSError) as exc:
-                skipped.append({"key": example.key, "reason": str(exc)[:300]})
-                continue
-            prepared.append(views)
-            kept.append(example)
+            found = {name: known[name][example.key] for name in named if example.key in known[name]}
+            missing = [backbone for backbone in backbones if backbone.name not in found]
+            prepared = None
+            if missing:
+                try:
+                    data = await storage.read(example.key)
+                    prepared = await asyncio.to_thread(
+                        prepare_views,
+                        data,
+                        sides=sorted({backbone.input_side for backbone in missing}),
+                        enhancement=enhancement,
+                        limits=limits,
+                    )
+                except (KaiError, OSError) as exc:
+                    skipped.append({"key": example.key, "reason": str(exc)[:300]})
+                    continue
+            readable.append((example, found, prepared))
+        fresh: dict[str, dict[str, np.ndarray]] = {name: {} for name in named}
         for backbone in backbones:
-            if prepared:
-                photos = [views.views[backbone.input_side] for views in prepared]
-                rows[backbone.name].append(await asyncio.to_thread(backbone.embed, photos))
+            needing = [
+                (example, prepared)
+                for example, found, prepared in readable
+                if backbone.name not in found and prepared is not None
+            ]
+            if needing:
+                photos = [prepared.views[backbone.input_side] for _, prepared in needing]
+                computed = await asyncio.to_thread(backbone.embed, photos)
+                for (example, _), row in zip(needing, computed, strict=True):
+                    fresh[backbone.name][example.key] = row
+        if any(fresh.values()):
+            async with sessions() as session:
+                await features.keep(
+                    session,
+                    organization_id=organization_id,
+                    rows=[
+                        (named[name], key, vector)
+                        for name, vectors in fresh.items()
+                        for key, vector in vectors.items()
+                    ],
+                )
+        for example, found, _ in readable:
+            kept.append(example)
+            for backbone in backbones:
+                name = backbone.name
+                rows[name].append(found[name] if name in found else fresh[name][example.key])
         if progress is not None:
             await progress(min(start + EMBED_CHUNK, len(examples)), len(examples))
     embeddings = {
         backbone.name: (
-            np.concatenate(rows[backbone.name])
+            np.stack(rows[backbone.name]).astype(np.float32)
             if rows[backbone.name]
             else np.zeros((0, backbone.dimension), np.float32)
         )
@@ -393,9 +444,11 @@ async def run_training(
         return {"skipped": plan}
     version, options, backbones = plan.version, plan.options, plan.backbones
     kept, embeddings, skipped = await embed_examples(
+        sessions,
         storage,
         plan.examples,
         backbones,
+        organization_id=organization_id,
         limits=limits,
         enhancement=preparation(version, settings),
         progress=progress,

@@ -422,6 +422,11 @@ async def _record(
             session.add(recognition)
             item.status = "recognized"
             item.recognition_id = recognition.id
+        await inference.keep_features(
+            session,
+            recognizing.predictor,
+            [(items[position].image_key, prediction) for position, prediction in judged],
+        )
         for position, failure in unreadable:
             assert failure is not None
             items[position].status = "failed"

@@ -173,6 +173,7 @@ async def recognize(
         await storing
         started = clock.lap("store", started)
         await RecognitionRepository(session).add(recognition)
+        await inference.keep_features(session, predictor, [(image_key, prediction)])
         clock.lap("record", started)
         clock.total()
         recognition.timings = dict(clock.timings)

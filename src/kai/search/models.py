@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from pgvector.sqlalchemy import HALFVEC
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base
@@ -119,3 +119,24 @@ class SearchWord(Base):
     )
     word: Mapped[str] = mapped_column(Text, primary_key=True)
     uses: Mapped[int]
+
+
+class ImageFeatures(Base):
+    """The feature store: what a stored photo looks like to one backbone, prepared one way.
+
+    `features_of` names the backbone's fingerprint and the photo's preparation (colour
+    corrections, mirroring): an embedding is only reused where both are the same. Training,
+    recognitions and the catalog's visual index write what they compute and read what is
+    here, so a photo is embedded once per backbone and preparation. Vectors are float32
+    bytes: exact, and the store is read by key, never searched.
+    """
+
+    __tablename__ = "image_features"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    features_of: Mapped[str] = mapped_column(String(200), primary_key=True)
+    image_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

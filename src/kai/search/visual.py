@@ -23,10 +23,11 @@ from kai.kit.images import ImageLimits
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
 from kai.kit.threads import IMAGE_CHECKS
+from kai.search import features
 from kai.search.visual_repository import CatalogImage, VisualMatch, VisualRepository
 from kai.search.visual_repository import NearPair as NearPair  # what near_duplicates gives
 from kai.vision.backbones import Backbone, efficientnet, get_backbone
-from kai.vision.preprocessing import prepare_image
+from kai.vision.preprocessing import Enhancement, prepare_image
 
 log = structlog.get_logger(__name__)
 
@@ -89,11 +90,23 @@ async def refresh_image_embeddings(
     skipped (and logged), not retried for ever."""
     repository = VisualRepository(session)
     stale = await repository.stale(organization_id, backbone.fingerprint, batch)
+    # Catalog images are embedded as they are (no colour correction, no mirroring): what
+    # the feature store holds of them so (a training read them, or an index before this
+    # one) is taken, not computed again.
+    named = features.features_of(backbone.fingerprint, Enhancement().tag)
+    known = await features.stored(
+        session,
+        organization_id=organization_id,
+        features=named,
+        keys=[image.key for image in stale],
+    )
     done = skipped = 0
     for start in range(0, len(stale), CHUNK):
         chunk = stale[start : start + CHUNK]
         readable: list[tuple[CatalogImage, list[np.ndarray]]] = []
         for image in chunk:
+            if image.key in known:
+                continue
             try:
                 # A lost file (ObjectNotFound) is skipped as an undecodable one is.
                 data = await storage.read(image.key)
@@ -107,15 +120,24 @@ async def refresh_image_embeddings(
                 )
                 continue
             readable.append((image, prepared.views))
+        computed: dict[str, np.ndarray] = {}
         if readable:
             vectors = await asyncio.to_thread(backbone.embed, [views for _, views in readable])
+            computed = {
+                image.key: vector for (image, _), vector in zip(readable, vectors, strict=True)
+            }
+            await features.keep(
+                session,
+                organization_id=organization_id,
+                rows=[(named, key, vector) for key, vector in computed.items()],
+            )
+        found = {**computed, **known}
+        embedded = [(image, found[image.key]) for image in chunk if image.key in found]
+        if embedded:
             await repository.save(
                 organization_id,
                 backbone.fingerprint,
-                [
-                    (image, vector.tolist())
-                    for (image, _), vector in zip(readable, vectors, strict=True)
-                ],
+                [(image, vector.tolist()) for image, vector in embedded],
             )
         done += len(chunk)
         if progress is not None:

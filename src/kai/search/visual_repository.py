@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from kai.catalog.models import ImageStatus, Material, MaterialImage
 from kai.kit.pagination import PageParams, after_clause, decode_keyset, encode_cursor
-from kai.search.models import VISUAL_DIMENSIONS, ImageEmbedding
+from kai.search.models import VISUAL_DIMENSIONS, ImageEmbedding, ImageFeatures
 
 
 @dataclass(frozen=True)
@@ -258,3 +258,40 @@ class VisualRepository:
         last = rows[-1]
         pair = sorted((last.image_id, last.other_image_id))
         return rows, encode_cursor([last.similarity, *pair])
+
+
+class FeatureRepository:
+    """The feature store's rows (`kai.search.features`)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def read(
+        self, organization_id: uuid.UUID, features: str, keys: Sequence[str]
+    ) -> list[tuple[str, bytes]]:
+        rows = await self.session.execute(
+            select(ImageFeatures.image_key, ImageFeatures.vector).where(
+                ImageFeatures.organization_id == organization_id,
+                ImageFeatures.features_of == features,
+                ImageFeatures.image_key.in_(list(keys)),
+            )
+        )
+        return [(key, vector) for key, vector in rows]
+
+    async def save(self, organization_id: uuid.UUID, vectors: dict[tuple[str, str], bytes]) -> None:
+        """Rows by (features, image key)."""
+        await self.session.execute(
+            insert(ImageFeatures)
+            .values(
+                [
+                    {
+                        "organization_id": organization_id,
+                        "features_of": features,
+                        "image_key": key,
+                        "vector": vector,
+                    }
+                    for (features, key), vector in vectors.items()
+                ]
+            )
+            .on_conflict_do_nothing()
+        )

@@ -32,6 +32,21 @@ class Enhancement:
     # trained and used with the same choice.
     mirrored: bool = False
 
+    @property
+    def tag(self) -> str:
+        """The preparation in a few words (`plain`, or the steps taken, joined by `+`): part
+        of what names an embedding in the feature store."""
+        steps = [
+            name
+            for name, taken in (
+                ("white-balance", self.white_balance),
+                ("clahe", self.clahe),
+                ("mirrored", self.mirrored),
+            )
+            if taken
+        ]
+        return "+".join(steps) or "plain"
+
 
 @dataclass
 class PreparedImage:
