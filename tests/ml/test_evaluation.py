@@ -61,8 +61,13 @@ def test_evaluate_prints_one_json_object_and_saves_the_confusion_matrix(
         assert picture.width > 100
 
 
-def test_evaluate_prints_a_readable_report(tmp_path: Path, model_dir: Path) -> None:
-    images = _folder(tmp_path / "photos", 4)
+def test_evaluate_prints_a_readable_report(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = _folder(tmp_path / "data" / "photos", 4)
+    working = tmp_path / "work"
+    working.mkdir()
+    monkeypatch.chdir(working)
 
     result = runner.invoke(
         app,
@@ -74,7 +79,39 @@ def test_evaluate_prints_a_readable_report(tmp_path: Path, model_dir: Path) -> N
     assert "12 images, 3 labels, 2-fold: accuracy" in result.stdout
     assert "brushed_brass" in result.stdout
     assert "confusion matrix saved to" in result.stdout
-    assert (tmp_path / "photos-confusion.png").is_file()
+    # The picture goes to the working directory, never beside the data set.
+    assert (working / "photos-confusion.png").is_file()
+    assert not (tmp_path / "data" / "photos-confusion.png").exists()
+
+
+def test_a_second_evaluation_reads_the_embeddings_the_first_kept(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    images = _folder(tmp_path / "photos", 4)
+    cache = tmp_path / "features"
+
+    def evaluate(*extra: str) -> str:
+        result = runner.invoke(
+            app,
+            ["evaluate", str(images), "--folds", "2", "--cache-dir", str(cache), *extra],
+            env=_environment(tmp_path, model_dir),
+        )
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    first = evaluate()
+    kept = sorted(cache.rglob("*.npy"))
+    assert len(kept) == 12 * 2  # each image, by each backbone
+    again = evaluate()
+
+    assert first.splitlines()[0] == again.splitlines()[0]  # the same accuracy and macro-F1
+    assert "ms an image" in first
+    assert again.count("every image from the feature cache") == 2
+    assert sorted(cache.rglob("*.npy")) == kept
+    # Prepared another way, the images are embedded again, and kept apart.
+    mirrored = evaluate("--mirrored")
+    assert "every image from the feature cache" not in mirrored
+    assert len(list(cache.rglob("*.npy"))) == 12 * 2 * 2
 
 
 def test_evaluate_says_why_a_set_cannot_be_evaluated(tmp_path: Path, model_dir: Path) -> None:

@@ -3,7 +3,8 @@ stratified k-fold, a head per backbone and their weighted vote, and the usual me
 
 from __future__ import annotations
 
-import math
+import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 from sklearn.model_selection import StratifiedKFold
 
 from kai.kit.errors import KaiError
+from kai.ml import plots
 from kai.ml.recognizer import classification_metrics, train_recognizer
+from kai.search.features import features_of
 from kai.vision.backbones import Backbone
 from kai.vision.preprocessing import Enhancement, prepare_views
 
@@ -100,48 +102,106 @@ def find_labeled_images(root: Path) -> LabeledImages:
     return found
 
 
+class FeatureCache:
+    """Embeddings of image files kept on disk between evaluations: by the file's content
+    (SHA-256) and by `features_of` (the backbone's fingerprint and the preparation), as the
+    platform's feature store keeps a stored photo's. Another backbone, or the same photos
+    prepared another way, are other entries."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, features: str, digest: str) -> Path:
+        folder = hashlib.sha256(features.encode()).hexdigest()[:24]
+        return self.root / folder / f"{digest}.npy"
+
+    def read(self, features: str, digest: str) -> np.ndarray | None:
+        try:
+            found: np.ndarray = np.load(self._path(features, digest), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        return found
+
+    def write(self, features: str, digest: str, vector: np.ndarray) -> None:
+        target = self._path(features, digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_suffix(f".{os.getpid()}.tmp")
+        with scratch.open("wb") as out:
+            np.save(out, np.asarray(vector, dtype=np.float32), allow_pickle=False)
+        scratch.replace(target)
+
+
 def embed_folder(
     images: LabeledImages,
     backbones: Sequence[Backbone],
     *,
     enhancement: Enhancement = Enhancement(),  # noqa: B008 - frozen, shared default is safe
     progress: Callable[[int], None] | None = None,
+    cache: FeatureCache | None = None,
 ) -> tuple[LabeledImages, dict[str, np.ndarray], dict[str, float]]:
     """Each readable image embedded by every backbone; files that are not images are moved to
-    `skipped` (with the reason) rather than failing the run."""
+    `skipped` (with the reason) rather than failing the run. With a `cache`, what it holds is
+    read rather than computed, and what is computed is kept there. The milliseconds an image
+    are of the images embedded here (a backbone that embedded none has no figure)."""
     kept = LabeledImages(paths=[], labels=[], skipped=list(images.skipped))
-    by_side: dict[int, list[list[np.ndarray]]] = {}
-    sides = sorted({backbone.input_side for backbone in backbones})
+    named = {
+        backbone.name: features_of(backbone.fingerprint, enhancement.tag) for backbone in backbones
+    }
+    found: dict[str, list[np.ndarray | None]] = {backbone.name: [] for backbone in backbones}
+    views: list[dict[int, list[np.ndarray]]] = []
+    digests: list[str] = []
     for path, label in zip(images.paths, images.labels, strict=True):
         try:
             data = path.read_bytes()
-            # Decoded once for every backbone's view size.
-            prepared = prepare_views(data, sides=sides, enhancement=enhancement).views
+            digest = hashlib.sha256(data).hexdigest()
+            known = {
+                name: cache.read(features, digest) if cache is not None else None
+                for name, features in named.items()
+            }
+            sides = sorted({b.input_side for b in backbones if known[b.name] is None})
+            # Decoded once for every backbone's view size (not at all when all are known).
+            prepared = (
+                prepare_views(data, sides=sides, enhancement=enhancement).views if sides else {}
+            )
         except KaiError as exc:
             kept.skipped.append((path, exc.detail or exc.title))
         else:
             kept.paths.append(path)
             kept.labels.append(label)
-            for side, views in prepared.items():
-                by_side.setdefault(side, []).append(views)
+            digests.append(digest)
+            views.append(prepared)
+            for name, vector in known.items():
+                found[name].append(vector)
         if progress:
             progress(1)
     embeddings: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     for backbone in backbones:
-        photos = by_side.get(backbone.input_side, [])
+        rows = found[backbone.name]
+        needing = [index for index, vector in enumerate(rows) if vector is None]
+        photos = [views[index][backbone.input_side] for index in needing]
         started = time.perf_counter()
-        chunks = [
+        computed = [
             backbone.embed(photos[start : start + EMBED_CHUNK])
             for start in range(0, len(photos), EMBED_CHUNK)
         ]
         elapsed = time.perf_counter() - started
+        fresh = np.concatenate(computed) if computed else np.zeros((0, backbone.dimension))
+        for index, vector in zip(needing, fresh, strict=True):
+            rows[index] = vector
+            if cache is not None:
+                cache.write(named[backbone.name], digests[index], vector)
         embeddings[backbone.name] = (
-            np.concatenate(chunks) if chunks else np.zeros((0, backbone.dimension), np.float32)
+            np.stack(
+                [np.asarray(vector, dtype=np.float32) for vector in rows if vector is not None]
+            )
+            if rows
+            else np.zeros((0, backbone.dimension), np.float32)
         )
-        timings[backbone.name] = elapsed * 1000 / max(1, len(photos))
+        if needing:
+            timings[backbone.name] = elapsed * 1000 / len(needing)
         if progress:
-            progress(len(photos))
+            progress(len(rows))
     return kept, embeddings, timings
 
 
@@ -195,10 +255,11 @@ def evaluate_folder(
     folds: int = 5,
     enhancement: Enhancement = Enhancement(),  # noqa: B008 - frozen, shared default is safe
     progress: Callable[[int], None] | None = None,
+    cache: FeatureCache | None = None,
 ) -> EvaluationReport:
     images = find_labeled_images(root)
     kept, embeddings, timings = embed_folder(
-        images, backbones, enhancement=enhancement, progress=progress
+        images, backbones, enhancement=enhancement, progress=progress, cache=cache
     )
     predicted, alone = cross_validate(
         kept.labels,
@@ -240,40 +301,11 @@ def report_of(
 
 def render_confusion_matrix(report: EvaluationReport, target: Path) -> None:
     """The confusion matrix as a PNG heat map: rows the true label, columns the predicted."""
-    labels = report.labels
-    matrix = np.asarray(report.confusion_matrix, dtype=np.float64)
-    cell = max(18, min(48, 720 // max(1, len(labels))))
-    font = ImageFont.load_default()
-    margin = 12 + 7 * max(len(label) for label in labels)
-    size = margin + cell * len(labels) + 12
-    image = Image.new("RGB", (size, size + 24), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text(
-        (8, 6),
-        f"accuracy {report.accuracy:.3f}   macro-F1 {report.macro_f1:.3f}   "
-        f"(rows: true, columns: predicted)",
-        fill="black",
-        font=font,
+    picture = plots.confusion_matrix_png(
+        report.labels,
+        report.confusion_matrix,
+        title=f"accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f} "
+        f"({report.images} photos, {report.folds}-fold)",
     )
-    top = margin + 24
-    rows = matrix.sum(axis=1, keepdims=True)
-    shares = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    for row, label in enumerate(labels):
-        draw.text((6, top + row * cell + cell // 3), label, fill="black", font=font)
-        for column in range(len(labels)):
-            share = shares[row, column]
-            shade = int(255 * (1 - share))
-            colour = (shade, shade, 255) if row == column else (255, shade, shade)
-            x, y = margin + column * cell, top + row * cell
-            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=colour, outline="#dddddd")
-            count = int(matrix[row, column])
-            if count:
-                ink = "white" if share > 0.6 else "black"
-                draw.text((x + 3, y + cell // 3), str(count), fill=ink, font=font)
-    for column, label in enumerate(labels):
-        # Column labels written vertically above the grid, one character a line.
-        x = margin + column * cell + cell // 3
-        for index, character in enumerate(label[: math.ceil(margin / 11)]):
-            draw.text((x, 24 + index * 10), character, fill="black", font=font)
     target.parent.mkdir(parents=True, exist_ok=True)
-    image.save(target, format="PNG")
+    target.write_bytes(picture)
