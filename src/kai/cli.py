@@ -15,7 +15,7 @@ import typer
 
 from kai.config import Settings, get_settings
 from kai.kit.cli import command_settings
-from kai.ml.commands import evaluate, models_app
+from kai.ml.commands import evaluate, mlflow_app, models_app
 from kai.recognition.commands import dataset_app, recognize, train
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ catalog_app = typer.Typer(help="The catalog: import and export.", no_args_is_hel
 app.add_typer(audit_app, name="audit")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(models_app, name="models")
+app.add_typer(mlflow_app, name="mlflow")
 app.add_typer(dataset_app, name="dataset")
 app.command("evaluate")(evaluate)
 app.command("train")(train)

@@ -271,6 +271,14 @@ class MlSettings(BaseModel):
     cache_size: int = Field(default=24, ge=1)
     # What no recognition or training used for this long is let go.
     cache_idle_seconds: float = Field(default=1800.0, gt=0)
+    # Every trained version recorded as an MLflow run and registered model version, with the
+    # aliases champion and challenger kept in step (kai.ml.registry).
+    tracking: bool = True
+    # MLflow's store (a SQLAlchemy URL); empty: a database of its own beside KAI's
+    # (`<database>_mlflow`, made when first needed).
+    mlflow_tracking_uri: SecretStr | None = None
+    # Where MLflow keeps run files; empty: `mlflow/` in KAI's object store.
+    mlflow_artifact_root: str | None = None
 
 
 class OutboundSettings(BaseModel):

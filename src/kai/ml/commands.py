@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -154,3 +155,57 @@ def evaluate(
         matrix.add_row(f"{index} {label}", *(str(value) if value else "." for value in row))
     console.print(matrix)
     console.print(f"confusion matrix saved to {target}")
+
+
+mlflow_app = typer.Typer(help="MLflow: every organization's training runs and model registry.")
+
+
+@mlflow_app.command("uri")
+def mlflow_uri(
+    show_password: Annotated[
+        bool, typer.Option(help="Print the store's password too, for MLFLOW_TRACKING_URI.")
+    ] = False,
+) -> None:
+    """Where MLflow keeps the runs and the registry, and their files."""
+    from sqlalchemy.engine import make_url
+
+    from kai.ml import registry
+
+    store = registry.store_of(command_settings())
+    shown = make_url(store.tracking_uri).render_as_string(hide_password=not show_password)
+    typer.echo(f"tracking and registry: {shown}")
+    typer.echo(f"artifacts: {store.artifact_root}")
+
+
+@mlflow_app.command("ui")
+def mlflow_ui(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+) -> None:
+    """Serve MLflow's UI over the platform's store, for its operators (every organization's
+    runs: keep it on a private address). Starts the embedded database when it is the store."""
+    import subprocess
+
+    from kai.kit.pgembed import EmbeddedPostgres
+    from kai.ml import registry
+
+    settings = command_settings()
+    embedded = None
+    if settings.database_url is None and settings.ml.mlflow_tracking_uri is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        embedded.acquire()
+    try:
+        _, store = registry.client_of(settings)
+        typer.echo(f"MLflow on http://{host}:{port} (Ctrl-C stops it)")
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", store.tracking_uri,
+            "--default-artifact-root", store.artifact_root,
+            "--host", host, "--port", str(port),
+        ]  # fmt: skip
+        # Ctrl-C stops the server, and then this command, quietly.
+        with contextlib.suppress(KeyboardInterrupt):
+            subprocess.run(command, check=False)  # noqa: S603 - our own interpreter and flags
+    finally:
+        if embedded is not None:
+            embedded.release()

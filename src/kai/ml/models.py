@@ -67,6 +67,9 @@ class ModelVersion(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     trained_at: Mapped[datetime | None]
+    # Its MLflow run and registered model version, once recorded (kai.ml.registry).
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    registered_version: Mapped[int | None]
 
 
 class LabeledPhoto(Base):

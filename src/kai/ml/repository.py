@@ -63,6 +63,19 @@ class ModelVersionRepository:
         found: ModelVersion | None = await self.session.scalar(statement)
         return found
 
+    async def untracked(self, organization_id: uuid.UUID) -> list[ModelVersion]:
+        """Ready versions not yet recorded in MLflow, oldest first."""
+        statement = (
+            select(ModelVersion)
+            .where(
+                ModelVersion.organization_id == organization_id,
+                ModelVersion.status == "ready",
+                ModelVersion.mlflow_run_id.is_(None),
+            )
+            .order_by(ModelVersion.number)
+        )
+        return list((await self.session.scalars(statement)).all())
+
     async def active(self, organization_id: uuid.UUID) -> ModelVersion | None:
         statement = select(ModelVersion).where(
             ModelVersion.organization_id == organization_id, ModelVersion.active.is_(True)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.kit.jobs.queue import JobGivenUp, JobRun, PermanentJobError, job_task
-from kai.ml import training
+from kai.ml import tracking, training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
 from kai.vision.backbones.sandboxed import ImageModelFailed
@@ -49,3 +49,13 @@ async def train_model(run: JobRun) -> dict[str, Any]:
     except (NotEnoughPhotos, BackboneUnavailable, ImageModelFailed) as exc:
         # Retrying cannot help; the version is marked failed with this reason.
         raise PermanentJobError(exc.detail or exc.title) from exc
+
+
+@job_task(tracking.SYNC_KIND, max_attempts=5)
+async def sync_registry(run: JobRun) -> dict[str, Any]:
+    """Bring MLflow in step with the organization's model versions (idempotent)."""
+    if run.organization_id is None:
+        raise PermanentJobError("a model belongs to an organization")
+    return await tracking.sync(
+        run.session, run.storage, organization_id=run.organization_id, settings=run.settings
+    )

@@ -31,7 +31,7 @@ from kai.kit.images import ImageLimits
 from kai.kit.schemas import RequestModel
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
-from kai.ml import image_models
+from kai.ml import image_models, tracking
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import NotEnoughPhotos, Recognizer, photos_shortfall, train_recognizer
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
@@ -611,6 +611,7 @@ async def _record_trained(
     await session.flush()
     if activate:
         await repository.activate(organization_id, version.id)
+    await tracking.queue_sync(session, organization_id=organization_id)
     return None
 
 
