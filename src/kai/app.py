@@ -30,6 +30,8 @@ from kai.kit.middleware import RequestContextMiddleware
 from kai.kit.turns import TakingTurns
 from kai.ml.endpoints import backbones_router
 from kai.ml.endpoints import router as models_router
+from kai.ml.experiment_endpoints import events_router as model_events_router
+from kai.ml.experiment_endpoints import router as model_experiments_router
 from kai.ops import webapp
 from kai.ops.endpoints import MetricsAccess, MetricsListenerOnly, ReadinessProbe
 from kai.ops.endpoints import router as ops_router
@@ -180,6 +182,8 @@ def create_app(
         search_router,
         visual_router,
         models_router,
+        model_experiments_router,
+        model_events_router,
         backbones_router,
         recognitions_router,
         batches_router,

@@ -27,7 +27,7 @@ from kai.identity.models import ApiKey, AuthSession, Invitation, Role, Team, Tea
 from kai.identity.permissions import Permission
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
-from kai.ml.models import ImageModel, ModelVersion
+from kai.ml.models import ImageModel, ModelExperiment, ModelVersion
 from kai.recognition.models import Project, ProjectMaterial, Recognition, RecognitionBatch
 from kai.runtime import Runtime
 from tests.identity.factories import Member, add_member, create_user, member
@@ -230,6 +230,21 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
         work.add(image_model)
         batch = RecognitionBatch(organization_id=organization_id, total=0)
         work.add(batch)
+        # An A/B test that ended (one running at a time, and this is called again and again).
+        challenger = ModelVersion(
+            organization_id=organization_id, number=number + 1, status="ready"
+        )
+        work.add(challenger)
+        await work.flush()
+        experiment = ModelExperiment(
+            organization_id=organization_id,
+            champion_version_id=version.id,
+            challenger_version_id=challenger.id,
+            mode="split",
+            status="concluded",
+            decision="kept",
+        )
+        work.add(experiment)
         job = await sample_tasks.record.enqueue(work, organization_id=organization_id)
         return {
             "team_id": str(team.id),
@@ -249,6 +264,7 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
             "project_id": str(project.id),
             "name": f"custom:net-{suffix}",
             "variant": "thumbnail",
+            "experiment_id": str(experiment.id),
         }
 
 

@@ -85,9 +85,10 @@ def test_evaluate_prints_a_readable_report(
 
 
 def test_a_second_evaluation_reads_the_embeddings_the_first_kept(
-    tmp_path: Path, model_dir: Path
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     images = _folder(tmp_path / "photos", 4)
+    monkeypatch.chdir(tmp_path)  # where the confusion matrix goes
     cache = tmp_path / "features"
 
     def evaluate(*extra: str) -> str:

@@ -32,7 +32,7 @@ from kai.kit.images import ImageLimits, InspectedImage
 from kai.kit.model_cache import MODELS
 from kai.kit.storage import ObjectStorage
 from kai.kit.threads import IMAGE_CHECKS
-from kai.ml import image_models
+from kai.ml import experiments, image_models
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
@@ -74,6 +74,9 @@ class Prediction:
     # embedding and classifying.
     timings: dict[str, float] = field(default_factory=dict)
     failure: KaiError | None = None
+    # In a shadow test, the challenger's answer: {"label", "category_id", "confidence",
+    # "unknown"}, kept and never shown.
+    shadow: dict[str, Any] | None = None
 
     @property
     def similarity_vector(self) -> list[float]:
@@ -93,6 +96,14 @@ class Served:
     @property
     def category_ids(self) -> dict[str, Any]:
         return {entry["label"]: entry.get("category_id") for entry in self.version.labels}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where an A/B test put these photos: the test, and the variant whose answer is shown."""
+
+    experiment_id: uuid.UUID
+    variant: str
 
 
 @dataclass
@@ -116,11 +127,16 @@ class Predictor:
         *,
         workers: int,
         limits: ImageLimits,
+        assignment: Assignment | None = None,
+        shadow: Served | None = None,
     ) -> None:
         self.served = served
         self.backbones = list(backbones)
         self.workers = max(1, workers)
         self.limits = limits
+        self.assignment = assignment
+        # A shadow test's challenger: it scores every photo, prepared as the champion's.
+        self.shadow = shadow
 
     @property
     def version(self) -> ModelVersion:
@@ -234,6 +250,28 @@ class Predictor:
         )
         for prediction, (answers, reason) in zip(predictions, judged, strict=True):
             prediction.predictions, prediction.unknown_reason = answers, reason
+        if self.shadow is None:
+            return
+        shadow = self.shadow.heads
+        scored = judge(
+            shadow,
+            {
+                name: np.stack([prediction.embeddings[name] for prediction in predictions])
+                for name in shadow.backbones
+            },
+            category_ids=self.shadow.category_ids,
+            top_k=1,
+            confidence_threshold=confidence_threshold,
+        )
+        for prediction, (answers, reason) in zip(predictions, scored, strict=True):
+            best = answers[0]
+            prediction.shadow = {
+                "version_id": str(self.shadow.version.id),
+                "label": None if reason else best["label"],
+                "category_id": None if reason else best["category_id"],
+                "confidence": best["confidence"],
+                "unknown": reason is not None,
+            }
 
 
 def judge(
@@ -307,18 +345,42 @@ async def predictor_for(
     organization_id: uuid.UUID,
     settings: Settings,
     limits: ImageLimits,
+    subject: str | None = None,
 ) -> Predictor:
-    """The organization's predictor: its active version, with heads and backbones loaded."""
-    version = await ModelVersionRepository(session).active(organization_id)
+    """The organization's predictor: its active version, with heads and backbones loaded; in
+    an A/B test, the variant `subject` is assigned (split), or the champion with the challenger
+    scoring beside it (shadow)."""
+    versions = ModelVersionRepository(session)
+    version = await versions.active(organization_id)
     if version is None:
         raise NoTrainedModel(
             "Train a model first (POST /api/v1/models, or `kai train`): recognitions need "
             "one trained on this organization's photos."
         )
-    served = Served(version, await heads_of(storage, version), preparation(version, settings))
-    backbones = await _backbones(session, storage, served, settings)
+    assignment = shadow = None
+    experiment = await experiments.running(session, organization_id=organization_id)
+    if experiment is not None and experiment.champion_version_id == version.id:
+        challenger = await versions.get(organization_id, experiment.challenger_version_id)
+        variant = experiments.CHAMPION
+        if challenger is not None and experiment.mode == "shadow":
+            shadow = await _served(storage, challenger, settings)
+        elif challenger is not None and experiment.mode == "split":
+            variant = experiments.variant_of(experiment, subject or "anyone")
+            if variant == experiments.CHALLENGER:
+                version = challenger
+        assignment = Assignment(experiment.id, variant)
+    served = await _served(storage, version, settings)
+    backbones = await _backbones(
+        session, storage, [served, *([shadow] if shadow else [])], settings
+    )
     workers = settings.vision.batch_workers or max(1, os.cpu_count() or 1)
-    return Predictor(served, backbones, workers=workers, limits=limits)
+    return Predictor(
+        served, backbones, workers=workers, limits=limits, assignment=assignment, shadow=shadow
+    )
+
+
+async def _served(storage: ObjectStorage, version: ModelVersion, settings: Settings) -> Served:
+    return Served(version, await heads_of(storage, version), preparation(version, settings))
 
 
 async def heads_of(storage: ObjectStorage, version: ModelVersion) -> Recognizer:
@@ -333,24 +395,33 @@ async def heads_of(storage: ObjectStorage, version: ModelVersion) -> Recognizer:
 
 
 async def _backbones(
-    session: AsyncSession, storage: ObjectStorage, served: Served, settings: Settings
+    session: AsyncSession, storage: ObjectStorage, served: list[Served], settings: Settings
 ) -> list[Backbone]:
-    """The backbones a prediction by the version needs (its own, and the similarity one), each
-    checked to be the very model the version was trained on."""
-    version, heads = served.version, served.heads
-    names = list(dict.fromkeys([*heads.backbones, SIMILARITY_BACKBONE]))
+    """The backbones a prediction by the versions needs (their own, and the similarity one),
+    each checked to be the very model each version was trained on."""
+    names = list(
+        dict.fromkeys(
+            [name for each in served for name in each.heads.backbones] + [SIMILARITY_BACKBONE]
+        )
+    )
     backbones = [
         await image_models.load_backbone(
-            session, storage, organization_id=version.organization_id, name=name, settings=settings
+            session,
+            storage,
+            organization_id=served[0].version.organization_id,
+            name=name,
+            settings=settings,
         )
         for name in names
     ]
-    trained_on = {entry["name"]: entry.get("fingerprint") for entry in version.backbones}
-    for backbone in backbones:
-        expected = trained_on.get(backbone.name)
-        if backbone.name in heads.backbones and expected != backbone.fingerprint:
-            raise ModelOutdated(
-                f"Model version {version.number} was trained on {backbone.name} as it was "
-                f"({expected}); this server has {backbone.fingerprint}. Train a new version."
-            )
+    for each in served:
+        version, heads = each.version, each.heads
+        trained_on = {entry["name"]: entry.get("fingerprint") for entry in version.backbones}
+        for backbone in backbones:
+            expected = trained_on.get(backbone.name)
+            if backbone.name in heads.backbones and expected != backbone.fingerprint:
+                raise ModelOutdated(
+                    f"Model version {version.number} was trained on {backbone.name} as it was "
+                    f"({expected}); this server has {backbone.fingerprint}. Train a new version."
+                )
     return backbones

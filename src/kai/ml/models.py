@@ -12,7 +12,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kai.kit.db import Base, new_id
 
-TENANT_TABLES = ("model_versions", "labeled_photos", "image_models")
+TENANT_TABLES = (
+    "model_versions",
+    "labeled_photos",
+    "image_models",
+    "model_experiments",
+    "experiment_observations",
+    "model_events",
+)
 
 
 class ModelVersion(Base):
@@ -127,4 +134,111 @@ class ImageModel(Base):
     # The embedding's width, found by running the model once on upload.
     dimension: Mapped[int]
     created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class ModelExperiment(Base):
+    """An A/B test between an organization's active version (the champion) and a challenger.
+
+    `split`: each subject (a user, an API key, or a subject the client names) is shown one
+    variant, the same every time, the challenger for `challenger_share` of subjects.
+    `shadow`: every photo is answered by the champion and also scored by the challenger,
+    whose answer is kept but never shown. At most one test of an organization runs.
+    """
+
+    __tablename__ = "model_experiments"
+    __table_args__ = (
+        Index(
+            "uq_model_experiments_running",
+            "organization_id",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+        ),
+        CheckConstraint("mode IN ('split', 'shadow')", name="mode_known"),
+        CheckConstraint("status IN ('running', 'concluded')", name="status_known"),
+        CheckConstraint(
+            "decision IS NULL OR decision IN ('promoted', 'kept')", name="decision_known"
+        ),
+        CheckConstraint(
+            "challenger_share > 0 AND challenger_share < 1", name="challenger_share_between"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    champion_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    challenger_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    mode: Mapped[str] = mapped_column(String(10))
+    challenger_share: Mapped[float] = mapped_column(Float, server_default=text("0.5"))
+    status: Mapped[str] = mapped_column(String(12), server_default=text("'running'"))
+    # promoted: the challenger became the active version; kept: the champion stayed.
+    decision: Mapped[str | None] = mapped_column(String(12))
+    # Why it ended, in a sentence (a clear result, the budget spent, a person's call).
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The organization's rule: promote the challenger by itself on a clear win, or only say so.
+    auto_promote: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Feedback each variant needs before a result can be clear.
+    min_feedback: Mapped[int] = mapped_column(server_default=text("100"))
+    # The budget: it ends after this many recognitions, or at this time, whichever first.
+    max_recognitions: Mapped[int | None]
+    ends_at: Mapped[datetime | None]
+    # A variant is chosen once the expected accuracy lost by choosing it is below this.
+    loss_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.005"))
+    # The figures when it was last judged.
+    results: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    concluded_at: Mapped[datetime | None]
+
+
+class ExperimentObservation(Base):
+    """One recognition made during an A/B test: which variant answered, how, and (once
+    someone says) whether it was right; in shadow mode, also what the challenger said."""
+
+    __tablename__ = "experiment_observations"
+
+    experiment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("model_experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The recognition (no foreign key: recognition sits above ml).
+    recognition_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    variant: Mapped[str] = mapped_column(String(12))
+    label: Mapped[str | None] = mapped_column(String(300))
+    category_id: Mapped[uuid.UUID | None]
+    confidence: Mapped[float] = mapped_column(Float)
+    unknown: Mapped[bool]
+    latency_ms: Mapped[float] = mapped_column(Float)
+    # Shadow mode: the challenger's answer, never shown.
+    shadow_label: Mapped[str | None] = mapped_column(String(300))
+    shadow_category_id: Mapped[uuid.UUID | None]
+    shadow_unknown: Mapped[bool | None]
+    shadow_confidence: Mapped[float | None] = mapped_column(Float)
+    # From feedback: whether the answer shown was right, and whether the shadow's would be.
+    correct: Mapped[bool | None]
+    shadow_correct: Mapped[bool | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class ModelEvent(Base):
+    """Something that happened to an organization's models that people and the coming webhooks
+    are told of: a test started or concluded, a version promoted, drift detected."""
+
+    __tablename__ = "model_events"
+    __table_args__ = (Index("ix_model_events_listed", "organization_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(60))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
 from kai.kit.pagination import PageParams, paginate
-from kai.ml.models import ImageModel, LabeledPhoto, ModelVersion
+from kai.ml.models import (
+    ExperimentObservation,
+    ImageModel,
+    LabeledPhoto,
+    ModelEvent,
+    ModelExperiment,
+    ModelVersion,
+)
 
 
 @dataclass(frozen=True)
@@ -234,3 +242,134 @@ class ImageModelRepository:
     async def delete(self, model: ImageModel) -> None:
         await self.session.delete(model)
         await self.session.flush()
+
+
+class ExperimentRepository:
+    """A/B tests, their observations, and the events of an organization's models."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, experiment: ModelExperiment) -> ModelExperiment:
+        self.session.add(experiment)
+        await self.session.flush()
+        return experiment
+
+    async def get(
+        self, organization_id: uuid.UUID, experiment_id: uuid.UUID
+    ) -> ModelExperiment | None:
+        found: ModelExperiment | None = await self.session.scalar(
+            select(ModelExperiment).where(
+                ModelExperiment.organization_id == organization_id,
+                ModelExperiment.id == experiment_id,
+            )
+        )
+        return found
+
+    async def organizations_running(self) -> list[uuid.UUID]:
+        """Every organization with a test running (across tenants: an owner's function)."""
+        found = await self.session.scalars(
+            select(func.kai_organizations_with_running_experiments())
+        )
+        return sorted(found.all())
+
+    async def running(self, organization_id: uuid.UUID) -> ModelExperiment | None:
+        found: ModelExperiment | None = await self.session.scalar(
+            select(ModelExperiment).where(
+                ModelExperiment.organization_id == organization_id,
+                ModelExperiment.status == "running",
+            )
+        )
+        return found
+
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[ModelExperiment], str | None]:
+        """Oldest first, by id (time-ordered)."""
+        statement = select(ModelExperiment).where(
+            ModelExperiment.organization_id == organization_id
+        )
+        return await paginate(
+            self.session, statement, order_by=(ModelExperiment.id,), params=params
+        )
+
+    async def observation(
+        self, organization_id: uuid.UUID, recognition_id: uuid.UUID
+    ) -> ExperimentObservation | None:
+        found: ExperimentObservation | None = await self.session.scalar(
+            select(ExperimentObservation).where(
+                ExperimentObservation.organization_id == organization_id,
+                ExperimentObservation.recognition_id == recognition_id,
+            )
+        )
+        return found
+
+    async def figures(self, experiment_id: uuid.UUID, mode: str) -> dict[str, dict[str, Any]]:
+        """Per variant: recognitions, unknown share, mean confidence, median latency, answers
+        judged by feedback and those right (in shadow mode the challenger's are the shadow
+        answers, with their agreement with the champion's)."""
+        observed = ExperimentObservation
+        where = observed.experiment_id == experiment_id
+        latency = func.percentile_cont(0.5).within_group(observed.latency_ms)
+
+        def share(condition: Any) -> Any:
+            return func.avg(case((condition, 1.0), else_=0.0))
+
+        shown = select(
+            observed.variant,
+            func.count(),
+            share(observed.unknown),
+            func.avg(observed.confidence),
+            latency,
+            func.count(observed.correct),
+            func.count().filter(observed.correct.is_(True)),
+        ).where(where)
+        found = {name: _no_figures() for name in ("champion", "challenger")}
+        for variant, count, unknown, confidence, median, judged, right in (
+            await self.session.execute(shown.group_by(observed.variant))
+        ).all():
+            found[variant] = _figures(count, unknown, confidence, median, judged, right)
+        if mode == "shadow":
+            row = (
+                await self.session.execute(
+                    select(
+                        func.count(),
+                        share(observed.shadow_unknown.is_(True)),
+                        func.avg(observed.shadow_confidence),
+                        latency,
+                        func.count(observed.shadow_correct),
+                        func.count().filter(observed.shadow_correct.is_(True)),
+                        share(observed.shadow_label == observed.label),
+                    ).where(where)
+                )
+            ).one()
+            found["challenger"] = {
+                **_figures(*row[:6]),
+                "agreement": None if not row[0] else round(float(row[6]), 4),
+            }
+        return found
+
+    async def events(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[ModelEvent], str | None]:
+        """Oldest first, by id (time-ordered)."""
+        statement = select(ModelEvent).where(ModelEvent.organization_id == organization_id)
+        return await paginate(self.session, statement, order_by=(ModelEvent.id,), params=params)
+
+
+def _no_figures() -> dict[str, Any]:
+    return _figures(0, None, None, None, 0, 0)
+
+
+def _figures(
+    count: int, unknown: Any, confidence: Any, median: Any, judged: int, right: int
+) -> dict[str, Any]:
+    return {
+        "recognitions": int(count),
+        "unknown_share": None if unknown is None else round(float(unknown), 4),
+        "mean_confidence": None if confidence is None else round(float(confidence), 4),
+        "median_latency_ms": None if median is None else round(float(median), 2),
+        "judged": int(judged),
+        "right": int(right),
+        "accuracy": round(int(right) / int(judged), 4) if judged else None,
+    }

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kai.identity.actor import AUTHOR
+from kai.kit.schemas import Instant, RequestModel
 
 
 class LabelRead(BaseModel):
@@ -66,3 +67,94 @@ class ImageModelRead(BaseModel):
     )
     created_by: str | None = Field(default=None, description=AUTHOR)
     created_at: datetime | None = None
+
+
+class ExperimentCreate(RequestModel):
+    """An A/B test of the active version (the champion) against a challenger."""
+
+    challenger_version_id: uuid.UUID = Field(description="A ready version, not the active one.")
+    mode: Literal["split", "shadow"] = Field(
+        default="split",
+        description="split: each subject sees one variant, always the same; shadow: the "
+        "champion answers every photo and the challenger scores it unseen.",
+    )
+    challenger_share: float = Field(
+        default=0.5, gt=0, lt=1, description="Split: the share of subjects shown the challenger."
+    )
+    auto_promote: bool = Field(
+        default=False,
+        description="Promote the challenger by itself on a clear win; otherwise the test says "
+        "so and a person promotes it.",
+    )
+    min_feedback: int = Field(
+        default=100, ge=1, le=100_000, description="Judged answers each variant needs first."
+    )
+    max_recognitions: int | None = Field(
+        default=None, ge=1, description="The budget: the test ends after this many."
+    )
+    ends_at: Instant | None = Field(default=None, description="The budget: it ends then.")
+    loss_threshold: float = Field(
+        default=0.005,
+        gt=0,
+        le=0.5,
+        description="A variant wins once choosing it gives up less accuracy than this, on "
+        "average over what is known.",
+    )
+
+
+class VariantFigures(BaseModel):
+    recognitions: int
+    unknown_share: float | None
+    mean_confidence: float | None
+    median_latency_ms: float | None
+    judged: int = Field(description="Answers people gave feedback on.")
+    right: int
+    accuracy: float | None
+    agreement: float | None = Field(
+        default=None, description="Shadow: how often the challenger said what the champion did."
+    )
+
+
+class ExperimentFigures(BaseModel):
+    variants: dict[str, VariantFigures]
+    recognitions: int
+    challenger_better: float = Field(
+        description="The probability that the challenger is the more accurate (Bayesian)."
+    )
+    loss_choosing_champion: float
+    loss_choosing_challenger: float
+    recommendation: str | None = Field(
+        default=None, description="`promote`: the challenger won; a person promotes it."
+    )
+
+
+class ExperimentRead(BaseModel):
+    id: uuid.UUID
+    mode: Literal["split", "shadow"]
+    status: Literal["running", "concluded"]
+    decision: Literal["promoted", "kept"] | None
+    reason: str | None
+    champion_version_id: uuid.UUID
+    challenger_version_id: uuid.UUID
+    challenger_share: float
+    auto_promote: bool
+    min_feedback: int
+    max_recognitions: int | None
+    ends_at: datetime | None
+    loss_threshold: float
+    figures: ExperimentFigures
+    created_by: str | None = Field(description=AUTHOR)
+    created_at: datetime
+    concluded_at: datetime | None
+
+
+class ModelEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str = Field(
+        description="experiment.started, experiment.challenger_won, experiment.concluded, "
+        "model.promoted"
+    )
+    data: dict[str, Any]
+    created_at: datetime

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kai.kit.jobs.queue import JobGivenUp, JobRun, PermanentJobError, job_task
-from kai.ml import tracking, training
+from kai.kit.jobs.queue import JobGivenUp, JobRun, JobRuntime, PermanentJobError, job_app, job_task
+from kai.ml import experiments, tracking, training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
 from kai.vision.backbones.sandboxed import ImageModelFailed
@@ -59,3 +60,11 @@ async def sync_registry(run: JobRun) -> dict[str, Any]:
     return await tracking.sync(
         run.session, run.storage, organization_id=run.organization_id, settings=run.settings
     )
+
+
+@job_app.periodic(cron="*/5 * * * *", periodic_id="every-five-minutes")
+@job_app.task(name="ml.judge_experiments", pass_context=True, queueing_lock="ml.judge_experiments")
+async def judge_experiments(context: JobContext, timestamp: int) -> dict[str, int]:
+    """Every five minutes: end each running A/B test whose figures call for it."""
+    runtime: JobRuntime = context.additional_context["runtime"]
+    return await experiments.judge_all(runtime.session_factory)

@@ -20,7 +20,7 @@ from kai.config import Settings
 from kai.kit.jobs.queue import enqueue_unless_waiting
 from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.ml.models import ModelVersion
-from kai.ml.repository import ModelVersionRepository
+from kai.ml.repository import ExperimentRepository, ModelVersionRepository
 
 SYNC_KIND = "ml.sync_registry"
 
@@ -57,8 +57,17 @@ async def sync(
     await session.flush()
     active = await repository.active(organization_id)
     champion = active.registered_version if active is not None else None
+    # The challenger: the running A/B test's, if there is one.
+    experiment = await ExperimentRepository(session).running(organization_id)
+    challenger = None
+    if experiment is not None:
+        tested = await repository.get(organization_id, experiment.challenger_version_id)
+        challenger = tested.registered_version if tested is not None else None
     await asyncio.to_thread(
-        registry.set_aliases, settings, organization_id, {registry.CHAMPION: champion}
+        registry.set_aliases,
+        settings,
+        organization_id,
+        {registry.CHAMPION: champion, registry.CHALLENGER: challenger},
     )
     return {
         "recorded": recorded,

@@ -16,7 +16,7 @@ from kai.identity.actor import Actor
 from kai.kit.errors import KaiError, NotFound
 from kai.kit.pagination import PageParams
 from kai.kit.storage import ObjectStorage
-from kai.ml import tracking
+from kai.ml import experiments, tracking
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import Recognizer
 from kai.ml.repository import ModelVersionRepository
@@ -59,6 +59,8 @@ async def activate_version(
         raise ModelNotReady(
             f"Version {version.number} is {version.status}; only a ready one can be active."
         )
+    # A running A/B test compared the version active until now: it ends here.
+    await experiments.end_for_activation(session, actor=actor, activated_version_id=version.id)
     await repository.activate(actor.tenant_id, version.id)
     await tracking.queue_sync(session, organization_id=actor.tenant_id)
     await session.refresh(version)

@@ -305,12 +305,14 @@ async def _recognizing(
     settings: Settings,
     limits: ImageLimits,
 ) -> _Recognizing:
+    # A batch is one subject's, its creator's, in an A/B test.
     predictor = await inference.predictor_for(
         session,
         storage,
         organization_id=batch.organization_id,
         settings=settings,
         limits=limits,
+        subject=batch.created_by,
     )
     options = service.RecognitionOptions(
         top_k=int(batch.options.get("top_k", 5)),
@@ -395,6 +397,7 @@ async def _record(
             properties=recognizing.similarity_filter[1],
         )
         searched = round((time.perf_counter() - begun) * 1000 / max(1, len(judged)), 3)
+        observed: list[tuple[Recognition, inference.Prediction]] = []
         for (position, prediction), similar in zip(judged, similar_each, strict=True):
             item = items[position]
             inspected = prediction.inspected
@@ -422,6 +425,10 @@ async def _record(
             session.add(recognition)
             item.status = "recognized"
             item.recognition_id = recognition.id
+            observed.append((recognition, prediction))
+        await session.flush()
+        for recognition, prediction in observed:
+            await service.observe(session, recognizing.predictor, recognition, prediction)
         await inference.keep_features(
             session,
             recognizing.predictor,

@@ -72,6 +72,14 @@ class _OptionsForm(RequestModel):
         default=None,
         description="File the recognitions in this project (404 for one you cannot see).",
     )
+    subject: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who the photo is recognized for, as the client knows them (an end "
+        "user's id, say): in a split A/B test each subject always sees the same model "
+        "version. Empty: the credential calling.",
+    )
 
     def options(self) -> service.RecognitionOptions:
         return service.RecognitionOptions(
@@ -80,6 +88,7 @@ class _OptionsForm(RequestModel):
             category_id=self.category_id,
             filters=self.filter or (),
             project_id=self.project_id,
+            subject=self.subject,
         )
 
 

@@ -40,7 +40,7 @@ from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.kit.storage.transactional import remove_unless_committed
 from kai.kit.threads import IMAGE_CHECKS
-from kai.ml import inference
+from kai.ml import experiments, inference
 from kai.ml import service as ml
 from kai.recognition import projects
 from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
@@ -71,6 +71,8 @@ class RecognitionOptions:
     filters: Sequence[str] = ()
     # File the recognition in this project (one the actor sees, not archived).
     project_id: uuid.UUID | None = None
+    # Who it is for, in an A/B test (None: the credential calling).
+    subject: str | None = None
 
 
 @dataclass
@@ -111,7 +113,12 @@ async def recognize(
     clock = Stopwatch()
     started = time.perf_counter()
     predictor = await inference.predictor_for(
-        session, storage, organization_id=organization_id, settings=settings, limits=limits
+        session,
+        storage,
+        organization_id=organization_id,
+        settings=settings,
+        limits=limits,
+        subject=options.subject or actor.author,
     )
     if options.project_id is not None:
         await projects.open_project(session, actor=actor, project_id=options.project_id)
@@ -178,6 +185,7 @@ async def recognize(
         clock.total()
         recognition.timings = dict(clock.timings)
         await session.flush()
+        await observe(session, predictor, recognition, prediction)
         return Recognized(recognition=recognition, model_version_number=predictor.version.number)
     except BaseException:
         # Stored in full before the transaction's end removes it, or it would outlive that.
@@ -219,6 +227,30 @@ async def shown_photo(
     # Named by the committed row's id, like its photo: kept as long as the photo is.
     await storage.put(key, shown, content_type=CONTENT_TYPES["webp"])
     return shown
+
+
+async def observe(
+    session: AsyncSession,
+    predictor: inference.Predictor,
+    recognition: Recognition,
+    prediction: inference.Prediction,
+) -> None:
+    """A recognition made during an A/B test is one of its observations."""
+    if predictor.assignment is None:
+        return
+    await experiments.observe(
+        session,
+        experiment_id=predictor.assignment.experiment_id,
+        organization_id=recognition.organization_id,
+        recognition_id=recognition.id,
+        variant=predictor.assignment.variant,
+        label=recognition.label,
+        category_id=recognition.category_id,
+        confidence=recognition.confidence or 0.0,
+        unknown=recognition.unknown,
+        latency_ms=float(recognition.timings.get("total", 0.0)),
+        shadow=prediction.shadow,
+    )
 
 
 def apply_prediction(
@@ -349,6 +381,14 @@ async def give_feedback(
         image_key=recognition.image_key,
         category_id=category_id or said,
         material_id=material_id,
+    )
+    # Made during an A/B test: the answer shown is now judged (and a shadow's beside it).
+    await experiments.judged(
+        session,
+        organization_id=actor.tenant_id,
+        recognition_id=recognition.id,
+        correct=correct,
+        category_id=category_id or (material.category_id if material is not None else said),
     )
     return feedback
 

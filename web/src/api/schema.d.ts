@@ -1216,6 +1216,133 @@ export interface paths {
         patch: operations["change_role_api_v1_members__user_id__patch"];
         trace?: never;
     };
+    "/api/v1/model-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What happened to the organization's models, newest first
+         * @description Needs the permission `models:read`.
+         */
+        get: operations["list_events_api_v1_model_events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/model-experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's A/B tests, newest first
+         * @description Needs the permission `models:read`.
+         */
+        get: operations["list_experiments_api_v1_model_experiments_get"];
+        put?: never;
+        /**
+         * Start an A/B test of the active version against a challenger
+         * @description Needs the permission `models:deploy`.
+         */
+        post: operations["start_api_v1_model_experiments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/model-experiments/{experiment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An A/B test with its figures and decision
+         * @description Needs the permission `models:read`.
+         */
+        get: operations["get_experiment_api_v1_model_experiments__experiment_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/model-experiments/{experiment_id}/judge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Judge a running A/B test now
+         * @description What the periodic judge does: end the test if its figures call for it (promoting a
+         *     winning challenger only under the test's `auto_promote`).
+         *
+         *     Needs the permission `models:deploy`.
+         */
+        post: operations["judge_api_v1_model_experiments__experiment_id__judge_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/model-experiments/{experiment_id}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End an A/B test making the challenger the active version
+         * @description Needs the permission `models:deploy`.
+         */
+        post: operations["promote_api_v1_model_experiments__experiment_id__promote_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/model-experiments/{experiment_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End an A/B test keeping the active version
+         * @description Needs the permission `models:deploy`.
+         */
+        post: operations["stop_api_v1_model_experiments__experiment_id__stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models": {
         parameters: {
             query?: never;
@@ -2225,6 +2352,11 @@ export interface components {
              */
             similar_k: number;
             /**
+             * Subject
+             * @description Who the photo is recognized for, as the client knows them (an end user's id, say): in a split A/B test each subject always sees the same model version. Empty: the credential calling.
+             */
+            subject?: string | null;
+            /**
              * Top K
              * @description Predictions returned.
              * @default 5
@@ -2471,6 +2603,139 @@ export interface components {
              * Format: email
              */
             email: string;
+        };
+        /**
+         * ExperimentCreate
+         * @description An A/B test of the active version (the champion) against a challenger.
+         */
+        ExperimentCreate: {
+            /**
+             * Auto Promote
+             * @description Promote the challenger by itself on a clear win; otherwise the test says so and a person promotes it.
+             * @default false
+             */
+            auto_promote: boolean;
+            /**
+             * Challenger Share
+             * @description Split: the share of subjects shown the challenger.
+             * @default 0.5
+             */
+            challenger_share: number;
+            /**
+             * Challenger Version Id
+             * Format: uuid
+             * @description A ready version, not the active one.
+             */
+            challenger_version_id: string;
+            /**
+             * Ends At
+             * @description The budget: it ends then.
+             */
+            ends_at?: string | null;
+            /**
+             * Loss Threshold
+             * @description A variant wins once choosing it gives up less accuracy than this, on average over what is known.
+             * @default 0.005
+             */
+            loss_threshold: number;
+            /**
+             * Max Recognitions
+             * @description The budget: the test ends after this many.
+             */
+            max_recognitions?: number | null;
+            /**
+             * Min Feedback
+             * @description Judged answers each variant needs first.
+             * @default 100
+             */
+            min_feedback: number;
+            /**
+             * Mode
+             * @description split: each subject sees one variant, always the same; shadow: the champion answers every photo and the challenger scores it unseen.
+             * @default split
+             * @enum {string}
+             */
+            mode: "split" | "shadow";
+        };
+        /** ExperimentFigures */
+        ExperimentFigures: {
+            /**
+             * Challenger Better
+             * @description The probability that the challenger is the more accurate (Bayesian).
+             */
+            challenger_better: number;
+            /** Loss Choosing Challenger */
+            loss_choosing_challenger: number;
+            /** Loss Choosing Champion */
+            loss_choosing_champion: number;
+            /** Recognitions */
+            recognitions: number;
+            /**
+             * Recommendation
+             * @description `promote`: the challenger won; a person promotes it.
+             */
+            recommendation?: string | null;
+            /** Variants */
+            variants: {
+                [key: string]: components["schemas"]["VariantFigures"];
+            };
+        };
+        /** ExperimentRead */
+        ExperimentRead: {
+            /** Auto Promote */
+            auto_promote: boolean;
+            /** Challenger Share */
+            challenger_share: number;
+            /**
+             * Challenger Version Id
+             * Format: uuid
+             */
+            challenger_version_id: string;
+            /**
+             * Champion Version Id
+             * Format: uuid
+             */
+            champion_version_id: string;
+            /** Concluded At */
+            concluded_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Created By
+             * @description Who did it: `user:<id>` (a person), `api_key:<id>` (a key acting on its own) or `operator:cli` (someone at the `kai` command line).
+             */
+            created_by: string | null;
+            /** Decision */
+            decision: ("promoted" | "kept") | null;
+            /** Ends At */
+            ends_at: string | null;
+            figures: components["schemas"]["ExperimentFigures"];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Loss Threshold */
+            loss_threshold: number;
+            /** Max Recognitions */
+            max_recognitions: number | null;
+            /** Min Feedback */
+            min_feedback: number;
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "split" | "shadow";
+            /** Reason */
+            reason: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "running" | "concluded";
         };
         /** FacetCount */
         FacetCount: {
@@ -3281,6 +3546,28 @@ export interface components {
             /** Totp Enabled */
             totp_enabled: boolean;
         };
+        /** ModelEventRead */
+        ModelEventRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Data */
+            data: {
+                [key: string]: unknown;
+            };
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Kind
+             * @description experiment.started, experiment.challenger_won, experiment.concluded, model.promoted
+             */
+            kind: string;
+        };
         /** ModelVersionRead */
         ModelVersionRead: {
             /** Active */
@@ -3556,6 +3843,16 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /** Page[ExperimentRead] */
+        Page_ExperimentRead_: {
+            /** Items */
+            items: components["schemas"]["ExperimentRead"][];
+            /**
+             * Next Cursor
+             * @description Absent on the last page.
+             */
+            next_cursor: string | null;
+        };
         /** Page[ImageModelRead] */
         Page_ImageModelRead_: {
             /** Items */
@@ -3630,6 +3927,16 @@ export interface components {
         Page_MembershipRead_: {
             /** Items */
             items: components["schemas"]["MembershipRead"][];
+            /**
+             * Next Cursor
+             * @description Absent on the last page.
+             */
+            next_cursor: string | null;
+        };
+        /** Page[ModelEventRead] */
+        Page_ModelEventRead_: {
+            /** Items */
+            items: components["schemas"]["ModelEventRead"][];
             /**
              * Next Cursor
              * @description Absent on the last page.
@@ -4113,6 +4420,11 @@ export interface components {
              * @default 10
              */
             similar_k: number;
+            /**
+             * Subject
+             * @description Who the photo is recognized for, as the client knows them (an end user's id, say): in a split A/B test each subject always sees the same model version. Empty: the credential calling.
+             */
+            subject?: string | null;
             /**
              * Top K
              * @description Predictions returned.
@@ -4772,6 +5084,31 @@ export interface components {
              * @enum {string}
              */
             units: "metric" | "imperial";
+        };
+        /** VariantFigures */
+        VariantFigures: {
+            /** Accuracy */
+            accuracy: number | null;
+            /**
+             * Agreement
+             * @description Shadow: how often the challenger said what the champion did.
+             */
+            agreement?: number | null;
+            /**
+             * Judged
+             * @description Answers people gave feedback on.
+             */
+            judged: number;
+            /** Mean Confidence */
+            mean_confidence: number | null;
+            /** Median Latency Ms */
+            median_latency_ms: number | null;
+            /** Recognitions */
+            recognitions: number;
+            /** Right */
+            right: number;
+            /** Unknown Share */
+            unknown_share: number | null;
         };
     };
     responses: never;
@@ -11556,6 +11893,672 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MemberRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_events_api_v1_model_events_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page, passed back unchanged. */
+                cursor?: string | null;
+                /** @description Items per page. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ModelEventRead_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_experiments_api_v1_model_experiments_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page, passed back unchanged. */
+                cursor?: string | null;
+                /** @description Items per page. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ExperimentRead_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    start_api_v1_model_experiments_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExperimentCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_experiment_api_v1_model_experiments__experiment_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    judge_api_v1_model_experiments__experiment_id__judge_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    promote_api_v1_model_experiments__experiment_id__promote_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentRead"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stop_api_v1_model_experiments__experiment_id__stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentRead"];
                 };
             };
             /** @description Bad Request */
