@@ -234,3 +234,83 @@ def test_uploading_a_file_that_is_not_an_onnx_model_is_refused_in_a_sentence(
     expect(refusal).to_have_text("The file is not an ONNX model.")
     expect(page.get_by_role("rowheader", name="custom:not-a-model")).to_have_count(0)
     screenshot(page, "models-backbones")
+
+
+def _trained(client: httpx.Client, *, activate: bool) -> dict[str, Any]:
+    """A version trained on the descriptor alone (quick here), once its training ended."""
+    started = client.post(
+        "/api/v1/models", json={"backbones": ["handcrafted"], "activate": activate}
+    )
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + TRAINING_SECONDS
+    while time.monotonic() < deadline:
+        version: dict[str, Any] = client.get(f"/api/v1/models/{started.json()['id']}").json()
+        if version["status"] != "training":
+            assert version["status"] == "ready", version
+            return version
+        time.sleep(0.5)
+    raise AssertionError("the training did not end in time")
+
+
+def test_an_ab_test_is_started_watched_and_its_challenger_promoted(
+    page: Page, kai_server: Server
+) -> None:
+    owner = owner_of_new_organization(page, kai_server, "tester")
+    client = _api(kai_server, owner)
+    try:
+        _catalog_with_photos(client)
+        _trained(client, activate=True)
+        _trained(client, activate=False)
+
+        page.goto("/models")
+        page.get_by_role("link", name="A/B tests").click()
+        expect(page.get_by_role("heading", name="A/B tests", level=1)).to_be_visible()
+        expect(page.get_by_text("No A/B test has been run yet.")).to_be_visible()
+        form = page.get_by_role("form", name="Start an A/B test")
+        expect(form.get_by_role("combobox")).to_have_value(re.compile(".+"))
+        form.get_by_label("People who see the challenger (%)").fill("50")
+        assert_accessible(page, "models-experiments-start")
+        form.get_by_role("button", name="Start the test").click()
+
+        card = page.get_by_role("article", name="Version 1 against Version 2")
+        expect(card.get_by_text("Running")).to_be_visible()
+        expect(page.get_by_role("form", name="Start an A/B test")).to_have_count(0)
+        # People recognize photos, each seeing one version, and say KAI was right.
+        for index in range(6):
+            colour = list(COLOURS.values())[index % len(COLOURS)]
+            answered = client.post(
+                "/api/v1/recognitions",
+                files={"file": ("photo.jpg", _photo(colour, 900 + index), "image/jpeg")},
+                data={"subject": f"visitor-{index}", "similar_k": "0"},
+            )
+            assert answered.status_code == 201, answered.text
+            said = client.post(
+                f"/api/v1/recognitions/{answered.json()['id']}/feedback", json={"correct": True}
+            )
+            assert said.status_code == 201, said.text
+
+        card.get_by_role("button", name="Judge now").click()
+        expect(card).to_contain_text("6 recognitions so far.")
+        figures = card.get_by_role("table", name="Figures of each version in the test")
+        expect(figures.get_by_role("row")).to_have_count(3)
+        # Every answer was right: each version that answered shows 100 %.
+        expect(figures.get_by_role("cell", name="100%").first).to_be_visible()
+        expect(card).to_contain_text("with probability")
+        # Too few answers for a result: it goes on until a person decides.
+        expect(card.get_by_text("Running")).to_be_visible()
+        assert_accessible(page, "models-experiments-running")
+        screenshot(page, "models-experiments-running")
+
+        card.get_by_role("button", name="Promote the challenger").click()
+        expect(card.get_by_text("Challenger promoted")).to_be_visible()
+        expect(card.get_by_role("button", name="Promote the challenger")).to_have_count(0)
+        events = page.get_by_role("region", name="What happened")
+        expect(events).to_contain_text("Version 2 was promoted and is now active.")
+        expect(events).to_contain_text("A test of version 2 against version 1 started.")
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert_accessible(page, "models-experiments-phone")
+        screenshot(page, "models-experiments-phone")
+        versions = client.get("/api/v1/models").json()["items"]
+        assert {version["number"] for version in versions if version["active"]} == {2}
+    finally:
+        client.close()

@@ -5,6 +5,7 @@ import { NavLink, Route, Routes } from "react-router";
 
 import { NotFoundPage } from "../../app/NotFoundPage";
 import { BackbonesPage } from "./BackbonesPage";
+import { ExperimentsPage } from "./ExperimentsPage";
 import { SettingsPage } from "./SettingsPage";
 import { VersionPage } from "./VersionPage";
 import { VersionsPage } from "./VersionsPage";
@@ -17,6 +18,7 @@ function ModelsNav() {
       <NavLink to="/models" end>
         {t("versionsNav")}
       </NavLink>
+      <NavLink to="/models/experiments">{t("experimentsNav")}</NavLink>
       <NavLink to="/models/settings">{t("settingsNav")}</NavLink>
       <NavLink to="/models/backbones">{t("backbonesNav")}</NavLink>
     </nav>
@@ -29,6 +31,7 @@ export default function ModelsRoutes() {
       <ModelsNav />
       <Routes>
         <Route index element={<VersionsPage />} />
+        <Route path="experiments" element={<ExperimentsPage />} />
         <Route path="settings" element={<SettingsPage />} />
         <Route path="backbones" element={<BackbonesPage />} />
         <Route path=":versionId" element={<VersionPage />} />

@@ -73,3 +73,39 @@ export async function deleteBackbone(name: string): Promise<void> {
 export async function changeSettings(change: Schemas["RecognitionSettingsChange"]): Promise<RecognitionSettings> {
   return unwrap(await api.PATCH("/api/v1/recognitions/settings", { body: change }));
 }
+
+export type Experiment = Schemas["ExperimentRead"];
+export type ExperimentCreate = Schemas["ExperimentCreate"];
+export type ModelEvent = Schemas["ModelEventRead"];
+
+export const experimentKeys = {
+  all: ["models", "experiments"] as const,
+  events: ["models", "events"] as const,
+};
+
+export function useExperiments() {
+  return useQuery({
+    queryKey: experimentKeys.all,
+    queryFn: async () => unwrap(await api.GET("/api/v1/model-experiments", { params: { query: { limit: 20 } } })).items,
+    // A running test's figures move with every recognition and feedback: look again now and then.
+    refetchInterval: (query) => (query.state.data?.some((test) => test.status === "running") ? 10_000 : false),
+  });
+}
+
+export function useModelEvents() {
+  return useQuery({
+    queryKey: experimentKeys.events,
+    queryFn: async () => unwrap(await api.GET("/api/v1/model-events", { params: { query: { limit: 20 } } })).items,
+  });
+}
+
+export async function startExperiment(body: ExperimentCreate): Promise<Experiment> {
+  return unwrap(await api.POST("/api/v1/model-experiments", { body }));
+}
+
+export async function endExperiment(experimentId: string, how: "promote" | "stop" | "judge"): Promise<Experiment> {
+  const path = { params: { path: { experiment_id: experimentId } } };
+  if (how === "promote") return unwrap(await api.POST("/api/v1/model-experiments/{experiment_id}/promote", path));
+  if (how === "stop") return unwrap(await api.POST("/api/v1/model-experiments/{experiment_id}/stop", path));
+  return unwrap(await api.POST("/api/v1/model-experiments/{experiment_id}/judge", path));
+}
