@@ -30,6 +30,7 @@ from kai.kit.middleware import RequestContextMiddleware
 from kai.kit.turns import TakingTurns
 from kai.ml.endpoints import backbones_router
 from kai.ml.endpoints import router as models_router
+from kai.ml.experiment_endpoints import drift_router as model_drift_router
 from kai.ml.experiment_endpoints import events_router as model_events_router
 from kai.ml.experiment_endpoints import router as model_experiments_router
 from kai.ops import webapp
@@ -184,6 +185,7 @@ def create_app(
         models_router,
         model_experiments_router,
         model_events_router,
+        model_drift_router,
         backbones_router,
         recognitions_router,
         batches_router,

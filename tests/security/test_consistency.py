@@ -594,6 +594,7 @@ async def test_a_version_trained_twice_at_once_is_trained_once(
     assert await _stored(committed_runtime, owner, "models/") == {
         trained.dataset_key,
         trained.artifact_key,
+        trained.reference_key,
     }
     # Run again later (a retry after the job's success was lost), it does nothing.
     again = await run(lambda: scoped_transaction(factory, organization_id=owner.organization_id))

@@ -8,19 +8,27 @@ from typing import Annotated
 
 from fastapi import Depends, status
 
-from kai.deps import DbSession
+from kai.deps import DbSession, RuntimeDep
 from kai.identity.actor import Actor
 from kai.identity.dependencies import AUTH_RESPONSES, require
 from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
 from kai.kit.routing import IndexedRouter
-from kai.ml import experiments
+from kai.ml import drift, experiments
 from kai.ml.models import ModelExperiment
-from kai.ml.schemas import ExperimentCreate, ExperimentFigures, ExperimentRead, ModelEventRead
+from kai.ml.schemas import (
+    DriftCheckRead,
+    DriftWindowRead,
+    ExperimentCreate,
+    ExperimentFigures,
+    ExperimentRead,
+    ModelEventRead,
+)
 
 router = IndexedRouter(prefix="/model-experiments", tags=["models"], responses=AUTH_RESPONSES)
 events_router = IndexedRouter(prefix="/model-events", tags=["models"], responses=AUTH_RESPONSES)
+drift_router = IndexedRouter(prefix="/model-drift", tags=["models"], responses=AUTH_RESPONSES)
 
 ModelsRead = Annotated[Actor, Depends(require(Permission.MODELS_READ))]
 ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
@@ -151,4 +159,33 @@ async def list_events(
     found, cursor = await experiments.list_events(session, actor=actor, params=page)
     return Page[ModelEventRead](
         items=[ModelEventRead.model_validate(event) for event in found], next_cursor=cursor
+    )
+
+
+@drift_router.get("", summary="Drift over time: each window of recognitions, newest first")
+async def list_drift(
+    actor: ModelsRead, session: DbSession, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[DriftWindowRead]:
+    found, cursor = await drift.list_page(session, organization_id=actor.tenant_id, params=page)
+    return Page[DriftWindowRead](
+        items=[DriftWindowRead.model_validate(window) for window in found], next_cursor=cursor
+    )
+
+
+@drift_router.post("/check", summary="Compare the recognitions since the last window now")
+async def check_drift(
+    actor: ModelsDeploy, session: DbSession, runtime: RuntimeDep
+) -> DriftCheckRead:
+    """What the hourly check does, at once: a window needs an active version trained with a
+    reference and at least 30 recognitions since the last window."""
+    window = await drift.check(session, runtime.storage, organization_id=actor.tenant_id)
+    if window is None:
+        return DriftCheckRead(
+            window=None,
+            detail=f"No window yet: it needs at least {drift.MIN_WINDOW} recognitions by the "
+            "active version since the last one.",
+        )
+    return DriftCheckRead(
+        window=DriftWindowRead.model_validate(window),
+        detail="Drift: " + ", ".join(window.figures["reasons"]) if window.drifted else "No drift.",
     )

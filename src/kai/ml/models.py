@@ -19,6 +19,8 @@ TENANT_TABLES = (
     "model_experiments",
     "experiment_observations",
     "model_events",
+    "served_predictions",
+    "drift_windows",
 )
 
 
@@ -74,6 +76,8 @@ class ModelVersion(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     trained_at: Mapped[datetime | None]
+    # What its validation data looked like, for drift (kai.ml.drift): an .npz in storage.
+    reference_key: Mapped[str | None] = mapped_column(String(1024))
     # Its MLflow run and registered model version, once recorded (kai.ml.registry).
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     registered_version: Mapped[int | None]
@@ -241,4 +245,51 @@ class ModelEvent(Base):
     )
     kind: Mapped[str] = mapped_column(String(60))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class ServedPrediction(Base):
+    """What a version answered for one recognition: the live data drift is measured on."""
+
+    __tablename__ = "served_predictions"
+    __table_args__ = (
+        Index("ix_served_predictions_window", "organization_id", "model_version_id", "created_at"),
+    )
+
+    # The recognition (no foreign key: recognition sits above ml).
+    recognition_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    model_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    # The photo, by its storage key: its embeddings are in the feature store under it.
+    image_key: Mapped[str] = mapped_column(String(1024))
+    label: Mapped[str | None] = mapped_column(String(300))
+    confidence: Mapped[float] = mapped_column(Float)
+    unknown: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(server_default=text("clock_timestamp()"))
+
+
+class DriftWindow(Base):
+    """A window of a version's live recognitions compared with its reference (kai.ml.drift)."""
+
+    __tablename__ = "drift_windows"
+    __table_args__ = (Index("ix_drift_windows_listed", "organization_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    model_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    recognitions: Mapped[int]
+    # psi_confidence, psi_labels, unknown_share, reference_unknown_share, projection_p,
+    # reasons.
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    drifted: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))

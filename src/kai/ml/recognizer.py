@@ -178,6 +178,10 @@ class Recognizer:
 class Trained:
     recognizer: Recognizer
     metrics: dict[str, Any]
+    # The calibrated probabilities of each training photo, held out of the heads that scored
+    # it (a row per photo, columns in `recognizer.labels`' order): what a new photo like the
+    # training ones would be answered with, the reference drift is measured against.
+    held_out: np.ndarray | None = None
 
 
 def photos_shortfall(labels: Sequence[str]) -> str | None:
@@ -281,7 +285,7 @@ def train_recognizer(
         temperature=temperature,
         likeness=checks,
     )
-    return Trained(recognizer=recognizer, metrics=metrics)
+    return Trained(recognizer=recognizer, metrics=metrics, held_out=calibrated)
 
 
 def _vote(

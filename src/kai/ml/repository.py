@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
@@ -13,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kai.catalog.models import Category, ImageStatus, Material, MaterialImage
 from kai.kit.pagination import PageParams, paginate
 from kai.ml.models import (
+    DriftWindow,
     ExperimentObservation,
     ImageModel,
     LabeledPhoto,
     ModelEvent,
     ModelExperiment,
     ModelVersion,
+    ServedPrediction,
 )
 
 
@@ -373,3 +376,54 @@ def _figures(
         "right": int(right),
         "accuracy": round(int(right) / int(judged), 4) if judged else None,
     }
+
+
+class DriftRepository:
+    """What versions answered live, and the drift windows measured on it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def organizations_serving(self, since: datetime) -> list[uuid.UUID]:
+        """Every organization with a recognition since then (across tenants)."""
+        found = await self.session.scalars(select(func.kai_organizations_serving_since(since)))
+        return sorted(found.all())
+
+    async def last_end(self, organization_id: uuid.UUID, version_id: uuid.UUID) -> datetime | None:
+        found: datetime | None = await self.session.scalar(
+            select(func.max(DriftWindow.ended_at)).where(
+                DriftWindow.organization_id == organization_id,
+                DriftWindow.model_version_id == version_id,
+            )
+        )
+        return found
+
+    async def served(
+        self,
+        organization_id: uuid.UUID,
+        version_id: uuid.UUID,
+        *,
+        since: datetime | None,
+        limit: int,
+    ) -> list[ServedPrediction]:
+        """The version's answers after `since`, oldest first, at most `limit`."""
+        statement = select(ServedPrediction).where(
+            ServedPrediction.organization_id == organization_id,
+            ServedPrediction.model_version_id == version_id,
+        )
+        if since is not None:
+            statement = statement.where(ServedPrediction.created_at > since)
+        statement = statement.order_by(ServedPrediction.created_at).limit(limit)
+        return list((await self.session.scalars(statement)).all())
+
+    async def add(self, window: DriftWindow) -> DriftWindow:
+        self.session.add(window)
+        await self.session.flush()
+        return window
+
+    async def list_page(
+        self, organization_id: uuid.UUID, params: PageParams
+    ) -> tuple[list[DriftWindow], str | None]:
+        """Newest first."""
+        statement = select(DriftWindow).where(DriftWindow.organization_id == organization_id)
+        return await paginate(self.session, statement, order_by=(DriftWindow.id,), params=params)

@@ -158,3 +158,28 @@ class ModelEventRead(BaseModel):
     )
     data: dict[str, Any]
     created_at: datetime
+
+
+class DriftWindowRead(BaseModel):
+    """A window of live recognitions compared with the version's reference."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    model_version_id: uuid.UUID
+    started_at: datetime
+    ended_at: datetime
+    recognitions: int
+    drifted: bool
+    figures: dict[str, Any] = Field(
+        description="psi_confidence and psi_labels (population stability index: above 0.25 "
+        "is drift), unknown_share against reference_unknown_share (drift 0.15 above), "
+        "projection_p (the appearance: Kolmogorov-Smirnov on the embeddings' principal "
+        "components, Bonferroni-corrected; drift under 0.01), and `reasons`."
+    )
+    created_at: datetime
+
+
+class DriftCheckRead(BaseModel):
+    window: DriftWindowRead | None
+    detail: str

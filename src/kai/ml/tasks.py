@@ -9,7 +9,7 @@ from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.kit.jobs.queue import JobGivenUp, JobRun, JobRuntime, PermanentJobError, job_app, job_task
-from kai.ml import experiments, tracking, training
+from kai.ml import drift, experiments, tracking, training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
 from kai.vision.backbones.sandboxed import ImageModelFailed
@@ -68,3 +68,12 @@ async def judge_experiments(context: JobContext, timestamp: int) -> dict[str, in
     """Every five minutes: end each running A/B test whose figures call for it."""
     runtime: JobRuntime = context.additional_context["runtime"]
     return await experiments.judge_all(runtime.session_factory)
+
+
+@job_app.periodic(cron="17 * * * *", periodic_id="hourly")
+@job_app.task(name="ml.check_drift", pass_context=True, queueing_lock="ml.check_drift")
+async def check_drift(context: JobContext, timestamp: int) -> dict[str, int]:
+    """Every hour: compare each organization's recent recognitions with its version's
+    reference, storing a window (and a drift event when it drifted)."""
+    runtime: JobRuntime = context.additional_context["runtime"]
+    return await drift.check_all(runtime.session_factory, runtime.storage)

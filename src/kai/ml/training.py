@@ -31,14 +31,21 @@ from kai.kit.images import ImageLimits
 from kai.kit.schemas import RequestModel
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
-from kai.ml import image_models, tracking
+from kai.ml import drift, image_models, tracking
 from kai.ml.models import ModelVersion
-from kai.ml.recognizer import NotEnoughPhotos, Recognizer, photos_shortfall, train_recognizer
+from kai.ml.recognizer import (
+    NotEnoughPhotos,
+    Recognizer,
+    Trained,
+    photos_shortfall,
+    train_recognizer,
+)
 from kai.ml.repository import CatalogPhoto, LabeledExample, ModelVersionRepository
 from kai.ml.service import material_label
 from kai.ml.versions import preparation
 from kai.search import features
 from kai.search.features import features_of
+from kai.search.visual import CATALOG_BACKBONE
 from kai.vision import non_materials
 from kai.vision.backbones import DEFAULT_BACKBONES, Backbone
 from kai.vision.preprocessing import Enhancement, PreparedViews, prepare_views
@@ -492,8 +499,17 @@ async def run_training(
     run_folder = f"{version.id}/{new_id()}"
     dataset_key = model_key(organization_id, f"{run_folder}/dataset.json")
     artifact_key = model_key(organization_id, f"{run_folder}/recognizer.npz")
+    reference_key = model_key(organization_id, f"{run_folder}/reference.npz")
+    reference = await asyncio.to_thread(
+        _reference, trained, embeddings, backbones, preparation(version, settings).tag
+    )
     written: list[str] = []
     try:
+        if reference is not None:
+            await storage.put(
+                reference_key, reference.to_bytes(), content_type="application/octet-stream"
+            )
+            written.append(reference_key)
         await storage.put(
             dataset_key, json.dumps(snapshot).encode(), content_type="application/json"
         )
@@ -532,6 +548,7 @@ async def run_training(
                     "novelty_threshold": recognizer.novelty_threshold,
                     "dataset_key": dataset_key,
                     "artifact_key": artifact_key,
+                    "reference_key": reference_key if reference is not None else None,
                 },
             )
     except BaseException as exc:
@@ -557,6 +574,28 @@ async def run_training(
         "accuracy": trained.metrics["accuracy"],
         "macro_f1": trained.metrics["macro_f1"],
     }
+
+
+def _reference(
+    trained: Trained,
+    embeddings: dict[str, np.ndarray],
+    backbones: Sequence[Backbone],
+    preparation_tag: str,
+) -> drift.Reference | None:
+    """What the version's validation data looked like, for drift: the training photos by the
+    catalog backbone (or the first one), and the held-out answers."""
+    if trained.held_out is None:
+        return None
+    by_name = {backbone.name: backbone for backbone in backbones}
+    name = CATALOG_BACKBONE if CATALOG_BACKBONE in by_name else backbones[0].name
+    return drift.make_reference(
+        backbone=name,
+        features_of=features_of(by_name[name].fingerprint, preparation_tag),
+        embeddings=embeddings[name],
+        held_out=trained.held_out,
+        labels=trained.recognizer.labels,
+        unknown_share=float(trained.metrics["unknown"]["held_out_unlike"]),
+    )
 
 
 async def _plan(

@@ -40,7 +40,7 @@ from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.kit.storage.transactional import remove_unless_committed
 from kai.kit.threads import IMAGE_CHECKS
-from kai.ml import experiments, inference
+from kai.ml import drift, experiments, inference
 from kai.ml import service as ml
 from kai.recognition import projects
 from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
@@ -235,8 +235,20 @@ async def observe(
     recognition: Recognition,
     prediction: inference.Prediction,
 ) -> None:
-    """A recognition made during an A/B test is one of its observations."""
+    """What the version answered is kept for drift; and a recognition made during an A/B
+    test is one of its observations."""
+    await drift.record_served(
+        session,
+        organization_id=recognition.organization_id,
+        version_id=predictor.version.id,
+        recognition_id=recognition.id,
+        image_key=recognition.image_key,
+        label=recognition.label,
+        confidence=recognition.confidence or 0.0,
+        unknown=recognition.unknown,
+    )
     if predictor.assignment is None:
+        await session.flush()
         return
     await experiments.observe(
         session,
