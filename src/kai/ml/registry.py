@@ -109,6 +109,10 @@ def store_of(settings: Settings) -> Store:
 def client_of(settings: Settings) -> tuple[MlflowClient, Store]:
     """A client of the settings' store, its database made first if it is not there yet."""
     store = store_of(settings)
+    # MLflow's store keeps a pool of connections per engine, held idle for the life of the
+    # process: a sync job now and then would pin them in every worker. Each of its calls opens
+    # and closes its own instead.
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     _make_database(store.tracking_uri)
     if settings.storage.backend == "s3" and not settings.ml.mlflow_artifact_root:
         _s3_environment(settings)
