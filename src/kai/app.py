@@ -33,6 +33,7 @@ from kai.ml.endpoints import router as models_router
 from kai.ml.experiment_endpoints import drift_router as model_drift_router
 from kai.ml.experiment_endpoints import events_router as model_events_router
 from kai.ml.experiment_endpoints import router as model_experiments_router
+from kai.ml.experiment_endpoints import settings_router as model_settings_router
 from kai.ops import webapp
 from kai.ops.endpoints import MetricsAccess, MetricsListenerOnly, ReadinessProbe
 from kai.ops.endpoints import router as ops_router
@@ -41,6 +42,7 @@ from kai.recognition.endpoints import batches_router
 from kai.recognition.endpoints import catalog_router as near_duplicates_router
 from kai.recognition.endpoints import router as recognitions_router
 from kai.recognition.project_endpoints import router as projects_router
+from kai.recognition.review_endpoints import router as review_router
 from kai.runtime import DOMAIN_TASK_MODULES, Runtime
 from kai.search import semantic
 from kai.search.endpoints import router as search_router
@@ -186,6 +188,8 @@ def create_app(
         model_experiments_router,
         model_events_router,
         model_drift_router,
+        model_settings_router,
+        review_router,
         backbones_router,
         recognitions_router,
         batches_router,

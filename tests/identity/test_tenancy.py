@@ -27,7 +27,7 @@ from kai.identity.models import ApiKey, AuthSession, Invitation, Role, Team, Tea
 from kai.identity.permissions import Permission
 from kai.kit.crypto import token_digest
 from kai.kit.db import act_for
-from kai.ml.models import ImageModel, ModelExperiment, ModelVersion
+from kai.ml.models import ImageModel, ModelExperiment, ModelVersion, ReviewItem
 from kai.recognition.models import Project, ProjectMaterial, Recognition, RecognitionBatch
 from kai.runtime import Runtime
 from tests.identity.factories import Member, add_member, create_user, member
@@ -213,6 +213,16 @@ async def _resources_of(runtime: Runtime, session: AsyncSession, owner: Member) 
         )
         work.add(recognition)
         await work.flush()
+        # It waits in the review queue (skipping it takes it out).
+        work.add(
+            ReviewItem(
+                recognition_id=recognition.id,
+                organization_id=organization_id,
+                image_key=photo_key,
+                features_of="efficientnet|plain",
+                reason="unknown",
+            )
+        )
         work.add(
             ProjectMaterial(
                 project_id=project.id, material_id=material.id, organization_id=organization_id

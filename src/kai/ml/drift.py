@@ -224,7 +224,7 @@ async def check(
     """Compare the active version's recognitions since the last window with its reference;
     store the window (and a drift event when it drifted). None when there is no window yet
     (no reference, or too few recognitions)."""
-    from kai.ml import experiments
+    from kai.ml import experiments, review
 
     version = await ModelVersionRepository(session).active(organization_id)
     if version is None or version.reference_key is None:
@@ -269,6 +269,9 @@ async def check(
         )
     )
     if window.drifted:
+        await review.queue_retraining_check(
+            session, organization_id=organization_id, because="drift"
+        )
         await experiments.event(
             session,
             organization_id=organization_id,

@@ -15,7 +15,7 @@ from kai.identity.permissions import Permission
 from kai.kit.errors import problem_responses
 from kai.kit.pagination import Page, PageParams, page_params
 from kai.kit.routing import IndexedRouter
-from kai.ml import drift, experiments
+from kai.ml import drift, experiments, review
 from kai.ml.models import ModelExperiment
 from kai.ml.schemas import (
     DriftCheckRead,
@@ -24,11 +24,14 @@ from kai.ml.schemas import (
     ExperimentFigures,
     ExperimentRead,
     ModelEventRead,
+    ModelSettingsChange,
+    ModelSettingsRead,
 )
 
 router = IndexedRouter(prefix="/model-experiments", tags=["models"], responses=AUTH_RESPONSES)
 events_router = IndexedRouter(prefix="/model-events", tags=["models"], responses=AUTH_RESPONSES)
 drift_router = IndexedRouter(prefix="/model-drift", tags=["models"], responses=AUTH_RESPONSES)
+settings_router = IndexedRouter(prefix="/model-settings", tags=["models"], responses=AUTH_RESPONSES)
 
 ModelsRead = Annotated[Actor, Depends(require(Permission.MODELS_READ))]
 ModelsDeploy = Annotated[Actor, Depends(require(Permission.MODELS_DEPLOY))]
@@ -189,3 +192,25 @@ async def check_drift(
         window=DriftWindowRead.model_validate(window),
         detail="Drift: " + ", ".join(window.figures["reasons"]) if window.drifted else "No drift.",
     )
+
+
+@settings_router.get("", summary="When new labels or drift train and test a challenger")
+async def model_settings(actor: ModelsRead, session: DbSession) -> ModelSettingsRead:
+    found = await review.settings_of(session, organization_id=actor.tenant_id)
+    return ModelSettingsRead.model_validate(found)
+
+
+@settings_router.patch("", summary="Change the rules given; the others stay")
+async def change_model_settings(
+    actor: ModelsDeploy, session: DbSession, body: ModelSettingsChange
+) -> ModelSettingsRead:
+    """`retrain_after_labels: null` sent explicitly turns training on new labels off."""
+    sent = body.model_dump(exclude_unset=True)
+    # A switch sent as null stays as it is; only the label count may be emptied.
+    values = {
+        name: value
+        for name, value in sent.items()
+        if value is not None or name == "retrain_after_labels"
+    }
+    found = await review.change_settings(session, actor=actor, values=values)
+    return ModelSettingsRead.model_validate(found)

@@ -21,6 +21,8 @@ TENANT_TABLES = (
     "model_events",
     "served_predictions",
     "drift_windows",
+    "review_items",
+    "model_settings",
 )
 
 
@@ -293,3 +295,49 @@ class DriftWindow(Base):
     figures: Mapped[dict[str, Any]] = mapped_column(JSONB)
     drifted: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class ReviewItem(Base):
+    """A recognition worth a person's label (kai.ml.review): unknown, a close call, or where
+    champion and challenger disagreed."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        CheckConstraint("reason IN ('unknown', 'low_margin', 'disagreement')", name="reason_known"),
+        CheckConstraint("status IN ('pending', 'labelled', 'skipped')", name="status_known"),
+        Index("ix_review_items_pending", "organization_id", "status", "created_at"),
+    )
+
+    # The recognition (no foreign key: recognition sits above ml).
+    recognition_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    image_key: Mapped[str] = mapped_column(String(1024))
+    # Which of the photo's embeddings in the feature store the ranking compares.
+    features_of: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(20))
+    # The best answer's confidence less the second's.
+    margin: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10), server_default=text("'pending'"))
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=text("clock_timestamp()"))
+
+
+class ModelSettings(Base):
+    """An organization's rules for its models: when new labels or drift queue the training of
+    a challenger, and whether that challenger is then tested (and promoted) by itself."""
+
+    __tablename__ = "model_settings"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Train a challenger once this many photos were labelled since the newest version (None:
+    # never by itself).
+    retrain_after_labels: Mapped[int | None]
+    retrain_on_drift: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Start a split A/B test of a challenger trained so; and let that test promote it.
+    test_challenger: Mapped[bool] = mapped_column(server_default=text("false"))
+    auto_promote: Mapped[bool] = mapped_column(server_default=text("false"))

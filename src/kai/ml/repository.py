@@ -20,7 +20,9 @@ from kai.ml.models import (
     LabeledPhoto,
     ModelEvent,
     ModelExperiment,
+    ModelSettings,
     ModelVersion,
+    ReviewItem,
     ServedPrediction,
 )
 
@@ -427,3 +429,66 @@ class DriftRepository:
         """Newest first."""
         statement = select(DriftWindow).where(DriftWindow.organization_id == organization_id)
         return await paginate(self.session, statement, order_by=(DriftWindow.id,), params=params)
+
+
+class ReviewRepository:
+    """The review queue, and the organization's rules for challengers."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, organization_id: uuid.UUID, recognition_id: uuid.UUID) -> ReviewItem | None:
+        found: ReviewItem | None = await self.session.scalar(
+            select(ReviewItem).where(
+                ReviewItem.organization_id == organization_id,
+                ReviewItem.recognition_id == recognition_id,
+            )
+        )
+        return found
+
+    async def pending(self, organization_id: uuid.UUID, *, limit: int) -> list[ReviewItem]:
+        """The newest pending items, at most `limit`."""
+        statement = (
+            select(ReviewItem)
+            .where(ReviewItem.organization_id == organization_id, ReviewItem.status == "pending")
+            .order_by(ReviewItem.created_at.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def count_pending(self, organization_id: uuid.UUID) -> int:
+        found = await self.session.scalar(
+            select(func.count()).where(
+                ReviewItem.organization_id == organization_id, ReviewItem.status == "pending"
+            )
+        )
+        return int(found or 0)
+
+    async def settings(self, organization_id: uuid.UUID) -> ModelSettings | None:
+        found: ModelSettings | None = await self.session.get(ModelSettings, organization_id)
+        return found
+
+    async def labels_since(self, organization_id: uuid.UUID, since: datetime | None) -> int:
+        """Photos labelled in feedback since then (all, with None)."""
+        statement = select(func.count()).where(LabeledPhoto.organization_id == organization_id)
+        if since is not None:
+            statement = statement.where(LabeledPhoto.created_at > since)
+        return int(await self.session.scalar(statement) or 0)
+
+    async def training(self, organization_id: uuid.UUID) -> bool:
+        """Whether a version of the organization is being trained now."""
+        found = await self.session.scalar(
+            select(func.count()).where(
+                ModelVersion.organization_id == organization_id,
+                ModelVersion.status == "training",
+            )
+        )
+        return bool(found)
+
+    async def newest_version_at(self, organization_id: uuid.UUID) -> datetime | None:
+        found: datetime | None = await self.session.scalar(
+            select(func.max(ModelVersion.created_at)).where(
+                ModelVersion.organization_id == organization_id
+            )
+        )
+        return found

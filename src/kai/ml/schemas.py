@@ -183,3 +183,26 @@ class DriftWindowRead(BaseModel):
 class DriftCheckRead(BaseModel):
     window: DriftWindowRead | None
     detail: str
+
+
+class ModelSettingsRead(BaseModel):
+    """When new labels or drift train a challenger, and whether it is then tested by itself."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    retrain_after_labels: int | None = Field(
+        description="Train a challenger once this many photos were labelled since the newest "
+        "version; empty: never by itself."
+    )
+    retrain_on_drift: bool = Field(description="Train a challenger when drift is detected.")
+    test_challenger: bool = Field(
+        description="Start a split A/B test of such a challenger against the active version."
+    )
+    auto_promote: bool = Field(description="Let that test promote a clear winner by itself.")
+
+
+class ModelSettingsChange(RequestModel):
+    retrain_after_labels: int | None = Field(default=None, ge=1, le=1_000_000)
+    retrain_on_drift: bool | None = None
+    test_challenger: bool | None = None
+    auto_promote: bool | None = None

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.identity.actor import Actor
 from kai.kit.db import new_id
+from kai.ml import review
 from kai.ml.models import LabeledPhoto, ModelVersion
 from kai.ml.repository import ModelVersionRepository
 
@@ -61,3 +62,12 @@ async def label_recognized_photo(
             created_by=actor.author,
         )
     )
+    # Reviewed: out of the queue; and enough new labels may call for a challenger.
+    await review.resolve(
+        session,
+        organization_id=actor.tenant_id,
+        recognition_id=recognition_id,
+        status="labelled",
+        by=actor.author,
+    )
+    await review.queue_retraining_check(session, organization_id=actor.tenant_id, because="labels")

@@ -9,7 +9,7 @@ from procrastinate import JobContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kai.kit.jobs.queue import JobGivenUp, JobRun, JobRuntime, PermanentJobError, job_app, job_task
-from kai.ml import drift, experiments, tracking, training
+from kai.ml import drift, experiments, review, tracking, training
 from kai.ml.recognizer import NotEnoughPhotos
 from kai.vision.backbones import BackboneUnavailable
 from kai.vision.backbones.sandboxed import ImageModelFailed
@@ -77,3 +77,15 @@ async def check_drift(context: JobContext, timestamp: int) -> dict[str, int]:
     reference, storing a window (and a drift event when it drifted)."""
     runtime: JobRuntime = context.additional_context["runtime"]
     return await drift.check_all(runtime.session_factory, runtime.storage)
+
+
+@job_task(review.RETRAINING_KIND, max_attempts=3)
+async def consider_retraining(run: JobRun) -> dict[str, Any]:
+    """Queue the training of a challenger if the organization's rules call for it now."""
+    if run.organization_id is None:
+        raise PermanentJobError("a model belongs to an organization")
+    because = str(run.params.get("because", "labels"))
+    version = await review.consider_retraining(
+        run.session, organization_id=run.organization_id, because=because
+    )
+    return {"queued_version": version.number if version is not None else None, "because": because}

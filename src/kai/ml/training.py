@@ -31,7 +31,7 @@ from kai.kit.images import ImageLimits
 from kai.kit.schemas import RequestModel
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
-from kai.ml import drift, image_models, tracking
+from kai.ml import drift, image_models, review, tracking
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import (
     NotEnoughPhotos,
@@ -111,6 +111,18 @@ class Example:
     category_id: uuid.UUID | None
     source: Literal["catalog", "feedback"]
     reference: uuid.UUID
+
+
+def options_of(version: ModelVersion) -> TrainingOptions:
+    """What the version was trained with (besides the options, a version trained by the
+    organization's rules notes why: `challenger`, `trained_because`)."""
+    return TrainingOptions.model_validate(
+        {
+            name: value
+            for name, value in version.options.items()
+            if name in TrainingOptions.model_fields
+        }
+    )
 
 
 async def start_training(
@@ -612,7 +624,7 @@ async def _plan(
         return "model version deleted"
     if version.status != "training":
         return f"model version already {version.status}"
-    options = TrainingOptions.model_validate(version.options)
+    options = options_of(version)
     sources = await training_sources(session, organization_id=organization_id)
     examples = label_examples(sources, options)
     if len({example.label for example in examples}) > MAX_LABELS:
@@ -651,6 +663,8 @@ async def _record_trained(
     if activate:
         await repository.activate(organization_id, version.id)
     await tracking.queue_sync(session, organization_id=organization_id)
+    # A challenger the organization's rules trained is tested if they say so.
+    await review.test_new_challenger(session, version=version)
     return None
 
 

@@ -40,7 +40,7 @@ from kai.kit.storage import ObjectNotFound, ObjectStorage
 from kai.kit.storage.keys import user_upload_key
 from kai.kit.storage.transactional import remove_unless_committed
 from kai.kit.threads import IMAGE_CHECKS
-from kai.ml import drift, experiments, inference
+from kai.ml import drift, experiments, inference, review
 from kai.ml import service as ml
 from kai.recognition import projects
 from kai.recognition.models import Recognition, RecognitionFeedback, RecognitionSettings
@@ -246,6 +246,17 @@ async def observe(
         label=recognition.label,
         confidence=recognition.confidence or 0.0,
         unknown=recognition.unknown,
+    )
+    await review.consider(
+        session,
+        organization_id=recognition.organization_id,
+        recognition_id=recognition.id,
+        image_key=recognition.image_key,
+        features_of=predictor.features[inference.SIMILARITY_BACKBONE],
+        unknown=recognition.unknown,
+        predictions=recognition.predictions,
+        shadow=prediction.shadow,
+        label=recognition.label,
     )
     if predictor.assignment is None:
         await session.flush()
