@@ -13,6 +13,7 @@ import httpx
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from kai.vision import non_materials
 from web.e2e.people import Person, owner_of_new_organization
 from web.e2e.support import Server, assert_accessible, screenshot
 
@@ -314,3 +315,42 @@ def test_an_ab_test_is_started_watched_and_its_challenger_promoted(
         assert {version["number"] for version in versions if version["active"]} == {2}
     finally:
         client.close()
+
+
+def test_the_review_queue_is_labelled_by_keys_and_emptied(page: Page, kai_server: Server) -> None:
+    owner = owner_of_new_organization(page, kai_server, "reviewer")
+    client = _api(kai_server, owner)
+    try:
+        _catalog_with_photos(client)
+        _trained(client, activate=True)
+        # Noise and a flat colour: KAI does not know them, and queues them.
+        odd = []
+        for _, pixels in non_materials.non_materials(1, seed=5)[:2]:
+            answered = client.post(
+                "/api/v1/recognitions",
+                files={"file": ("odd.png", non_materials.png(pixels), "image/png")},
+            )
+            assert answered.status_code == 201, answered.text
+            odd.append(answered.json())
+        assert all(recognition["unknown"] for recognition in odd), odd
+    finally:
+        client.close()
+
+    page.goto("/recognize/review")
+    expect(page.get_by_role("heading", name="Photos to review", level=1)).to_be_visible()
+    item = page.get_by_role("article", name=re.compile("Photo to label"))
+    expect(item).to_contain_text("2 photos waiting.")
+    expect(item).to_contain_text("KAI did not know")
+    first_guess = item.get_by_role("button").filter(has=page.locator("kbd", has_text="1"))
+    expect(first_guess).to_be_visible()
+    assert_accessible(page, "review-queue")
+    screenshot(page, "review-queue")
+
+    page.keyboard.press("1")
+    expect(page.get_by_role("article", name=re.compile("Photo to label"))).to_contain_text(
+        "1 photo waiting."
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "review-queue-phone")
+    page.keyboard.press("s")
+    expect(page.get_by_text("No photo is waiting for a label.")).to_be_visible()

@@ -5,6 +5,7 @@ import { Route, Routes } from "react-router";
 import { NotFoundPage } from "../../app/NotFoundPage";
 import { BatchPage, BatchesPage } from "./BatchesPage";
 import { RecognitionPage, RecognizePage } from "./RecognizePage";
+import { ReviewPage } from "./ReviewPage";
 import { SearchPage } from "./SearchPage";
 import "./recognize.css";
 
@@ -15,6 +16,7 @@ export default function RecognizeRoutes() {
       <Route path="batches" element={<BatchesPage />} />
       <Route path="batches/:batchId" element={<BatchPage />} />
       <Route path="search" element={<SearchPage />} />
+      <Route path="review" element={<ReviewPage />} />
       <Route path=":recognitionId" element={<RecognitionPage />} />
       <Route path="*" element={<NotFoundPage />} />
     </Routes>

@@ -1,4 +1,4 @@
-// The three ways in: one photo, many photos, look-alikes.
+// The ways in: one photo, many photos, look-alikes, and the photos waiting for a label.
 import { useTranslation } from "react-i18next";
 import { NavLink } from "react-router";
 
@@ -11,6 +11,7 @@ export function RecognizeTabs() {
       </NavLink>
       <NavLink to="/recognize/batches">{t("tabBatches")}</NavLink>
       <NavLink to="/recognize/search">{t("tabSearch")}</NavLink>
+      <NavLink to="/recognize/review">{t("tabReview")}</NavLink>
     </nav>
   );
 }

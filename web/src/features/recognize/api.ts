@@ -145,3 +145,12 @@ export async function downloadResultsCsv(batchId: string): Promise<void> {
   link.remove();
   window.setTimeout(() => URL.revokeObjectURL(href), 10_000);
 }
+
+export type ReviewQueue = Schemas["ReviewQueueRead"];
+
+export function useReviewQueue() {
+  return useQuery({
+    queryKey: ["review-queue"],
+    queryFn: async () => unwrap(await api.GET("/api/v1/review-queue", { params: { query: { limit: 20 } } })),
+  });
+}
