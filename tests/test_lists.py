@@ -27,6 +27,9 @@ RANKINGS = {
     ("GET", "/api/v1/search/suggest", "limit"),
     # "More like this": the k materials that look most alike.
     ("GET", "/api/v1/materials/{material_id}/similar", "k"),
+    # The review queue: the photos most worth a label now, ranked with near-identical ones
+    # spread out; the ranking changes with every label, so there is nothing to page through.
+    ("GET", "/api/v1/review-queue", "top"),
 }
 
 # Lists that answered bare arrays before there was one shape.

@@ -94,8 +94,8 @@ async def test_labels_from_the_queue_train_and_test_a_challenger_by_the_organiza
         unknown_ids.append(answered.json()["id"])
     queue = (await client.get("/api/v1/review-queue", headers=owner.headers)).json()
     assert queue["pending"] == 3
-    assert {item["recognition"]["id"] for item in queue["items"]} == set(unknown_ids)
-    assert {item["reason"] for item in queue["items"]} == {"unknown"}
+    assert {item["recognition"]["id"] for item in queue["queue"]} == set(unknown_ids)
+    assert {item["reason"] for item in queue["queue"]} == {"unknown"}
 
     # Two labelled (as feedback), one skipped: the queue is empty.
     category = materials["grey_terrazzo0"]["category"]["id"]
@@ -113,7 +113,7 @@ async def test_labels_from_the_queue_train_and_test_a_challenger_by_the_organiza
     again = await client.post(f"/api/v1/review-queue/{uuid.uuid4()}/skip", headers=owner.headers)
     assert again.status_code == 404
     assert (await client.get("/api/v1/review-queue", headers=owner.headers)).json() == {
-        "items": [],
+        "queue": [],
         "pending": 0,
     }
 

@@ -354,3 +354,38 @@ def test_the_review_queue_is_labelled_by_keys_and_emptied(page: Page, kai_server
     screenshot(page, "review-queue-phone")
     page.keyboard.press("s")
     expect(page.get_by_text("No photo is waiting for a label.")).to_be_visible()
+
+
+def test_drift_is_checked_and_read_over_time(page: Page, kai_server: Server) -> None:
+    owner = owner_of_new_organization(page, kai_server, "watcher")
+    client = _api(kai_server, owner)
+    try:
+        _catalog_with_photos(client)
+        _trained(client, activate=True)
+        page.goto("/models/drift")
+        expect(page.get_by_role("heading", name="Drift", level=1)).to_be_visible()
+        expect(page.get_by_text("No window yet")).to_be_visible()
+        # New photos of the same materials: what the version was validated on.
+        for index in range(30):
+            colour = list(COLOURS.values())[index % len(COLOURS)]
+            answered = client.post(
+                "/api/v1/recognitions",
+                files={"file": ("photo.jpg", _photo(colour, 2000 + index), "image/jpeg")},
+                data={"similar_k": "0"},
+            )
+            assert answered.status_code == 201, answered.text
+    finally:
+        client.close()
+
+    page.get_by_role("button", name="Check now").click()
+    expect(page.get_by_role("status").filter(has_text="drift")).to_be_visible()
+    table = page.get_by_role("table", name=re.compile("Windows of recognitions"))
+    expect(table.get_by_role("row")).to_have_count(2)
+    expect(table).to_contain_text("30")
+    chart = page.get_by_role("img", name=re.compile("Drift over time"))
+    expect(chart.locator("svg").first).to_be_visible()
+    assert_accessible(page, "models-drift")
+    screenshot(page, "models-drift")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert_accessible(page, "models-drift-phone")
+    screenshot(page, "models-drift-phone")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kai.identity.actor import AUTHOR
 from kai.kit.schemas import Instant, RequestModel
@@ -81,7 +81,7 @@ class ExperimentCreate(RequestModel):
     challenger_share: float = Field(
         default=0.5, gt=0, lt=1, description="Split: the share of subjects shown the challenger."
     )
-    auto_promote: bool = Field(
+    auto_promote: StrictBool = Field(
         default=False,
         description="Promote the challenger by itself on a clear win; otherwise the test says "
         "so and a person promotes it.",
@@ -203,6 +203,6 @@ class ModelSettingsRead(BaseModel):
 
 class ModelSettingsChange(RequestModel):
     retrain_after_labels: int | None = Field(default=None, ge=1, le=1_000_000)
-    retrain_on_drift: bool | None = None
-    test_challenger: bool | None = None
-    auto_promote: bool | None = None
+    retrain_on_drift: StrictBool | None = None
+    test_challenger: StrictBool | None = None
+    auto_promote: StrictBool | None = None

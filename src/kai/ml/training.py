@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import structlog
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,13 +86,13 @@ class TrainingOptions(RequestModel):
         description="Backbones of the ensemble; the first also measures visual similarity "
         "to the training photos.",
     )
-    test_time_augmentation: bool = Field(
+    test_time_augmentation: StrictBool = Field(
         default=False,
         description="Embed each photo also mirrored and average the two, in training and in "
         "every recognition by this version: steadier on textures photographed any way round, "
         "at twice the embedding time.",
     )
-    activate: bool = Field(default=True, description="Make the version active once trained.")
+    activate: StrictBool = Field(default=True, description="Make the version active once trained.")
 
     @field_validator("backbones")
     @classmethod

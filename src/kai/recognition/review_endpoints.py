@@ -44,7 +44,10 @@ class ReviewItemRead(BaseModel):
 
 
 class ReviewQueueRead(BaseModel):
-    items: list[ReviewItemRead] = Field(description="In review order.")
+    """The best few of the queue, ranked: not a list paged through (the ranking changes with
+    every label), but what to review next."""
+
+    queue: list[ReviewItemRead] = Field(description="In review order.")
     pending: int = Field(description="Recognitions waiting for a label in all.")
 
 
@@ -52,9 +55,11 @@ class ReviewQueueRead(BaseModel):
 async def review_queue(
     actor: Reviewers,
     session: DbSession,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    top: Annotated[
+        int, Query(ge=1, le=100, description="How many of the best to answer with.")
+    ] = 20,
 ) -> ReviewQueueRead:
-    ranked, pending = await review.queue(session, organization_id=actor.tenant_id, limit=limit)
+    ranked, pending = await review.queue(session, organization_id=actor.tenant_id, limit=top)
     numbers = await versions.version_numbers(session, actor=actor)
     items = []
     for item in ranked:
@@ -72,7 +77,7 @@ async def review_queue(
                 queued_at=item.created_at,
             )
         )
-    return ReviewQueueRead(items=items, pending=pending)
+    return ReviewQueueRead(queue=items, pending=pending)
 
 
 @router.post(

@@ -4762,18 +4762,22 @@ export interface components {
             reason: "unknown" | "low_margin" | "disagreement";
             recognition: components["schemas"]["RecognitionRead"];
         };
-        /** ReviewQueueRead */
+        /**
+         * ReviewQueueRead
+         * @description The best few of the queue, ranked: not a list paged through (the ranking changes with
+         *     every label), but what to review next.
+         */
         ReviewQueueRead: {
-            /**
-             * Items
-             * @description In review order.
-             */
-            items: components["schemas"]["ReviewItemRead"][];
             /**
              * Pending
              * @description Recognitions waiting for a label in all.
              */
             pending: number;
+            /**
+             * Queue
+             * @description In review order.
+             */
+            queue: components["schemas"]["ReviewItemRead"][];
         };
         /** RoleCreate */
         RoleCreate: {
@@ -16554,7 +16558,8 @@ export interface operations {
     review_queue_api_v1_review_queue_get: {
         parameters: {
             query?: {
-                limit?: number;
+                /** @description How many of the best to answer with. */
+                top?: number;
             };
             header?: never;
             path?: never;
