@@ -5,6 +5,7 @@ import { NavLink, Route, Routes } from "react-router";
 
 import { NotFoundPage } from "../../app/NotFoundPage";
 import { BackbonesPage } from "./BackbonesPage";
+import { DriftPage } from "./DriftPage";
 import { ExperimentsPage } from "./ExperimentsPage";
 import { SettingsPage } from "./SettingsPage";
 import { VersionPage } from "./VersionPage";
@@ -19,6 +20,7 @@ function ModelsNav() {
         {t("versionsNav")}
       </NavLink>
       <NavLink to="/models/experiments">{t("experimentsNav")}</NavLink>
+      <NavLink to="/models/drift">{t("driftNav")}</NavLink>
       <NavLink to="/models/settings">{t("settingsNav")}</NavLink>
       <NavLink to="/models/backbones">{t("backbonesNav")}</NavLink>
     </nav>
@@ -32,6 +34,7 @@ export default function ModelsRoutes() {
       <Routes>
         <Route index element={<VersionsPage />} />
         <Route path="experiments" element={<ExperimentsPage />} />
+        <Route path="drift" element={<DriftPage />} />
         <Route path="settings" element={<SettingsPage />} />
         <Route path="backbones" element={<BackbonesPage />} />
         <Route path=":versionId" element={<VersionPage />} />

@@ -109,3 +109,18 @@ export async function endExperiment(experimentId: string, how: "promote" | "stop
   if (how === "stop") return unwrap(await api.POST("/api/v1/model-experiments/{experiment_id}/stop", path));
   return unwrap(await api.POST("/api/v1/model-experiments/{experiment_id}/judge", path));
 }
+
+export type DriftWindow = Schemas["DriftWindowRead"];
+
+export const driftKeys = { all: ["models", "drift"] as const };
+
+export function useDriftWindows() {
+  return useQuery({
+    queryKey: driftKeys.all,
+    queryFn: async () => unwrap(await api.GET("/api/v1/model-drift", { params: { query: { limit: 50 } } })).items,
+  });
+}
+
+export async function checkDrift(): Promise<Schemas["DriftCheckRead"]> {
+  return unwrap(await api.POST("/api/v1/model-drift/check"));
+}

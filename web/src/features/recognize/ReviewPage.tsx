@@ -14,7 +14,7 @@ import { useCategories, useReviewQueue, type ReviewQueue } from "./api";
 import { sortedPredictions } from "./RecognitionParts";
 import { RecognizeTabs } from "./RecognizeTabs";
 
-type Item = ReviewQueue["items"][number];
+type Item = ReviewQueue["queue"][number];
 
 function ReviewItem({ item, pending }: { item: Item; pending: number }) {
   const { t } = useTranslation("recognize");
@@ -142,9 +142,9 @@ export function ReviewPage() {
         <h1>{t("reviewTitle")}</h1>
       </header>
       <p className="muted">{t("reviewIntro")}</p>
-      <QueryState query={queue} isEmpty={(data) => data.items.length === 0} empty={t("reviewEmpty")}>
+      <QueryState query={queue} isEmpty={(data) => data.queue.length === 0} empty={t("reviewEmpty")}>
         {(data) => {
-          const first = data.items[0];
+          const first = data.queue[0];
           return first ? <ReviewItem key={first.recognition.id} item={first} pending={data.pending} /> : null;
         }}
       </QueryState>

@@ -151,6 +151,6 @@ export type ReviewQueue = Schemas["ReviewQueueRead"];
 export function useReviewQueue() {
   return useQuery({
     queryKey: ["review-queue"],
-    queryFn: async () => unwrap(await api.GET("/api/v1/review-queue", { params: { query: { limit: 20 } } })),
+    queryFn: async () => unwrap(await api.GET("/api/v1/review-queue", { params: { query: { top: 20 } } })),
   });
 }
