@@ -66,6 +66,8 @@ async def test_an_uploaded_model_is_trained_on_and_recognizes(
     listed = await client.get("/api/v1/backbones", headers=owner.headers)
     assert [entry["name"] for entry in listed.json()["items"]] == [
         "efficientnet-lite0",
+        "efficientnet-lite1",
+        "efficientnet-lite2",
         "handcrafted",
         "custom:tiny",
     ]
@@ -123,7 +125,7 @@ async def test_bad_models_and_backbones_are_refused_and_leave_nothing_behind(
     assert [
         entry["name"]
         for entry in (await client.get("/api/v1/backbones", headers=owner.headers)).json()["items"]
-    ] == ["efficientnet-lite0", "handcrafted"]
+    ] == ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "handcrafted"]
     prefix = f"{owner.organization.id}/models/"
     assert [stored async for stored in runtime.storage.list(prefix)] == []
     assert (await _upload(client, owner, tiny))[0] == 201

@@ -131,6 +131,8 @@ async def _nothing_kept(runtime: Runtime, client: AsyncClient, owner: Member) ->
     listed = await client.get("/api/v1/backbones", headers=owner.headers)
     assert [entry["name"] for entry in listed.json()["items"]] == [
         "efficientnet-lite0",
+        "efficientnet-lite1",
+        "efficientnet-lite2",
         "handcrafted",
     ]
     assert owner.organization is not None

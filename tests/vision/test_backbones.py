@@ -54,6 +54,22 @@ def test_the_default_backbone_is_exported_once_and_embeds_photos(model_dir: Path
     _assert_photos_of_one_material_are_nearest(backbone)
 
 
+@pytest.mark.parametrize(
+    ("name", "side"), [("efficientnet-lite1", 240), ("efficientnet-lite2", 260)]
+)
+def test_the_larger_networks_are_exported_from_their_packages_and_embed(
+    model_dir: Path, name: str, side: int
+) -> None:
+    backbone = get_backbone(name, model_dir=model_dir)
+
+    variant = efficientnet.BY_NAME[name]
+    assert efficientnet.exported_path(model_dir, variant).is_file()
+    assert (backbone.input_side, backbone.dimension) == (side, 1280)
+    assert backbone.fingerprint.startswith(f"{name}:")
+    assert backbone.fingerprint != get_backbone(efficientnet.NAME, model_dir=model_dir).fingerprint
+    _assert_photos_of_one_material_are_nearest(backbone)
+
+
 def test_the_handcrafted_descriptor_tells_textures_apart() -> None:
     backbone = HandcraftedBackbone()
 

@@ -38,7 +38,7 @@ from kai.kit.storage.transactional import put_for_transaction
 from kai.ml.models import ImageModel
 from kai.ml.repository import ImageModelRepository
 from kai.vision.backbones import (
-    DEFAULT_BACKBONES,
+    BUILT_IN_BACKBONES,
     USER_PREFIX,
     Backbone,
     BackboneUnavailable,
@@ -77,7 +77,10 @@ class ImageModelNotFound(NotFound):
 def built_in_backbones() -> list[tuple[str, int, int | None]]:
     """Name, input side and (where known without loading) embedding width of each built-in."""
     return [
-        (efficientnet.NAME, efficientnet.SPEC.input_side, efficientnet.DIMENSIONS),
+        *(
+            (variant.name, variant.input_side, efficientnet.DIMENSIONS)
+            for variant in efficientnet.VARIANTS
+        ),
         (handcrafted.NAME, handcrafted.INPUT_SIDE, None),
     ]
 
@@ -203,7 +206,7 @@ async def check_backbone_names(
     """Refuse a training asking for a backbone it cannot have."""
     problems = []
     for index, name in enumerate(names):
-        if name in DEFAULT_BACKBONES:
+        if name in BUILT_IN_BACKBONES:
             continue
         if name.startswith(CUSTOM_PREFIX):
             found = await ImageModelRepository(session).by_name(
@@ -215,7 +218,7 @@ async def check_backbone_names(
         elif name.startswith(USER_PREFIX) and actor.kind == "operator":
             continue  # `kai train`: the operator names a file on the server's own disk
         else:
-            problem = f"one of {', '.join(DEFAULT_BACKBONES)} or custom:<an uploaded model>"
+            problem = f"one of {', '.join(BUILT_IN_BACKBONES)} or custom:<an uploaded model>"
         problems.append({"loc": ["body", "backbones", index], "msg": problem, "type": "value"})
     if problems:
         raise InvalidImageModel("A backbone asked for is not available.", errors=problems)

@@ -1,6 +1,7 @@
 """Backbones by name, each loaded once per process.
 
-`efficientnet-lite0` (the default), `handcrafted`, or `onnx:<file>` for a user's own ONNX model
+`efficientnet-lite0` (the default, with `handcrafted`), `efficientnet-lite1`, `efficientnet-lite2`,
+or `onnx:<file>` for a user's own ONNX model
 with its spec beside it (a bare file name is looked up in the model store).
 """
 
@@ -22,9 +23,12 @@ from kai.vision.backbones.onnx import (
 )
 
 DEFAULT_BACKBONES = (efficientnet.NAME, "handcrafted")
+# Every backbone a training may name without uploading one.
+BUILT_IN_BACKBONES = (*efficientnet.BY_NAME, "handcrafted")
 USER_PREFIX = "onnx:"
 
 __all__ = [
+    "BUILT_IN_BACKBONES",
     "DEFAULT_BACKBONES",
     "Backbone",
     "BackboneUnavailable",
@@ -45,8 +49,8 @@ def get_backbone(name: str, *, model_dir: Path, threads: int = 0) -> Backbone:
 
 
 def _load(name: str, model_dir: Path, threads: int) -> Backbone:
-    if name == efficientnet.NAME:
-        return efficientnet.load(model_dir, threads=threads)
+    if name in efficientnet.BY_NAME:
+        return efficientnet.load(model_dir, efficientnet.BY_NAME[name], threads=threads)
     if name == "handcrafted":
         # OpenCV's own thread pool is process-wide: the descriptor's calls use this many.
         cv2.setNumThreads(runtime_threads(threads))
@@ -57,7 +61,7 @@ def _load(name: str, model_dir: Path, threads: int) -> Backbone:
             path = model_dir / path
         return load_user_model(path, threads=threads)
     raise BackboneUnavailable(
-        f"No backbone named {name!r}: use {efficientnet.NAME}, handcrafted or onnx:<file>"
+        f"No backbone named {name!r}: use {', '.join(BUILT_IN_BACKBONES)} or onnx:<file>"
     )
 
 
