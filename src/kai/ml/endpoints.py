@@ -110,12 +110,13 @@ def _triple(text: str, field: str) -> list[float]:
 def _uploaded(model: ImageModel) -> ImageModelRead:
     return ImageModelRead(
         name=image_models.CUSTOM_PREFIX + model.name,
-        kind="uploaded",
+        kind="fine-tuned" if model.origin == "fine-tuned" else "uploaded",
         input_side=int(model.spec["input_side"]),
         dimension=model.dimension,
         sha256=model.sha256,
         size_bytes=model.size_bytes,
         spec=model.spec,
+        fine_tuning=model.details,
         created_by=model.created_by,
         created_at=model.created_at,
     )

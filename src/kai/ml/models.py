@@ -121,8 +121,9 @@ class LabeledPhoto(Base):
 
 
 class ImageModel(Base):
-    """An ONNX image model an organization uploaded, to train its recognizer on as a backbone
-    (`custom:<name>`): the file in the organization's storage, and how to feed it."""
+    """An ONNX image model of an organization, uploaded or made by fine-tuning, to train its
+    recognizer on as a backbone (`custom:<name>`): the file in the organization's storage, and
+    how to feed it."""
 
     __tablename__ = "image_models"
     __table_args__ = (Index("uq_image_models_name", "organization_id", "name", unique=True),)
@@ -139,6 +140,11 @@ class ImageModel(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # The embedding's width, found by running the model once on upload.
     dimension: Mapped[int]
+    # "uploaded", or "fine-tuned" by a training (kai.ml.fine_tuning).
+    origin: Mapped[str] = mapped_column(String(20), server_default=text("'uploaded'"))
+    # A fine-tuned model's report: the network it started from, the method, epochs, the
+    # photos, held-out accuracy, seconds, the version whose training made it.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 

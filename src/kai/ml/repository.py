@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -232,13 +232,17 @@ class ImageModelRepository:
         )
 
     async def versions_using(self, organization_id: uuid.UUID, backbone: str) -> list[int]:
-        """Numbers of the ready or training versions whose ensemble has `backbone`."""
+        """Numbers of the ready or training versions whose ensemble has `backbone`: asked for
+        in its options, or (a fine-tuned model) put there by its training."""
         statement = (
             select(ModelVersion.number)
             .where(
                 ModelVersion.organization_id == organization_id,
                 ModelVersion.status.in_(("ready", "training")),
-                ModelVersion.options["backbones"].contains([backbone]),
+                or_(
+                    ModelVersion.options["backbones"].contains([backbone]),
+                    ModelVersion.backbones.contains([{"name": backbone}]),
+                ),
             )
             .order_by(ModelVersion.number)
         )

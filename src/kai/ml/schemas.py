@@ -54,16 +54,22 @@ class ModelVersionRead(BaseModel):
 
 
 class ImageModelRead(BaseModel):
-    """A backbone a training may ask for: built in, or uploaded by the organization."""
+    """A backbone a training may ask for: built in, uploaded by the organization, or made for it
+    by fine-tuning."""
 
     name: str = Field(description="What `backbones` of a training names it by.")
-    kind: Literal["built-in", "uploaded"]
+    kind: Literal["built-in", "uploaded", "fine-tuned"]
     input_side: int
     dimension: int | None = Field(description="The embedding's width (built-ins: once loaded).")
     sha256: str | None = None
     size_bytes: int | None = None
     spec: dict[str, Any] | None = Field(
         default=None, description="How an uploaded model is fed: normalisation, layout, output."
+    )
+    fine_tuning: dict[str, Any] | None = Field(
+        default=None,
+        description="A fine-tuned model's report: the network it started from, the method, "
+        "epochs, photos, held-out accuracy, seconds, and the version whose training made it.",
     )
     created_by: str | None = Field(default=None, description=AUTHOR)
     created_at: datetime | None = None

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import structlog
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,8 @@ from kai.kit.images import ImageLimits
 from kai.kit.schemas import RequestModel
 from kai.kit.storage import ObjectStorage
 from kai.kit.storage.keys import model_key
-from kai.ml import drift, image_models, review, tracking
+from kai.ml import drift, fine_tuning, image_models, review, tracking
+from kai.ml.fine_tuning import FineTuning
 from kai.ml.models import ModelVersion
 from kai.ml.recognizer import (
     NotEnoughPhotos,
@@ -92,6 +93,12 @@ class TrainingOptions(RequestModel):
         "every recognition by this version: steadier on textures photographed any way round, "
         "at twice the embedding time.",
     )
+    fine_tune: FineTuning | None = Field(
+        default=None,
+        description="Fine-tune an image network on the organization's photos first (minutes "
+        "on a CPU for a few hundred photos): it is kept as the image model "
+        "`custom:fine-tuned-v<N>` and this version stands on it.",
+    )
     activate: StrictBool = Field(default=True, description="Make the version active once trained.")
 
     @field_validator("backbones")
@@ -100,6 +107,23 @@ class TrainingOptions(RequestModel):
         if len(set(names)) != len(names):
             raise ValueError("name each backbone once")
         return names
+
+    @model_validator(mode="after")
+    def _room_for_fine_tuned(self) -> TrainingOptions:
+        tuned = self.fine_tune
+        if tuned is not None and tuned.network not in self.backbones and len(self.backbones) > 3:
+            raise ValueError(
+                "the fine-tuned network joins the backbones: name at most 3 others, or name "
+                "the network it starts from among them"
+            )
+        return self
+
+    def version_backbones(self, fine_tuned: str | None) -> list[str]:
+        """The backbones the version stands on: as asked, the fine-tuned model (when there is
+        one) in its network's place."""
+        if self.fine_tune is None or fine_tuned is None:
+            return list(self.backbones)
+        return fine_tuning.backbones_with(self.backbones, self.fine_tune.network, fine_tuned)
 
 
 @dataclass(frozen=True)
@@ -462,6 +486,24 @@ async def run_training(
     if isinstance(plan, str):
         return {"skipped": plan}
     version, options, backbones = plan.version, plan.options, plan.backbones
+    tuned_report: dict[str, Any] | None = None
+    if options.fine_tune is not None:
+        tuned = await fine_tuning.fine_tuned_model(
+            sessions,
+            storage,
+            version=version,
+            options=options.fine_tune,
+            photos=[fine_tuning.Photo(example.key, example.label) for example in plan.examples],
+            progress=progress,
+        )
+        tuned_report = tuned.details
+        async with sessions() as session:
+            backbones = [
+                await image_models.load_backbone(
+                    session, storage, organization_id=organization_id, name=name, settings=settings
+                )
+                for name in options.version_backbones(image_models.CUSTOM_PREFIX + tuned.name)
+            ]
     kept, embeddings, skipped = await embed_examples(
         sessions,
         storage,
@@ -555,7 +597,11 @@ async def run_training(
                         }
                         for backbone in backbones
                     ],
-                    "metrics": {**trained.metrics, "skipped_photos": len(skipped)},
+                    "metrics": {
+                        **trained.metrics,
+                        "skipped_photos": len(skipped),
+                        **({"fine_tuning": tuned_report} if tuned_report is not None else {}),
+                    },
                     "temperature": recognizer.temperature,
                     "novelty_threshold": recognizer.novelty_threshold,
                     "dataset_key": dataset_key,
@@ -630,12 +676,17 @@ async def _plan(
     if len({example.label for example in examples}) > MAX_LABELS:
         raise NotEnoughPhotos(f"More than {MAX_LABELS} labels: choose a higher category level.")
     _check_enough_photos(examples, sources, options)
-    backbones = [
-        await image_models.load_backbone(
-            session, storage, organization_id=organization_id, name=name, settings=settings
-        )
-        for name in options.backbones
-    ]
+    # With fine-tuning, the backbones are loaded once the fine-tuned one exists.
+    backbones = (
+        [
+            await image_models.load_backbone(
+                session, storage, organization_id=organization_id, name=name, settings=settings
+            )
+            for name in options.backbones
+        ]
+        if options.fine_tune is None
+        else []
+    )
     return _Plan(version, options, backbones, examples)
 
 
