@@ -317,6 +317,41 @@ def test_an_ab_test_is_started_watched_and_its_challenger_promoted(
         client.close()
 
 
+def test_versions_are_compared_side_by_side(page: Page, kai_server: Server) -> None:
+    owner = owner_of_new_organization(page, kai_server, "comparer")
+    client = _api(kai_server, owner)
+    try:
+        _catalog_with_photos(client)
+        first = _trained(client, activate=True)
+        second = _trained(client, activate=False)
+
+        page.goto("/models")
+        compare = page.get_by_role("button", name="Compare selected (0)")
+        expect(compare).to_be_disabled()
+        page.get_by_role("checkbox", name="Compare version 1").check()
+        page.get_by_role("checkbox", name="Compare version 2").check()
+        page.get_by_role("button", name="Compare selected (2)").click()
+
+        expect(page.get_by_role("heading", name="Versions side by side", level=1)).to_be_visible()
+        figures = page.get_by_role("table", name="Versions side by side")
+        expect(figures.get_by_role("columnheader", name="Version 1")).to_be_visible()
+        expect(figures.get_by_role("columnheader", name="Version 2")).to_be_visible()
+        accuracy = figures.get_by_role("row", name="Accuracy")
+        for version in (first, second):
+            shown = f"{version['metrics']['accuracy'] * 100:.1f}".removesuffix(".0") + "%"
+            expect(accuracy).to_contain_text(shown)
+        by_label = page.get_by_role("table", name="F1 by label")
+        labels = sorted(label["label"] for label in first["labels"])
+        expect(by_label.get_by_role("rowheader")).to_have_text(labels)
+        expect(page.get_by_role("img", name="F1 of each label, a bar per version")).to_be_visible()
+        assert_accessible(page, "models-compare")
+        screenshot(page, "models-compare")
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert_accessible(page, "models-compare-phone")
+    finally:
+        client.close()
+
+
 def test_the_review_queue_is_labelled_by_keys_and_emptied(page: Page, kai_server: Server) -> None:
     owner = owner_of_new_organization(page, kai_server, "reviewer")
     client = _api(kai_server, owner)

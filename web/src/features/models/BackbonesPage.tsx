@@ -9,6 +9,7 @@ import { Field, FormProblem, SelectField, formErrors } from "../../components/Fo
 import { QueryState } from "../../components/States";
 import { useFormat } from "../../i18n/format";
 import { deleteBackbone, keys, uploadBackbone, useBackbones, type Backbone } from "./api";
+import { kindKey } from "./TrainForm";
 
 export function BackbonesPage() {
   const { t } = useTranslation("models");
@@ -42,14 +43,14 @@ export function BackbonesPage() {
                 {items.map((backbone) => (
                   <tr key={backbone.name}>
                     <th scope="row">{backbone.name}</th>
-                    <td>{t(backbone.kind === "built-in" ? "builtIn" : "uploaded")}</td>
+                    <td>{t(kindKey(backbone.kind))}</td>
                     <td>{t("pixels", { side: backbone.input_side })}</td>
                     <td>{backbone.dimension == null ? "—" : format.number(backbone.dimension, 0)}</td>
                     <td>{backbone.sha256 ? <code className="hash" title={backbone.sha256}>{backbone.sha256.slice(0, 12)}</code> : "—"}</td>
                     <td>{backbone.created_at ? format.dateTime(backbone.created_at) : "—"}</td>
                     {canDeploy && (
                       <td>
-                        {backbone.kind === "uploaded" && (
+                        {backbone.kind !== "built-in" && (
                           <button type="button" className="danger" onClick={() => setDeleting(backbone)} aria-label={t("deleteBackbone", { name: backbone.name })}>
                             {t("common:delete")}
                           </button>

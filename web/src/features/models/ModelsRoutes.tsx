@@ -5,6 +5,7 @@ import { NavLink, Route, Routes } from "react-router";
 
 import { NotFoundPage } from "../../app/NotFoundPage";
 import { BackbonesPage } from "./BackbonesPage";
+import { ComparePage } from "./ComparePage";
 import { DriftPage } from "./DriftPage";
 import { ExperimentsPage } from "./ExperimentsPage";
 import { SettingsPage } from "./SettingsPage";
@@ -37,6 +38,7 @@ export default function ModelsRoutes() {
         <Route path="drift" element={<DriftPage />} />
         <Route path="settings" element={<SettingsPage />} />
         <Route path="backbones" element={<BackbonesPage />} />
+        <Route path="compare" element={<ComparePage />} />
         <Route path=":versionId" element={<VersionPage />} />
         <Route path="*" element={<NotFoundPage />} />
       </Routes>

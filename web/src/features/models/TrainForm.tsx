@@ -3,17 +3,25 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
 import { useTranslation } from "react-i18next";
 
-import { Field, FormProblem, formErrors } from "../../components/Form";
+import { Field, FormProblem, SelectField, formErrors } from "../../components/Form";
 import { ErrorState, Loading } from "../../components/States";
 import { keys, trainVersion, useBackbones, type ModelVersion } from "./api";
 
 // What the API trains on when it is not told: its own default ensemble.
 const DEFAULT_BACKBONES = ["efficientnet-lite0", "handcrafted"];
 const MAX_BACKBONES = 4;
+// The networks fine-tuning may start from, and how many passes over the photos it makes.
+const FINE_TUNABLE = ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] as const;
+type FineTunable = (typeof FINE_TUNABLE)[number];
+const DEFAULT_EPOCHS = 8;
 
 export function defaultBackbones(available: string[]): string[] {
   const defaults = DEFAULT_BACKBONES.filter((name) => available.includes(name));
   return defaults.length ? defaults : available.slice(0, 1);
+}
+
+export function kindKey(kind: string): "builtIn" | "uploaded" | "fineTuned" {
+  return kind === "built-in" ? "builtIn" : kind === "fine-tuned" ? "fineTuned" : "uploaded";
 }
 
 export function TrainForm({ onStarted, onCancel }: { onStarted: (version: ModelVersion) => void; onCancel: () => void }) {
@@ -27,6 +35,9 @@ export function TrainForm({ onStarted, onCancel }: { onStarted: (version: ModelV
   const [labelBy, setLabelBy] = useState<"category" | "material">("category");
   const [level, setLevel] = useState("");
   const [mirrored, setMirrored] = useState(false);
+  const [fineTune, setFineTune] = useState(false);
+  const [network, setNetwork] = useState<FineTunable>("efficientnet-lite0");
+  const [epochs, setEpochs] = useState(String(DEFAULT_EPOCHS));
   const [activate, setActivate] = useState(true);
   const [localError, setLocalError] = useState<string | null>(null);
   const train = useMutation({
@@ -56,6 +67,7 @@ export function TrainForm({ onStarted, onCancel }: { onStarted: (version: ModelV
       label_by: labelBy,
       category_level: labelBy === "category" && level.trim() ? Number(level) : null,
       test_time_augmentation: mirrored,
+      fine_tune: fineTune ? { network, epochs: Number(epochs), holdout: 0.2 } : null,
       activate,
     });
   };
@@ -85,7 +97,7 @@ export function TrainForm({ onStarted, onCancel }: { onStarted: (version: ModelV
                       onChange={(event) => toggle(backbone.name, event.target.checked)}
                     />
                     <span>{backbone.name}</span>
-                    <span className="muted">{t(backbone.kind === "built-in" ? "builtIn" : "uploaded")}</span>
+                    <span className="muted">{t(kindKey(backbone.kind))}</span>
                   </label>
                 </li>
               );
@@ -126,6 +138,34 @@ export function TrainForm({ onStarted, onCancel }: { onStarted: (version: ModelV
       <small className="hint muted" id={`${hintId}-mirrored`}>
         {t("mirroredHint")}
       </small>
+      <label className="choice">
+        <input type="checkbox" checked={fineTune} onChange={(event) => setFineTune(event.target.checked)} aria-describedby={`${hintId}-fine-tune`} />
+        {t("fineTune")}
+      </label>
+      <small className="hint muted" id={`${hintId}-fine-tune`}>
+        {t("fineTuneHint")}
+      </small>
+      {fineTune && (
+        <div className="row">
+          <SelectField label={t("fineTuneNetwork")} value={network} onChange={(event) => setNetwork(event.target.value as FineTunable)} error={fields["fine_tune.network"]}>
+            {FINE_TUNABLE.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </SelectField>
+          <Field
+            label={t("fineTuneEpochs")}
+            type="number"
+            inputMode="numeric"
+            min={1}
+            max={50}
+            value={epochs}
+            onChange={(event) => setEpochs(event.target.value)}
+            error={fields["fine_tune.epochs"] ?? fields.fine_tune}
+          />
+        </div>
+      )}
       <label className="choice">
         <input type="checkbox" checked={activate} onChange={(event) => setActivate(event.target.checked)} />
         {t("activateWhenReady")}

@@ -180,6 +180,15 @@ function VersionDetail({ version }: { version: ModelVersion }) {
           </dd>
           <dt>{t("mirrored")}</dt>
           <dd>{version.options.test_time_augmentation ? t("yes") : t("no")}</dd>
+          {metrics.fineTuning && (
+            <>
+              <dt>{t("fineTunedRow")}</dt>
+              <dd>
+                {t("fineTunedFrom", { network: metrics.fineTuning.network ?? "?", epochs: metrics.fineTuning.epochs ?? "?" })}
+                {metrics.fineTuning.heldOutAccuracy !== null && ` · ${t("compare.fineTunedHeldOut")}: ${format.percent(metrics.fineTuning.heldOutAccuracy)}`}
+              </dd>
+            </>
+          )}
           {version.novelty_threshold !== null && (
             <>
               <dt>{t("noveltyThreshold")}</dt>

@@ -2,7 +2,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
-import { Link } from "react-router";
+import { Link, useNavigate } from "react-router";
 
 import { useCan } from "../../app/me";
 import { Dialog } from "../../components/Dialog";
@@ -12,6 +12,7 @@ import { useFormat } from "../../i18n/format";
 import { ActivateDialog } from "./ActivateDialog";
 import { keys, useVersions, type ModelVersion } from "./api";
 import { readMetrics } from "./metrics";
+import { MAX_COMPARED } from "./ComparePage";
 import { TrainForm } from "./TrainForm";
 
 export function StatusBadge({ version }: { version: ModelVersion }) {
@@ -69,6 +70,10 @@ export function VersionsPage() {
   const [trainOpen, setTrainOpen] = useState(false);
   const [started, setStarted] = useState<string | null>(null);
   const [activating, setActivating] = useState<ModelVersion | null>(null);
+  const [compared, setCompared] = useState<string[]>([]);
+  const navigate = useNavigate();
+  const toggleCompared = (id: string, on: boolean) =>
+    setCompared((now) => (on ? [...now, id].slice(-MAX_COMPARED) : now.filter((each) => each !== id)));
   const training = versions.items.filter((version) => version.status === "training");
   const startedVersion = versions.items.find((version) => version.id === started);
 
@@ -101,6 +106,9 @@ export function VersionsPage() {
                 <caption className="visually-hidden">{t("versionsCaption")}</caption>
                 <thead>
                   <tr>
+                    <th scope="col">
+                      <span className="visually-hidden">{t("compareColumn")}</span>
+                    </th>
                     <th scope="col">{t("version")}</th>
                     <th scope="col">{t("statusColumn")}</th>
                     <th scope="col">{t("when")}</th>
@@ -115,6 +123,16 @@ export function VersionsPage() {
                     const metrics = readMetrics(version.metrics);
                     return (
                       <tr key={version.id} className={version.active ? "is-active" : undefined}>
+                        <td className="compare-cell">
+                          {version.status === "ready" && (
+                            <input
+                              type="checkbox"
+                              checked={compared.includes(version.id)}
+                              onChange={(event) => toggleCompared(version.id, event.target.checked)}
+                              aria-label={t("compareVersion", { number: version.number })}
+                            />
+                          )}
+                        </td>
                         <th scope="row">
                           <Link to={`/models/${version.id}`}>{t("versionNumber", { number: version.number })}</Link>{" "}
                           {version.active && <ActiveBadge />}
@@ -145,6 +163,12 @@ export function VersionsPage() {
                   })}
                 </tbody>
               </table>
+            </div>
+            <div className="row compare-bar">
+              <button type="button" disabled={compared.length < 2} onClick={() => void navigate(`/models/compare?ids=${compared.join(",")}`)}>
+                {t("compareSelected", { count: compared.length })}
+              </button>
+              <small className="muted">{t("compareHint", { max: MAX_COMPARED })}</small>
             </div>
             {versions.hasNextPage && (
               <button type="button" className="wide" onClick={() => void versions.fetchNextPage()} disabled={versions.isFetchingNextPage}>

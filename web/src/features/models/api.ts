@@ -1,5 +1,5 @@
 // The models area's conversations with the API: versions, backbones, recognition settings.
-import { useQuery } from "@tanstack/react-query";
+import { useQueries, useQuery } from "@tanstack/react-query";
 
 import { api, authedFetch, type Schemas } from "../../api/client";
 import { ApiError, isProblem, unwrap } from "../../api/problem";
@@ -24,13 +24,24 @@ export function useVersions() {
   );
 }
 
-export function useVersion(versionId: string) {
-  return useQuery({
+function versionQuery(versionId: string) {
+  return {
     queryKey: keys.version(versionId),
     queryFn: async () => unwrap(await api.GET("/api/v1/models/{version_id}", { params: { path: { version_id: versionId } } })),
+  };
+}
+
+export function useVersion(versionId: string) {
+  return useQuery({
+    ...versionQuery(versionId),
     // A version in training changes on its own: look again until it has ended.
     refetchInterval: (query) => (query.state.data?.status === "training" ? 2000 : false),
   });
+}
+
+/** Several versions at once (those compared side by side). */
+export function useVersionsNamed(versionIds: string[]) {
+  return useQueries({ queries: versionIds.map(versionQuery) });
 }
 
 export function useBackbones() {

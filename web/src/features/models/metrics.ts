@@ -14,12 +14,23 @@ export interface Validation {
   photos: number | null;
 }
 
+/** What fine-tuning made the network the version stands on from (none: ImageNet's as is). */
+export interface FineTuning {
+  network: string | null;
+  epochs: number | null;
+  photos: number | null;
+  heldOutAccuracy: number | null;
+  seconds: number | null;
+  device: string | null;
+}
+
 export interface Metrics {
   accuracy: number | null;
   macroF1: number | null;
   validation: Validation | null;
   temperature: number | null;
   heldOutUnlike: number | null;
+  fineTuning: FineTuning | null;
   perClass: ClassScores[];
   /** The matrix's labels, in the order of its rows and columns. */
   labels: string[];
@@ -78,6 +89,18 @@ function readMatrix(value: unknown, size: number): number[][] | null {
   return rows;
 }
 
+function readFineTuning(value: unknown): FineTuning | null {
+  if (!isObject(value)) return null;
+  return {
+    network: text(value.network),
+    epochs: number(value.epochs),
+    photos: number(value.photos),
+    heldOutAccuracy: number(value.held_out_accuracy),
+    seconds: number(value.training_seconds),
+    device: text(value.device),
+  };
+}
+
 export function readMetrics(metrics: unknown, fallbackLabels: string[] = []): Metrics {
   const source = isObject(metrics) ? metrics : {};
   const perClass = Array.isArray(source.per_class)
@@ -94,6 +117,7 @@ export function readMetrics(metrics: unknown, fallbackLabels: string[] = []): Me
     validation,
     temperature: isObject(source.calibration) ? number(source.calibration.temperature) : null,
     heldOutUnlike: isObject(source.unknown) ? number(source.unknown.held_out_unlike) : null,
+    fineTuning: readFineTuning(source.fine_tuning),
     perClass,
     labels,
     matrix: readMatrix(source.confusion_matrix, labels.length),
