@@ -351,14 +351,13 @@ async def predictor_for(
     an A/B test, the variant `subject` is assigned (split), or the champion with the challenger
     scoring beside it (shadow)."""
     versions = ModelVersionRepository(session)
-    version = await versions.active(organization_id)
+    version, experiment = await versions.active_and_test(organization_id)
     if version is None:
         raise NoTrainedModel(
             "Train a model first (POST /api/v1/models, or `kai train`): recognitions need "
             "one trained on this organization's photos."
         )
     assignment = shadow = None
-    experiment = await experiments.running(session, organization_id=organization_id)
     if experiment is not None and experiment.champion_version_id == version.id:
         challenger = await versions.get(organization_id, experiment.challenger_version_id)
         variant = experiments.CHAMPION

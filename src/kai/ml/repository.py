@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,6 +95,27 @@ class ModelVersionRepository:
         )
         found: ModelVersion | None = await self.session.scalar(statement)
         return found
+
+    async def active_and_test(
+        self, organization_id: uuid.UUID
+    ) -> tuple[ModelVersion | None, ModelExperiment | None]:
+        """The active version and the organization's running A/B test, in one statement: what
+        every recognition reads first."""
+        statement = (
+            select(ModelVersion, ModelExperiment)
+            .outerjoin(
+                ModelExperiment,
+                and_(
+                    ModelExperiment.organization_id == ModelVersion.organization_id,
+                    ModelExperiment.status == "running",
+                ),
+            )
+            .where(ModelVersion.organization_id == organization_id, ModelVersion.active.is_(True))
+        )
+        found = (await self.session.execute(statement)).first()
+        if found is None:
+            return None, None
+        return found[0], found[1]
 
     async def list_page(
         self, organization_id: uuid.UUID, params: PageParams
