@@ -134,3 +134,37 @@ def test_kai_train_explains_each_option_in_a_sentence() -> None:
         explained = getattr(option, "help", None) or ""
         assert explained[:1].isupper(), option.name
         assert explained.endswith("."), option.name
+
+
+async def test_kai_train_fine_tunes_a_network_when_asked(
+    committed_runtime: Runtime, committed_client: AsyncClient, tmp_path: Path
+) -> None:
+    owner = await member(committed_runtime, committed_client)
+    assert owner.organization is not None
+    slug = owner.organization.slug
+    settings = committed_runtime.settings
+    folder = tmp_path / "samples"
+    for label, photos in material_set(4).items():
+        (folder / label).mkdir(parents=True)
+        for index, data in enumerate(photos):
+            (folder / label / f"{index}.jpg").write_bytes(data)
+    imported = run_kai(settings, "dataset", "import", str(folder), "--organization", slug)
+    assert imported.returncode == 0, imported.stderr
+    refused = run_kai(settings, "train", "--organization", slug, "--fine-tune", "resnet-50")
+    assert refused.returncode == 1
+    assert "efficientnet-lite0" in refused.stderr
+
+    trained = run_kai(
+        settings, "train", "--organization", slug, "--backbone", "handcrafted",
+        "--fine-tune", "efficientnet-lite0", "--epochs", "1", "--json",
+    )  # fmt: skip
+
+    assert trained.returncode == 0, trained.stderr
+    version = json.loads(trained.stdout)
+    # The fine-tuned network joins the descriptor, first.
+    assert [backbone["name"] for backbone in version["backbones"]] == [
+        "custom:fine-tuned-v1",
+        "handcrafted",
+    ]
+    assert version["metrics"]["fine_tuning"]["photos"] == 12
+    assert version["metrics"]["fine_tuning"]["export_difference"] < 1e-3

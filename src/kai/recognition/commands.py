@@ -146,6 +146,16 @@ def train(
             "[default: efficientnet-lite0, handcrafted]."
         ),
     ] = None,
+    fine_tune: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tune this network (efficientnet-lite0, -lite1 or -lite2) on the photos "
+            "first, and stand the version on the result.",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int, typer.Option(min=1, max=50, help="With --fine-tune: passes over the photos.")
+    ] = 8,
     activate: Annotated[
         bool, typer.Option(help="Make the new version the one recognitions use.")
     ] = True,
@@ -171,6 +181,7 @@ def train(
                 "category_level": category_level,
                 "activate": activate,
                 **({"backbones": backbone} if backbone else {}),
+                **({"fine_tune": {"network": fine_tune, "epochs": epochs}} if fine_tune else {}),
             }
         )
     except ValidationError as exc:
@@ -190,7 +201,10 @@ def train(
 
         try:
             with progress_bar() as bar:
-                task = bar.add_task("embedding photos", total=None)
+                task = bar.add_task(
+                    "fine-tuning, then embedding photos" if fine_tune else "embedding photos",
+                    total=None,
+                )
 
                 async def progress(done: int, total: int | None) -> None:
                     bar.update(task, completed=done, total=total)
